@@ -1,0 +1,117 @@
+/**
+ * Table types for kysely: one interface per table, shared by every repository.
+ *
+ * Portable on purpose: timestamps are ISO-8601 text, booleans are 0/1 integers and lists/maps are JSON
+ * text, so the same queries run on SQLite and PostgreSQL. Secret columns hold `secret-box` ciphertext
+ * (`enc:v1:…`) or an `env.NAME` reference, never a plaintext value. Migrations do not import this file.
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** JSON text in the database; repositories parse and serialise it. */
+export type JsonText = string;
+/** ISO-8601 instant as text. */
+export type IsoTime = string;
+
+export interface ConfigStateTable {
+  id: number;
+  /** Bumped in the same transaction as every change that alters what nodes serve. */
+  version: number;
+}
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+export interface McpServersTable {
+  id: string;
+  name: string;
+  connection_type: 'HTTP' | 'SSE' | 'STDIO';
+  /** URL or `env.NAME`; null for STDIO. */
+  connection_string: string | null;
+  stdio_command: string | null;
+  /** JSON string[] */
+  stdio_args: JsonText;
+  /** JSON Record<string, StoredSecret> */
+  stdio_env: JsonText;
+  auth_type: 'NONE' | 'HEADERS' | 'OAUTH' | 'PER_USER_OAUTH' | 'PER_USER_HEADERS';
+  /** JSON Record<string, StoredSecret> */
+  headers: JsonText;
+  /** JSON string[] */
+  per_user_header_keys: JsonText;
+  /** JSON string[]; ["*"] = all, [] = none */
+  tools_to_execute: JsonText;
+  /** JSON string[], lower-cased */
+  allowed_extra_headers: JsonText;
+  tool_timeout_ms: number;
+  disabled: number;
+  status: string;
+  /** JSON array of synced tool descriptors ({name, description}) or null before the first sync. */
+  tools: JsonText | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+export interface VirtualKeysTable {
+  id: string;
+  name: string;
+  user_id: string;
+  /** base64url(SHA-256(key)) */
+  key_hash: string;
+  /** e.g. `gk_Ab…x9f2`: enough to recognise, not to use */
+  key_preview: string;
+  /** JSON KeyServerGrant[] */
+  servers: JsonText;
+  expires_at: IsoTime | null;
+  revoked_at: IsoTime | null;
+  last_used_at: IsoTime | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+export interface AdminTokensTable {
+  id: string;
+  name: string;
+  role: 'ADMIN' | 'VIEWER';
+  token_hash: string;
+  token_preview: string;
+  created_at: IsoTime;
+  revoked_at: IsoTime | null;
+  last_used_at: IsoTime | null;
+}
+
+export interface NodesTable {
+  id: string;
+  applied_version: number | null;
+  /** JSON NodeReport['missingEnv'] */
+  missing_env: JsonText;
+  /** JSON NodeReport['lastRejection'] */
+  last_rejection: JsonText | null;
+  health: string;
+  connected: number;
+  started_at: IsoTime | null;
+  last_seen_at: IsoTime;
+}
+
+export interface Database {
+  config_state: ConfigStateTable;
+  users: UsersTable;
+  mcp_servers: McpServersTable;
+  virtual_keys: VirtualKeysTable;
+  admin_tokens: AdminTokensTable;
+  nodes: NodesTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type McpServerRow = Selectable<McpServersTable>;
+export type NewMcpServer = Insertable<McpServersTable>;
+export type McpServerUpdate = Updateable<McpServersTable>;
+export type VirtualKeyRow = Selectable<VirtualKeysTable>;
+export type AdminTokenRow = Selectable<AdminTokensTable>;
+export type NodeRow = Selectable<NodesTable>;
+
+// Kept for later tables that need generated columns; referenced so the import is not dropped.
+export type _Unused = Generated<number> | ColumnType<string>;

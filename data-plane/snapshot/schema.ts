@@ -1,0 +1,126 @@
+/**
+ * The snapshot contract: everything a data-plane node receives from the control plane.
+ *
+ * This module (with the rest of `data-plane/snapshot/`) is the only data-plane code the control plane
+ * imports, and it imports neither plane's storage or API types. A node refuses any payload that does not
+ * parse here and keeps serving its last good one. Bump `SNAPSHOT_FORMAT` for any incompatible change.
+ *
+ * Secrets never appear here in plaintext: a secret is a `sealed` value (AES-256-GCM under a per-snapshot
+ * data key that is wrapped separately for each node, see `seal.ts`) or an `env` reference that the node
+ * resolves from its own environment.
+ */
+import { z } from 'zod';
+
+export const SNAPSHOT_FORMAT = 1 as const;
+
+/** A configuration value: a non-secret literal, a reference to the node's environment, or a sealed secret. */
+export const ValueRefSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('plain'), value: z.string() }),
+  z.object({ kind: z.literal('env'), name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/) }),
+  /** base64url(iv ‖ ciphertext ‖ tag), AES-256-GCM under the snapshot's data key; AAD is the `aad` string. */
+  z.object({ kind: z.literal('sealed'), ciphertext: z.string(), aad: z.string() }),
+]);
+export type ValueRef = z.infer<typeof ValueRefSchema>;
+
+export const ConnectionTypeSchema = z.enum(['HTTP', 'SSE', 'STDIO']);
+export type ConnectionType = z.infer<typeof ConnectionTypeSchema>;
+
+export const AuthTypeSchema = z.enum(['NONE', 'HEADERS', 'OAUTH', 'PER_USER_OAUTH', 'PER_USER_HEADERS']);
+export type AuthType = z.infer<typeof AuthTypeSchema>;
+
+/** MCP server names become tool-name prefixes (`{server}-{tool}`), so no hyphen is allowed. */
+export const SERVER_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const ServerEntrySchema = z.object({
+  id: z.string(),
+  name: z.string().regex(SERVER_NAME_PATTERN),
+  connectionType: ConnectionTypeSchema,
+  /** URL for HTTP and SSE servers (`plain` or `env`); null for STDIO. */
+  url: ValueRefSchema.nullable(),
+  stdio: z
+    .object({
+      command: z.string(),
+      args: z.array(z.string()),
+      env: z.record(z.string(), ValueRefSchema),
+    })
+    .nullable(),
+  authType: AuthTypeSchema,
+  /** Header name → value injected on every upstream request (HEADERS auth). */
+  headers: z.record(z.string(), ValueRefSchema),
+  perUserHeaderKeys: z.array(z.string()),
+  /** `["*"]` = every tool, `[]` = none (deny by default). */
+  toolsToExecute: z.array(z.string()),
+  /** Lower-cased caller header names that may be forwarded to this server. */
+  allowedExtraHeaders: z.array(z.string()),
+  toolTimeoutMs: z.number().int().positive(),
+  disabled: z.boolean(),
+});
+export type ServerEntry = z.infer<typeof ServerEntrySchema>;
+
+export const KeyServerGrantSchema = z.object({
+  /** Server name. */
+  server: z.string(),
+  /** `["*"]` = every tool the server allows, otherwise the tool names (unprefixed). */
+  tools: z.array(z.string()),
+});
+export type KeyServerGrant = z.infer<typeof KeyServerGrantSchema>;
+
+export const KeyEntrySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  /** base64url(SHA-256(key value)); the value itself is never stored or shipped. */
+  hash: z.string(),
+  userId: z.string(),
+  servers: z.array(KeyServerGrantSchema),
+  /** ISO-8601 instant, or null for no expiry. */
+  expiresAt: z.string().nullable(),
+  revoked: z.boolean(),
+});
+export type KeyEntry = z.infer<typeof KeyEntrySchema>;
+
+export const UserEntrySchema = z.object({ id: z.string(), email: z.string() });
+export type UserEntry = z.infer<typeof UserEntrySchema>;
+
+/** An Ed25519 public key in JWK form, with the `kid` nodes look it up by. */
+export const PublicJwkSchema = z.object({
+  kty: z.literal('OKP'),
+  crv: z.literal('Ed25519'),
+  x: z.string(),
+  kid: z.string(),
+});
+export type PublicJwk = z.infer<typeof PublicJwkSchema>;
+
+export const SnapshotPayloadSchema = z.object({
+  format: z.literal(SNAPSHOT_FORMAT),
+  /** Strictly increasing across every control-plane replica (it comes from the database). */
+  version: z.number().int().nonnegative(),
+  issuedAt: z.string(),
+  /**
+   * The signing keys nodes should trust from this snapshot on. Listing a new key here (signed by a key
+   * the node already trusts) is how signing keys rotate without downtime.
+   */
+  trustedKeys: z.array(PublicJwkSchema).min(1),
+  servers: z.array(ServerEntrySchema),
+  keys: z.array(KeyEntrySchema),
+  users: z.array(UserEntrySchema),
+});
+export type SnapshotPayload = z.infer<typeof SnapshotPayloadSchema>;
+
+/** A JWS in flattened JSON serialization (RFC 7515 §7.2.2); `alg` is EdDSA and `kid` is required. */
+export const SignedSnapshotSchema = z.object({
+  protected: z.string(),
+  payload: z.string(),
+  signature: z.string(),
+});
+export type SignedSnapshot = z.infer<typeof SignedSnapshotSchema>;
+
+/**
+ * What travels to one node: the signed snapshot (identical for every node) and its data key wrapped for
+ * that node's X25519 public key as a compact JWE (ECDH-ES+A256KW, A256GCM). This is also what a node
+ * keeps on disk, so neither the wire nor the disk holds a usable secret without the node's private key.
+ */
+export const SnapshotEnvelopeSchema = z.object({
+  snapshot: SignedSnapshotSchema,
+  dataKey: z.string(),
+});
+export type SnapshotEnvelope = z.infer<typeof SnapshotEnvelopeSchema>;

@@ -1,0 +1,27 @@
+/**
+ * The node ↔ control-plane wire protocol around snapshots: paths, headers and message shapes.
+ *
+ * A node opens `GET {controlPlane}/nodes/stream` (Server-Sent Events) with its node token and X25519
+ * public key; the control plane sends an `snapshot` event with the current envelope at once and again on
+ * every change. The node posts `NodeReport`s to `/nodes/report` after each apply and periodically.
+ */
+import { z } from 'zod';
+
+export const NODE_STREAM_PATH = '/nodes/stream';
+export const NODE_REPORT_PATH = '/nodes/report';
+/** base64url(JSON of the node's public X25519 JWK). */
+export const NODE_KEY_HEADER = 'x-gatehouse-node-key';
+export const NODE_ID_HEADER = 'x-gatehouse-node-id';
+export const SNAPSHOT_EVENT = 'snapshot';
+
+export const NodeReportSchema = z.object({
+  nodeId: z.string().min(1).max(200),
+  appliedVersion: z.number().int().nullable(),
+  /** `env.NAME` references this node could not resolve, with the servers they make unavailable. */
+  missingEnv: z.array(z.object({ name: z.string(), servers: z.array(z.string()) })),
+  /** The last snapshot this node refused, if any (code and message from `SnapshotError`). */
+  lastRejection: z.object({ code: z.string(), message: z.string(), at: z.string() }).nullable(),
+  health: z.enum(['OK', 'DEGRADED']),
+  startedAt: z.string(),
+});
+export type NodeReport = z.infer<typeof NodeReportSchema>;

@@ -1,0 +1,94 @@
+/**
+ * Verifying snapshots (node side of the contract): signature, key id, format, and no rollback.
+ * Pure functions over a `TrustStore`; the node decides what to do with a refusal (log it, keep the
+ * last good snapshot). Nothing here touches the network or the disk.
+ */
+import { decodeProtectedHeader, flattenedVerify, importJWK } from 'jose';
+import { SnapshotError } from './errors.js';
+import {
+  PublicJwkSchema,
+  SNAPSHOT_FORMAT,
+  SignedSnapshotSchema,
+  SnapshotPayloadSchema,
+  type PublicJwk,
+  type SnapshotPayload,
+} from './schema.js';
+
+/** The Ed25519 public keys a node accepts snapshots from, by key id. */
+export class TrustStore {
+  private constructor(private readonly keys: ReadonlyMap<string, CryptoKey>) {}
+
+  static async fromJwks(jwks: readonly unknown[]): Promise<TrustStore> {
+    const keys = new Map<string, CryptoKey>();
+    for (const raw of jwks) {
+      const jwk: PublicJwk = PublicJwkSchema.parse(raw);
+      keys.set(jwk.kid, (await importJWK({ ...jwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey);
+    }
+    if (keys.size === 0) throw new SnapshotError('malformed', 'a trust store needs at least one key');
+    return new TrustStore(keys);
+  }
+
+  get(kid: string): CryptoKey | undefined {
+    return this.keys.get(kid);
+  }
+
+  kids(): string[] {
+    return [...this.keys.keys()];
+  }
+}
+
+export interface VerifyOptions {
+  /** The version the node already runs; anything older is refused (equal is accepted as a no-op). */
+  currentVersion: number | null;
+}
+
+const decoder = new TextDecoder();
+
+/** Checks a signed snapshot and returns its payload, or throws a `SnapshotError` saying why not. */
+export async function verifySnapshot(
+  signed: unknown,
+  trust: TrustStore,
+  options: VerifyOptions,
+): Promise<SnapshotPayload> {
+  const parsed = SignedSnapshotSchema.safeParse(signed);
+  if (!parsed.success) throw new SnapshotError('malformed', 'snapshot is not a flattened JWS');
+  const jws = parsed.data;
+
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(jws);
+  } catch {
+    throw new SnapshotError('malformed', 'snapshot protected header is not valid');
+  }
+  if (header.alg !== 'EdDSA') throw new SnapshotError('bad_signature', `snapshot algorithm ${String(header.alg)} is not accepted`);
+  const kid = typeof header.kid === 'string' ? header.kid : '';
+  const key = trust.get(kid);
+  if (!key) throw new SnapshotError('unknown_key_id', `snapshot signed by unknown key id "${kid}"`);
+
+  let payloadBytes: Uint8Array;
+  try {
+    ({ payload: payloadBytes } = await flattenedVerify(jws, key, { algorithms: ['EdDSA'] }));
+  } catch {
+    throw new SnapshotError('bad_signature', `snapshot signature does not verify with key "${kid}"`);
+  }
+
+  let json: unknown;
+  try {
+    json = JSON.parse(decoder.decode(payloadBytes));
+  } catch {
+    throw new SnapshotError('malformed', 'snapshot payload is not JSON');
+  }
+  if (typeof json === 'object' && json !== null && 'format' in json && json.format !== SNAPSHOT_FORMAT) {
+    throw new SnapshotError('unsupported_format', `snapshot format ${String(json.format)} is not supported`);
+  }
+  const payload = SnapshotPayloadSchema.safeParse(json);
+  if (!payload.success) throw new SnapshotError('malformed', 'snapshot payload does not match the schema');
+
+  if (options.currentVersion !== null && payload.data.version < options.currentVersion) {
+    throw new SnapshotError(
+      'rollback',
+      `snapshot version ${payload.data.version} is older than applied version ${options.currentVersion}`,
+    );
+  }
+  return payload.data;
+}
