@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pg from 'pg';
 import * as m0001 from './migrations/0001_initial.js';
+import * as m0002 from './migrations/0002_list_indexes.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -22,10 +23,26 @@ export interface OpenedDatabase {
 // pg returns int8 as a string by default; our bigints (config versions) fit in a double.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
+export interface OpenDatabaseOptions {
+  /**
+   * PostgreSQL only: the schema every connection uses (`search_path`), so several installations (or
+   * parallel test files) can share one database. Must be a plain identifier.
+   */
+  searchPath?: string;
+}
+
 /** `postgres://…` / `postgresql://…` → PostgreSQL; `sqlite:PATH`, `:memory:` or a plain path → SQLite. */
-export function openDatabase(url: string): OpenedDatabase {
+export function openDatabase(url: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
   if (/^postgres(ql)?:\/\//.test(url)) {
-    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    const { searchPath } = options;
+    if (searchPath !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(searchPath)) {
+      throw new Error(`invalid PostgreSQL search_path "${searchPath}": use a plain identifier`);
+    }
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: 10,
+      ...(searchPath !== undefined ? { options: `-c search_path=${searchPath}` } : {}),
+    });
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres', url };
   }
   const path = url.replace(/^sqlite:(\/\/)?/, '');
@@ -40,6 +57,7 @@ export function openDatabase(url: string): OpenedDatabase {
 // Migrations are listed here (not read from disk) so they work the same under tsx, vitest and a bundle.
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_list_indexes': m0002,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -1,0 +1,126 @@
+/**
+ * Wires the control plane together: database + migrations, key material, GraphQL, the snapshot publisher,
+ * and the HTTP server that serves them. Used by `main.ts`, `bin/start.ts` and tests; owns no logic itself.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import { importSigningKey } from '../data-plane/snapshot/sign.js';
+import type { PublicJwk } from '../data-plane/snapshot/schema.js';
+import { NODE_REPORT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { SecretBox } from './crypto/secret-box.js';
+import { hashToken } from './crypto/tokens.js';
+import { migrateToLatest, openDatabase } from './db/database.js';
+import type { Database } from './db/schema.js';
+import { createGraphQL } from './graphql/yoga.js';
+import { handleNodeJwks, handleNodeReport, handleNodeStream, type NodeRouteDeps } from './http/node-routes.js';
+import { sendError } from './http/respond.js';
+import { loadKeyMaterial } from './key-material.js';
+import { createLogger, type Logger } from './log.js';
+import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
+import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
+import { SnapshotPublisher } from './snapshot/publisher.js';
+
+export interface ControlPlaneOptions {
+  host?: string;
+  /** 0 for an ephemeral port. */
+  port: number;
+  /** `postgres://…` or an SQLite path / `sqlite:` URL; defaults to `<dataDir>/gatehouse.db`. */
+  databaseUrl?: string;
+  dataDir: string;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+}
+
+export interface ControlPlane {
+  url: string;
+  server: Server;
+  db: Kysely<Database>;
+  publisher: SnapshotPublisher;
+  /** The node token's plaintext, for starting nodes in the same process (`npm start`, tests). */
+  nodeToken: string;
+  trustedKeys: PublicJwk[];
+  /** Set only when this start generated the first admin token: print it once, then it is gone. */
+  generatedAdminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const env = options.env ?? process.env;
+  const logger = options.logger ?? createLogger('gatehouse-control-plane');
+  const keys = await loadKeyMaterial(options.dataDir, env, logger);
+  const databaseUrl = options.databaseUrl ?? env.DATABASE_URL ?? join(options.dataDir, 'gatehouse.db');
+  const { db, dialect, url } = openDatabase(databaseUrl);
+  await migrateToLatest(db);
+
+  const box = new SecretBox(keys.masterKey);
+  const signingKeys = await Promise.all(keys.signingKeys.map(importSigningKey));
+  const activeKey = signingKeys.find((k) => k.kid === keys.activeKid);
+  if (!activeKey) throw new Error('active signing key missing');
+  const trustedKeys = signingKeys.map((k) => k.publicJwk);
+
+  const publisher = new SnapshotPublisher({ db, box, signingKey: activeKey, trustedKeys, logger });
+  await publisher.start();
+  let listener: ConfigListener | null = null;
+  if (dialect === 'postgres') listener = listenForConfigChanges(url, () => void publisher.changed(), logger);
+
+  const bootstrap = await ensureBootstrapAdminToken(db, env.GATEHOUSE_ADMIN_TOKEN);
+
+  const yoga = createGraphQL({
+    db,
+    box,
+    logger,
+    onConfigChanged: () => {
+      void publisher.changed();
+      void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
+    },
+  });
+
+  const nodeDeps: NodeRouteDeps = { db, publisher, nodeTokenHash: hashToken(keys.nodeToken), trustedKeys, logger };
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const route = async (): Promise<void> => {
+      if (path === '/graphql') return void yoga(req, res);
+      if (path === NODE_STREAM_PATH && req.method === 'GET') return handleNodeStream(req, res, nodeDeps);
+      if (path === NODE_REPORT_PATH && req.method === 'POST') return handleNodeReport(req, res, nodeDeps);
+      if (path === '/nodes/jwks' && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
+      if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', configVersion: publisher.version }));
+        return;
+      }
+      sendError(res, 404, 'not_found', `no route for ${req.method ?? 'GET'} ${path ?? '/'}`);
+    };
+    route().catch((error: unknown) => {
+      logger.error({ err: error instanceof Error ? error.message : String(error), path }, 'request failed');
+      sendError(res, 500, 'internal_error', 'internal error');
+    });
+  });
+  // SSE streams stay open for the life of a node connection.
+  server.requestTimeout = 0;
+  server.headersTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  logger.info({ url: `http://${host}:${address.port}`, dialect, configVersion: publisher.version }, 'control plane listening');
+
+  return {
+    url: `http://${host}:${address.port}`,
+    server,
+    db,
+    publisher,
+    nodeToken: keys.nodeToken,
+    trustedKeys,
+    generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,
+    async close() {
+      publisher.stop();
+      await listener?.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,13 @@
+/**
+ * The assembled GraphQL schema: imports each domain module (each registers its types on the builder)
+ * and builds once. Exports the schema only; print-schema.ts writes it to control-plane/schema.graphql.
+ */
+import { builder } from './builder.js';
+import './schema/common.js';
+import './schema/mcp-servers.js';
+import './schema/users.js';
+import './schema/virtual-keys.js';
+import './schema/admin-tokens.js';
+import './schema/nodes.js';
+
+export const schema = builder.toSchema();

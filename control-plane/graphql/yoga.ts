@@ -1,0 +1,69 @@
+/**
+ * The control plane's GraphQL endpoint (graphql-yoga on `/graphql`, GraphiQL included): authentication in
+ * the context factory, depth/cost/alias limits from graphql-armor, yoga's error masking kept on. The
+ * returned instance is a node:http request listener and has `fetch` for in-process tests. It does not
+ * listen on a port or publish snapshots (the caller's onConfigChanged does).
+ */
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
+import { buildContext, type GraphQLContext, type GraphQLDeps, type GraphQLLogger } from './context.js';
+import { schema } from './schema.js';
+
+export type { GraphQLDeps, GraphQLLogger } from './context.js';
+
+export const GRAPHQL_ENDPOINT = '/graphql';
+
+/**
+ * Limits sized for this schema. The deepest useful query (users → keys → grants → server → headers) has
+ * depth 9. armor's cost multiplies by a literal `first`, so one full page of 100 servers with every field
+ * costs about 13,000, while users(first: 100) { virtualKeys(first: 100) { … } } costs far over 50,000.
+ * (A `first` passed as a variable is not multiplied; connections cap pages at 100 anyway.)
+ */
+export const QUERY_LIMITS = { maxDepth: 10, maxCost: 50_000, maxAliases: 15, maxTokens: 2000 } as const;
+
+const noopLogger: GraphQLLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+// The context yoga itself provides per request; ours is built from it.
+type ServerContext = Record<string, unknown>;
+
+export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerContext, GraphQLContext> {
+  const logger = deps.logger ?? noopLogger;
+  return createYoga<ServerContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_ENDPOINT,
+    landingPage: false,
+    graphiql: {
+      title: 'Gatehouse',
+      headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }),
+    },
+    context: ({ request }) => buildContext(deps, logger, request),
+    // Unexpected errors are logged once, through our logger, by maskError below (yoga's own console
+    // logging would print them a second time, unstructured).
+    logging: false,
+    maskedErrors: {
+      // Same masking as yoga's default, but never in "dev" mode (which would echo internal messages) and
+      // with the original error logged, since the client only sees "Unexpected error.".
+      maskError: (error, message) => {
+        const masked = maskError(error, message, false);
+        if (masked !== error) {
+          const original = error instanceof Error && 'originalError' in error && error.originalError instanceof Error ? error.originalError : error;
+          logger.error(
+            { err: original instanceof Error ? { name: original.name, message: original.message, stack: original.stack } : String(original) },
+            'GraphQL operation failed',
+          );
+        }
+        return masked;
+      },
+    },
+    plugins: [
+      EnvelopArmorPlugin({
+        maxDepth: { n: QUERY_LIMITS.maxDepth, ignoreIntrospection: true },
+        costLimit: { maxCost: QUERY_LIMITS.maxCost, ignoreIntrospection: true },
+        maxAliases: { n: QUERY_LIMITS.maxAliases },
+        maxTokens: { n: QUERY_LIMITS.maxTokens },
+        maxDirectives: { n: 50 },
+        blockFieldSuggestion: { enabled: true },
+      }),
+    ],
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * The control plane's long-lived key material: the master key (secrets at rest), the snapshot signing
+ * keys, and the node token nodes authenticate with. Each comes from the environment when set, else from
+ * a file in the data dir, generated on first start with a log line that says where (never the value).
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { generateSigningKey, type StoredSigningKey } from '../data-plane/snapshot/sign.js';
+import { issueToken, NODE_TOKEN_PREFIX } from './crypto/tokens.js';
+import type { Logger } from './log.js';
+
+export interface KeyMaterial {
+  masterKey: Uint8Array;
+  /** Every key nodes should trust; `activeKid` is the one that signs. */
+  signingKeys: StoredSigningKey[];
+  activeKid: string;
+  /** The node token's plaintext: nodes present it, the control plane compares hashes. */
+  nodeToken: string;
+}
+
+const SigningKeyFileSchema = z.object({
+  active: z.string(),
+  keys: z.array(z.object({ kid: z.string(), privateJwk: z.record(z.string(), z.unknown()) })).min(1),
+});
+
+function writeSecretFile(path: string, content: string): void {
+  writeFileSync(path, content, { mode: 0o600 });
+  chmodSync(path, 0o600);
+}
+
+function decodeMasterKey(text: string): Uint8Array {
+  const trimmed = text.trim();
+  const bytes = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64');
+  if (bytes.length !== 32) throw new Error('GATEHOUSE_MASTER_KEY must be 32 bytes, as 64 hex digits or base64');
+  return new Uint8Array(bytes);
+}
+
+export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<KeyMaterial> {
+  mkdirSync(dataDir, { recursive: true });
+
+  let masterKey: Uint8Array;
+  const masterPath = join(dataDir, 'master.key');
+  if (env.GATEHOUSE_MASTER_KEY) {
+    masterKey = decodeMasterKey(env.GATEHOUSE_MASTER_KEY);
+  } else if (existsSync(masterPath)) {
+    masterKey = decodeMasterKey(readFileSync(masterPath, 'utf8'));
+  } else {
+    masterKey = new Uint8Array(randomBytes(32));
+    writeSecretFile(masterPath, Buffer.from(masterKey).toString('base64') + '\n');
+    log.warn({ path: masterPath }, 'generated a new master key for secrets at rest; back it up, or set GATEHOUSE_MASTER_KEY');
+  }
+
+  let signing: z.infer<typeof SigningKeyFileSchema>;
+  const signingPath = join(dataDir, 'signing-keys.json');
+  if (env.GATEHOUSE_SIGNING_KEYS) {
+    signing = SigningKeyFileSchema.parse(JSON.parse(env.GATEHOUSE_SIGNING_KEYS));
+  } else if (existsSync(signingPath)) {
+    signing = SigningKeyFileSchema.parse(JSON.parse(readFileSync(signingPath, 'utf8')));
+  } else {
+    const key = await generateSigningKey();
+    signing = { active: key.kid, keys: [key] };
+    writeSecretFile(signingPath, JSON.stringify(signing, null, 2) + '\n');
+    log.warn({ path: signingPath, kid: key.kid }, 'generated a new Ed25519 snapshot signing key');
+  }
+  if (!signing.keys.some((k) => k.kid === signing.active)) throw new Error(`active signing key ${signing.active} is not among the signing keys`);
+
+  let nodeToken: string;
+  const nodeTokenPath = join(dataDir, 'node-token');
+  if (env.GATEHOUSE_NODE_TOKEN) {
+    nodeToken = env.GATEHOUSE_NODE_TOKEN;
+  } else if (existsSync(nodeTokenPath)) {
+    nodeToken = readFileSync(nodeTokenPath, 'utf8').trim();
+  } else {
+    nodeToken = issueToken(NODE_TOKEN_PREFIX).value;
+    writeSecretFile(nodeTokenPath, nodeToken + '\n');
+    log.warn({ path: nodeTokenPath }, 'generated a new node token; give it to data-plane nodes as GATEHOUSE_NODE_TOKEN');
+  }
+
+  return { masterKey, signingKeys: signing.keys as StoredSigningKey[], activeKid: signing.active, nodeToken };
+}

@@ -1,0 +1,28 @@
+/**
+ * The configuration version nodes converge on: one row, bumped in the same transaction as every change that
+ * alters what data-plane nodes serve. It does not compile or publish snapshots (control-plane/snapshot does).
+ */
+import type { Transaction } from 'kysely';
+import type { Database } from '../db/schema.js';
+import type { Db } from './transaction.js';
+
+/**
+ * Increments the version and returns the new value. The UPDATE takes the row lock on PostgreSQL until
+ * commit, so config-changing transactions are serialised and versions become visible in commit order.
+ * Repositories call it first in their transaction, so every writer takes this lock before any other
+ * (one lock order: no deadlocks between config changes).
+ */
+export async function bumpConfigVersion(trx: Transaction<Database>): Promise<number> {
+  const row = await trx
+    .updateTable('config_state')
+    .set((eb) => ({ version: eb('version', '+', 1) }))
+    .where('id', '=', 1)
+    .returning('version')
+    .executeTakeFirstOrThrow();
+  return Number(row.version);
+}
+
+export async function currentConfigVersion(db: Db): Promise<number> {
+  const row = await db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
+  return Number(row.version);
+}

@@ -1,0 +1,81 @@
+/**
+ * Expected failures of repository operations (bad input, unknown ids, name clashes): one error class with
+ * stable codes, thrown by validation and translated once per boundary (GraphQL payload `errors`, later
+ * `applyConfig` diffs). Unexpected failures stay plain `Error`s and are masked by the API layer.
+ */
+
+/** Stable, UPPER_SNAKE codes: automation scripts match on these, so never rename one. */
+export type InputErrorCode =
+  | 'REQUIRED'
+  | 'INVALID_VALUE'
+  | 'INVALID_NAME'
+  | 'NAME_TAKEN'
+  | 'INVALID_URL'
+  | 'INVALID_EMAIL'
+  | 'EMAIL_TAKEN'
+  | 'INVALID_DATETIME'
+  | 'EXPIRES_IN_PAST'
+  | 'DUPLICATE'
+  | 'NOT_FOUND'
+  | 'UNKNOWN_SERVER'
+  | 'KEY_REVOKED'
+  | 'LAST_ADMIN_TOKEN'
+  | 'INVALID_CURSOR';
+
+export interface InputIssue {
+  code: InputErrorCode;
+  /** Dotted path inside the operation's input (`headers.1.name`), or null when it concerns the whole input. */
+  field: string | null;
+  message: string;
+}
+
+export class InputError extends Error {
+  readonly issues: readonly InputIssue[];
+
+  constructor(code: InputErrorCode, field: string | null, message: string);
+  constructor(issues: readonly InputIssue[]);
+  constructor(codeOrIssues: InputErrorCode | readonly InputIssue[], field?: string | null, message?: string) {
+    const issues =
+      typeof codeOrIssues === 'string' ? [{ code: codeOrIssues, field: field ?? null, message: message ?? codeOrIssues }] : codeOrIssues;
+    if (issues.length === 0) throw new Error('InputError needs at least one issue');
+    super(issues.map((i) => i.message).join('; '));
+    this.name = 'InputError';
+    this.issues = issues;
+  }
+
+  get code(): InputErrorCode {
+    // The constructor guarantees at least one issue.
+    return this.issues[0]!.code;
+  }
+
+  get field(): string | null {
+    return this.issues[0]!.field;
+  }
+}
+
+/** Collects every problem with an input before failing, so a caller fixes them all in one round trip. */
+export class IssueList {
+  private readonly issues: InputIssue[] = [];
+
+  add(code: InputErrorCode, field: string | null, message: string): void {
+    this.issues.push({ code, field, message });
+  }
+
+  get isEmpty(): boolean {
+    return this.issues.length === 0;
+  }
+
+  throwIfAny(): void {
+    if (this.issues.length > 0) throw new InputError(this.issues);
+  }
+}
+
+/**
+ * Whether a database error is a unique-constraint violation (PostgreSQL SQLSTATE 23505, SQLite
+ * SQLITE_CONSTRAINT_UNIQUE): the race between our "is it taken?" check and the insert ends here.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return false;
+  const code = (error as { code: unknown }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}

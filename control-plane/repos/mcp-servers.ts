@@ -1,0 +1,586 @@
+/**
+ * MCP server registrations: validation, storage (secrets sealed with secret-box or kept as `env.NAME`
+ * references), and reads that never open a secret. Every write bumps the config version in its
+ * transaction. It does not talk to upstream servers, sync tool catalogs or run OAuth.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import {
+  SERVER_NAME_PATTERN,
+  type AuthType,
+  type ConnectionType,
+} from '../../data-plane/snapshot/schema.js';
+import type { McpServerRow, NewMcpServer } from '../db/schema.js';
+import { parseEnvRef, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
+import { bumpConfigVersion } from './config-state.js';
+import { InputError, IssueList, isUniqueViolation } from './errors.js';
+import { removeServerFromGrants, renameServerInGrants } from './key-grants.js';
+import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
+import { inTransaction, nowIso, type Db } from './transaction.js';
+
+export type McpServerStatus = 'ACTIVE' | 'NEEDS_AUTH' | 'NEEDS_REAUTH' | 'ERROR';
+
+export const DEFAULT_TOOL_TIMEOUT_MS = 30_000;
+export const MAX_TOOL_TIMEOUT_MS = 600_000;
+
+export interface SyncedTool {
+  name: string;
+  description: string | null;
+}
+
+/** A server as stored, with JSON columns parsed. Secret values are `StoredSecret`s: never plaintext. */
+export interface McpServer {
+  id: string;
+  name: string;
+  connectionType: ConnectionType;
+  /** URL or `env.NAME`; null for STDIO. */
+  connectionString: string | null;
+  stdio: { command: string; args: string[]; env: Record<string, StoredSecret> } | null;
+  authType: AuthType;
+  /** Header name (as the operator wrote it) → stored value. */
+  headers: Record<string, StoredSecret>;
+  perUserHeaderKeys: string[];
+  toolsToExecute: string[];
+  /** Lower-cased. */
+  allowedExtraHeaders: string[];
+  toolTimeoutMs: number;
+  disabled: boolean;
+  status: string;
+  tools: SyncedTool[] | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A write-only secret entry: a header or stdio env variable. A missing `value` on update keeps the stored one. */
+export interface NameValueInput {
+  name: string;
+  value?: string | null;
+}
+
+export interface StdioInput {
+  command: string;
+  args?: readonly string[] | null;
+  env?: readonly NameValueInput[] | null;
+}
+
+export interface CreateMcpServerInput {
+  name: string;
+  connectionType: ConnectionType;
+  connectionString?: string | null;
+  stdio?: StdioInput | null;
+  authType?: AuthType | null;
+  headers?: readonly NameValueInput[] | null;
+  perUserHeaderKeys?: readonly string[] | null;
+  toolsToExecute?: readonly string[] | null;
+  allowedExtraHeaders?: readonly string[] | null;
+  toolTimeoutMs?: number | null;
+  disabled?: boolean | null;
+}
+
+/** Patch: absent or null fields stay as they are; lists given replace the stored list. */
+export interface UpdateMcpServerInput {
+  /** Identifies the server. */
+  name: string;
+  newName?: string | null;
+  connectionType?: ConnectionType | null;
+  connectionString?: string | null;
+  stdio?: StdioInput | null;
+  authType?: AuthType | null;
+  headers?: readonly NameValueInput[] | null;
+  perUserHeaderKeys?: readonly string[] | null;
+  toolsToExecute?: readonly string[] | null;
+  allowedExtraHeaders?: readonly string[] | null;
+  toolTimeoutMs?: number | null;
+  disabled?: boolean | null;
+}
+
+// ---- AAD: the compiler that opens these secrets must use the same strings. ----
+
+export function serverHeaderAad(serverId: string, headerName: string): string {
+  return `mcp_servers:${serverId}:headers:${headerName}`;
+}
+
+export function serverStdioEnvAad(serverId: string, envName: string): string {
+  return `mcp_servers:${serverId}:stdio_env:${envName}`;
+}
+
+// ---- Reading rows ----
+
+const StoredSecretSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('enc'), ciphertext: z.string(), preview: z.string() }),
+  z.object({ kind: z.literal('env'), name: z.string() }),
+]);
+const SecretMapSchema = z.record(z.string(), StoredSecretSchema);
+const StringListSchema = z.array(z.string());
+const ToolsSchema = z.array(
+  z.looseObject({ name: z.string(), description: z.string().nullish() }).transform((t) => ({ name: t.name, description: t.description ?? null })),
+);
+
+export function toMcpServer(row: McpServerRow): McpServer {
+  return {
+    id: row.id,
+    name: row.name,
+    connectionType: row.connection_type,
+    connectionString: row.connection_string,
+    stdio:
+      row.connection_type === 'STDIO' && row.stdio_command !== null
+        ? {
+            command: row.stdio_command,
+            args: StringListSchema.parse(JSON.parse(row.stdio_args)),
+            env: SecretMapSchema.parse(JSON.parse(row.stdio_env)),
+          }
+        : null,
+    authType: row.auth_type,
+    headers: SecretMapSchema.parse(JSON.parse(row.headers)),
+    perUserHeaderKeys: StringListSchema.parse(JSON.parse(row.per_user_header_keys)),
+    toolsToExecute: StringListSchema.parse(JSON.parse(row.tools_to_execute)),
+    allowedExtraHeaders: StringListSchema.parse(JSON.parse(row.allowed_extra_headers)),
+    toolTimeoutMs: row.tool_timeout_ms,
+    disabled: row.disabled !== 0,
+    status: row.status,
+    tools: row.tools === null ? null : ToolsSchema.parse(JSON.parse(row.tools)),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function getMcpServerByName(db: Db, name: string): Promise<McpServer | null> {
+  const row = await db.selectFrom('mcp_servers').selectAll().where('name', '=', name).executeTakeFirst();
+  return row ? toMcpServer(row) : null;
+}
+
+export async function getMcpServerById(db: Db, id: string): Promise<McpServer | null> {
+  const row = await db.selectFrom('mcp_servers').selectAll().where('id', '=', id).executeTakeFirst();
+  return row ? toMcpServer(row) : null;
+}
+
+export async function getMcpServersByNames(db: Db, names: readonly string[]): Promise<McpServer[]> {
+  if (names.length === 0) return [];
+  const rows = await db.selectFrom('mcp_servers').selectAll().where('name', 'in', [...names]).execute();
+  return rows.map(toMcpServer);
+}
+
+/** One page in (created_at, id) order; see pagination.ts. */
+export async function listMcpServers(db: Db, page: PageRequest): Promise<McpServer[]> {
+  const rows = await applyKeysetPage(db.selectFrom('mcp_servers').selectAll(), ['created_at', 'id'], page).execute();
+  return rows.map(toMcpServer);
+}
+
+/** Every server, for the snapshot compiler (hundreds, not millions). */
+export async function listAllMcpServers(db: Db): Promise<McpServer[]> {
+  const rows = await db.selectFrom('mcp_servers').selectAll().orderBy('created_at').orderBy('id').execute();
+  return rows.map(toMcpServer);
+}
+
+export function mcpServerCursor(server: McpServer): string {
+  return encodeCursor([server.createdAt, server.id]);
+}
+
+// ---- Validation ----
+
+/** RFC 9110 §5.6.2 token: what an HTTP field name may contain. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Connection-level headers the upstream transport owns; setting them statically breaks the connection. */
+const TRANSPORT_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'proxy-connection',
+  'mcp-session-id',
+]);
+/** Headers that carry the caller's own virtual key: forwarding them upstream would leak it. */
+const CALLER_CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
+
+/** A secret entry after merging with what is stored: either a new value, or a stored one kept. */
+interface SecretDraft {
+  name: string;
+  value: string | null;
+  kept: { name: string; secret: StoredSecret } | null;
+}
+
+/** The complete desired state of a server, before secrets are sealed. */
+interface ServerDraft {
+  name: string;
+  connectionType: ConnectionType;
+  connectionString: string | null;
+  stdio: { command: string; args: string[]; env: SecretDraft[] } | null;
+  authType: AuthType;
+  headers: SecretDraft[];
+  perUserHeaderKeys: string[];
+  toolsToExecute: string[];
+  allowedExtraHeaders: string[];
+  toolTimeoutMs: number;
+  disabled: boolean;
+}
+
+function checkName(name: string, field: string, issues: IssueList): void {
+  if (!SERVER_NAME_PATTERN.test(name)) {
+    issues.add(
+      'INVALID_NAME',
+      field,
+      `"${name}" is not a valid server name: use letters, digits and underscores, not starting with a digit (no hyphen: tools are named {server}-{tool})`,
+    );
+  } else if (name.length > 64) {
+    issues.add('INVALID_NAME', field, 'server name must be at most 64 characters');
+  }
+}
+
+function checkConnectionString(value: string, field: string, issues: IssueList): void {
+  if (value.startsWith('env.')) {
+    if (!parseEnvRef(value)) issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
+    return;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    issues.add('INVALID_URL', field, 'connectionString must be an http(s) URL or an env.NAME reference');
+    return;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    issues.add('INVALID_URL', field, 'connectionString must use http or https');
+  } else if (url.username !== '' || url.password !== '') {
+    // Reads show the connection string as is, so a credential in it would leak; headers are write-only.
+    issues.add('INVALID_URL', field, 'connectionString must not embed credentials; put them in headers');
+  }
+}
+
+/** A secret value: no control characters that could split a header, and `env.` only as a valid reference. */
+function checkSecretValue(value: string, field: string, issues: IssueList, isHeader: boolean): void {
+  if (value.startsWith('env.') && !parseEnvRef(value)) {
+    issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
+  } else if (value.includes('\0') || (isHeader && /[\r\n]/.test(value))) {
+    issues.add('INVALID_VALUE', field, 'value contains characters not allowed here');
+  } else if (isHeader && value.length === 0) {
+    issues.add('REQUIRED', field, 'header value must not be empty');
+  }
+}
+
+/** A list of tool names: "*" alone means all, [] means none; duplicates are dropped. Also used for key grants. */
+export function normaliseToolList(tools: readonly string[], field: string, issues: IssueList): string[] {
+  const out: string[] = [];
+  tools.forEach((tool, i) => {
+    const t = tool.trim();
+    if (t.length === 0 || t.length > 128) issues.add('INVALID_VALUE', `${field}.${i}`, 'tool names must be 1 to 128 characters');
+    else if (!out.includes(t)) out.push(t);
+  });
+  if (out.includes('*') && out.length > 1) issues.add('INVALID_VALUE', field, '"*" (all tools) must be the only entry');
+  return out;
+}
+
+function normaliseHeaderNames(names: readonly string[], field: string, issues: IssueList, forbidden: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  names.forEach((raw, i) => {
+    const name = raw.trim();
+    if (!HEADER_NAME.test(name)) issues.add('INVALID_VALUE', `${field}.${i}`, `"${raw}" is not a valid header name`);
+    else if (forbidden.has(name.toLowerCase())) issues.add('INVALID_VALUE', `${field}.${i}`, `header "${name}" cannot be used here`);
+    else if (!out.some((n) => n.toLowerCase() === name.toLowerCase())) out.push(name);
+  });
+  return out;
+}
+
+/**
+ * Turns write-only entries into drafts, matching stored ones by name (case-insensitively for headers)
+ * when the caller leaves a value out.
+ */
+function secretDrafts(
+  entries: readonly NameValueInput[],
+  stored: Record<string, StoredSecret>,
+  field: string,
+  issues: IssueList,
+  kind: 'header' | 'env',
+): SecretDraft[] {
+  const out: SecretDraft[] = [];
+  const same = (a: string, b: string) => (kind === 'header' ? a.toLowerCase() === b.toLowerCase() : a === b);
+  entries.forEach((entry, i) => {
+    const name = entry.name.trim();
+    const path = `${field}.${i}`;
+    if (kind === 'header' && !HEADER_NAME.test(name)) {
+      issues.add('INVALID_VALUE', `${path}.name`, `"${entry.name}" is not a valid header name`);
+      return;
+    }
+    if (kind === 'header' && TRANSPORT_HEADERS.has(name.toLowerCase())) {
+      issues.add('INVALID_VALUE', `${path}.name`, `header "${name}" is managed by the transport and cannot be set`);
+      return;
+    }
+    if (kind === 'env' && !ENV_NAME.test(name)) {
+      issues.add('INVALID_VALUE', `${path}.name`, `"${entry.name}" is not a valid environment variable name`);
+      return;
+    }
+    if (out.some((d) => same(d.name, name))) {
+      issues.add('DUPLICATE', `${path}.name`, `${kind === 'header' ? 'header' : 'variable'} "${name}" is given twice`);
+      return;
+    }
+    if (entry.value === undefined || entry.value === null) {
+      const match = Object.entries(stored).find(([storedName]) => same(storedName, name));
+      if (!match) {
+        issues.add('REQUIRED', `${path}.value`, `a value is required for "${name}"`);
+        return;
+      }
+      out.push({ name, value: null, kept: { name: match[0], secret: match[1] } });
+      return;
+    }
+    checkSecretValue(entry.value, `${path}.value`, issues, kind === 'header');
+    out.push({ name, value: entry.value, kept: null });
+  });
+  return out;
+}
+
+function keptDrafts(stored: Record<string, StoredSecret>): SecretDraft[] {
+  return Object.entries(stored).map(([name, secret]) => ({ name, value: null, kept: { name, secret } }));
+}
+
+/** Checks that only make sense on the whole merged server (type-dependent requirements). */
+function checkDraft(d: ServerDraft, issues: IssueList): void {
+  checkName(d.name, 'name', issues);
+  if (d.connectionType === 'STDIO') {
+    if (!d.stdio) issues.add('REQUIRED', 'stdio', 'stdio {command, args, env} is required for STDIO servers');
+    else if (d.stdio.command.trim().length === 0) issues.add('REQUIRED', 'stdio.command', 'stdio.command must not be empty');
+  } else if (d.connectionString === null || d.connectionString.trim() === '') {
+    issues.add('REQUIRED', 'connectionString', `connectionString is required for ${d.connectionType} servers`);
+  } else {
+    checkConnectionString(d.connectionString, 'connectionString', issues);
+  }
+  if (!Number.isInteger(d.toolTimeoutMs) || d.toolTimeoutMs < 1 || d.toolTimeoutMs > MAX_TOOL_TIMEOUT_MS) {
+    issues.add('INVALID_VALUE', 'toolTimeoutMs', `toolTimeoutMs must be an integer from 1 to ${MAX_TOOL_TIMEOUT_MS}`);
+  }
+  if (d.authType === 'HEADERS' && d.headers.length === 0) {
+    issues.add('REQUIRED', 'headers', 'authType HEADERS needs at least one header');
+  }
+  if (d.authType === 'PER_USER_HEADERS' && d.perUserHeaderKeys.length === 0) {
+    issues.add('REQUIRED', 'perUserHeaderKeys', 'authType PER_USER_HEADERS needs at least one perUserHeaderKeys entry');
+  }
+}
+
+function draftFromCreate(input: CreateMcpServerInput, issues: IssueList): ServerDraft {
+  const type = input.connectionType;
+  if (type === 'STDIO' && input.connectionString != null) {
+    issues.add('INVALID_VALUE', 'connectionString', 'STDIO servers take stdio {command, args, env}, not a connectionString');
+  }
+  if (type !== 'STDIO' && input.stdio != null) {
+    issues.add('INVALID_VALUE', 'stdio', `stdio is only for STDIO servers, not ${type}`);
+  }
+  return {
+    name: input.name.trim(),
+    connectionType: type,
+    connectionString: type === 'STDIO' ? null : (input.connectionString?.trim() ?? null),
+    stdio:
+      type === 'STDIO' && input.stdio
+        ? {
+            command: input.stdio.command,
+            args: [...(input.stdio.args ?? [])],
+            env: secretDrafts(input.stdio.env ?? [], {}, 'stdio.env', issues, 'env'),
+          }
+        : null,
+    authType: input.authType ?? 'NONE',
+    headers: secretDrafts(input.headers ?? [], {}, 'headers', issues, 'header'),
+    perUserHeaderKeys: normaliseHeaderNames(input.perUserHeaderKeys ?? [], 'perUserHeaderKeys', issues, CALLER_CREDENTIAL_HEADERS),
+    toolsToExecute: normaliseToolList(input.toolsToExecute ?? [], 'toolsToExecute', issues),
+    allowedExtraHeaders: normaliseHeaderNames(
+      input.allowedExtraHeaders ?? [],
+      'allowedExtraHeaders',
+      issues,
+      new Set([...CALLER_CREDENTIAL_HEADERS, ...TRANSPORT_HEADERS]),
+    ).map((h) => h.toLowerCase()),
+    toolTimeoutMs: input.toolTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
+    disabled: input.disabled ?? false,
+  };
+}
+
+function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues: IssueList): ServerDraft {
+  const type = patch.connectionType ?? current.connectionType;
+  if (type === 'STDIO' && patch.connectionString != null) {
+    issues.add('INVALID_VALUE', 'connectionString', 'STDIO servers take stdio {command, args, env}, not a connectionString');
+  }
+  if (type !== 'STDIO' && patch.stdio != null) {
+    issues.add('INVALID_VALUE', 'stdio', `stdio is only for STDIO servers, not ${type}`);
+  }
+  let stdio: ServerDraft['stdio'] = null;
+  if (type === 'STDIO') {
+    if (patch.stdio) {
+      stdio = {
+        command: patch.stdio.command,
+        args: [...(patch.stdio.args ?? [])],
+        env: secretDrafts(patch.stdio.env ?? [], current.stdio?.env ?? {}, 'stdio.env', issues, 'env'),
+      };
+    } else if (current.stdio) {
+      stdio = { command: current.stdio.command, args: current.stdio.args, env: keptDrafts(current.stdio.env) };
+    }
+  }
+  return {
+    name: patch.newName != null ? patch.newName.trim() : current.name,
+    connectionType: type,
+    connectionString: type === 'STDIO' ? null : (patch.connectionString?.trim() ?? current.connectionString),
+    stdio,
+    authType: patch.authType ?? current.authType,
+    headers: patch.headers != null ? secretDrafts(patch.headers, current.headers, 'headers', issues, 'header') : keptDrafts(current.headers),
+    perUserHeaderKeys:
+      patch.perUserHeaderKeys != null
+        ? normaliseHeaderNames(patch.perUserHeaderKeys, 'perUserHeaderKeys', issues, CALLER_CREDENTIAL_HEADERS)
+        : current.perUserHeaderKeys,
+    toolsToExecute: patch.toolsToExecute != null ? normaliseToolList(patch.toolsToExecute, 'toolsToExecute', issues) : current.toolsToExecute,
+    allowedExtraHeaders:
+      patch.allowedExtraHeaders != null
+        ? normaliseHeaderNames(
+            patch.allowedExtraHeaders,
+            'allowedExtraHeaders',
+            issues,
+            new Set([...CALLER_CREDENTIAL_HEADERS, ...TRANSPORT_HEADERS]),
+          ).map((h) => h.toLowerCase())
+        : current.allowedExtraHeaders,
+    toolTimeoutMs: patch.toolTimeoutMs ?? current.toolTimeoutMs,
+    disabled: patch.disabled ?? current.disabled,
+  };
+}
+
+/** NEEDS_AUTH until a shared OAuth grant exists; per-user and static auth are usable at once. */
+function initialStatus(authType: AuthType): McpServerStatus {
+  return authType === 'OAUTH' ? 'NEEDS_AUTH' : 'ACTIVE';
+}
+
+/** Seals new values; keeps stored ones, re-sealing only when a rename changed the AAD they are bound to. */
+function sealDrafts(
+  box: SecretBox,
+  drafts: readonly SecretDraft[],
+  aad: (name: string) => string,
+): Record<string, StoredSecret> {
+  const out: Record<string, StoredSecret> = {};
+  for (const d of drafts) {
+    if (d.value !== null) out[d.name] = storeSecret(box, d.value, aad(d.name));
+    else if (d.kept === null) throw new Error('secret draft without value or stored secret');
+    else if (d.kept.secret.kind === 'env' || d.kept.name === d.name) out[d.name] = d.kept.secret;
+    else out[d.name] = storeSecret(box, box.open(d.kept.secret.ciphertext, aad(d.kept.name)), aad(d.name));
+  }
+  return out;
+}
+
+function draftColumns(box: SecretBox, id: string, d: ServerDraft) {
+  return {
+    name: d.name,
+    connection_type: d.connectionType,
+    connection_string: d.connectionString,
+    stdio_command: d.stdio?.command ?? null,
+    stdio_args: JSON.stringify(d.stdio?.args ?? []),
+    stdio_env: JSON.stringify(d.stdio ? sealDrafts(box, d.stdio.env, (n) => serverStdioEnvAad(id, n)) : {}),
+    auth_type: d.authType,
+    headers: JSON.stringify(sealDrafts(box, d.headers, (n) => serverHeaderAad(id, n))),
+    per_user_header_keys: JSON.stringify(d.perUserHeaderKeys),
+    tools_to_execute: JSON.stringify(d.toolsToExecute),
+    allowed_extra_headers: JSON.stringify(d.allowedExtraHeaders),
+    tool_timeout_ms: d.toolTimeoutMs,
+    disabled: d.disabled ? 1 : 0,
+  } satisfies Partial<NewMcpServer>;
+}
+
+/** Server names are unique ignoring case: `GitHub` and `github` side by side would confuse every reader. */
+async function nameTaken(db: Db, name: string, exceptId: string | null): Promise<boolean> {
+  let q = db
+    .selectFrom('mcp_servers')
+    .select('id')
+    .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
+  if (exceptId !== null) q = q.where('id', '!=', exceptId);
+  return (await q.executeTakeFirst()) !== undefined;
+}
+
+function nameTakenError(name: string, field: string): InputError {
+  return new InputError('NAME_TAKEN', field, `a server named "${name}" already exists`);
+}
+
+// ---- Writes ----
+
+export async function createMcpServer(db: Db, box: SecretBox, input: CreateMcpServerInput): Promise<McpServer> {
+  const issues = new IssueList();
+  const draft = draftFromCreate(input, issues);
+  checkDraft(draft, issues);
+  issues.throwIfAny();
+
+  return inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    if (await nameTaken(trx, draft.name, null)) throw nameTakenError(draft.name, 'name');
+    const id = randomUUID();
+    const now = nowIso();
+    const row: NewMcpServer = {
+      id,
+      ...draftColumns(box, id, draft),
+      status: initialStatus(draft.authType),
+      tools: null,
+      created_at: now,
+      updated_at: now,
+    };
+    try {
+      await trx.insertInto('mcp_servers').values(row).execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw nameTakenError(draft.name, 'name');
+      throw error;
+    }
+    return toMcpServer(fullRowDefaults(row));
+  });
+}
+
+/** Fills the columns with database defaults so an inserted row can be returned without re-reading it. */
+function fullRowDefaults(row: NewMcpServer): McpServerRow {
+  return {
+    ...row,
+    connection_string: row.connection_string ?? null,
+    stdio_command: row.stdio_command ?? null,
+    stdio_args: row.stdio_args ?? '[]',
+    stdio_env: row.stdio_env ?? '{}',
+    headers: row.headers ?? '{}',
+    per_user_header_keys: row.per_user_header_keys ?? '[]',
+    tools_to_execute: row.tools_to_execute ?? '[]',
+    allowed_extra_headers: row.allowed_extra_headers ?? '[]',
+    disabled: row.disabled ?? 0,
+    tools: row.tools ?? null,
+  };
+}
+
+export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpServerInput): Promise<McpServer> {
+  return inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    const current = await getMcpServerByName(trx, input.name);
+    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${input.name}"`);
+
+    const issues = new IssueList();
+    const draft = draftFromUpdate(current, input, issues);
+    checkDraft(draft, issues);
+    issues.throwIfAny();
+
+    const renamed = draft.name !== current.name;
+    if (renamed && (await nameTaken(trx, draft.name, current.id))) throw nameTakenError(draft.name, 'newName');
+
+    // Switching auth type resets status to what the new type starts with; otherwise status is kept.
+    const status = draft.authType !== current.authType ? initialStatus(draft.authType) : current.status;
+    try {
+      await trx
+        .updateTable('mcp_servers')
+        .set({ ...draftColumns(box, current.id, draft), status, updated_at: nowIso() })
+        .where('id', '=', current.id)
+        .execute();
+    } catch (error) {
+      if (isUniqueViolation(error)) throw nameTakenError(draft.name, 'newName');
+      throw error;
+    }
+    if (renamed) await renameServerInGrants(trx, current.name, draft.name);
+    const updated = await getMcpServerById(trx, current.id);
+    if (!updated) throw new Error('server vanished inside its own transaction');
+    return updated;
+  });
+}
+
+/** Deletes the server and every key grant naming it; returns the server as it was. */
+export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> {
+  return inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    const current = await getMcpServerByName(trx, name);
+    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${name}"`);
+    await trx.deleteFrom('mcp_servers').where('id', '=', current.id).execute();
+    await removeServerFromGrants(trx, current.name);
+    return current;
+  });
+}

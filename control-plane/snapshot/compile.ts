@@ -1,0 +1,106 @@
+/**
+ * Compiles the database into one snapshot payload (SPEC §3): every server, user and key that nodes need,
+ * with each secret opened under the master key and re-sealed under the snapshot's fresh data key.
+ * Reads in one transaction so the payload matches exactly one config version. Does not sign or send.
+ */
+import type { Kysely } from 'kysely';
+import { sealValue } from '../../data-plane/snapshot/seal.js';
+import {
+  SNAPSHOT_FORMAT,
+  type KeyServerGrant,
+  type PublicJwk,
+  type ServerEntry,
+  type SnapshotPayload,
+  type ValueRef,
+} from '../../data-plane/snapshot/schema.js';
+import type { SecretBox, StoredSecret } from '../crypto/secret-box.js';
+import type { Database, McpServerRow } from '../db/schema.js';
+import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
+
+export interface CompileInput {
+  db: Kysely<Database>;
+  box: SecretBox;
+  dataKey: Uint8Array;
+  trustedKeys: PublicJwk[];
+}
+
+function sealSecrets(
+  input: CompileInput,
+  row: McpServerRow,
+  field: 'headers' | 'stdio_env',
+  stored: Record<string, StoredSecret>,
+): Record<string, ValueRef> {
+  const out: Record<string, ValueRef> = {};
+  for (const [name, secret] of Object.entries(stored)) {
+    if (secret.kind === 'env') {
+      out[name] = { kind: 'env', name: secret.name };
+    } else {
+      const aad = field === 'headers' ? serverHeaderAad(row.id, name) : serverStdioEnvAad(row.id, name);
+      const plaintext = input.box.open(secret.ciphertext, aad);
+      out[name] = sealValue(input.dataKey, plaintext, `server:${row.name}:${field}:${name}`);
+    }
+  }
+  return out;
+}
+
+function connectionRef(value: string | null): ValueRef | null {
+  if (value === null) return null;
+  const env = /^env\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(value);
+  return env?.[1] ? { kind: 'env', name: env[1] } : { kind: 'plain', value };
+}
+
+function compileServer(input: CompileInput, row: McpServerRow): ServerEntry {
+  return {
+    id: row.id,
+    name: row.name,
+    connectionType: row.connection_type,
+    url: row.connection_type === 'STDIO' ? null : connectionRef(row.connection_string),
+    stdio:
+      row.connection_type === 'STDIO' && row.stdio_command
+        ? {
+            command: row.stdio_command,
+            args: JSON.parse(row.stdio_args) as string[],
+            env: sealSecrets(input, row, 'stdio_env', JSON.parse(row.stdio_env) as Record<string, StoredSecret>),
+          }
+        : null,
+    authType: row.auth_type,
+    headers: sealSecrets(input, row, 'headers', JSON.parse(row.headers) as Record<string, StoredSecret>),
+    perUserHeaderKeys: JSON.parse(row.per_user_header_keys) as string[],
+    toolsToExecute: JSON.parse(row.tools_to_execute) as string[],
+    allowedExtraHeaders: (JSON.parse(row.allowed_extra_headers) as string[]).map((h) => h.toLowerCase()),
+    toolTimeoutMs: row.tool_timeout_ms,
+    disabled: row.disabled !== 0,
+  };
+}
+
+export async function compileSnapshot(input: CompileInput): Promise<SnapshotPayload> {
+  // Repeatable read: on PostgreSQL every statement then sees the same commit, so the rows match the
+  // version read first (SQLite's single writer gives this anyway).
+  return input.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+    const state = await trx.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
+    const servers = await trx.selectFrom('mcp_servers').selectAll().orderBy('name').execute();
+    const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
+    const keys = await trx
+      .selectFrom('virtual_keys')
+      .select(['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'])
+      .orderBy('id')
+      .execute();
+    return {
+      format: SNAPSHOT_FORMAT,
+      version: Number(state.version),
+      issuedAt: new Date().toISOString(),
+      trustedKeys: input.trustedKeys,
+      servers: servers.map((row) => compileServer(input, row)),
+      users,
+      keys: keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        hash: k.key_hash,
+        userId: k.user_id,
+        servers: JSON.parse(k.servers) as KeyServerGrant[],
+        expiresAt: k.expires_at,
+        revoked: k.revoked_at !== null,
+      })),
+    };
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * Keeps the latest signed snapshot and pushes it to every connected node stream.
+ *
+ * A change is noticed three ways: `changed()` from this replica's mutations, a PostgreSQL NOTIFY from
+ * another replica (see `config-notify.ts`), and a slow poll of `config_state.version` as a safety net.
+ * Compilation is coalesced: however many changes arrive while one compile runs, one more follows it.
+ * The data key is per snapshot; each subscriber gets it wrapped for its own X25519 key.
+ */
+import type { JWK } from 'jose';
+import type { Kysely } from 'kysely';
+import { generateDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
+import type { SignedSnapshot, SnapshotEnvelope } from '../../data-plane/snapshot/schema.js';
+import { signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../log.js';
+import { compileSnapshot } from './compile.js';
+
+export interface Subscriber {
+  nodePublicJwk: JWK;
+  send(envelope: SnapshotEnvelope): void;
+}
+
+interface Published {
+  version: number;
+  snapshot: SignedSnapshot;
+  dataKey: Uint8Array;
+}
+
+export interface PublisherOptions {
+  db: Kysely<Database>;
+  box: SecretBox;
+  signingKey: SigningKey;
+  trustedKeys: SigningKey['publicJwk'][];
+  logger: Logger;
+  pollIntervalMs?: number;
+}
+
+export class SnapshotPublisher {
+  private published: Published | null = null;
+  /** Per subscriber: the last version sent and a chain that keeps its sends in order. */
+  private readonly subscribers = new Map<Subscriber, { lastSent: number; chain: Promise<void> }>();
+  private running: Promise<void> | null = null;
+  private dirty = false;
+  private poller: NodeJS.Timeout | null = null;
+
+  constructor(private readonly options: PublisherOptions) {}
+
+  /** Compiles the first snapshot and starts the safety-net poll. */
+  async start(): Promise<void> {
+    await this.refresh();
+    const interval = this.options.pollIntervalMs ?? 2000;
+    this.poller = setInterval(() => void this.pollVersion(), interval);
+    this.poller.unref();
+  }
+
+  stop(): void {
+    if (this.poller) clearInterval(this.poller);
+    this.poller = null;
+    this.subscribers.clear();
+  }
+
+  get version(): number | null {
+    return this.published?.version ?? null;
+  }
+
+  /** Something may have changed: compile and push unless the stored version is the one already out. */
+  changed(): Promise<void> {
+    this.dirty = true;
+    this.running ??= this.drain().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** Resolves once a snapshot of at least `version` is published (for callers that must not race a push). */
+  async refresh(): Promise<void> {
+    await this.changed();
+  }
+
+  async subscribe(subscriber: Subscriber): Promise<() => void> {
+    this.subscribers.set(subscriber, { lastSent: -1, chain: Promise.resolve() });
+    if (this.published) await this.sendTo(subscriber, this.published);
+    return () => this.subscribers.delete(subscriber);
+  }
+
+  private async pollVersion(): Promise<void> {
+    try {
+      const row = await this.options.db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirst();
+      if (row && Number(row.version) !== this.published?.version) await this.changed();
+    } catch (error) {
+      this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'config version poll failed');
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.dirty) {
+      this.dirty = false;
+      try {
+        await this.compileAndPush();
+      } catch (error) {
+        this.options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'snapshot compile failed; nodes keep the previous one');
+      }
+    }
+  }
+
+  private async compileAndPush(): Promise<void> {
+    const { db, box, signingKey, trustedKeys, logger } = this.options;
+    const dataKey = generateDataKey();
+    const payload = await compileSnapshot({ db, box, dataKey, trustedKeys });
+    if (this.published && payload.version <= this.published.version) return;
+    const snapshot = await signSnapshot(payload, signingKey);
+    const published: Published = { version: payload.version, snapshot, dataKey };
+    this.published = published;
+    logger.info({ version: payload.version, servers: payload.servers.length, keys: payload.keys.length, nodes: this.subscribers.size }, 'snapshot published');
+    await Promise.all([...this.subscribers.keys()].map((s) => this.sendTo(s, published)));
+  }
+
+  /** Sends in version order and never an older version after a newer one (a node would call it a rollback). */
+  private sendTo(subscriber: Subscriber, published: Published): Promise<void> {
+    const state = this.subscribers.get(subscriber);
+    if (!state) return Promise.resolve();
+    state.chain = state.chain.then(async () => {
+      if (published.version <= state.lastSent) return;
+      try {
+        const dataKey = await wrapDataKey(published.dataKey, subscriber.nodePublicJwk);
+        subscriber.send({ snapshot: published.snapshot, dataKey });
+        state.lastSent = published.version;
+      } catch (error) {
+        this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not send snapshot to a node');
+      }
+    });
+    return state.chain;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Virtual-key authentication: `Authorization: Bearer <key>` → the key's Runtime entry and its user.
+ *
+ * Pure (STYLE #5): no I/O, no clock of its own (`now` is passed in), no HTTP. The HTTP layer maps the
+ * returned code to a status with `errors.ts`. The key value is hashed (`snapshot/key-hash.ts`), looked up
+ * in the Runtime's Map, and the stored hash is compared with the computed one in constant time, so the
+ * comparison itself leaks nothing about how close a guess was.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { UserEntry } from '../snapshot/schema.js';
+import { hashKey } from '../snapshot/key-hash.js';
+import type { Runtime, RuntimeKey } from '../config/runtime.js';
+
+export type AuthFailureCode = 'virtual_key_required' | 'invalid_key' | 'key_revoked' | 'key_expired';
+
+export type AuthResult =
+  | { ok: true; key: RuntimeKey; user: UserEntry; /** The presented key value, only so it can be kept out of upstream requests. */ token: string }
+  | { ok: false; code: AuthFailureCode };
+
+/** RFC 6750 §2.1: the scheme is case-insensitive; the token is the rest of the header. */
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+/** Upper bound on a presented key; anything longer is not one of ours and is not worth hashing. */
+const MAX_KEY_LENGTH = 512;
+
+export function authenticate(runtime: Runtime, authorization: string | undefined, now: number): AuthResult {
+  if (authorization === undefined || authorization === '') return { ok: false, code: 'virtual_key_required' };
+  const match = BEARER.exec(authorization);
+  const token = match?.[1];
+  if (token === undefined) return { ok: false, code: 'virtual_key_required' };
+  if (token.length > MAX_KEY_LENGTH) return { ok: false, code: 'invalid_key' };
+
+  const hash = hashKey(token);
+  const key = runtime.keysByHash.get(hash);
+  if (!key) return { ok: false, code: 'invalid_key' };
+  // The Map lookup already matched; the constant-time check guards against any lookup that is not an
+  // exact comparison (and documents that hashes are compared as secrets).
+  const computed = Buffer.from(hash, 'utf8');
+  const stored = Buffer.from(key.hash, 'utf8');
+  if (computed.length !== stored.length || !timingSafeEqual(computed, stored)) {
+    return { ok: false, code: 'invalid_key' };
+  }
+
+  if (key.revoked) return { ok: false, code: 'key_revoked' };
+  if (key.expiresAtMs !== null && now >= key.expiresAtMs) return { ok: false, code: 'key_expired' };
+  return { ok: true, key, user: key.user, token };
+}

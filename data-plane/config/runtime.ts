@@ -1,0 +1,377 @@
+/**
+ * Snapshot payload → Runtime: the immutable, pre-indexed view a node serves requests from.
+ *
+ * Built once per applied snapshot, never per request: keys indexed by hash, servers by name with their
+ * sealed values opened and `env.NAME` references resolved from this node's environment, users by id, and
+ * for every key the tools it may call on each server (server `toolsToExecute` ∩ key grant) precomputed, so
+ * the request path is Map lookups only. A server that cannot run here (missing env variable, disabled,
+ * no usable URL) stays in the Runtime, marked unavailable with a reason a person can act on.
+ *
+ * It does not verify signatures (see `snapshot/verify.ts`), touch the network, or keep any mutable state
+ * except `RuntimeHolder`, the single slot the node swaps a new Runtime into.
+ */
+import { createHash } from 'node:crypto';
+import type { ConnectionType, AuthType, KeyEntry, ServerEntry, SnapshotPayload, UserEntry, ValueRef } from '../snapshot/schema.js';
+import { openValue } from '../snapshot/seal.js';
+import { ToolFailure, UnavailableReason } from '../errors.js';
+
+/** The tools a key may call on one server: every tool, or these (unprefixed) names. Never empty. */
+export type ToolGrant = '*' | ReadonlySet<string>;
+
+export interface ResolvedStdio {
+  command: string;
+  args: readonly string[];
+  /** Only the configured variables (opened/resolved); the pool adds a minimal safe base such as PATH. */
+  env: Readonly<Record<string, string>>;
+}
+
+export interface ResolvedServer {
+  id: string;
+  name: string;
+  connectionType: ConnectionType;
+  authType: AuthType;
+  /** Resolved URL for HTTP/SSE servers; null for STDIO or when unavailable. */
+  url: URL | null;
+  /** Header name → plaintext value, injected on every upstream request. */
+  headers: Readonly<Record<string, string>>;
+  stdio: ResolvedStdio | null;
+  /** Server-side tool allowlist (`toolsToExecute`); null = none (deny by default). */
+  toolsToExecute: ToolGrant | null;
+  /** Lower-cased caller header names that may be forwarded, minus those never forwarded (see `NEVER_FORWARDED`). */
+  allowedExtraHeaders: readonly string[];
+  toolTimeoutMs: number;
+  disabled: boolean;
+  /** Why this server cannot be used on this node, or null when it can. The text names the server. */
+  unavailable: string | null;
+  /**
+   * Digest of everything that shapes the upstream connection (type, URL, headers, stdio command/env).
+   * The pool keeps a connection while this stays the same across snapshots and replaces it otherwise.
+   */
+  fingerprint: string;
+  /**
+   * Plaintext secret values of this server (header values, stdio env values, URL), so that error texts from
+   * upstream libraries can be scrubbed before they reach a caller or a log line.
+   */
+  secrets: readonly string[];
+}
+
+export interface RuntimeKey {
+  id: string;
+  name: string;
+  /** base64url SHA-256 of the key value, as in the snapshot. */
+  hash: string;
+  user: UserEntry;
+  revoked: boolean;
+  /** Expiry as epoch milliseconds, or null for none. */
+  expiresAtMs: number | null;
+  /** Server name → tools this key may call there. Servers absent from the map are not granted at all. */
+  tools: ReadonlyMap<string, ToolGrant>;
+}
+
+export interface Runtime {
+  version: number;
+  issuedAt: string;
+  servers: ReadonlyMap<string, ResolvedServer>;
+  keysByHash: ReadonlyMap<string, RuntimeKey>;
+  users: ReadonlyMap<string, UserEntry>;
+}
+
+export interface MissingEnv {
+  name: string;
+  servers: string[];
+}
+
+export interface BuildRuntimeResult {
+  runtime: Runtime;
+  /** `env.NAME` references this node could not resolve, with the servers they make unavailable (for the NodeReport). */
+  missingEnv: MissingEnv[];
+  /** Inconsistencies that were tolerated (e.g. a key whose user is not in the snapshot, which is then dropped). */
+  warnings: string[];
+}
+
+/**
+ * Caller headers that are never forwarded upstream even when a server's `allowedExtraHeaders` lists them:
+ * the caller's credentials (MCP security best practice: no token pass-through) and headers the transport
+ * itself owns (framing, session, protocol version), which a caller must not be able to override.
+ */
+export const NEVER_FORWARDED: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'host',
+  'connection',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'accept',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+]);
+
+/**
+ * Builds the Runtime for a verified payload. Throws a `SnapshotError` (code `data_key`) if a sealed value
+ * does not open with `dataKey`: such a snapshot is unusable and the node should keep its last good one.
+ */
+export function buildRuntime(
+  payload: SnapshotPayload,
+  dataKey: Uint8Array,
+  env: Record<string, string | undefined>,
+): BuildRuntimeResult {
+  const missing = new Map<string, Set<string>>();
+  const warnings: string[] = [];
+
+  const servers = new Map<string, ResolvedServer>();
+  for (const entry of payload.servers) {
+    servers.set(entry.name, resolveServer(entry, dataKey, env, missing));
+  }
+
+  const users = new Map<string, UserEntry>();
+  for (const user of payload.users) users.set(user.id, user);
+
+  const keysByHash = new Map<string, RuntimeKey>();
+  const memo: GrantMemo = new Map();
+  for (const entry of payload.keys) {
+    const user = users.get(entry.userId);
+    if (!user) {
+      warnings.push(`key ${entry.id} belongs to user ${entry.userId}, who is not in the snapshot; the key is ignored`);
+      continue;
+    }
+    keysByHash.set(entry.hash, buildKey(entry, user, servers, memo));
+  }
+
+  const missingEnv = [...missing].map(([name, serverNames]) => ({ name, servers: [...serverNames].sort() }));
+  missingEnv.sort((a, b) => a.name.localeCompare(b.name));
+
+  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, users };
+  return { runtime, missingEnv, warnings };
+}
+
+/** Parses a tool list into a grant: `"*"` anywhere = all, `[]` = none (null). */
+export function toolGrant(tools: readonly string[]): ToolGrant | null {
+  if (tools.includes('*')) return '*';
+  return tools.length === 0 ? null : new Set(tools);
+}
+
+/** `a ∩ b`, reusing either side when the other is `*` (so 100,000 keys with `*` share one object). */
+export function intersectGrants(a: ToolGrant | null, b: ToolGrant | null): ToolGrant | null {
+  if (a === null || b === null) return null;
+  if (a === '*') return b;
+  if (b === '*') return a;
+  const out = new Set<string>();
+  const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+  for (const tool of small) if (large.has(tool)) out.add(tool);
+  return out.size === 0 ? null : out;
+}
+
+/**
+ * Grants memoised per (server, tool list) for one build: keys allocated from the same profile share one
+ * grant object instead of each holding a copy, which keeps 100,000 keys cheap to build and to hold.
+ */
+type GrantMemo = Map<string, ToolGrant | null>;
+
+function memoGrant(memo: GrantMemo, server: ResolvedServer, tools: readonly string[]): ToolGrant | null {
+  const id = `${server.name}\u0000${tools.join('\u0000')}`;
+  let grant = memo.get(id);
+  if (grant === undefined) {
+    grant = intersectGrants(server.toolsToExecute, toolGrant(tools));
+    memo.set(id, grant);
+  }
+  return grant;
+}
+
+function buildKey(entry: KeyEntry, user: UserEntry, servers: ReadonlyMap<string, ResolvedServer>, memo: GrantMemo): RuntimeKey {
+  const tools = new Map<string, ToolGrant>();
+  for (const grant of entry.servers) {
+    const server = servers.get(grant.server);
+    if (!server) continue; // a grant for a server that no longer exists grants nothing
+    const allowed = memoGrant(memo, server, grant.tools);
+    if (allowed === null) continue;
+    const previous = tools.get(grant.server);
+    // A key may name a server twice (e.g. from a profile and directly): the grants are united.
+    tools.set(grant.server, previous === undefined ? allowed : uniteGrants(previous, allowed));
+  }
+  const expiresAtMs = entry.expiresAt === null ? null : Date.parse(entry.expiresAt);
+  return {
+    id: entry.id,
+    name: entry.name,
+    hash: entry.hash,
+    user,
+    revoked: entry.revoked,
+    // An unparseable expiry is treated as already expired: failing closed is the safe reading.
+    expiresAtMs: expiresAtMs === null ? null : Number.isNaN(expiresAtMs) ? 0 : expiresAtMs,
+    tools,
+  };
+}
+
+function uniteGrants(a: ToolGrant, b: ToolGrant): ToolGrant {
+  if (a === '*' || b === '*') return '*';
+  return new Set([...a, ...b]);
+}
+
+/** Resolves one value; returns undefined (and records the variable) when an `env` reference is unset. */
+function resolveValue(
+  ref: ValueRef,
+  dataKey: Uint8Array,
+  env: Record<string, string | undefined>,
+  onMissing: (name: string) => void,
+): string | undefined {
+  switch (ref.kind) {
+    case 'plain':
+      return ref.value;
+    case 'sealed':
+      return openValue(dataKey, ref);
+    case 'env': {
+      const value = env[ref.name];
+      // An empty variable counts as unset: an empty credential is never what an operator meant.
+      if (value === undefined || value === '') {
+        onMissing(ref.name);
+        return undefined;
+      }
+      return value;
+    }
+  }
+}
+
+function resolveServer(
+  entry: ServerEntry,
+  dataKey: Uint8Array,
+  env: Record<string, string | undefined>,
+  missing: Map<string, Set<string>>,
+): ResolvedServer {
+  const missingHere: string[] = [];
+  const onMissing = (name: string): void => {
+    missingHere.push(name);
+    let set = missing.get(name);
+    if (!set) missing.set(name, (set = new Set()));
+    set.add(entry.name);
+  };
+  const secrets: string[] = [];
+  const resolve = (ref: ValueRef): string | undefined => {
+    const value = resolveValue(ref, dataKey, env, onMissing);
+    if (value !== undefined && ref.kind !== 'plain') secrets.push(value);
+    return value;
+  };
+
+  const headers: Record<string, string> = {};
+  for (const [name, ref] of Object.entries(entry.headers)) {
+    const value = resolve(ref);
+    if (value !== undefined) headers[name] = value;
+  }
+
+  let urlText: string | undefined;
+  if (entry.url) {
+    urlText = resolve(entry.url);
+    // The URL may embed credentials (user:pass@ or a token in the query): treat it as a secret for scrubbing.
+    if (urlText !== undefined) secrets.push(urlText);
+  }
+
+  let stdio: ResolvedStdio | null = null;
+  if (entry.stdio) {
+    const stdioEnv: Record<string, string> = {};
+    for (const [name, ref] of Object.entries(entry.stdio.env)) {
+      const value = resolve(ref);
+      if (value !== undefined) stdioEnv[name] = value;
+    }
+    stdio = { command: entry.stdio.command, args: [...entry.stdio.args], env: stdioEnv };
+  }
+
+  let url: URL | null = null;
+  let reason: string | null = null;
+  if (missingHere.length > 0) {
+    reason = UnavailableReason.missingEnv([...new Set(missingHere)]);
+  } else if (entry.disabled) {
+    reason = UnavailableReason.disabled();
+  } else if (entry.authType === 'PER_USER_OAUTH' || entry.authType === 'PER_USER_HEADERS') {
+    reason = UnavailableReason.perUser(entry.authType);
+  } else if (entry.connectionType === 'STDIO') {
+    if (!stdio) reason = UnavailableReason.noStdio();
+  } else if (urlText === undefined) {
+    reason = UnavailableReason.noUrl();
+  } else {
+    url = parseHttpUrl(urlText);
+    if (!url) reason = UnavailableReason.badUrl();
+  }
+
+  const allowedExtraHeaders = [...new Set(entry.allowedExtraHeaders.map((h) => h.toLowerCase()))].filter(
+    (h) => !NEVER_FORWARDED.has(h),
+  );
+
+  return {
+    id: entry.id,
+    name: entry.name,
+    connectionType: entry.connectionType,
+    authType: entry.authType,
+    url,
+    headers,
+    stdio,
+    toolsToExecute: toolGrant(entry.toolsToExecute),
+    allowedExtraHeaders,
+    toolTimeoutMs: entry.toolTimeoutMs,
+    disabled: entry.disabled,
+    unavailable: reason === null ? null : ToolFailure.unavailable(entry.name, reason),
+    fingerprint: fingerprint(entry.connectionType, urlText, headers, stdio),
+    secrets: secrets.filter((s) => s.length >= 4),
+  };
+}
+
+function parseHttpUrl(text: string): URL | null {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : null;
+  } catch {
+    return null;
+  }
+}
+
+function fingerprint(
+  type: ConnectionType,
+  url: string | undefined,
+  headers: Record<string, string>,
+  stdio: ResolvedStdio | null,
+): string {
+  const sortedHeaders = Object.entries(headers).sort(([a], [b]) => a.localeCompare(b));
+  const sortedEnv = stdio ? Object.entries(stdio.env).sort(([a], [b]) => a.localeCompare(b)) : null;
+  const material = JSON.stringify([type, url ?? null, sortedHeaders, stdio?.command ?? null, stdio?.args ?? null, sortedEnv]);
+  // A digest, not the material itself, so the fingerprint can be logged or compared without holding secrets twice.
+  return createHash('sha256').update(material).digest('base64url');
+}
+
+export type RuntimeListener = (runtime: Runtime, previous: Runtime | null) => void;
+
+/**
+ * The one mutable slot: the Runtime requests are served from. Swapping is a single assignment, so a
+ * request that already read `current` finishes on the Runtime it started with.
+ */
+export class RuntimeHolder {
+  #current: Runtime | null = null;
+  readonly #listeners = new Set<RuntimeListener>();
+
+  get current(): Runtime | null {
+    return this.#current;
+  }
+
+  set(runtime: Runtime): void {
+    const previous = this.#current;
+    this.#current = runtime;
+    // Every listener runs even if one throws: the swap itself has already happened.
+    let failure: unknown = null;
+    for (const listener of this.#listeners) {
+      try {
+        listener(runtime, previous);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== null) throw failure;
+  }
+
+  /** Calls `listener` after every swap; returns a function that unsubscribes. */
+  onChange(listener: RuntimeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The data plane's error table: every failure a node reports to a caller has one stable `code`, and this
+ * module is the only place that turns a code into an HTTP status, a `{type, message}` JSON body, or a
+ * JSON-RPC error (STYLE #2: translate once per boundary). It also holds the texts of tool-level failures
+ * (upstream timed out / unreachable / unavailable) so that handlers carry no error literals.
+ *
+ * It does not decide *when* an error happens, and it does no I/O.
+ */
+import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+
+/** Failures that end an HTTP request (or a JSON-RPC request) with a typed answer. */
+export type GatewayErrorCode =
+  | 'virtual_key_required'
+  | 'invalid_key'
+  | 'key_expired'
+  | 'key_revoked'
+  | 'tool_blocked'
+  | 'rate_limited'
+  | 'budget_exceeded'
+  | 'invalid_request'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'not_ready'
+  | 'internal_error';
+
+/**
+ * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
+ * by the MCP SDK (ConnectionClosed, RequestTimeout), -32002 by MCP (resource not found) and -32042 by MCP
+ * (URL elicitation), so the gateway's policy denials start at -32003.
+ */
+export const RpcCode = {
+  ParseError: ErrorCode.ParseError, // -32700
+  InvalidRequest: ErrorCode.InvalidRequest, // -32600
+  MethodNotFound: ErrorCode.MethodNotFound, // -32601
+  InvalidParams: ErrorCode.InvalidParams, // -32602
+  InternalError: ErrorCode.InternalError, // -32603
+  ToolBlocked: -32003,
+  RateLimited: -32004,
+  BudgetExceeded: -32005,
+} as const;
+export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
+
+interface ErrorSpec {
+  status: number;
+  /** The JSON-RPC code used when the same failure is reported inside a JSON-RPC response. */
+  rpc: number;
+  message: string;
+}
+
+/** THE table. Messages are defaults; a caller may pass a more specific one (never containing a secret). */
+export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
+  virtual_key_required: { status: 401, rpc: RpcCode.InvalidRequest, message: 'a virtual key is required: send Authorization: Bearer <key>' },
+  invalid_key: { status: 401, rpc: RpcCode.InvalidRequest, message: 'the virtual key is not valid' },
+  key_expired: { status: 403, rpc: RpcCode.InvalidRequest, message: 'the virtual key has expired' },
+  key_revoked: { status: 403, rpc: RpcCode.InvalidRequest, message: 'the virtual key has been revoked' },
+  tool_blocked: { status: 403, rpc: RpcCode.ToolBlocked, message: 'this virtual key may not call that tool' },
+  rate_limited: { status: 429, rpc: RpcCode.RateLimited, message: 'rate limit exceeded' },
+  budget_exceeded: { status: 402, rpc: RpcCode.BudgetExceeded, message: 'budget exceeded' },
+  invalid_request: { status: 400, rpc: RpcCode.InvalidRequest, message: 'invalid request' },
+  not_found: { status: 404, rpc: RpcCode.MethodNotFound, message: 'not found' },
+  method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: 'method not allowed' },
+  payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
+  not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
+  internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },
+};
+
+export interface ErrorBody {
+  type: GatewayErrorCode;
+  message: string;
+}
+
+export interface HttpError {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+}
+
+/** The HTTP answer for a code: status, extra headers (WWW-Authenticate on 401, per RFC 6750 §3), JSON body. */
+export function httpError(code: GatewayErrorCode, message?: string, extraHeaders?: Record<string, string>): HttpError {
+  const spec = GATEWAY_ERRORS[code];
+  const headers: Record<string, string> = { ...extraHeaders };
+  if (spec.status === 401) {
+    headers['www-authenticate'] = code === 'invalid_key' ? 'Bearer error="invalid_token"' : 'Bearer';
+  }
+  return { status: spec.status, headers, body: { type: code, message: message ?? spec.message } };
+}
+
+export type JsonRpcId = string | number | null;
+
+export interface JsonRpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export interface JsonRpcErrorResponse {
+  jsonrpc: '2.0';
+  id: JsonRpcId;
+  error: JsonRpcErrorObject;
+}
+
+/** A JSON-RPC error response for a gateway code; `data.type` carries the stable code for machines. */
+export function rpcGatewayError(id: JsonRpcId, code: GatewayErrorCode, message?: string): JsonRpcErrorResponse {
+  const spec = GATEWAY_ERRORS[code];
+  return { jsonrpc: '2.0', id, error: { code: spec.rpc, message: message ?? spec.message, data: { type: code } } };
+}
+
+/** A JSON-RPC protocol error (parse error, invalid request, unknown method, bad params). */
+export function rpcError(id: JsonRpcId, code: number, message: string, data?: unknown): JsonRpcErrorResponse {
+  return data === undefined ? { jsonrpc: '2.0', id, error: { code, message } } : { jsonrpc: '2.0', id, error: { code, message, data } };
+}
+
+/**
+ * Texts of tool-level failures. These become `CallToolResult`s with `isError: true` (MCP: a tool that ran
+ * into trouble answers with a result the model can read, not a protocol error). Each names the server and
+ * never includes a URL, a header value or an upstream error text that could echo one.
+ */
+export const ToolFailure = {
+  timeout: (server: string, ms: number) => `upstream server '${server}' timed out after ${ms} ms`,
+  unreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
+  unavailable: (server: string, reason: string) => `server '${server}' unavailable on this node: ${reason}`,
+  cancelled: (server: string) => `call to upstream server '${server}' was cancelled because the caller went away`,
+  reconfigured: (server: string) => `server '${server}' was reconfigured while this call was in flight; retry the call`,
+} as const;
+
+/** The reasons that make a server unavailable on a node (`ToolFailure.unavailable`'s second argument). */
+export const UnavailableReason = {
+  missingEnv: (names: readonly string[]) =>
+    names.length === 1 ? `environment variable ${names[0]} is not set` : `environment variables ${names.join(', ')} are not set`,
+  disabled: () => 'the server is disabled',
+  badUrl: () => 'its URL is not a valid http(s) URL',
+  noUrl: () => 'it has no URL configured',
+  noStdio: () => 'it has no stdio command configured',
+  perUser: (authType: string) => `${authType} servers need per-user credentials, which this node does not fetch yet`,
+} as const;

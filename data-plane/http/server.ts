@@ -1,0 +1,73 @@
+/**
+ * The node's HTTP server (node:http, no framework): routes `/mcp`, `/healthz`, `/readyz`; anything else is
+ * a 404 `{type, message}`. Routing is a string comparison on the path, so the hot path stays lean.
+ *
+ * It does not own the Runtime (the node swaps it into the `RuntimeHolder`), the upstream connections
+ * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/mcp/{server}`,
+ * `/anthropic/...` and `/metrics` are not served here yet.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { RuntimeHolder } from '../config/runtime.js';
+import type { Logger } from '../log.js';
+import { createMcpHandler, sendError, sendJson, type McpCallEvent } from '../mcp/handler.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+
+export interface DataPlaneServerOptions {
+  holder: RuntimeHolder;
+  pool: UpstreamPool;
+  logger: Logger;
+  /** Reported as `serverInfo.version` by `/mcp` initialize. */
+  version?: string;
+  /** `/mcp` request body limit in bytes (default 4 MB). */
+  maxBodyBytes?: number;
+  /** Clock used for key expiry (tests). */
+  now?: () => number;
+  /** One record per `/mcp` call that reached policy (for audit/metrics); must not throw or block. */
+  onMcpEvent?: (event: McpCallEvent) => void;
+}
+
+export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
+  const { holder, logger } = options;
+  const mcp = createMcpHandler({
+    holder,
+    pool: options.pool,
+    logger,
+    ...(options.version !== undefined ? { version: options.version } : {}),
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.onMcpEvent !== undefined ? { onEvent: options.onMcpEvent } : {}),
+  });
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    try {
+      switch (path) {
+        case '/mcp':
+          mcp(req, res);
+          return;
+        case '/healthz':
+          // Up means the process answers; whether it can serve is /readyz.
+          sendJson(res, 200, { status: 'ok' });
+          return;
+        case '/readyz': {
+          const runtime = holder.current;
+          if (runtime) sendJson(res, 200, { status: 'ready', version: runtime.version });
+          else sendError(res, 'not_ready');
+          return;
+        }
+        default:
+          sendError(res, 'not_found', `no route for ${req.method ?? 'GET'} ${path.slice(0, 200)}`);
+      }
+    } catch (error) {
+      logger.error({ err: error, path }, 'request handler threw');
+      if (!res.headersSent) sendError(res, 'internal_error');
+      else res.destroy();
+    }
+  });
+  // Slow-loris protection; upstream calls are bounded by their own tool timeouts.
+  server.headersTimeout = 30_000;
+  server.requestTimeout = 5 * 60_000;
+  return server;
+}

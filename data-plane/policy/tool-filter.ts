@@ -1,0 +1,50 @@
+/**
+ * Which tools a key may see and call on `/mcp`, where tools are named `{server}-{tool}`.
+ *
+ * Server names cannot contain a hyphen (schema: `SERVER_NAME_PATTERN`) while tool names may, so the first
+ * hyphen always separates the two. The allowed set per key and server (server `toolsToExecute` ∩ key grant)
+ * is precomputed in the Runtime; these functions only look it up. Pure; no upstream knowledge.
+ */
+import type { ResolvedServer, Runtime, RuntimeKey, ToolGrant } from '../config/runtime.js';
+
+export const TOOL_NAME_SEPARATOR = '-';
+
+export function aggregatedToolName(server: string, tool: string): string {
+  return `${server}${TOOL_NAME_SEPARATOR}${tool}`;
+}
+
+export interface ParsedToolName {
+  server: ResolvedServer;
+  tool: string;
+}
+
+/** `crm-find-contact` → (server `crm`, tool `find-contact`), or null if no configured server has that prefix. */
+export function parseToolName(runtime: Runtime, name: string): ParsedToolName | null {
+  const at = name.indexOf(TOOL_NAME_SEPARATOR);
+  if (at <= 0 || at === name.length - 1) return null;
+  const server = runtime.servers.get(name.slice(0, at));
+  return server ? { server, tool: name.slice(at + 1) } : null;
+}
+
+export function grantAllows(grant: ToolGrant | undefined, tool: string): boolean {
+  return grant !== undefined && (grant === '*' || grant.has(tool));
+}
+
+export type ToolCheck =
+  | { ok: true; server: ResolvedServer; tool: string }
+  | { ok: false; /** Why, for logs and audit; the caller is only told the tool is blocked. */ reason: 'unknown_server' | 'not_granted' };
+
+/** Call-time check for an aggregated name: the server exists and the key may call this tool on it. */
+export function checkToolCall(runtime: Runtime, key: RuntimeKey, name: string): ToolCheck {
+  const parsed = parseToolName(runtime, name);
+  if (!parsed) return { ok: false, reason: 'unknown_server' };
+  if (!grantAllows(key.tools.get(parsed.server.name), parsed.tool)) return { ok: false, reason: 'not_granted' };
+  return { ok: true, server: parsed.server, tool: parsed.tool };
+}
+
+/** The upstream tools (by their own names) the key may see on one server. */
+export function filterTools<T extends { name: string }>(grant: ToolGrant | undefined, tools: readonly T[]): T[] {
+  if (grant === undefined) return [];
+  if (grant === '*') return [...tools];
+  return tools.filter((tool) => grant.has(tool.name));
+}

@@ -1,0 +1,83 @@
+/**
+ * `npm start` as a new operator runs it: control plane and node in one process, embedded SQLite and key
+ * material generated under the data dir with a log line each, a bootstrap admin token printed once,
+ * GraphiQL on /graphql and /mcp answering. Ports are ephemeral here so this runs beside a real `npm start`.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-start-'));
+const running: { kill(signal: NodeJS.Signals): boolean; exitCode: number | null }[] = [];
+
+async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: string; stop: () => Promise<void> }> {
+  const proc = spawn('npm', ['start'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_CP_PORT: '0', GATEHOUSE_NODE_PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.push(proc);
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  const up = await waitFor(() => /GraphiQL:\s+(\S+)\s+MCP:\s+(\S+)/.exec(out), { timeoutMs: 30_000, what: `npm start to come up:\n${out}` });
+  return {
+    output: () => out,
+    cpUrl: (up[1] ?? '').replace(/\/graphql$/, ''),
+    mcpUrl: up[2] ?? '',
+    stop: async () => {
+      if (proc.pid) process.kill(-proc.pid, 'SIGTERM');
+      await exited;
+    },
+  };
+}
+
+afterAll(() => {
+  for (const p of running) if (p.exitCode === null) p.kill('SIGKILL');
+});
+
+describe('npm start', () => {
+  it('serves GraphiQL and /mcp, generating keys and printing the admin token once', async () => {
+    const first = await start();
+    const token = /Bootstrap admin token \(shown once, keep it safe\): (gha_\w+)/.exec(first.output())?.[1];
+    expect(token).toBeDefined();
+    expect(first.output()).toMatch(/generated a new master key/);
+    expect(first.output()).toMatch(/generated a new Ed25519 snapshot signing key/);
+    expect(existsSync(join(dataDir, 'gatehouse.db'))).toBe(true);
+
+    const graphiql = await fetch(`${first.cpUrl}/graphql`, { headers: { accept: 'text/html' } });
+    expect(graphiql.status).toBe(200);
+    expect(await graphiql.text()).toMatch(/graphiql/i);
+
+    const version = await fetch(`${first.cpUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ configVersion }' }),
+    });
+    expect(((await version.json()) as { data: { configVersion: number } }).data.configVersion).toBeGreaterThan(0);
+
+    const mcp = await fetch(first.mcpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect(mcp.status).toBe(401);
+    expect(await mcp.json()).toMatchObject({ type: 'virtual_key_required' });
+    await waitFor(async () => (await fetch(first.mcpUrl.replace(/\/mcp$/, '/readyz'))).status === 200, { what: 'node ready' });
+    await first.stop();
+
+    // Second start on the same data dir: same keys, no new token printed.
+    const second = await start();
+    expect(second.output()).not.toMatch(/Bootstrap admin token/);
+    expect(second.output()).not.toMatch(/generated a new/);
+    const again = await fetch(`${second.cpUrl}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: '{ configVersion }' }),
+    });
+    expect(again.status).toBe(200);
+    await second.stop();
+  }, 90_000);
+});

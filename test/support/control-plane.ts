@@ -1,0 +1,63 @@
+/**
+ * A real control plane for tests, in-process, on an ephemeral port, its own temp data dir, and SQLite
+ * (or the PostgreSQL URL given). Exposes a GraphQL helper authenticated with the bootstrap admin token
+ * and every log line it wrote.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createControlPlane, type ControlPlane } from '../../control-plane/app.js';
+import { createLogger } from '../../control-plane/log.js';
+import { LogCapture } from './log-capture.js';
+
+export interface TestControlPlane {
+  cp: ControlPlane;
+  url: string;
+  adminToken: string;
+  dataDir: string;
+  logs: LogCapture;
+  /** Every GraphQL response body this helper received, for searching for leaked secrets. */
+  responses: string[];
+  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function startTestControlPlane(options: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestControlPlane> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
+  const adminToken = `gha_test${randomBytes(16).toString('hex')}`;
+  const logs = new LogCapture();
+  const cp = await createControlPlane({
+    port: 0,
+    dataDir,
+    databaseUrl: options.databaseUrl ?? join(dataDir, 'gatehouse.db'),
+    env: { GATEHOUSE_ADMIN_TOKEN: adminToken, ...options.env },
+    logger: createLogger('test-control-plane', { destination: logs, level: 'debug' }),
+  });
+  const responses: string[] = [];
+  const gql = async <T,>(query: string, variables?: Record<string, unknown>): Promise<T> => {
+    const res = await fetch(`${cp.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+      body: JSON.stringify({ query, variables }),
+    });
+    const text = await res.text();
+    responses.push(text);
+    const body = JSON.parse(text) as { data?: T; errors?: unknown[] };
+    if (body.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
+    return body.data as T;
+  };
+  return {
+    cp,
+    url: cp.url,
+    adminToken,
+    dataDir,
+    logs,
+    responses,
+    gql,
+    async close() {
+      await cp.close();
+      if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

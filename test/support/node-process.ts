@@ -1,0 +1,75 @@
+/**
+ * A data-plane node started the way an operator starts one (`tsx data-plane/node/main.ts`), as its own
+ * process, on an ephemeral port. Collects its log lines and waits until it says where it listens.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { waitFor } from './wait.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const TSX = join(ROOT, 'node_modules/.bin/tsx');
+
+export interface NodeProcess {
+  url: string;
+  proc: ChildProcess;
+  stateDir: string;
+  logs: string[];
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** SIGTERM, then SIGKILL if it lingers; resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+export async function spawnNode(options: {
+  controlPlaneUrl: string;
+  nodeToken: string;
+  nodeId?: string;
+  stateDir?: string;
+  env?: Record<string, string>;
+  extraArgs?: string[];
+}): Promise<NodeProcess> {
+  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-node-'));
+  const args = [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir];
+  if (options.nodeId) args.push('--node-id', options.nodeId);
+  args.push(...(options.extraArgs ?? []));
+  const proc = spawn(TSX, args, {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken, LOG_LEVEL: 'debug', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  let buffered = '';
+  const collect = (chunk: Buffer): void => {
+    buffered += chunk.toString('utf8');
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    logs.push(...lines.filter((l) => l.trim()));
+  };
+  proc.stdout?.on('data', collect);
+  proc.stderr?.on('data', collect);
+  const exited = new Promise<void>((resolveExit) => proc.once('exit', () => resolveExit()));
+
+  const waitForLog = (pattern: RegExp, timeoutMs = 15_000): Promise<string> =>
+    waitFor(() => logs.find((l) => pattern.test(l)), { timeoutMs, what: `node log ${pattern}` });
+
+  const listening = await waitForLog(/data-plane node listening/, 30_000).catch((error: unknown) => {
+    proc.kill('SIGKILL');
+    throw new Error(`${String(error)}\n${logs.join('\n')}`);
+  });
+  const url = (JSON.parse(listening) as { url: string }).url;
+  return {
+    url,
+    proc,
+    stateDir,
+    logs,
+    waitForLog,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
