@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   port: number;
   /** `postgres://…` or an SQLite path / `sqlite:` URL; defaults to `<dataDir>/gatehouse.db`. */
   databaseUrl?: string;
+  /** PostgreSQL schema to use (search_path), e.g. one per tenant or per test; default `public`. */
+  databaseSchema?: string;
   dataDir: string;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -51,7 +53,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const logger = options.logger ?? createLogger('gatehouse-control-plane');
   const keys = await loadKeyMaterial(options.dataDir, env, logger);
   const databaseUrl = options.databaseUrl ?? env.DATABASE_URL ?? join(options.dataDir, 'gatehouse.db');
-  const { db, dialect, url } = openDatabase(databaseUrl);
+  const databaseSchema = options.databaseSchema ?? env.DATABASE_SCHEMA;
+  const { db, dialect, url } = openDatabase(databaseUrl, databaseSchema ? { searchPath: databaseSchema } : {});
   await migrateToLatest(db);
 
   const box = new SecretBox(keys.masterKey);

@@ -111,6 +111,27 @@ export function rpcError(id: JsonRpcId, code: number, message: string, data?: un
   return data === undefined ? { jsonrpc: '2.0', id, error: { code, message } } : { jsonrpc: '2.0', id, error: { code, message, data } };
 }
 
+/** Texts of JSON-RPC protocol errors on `/mcp` (code chosen by the caller from `RpcCode`). */
+export const RpcMessage = {
+  parseError: () => 'request body is not valid JSON',
+  batch: () => 'batched JSON-RPC messages are not supported',
+  notAnObject: () => 'expected a JSON-RPC message object',
+  notAMessage: () => 'not a JSON-RPC message',
+  invalidNotification: () => 'invalid JSON-RPC notification',
+  invalidRequest: () => 'invalid JSON-RPC request',
+  invalidParams: (method: string) => `invalid ${method} params`,
+  methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,
+  toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
+} as const;
+
+/** Texts of HTTP errors that say more than the table's default. */
+export const HttpMessage = {
+  onlyPost: () => 'only POST is supported on /mcp (stateless Streamable HTTP)',
+  unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
+  bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
+  noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
+} as const;
+
 /**
  * Texts of tool-level failures. These become `CallToolResult`s with `isError: true` (MCP: a tool that ran
  * into trouble answers with a result the model can read, not a protocol error). Each names the server and
@@ -120,6 +141,7 @@ export const ToolFailure = {
   timeout: (server: string, ms: number) => `upstream server '${server}' timed out after ${ms} ms`,
   unreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
   unavailable: (server: string, reason: string) => `server '${server}' unavailable on this node: ${reason}`,
+  invalidResult: (server: string) => `upstream server '${server}' returned a result that is not a valid MCP tool result`,
   cancelled: (server: string) => `call to upstream server '${server}' was cancelled because the caller went away`,
   reconfigured: (server: string) => `server '${server}' was reconfigured while this call was in flight; retry the call`,
 } as const;

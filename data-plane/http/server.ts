@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { RuntimeHolder } from '../config/runtime.js';
+import { HttpMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createMcpHandler, sendError, sendJson, type McpCallEvent } from '../mcp/handler.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -58,7 +59,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
           return;
         }
         default:
-          sendError(res, 'not_found', `no route for ${req.method ?? 'GET'} ${path.slice(0, 200)}`);
+          sendError(res, 'not_found', HttpMessage.noRoute(req.method ?? 'GET', path));
       }
     } catch (error) {
       logger.error({ err: error, path }, 'request handler threw');

@@ -34,7 +34,9 @@ import {
 import { authenticate } from '../auth/authenticate.js';
 import type { Runtime, RuntimeHolder, RuntimeKey } from '../config/runtime.js';
 import {
+  HttpMessage,
   RpcCode,
+  RpcMessage,
   httpError,
   rpcError,
   rpcGatewayError,
@@ -141,7 +143,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     const parsed = CallToolRequestSchema.safeParse(message);
     if (!parsed.success) {
       emit({ method: 'tools/call', keyId: ctx.key.id, userId: ctx.key.user.id, outcome: 'invalid', latencyMs: now() - ctx.started });
-      return ok(rpcError(id, RpcCode.InvalidParams, 'invalid tools/call params'));
+      return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')));
     }
     const { name, arguments: args } = parsed.data.params;
     // Checked again at call time: tools/list is advisory, this is the decision.
@@ -149,7 +151,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     if (!check.ok) {
       logger.info({ keyId: ctx.key.id, tool: name, reason: check.reason }, 'tool call denied');
       emit({ method: 'tools/call', keyId: ctx.key.id, userId: ctx.key.user.id, tool: name, outcome: 'denied', denyReason: check.reason, latencyMs: now() - ctx.started });
-      return ok(rpcGatewayError(id, 'tool_blocked', `tool '${name}' is not available to this virtual key`));
+      return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
     }
     const { server, tool } = check;
     const extraHeaders = pickExtraHeaders(server, ctx.headers, ctx.token);
@@ -172,24 +174,24 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
   async function dispatch(ctx: CallContext, json: unknown): Promise<Reply> {
     if (Array.isArray(json)) {
       // Protocol 2025-06-18 removed JSON-RPC batching; one message per POST keeps requests isolated.
-      return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, 'batched JSON-RPC messages are not supported') };
+      return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.batch()) };
     }
-    if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, 'expected a JSON-RPC message object') };
+    if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
 
     if (!('method' in json)) {
       // A response to a server request: this endpoint never sends any, so there is nothing to match it to.
-      return ('result' in json || 'error' in json) && 'id' in json ? accepted() : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, 'not a JSON-RPC message') };
+      return ('result' in json || 'error' in json) && 'id' in json ? accepted() : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAMessage()) };
     }
     if (!('id' in json)) {
       const note = JSONRPCNotificationSchema.safeParse(json);
       // notifications/initialized, cancelled (we answer synchronously, nothing to cancel), etc.
-      return note.success ? accepted() : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, 'invalid JSON-RPC notification') };
+      return note.success ? accepted() : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.invalidNotification()) };
     }
     const request = JSONRPCRequestSchema.safeParse(json);
     if (!request.success) {
       const rawId = json.id;
       const id = typeof rawId === 'string' || typeof rawId === 'number' ? rawId : null;
-      return { status: 400, body: rpcError(id, RpcCode.InvalidRequest, 'invalid JSON-RPC request') };
+      return { status: 400, body: rpcError(id, RpcCode.InvalidRequest, RpcMessage.invalidRequest()) };
     }
     const message = request.data;
     const id = message.id;
@@ -197,7 +199,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     switch (message.method) {
       case 'initialize': {
         const init = InitializeRequestSchema.safeParse(message);
-        if (!init.success) return ok(rpcError(id, RpcCode.InvalidParams, 'invalid initialize params'));
+        if (!init.success) return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('initialize')));
         const requested = init.data.params.protocolVersion;
         const result: InitializeResult = {
           protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
@@ -209,7 +211,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
       case 'ping':
         return ok({ jsonrpc: '2.0', id, result: {} });
       case 'tools/list': {
-        if (!ListToolsRequestSchema.safeParse(message).success) return ok(rpcError(id, RpcCode.InvalidParams, 'invalid tools/list params'));
+        if (!ListToolsRequestSchema.safeParse(message).success) return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/list')));
         // Every visible tool is returned in one page, so any cursor is ignored and none is sent.
         const result = await listTools(ctx);
         emit({ method: 'tools/list', keyId: ctx.key.id, userId: ctx.key.user.id, outcome: 'ok', latencyMs: now() - ctx.started });
@@ -218,14 +220,14 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
       case 'tools/call':
         return callTool(ctx, id, message);
       default:
-        return ok(rpcError(id, RpcCode.MethodNotFound, `method '${message.method}' is not supported on /mcp`));
+        return ok(rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(message.method)));
     }
   }
 
   return function handleMcp(req, res) {
     // 1. Method: stateless JSON responses only, so no GET stream and no session to DELETE.
     if (req.method !== 'POST') {
-      sendError(res, 'method_not_allowed', 'only POST is supported on /mcp (stateless Streamable HTTP)', { allow: 'POST' });
+      sendError(res, 'method_not_allowed', HttpMessage.onlyPost(), { allow: 'POST' });
       return;
     }
     // 2. Ready: a node without a configuration cannot authenticate anyone.
@@ -244,13 +246,13 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     // 4. Protocol version header (MCP 2025-06-18 transports §protocol-version-header): reject unknown ones.
     const version = req.headers['mcp-protocol-version'];
     if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
-      sendError(res, 'invalid_request', `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`);
+      sendError(res, 'invalid_request', HttpMessage.unsupportedProtocolVersion(version));
       return;
     }
     // 5. Body, bounded.
     readBody(req, maxBodyBytes, (tooLarge, body) => {
       if (tooLarge) {
-        sendError(res, 'payload_too_large', `request body exceeds ${maxBodyBytes} bytes`, { connection: 'close' });
+        sendError(res, 'payload_too_large', HttpMessage.bodyTooLarge(maxBodyBytes), { connection: 'close' });
         return;
       }
       // 6. Parse once.
@@ -258,7 +260,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
       try {
         json = JSON.parse(body);
       } catch {
-        sendJson(res, 400, rpcError(null, RpcCode.ParseError, 'request body is not valid JSON'));
+        sendJson(res, 400, rpcError(null, RpcCode.ParseError, RpcMessage.parseError()));
         return;
       }
       const ctx: CallContext = { res, runtime, key: auth.key, token: auth.token, headers: req.headers, started };

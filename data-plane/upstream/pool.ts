@@ -141,7 +141,7 @@ export class UpstreamPool {
       const server = runtime.servers.get(entry.name);
       if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
         this.#logger.info({ server: entry.name }, 'upstream configuration changed or removed; closing its connection');
-        this.#retire(entry);
+        void this.#retire(entry);
       } else {
         entry.server = server;
       }
@@ -191,7 +191,7 @@ export class UpstreamPool {
         }
       }
       if (isInvalidResult(error)) {
-        return { kind: 'rpc_error', code: ErrorCode.InternalError, message: `upstream server '${server.name}' returned an invalid result` };
+        return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
       }
       this.#drop(entry, client, error);
       // An upstream that restarted forgets our session and answers 404 before running anything, so the

@@ -2,8 +2,8 @@
  * One MCP SDK client transport for a resolved server: Streamable HTTP, legacy SSE, or stdio.
  *
  * Configured credential headers go on the transport's `requestInit.headers` (sent with every request the
- * transport makes, including SSE's event-stream GET via its common headers); the forwarding `fetch` from
- * `credentials.ts` adds a caller's allowlisted headers per call. Stdio servers get only their configured
+ * transport makes, including SSE's event-stream GET via its common headers); the pool's `fetch`
+ * (`http-client.ts`) adds a caller's allowlisted headers per call. Stdio servers get only their configured
  * environment on top of the SDK's small inherited base (HOME, LOGNAME, PATH, SHELL, TERM, USER on POSIX),
  * never the node's whole environment. It does not connect, retry or pool: that is `pool.ts`.
  */
@@ -15,7 +15,7 @@ import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/tran
 import type { ResolvedServer } from '../config/runtime.js';
 
 export interface TransportOptions {
-  /** The forwarding fetch (see `credentials.ts`). */
+  /** The pool's upstream fetch (see `http-client.ts`), which also adds per-call caller headers. */
   fetch: FetchLike;
   /** Receives a stdio server's stderr output (the pool logs it, scrubbed). */
   onStderr?: (chunk: string) => void;

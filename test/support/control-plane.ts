@@ -23,14 +23,17 @@ export interface TestControlPlane {
   close(): Promise<void>;
 }
 
-export async function startTestControlPlane(options: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestControlPlane> {
+export async function startTestControlPlane(
+  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string } = {},
+): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
-  const adminToken = `gha_test${randomBytes(16).toString('hex')}`;
+  const adminToken = options.adminToken ?? `gha_test${randomBytes(16).toString('hex')}`;
   const logs = new LogCapture();
   const cp = await createControlPlane({
     port: 0,
     dataDir,
     databaseUrl: options.databaseUrl ?? join(dataDir, 'gatehouse.db'),
+    databaseSchema: options.databaseSchema,
     env: { GATEHOUSE_ADMIN_TOKEN: adminToken, ...options.env },
     logger: createLogger('test-control-plane', { destination: logs, level: 'debug' }),
   });

@@ -1,0 +1,345 @@
+/**
+ * The typed client for the control plane's GraphQL API: `createGatehouseClient({ url, adminToken })`
+ * returns one function per operation (queries, mutations, and `all…` helpers that page through a whole
+ * connection). Mutations resolve to their payload, user errors included; transport and auth failures
+ * throw `GatehouseError`. It does not retry, cache, or validate inputs itself (the server does, and its
+ * answers come back as typed user errors), and it never puts the admin token in an error.
+ */
+import { documents } from './documents.js';
+import { GatehouseError, scrub, type GatehouseErrorCode, type GraphQLErrorInfo } from './errors.js';
+import type {
+  AdminToken,
+  Connection,
+  CreateAdminTokenInput,
+  CreateAdminTokenPayload,
+  CreateMcpServerInput,
+  CreateMcpServerPayload,
+  CreateUserInput,
+  CreateUserPayload,
+  CreateVirtualKeyInput,
+  CreateVirtualKeyPayload,
+  DataPlaneNode,
+  DeleteMcpServerInput,
+  DeleteMcpServerPayload,
+  DeleteUserInput,
+  DeleteUserPayload,
+  DeleteVirtualKeyInput,
+  DeleteVirtualKeyPayload,
+  ID,
+  McpServer,
+  PageArgs,
+  RevokeAdminTokenInput,
+  RevokeAdminTokenPayload,
+  RevokeVirtualKeyInput,
+  RevokeVirtualKeyPayload,
+  RotateVirtualKeyInput,
+  RotateVirtualKeyPayload,
+  UpdateMcpServerInput,
+  UpdateMcpServerPayload,
+  UpdateUserInput,
+  UpdateUserPayload,
+  UpdateVirtualKeyInput,
+  UpdateVirtualKeyPayload,
+  User,
+  Viewer,
+  VirtualKey,
+} from './types.js';
+
+/** The subset of `fetch` the client uses; pass one to add a proxy agent, tracing, or an in-process server. */
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+export interface GatehouseClientOptions {
+  /** The control plane's base URL (`http://127.0.0.1:8090`), or its GraphQL endpoint (`…/graphql`). */
+  url: string;
+  /** An admin token (`gha_…`). Sent only in the Authorization header, never in an error message. */
+  adminToken: string;
+  /** Defaults to the global `fetch`. */
+  fetch?: FetchLike;
+  /** Per request, in milliseconds; default 30,000. A timeout throws GatehouseError NETWORK. */
+  timeoutMs?: number;
+}
+
+/** The largest page the server returns; the `all…` helpers ask for this much per round trip by default. */
+export const MAX_PAGE_SIZE = 100;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+export interface AllPagesOptions {
+  /** Items per request, 1 to 100; default 100. */
+  pageSize?: number;
+}
+
+export interface GatehouseClient {
+  /** The GraphQL endpoint requests go to. */
+  readonly endpoint: string;
+  /** Sends any document; for operations this client has no function for yet. */
+  request<T>(document: string, variables?: Record<string, unknown>): Promise<T>;
+
+  configVersion(): Promise<number>;
+  viewer(): Promise<Viewer>;
+
+  mcpServers(args?: PageArgs): Promise<Connection<McpServer>>;
+  allMcpServers(options?: AllPagesOptions): Promise<McpServer[]>;
+  /** null when no server has that name. */
+  mcpServer(name: string): Promise<McpServer | null>;
+  createMcpServer(input: CreateMcpServerInput): Promise<CreateMcpServerPayload>;
+  updateMcpServer(input: UpdateMcpServerInput): Promise<UpdateMcpServerPayload>;
+  deleteMcpServer(input: DeleteMcpServerInput): Promise<DeleteMcpServerPayload>;
+
+  users(args?: PageArgs): Promise<Connection<User>>;
+  allUsers(options?: AllPagesOptions): Promise<User[]>;
+  user(id: ID): Promise<User | null>;
+  createUser(input: CreateUserInput): Promise<CreateUserPayload>;
+  updateUser(input: UpdateUserInput): Promise<UpdateUserPayload>;
+  deleteUser(input: DeleteUserInput): Promise<DeleteUserPayload>;
+
+  virtualKeys(args?: PageArgs & { userId?: ID | null }): Promise<Connection<VirtualKey>>;
+  allVirtualKeys(options?: AllPagesOptions & { userId?: ID | null }): Promise<VirtualKey[]>;
+  virtualKey(id: ID): Promise<VirtualKey | null>;
+  /** The payload's `key` is the plaintext value, returned this once. */
+  createVirtualKey(input: CreateVirtualKeyInput): Promise<CreateVirtualKeyPayload>;
+  /** The payload's `key` is the new plaintext value, returned this once; the old value stops working. */
+  rotateVirtualKey(input: RotateVirtualKeyInput): Promise<RotateVirtualKeyPayload>;
+  revokeVirtualKey(input: RevokeVirtualKeyInput): Promise<RevokeVirtualKeyPayload>;
+  updateVirtualKey(input: UpdateVirtualKeyInput): Promise<UpdateVirtualKeyPayload>;
+  deleteVirtualKey(input: DeleteVirtualKeyInput): Promise<DeleteVirtualKeyPayload>;
+
+  nodes(args?: PageArgs): Promise<Connection<DataPlaneNode>>;
+  allNodes(options?: AllPagesOptions): Promise<DataPlaneNode[]>;
+
+  adminTokens(args?: PageArgs): Promise<Connection<AdminToken>>;
+  allAdminTokens(options?: AllPagesOptions): Promise<AdminToken[]>;
+  /** The payload's `token` is the plaintext value, returned this once. */
+  createAdminToken(input: CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
+  revokeAdminToken(input: RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
+}
+
+/**
+ * Walks a connection forwards from the start, one page per request, yielding each node. Stops with a
+ * GatehouseError GRAPHQL if the server claims a next page without giving a new cursor, rather than loop.
+ */
+export async function* paginate<T>(fetchPage: (after: string | null) => Promise<Connection<T>>): AsyncGenerator<T, void, undefined> {
+  let after: string | null = null;
+  for (;;) {
+    const page: Connection<T> = await fetchPage(after);
+    for (const edge of page.edges) yield edge.node;
+    if (!page.pageInfo.hasNextPage) return;
+    const next = page.pageInfo.endCursor;
+    if (next === null || next === after) {
+      throw new GatehouseError('GRAPHQL', 'the server reported another page but gave no new cursor');
+    }
+    after = next;
+  }
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+export function createGatehouseClient(options: GatehouseClientOptions): GatehouseClient {
+  const endpoint = graphqlEndpoint(options.url);
+  const adminToken = options.adminToken;
+  if (typeof adminToken !== 'string' || adminToken.trim().length === 0) throw new TypeError('adminToken is required');
+  const doFetch: FetchLike = options.fetch ?? ((url, init) => fetch(url, init));
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+
+  // Every thrown error is built here, so the scrubbing of the token cannot be forgotten at a call site.
+  const fail = (code: GatehouseErrorCode, message: string, status?: number, graphqlErrors?: GraphQLErrorInfo[]): GatehouseError =>
+    new GatehouseError(
+      code,
+      scrub(message, adminToken),
+      {
+        ...(status === undefined ? {} : { status }),
+        ...(graphqlErrors === undefined ? {} : { graphqlErrors: graphqlErrors.map((e) => ({ ...e, message: scrub(e.message, adminToken) })) }),
+      },
+    );
+
+  async function request<T>(document: string, variables?: Record<string, unknown>): Promise<T> {
+    let status: number;
+    let text: string;
+    try {
+      const response = await doFetch(endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          // graphql-response+json makes the server use HTTP statuses for request errors (GraphQL over HTTP).
+          accept: 'application/graphql-response+json, application/json;q=0.9',
+          authorization: `Bearer ${adminToken}`,
+        },
+        body: JSON.stringify(variables === undefined ? { query: document } : { query: document, variables }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      throw fail('NETWORK', `could not reach the control plane at ${endpoint}: ${describeFetchError(error, timeoutMs)}`);
+    }
+
+    const body = parseGraphQLResponse(text);
+    const errors = body?.errors ?? [];
+    if (errors.length > 0) {
+      const codes = new Set(errors.map((e) => e.code));
+      // The auth codes win over GRAPHQL: they are what a script must react to (fix the token or its role).
+      const code: GatehouseErrorCode =
+        codes.has('UNAUTHENTICATED') || status === 401 ? 'UNAUTHENTICATED' : codes.has('FORBIDDEN') || status === 403 ? 'FORBIDDEN' : 'GRAPHQL';
+      throw fail(code, errors.map((e) => e.message).join('; '), status, errors);
+    }
+    if (status === 401) throw fail('UNAUTHENTICATED', 'the control plane refused the admin token (HTTP 401)', status);
+    if (status === 403) throw fail('FORBIDDEN', 'the admin token may not do this (HTTP 403)', status);
+    if (status < 200 || status > 299) throw fail('HTTP', `the control plane answered HTTP ${status}${snippet(text)}`, status);
+    if (body === null || body.data === null || typeof body.data !== 'object') {
+      throw fail('HTTP', `the control plane's answer is not a GraphQL response${snippet(text)}`, status);
+    }
+    // The documents select exactly the fields of T (types.ts mirrors them, and a test validates the
+    // documents against schema.graphql), so the data is trusted to have that shape.
+    return body.data as T;
+  }
+
+  async function mutate<T>(document: string, field: string, input: object): Promise<T> {
+    const data = await request<Record<string, T>>(document, { input });
+    return data[field] as T;
+  }
+
+  const page = (args: PageArgs | undefined) => ({
+    first: args?.first ?? null,
+    after: args?.after ?? null,
+    last: args?.last ?? null,
+    before: args?.before ?? null,
+  });
+  const pageSizeOf = (options: AllPagesOptions | undefined): number => {
+    const size = options?.pageSize ?? MAX_PAGE_SIZE;
+    if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) throw new RangeError(`pageSize must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+    return size;
+  };
+
+  const client: GatehouseClient = {
+    endpoint,
+    request,
+
+    configVersion: async () => (await request<{ configVersion: number }>(documents.configVersion)).configVersion,
+    viewer: async () => (await request<{ viewer: Viewer }>(documents.viewer)).viewer,
+
+    mcpServers: async (args) => (await request<{ mcpServers: Connection<McpServer> }>(documents.mcpServers, page(args))).mcpServers,
+    allMcpServers: async (options) => {
+      const first = pageSizeOf(options);
+      return collect(paginate((after) => client.mcpServers({ first, after })));
+    },
+    mcpServer: async (name) => (await request<{ mcpServer: McpServer | null }>(documents.mcpServer, { name })).mcpServer,
+    createMcpServer: (input) => mutate(documents.createMcpServer, 'createMcpServer', input),
+    updateMcpServer: (input) => mutate(documents.updateMcpServer, 'updateMcpServer', input),
+    deleteMcpServer: (input) => mutate(documents.deleteMcpServer, 'deleteMcpServer', input),
+
+    users: async (args) => (await request<{ users: Connection<User> }>(documents.users, page(args))).users,
+    allUsers: async (options) => {
+      const first = pageSizeOf(options);
+      return collect(paginate((after) => client.users({ first, after })));
+    },
+    user: async (id) => (await request<{ user: User | null }>(documents.user, { id })).user,
+    createUser: (input) => mutate(documents.createUser, 'createUser', input),
+    updateUser: (input) => mutate(documents.updateUser, 'updateUser', input),
+    deleteUser: (input) => mutate(documents.deleteUser, 'deleteUser', input),
+
+    virtualKeys: async (args) =>
+      (await request<{ virtualKeys: Connection<VirtualKey> }>(documents.virtualKeys, { ...page(args), userId: args?.userId ?? null })).virtualKeys,
+    allVirtualKeys: async (options) => {
+      const first = pageSizeOf(options);
+      const userId = options?.userId ?? null;
+      return collect(paginate((after) => client.virtualKeys({ first, after, userId })));
+    },
+    virtualKey: async (id) => (await request<{ virtualKey: VirtualKey | null }>(documents.virtualKey, { id })).virtualKey,
+    createVirtualKey: (input) => mutate(documents.createVirtualKey, 'createVirtualKey', input),
+    rotateVirtualKey: (input) => mutate(documents.rotateVirtualKey, 'rotateVirtualKey', input),
+    revokeVirtualKey: (input) => mutate(documents.revokeVirtualKey, 'revokeVirtualKey', input),
+    updateVirtualKey: (input) => mutate(documents.updateVirtualKey, 'updateVirtualKey', input),
+    deleteVirtualKey: (input) => mutate(documents.deleteVirtualKey, 'deleteVirtualKey', input),
+
+    nodes: async (args) => (await request<{ nodes: Connection<DataPlaneNode> }>(documents.nodes, page(args))).nodes,
+    allNodes: async (options) => {
+      const first = pageSizeOf(options);
+      return collect(paginate((after) => client.nodes({ first, after })));
+    },
+
+    adminTokens: async (args) => (await request<{ adminTokens: Connection<AdminToken> }>(documents.adminTokens, page(args))).adminTokens,
+    allAdminTokens: async (options) => {
+      const first = pageSizeOf(options);
+      return collect(paginate((after) => client.adminTokens({ first, after })));
+    },
+    createAdminToken: (input) => mutate(documents.createAdminToken, 'createAdminToken', input),
+    revokeAdminToken: (input) => mutate(documents.revokeAdminToken, 'revokeAdminToken', input),
+  };
+  return client;
+}
+
+/** `http://host:8090` → `http://host:8090/graphql`; a URL already ending in `/graphql` is kept. */
+export function graphqlEndpoint(base: string): string {
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new TypeError(`not a URL: ${JSON.stringify(base)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`the control plane URL must be http or https, not ${url.protocol}`);
+  // Credentials in the URL would end up in error messages and logs; the admin token has its own option.
+  if (url.username !== '' || url.password !== '') throw new TypeError('the control plane URL must not contain credentials; pass adminToken instead');
+  url.search = '';
+  url.hash = '';
+  if (!url.pathname.endsWith('/graphql')) url.pathname = `${url.pathname.replace(/\/+$/, '')}/graphql`;
+  return url.toString();
+}
+
+interface ParsedResponse {
+  data: unknown;
+  errors: GraphQLErrorInfo[];
+}
+
+/** A GraphQL response body (`{data?, errors?}`), or null when the text is not one. */
+function parseGraphQLResponse(text: string): ParsedResponse | null {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(json) || (!('data' in json) && !('errors' in json))) return null;
+  const errors = Array.isArray(json.errors) ? json.errors.map(toErrorInfo) : [];
+  return { data: json.data ?? null, errors };
+}
+
+function toErrorInfo(raw: unknown): GraphQLErrorInfo {
+  if (!isRecord(raw)) return { message: String(raw), code: null, path: null };
+  const extensions = isRecord(raw.extensions) ? raw.extensions : {};
+  return {
+    message: typeof raw.message === 'string' ? raw.message : 'unknown GraphQL error',
+    code: typeof extensions.code === 'string' ? extensions.code : null,
+    path: Array.isArray(raw.path) ? raw.path.filter((p): p is string | number => typeof p === 'string' || typeof p === 'number') : null,
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Node's fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, …) is in its cause chain. */
+function describeFetchError(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) return `no answer within ${timeoutMs} ms`;
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current !== undefined && current !== null; depth++) {
+    if (current instanceof Error) {
+      const code = (current as Error & { code?: unknown }).code;
+      parts.push(typeof code === 'string' && !current.message.includes(code) ? `${current.message} (${code})` : current.message);
+      current = current.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.filter((p) => p.length > 0).join(': ') || 'unknown error';
+}
+
+/** The start of a non-GraphQL body, for the error message (a proxy's error page, say), on one line. */
+function snippet(text: string): string {
+  const line = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return line.length === 0 ? '' : `: ${line}`;
+}

@@ -1,0 +1,156 @@
+/**
+ * The walking skeleton end to end: GraphQL config → signed snapshot → a separately started node → three
+ * real upstreams (Streamable HTTP, SSE, stdio), driven by the MCP SDK's own client with a virtual key.
+ * Upstreams get the configured credentials and never the virtual key; filtered tools are neither listed
+ * nor callable; no configured secret shows in any GraphQL response, log line, error, or captured snapshot.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateNodeKeyPair } from '../../data-plane/snapshot/seal.js';
+import { NODE_ID_HEADER, NODE_KEY_HEADER } from '../../data-plane/snapshot/stream-protocol.js';
+import { testDialects } from '../support/db.js';
+import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
+import { spawnNode, type NodeProcess } from '../support/node-process.js';
+import { readStdioStarts } from '../support/upstreams.js';
+import { waitFor } from '../support/wait.js';
+
+function textOf(result: unknown): string {
+  return ((result as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('');
+}
+
+describe.each(testDialects)('gateway end to end on %s', (dialect) => {
+  let gw: GatewayFixture;
+  let node: NodeProcess;
+  let client: Client;
+  const errorsSeen: string[] = [];
+
+  beforeAll(async () => {
+    gw = await startGatewayFixture(dialect);
+    node = await spawnNode({ controlPlaneUrl: gw.cp.url, nodeToken: gw.cp.cp.nodeToken, env: gw.nodeEnv });
+    await waitFor(async () => (await fetch(`${node.url}/readyz`)).ok, { what: 'node ready' });
+    client = new Client({ name: 'e2e', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(`${node.url}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${gw.key}`, 'X-Request-Source': 'e2e-suite' } },
+      }),
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await node?.stop();
+    await gw?.close();
+  });
+
+  it('lists exactly the tools the key may call, from all three upstreams', async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name).sort()).toEqual(gw.expectedTools);
+    expect(tools.find((t) => t.name === 'kb_sse-echo')?.description).toBe('echo from sse');
+  });
+
+  it('calls a tool on each upstream and returns its result', async () => {
+    expect(textOf(await client.callTool({ name: 'crm_http-echo', arguments: { text: 'hi' } }))).toBe('http:hi');
+    expect(textOf(await client.callTool({ name: 'kb_sse-echo', arguments: { text: 'hi' } }))).toBe('sse:hi');
+    expect(textOf(await client.callTool({ name: 'local_stdio-echo', arguments: { text: 'hi' } }))).toBe('stdio:hi');
+    expect(textOf(await client.callTool({ name: 'kb_sse-add', arguments: { a: 2, b: 3 } }))).toBe('5');
+  });
+
+  it('refuses tools outside the key filter or the server allowlist', async () => {
+    for (const name of ['crm_http-secret_tool', 'kb_sse-secret_tool', 'local_stdio-add', 'hidden_http-echo', 'nonexistent-echo']) {
+      const outcome = await client.callTool({ name, arguments: {} }).then(
+        (r) => ({ ok: !r.isError, text: textOf(r) }),
+        (e: unknown) => ({ ok: false, text: e instanceof Error ? e.message : String(e) }),
+      );
+      errorsSeen.push(outcome.text);
+      expect(outcome.ok, `${name} must be refused`).toBe(false);
+      expect(outcome.text).not.toMatch(/classified/);
+    }
+  });
+
+  it('injects the configured credentials upstream and never the virtual key', async () => {
+    const httpRequests = gw.http.requests.filter((r) => r.httpMethod === 'POST');
+    expect(httpRequests.length).toBeGreaterThan(0);
+    for (const r of httpRequests) {
+      expect(r.headers.authorization).toBe(gw.secrets.httpToken);
+      expect(r.headers['x-tenant-id']).toBe(gw.secrets.tenant);
+      // Allowlisted caller header reaches the server that allows it (on calls made for that caller)...
+      if (r.rpcMethod === 'tools/call') expect(r.headers['x-request-source']).toBe('e2e-suite');
+    }
+    expect(httpRequests.some((r) => r.rpcMethod === 'tools/call')).toBe(true);
+    for (const r of gw.sse.requests) {
+      expect(r.headers['x-api-key']).toBe(gw.secrets.sseKey);
+      // ...and not the one that does not.
+      expect(r.headers['x-request-source']).toBeUndefined();
+    }
+    const starts = readStdioStarts(gw.stdioRecordFile);
+    expect(starts.length).toBeGreaterThan(0);
+    expect(starts[0]?.env.UPSTREAM_TOKEN).toBe(gw.secrets.stdioToken);
+    const everythingUpstream = JSON.stringify([gw.http.requests, gw.sse.requests, starts]);
+    expect(everythingUpstream).not.toContain(gw.key);
+  });
+
+  it('shows node status and missing nothing in the nodes query', async () => {
+    const data = await waitFor(
+      async () => {
+        const r = await gw.cp.gql<{ nodes: { edges: { node: { id: string; appliedVersion: number | null; connected: boolean; missingEnv: unknown[] } }[] } }>(
+          '{ nodes { edges { node { id appliedVersion connected missingEnv { name servers } } } } }',
+        );
+        const n = r.nodes.edges.map((e) => e.node).find((x) => x.appliedVersion !== null && x.connected);
+        return n;
+      },
+      { what: 'node report' },
+    );
+    expect(data.missingEnv).toEqual([]);
+  });
+
+  it('keeps every secret out of GraphQL responses, logs, errors, and captured or stored snapshots', async () => {
+    // Read the servers back the way an operator would.
+    await gw.cp.gql('{ mcpServers { edges { node { name connectionString headers { name value } stdio { command args env { name value } } } } } }');
+
+    // Capture a snapshot off the wire, as an eavesdropper holding a node token would.
+    const pair = await generateNodeKeyPair();
+    const abort = new AbortController();
+    const res = await fetch(`${gw.cp.url}/nodes/stream`, {
+      headers: {
+        authorization: `Bearer ${gw.cp.cp.nodeToken}`,
+        [NODE_ID_HEADER]: 'eavesdropper',
+        [NODE_KEY_HEADER]: Buffer.from(JSON.stringify(pair.publicJwk)).toString('base64url'),
+      },
+      signal: abort.signal,
+    });
+    const reader = res.body!.getReader();
+    let captured = '';
+    while (!captured.includes('\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      captured += new TextDecoder().decode(value);
+    }
+    abort.abort();
+    expect(captured).toContain('event: snapshot');
+    const envelope = JSON.parse(/data: (.*)/.exec(captured)![1]!) as { snapshot: { payload: string } };
+    const decodedPayload = Buffer.from(envelope.snapshot.payload, 'base64url').toString('utf8');
+    expect(decodedPayload).toContain('crm_http');
+
+    const onDisk = readFileSync(join(node.stateDir, 'snapshot.json'), 'utf8');
+    const haystacks = {
+      graphqlResponses: gw.cp.responses.join('\n'),
+      controlPlaneLogs: gw.cp.logs.text(),
+      nodeLogs: node.logs.join('\n'),
+      errors: errorsSeen.join('\n'),
+      capturedStream: captured + decodedPayload,
+      snapshotOnDisk: onDisk + Buffer.from((JSON.parse(onDisk) as { snapshot: { payload: string } }).snapshot.payload, 'base64url').toString('utf8'),
+    };
+    const secretValues = [gw.secrets.httpToken, gw.secrets.sseKey, gw.secrets.stdioToken, gw.secrets.tenant, 'upstream-http-secret'];
+    for (const [where, text] of Object.entries(haystacks)) {
+      expect(text.length, where).toBeGreaterThan(0);
+      for (const secret of secretValues) expect(text.includes(secret), `${where} must not contain a secret`).toBe(false);
+      // The virtual key is shown once, in the createVirtualKey response, and nowhere else.
+      const keyCount = text.split(gw.key).length - 1;
+      expect(keyCount, `${where}: virtual key occurrences`).toBe(where === 'graphqlResponses' ? 1 : 0);
+    }
+  });
+});
