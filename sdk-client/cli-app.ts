@@ -246,7 +246,7 @@ const COMMANDS: readonly Command[] = [
     args: [],
     options: ['user', 'name', 'server', 'expires'],
     required: ['user', 'name'],
-    synopsis: "--user ID|EMAIL --name NAME [--server SERVER:TOOL,TOOL | --server 'SERVER:*']... [--expires ISO-8601]",
+    synopsis: '--user ID|EMAIL --name NAME [--server SERVER:TOOL,TOOL|SERVER:*]... [--expires ISO-8601]',
     summary: 'Create a virtual key; prints the key (shown once) on stdout, details on stderr',
     async run(ctx) {
       const servers = (ctx.values.server ?? []).map(parseGrant);
@@ -320,17 +320,17 @@ function usageLine(command: Command): string {
 }
 
 function helpText(): string {
-  const lines = COMMANDS.map((c) => [`${c.group} ${c.action}${c.synopsis ? ` ${c.synopsis}` : ''}`, c.summary] as const);
-  const width = Math.max(...lines.map(([synopsis]) => synopsis.length));
   return [
     'usage: gatehouse <command> [options]',
     '',
     'Commands:',
-    ...lines.map(([synopsis, summary]) => `  ${synopsis.padEnd(width)}  ${summary}`),
+    ...COMMANDS.flatMap((c) => [`  ${c.group} ${c.action}${c.synopsis ? ` ${c.synopsis}` : ''}`, `      ${c.summary}`]),
     '',
     'Options:',
     '  --json       print JSON on stdout instead of a table',
     '  -h, --help   show this help',
+    '',
+    'Key grants: --server crm:search,fetch grants those tools of crm; --server \'kb:*\' every tool kb allows.',
     '',
     'Environment:',
     `  GATEHOUSE_URL          the control plane (default ${DEFAULT_URL})`,

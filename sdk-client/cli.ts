@@ -9,5 +9,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
-  stdin: process.stdin,
+  // stdin is left out: runCli touches process.stdin only for `--file -`.
 });
