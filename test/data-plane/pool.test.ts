@@ -14,9 +14,9 @@ import {
   startHttpUpstream,
   startSseUpstream,
   stdioUpstreamCommand,
-  waitFor,
   type HttpUpstream,
 } from '../support/upstreams.js';
+import { waitFor } from '../support/wait.js';
 import { buildSnapshot, connectClient, resultText, startTestNode, type TestConfig, type TestNode } from './helpers.js';
 
 let node: TestNode;

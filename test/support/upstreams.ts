@@ -249,21 +249,3 @@ export function readStdioStarts(recordFile: string): StdioStart[] {
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as StdioStart);
 }
-
-/** Polls `check` until it returns a value other than undefined/false (condition waits, not sleeps). */
-export async function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, options: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? 'condition'}${lastError instanceof Error ? `: ${lastError.message}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 25));
-  }
-}
