@@ -6,10 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { generateSigningKey, type StoredSigningKey } from '../data-plane/snapshot/sign.js';
 import { issueToken, NODE_TOKEN_PREFIX } from './crypto/tokens.js';
 import type { Logger } from './log.js';
+import { parseSigningKeyFile, readSigningKeyFile, signingKeyPath, writeSigningKeyFile, type SigningKeyFile } from './signing-keys.js';
 
 export interface KeyMaterial {
   masterKey: Uint8Array;
@@ -19,11 +19,6 @@ export interface KeyMaterial {
   /** The node token's plaintext: nodes present it, the control plane compares hashes. */
   nodeToken: string;
 }
-
-const SigningKeyFileSchema = z.object({
-  active: z.string(),
-  keys: z.array(z.object({ kid: z.string(), privateJwk: z.record(z.string(), z.unknown()) })).min(1),
-});
 
 function writeSecretFile(path: string, content: string): void {
   writeFileSync(path, content, { mode: 0o600 });
@@ -52,19 +47,13 @@ export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, l
     log.warn({ path: masterPath }, 'generated a new master key for secrets at rest; back it up, or set GATEHOUSE_MASTER_KEY');
   }
 
-  let signing: z.infer<typeof SigningKeyFileSchema>;
-  const signingPath = join(dataDir, 'signing-keys.json');
-  if (env.GATEHOUSE_SIGNING_KEYS) {
-    signing = SigningKeyFileSchema.parse(JSON.parse(env.GATEHOUSE_SIGNING_KEYS));
-  } else if (existsSync(signingPath)) {
-    signing = SigningKeyFileSchema.parse(JSON.parse(readFileSync(signingPath, 'utf8')));
-  } else {
+  let signing: SigningKeyFile | null = env.GATEHOUSE_SIGNING_KEYS ? parseSigningKeyFile(env.GATEHOUSE_SIGNING_KEYS) : readSigningKeyFile(dataDir);
+  if (!signing) {
     const key = await generateSigningKey();
     signing = { active: key.kid, keys: [key] };
-    writeSecretFile(signingPath, JSON.stringify(signing, null, 2) + '\n');
-    log.warn({ path: signingPath, kid: key.kid }, 'generated a new Ed25519 snapshot signing key');
+    writeSigningKeyFile(dataDir, signing);
+    log.warn({ path: signingKeyPath(dataDir), kid: key.kid }, 'generated a new Ed25519 snapshot signing key');
   }
-  if (!signing.keys.some((k) => k.kid === signing.active)) throw new Error(`active signing key ${signing.active} is not among the signing keys`);
 
   let nodeToken: string;
   const nodeTokenPath = join(dataDir, 'node-token');
@@ -78,5 +67,5 @@ export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, l
     log.warn({ path: nodeTokenPath }, 'generated a new node token; give it to data-plane nodes as GATEHOUSE_NODE_TOKEN');
   }
 
-  return { masterKey, signingKeys: signing.keys as StoredSigningKey[], activeKid: signing.active, nodeToken };
+  return { masterKey, signingKeys: signing.keys, activeKid: signing.active, nodeToken };
 }

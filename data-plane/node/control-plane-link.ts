@@ -107,12 +107,15 @@ export class ControlPlaneLink {
     const envelope = SnapshotEnvelopeSchema.safeParse(raw);
     if (!envelope.success) throw new SnapshotError('malformed', 'snapshot envelope does not match the schema');
     const payload = await verifySnapshot(envelope.data.snapshot, this.trust, { currentVersion: this.appliedVersion });
-    if (payload.version === this.appliedVersion) return;
+    if (payload.version === this.appliedVersion) {
+      // Same configuration, possibly a new signing key set (a control plane restarted mid-rotation).
+      await this.adoptTrust(payload.trustedKeys, persist);
+      return;
+    }
     const dataKey = await unwrapDataKey(envelope.data.dataKey, this.options.nodePrivateJwk);
     const { missingEnv } = this.options.apply(payload, dataKey);
     this.appliedVersion = payload.version;
     this.missingEnv = missingEnv;
-    this.trust = await TrustStore.fromJwks(payload.trustedKeys);
     if (missingEnv.length > 0) {
       this.options.logger.warn({ missingEnv }, 'servers unavailable on this node: environment variables not set');
     }
@@ -120,19 +123,30 @@ export class ControlPlaneLink {
     if (persist && this.options.stateDir) {
       mkdirSync(this.options.stateDir, { recursive: true });
       writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), JSON.stringify(envelope.data));
-      writeAtomic(join(this.options.stateDir, TRUST_FILE), JSON.stringify(payload.trustedKeys));
+    }
+    await this.adoptTrust(payload.trustedKeys, persist);
+  }
+
+  /** Trusts exactly the keys a verified snapshot lists (how signing keys rotate), and remembers them. */
+  private async adoptTrust(keys: SnapshotPayload['trustedKeys'], persist: boolean): Promise<void> {
+    this.trust = await TrustStore.fromJwks(keys);
+    if (persist && this.options.stateDir) {
+      mkdirSync(this.options.stateDir, { recursive: true });
+      writeAtomic(join(this.options.stateDir, TRUST_FILE), JSON.stringify(keys));
     }
   }
 
   private async loadTrust(): Promise<void> {
     if (this.trust) return;
     const { trustedJwks, stateDir, logger } = this.options;
-    if (trustedJwks) {
-      this.trust = await TrustStore.fromJwks(trustedJwks);
-      return;
-    }
+    // Keys learned from verified snapshots come first: they follow every rotation since the node was
+    // seeded, whereas the configured keys (--trust-jwks) only seed a node that has none yet.
     if (stateDir && existsSync(join(stateDir, TRUST_FILE))) {
       this.trust = await TrustStore.fromJwks(JSON.parse(readFileSync(join(stateDir, TRUST_FILE), 'utf8')) as unknown[]);
+      return;
+    }
+    if (trustedJwks) {
+      this.trust = await TrustStore.fromJwks(trustedJwks);
       return;
     }
     try {

@@ -24,13 +24,13 @@ export interface TestControlPlane {
 }
 
 export async function startTestControlPlane(
-  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string } = {},
+  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
   const adminToken = options.adminToken ?? `gha_test${randomBytes(16).toString('hex')}`;
   const logs = new LogCapture();
   const cp = await createControlPlane({
-    port: 0,
+    port: options.port ?? 0,
     dataDir,
     databaseUrl: options.databaseUrl ?? join(dataDir, 'gatehouse.db'),
     databaseSchema: options.databaseSchema,

@@ -1,0 +1,77 @@
+/**
+ * The snapshot contract's pure functions, directly (STYLE #5): sign/verify (RFC 7515 flattened JWS with
+ * EdDSA), sealed values under a data key, and the data key wrapped for one node's X25519 key only.
+ */
+import { describe, expect, it } from 'vitest';
+import { SnapshotError } from '../../data-plane/snapshot/errors.js';
+import { SNAPSHOT_FORMAT, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import { generateDataKey, generateNodeKeyPair, openValue, sealValue, unwrapDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
+import { generateSigningKey, importSigningKey, signSnapshot } from '../../data-plane/snapshot/sign.js';
+import { TrustStore, verifySnapshot } from '../../data-plane/snapshot/verify.js';
+
+async function signer(kid: string) {
+  return importSigningKey(await generateSigningKey(kid));
+}
+
+function payload(version: number, trusted: SnapshotPayload['trustedKeys']): SnapshotPayload {
+  return { format: SNAPSHOT_FORMAT, version, issuedAt: new Date().toISOString(), trustedKeys: trusted, servers: [], keys: [], users: [] };
+}
+
+async function code(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'accepted';
+  } catch (error) {
+    return error instanceof SnapshotError ? error.code : `unexpected: ${String(error)}`;
+  }
+}
+
+describe('verifySnapshot', () => {
+  it('accepts a snapshot signed by a trusted key, and an equal version as a no-op', async () => {
+    const a = await signer('a');
+    const trust = await TrustStore.fromJwks([a.publicJwk]);
+    const signed = await signSnapshot(payload(3, [a.publicJwk]), a);
+    expect((await verifySnapshot(signed, trust, { currentVersion: null })).version).toBe(3);
+    expect((await verifySnapshot(signed, trust, { currentVersion: 3 })).version).toBe(3);
+  });
+
+  it('refuses unknown key ids, bad signatures, older versions, other algorithms and garbage', async () => {
+    const a = await signer('a');
+    const b = await signer('b');
+    const trust = await TrustStore.fromJwks([a.publicJwk]);
+    const good = await signSnapshot(payload(5, [a.publicJwk]), a);
+    expect(await code(verifySnapshot(await signSnapshot(payload(6, [a.publicJwk]), b), trust, { currentVersion: null }))).toBe('unknown_key_id');
+    // b's signature presented under a's kid.
+    const impostor = await signSnapshot(payload(6, [a.publicJwk]), { ...b, kid: 'a' });
+    expect(await code(verifySnapshot(impostor, trust, { currentVersion: null }))).toBe('bad_signature');
+    const tampered = { ...good, payload: Buffer.from(JSON.stringify(payload(99, [a.publicJwk]))).toString('base64url') };
+    expect(await code(verifySnapshot(tampered, trust, { currentVersion: null }))).toBe('bad_signature');
+    expect(await code(verifySnapshot(good, trust, { currentVersion: 6 }))).toBe('rollback');
+    const hs = { ...good, protected: Buffer.from(JSON.stringify({ alg: 'HS256', kid: 'a' })).toString('base64url') };
+    expect(await code(verifySnapshot(hs, trust, { currentVersion: null }))).toBe('bad_signature');
+    expect(await code(verifySnapshot({ nope: true }, trust, { currentVersion: null }))).toBe('malformed');
+    const wrongShape = await signSnapshot({ ...payload(7, [a.publicJwk]), servers: 'x' } as unknown as SnapshotPayload, a);
+    expect(await code(verifySnapshot(wrongShape, trust, { currentVersion: null }))).toBe('malformed');
+  });
+});
+
+describe('sealed values', () => {
+  it('open only with the data key and the AAD they were sealed with', () => {
+    const key = generateDataKey();
+    const sealed = sealValue(key, 'Bearer sk-live-secret', 'server:crm:headers:Authorization');
+    expect(sealed.ciphertext).not.toContain('sk-live');
+    expect(openValue(key, sealed)).toBe('Bearer sk-live-secret');
+    expect(() => openValue(generateDataKey(), sealed)).toThrow(SnapshotError);
+    expect(() => openValue(key, { ...sealed, aad: 'server:other:headers:Authorization' })).toThrow(SnapshotError);
+  });
+
+  it('the data key unwraps only with the node key it was wrapped for', async () => {
+    const dataKey = generateDataKey();
+    const node = await generateNodeKeyPair();
+    const other = await generateNodeKeyPair();
+    const wrapped = await wrapDataKey(dataKey, node.publicJwk);
+    expect(Buffer.from(await unwrapDataKey(wrapped, node.privateJwk))).toEqual(Buffer.from(dataKey));
+    expect(await code(unwrapDataKey(wrapped, other.privateJwk))).toBe('data_key');
+    expect(await code(wrapDataKey(dataKey, node.privateJwk))).toBe('data_key');
+  });
+});
