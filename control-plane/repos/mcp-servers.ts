@@ -78,21 +78,11 @@ export interface CreateMcpServerInput {
 }
 
 /** Patch: absent or null fields stay as they are; lists given replace the stored list. */
-export interface UpdateMcpServerInput {
+export type UpdateMcpServerInput = {
   /** Identifies the server. */
   name: string;
   newName?: string | null;
-  connectionType?: ConnectionType | null;
-  connectionString?: string | null;
-  stdio?: StdioInput | null;
-  authType?: AuthType | null;
-  headers?: readonly NameValueInput[] | null;
-  perUserHeaderKeys?: readonly string[] | null;
-  toolsToExecute?: readonly string[] | null;
-  allowedExtraHeaders?: readonly string[] | null;
-  toolTimeoutMs?: number | null;
-  disabled?: boolean | null;
-}
+} & { [K in Exclude<keyof CreateMcpServerInput, 'name'>]?: CreateMcpServerInput[K] | null };
 
 // ---- AAD: the compiler that opens these secrets must use the same strings. ----
 

@@ -7,22 +7,10 @@
  * `/anthropic/...` and `/metrics` are not served here yet.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { RuntimeHolder } from '../config/runtime.js';
 import { HttpMessage } from '../errors.js';
-import type { Logger } from '../log.js';
-import { createMcpHandler, sendError, sendJson, type McpCallEvent } from '../mcp/handler.js';
-import type { UpstreamPool } from '../upstream/pool.js';
+import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
 
-export interface DataPlaneServerOptions {
-  holder: RuntimeHolder;
-  pool: UpstreamPool;
-  logger: Logger;
-  /** Reported as `serverInfo.version` by `/mcp` initialize. */
-  version?: string;
-  /** `/mcp` request body limit in bytes (default 4 MB). */
-  maxBodyBytes?: number;
-  /** Clock used for key expiry (tests). */
-  now?: () => number;
+export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent'> {
   /** One record per `/mcp` call that reached policy (for audit/metrics); must not throw or block. */
   onMcpEvent?: (event: McpCallEvent) => void;
 }

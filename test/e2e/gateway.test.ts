@@ -16,6 +16,7 @@ import { testDialects } from '../support/db.js';
 import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { readStdioStarts } from '../support/upstreams.js';
+import { postMcp } from '../support/mcp-http.js';
 import { waitFor } from '../support/wait.js';
 
 function textOf(result: unknown): string {
@@ -105,6 +106,36 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
       { what: 'node report' },
     );
     expect(data.missingEnv).toEqual([]);
+  });
+
+  it('a node missing an env.NAME variable reports it, and names the server in the tool error', async () => {
+    const bare = await spawnNode({ controlPlaneUrl: gw.cp.url, nodeToken: gw.cp.cp.nodeToken, nodeId: `bare-${dialect}` });
+    try {
+      await waitFor(async () => (await fetch(`${bare.url}/readyz`)).ok, { what: 'bare node ready' });
+      const call = await postMcp(bare.url, gw.key, { id: 1, method: 'tools/call', params: { name: 'crm_http-echo', arguments: { text: 'x' } } });
+      const result = (call.body as { result: CallToolResult }).result;
+      expect(result.isError).toBe(true);
+      errorsSeen.push(textOf(result));
+      expect(textOf(result)).toMatch(/crm_http/);
+      expect(textOf(result)).toMatch(/GH_TEST_TENANT/);
+      // The other servers are unaffected on that node.
+      const ok = await postMcp(bare.url, gw.key, { id: 2, method: 'tools/call', params: { name: 'kb_sse-echo', arguments: { text: 'x' } } });
+      expect(textOf((ok.body as { result: CallToolResult }).result)).toBe('sse:x');
+      const reported = await waitFor(
+        async () => {
+          const r = await gw.cp.gql<{ nodes: { edges: { node: { id: string; health: string; missingEnv: { name: string; servers: string[] }[] } }[] } }>(
+            '{ nodes { edges { node { id health missingEnv { name servers } } } } }',
+          );
+          return r.nodes.edges.map((e) => e.node).find((n) => n.id === `bare-${dialect}` && n.missingEnv.length > 0);
+        },
+        { what: 'missing env var in the nodes query' },
+      );
+      expect(reported.missingEnv).toEqual([{ name: 'GH_TEST_TENANT', servers: ['crm_http'] }]);
+      expect(reported.health).toBe('DEGRADED');
+      expect(bare.logs.some((l) => l.includes('GH_TEST_TENANT'))).toBe(true);
+    } finally {
+      await bare.stop();
+    }
   });
 
   it('keeps every secret out of GraphQL responses, logs, errors, and captured or stored snapshots', async () => {

@@ -21,8 +21,12 @@ let node: NodeProcess;
 let userId: string;
 let originalKid: string;
 
+let lastKey = '';
+
 async function restartControlPlane(): Promise<void> {
   await cp.close();
+  // With the control plane away, the node keeps serving what it has.
+  expect((await postMcp(node.url, lastKey, { id: 1, method: 'ping' })).status).toBe(200);
   cp = await startTestControlPlane({ dataDir, port, adminToken: ADMIN });
 }
 
@@ -32,7 +36,8 @@ async function keyServed(): Promise<void> {
     `mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "k", servers: [] }) { key errors { code } } }`,
     { u: userId },
   );
-  await waitFor(async () => (await postMcp(node.url, r.createVirtualKey.key, { id: 1, method: 'ping' })).status === 200, { timeoutMs: 15_000, what: 'new key served' });
+  lastKey = r.createVirtualKey.key;
+  await waitFor(async () => (await postMcp(node.url, lastKey, { id: 1, method: 'ping' })).status === 200, { timeoutMs: 15_000, what: 'new key served' });
 }
 
 function nodeTrust(): string[] {
