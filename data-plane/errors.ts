@@ -114,7 +114,10 @@ export function rpcError(id: JsonRpcId, code: number, message: string, data?: un
 /** Texts of JSON-RPC protocol errors on `/mcp` (code chosen by the caller from `RpcCode`). */
 export const RpcMessage = {
   parseError: () => 'request body is not valid JSON',
-  batch: () => 'batched JSON-RPC messages are not supported',
+  batch: () => 'JSON-RPC batches were removed in MCP protocol 2025-06-18; send one message per POST',
+  emptyBatch: () => 'empty JSON-RPC batch',
+  batchTooLarge: (limit: number) => `a JSON-RPC batch may hold at most ${limit} messages`,
+  initializeInBatch: () => 'initialize must not be part of a JSON-RPC batch',
   notAnObject: () => 'expected a JSON-RPC message object',
   notAMessage: () => 'not a JSON-RPC message',
   invalidNotification: () => 'invalid JSON-RPC notification',

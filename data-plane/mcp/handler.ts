@@ -6,6 +6,14 @@
  * with the SDK's own zod schemas and answered with `application/json`. Stateless: no `Mcp-Session-Id`, no
  * server-initiated stream (GET → 405), so any node serves any request.
  *
+ * JSON-RPC batches (an array body) are answered only for clients on a protocol version that has them:
+ * MCP 2025-03-26 (basic §JSON-RPC Batching) says implementations MUST support receiving batches, and this
+ * endpoint negotiates 2025-03-26 when a client asks for it; 2025-06-18 removed batching (transports §Sending
+ * Messages: the body MUST be a single message). A stateless POST carries its version only in the
+ * `MCP-Protocol-Version` header, which clients on 2025-06-18 or later MUST send after `initialize`, so a
+ * batch is accepted when that header is absent or names an older version. Its elements are dispatched
+ * concurrently, each exactly as if it had been POSTed alone, and answered as one JSON array.
+ *
  * The request path, in this fixed order (STYLE #1), each stage able to stop it with a typed answer:
  *   method → runtime ready → authenticate key → protocol-version header → read body (size limit) →
  *   JSON.parse → validate JSON-RPC → dispatch; for tools/call: authorize tool → pick forwardable caller
@@ -84,7 +92,15 @@ interface CallContext {
   token: string;
   headers: IncomingMessage['headers'];
   started: number;
+  /** Aborted when the caller goes away; created by the first tools/call of the request (see `callerGone`). */
+  abort: AbortController | null;
 }
+
+/** The most messages one batch may hold (the SDK's own server transport uses the same bound). */
+export const MAX_BATCH_MESSAGES = 100;
+
+/** The first protocol version without JSON-RPC batching (MCP 2025-06-18 changelog). */
+const FIRST_VERSION_WITHOUT_BATCHES = '2025-06-18';
 
 export type McpHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -155,13 +171,8 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     }
     const { server, tool } = check;
     const extraHeaders = pickExtraHeaders(server, ctx.headers, ctx.token);
-    // A caller that disconnects cancels its upstream call instead of leaving it running to the timeout.
-    const abort = new AbortController();
-    const onClose = (): void => {
-      if (!ctx.res.writableFinished) abort.abort();
-    };
-    ctx.res.once('close', onClose);
-    const outcome = await pool.callTool(server, tool, args, extraHeaders ? { extraHeaders, signal: abort.signal } : { signal: abort.signal });
+    const signal = callerGone(ctx);
+    const outcome = await pool.callTool(server, tool, args, extraHeaders ? { extraHeaders, signal } : { signal });
     const latencyMs = now() - ctx.started;
     if (outcome.kind === 'rpc_error') {
       emit({ method: 'tools/call', keyId: ctx.key.id, userId: ctx.key.user.id, server: server.name, tool, outcome: 'upstream_rpc_error', latencyMs });
@@ -171,11 +182,42 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
     return ok({ jsonrpc: '2.0', id, result: outcome.result });
   }
 
-  async function dispatch(ctx: CallContext, json: unknown): Promise<Reply> {
-    if (Array.isArray(json)) {
-      // Protocol 2025-06-18 removed JSON-RPC batching; one message per POST keeps requests isolated.
-      return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.batch()) };
+  /** One POST body: a single message, or (for clients that may send them, see the module comment) a batch. */
+  function dispatch(ctx: CallContext, json: unknown, batchesAllowed: boolean): Promise<Reply> {
+    if (!Array.isArray(json)) return dispatchMessage(ctx, json);
+    if (!batchesAllowed) return Promise.resolve({ status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.batch()) });
+    return dispatchBatch(ctx, json);
+  }
+
+  /**
+   * JSON-RPC 2.0 §6: an empty batch is one Invalid Request error; otherwise one response per request (in
+   * order, an invalid element answered with its own error), none for notifications and client responses,
+   * and a batch with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending
+   * Messages). `initialize` MUST NOT be batched (2025-03-26 lifecycle §Initialization), so such a batch is
+   * refused whole.
+   */
+  async function dispatchBatch(ctx: CallContext, items: unknown[]): Promise<Reply> {
+    if (items.length === 0) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.emptyBatch()) };
+    if (items.length > MAX_BATCH_MESSAGES) {
+      return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.batchTooLarge(MAX_BATCH_MESSAGES)) };
     }
+    if (items.some((item) => isObject(item) && item.method === 'initialize')) {
+      return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.initializeInBatch()) };
+    }
+    const replies = await Promise.all(
+      items.map((item) =>
+        // A nested array is not a message (`dispatchMessage` answers it so); batches do not nest.
+        dispatchMessage(ctx, item).catch((error: unknown): Reply => {
+          logger.error({ err: error, keyId: ctx.key.id }, '/mcp batch element failed');
+          return { status: 500, body: rpcGatewayError(idOf(item), 'internal_error') };
+        }),
+      ),
+    );
+    const bodies = replies.filter((reply) => reply.body !== null).map((reply) => reply.body);
+    return bodies.length === 0 ? accepted() : ok(bodies);
+  }
+
+  async function dispatchMessage(ctx: CallContext, json: unknown): Promise<Reply> {
     if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
 
     if (!('method' in json)) {
@@ -188,11 +230,7 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
       return note.success ? accepted() : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.invalidNotification()) };
     }
     const request = JSONRPCRequestSchema.safeParse(json);
-    if (!request.success) {
-      const rawId = json.id;
-      const id = typeof rawId === 'string' || typeof rawId === 'number' ? rawId : null;
-      return { status: 400, body: rpcError(id, RpcCode.InvalidRequest, RpcMessage.invalidRequest()) };
-    }
+    if (!request.success) return { status: 400, body: rpcError(idOf(json), RpcCode.InvalidRequest, RpcMessage.invalidRequest()) };
     const message = request.data;
     const id = message.id;
 
@@ -263,13 +301,13 @@ export function createMcpHandler(options: McpHandlerOptions): McpHandler {
         sendJson(res, 400, rpcError(null, RpcCode.ParseError, RpcMessage.parseError()));
         return;
       }
-      const ctx: CallContext = { res, runtime, key: auth.key, token: auth.token, headers: req.headers, started };
-      dispatch(ctx, json).then(
+      const ctx: CallContext = { res, runtime, key: auth.key, token: auth.token, headers: req.headers, started, abort: null };
+      const batchesAllowed = typeof version !== 'string' || version < FIRST_VERSION_WITHOUT_BATCHES;
+      dispatch(ctx, json, batchesAllowed).then(
         (reply) => (reply.body === null ? sendAccepted(res) : sendJson(res, reply.status, reply.body)),
         (error: unknown) => {
           logger.error({ err: error, keyId: auth.key.id }, '/mcp request failed');
-          const id = isObject(json) && (typeof json.id === 'string' || typeof json.id === 'number') ? json.id : null;
-          sendJson(res, 500, rpcGatewayError(id, 'internal_error'));
+          sendJson(res, 500, rpcGatewayError(idOf(json), 'internal_error'));
         },
       );
     });
@@ -286,6 +324,26 @@ function accepted(): Reply {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The id of a message that may be malformed, or null when it has none usable (JSON-RPC 2.0 §5). */
+function idOf(message: unknown): JsonRpcId {
+  return isObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+}
+
+/**
+ * A caller that disconnects cancels its upstream calls instead of leaving them running to the timeout.
+ * One controller and one `close` listener per HTTP request, however many calls a batch holds.
+ */
+function callerGone(ctx: CallContext): AbortSignal {
+  if (!ctx.abort) {
+    const abort = new AbortController();
+    ctx.abort = abort;
+    ctx.res.once('close', () => {
+      if (!ctx.res.writableFinished) abort.abort();
+    });
+  }
+  return ctx.abort.signal;
 }
 
 /** Reads the body as UTF-8 up to `limit` bytes; reports `tooLarge` as soon as the limit is crossed. */

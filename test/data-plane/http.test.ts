@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { MAX_BATCH_MESSAGES } from '../../data-plane/mcp/handler.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
 
@@ -100,16 +101,81 @@ describe('with a snapshot', () => {
     expect(response.status).toBe(202);
   });
 
-  it('invalid JSON is -32700, a batch or a non-message is -32600, both HTTP 400', async () => {
+  it('invalid JSON is -32700, a batch on 2025-06-18 or later or a non-message is -32600, all HTTP 400', async () => {
     const parse = await postMcp(node.mcpUrl, '{"jsonrpc":', auth);
     expect(parse.status).toBe(400);
     expect((await parse.json()) as unknown).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32700 } });
-    const batch = await postMcp(node.mcpUrl, [{ jsonrpc: '2.0', id: 1, method: 'ping' }], auth);
-    expect(batch.status).toBe(400);
-    expect((await batch.json()) as unknown).toMatchObject({ error: { code: -32600 } });
+    // MCP 2025-06-18 transports §Sending Messages: the body MUST be a single message (batching removed).
+    for (const version of ['2025-06-18', LATEST_PROTOCOL_VERSION]) {
+      const batch = await postMcp(node.mcpUrl, [{ jsonrpc: '2.0', id: 1, method: 'ping' }], { ...auth, 'mcp-protocol-version': version });
+      expect(batch.status, version).toBe(400);
+      expect((await batch.json()) as unknown).toMatchObject({ id: null, error: { code: -32600 } });
+    }
     const junk = await postMcp(node.mcpUrl, { jsonrpc: '1.0', id: 1, method: 'ping' }, auth);
     expect(junk.status).toBe(400);
     expect((await junk.json()) as unknown).toMatchObject({ id: 1, error: { code: -32600 } });
+  });
+
+  describe('JSON-RPC batches from 2025-03-26 clients (MCP 2025-03-26 basic §JSON-RPC Batching: MUST support receiving)', () => {
+    // Such clients send no MCP-Protocol-Version header (it arrived in 2025-06-18), or may name their version.
+    const old = (extra: Record<string, string> = {}): Record<string, string> => ({ ...auth, ...extra });
+
+    it('answers each request in order, in one JSON array; notifications and responses get no entry', async () => {
+      const res = await postMcp(
+        node.mcpUrl,
+        [
+          { jsonrpc: '2.0', id: 'a', method: 'ping' },
+          { jsonrpc: '2.0', method: 'notifications/initialized' },
+          { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'crm-echo', arguments: { text: 'batched' } } },
+          { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'crm-secret_tool', arguments: {} } },
+          { jsonrpc: '2.0', id: 99, result: {} },
+          { jsonrpc: '2.0', id: 'd', method: 'resources/list' },
+        ],
+        old(),
+      );
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/json');
+      const body = (await res.json()) as { id: unknown }[];
+      expect(body.map((r) => r.id)).toEqual(['a', 'b', 'c', 'd']);
+      expect(body[0]).toEqual({ jsonrpc: '2.0', id: 'a', result: {} });
+      expect(body[1]).toMatchObject({ id: 'b', result: { content: [{ type: 'text', text: 'http:batched' }] } });
+      // Policy holds per element: the denied call is refused and never reaches the upstream.
+      expect(body[2]).toMatchObject({ id: 'c', error: { code: -32003, data: { type: 'tool_blocked' } } });
+      expect(body[3]).toMatchObject({ id: 'd', error: { code: -32601 } });
+      expect(upstream.requests.some((r) => JSON.stringify(r).includes('secret_tool'))).toBe(false);
+    });
+
+    it('accepts an explicit 2025-03-26 MCP-Protocol-Version header too', async () => {
+      const res = await postMcp(node.mcpUrl, [{ jsonrpc: '2.0', id: 1, method: 'ping' }], old({ 'mcp-protocol-version': '2025-03-26' }));
+      expect(res.status).toBe(200);
+      expect((await res.json()) as unknown).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }]);
+    });
+
+    it('a batch of only notifications and responses is 202 with no body', async () => {
+      const res = await postMcp(node.mcpUrl, [{ jsonrpc: '2.0', method: 'notifications/initialized' }, { jsonrpc: '2.0', id: 5, result: {} }], old());
+      expect(res.status).toBe(202);
+      expect(await res.text()).toBe('');
+    });
+
+    it('an invalid element gets its own -32600 entry (JSON-RPC 2.0 §6); the others are still answered', async () => {
+      const res = await postMcp(node.mcpUrl, [1, { jsonrpc: '2.0', id: 2, method: 'ping' }, [{ jsonrpc: '2.0', id: 3, method: 'ping' }]], old());
+      expect(res.status).toBe(200);
+      expect((await res.json()) as unknown).toEqual([
+        { jsonrpc: '2.0', id: null, error: { code: -32600, message: expect.any(String) as unknown } },
+        { jsonrpc: '2.0', id: 2, result: {} },
+        { jsonrpc: '2.0', id: null, error: { code: -32600, message: expect.any(String) as unknown } },
+      ]);
+    });
+
+    it('an empty batch, an oversized one, or one holding initialize is refused whole with 400 -32600', async () => {
+      const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+      const pings = Array.from({ length: MAX_BATCH_MESSAGES + 1 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' }));
+      for (const [label, batch] of [['empty', []], ['oversized', pings], ['initialize', [init, { jsonrpc: '2.0', id: 2, method: 'ping' }]]] as const) {
+        const res = await postMcp(node.mcpUrl, batch, old());
+        expect(res.status, label).toBe(400);
+        expect((await res.json()) as unknown, label).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32600 } });
+      }
+    });
   });
 
   it('authentication comes before parsing: a bad body without a key is 401, not -32700', async () => {
