@@ -18,6 +18,7 @@ const node = await startNode({
   nodeId: process.env.GATEHOUSE_NODE_ID ?? 'local',
   stateDir: join(dataDir, 'node'),
   trustedJwks: cp.trustedKeys,
+  allowedOrigins: (process.env.GATEHOUSE_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
 });
 
 if (cp.generatedAdminToken) {

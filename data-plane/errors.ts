@@ -14,6 +14,7 @@ export type GatewayErrorCode =
   | 'invalid_key'
   | 'key_expired'
   | 'key_revoked'
+  | 'origin_not_allowed'
   | 'tool_blocked'
   | 'rate_limited'
   | 'budget_exceeded'
@@ -54,6 +55,7 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   invalid_key: { status: 401, rpc: RpcCode.InvalidRequest, message: 'the virtual key is not valid' },
   key_expired: { status: 403, rpc: RpcCode.InvalidRequest, message: 'the virtual key has expired' },
   key_revoked: { status: 403, rpc: RpcCode.InvalidRequest, message: 'the virtual key has been revoked' },
+  origin_not_allowed: { status: 403, rpc: RpcCode.InvalidRequest, message: 'requests from this Origin are not allowed' },
   tool_blocked: { status: 403, rpc: RpcCode.ToolBlocked, message: 'this virtual key may not call that tool' },
   rate_limited: { status: 429, rpc: RpcCode.RateLimited, message: 'rate limit exceeded' },
   budget_exceeded: { status: 402, rpc: RpcCode.BudgetExceeded, message: 'budget exceeded' },

@@ -11,6 +11,12 @@ import { HttpMessage } from '../errors.js';
 import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
 
 export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent'> {
+  /**
+   * Browser origins allowed to call `/mcp` (e.g. `https://app.example.com`). A request that carries an
+   * `Origin` header not in this list gets 403 (MCP transports, "Security Warning": servers MUST validate
+   * Origin, against DNS rebinding). Requests without `Origin` (CLI agents such as Claude Code) pass.
+   */
+  allowedOrigins?: readonly string[];
   /** One record per `/mcp` call that reached policy (for audit/metrics); must not throw or block. */
   onMcpEvent?: (event: McpCallEvent) => void;
 }
@@ -27,15 +33,23 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     ...(options.onMcpEvent !== undefined ? { onEvent: options.onMcpEvent } : {}),
   });
 
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     try {
       switch (path) {
-        case '/mcp':
+        case '/mcp': {
+          const origin = req.headers.origin;
+          if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+            sendError(res, 'origin_not_allowed');
+            return;
+          }
           mcp(req, res);
           return;
+        }
         case '/healthz':
           // Up means the process answers; whether it can serve is /readyz.
           sendJson(res, 200, { status: 'ok' });

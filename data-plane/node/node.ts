@@ -30,6 +30,8 @@ export interface NodeOptions {
   env?: Record<string, string | undefined>;
   logger?: Logger;
   reportIntervalMs?: number;
+  /** Browser origins allowed on `/mcp`; requests with any other `Origin` header are refused. */
+  allowedOrigins?: readonly string[];
 }
 
 export interface DataPlaneNode {
@@ -98,7 +100,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
-  const server = createDataPlaneServer({ holder, pool, logger });
+  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [] });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());

@@ -165,7 +165,7 @@ export interface TestNode {
 }
 
 export async function startTestNode(
-  options: { pool?: Partial<Omit<UpstreamPoolOptions, 'holder' | 'logger'>>; now?: () => number; maxBodyBytes?: number } = {},
+  options: { pool?: Partial<Omit<UpstreamPoolOptions, 'holder' | 'logger'>>; now?: () => number; maxBodyBytes?: number; allowedOrigins?: string[] } = {},
 ): Promise<TestNode> {
   const logs = new LogCapture();
   const logger = createLogger('test-node', { level: 'debug', destination: logs.stream });
@@ -177,6 +177,7 @@ export async function startTestNode(
     logger,
     ...(options.now ? { now: options.now } : {}),
     ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

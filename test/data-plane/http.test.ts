@@ -16,7 +16,7 @@ const MAX_BODY = 64 * 1024;
 
 beforeAll(async () => {
   upstream = await startHttpUpstream();
-  node = await startTestNode({ maxBodyBytes: MAX_BODY });
+  node = await startTestNode({ maxBodyBytes: MAX_BODY, allowedOrigins: ['https://console.example.com'] });
   snapshot = await buildSnapshot({
     servers: [{ name: 'crm', url: upstream.url }],
     keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['echo'] }] }],
@@ -211,6 +211,17 @@ describe('with a snapshot', () => {
     const body = (await res.json()) as { result: { isError: boolean; content: { text: string }[] } };
     expect(body.result.isError).toBe(true);
     expect(body.result.content[0]?.text).toMatch(/Input validation error/);
+  });
+
+  it('a request from a browser Origin not on the allowlist is 403 origin_not_allowed, even with a valid key', async () => {
+    const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+    const evil = await postMcp(node.mcpUrl, ping, { ...auth, origin: 'http://attacker.example' });
+    expect(evil.status).toBe(403);
+    expect((await evil.json()) as unknown).toMatchObject({ type: 'origin_not_allowed' });
+    const allowed = await postMcp(node.mcpUrl, ping, { ...auth, origin: 'https://console.example.com' });
+    expect(allowed.status).toBe(200);
+    // No Origin at all (CLI agents) is fine.
+    expect((await postMcp(node.mcpUrl, ping, auth)).status).toBe(200);
   });
 
   it('an unsupported MCP-Protocol-Version header is 400', async () => {
