@@ -15,6 +15,7 @@ import { migrateToLatest, openDatabase } from './db/database.js';
 import type { Database } from './db/schema.js';
 import { createGraphQL } from './graphql/yoga.js';
 import { handleNodeJwks, handleNodeReport, handleNodeStream, type NodeRouteDeps } from './http/node-routes.js';
+import { createControlPlaneMetrics } from './http/metrics.js';
 import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
@@ -80,6 +81,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     },
   });
 
+  const metrics = createControlPlaneMetrics(publisher);
   const nodeDeps: NodeRouteDeps = { db, publisher, nodeTokenHash: hashToken(keys.nodeToken), trustedKeys, logger };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -88,6 +90,11 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_STREAM_PATH && req.method === 'GET') return handleNodeStream(req, res, nodeDeps);
       if (path === NODE_REPORT_PATH && req.method === 'POST') return handleNodeReport(req, res, nodeDeps);
       if (path === '/nodes/jwks' && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
+      if (path === '/metrics' && req.method === 'GET') {
+        const text = await metrics.metrics();
+        res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
+        return;
+      }
       if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', configVersion: publisher.version }));
         return;

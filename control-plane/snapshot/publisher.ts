@@ -60,6 +60,10 @@ export class SnapshotPublisher {
     this.subscribers.clear();
   }
 
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
   get version(): number | null {
     return this.published?.version ?? null;
   }

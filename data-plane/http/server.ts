@@ -1,13 +1,14 @@
 /**
- * The node's HTTP server (node:http, no framework): routes `/mcp`, `/healthz`, `/readyz`; anything else is
+ * The node's HTTP server (node:http, no framework): routes `/mcp`, `/healthz`, `/readyz`, `/metrics`; anything else is
  * a 404 `{type, message}`. Routing is a string comparison on the path, so the hot path stays lean.
  *
  * It does not own the Runtime (the node swaps it into the `RuntimeHolder`), the upstream connections
- * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/mcp/{server}`,
- * `/anthropic/...` and `/metrics` are not served here yet.
+ * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/mcp/{server}` and
+ * `/anthropic/...` are not served here yet.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { HttpMessage } from '../errors.js';
+import { createNodeMetrics } from './metrics.js';
 import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
 
 export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent'> {
@@ -23,6 +24,11 @@ export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent
 
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, logger } = options;
+  const metrics = createNodeMetrics(holder);
+  const onEvent = (event: McpCallEvent): void => {
+    metrics.record(event);
+    options.onMcpEvent?.(event);
+  };
   const mcp = createMcpHandler({
     holder,
     pool: options.pool,
@@ -30,7 +36,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),
-    ...(options.onMcpEvent !== undefined ? { onEvent: options.onMcpEvent } : {}),
+    onEvent,
   });
 
   const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
@@ -50,6 +56,15 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
           mcp(req, res);
           return;
         }
+        case '/metrics':
+          metrics.registry.metrics().then(
+            (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+            (error: unknown) => {
+              logger.error({ err: error }, 'metrics collection failed');
+              sendError(res, 'internal_error');
+            },
+          );
+          return;
         case '/healthz':
           // Up means the process answers; whether it can serve is /readyz.
           sendJson(res, 200, { status: 'ok' });

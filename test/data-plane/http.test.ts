@@ -224,6 +224,17 @@ describe('with a snapshot', () => {
     expect((await postMcp(node.mcpUrl, ping, auth)).status).toBe(200);
   });
 
+  it('/metrics counts MCP calls by method and outcome, shows the snapshot version, and no key', async () => {
+    await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'crm-echo', arguments: { text: 'm' } } }, auth);
+    const res = await fetch(`${node.url}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="ok",server="crm"\} [1-9]/);
+    expect(text).toMatch(new RegExp(`gatehouse_snapshot_version ${snapshot.payload.version}`));
+    expect(text).toMatch(/gatehouse_mcp_request_duration_seconds_bucket/);
+    expect(text).not.toContain(snapshot.keyValues.dev);
+  });
+
   it('an unsupported MCP-Protocol-Version header is 400', async () => {
     const res = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'ping' }, { ...auth, 'mcp-protocol-version': '1999-01-01' });
     expect(res.status).toBe(400);

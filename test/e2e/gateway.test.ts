@@ -108,6 +108,15 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
     expect(data.missingEnv).toEqual([]);
   });
 
+  it('both planes serve Prometheus metrics', async () => {
+    const cpMetrics = await (await fetch(`${gw.cp.url}/metrics`)).text();
+    expect(cpMetrics).toMatch(/gatehouse_config_version [1-9]/);
+    expect(cpMetrics).toMatch(/gatehouse_node_streams [1-9]/);
+    const nodeMetrics = await (await fetch(`${node.url}/metrics`)).text();
+    expect(nodeMetrics).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="ok",server="kb_sse"\} [1-9]/);
+    expect(nodeMetrics).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="denied"/);
+  });
+
   it('a node missing an env.NAME variable reports it, and names the server in the tool error', async () => {
     const bare = await spawnNode({ controlPlaneUrl: gw.cp.url, nodeToken: gw.cp.cp.nodeToken, nodeId: `bare-${dialect}` });
     try {
