@@ -21,6 +21,7 @@ import { bumpConfigVersion } from '../../control-plane/repos/config-state.js';
 import { serializeGrants } from '../../control-plane/repos/key-grants.js';
 import { createMcpServer } from '../../control-plane/repos/mcp-servers.js';
 import { isCpRequest, type CpMessage, type SeedRequest, type SeedResult } from '../lib/ipc.js';
+import { monotonicUs } from '../lib/procs.js';
 
 /** Rows per INSERT statement: 11 columns × 1,000 stays far under SQLite's bound-parameter limit. */
 const BATCH = 1_000;
@@ -137,9 +138,11 @@ async function seed(request: SeedRequest): Promise<SeedResult> {
     }
   });
   const committed = performance.now();
+  const committedAtUs = monotonicUs();
   await cp.publisher.changed();
   const published = performance.now();
   const publishedAt = epochNow();
+  const publishedAtUs = monotonicUs();
 
   const count = async (table: 'users' | 'mcp_servers' | 'virtual_keys'): Promise<number> =>
     Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
@@ -150,6 +153,8 @@ async function seed(request: SeedRequest): Promise<SeedResult> {
     publishMs: published - committed,
     publishedAt,
     version: cp.publisher.version ?? -1,
+    committedAtUs,
+    publishedAtUs,
   };
 }
 

@@ -16,7 +16,7 @@
  * Prints one JSON line `{"ready":true,"port":N}` on stdout when listening; exits when stdin closes, so it
  * never outlives the bench even if the bench is killed.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const PROTOCOL_VERSION = '2025-06-18';
@@ -41,7 +41,7 @@ function replyError(res: ServerResponse, status: number, id: unknown, code: numb
   res.end(body);
 }
 
-function handle(req: IncomingMessage, res: ServerResponse, raw: string): void {
+function handle(res: ServerResponse, raw: string): void {
   let message: unknown;
   try {
     message = JSON.parse(raw);
@@ -88,7 +88,7 @@ const server = createServer((req, res) => {
   }
   const chunks: Buffer[] = [];
   req.on('data', (chunk: Buffer) => chunks.push(chunk));
-  req.on('end', () => handle(req, res, chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+  req.on('end', () => handle(res, chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8')));
 });
 // Keep-alive connections from proxies must not be dropped under load.
 server.keepAliveTimeout = 60_000;
