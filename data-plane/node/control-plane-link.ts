@@ -5,7 +5,8 @@
  *
  * It does not build runtimes or serve traffic: `apply` is handed in by the node.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createParser } from 'eventsource-parser';
 import type { JWK } from 'jose';
@@ -36,9 +37,10 @@ export interface LinkOptions {
 const SNAPSHOT_FILE = 'snapshot.json';
 const TRUST_FILE = 'trust.json';
 
-function writeAtomic(path: string, content: string): void {
-  writeFileSync(`${path}.tmp`, content, { mode: 0o600 });
-  renameSync(`${path}.tmp`, path);
+/** Write-then-rename, asynchronously: the new runtime is already serving, so disk I/O must not block requests. */
+async function writeAtomic(path: string, content: string): Promise<void> {
+  await writeFile(`${path}.tmp`, content, { mode: 0o600 });
+  await rename(`${path}.tmp`, path);
 }
 
 export class ControlPlaneLink {
@@ -121,8 +123,8 @@ export class ControlPlaneLink {
     }
     this.options.logger.info({ version: payload.version, keys: payload.keys.length, servers: payload.servers.length }, 'snapshot applied');
     if (persist && this.options.stateDir) {
-      mkdirSync(this.options.stateDir, { recursive: true });
-      writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), JSON.stringify(envelope.data));
+      await mkdir(this.options.stateDir, { recursive: true });
+      await writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), JSON.stringify(envelope.data));
     }
     await this.adoptTrust(payload.trustedKeys, persist);
   }
@@ -131,8 +133,8 @@ export class ControlPlaneLink {
   private async adoptTrust(keys: SnapshotPayload['trustedKeys'], persist: boolean): Promise<void> {
     this.trust = await TrustStore.fromJwks(keys);
     if (persist && this.options.stateDir) {
-      mkdirSync(this.options.stateDir, { recursive: true });
-      writeAtomic(join(this.options.stateDir, TRUST_FILE), JSON.stringify(keys));
+      await mkdir(this.options.stateDir, { recursive: true });
+      await writeAtomic(join(this.options.stateDir, TRUST_FILE), JSON.stringify(keys));
     }
   }
 
