@@ -1,14 +1,16 @@
 /**
- * Signing snapshots (control-plane side of the contract). Ed25519 via jose's flattened JWS, so the
- * format is a standard one any tool can check (RFC 7515 §7.2.2, RFC 8037 for EdDSA).
+ * Signing snapshots (control-plane side of the contract): Ed25519 flattened JWS (RFC 7515 §7.2.2,
+ * RFC 8037), a standard format any JOSE tool can check. Keys are JWKs, generated with jose.
  */
-import { FlattenedSign, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import type { KeyObject } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, type JWK } from 'jose';
+import { ed25519PrivateKey, signFlattened } from './jws.js';
 import { PublicJwkSchema, type PublicJwk, type SignedSnapshot, type SnapshotPayload } from './schema.js';
 
 export interface SigningKey {
   kid: string;
-  privateKey: CryptoKey;
+  privateKey: KeyObject;
   publicJwk: PublicJwk;
 }
 
@@ -25,16 +27,10 @@ export async function generateSigningKey(kid: string = randomUUID()): Promise<St
 
 export async function importSigningKey(stored: StoredSigningKey): Promise<SigningKey> {
   const { d: _private, ...publicPart } = stored.privateJwk;
-  const privateKey = (await importJWK({ ...stored.privateJwk, alg: 'EdDSA' }, 'EdDSA')) as CryptoKey;
   const publicJwk = PublicJwkSchema.parse({ ...publicPart, kid: stored.kid });
-  return { kid: stored.kid, privateKey, publicJwk };
+  return { kid: stored.kid, privateKey: ed25519PrivateKey(stored.privateJwk), publicJwk };
 }
 
-const encoder = new TextEncoder();
-
 export async function signSnapshot(payload: SnapshotPayload, key: SigningKey): Promise<SignedSnapshot> {
-  const jws = await new FlattenedSign(encoder.encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: 'gatehouse-snapshot+jws' })
-    .sign(key.privateKey);
-  return { protected: jws.protected ?? '', payload: jws.payload, signature: jws.signature };
+  return signFlattened(Buffer.from(JSON.stringify(payload)), { alg: 'EdDSA', kid: key.kid, typ: 'gatehouse-snapshot+jws' }, key.privateKey);
 }

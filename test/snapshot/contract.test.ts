@@ -2,6 +2,7 @@
  * The snapshot contract's pure functions, directly (STYLE #5): sign/verify (RFC 7515 flattened JWS with
  * EdDSA), sealed values under a data key, and the data key wrapped for one node's X25519 key only.
  */
+import { flattenedVerify, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { SnapshotError } from '../../data-plane/snapshot/errors.js';
 import { SNAPSHOT_FORMAT, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
@@ -52,6 +53,25 @@ describe('verifySnapshot', () => {
     expect(await code(verifySnapshot({ nope: true }, trust, { currentVersion: null }))).toBe('malformed');
     const wrongShape = await signSnapshot({ ...payload(7, [a.publicJwk]), servers: 'x' } as unknown as SnapshotPayload, a);
     expect(await code(verifySnapshot(wrongShape, trust, { currentVersion: null }))).toBe('malformed');
+  });
+});
+
+describe('the signed snapshot is plain RFC 7515', () => {
+  it('jose verifies what signSnapshot produced', async () => {
+    const a = await signer('a');
+    const signed = await signSnapshot(payload(9, [a.publicJwk]), a);
+    const key = await importJWK({ ...a.publicJwk, alg: 'EdDSA' }, 'EdDSA');
+    const { payload: bytes, protectedHeader } = await flattenedVerify(signed, key, { algorithms: ['EdDSA'] });
+    expect(protectedHeader).toMatchObject({ alg: 'EdDSA', kid: 'a' });
+    expect((JSON.parse(new TextDecoder().decode(bytes)) as SnapshotPayload).version).toBe(9);
+  });
+
+  it('a header with critical extensions is refused', async () => {
+    const a = await signer('a');
+    const trust = await TrustStore.fromJwks([a.publicJwk]);
+    const signed = await signSnapshot(payload(9, [a.publicJwk]), a);
+    const crit = { ...signed, protected: Buffer.from(JSON.stringify({ alg: 'EdDSA', kid: 'a', crit: ['exp'] })).toString('base64url') };
+    expect(await code(verifySnapshot(crit, trust, { currentVersion: null }))).toBe('malformed');
   });
 });
 
