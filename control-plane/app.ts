@@ -106,8 +106,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       sendError(res, 500, 'internal_error', 'internal error');
     });
   });
-  // SSE streams stay open for the life of a node connection.
-  server.requestTimeout = 0;
+  // requestTimeout bounds receiving a request (headers and body), not the response, so node SSE streams
+  // stay open for as long as the node is connected while slow request bodies are still cut off.
+  server.requestTimeout = 60_000;
   server.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
