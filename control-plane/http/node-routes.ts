@@ -10,6 +10,7 @@ import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import { constantTimeEqual, hashToken } from '../crypto/tokens.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
+import { recordToolCatalogs } from '../repos/mcp-servers.js';
 import { recordNodeReport, setNodeConnected } from '../repos/nodes.js';
 import type { SnapshotPublisher } from '../snapshot/publisher.js';
 import { readJsonBody, sendError } from './respond.js';
@@ -76,6 +77,7 @@ export async function handleNodeReport(req: IncomingMessage, res: ServerResponse
   const parsed = NodeReportSchema.safeParse(body);
   if (!parsed.success) return sendError(res, 400, 'invalid_request', 'body is not a node report');
   await recordNodeReport(deps.db, parsed.data);
+  if (parsed.data.catalogs) await recordToolCatalogs(deps.db, parsed.data.catalogs);
   res.writeHead(204).end();
 }
 

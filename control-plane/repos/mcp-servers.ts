@@ -574,3 +574,20 @@ export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> 
     return current;
   });
 }
+
+/**
+ * Stores the tool catalogs nodes reported (`McpServer.tools`). Not a config change: nodes serve the same
+ * thing before and after, so the config version is not bumped. Unknown server names are ignored, and a
+ * row is written only when its catalog differs.
+ */
+export async function recordToolCatalogs(db: Db, catalogs: readonly { server: string; tools: readonly SyncedTool[] }[]): Promise<void> {
+  for (const catalog of catalogs) {
+    const tools = JSON.stringify(catalog.tools.map((t) => ({ name: t.name, description: t.description })));
+    await db
+      .updateTable('mcp_servers')
+      .set({ tools, updated_at: nowIso() })
+      .where('name', '=', catalog.server)
+      .where((eb) => eb.or([eb('tools', 'is', null), eb('tools', '!=', tools)]))
+      .execute();
+  }
+}

@@ -30,6 +30,8 @@ export interface LinkOptions {
   /** Signing keys configured for this node; when absent, the persisted or first-use keys are used. */
   trustedJwks: unknown[] | null;
   apply(payload: SnapshotPayload, dataKey: Uint8Array): { missingEnv: MissingEnv };
+  /** Tool catalogs to include in reports (see NodeReport.catalogs). */
+  catalogs?: () => NonNullable<NodeReport['catalogs']>;
   logger: Logger;
   reportIntervalMs?: number;
 }
@@ -233,6 +235,7 @@ export class ControlPlaneLink {
       lastRejection: this.lastRejection,
       health: this.appliedVersion === null || this.missingEnv.length > 0 ? 'DEGRADED' : 'OK',
       startedAt: this.startedAt,
+      ...(this.options.catalogs ? { catalogs: this.options.catalogs() } : {}),
     };
     try {
       await fetch(new URL(NODE_REPORT_PATH, this.options.controlPlaneUrl), {

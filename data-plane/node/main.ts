@@ -44,6 +44,7 @@ const node = await startNode({
   nodeId: values['node-id'] ?? process.env.GATEHOUSE_NODE_ID,
   stateDir: values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? './data/node'),
   trustedJwks,
+  reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
   allowedOrigins: (process.env.GATEHOUSE_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

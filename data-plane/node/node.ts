@@ -92,6 +92,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     trustedJwks: options.trustedJwks ?? null,
     logger,
     reportIntervalMs: options.reportIntervalMs,
+    catalogs: () => pool.catalogs(),
     apply: (payload, dataKey) => {
       const { runtime, missingEnv } = buildRuntime(payload, dataKey, env);
       holder.set(runtime);

@@ -23,5 +23,15 @@ export const NodeReportSchema = z.object({
   lastRejection: z.object({ code: z.string(), message: z.string(), at: z.string() }).nullable(),
   health: z.enum(['OK', 'DEGRADED']),
   startedAt: z.string(),
+  /** Tool catalogs this node has fetched from upstreams (their own tool names), so operators can see them. */
+  catalogs: z
+    .array(
+      z.object({
+        server: z.string().max(200),
+        tools: z.array(z.object({ name: z.string().max(500), description: z.string().max(10_000).nullable() })).max(5_000),
+      }),
+    )
+    .max(2_000)
+    .optional(),
 });
 export type NodeReport = z.infer<typeof NodeReportSchema>;

@@ -148,6 +148,16 @@ export class UpstreamPool {
     }
   }
 
+  /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
+  catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
+    const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
+    for (const entry of this.#entries.values()) {
+      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration) continue;
+      out.push({ server: entry.name, tools: entry.catalog.map((t) => ({ name: t.name, description: t.description ?? null })) });
+    }
+    return out;
+  }
+
   /** Whether a connection to `name` is currently open (for health reporting and tests). */
   isConnected(name: string): boolean {
     return this.#entries.get(name)?.client != null;

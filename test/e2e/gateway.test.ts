@@ -31,7 +31,7 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
 
   beforeAll(async () => {
     gw = await startGatewayFixture(dialect);
-    node = await spawnNode({ controlPlaneUrl: gw.cp.url, nodeToken: gw.cp.cp.nodeToken, env: gw.nodeEnv });
+    node = await spawnNode({ controlPlaneUrl: gw.cp.url, nodeToken: gw.cp.cp.nodeToken, env: { ...gw.nodeEnv, GATEHOUSE_REPORT_INTERVAL_MS: '200' } });
     await waitFor(async () => (await fetch(`${node.url}/readyz`)).ok, { what: 'node ready' });
     client = new Client({ name: 'e2e', version: '1.0.0' });
     await client.connect(
@@ -106,6 +106,19 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
       { what: 'node report' },
     );
     expect(data.missingEnv).toEqual([]);
+  });
+
+  it('shows the tool catalogs nodes fetched on each McpServer, and none for a server no node has used', async () => {
+    type ServerTools = { mcpServer: { tools: { name: string; description: string | null }[] | null } };
+    const catalog = await waitFor(
+      async () => (await gw.cp.gql<ServerTools>('{ mcpServer(name: "kb_sse") { tools { name description } } }')).mcpServer.tools,
+      { what: 'kb_sse catalog synced from the node' },
+    );
+    // The server's own catalog (for writing filters), not what one key may call.
+    expect(catalog.map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'add', 'secret_tool']));
+    expect(catalog.find((t) => t.name === 'echo')?.description).toBe('echo from sse');
+    const hidden = await gw.cp.gql<ServerTools>('{ mcpServer(name: "hidden_http") { tools { name } } }');
+    expect(hidden.mcpServer.tools).toBeNull();
   });
 
   it('both planes serve Prometheus metrics', async () => {
