@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
-import { NODE_ID_HEADER, NODE_KEY_HEADER, NodeReportSchema, SNAPSHOT_EVENT } from '../../data-plane/snapshot/stream-protocol.js';
+import { DELTA_EVENT, NODE_ID_HEADER, NODE_KEY_HEADER, NodeReportSchema, SNAPSHOT_EVENT } from '../../data-plane/snapshot/stream-protocol.js';
 import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import { constantTimeEqual, hashToken } from '../crypto/tokens.js';
 import type { Database } from '../db/schema.js';
@@ -57,6 +57,9 @@ export async function handleNodeStream(req: IncomingMessage, res: ServerResponse
     nodePublicJwk,
     send: (envelope) => {
       res.write(`event: ${SNAPSHOT_EVENT}\nid: ${++eventId}\ndata: ${JSON.stringify(envelope)}\n\n`);
+    },
+    sendDelta: (envelope) => {
+      res.write(`event: ${DELTA_EVENT}\nid: ${++eventId}\ndata: ${JSON.stringify(envelope)}\n\n`);
     },
   });
   // Comments keep idle proxies and load balancers from closing the stream.

@@ -1,31 +1,29 @@
 /**
- * Compiles the database into one snapshot payload (SPEC §3): every server, user and key that nodes need,
- * with each secret opened under the master key and re-sealed under the snapshot's fresh data key.
- * Reads in one transaction so the payload matches exactly one config version. Does not sign or send.
+ * Reads what nodes need from the database (SPEC §3): every server, user and key, in one transaction so it
+ * matches exactly one config version; and seals server secrets for a snapshot (opened under the master
+ * key, sealed under the snapshot's data key). The publisher assembles, diffs, signs and sends.
  */
+import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sealValue } from '../../data-plane/snapshot/seal.js';
 import {
-  SNAPSHOT_FORMAT,
+  type KeyEntry,
   type KeyServerGrant,
-  type PublicJwk,
   type ServerEntry,
-  type SnapshotPayload,
+  type UserEntry,
   type ValueRef,
 } from '../../data-plane/snapshot/schema.js';
 import type { SecretBox, StoredSecret } from '../crypto/secret-box.js';
 import type { Database, McpServerRow } from '../db/schema.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 
-export interface CompileInput {
-  db: Kysely<Database>;
+interface SealInput {
   box: SecretBox;
   dataKey: Uint8Array;
-  trustedKeys: PublicJwk[];
 }
 
 function sealSecrets(
-  input: CompileInput,
+  input: SealInput,
   row: McpServerRow,
   field: 'headers' | 'stdio_env',
   stored: Record<string, StoredSecret>,
@@ -49,7 +47,7 @@ function connectionRef(value: string | null): ValueRef | null {
   return env?.[1] ? { kind: 'env', name: env[1] } : { kind: 'plain', value };
 }
 
-function compileServer(input: CompileInput, row: McpServerRow): ServerEntry {
+function compileServer(input: SealInput, row: McpServerRow): ServerEntry {
   return {
     id: row.id,
     name: row.name,
@@ -73,24 +71,34 @@ function compileServer(input: CompileInput, row: McpServerRow): ServerEntry {
   };
 }
 
-export async function compileSnapshot(input: CompileInput): Promise<SnapshotPayload> {
+/** Everything nodes get, as read from the database at one config version, before any secret is sealed. */
+export interface ConfigRead {
+  version: number;
+  serverRows: McpServerRow[];
+  /** Digest of the server rows as stored: equal digests mean the servers (and their secrets) did not change. */
+  serversDigest: string;
+  users: UserEntry[];
+  keys: KeyEntry[];
+}
+
+export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
   // Repeatable read: on PostgreSQL every statement then sees the same commit, so the rows match the
   // version read first (SQLite's single writer gives this anyway).
-  return input.db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
     const state = await trx.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
-    const servers = await trx.selectFrom('mcp_servers').selectAll().orderBy('name').execute();
+    const serverRows = await trx.selectFrom('mcp_servers').selectAll().orderBy('name').execute();
     const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
     const keys = await trx
       .selectFrom('virtual_keys')
       .select(['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'])
       .orderBy('id')
       .execute();
+    // The synced tool catalog and timestamps are not configuration: leave them out of the digest.
+    const configColumns = serverRows.map(({ tools: _tools, created_at: _c, updated_at: _u, status: _s, ...rest }) => rest);
     return {
-      format: SNAPSHOT_FORMAT,
       version: Number(state.version),
-      issuedAt: new Date().toISOString(),
-      trustedKeys: input.trustedKeys,
-      servers: servers.map((row) => compileServer(input, row)),
+      serverRows,
+      serversDigest: createHash('sha256').update(JSON.stringify(configColumns)).digest('base64url'),
       users,
       keys: keys.map((k) => ({
         id: k.id,
@@ -103,4 +111,9 @@ export async function compileSnapshot(input: CompileInput): Promise<SnapshotPayl
       })),
     };
   });
+}
+
+/** Opens each server secret with the master key and seals it under the snapshot's data key. */
+export function sealServers(rows: readonly McpServerRow[], box: SecretBox, dataKey: Uint8Array): ServerEntry[] {
+  return rows.map((row) => compileServer({ box, dataKey }, row));
 }

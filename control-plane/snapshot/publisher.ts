@@ -4,27 +4,41 @@
  * A change is noticed three ways: `changed()` from this replica's mutations, a PostgreSQL NOTIFY from
  * another replica (see `config-notify.ts`), and a slow poll of `config_state.version` as a safety net.
  * Compilation is coalesced: however many changes arrive while one compile runs, one more follows it.
- * The data key is per snapshot; each subscriber gets it wrapped for its own X25519 key.
+ *
+ * When only keys and users changed, a node that has the previous version gets a signed delta (what changed)
+ * instead of the whole snapshot, so revoking one key among 100,000 costs the node a few milliseconds. The
+ * whole snapshot is signed lazily, for nodes that connect or fall behind. Servers carry sealed secrets:
+ * when they change, a new data key seals them and every node gets a whole snapshot, the data key wrapped
+ * for its own X25519 key.
  */
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import { generateDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
-import type { SignedSnapshot, SnapshotEnvelope } from '../../data-plane/snapshot/schema.js';
+import { SNAPSHOT_FORMAT, type DeltaEnvelope, type SignedSnapshot, type SnapshotDelta, type SnapshotEnvelope, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { compileSnapshot } from './compile.js';
+import { readConfig, sealServers } from './compile.js';
 
 export interface Subscriber {
   nodePublicJwk: JWK;
   send(envelope: SnapshotEnvelope): void;
+  sendDelta(envelope: DeltaEnvelope): void;
 }
 
 interface Published {
   version: number;
-  snapshot: SignedSnapshot;
+  payload: SnapshotPayload;
   dataKey: Uint8Array;
+  serversDigest: string;
+  /** Key and user id → their JSON in `payload`, to find what the next version changed. */
+  keyJson: Map<string, string>;
+  userJson: Map<string, string>;
+  /** The whole snapshot, signed on first need. */
+  full: Promise<SignedSnapshot> | null;
+  /** How a node at `baseVersion` gets to this version, when only keys and users changed. */
+  delta: { baseVersion: number; signed: SignedSnapshot } | null;
 }
 
 export interface PublisherOptions {
@@ -110,14 +124,50 @@ export class SnapshotPublisher {
 
   private async compileAndPush(): Promise<void> {
     const { db, box, signingKey, trustedKeys, logger } = this.options;
-    const dataKey = generateDataKey();
-    const payload = await compileSnapshot({ db, box, dataKey, trustedKeys });
-    if (this.published && payload.version <= this.published.version) return;
-    const snapshot = await signSnapshot(payload, signingKey);
-    const published: Published = { version: payload.version, snapshot, dataKey };
+    const config = await readConfig(db);
+    const previous = this.published;
+    if (previous && config.version <= previous.version) return;
+    const serversUnchanged = previous !== null && previous.serversDigest === config.serversDigest;
+    const dataKey = serversUnchanged ? previous.dataKey : generateDataKey();
+    const payload: SnapshotPayload = {
+      format: SNAPSHOT_FORMAT,
+      version: config.version,
+      issuedAt: new Date().toISOString(),
+      trustedKeys,
+      servers: serversUnchanged ? previous.payload.servers : sealServers(config.serverRows, box, dataKey),
+      users: config.users,
+      keys: config.keys,
+    };
+    const keyJson = new Map(config.keys.map((k) => [k.id, JSON.stringify(k)]));
+    const userJson = new Map(config.users.map((u) => [u.id, JSON.stringify(u)]));
+    let delta: Published['delta'] = null;
+    if (serversUnchanged) {
+      const body: SnapshotDelta = {
+        format: SNAPSHOT_FORMAT,
+        kind: 'delta',
+        baseVersion: previous.version,
+        version: payload.version,
+        issuedAt: payload.issuedAt,
+        trustedKeys,
+        upsertKeys: config.keys.filter((k) => previous.keyJson.get(k.id) !== keyJson.get(k.id)),
+        removeKeyIds: [...previous.keyJson.keys()].filter((id) => !keyJson.has(id)),
+        upsertUsers: config.users.filter((u) => previous.userJson.get(u.id) !== userJson.get(u.id)),
+        removeUserIds: [...previous.userJson.keys()].filter((id) => !userJson.has(id)),
+      };
+      delta = { baseVersion: previous.version, signed: await signSnapshot(body, signingKey) };
+    }
+    const published: Published = { version: payload.version, payload, dataKey, serversDigest: config.serversDigest, keyJson, userJson, full: null, delta };
     this.published = published;
-    logger.info({ version: payload.version, servers: payload.servers.length, keys: payload.keys.length, nodes: this.subscribers.size }, 'snapshot published');
+    logger.info(
+      { version: payload.version, servers: payload.servers.length, keys: payload.keys.length, nodes: this.subscribers.size, delta: delta !== null },
+      'snapshot published',
+    );
     await Promise.all([...this.subscribers.keys()].map((s) => this.sendTo(s, published)));
+  }
+
+  private fullSnapshot(published: Published): Promise<SignedSnapshot> {
+    published.full ??= signSnapshot(published.payload, this.options.signingKey);
+    return published.full;
   }
 
   /** Sends in version order and never an older version after a newer one (a node would call it a rollback). */
@@ -127,8 +177,12 @@ export class SnapshotPublisher {
     state.chain = state.chain.then(async () => {
       if (published.version <= state.lastSent) return;
       try {
-        const dataKey = await wrapDataKey(published.dataKey, subscriber.nodePublicJwk);
-        subscriber.send({ snapshot: published.snapshot, dataKey });
+        if (published.delta && state.lastSent === published.delta.baseVersion) {
+          subscriber.sendDelta({ delta: published.delta.signed });
+        } else {
+          const dataKey = await wrapDataKey(published.dataKey, subscriber.nodePublicJwk);
+          subscriber.send({ snapshot: await this.fullSnapshot(published), dataKey });
+        }
         state.lastSent = published.version;
       } catch (error) {
         this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not send snapshot to a node');

@@ -11,7 +11,7 @@
  * except `RuntimeHolder`, the single slot the node swaps a new Runtime into.
  */
 import { createHash } from 'node:crypto';
-import type { ConnectionType, AuthType, KeyEntry, ServerEntry, SnapshotPayload, UserEntry, ValueRef } from '../snapshot/schema.js';
+import type { ConnectionType, AuthType, KeyEntry, ServerEntry, SnapshotDelta, SnapshotPayload, UserEntry, ValueRef } from '../snapshot/schema.js';
 import { openValue } from '../snapshot/seal.js';
 import { ToolFailure, UnavailableReason } from '../errors.js';
 
@@ -73,6 +73,8 @@ export interface Runtime {
   issuedAt: string;
   servers: ReadonlyMap<string, ResolvedServer>;
   keysByHash: ReadonlyMap<string, RuntimeKey>;
+  /** Key id → hash, so a delta can find the key it changes or removes. */
+  keyHashById: ReadonlyMap<string, string>;
   users: ReadonlyMap<string, UserEntry>;
 }
 
@@ -133,6 +135,7 @@ export function buildRuntime(
   for (const user of payload.users) users.set(user.id, user);
 
   const keysByHash = new Map<string, RuntimeKey>();
+  const keyHashById = new Map<string, string>();
   const memo: GrantMemo = new Map();
   for (const entry of payload.keys) {
     const user = users.get(entry.userId);
@@ -141,13 +144,66 @@ export function buildRuntime(
       continue;
     }
     keysByHash.set(entry.hash, buildKey(entry, user, servers, memo));
+    keyHashById.set(entry.id, entry.hash);
   }
 
   const missingEnv = [...missing].map(([name, serverNames]) => ({ name, servers: [...serverNames].sort() }));
   missingEnv.sort((a, b) => a.name.localeCompare(b.name));
 
-  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, users };
+  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users };
   return { runtime, missingEnv, warnings };
+}
+
+/**
+ * A new Runtime from `base` and a verified delta (keys and users only; servers are unchanged, so their
+ * opened secrets, missing variables and upstream connections carry over). Copy-on-write: `base` is left
+ * untouched for requests still running on it. Costs a copy of the key maps plus the changed keys.
+ */
+export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runtime; warnings: string[] } {
+  const warnings: string[] = [];
+  const users = new Map(base.users);
+  const keysByHash = new Map(base.keysByHash);
+  const keyHashById = new Map(base.keyHashById);
+  const removeKey = (id: string): void => {
+    const hash = keyHashById.get(id);
+    if (hash === undefined) return;
+    keysByHash.delete(hash);
+    keyHashById.delete(id);
+  };
+
+  for (const id of delta.removeUserIds) users.delete(id);
+  const changedUsers = new Set<string>();
+  for (const user of delta.upsertUsers) {
+    if (users.has(user.id)) changedUsers.add(user.id);
+    users.set(user.id, user);
+  }
+  // Keys hold their user: re-point (or drop) the keys of users that changed or went away.
+  if (changedUsers.size > 0 || delta.removeUserIds.length > 0) {
+    for (const [hash, key] of keysByHash) {
+      const user = users.get(key.user.id);
+      if (!user) {
+        keysByHash.delete(hash);
+        keyHashById.delete(key.id);
+      } else if (changedUsers.has(user.id)) {
+        keysByHash.set(hash, { ...key, user });
+      }
+    }
+  }
+
+  for (const id of delta.removeKeyIds) removeKey(id);
+  const memo: GrantMemo = new Map();
+  for (const entry of delta.upsertKeys) {
+    removeKey(entry.id); // a rotation changes the hash: the old one must stop working
+    const user = users.get(entry.userId);
+    if (!user) {
+      warnings.push(`key ${entry.id} belongs to user ${entry.userId}, who is not in the snapshot; the key is ignored`);
+      continue;
+    }
+    keysByHash.set(entry.hash, buildKey(entry, user, base.servers, memo));
+    keyHashById.set(entry.id, entry.hash);
+  }
+
+  return { runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash, keyHashById, users }, warnings };
 }
 
 /** Parses a tool list into a grant: `"*"` anywhere = all, `[]` = none (null). */

@@ -6,15 +6,15 @@
  * It does not build runtimes or serve traffic: `apply` is handed in by the node.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createParser } from 'eventsource-parser';
 import type { JWK } from 'jose';
 import { SnapshotError } from '../snapshot/errors.js';
-import { SnapshotEnvelopeSchema, type SnapshotPayload } from '../snapshot/schema.js';
+import { DeltaEnvelopeSchema, SnapshotEnvelopeSchema, type SnapshotDelta, type SnapshotPayload } from '../snapshot/schema.js';
 import { unwrapDataKey } from '../snapshot/seal.js';
-import { NODE_ID_HEADER, NODE_KEY_HEADER, NODE_REPORT_PATH, NODE_STREAM_PATH, SNAPSHOT_EVENT, type NodeReport } from '../snapshot/stream-protocol.js';
-import { TrustStore, verifySnapshot } from '../snapshot/verify.js';
+import { DELTA_EVENT, NODE_ID_HEADER, NODE_KEY_HEADER, NODE_REPORT_PATH, NODE_STREAM_PATH, SNAPSHOT_EVENT, type NodeReport } from '../snapshot/stream-protocol.js';
+import { TrustStore, verifyDelta, verifySnapshot } from '../snapshot/verify.js';
 import type { Logger } from '../log.js';
 
 export type MissingEnv = NodeReport['missingEnv'];
@@ -30,6 +30,8 @@ export interface LinkOptions {
   /** Signing keys configured for this node; when absent, the persisted or first-use keys are used. */
   trustedJwks: unknown[] | null;
   apply(payload: SnapshotPayload, dataKey: Uint8Array): { missingEnv: MissingEnv };
+  /** Applies a verified delta on top of the runtime of `delta.baseVersion` (the one applied last). */
+  applyDelta(delta: SnapshotDelta): void;
   /** Tool catalogs to include in reports (see NodeReport.catalogs). */
   catalogs?: () => NonNullable<NodeReport['catalogs']>;
   logger: Logger;
@@ -37,6 +39,8 @@ export interface LinkOptions {
 }
 
 const SNAPSHOT_FILE = 'snapshot.json';
+/** Deltas applied since SNAPSHOT_FILE, one signed envelope per line, replayed in order at start-up. */
+const DELTAS_FILE = 'deltas.jsonl';
 const TRUST_FILE = 'trust.json';
 
 /** Write-then-rename, asynchronously: the new runtime is already serving, so disk I/O must not block requests. */
@@ -48,6 +52,8 @@ async function writeAtomic(path: string, content: string): Promise<void> {
 export class ControlPlaneLink {
   appliedVersion: number | null = null;
   private trust: TrustStore | null = null;
+  /** The JSON of the keys `trust` was built from, to skip rebuilding it for every delta. */
+  private trustText = '';
   private missingEnv: MissingEnv = [];
   private lastRejection: NodeReport['lastRejection'] = null;
   private readonly startedAt = new Date().toISOString();
@@ -66,12 +72,23 @@ export class ControlPlaneLink {
     if (!dir || !this.trust || !existsSync(join(dir, SNAPSHOT_FILE))) return false;
     try {
       await this.handleEnvelope(JSON.parse(readFileSync(join(dir, SNAPSHOT_FILE), 'utf8')) as unknown, false);
-      this.options.logger.info({ version: this.appliedVersion }, 'serving the last verified snapshot from disk');
-      return this.appliedVersion !== null;
     } catch (error) {
       this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'snapshot on disk was not usable');
       return false;
     }
+    // Without its deltas the snapshot on disk would bring back keys revoked since it was written.
+    const deltas = existsSync(join(dir, DELTAS_FILE)) ? readFileSync(join(dir, DELTAS_FILE), 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    for (const line of deltas) {
+      try {
+        await this.handleDelta(JSON.parse(line) as unknown, false);
+      } catch (error) {
+        // A delta older than the snapshot (left by a crash between the two writes) is expected; others are not.
+        const code = error instanceof SnapshotError ? error.code : 'malformed';
+        if (code !== 'rollback') this.options.logger.warn({ code, err: error instanceof Error ? error.message : String(error) }, 'a delta on disk was not usable');
+      }
+    }
+    this.options.logger.info({ version: this.appliedVersion, deltas: deltas.length }, 'serving the last verified snapshot from disk');
+    return this.appliedVersion !== null;
   }
 
   start(): void {
@@ -89,15 +106,26 @@ export class ControlPlaneLink {
 
   /** Verify → unwrap → apply → persist → report. A refusal is logged and reported; the old snapshot stays. */
   handleEnvelope(raw: unknown, persist = true): Promise<void> {
+    return this.enqueue(() => this.applyEnvelope(raw, persist), persist);
+  }
+
+  /** The same for a delta. A gap (it does not apply to what this node runs) makes the node reconnect for a whole snapshot. */
+  handleDelta(raw: unknown, persist = true): Promise<void> {
+    return this.enqueue(() => this.applyDeltaEnvelope(raw, persist), persist);
+  }
+
+  /** Runs one apply after the previous one; live (`persist`) failures are logged and reported, replayed ones thrown. */
+  private enqueue(work: () => Promise<void>, persist: boolean): Promise<void> {
     const run = this.queue.then(async () => {
       try {
-        await this.applyEnvelope(raw, persist);
+        await work();
       } catch (error) {
+        if (!persist) throw error;
         const code = error instanceof SnapshotError ? error.code : 'apply_failed';
         const message = error instanceof Error ? error.message : String(error);
         this.lastRejection = { code, message, at: new Date().toISOString() };
         this.options.logger.error({ code, reason: message, appliedVersion: this.appliedVersion }, 'snapshot refused; still serving the last good one');
-        if (!persist) throw error;
+        if (code === 'gap') this.abort?.abort(); // the control plane sends a whole snapshot on reconnect
       }
       if (persist) await this.report();
     });
@@ -127,13 +155,34 @@ export class ControlPlaneLink {
     if (persist && this.options.stateDir) {
       await mkdir(this.options.stateDir, { recursive: true });
       await writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), JSON.stringify(envelope.data));
+      await writeAtomic(join(this.options.stateDir, DELTAS_FILE), '');
     }
     await this.adoptTrust(payload.trustedKeys, persist);
   }
 
+  private async applyDeltaEnvelope(raw: unknown, persist: boolean): Promise<void> {
+    if (!this.trust) throw new SnapshotError('unknown_key_id', 'no trusted signing keys yet');
+    const envelope = DeltaEnvelopeSchema.safeParse(raw);
+    if (!envelope.success) throw new SnapshotError('malformed', 'delta envelope does not match the schema');
+    const delta = await verifyDelta(envelope.data.delta, this.trust, { currentVersion: this.appliedVersion });
+    this.options.applyDelta(delta);
+    this.appliedVersion = delta.version;
+    this.options.logger.info(
+      { version: delta.version, baseVersion: delta.baseVersion, upsertKeys: delta.upsertKeys.length, removeKeys: delta.removeKeyIds.length },
+      'snapshot delta applied',
+    );
+    if (persist && this.options.stateDir) {
+      await appendFile(join(this.options.stateDir, DELTAS_FILE), JSON.stringify(envelope.data) + '\n', { mode: 0o600 });
+    }
+    await this.adoptTrust(delta.trustedKeys, persist);
+  }
+
   /** Trusts exactly the keys a verified snapshot lists (how signing keys rotate), and remembers them. */
   private async adoptTrust(keys: SnapshotPayload['trustedKeys'], persist: boolean): Promise<void> {
+    const text = JSON.stringify(keys);
+    if (this.trust && text === this.trustText) return;
     this.trust = await TrustStore.fromJwks(keys);
+    this.trustText = text;
     if (persist && this.options.stateDir) {
       await mkdir(this.options.stateDir, { recursive: true });
       await writeAtomic(join(this.options.stateDir, TRUST_FILE), JSON.stringify(keys));
@@ -202,14 +251,14 @@ export class ControlPlaneLink {
     this.options.logger.info({ controlPlane: this.options.controlPlaneUrl }, 'connected to control plane');
     const parser = createParser({
       onEvent: (event) => {
-        if (event.event !== SNAPSHOT_EVENT) return;
+        if (event.event !== SNAPSHOT_EVENT && event.event !== DELTA_EVENT) return;
         let raw: unknown;
         try {
           raw = JSON.parse(event.data);
         } catch {
           raw = null;
         }
-        void this.handleEnvelope(raw);
+        void (event.event === DELTA_EVENT ? this.handleDelta(raw) : this.handleEnvelope(raw));
       },
     });
     const decoder = new TextDecoder();

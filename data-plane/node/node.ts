@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
-import { buildRuntime, RuntimeHolder } from '../config/runtime.js';
+import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
 import { createDataPlaneServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { generateNodeKeyPair, type NodeKeyPair } from '../snapshot/seal.js';
@@ -93,6 +93,14 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger,
     reportIntervalMs: options.reportIntervalMs,
     catalogs: () => pool.catalogs(),
+    applyDelta: (delta) => {
+      const base = holder.current;
+      // verifyDelta already checked the delta's base is the applied version, so a runtime exists.
+      if (!base) throw new Error('a delta arrived before any snapshot');
+      const { runtime, warnings } = applyDelta(base, delta);
+      for (const warning of warnings) logger.warn({ version: delta.version }, warning);
+      holder.set(runtime);
+    },
     apply: (payload, dataKey) => {
       const { runtime, missingEnv } = buildRuntime(payload, dataKey, env);
       holder.set(runtime);

@@ -4,6 +4,8 @@ export type SnapshotErrorCode =
   | 'unknown_key_id'
   | 'bad_signature'
   | 'rollback'
+  /** A delta whose base is not the version the node runs: the node needs a whole snapshot. */
+  | 'gap'
   | 'unsupported_format'
   | 'data_key';
 

@@ -106,6 +106,28 @@ export const SnapshotPayloadSchema = z.object({
 });
 export type SnapshotPayload = z.infer<typeof SnapshotPayloadSchema>;
 
+/**
+ * A change to the keys and users of the snapshot at `baseVersion`, producing `version`. Changes to servers
+ * (or to the signing keys) always travel as a whole snapshot: they carry sealed values, which need a data
+ * key, whereas keys and users hold no secret. A node applies a delta only on top of exactly `baseVersion`;
+ * anything else is a gap, and the node asks for a whole snapshot by reconnecting.
+ */
+export const SnapshotDeltaSchema = z.object({
+  format: z.literal(SNAPSHOT_FORMAT),
+  kind: z.literal('delta'),
+  baseVersion: z.number().int().nonnegative(),
+  version: z.number().int().positive(),
+  issuedAt: z.string(),
+  trustedKeys: z.array(PublicJwkSchema).min(1),
+  /** Keys added or changed (a revocation is an upsert with `revoked: true`). */
+  upsertKeys: z.array(KeyEntrySchema),
+  /** Ids of keys deleted (or whose user was deleted). */
+  removeKeyIds: z.array(z.string()),
+  upsertUsers: z.array(UserEntrySchema),
+  removeUserIds: z.array(z.string()),
+});
+export type SnapshotDelta = z.infer<typeof SnapshotDeltaSchema>;
+
 /** A JWS in flattened JSON serialization (RFC 7515 §7.2.2); `alg` is EdDSA and `kid` is required. */
 export const SignedSnapshotSchema = z.object({
   protected: z.string(),
@@ -124,3 +146,7 @@ export const SnapshotEnvelopeSchema = z.object({
   dataKey: z.string(),
 });
 export type SnapshotEnvelope = z.infer<typeof SnapshotEnvelopeSchema>;
+
+/** What travels for a delta: only the signed delta (it holds no sealed value, so no data key). */
+export const DeltaEnvelopeSchema = z.object({ delta: SignedSnapshotSchema });
+export type DeltaEnvelope = z.infer<typeof DeltaEnvelopeSchema>;

@@ -6,7 +6,7 @@ import type { KeyObject } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { ed25519PrivateKey, signFlattened } from './jws.js';
-import { PublicJwkSchema, type PublicJwk, type SignedSnapshot, type SnapshotPayload } from './schema.js';
+import { PublicJwkSchema, type PublicJwk, type SignedSnapshot, type SnapshotDelta, type SnapshotPayload } from './schema.js';
 
 export interface SigningKey {
   kid: string;
@@ -31,6 +31,7 @@ export async function importSigningKey(stored: StoredSigningKey): Promise<Signin
   return { kid: stored.kid, privateKey: ed25519PrivateKey(stored.privateJwk), publicJwk };
 }
 
-export async function signSnapshot(payload: SnapshotPayload, key: SigningKey): Promise<SignedSnapshot> {
+/** Signs a whole snapshot or a delta (the payload says which). */
+export async function signSnapshot(payload: SnapshotPayload | SnapshotDelta, key: SigningKey): Promise<SignedSnapshot> {
   return signFlattened(Buffer.from(JSON.stringify(payload)), { alg: 'EdDSA', kid: key.kid, typ: 'gatehouse-snapshot+jws' }, key.privateKey);
 }

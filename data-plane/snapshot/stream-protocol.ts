@@ -13,6 +13,8 @@ export const NODE_REPORT_PATH = '/nodes/report';
 export const NODE_KEY_HEADER = 'x-gatehouse-node-key';
 export const NODE_ID_HEADER = 'x-gatehouse-node-id';
 export const SNAPSHOT_EVENT = 'snapshot';
+/** SSE event carrying a `DeltaEnvelope` (keys and users changed since the version the node runs). */
+export const DELTA_EVENT = 'delta';
 
 export const NodeReportSchema = z.object({
   nodeId: z.string().min(1).max(200),

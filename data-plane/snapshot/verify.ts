@@ -10,8 +10,10 @@ import {
   PublicJwkSchema,
   SNAPSHOT_FORMAT,
   SignedSnapshotSchema,
+  SnapshotDeltaSchema,
   SnapshotPayloadSchema,
   type PublicJwk,
+  type SnapshotDelta,
   type SnapshotPayload,
 } from './schema.js';
 
@@ -43,12 +45,8 @@ export interface VerifyOptions {
   currentVersion: number | null;
 }
 
-/** Checks a signed snapshot and returns its payload, or throws a `SnapshotError` saying why not. */
-export async function verifySnapshot(
-  signed: unknown,
-  trust: TrustStore,
-  options: VerifyOptions,
-): Promise<SnapshotPayload> {
+/** Signature, key id and format of any signed message from the control plane; returns its parsed JSON. */
+function verifySigned(signed: unknown, trust: TrustStore): Record<string, unknown> {
   const parsed = SignedSnapshotSchema.safeParse(signed);
   if (!parsed.success) throw new SnapshotError('malformed', 'snapshot is not a flattened JWS');
   const jws = parsed.data;
@@ -76,10 +74,21 @@ export async function verifySnapshot(
   } catch {
     throw new SnapshotError('malformed', 'snapshot payload is not JSON');
   }
-  if (typeof json === 'object' && json !== null && 'format' in json && json.format !== SNAPSHOT_FORMAT) {
-    throw new SnapshotError('unsupported_format', `snapshot format ${String(json.format)} is not supported`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SnapshotError('malformed', 'snapshot payload is not an object');
+  const object = json as Record<string, unknown>;
+  if (object.format !== SNAPSHOT_FORMAT) {
+    throw new SnapshotError('unsupported_format', `snapshot format ${String(object.format)} is not supported`);
   }
-  const payload = SnapshotPayloadSchema.safeParse(json);
+  return object;
+}
+
+/** Checks a signed whole snapshot and returns its payload, or throws a `SnapshotError` saying why not. */
+export async function verifySnapshot(
+  signed: unknown,
+  trust: TrustStore,
+  options: VerifyOptions,
+): Promise<SnapshotPayload> {
+  const payload = SnapshotPayloadSchema.safeParse(verifySigned(signed, trust));
   if (!payload.success) throw new SnapshotError('malformed', 'snapshot payload does not match the schema');
 
   if (options.currentVersion !== null && payload.data.version < options.currentVersion) {
@@ -89,4 +98,23 @@ export async function verifySnapshot(
     );
   }
   return payload.data;
+}
+
+/**
+ * Checks a signed delta: as for a snapshot, and it must apply on top of exactly `currentVersion`
+ * (`gap` otherwise: the node then needs a whole snapshot) and move forward (`rollback` otherwise).
+ */
+export async function verifyDelta(signed: unknown, trust: TrustStore, options: VerifyOptions): Promise<SnapshotDelta> {
+  const delta = SnapshotDeltaSchema.safeParse(verifySigned(signed, trust));
+  if (!delta.success) throw new SnapshotError('malformed', 'snapshot delta does not match the schema');
+  if (delta.data.version <= delta.data.baseVersion) {
+    throw new SnapshotError('rollback', `delta to version ${delta.data.version} does not move forward from ${delta.data.baseVersion}`);
+  }
+  if (options.currentVersion !== null && delta.data.version <= options.currentVersion) {
+    throw new SnapshotError('rollback', `delta to version ${delta.data.version} is not newer than applied version ${options.currentVersion}`);
+  }
+  if (delta.data.baseVersion !== options.currentVersion) {
+    throw new SnapshotError('gap', `delta from version ${delta.data.baseVersion} does not apply to version ${String(options.currentVersion)}`);
+  }
+  return delta.data;
 }

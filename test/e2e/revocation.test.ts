@@ -55,6 +55,8 @@ describe.each(testDialects)('key changes reach every node on %s', (dialect) => {
     expect(r.revokeVirtualKey.errors).toEqual([]);
     const elapsed = await refusedEverywhere(key, 'key_revoked', started);
     expect(elapsed).toBeLessThan(1_000);
+    // It travelled as a delta (keys only changed), not as the whole snapshot.
+    for (const node of nodes) expect(node.logs.some((l) => l.includes('snapshot delta applied'))).toBe(true);
     const refused = await postMcp(nodes[0]!.url, key, { id: 1, method: 'tools/list' });
     expect(refused.status).toBe(403);
   });

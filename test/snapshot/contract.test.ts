@@ -5,10 +5,10 @@
 import { flattenedVerify, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { SnapshotError } from '../../data-plane/snapshot/errors.js';
-import { SNAPSHOT_FORMAT, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import { SNAPSHOT_FORMAT, type SnapshotDelta, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { generateDataKey, generateNodeKeyPair, openValue, sealValue, unwrapDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
 import { generateSigningKey, importSigningKey, signSnapshot } from '../../data-plane/snapshot/sign.js';
-import { TrustStore, verifySnapshot } from '../../data-plane/snapshot/verify.js';
+import { TrustStore, verifyDelta, verifySnapshot } from '../../data-plane/snapshot/verify.js';
 
 async function signer(kid: string) {
   return importSigningKey(await generateSigningKey(kid));
@@ -53,6 +53,33 @@ describe('verifySnapshot', () => {
     expect(await code(verifySnapshot({ nope: true }, trust, { currentVersion: null }))).toBe('malformed');
     const wrongShape = await signSnapshot({ ...payload(7, [a.publicJwk]), servers: 'x' } as unknown as SnapshotPayload, a);
     expect(await code(verifySnapshot(wrongShape, trust, { currentVersion: null }))).toBe('malformed');
+  });
+});
+
+describe('verifyDelta', () => {
+  function delta(baseVersion: number, version: number, trusted: SnapshotPayload['trustedKeys']): SnapshotDelta {
+    return { format: SNAPSHOT_FORMAT, kind: 'delta', baseVersion, version, issuedAt: new Date().toISOString(), trustedKeys: trusted, upsertKeys: [], removeKeyIds: ['k1'], upsertUsers: [], removeUserIds: [] };
+  }
+
+  it('accepts a delta on top of exactly the applied version', async () => {
+    const a = await signer('a');
+    const trust = await TrustStore.fromJwks([a.publicJwk]);
+    const verified = await verifyDelta(await signSnapshot(delta(4, 5, [a.publicJwk]), a), trust, { currentVersion: 4 });
+    expect(verified).toMatchObject({ baseVersion: 4, version: 5, removeKeyIds: ['k1'] });
+  });
+
+  it('refuses a gap, a step backwards, an unknown signer, and a whole snapshot presented as a delta', async () => {
+    const a = await signer('a');
+    const b = await signer('b');
+    const trust = await TrustStore.fromJwks([a.publicJwk]);
+    expect(await code(verifyDelta(await signSnapshot(delta(3, 5, [a.publicJwk]), a), trust, { currentVersion: 4 }))).toBe('gap');
+    expect(await code(verifyDelta(await signSnapshot(delta(4, 5, [a.publicJwk]), a), trust, { currentVersion: null }))).toBe('gap');
+    expect(await code(verifyDelta(await signSnapshot(delta(4, 4, [a.publicJwk]), a), trust, { currentVersion: 4 }))).toBe('rollback');
+    expect(await code(verifyDelta(await signSnapshot(delta(2, 3, [a.publicJwk]), a), trust, { currentVersion: 4 }))).toBe('rollback');
+    expect(await code(verifyDelta(await signSnapshot(delta(4, 5, [a.publicJwk]), b), trust, { currentVersion: 4 }))).toBe('unknown_key_id');
+    expect(await code(verifyDelta(await signSnapshot(payload(5, [a.publicJwk]), a), trust, { currentVersion: 4 }))).toBe('malformed');
+    // And a delta is not a whole snapshot either.
+    expect(await code(verifySnapshot(await signSnapshot(delta(4, 5, [a.publicJwk]), a), trust, { currentVersion: 4 }))).toBe('malformed');
   });
 });
 

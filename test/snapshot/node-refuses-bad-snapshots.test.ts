@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashKey } from '../../data-plane/snapshot/key-hash.js';
-import { SNAPSHOT_FORMAT, type SnapshotEnvelope, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import { SNAPSHOT_FORMAT, type SnapshotDelta, type SnapshotEnvelope, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { generateDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
 import { generateSigningKey, importSigningKey, signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
 import { startFakeControlPlane, type FakeControlPlane } from '../support/fake-control-plane.js';
@@ -108,12 +108,47 @@ describe('a node given a snapshot it must refuse', () => {
     await waitFor(() => cp.reports.some((r) => r.appliedVersion === 8), { what: 'report of version 8' });
   });
 
-  it('restarted while the control plane is down, serves the last verified snapshot from disk', async () => {
+  it('applies a delta on top of the version it runs, and refuses one with a gap by reconnecting', async () => {
+    const delta = (baseVersion: number, version: number, revokeTwo: boolean): SnapshotDelta => ({
+      format: SNAPSHOT_FORMAT,
+      kind: 'delta',
+      baseVersion,
+      version,
+      issuedAt: new Date().toISOString(),
+      trustedKeys: [trusted.publicJwk],
+      upsertKeys: [
+        { id: 'k9', name: 'back', hash: hashKey(KEY_ONE), userId: 'u1', servers: [], expiresAt: null, revoked: false },
+        ...(revokeTwo ? [{ id: 'k0', name: 'key 0', hash: hashKey(KEY_TWO), userId: 'u1', servers: [], expiresAt: null, revoked: true }] : []),
+      ],
+      removeKeyIds: [],
+      upsertUsers: [],
+      removeUserIds: [],
+    });
+    const before = cp.connections();
+    cp.pushDelta({ delta: await signSnapshot(delta(7, 9, false), trusted) });
+    await rejection('gap');
+    await waitFor(() => cp.connections() > before, { what: 'the node to reconnect for a whole snapshot' });
+    expect(await status(node.url, KEY_ONE)).toBe(401);
+
+    cp.pushDelta({ delta: await signSnapshot(delta(8, 9, true), trusted) });
+    await waitFor(async () => (await status(node.url, KEY_ONE)) === 200, { what: 'delta 8 → 9 applied' });
+    const revoked = await fetch(`${node.url}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY_TWO}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    });
+    expect(revoked.status).toBe(403);
+    expect(((await revoked.json()) as { type: string }).type).toBe('key_revoked');
+    await waitFor(() => cp.reports.some((r) => r.appliedVersion === 9), { what: 'report of version 9' });
+  });
+
+  it('restarted while the control plane is down, serves the last verified snapshot and its deltas from disk', async () => {
     await node.stop();
     await cp.close();
     node = await spawnNode({ controlPlaneUrl: cp.url, nodeToken: NODE_TOKEN, stateDir: node.stateDir });
-    expect(await status(node.url, KEY_TWO)).toBe(200);
-    expect(await status(node.url, KEY_ONE)).toBe(401);
+    // Version 9 (snapshot 8 + delta 9): without the delta, the revoked KEY_TWO would work again.
+    expect(await status(node.url, KEY_ONE)).toBe(200);
+    expect(await status(node.url, KEY_TWO)).toBe(403);
     const ready = await fetch(`${node.url}/readyz`);
     expect(ready.status).toBe(200);
   });

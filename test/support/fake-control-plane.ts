@@ -5,7 +5,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { JWK } from 'jose';
-import type { SnapshotEnvelope } from '../../data-plane/snapshot/schema.js';
+import type { DeltaEnvelope, SnapshotEnvelope } from '../../data-plane/snapshot/schema.js';
 import { NODE_KEY_HEADER, type NodeReport } from '../../data-plane/snapshot/stream-protocol.js';
 
 export interface FakeControlPlane {
@@ -14,7 +14,10 @@ export interface FakeControlPlane {
   /** The X25519 public key of the most recently connected node (to wrap data keys for it). */
   nodeKey(): JWK | null;
   connected(): boolean;
+  /** How many times a node has opened the stream. */
+  connections(): number;
   push(envelope: SnapshotEnvelope | Record<string, unknown>): void;
+  pushDelta(envelope: DeltaEnvelope): void;
   close(): Promise<void>;
 }
 
@@ -22,6 +25,7 @@ export async function startFakeControlPlane(nodeToken: string): Promise<FakeCont
   const reports: NodeReport[] = [];
   let stream: ServerResponse | null = null;
   let key: JWK | null = null;
+  let connections = 0;
   const server: Server = createServer((req, res) => {
     if (req.headers.authorization !== `Bearer ${nodeToken}`) {
       res.writeHead(401).end();
@@ -32,6 +36,7 @@ export async function startFakeControlPlane(nodeToken: string): Promise<FakeCont
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.flushHeaders();
       stream = res;
+      connections++;
       req.on('close', () => {
         if (stream === res) stream = null;
       });
@@ -55,9 +60,14 @@ export async function startFakeControlPlane(nodeToken: string): Promise<FakeCont
     reports,
     nodeKey: () => key,
     connected: () => stream !== null,
+    connections: () => connections,
     push(envelope) {
       if (!stream) throw new Error('no node connected');
       stream.write(`event: snapshot\ndata: ${JSON.stringify(envelope)}\n\n`);
+    },
+    pushDelta(envelope) {
+      if (!stream) throw new Error('no node connected');
+      stream.write(`event: delta\ndata: ${JSON.stringify(envelope)}\n\n`);
     },
     async close() {
       server.closeAllConnections();
