@@ -78,7 +78,38 @@ export interface ConfigRead {
   /** Digest of the server rows as stored: equal digests mean the servers (and their secrets) did not change. */
   serversDigest: string;
   users: UserEntry[];
-  keys: KeyEntry[];
+  /** Key rows as stored: parsed into `KeyEntry`s only when needed (changed keys, or a whole snapshot). */
+  keyRows: KeyRow[];
+}
+
+export interface KeyRow {
+  id: string;
+  name: string;
+  key_hash: string;
+  user_id: string;
+  servers: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export function keyEntry(row: KeyRow): KeyEntry {
+  return {
+    id: row.id,
+    name: row.name,
+    hash: row.key_hash,
+    userId: row.user_id,
+    servers: JSON.parse(row.servers) as KeyServerGrant[],
+    expiresAt: row.expires_at,
+    revoked: row.revoked_at !== null,
+  };
+}
+
+/**
+ * Everything of a key row that its `KeyEntry` depends on, as one string: equal strings mean an unchanged
+ * entry, so diffing 100,000 keys needs no JSON parsing or serialising.
+ */
+export function keyRowSignature(row: KeyRow): string {
+  return `${row.name}\u0000${row.key_hash}\u0000${row.user_id}\u0000${row.servers}\u0000${row.expires_at ?? ''}\u0000${row.revoked_at === null ? 0 : 1}`;
 }
 
 export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
@@ -100,15 +131,7 @@ export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
       serverRows,
       serversDigest: createHash('sha256').update(JSON.stringify(configColumns)).digest('base64url'),
       users,
-      keys: keys.map((k) => ({
-        id: k.id,
-        name: k.name,
-        hash: k.key_hash,
-        userId: k.user_id,
-        servers: JSON.parse(k.servers) as KeyServerGrant[],
-        expiresAt: k.expires_at,
-        revoked: k.revoked_at !== null,
-      })),
+      keyRows: keys,
     };
   });
 }

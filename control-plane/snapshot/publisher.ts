@@ -14,12 +14,20 @@
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import { generateDataKey, wrapDataKey } from '../../data-plane/snapshot/seal.js';
-import { SNAPSHOT_FORMAT, type DeltaEnvelope, type SignedSnapshot, type SnapshotDelta, type SnapshotEnvelope, type SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import {
+  SNAPSHOT_FORMAT,
+  type DeltaEnvelope,
+  type ServerEntry,
+  type SignedSnapshot,
+  type SnapshotDelta,
+  type SnapshotEnvelope,
+  type UserEntry,
+} from '../../data-plane/snapshot/schema.js';
 import { signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { readConfig, sealServers } from './compile.js';
+import { keyEntry, keyRowSignature, readConfig, sealServers, type KeyRow } from './compile.js';
 
 export interface Subscriber {
   nodePublicJwk: JWK;
@@ -29,13 +37,16 @@ export interface Subscriber {
 
 interface Published {
   version: number;
-  payload: SnapshotPayload;
+  issuedAt: string;
+  servers: ServerEntry[];
+  users: UserEntry[];
+  keyRows: KeyRow[];
   dataKey: Uint8Array;
   serversDigest: string;
-  /** Key and user id → their JSON in `payload`, to find what the next version changed. */
-  keyJson: Map<string, string>;
-  userJson: Map<string, string>;
-  /** The whole snapshot, signed on first need. */
+  /** Key and user id → what their entries depend on, to find what the next version changed. */
+  keySig: Map<string, string>;
+  userSig: Map<string, string>;
+  /** The whole snapshot, assembled and signed on first need (a node connecting or falling behind). */
   full: Promise<SignedSnapshot> | null;
   /** How a node at `baseVersion` gets to this version, when only keys and users changed. */
   delta: { baseVersion: number; signed: SignedSnapshot } | null;
@@ -129,44 +140,59 @@ export class SnapshotPublisher {
     if (previous && config.version <= previous.version) return;
     const serversUnchanged = previous !== null && previous.serversDigest === config.serversDigest;
     const dataKey = serversUnchanged ? previous.dataKey : generateDataKey();
-    const payload: SnapshotPayload = {
-      format: SNAPSHOT_FORMAT,
-      version: config.version,
-      issuedAt: new Date().toISOString(),
-      trustedKeys,
-      servers: serversUnchanged ? previous.payload.servers : sealServers(config.serverRows, box, dataKey),
-      users: config.users,
-      keys: config.keys,
-    };
-    const keyJson = new Map(config.keys.map((k) => [k.id, JSON.stringify(k)]));
-    const userJson = new Map(config.users.map((u) => [u.id, JSON.stringify(u)]));
+    const issuedAt = new Date().toISOString();
+    const keySig = new Map(config.keyRows.map((k) => [k.id, keyRowSignature(k)]));
+    const userSig = new Map(config.users.map((u) => [u.id, u.email]));
     let delta: Published['delta'] = null;
     if (serversUnchanged) {
       const body: SnapshotDelta = {
         format: SNAPSHOT_FORMAT,
         kind: 'delta',
         baseVersion: previous.version,
-        version: payload.version,
-        issuedAt: payload.issuedAt,
+        version: config.version,
+        issuedAt,
         trustedKeys,
-        upsertKeys: config.keys.filter((k) => previous.keyJson.get(k.id) !== keyJson.get(k.id)),
-        removeKeyIds: [...previous.keyJson.keys()].filter((id) => !keyJson.has(id)),
-        upsertUsers: config.users.filter((u) => previous.userJson.get(u.id) !== userJson.get(u.id)),
-        removeUserIds: [...previous.userJson.keys()].filter((id) => !userJson.has(id)),
+        upsertKeys: config.keyRows.filter((k) => previous.keySig.get(k.id) !== keySig.get(k.id)).map(keyEntry),
+        removeKeyIds: [...previous.keySig.keys()].filter((id) => !keySig.has(id)),
+        upsertUsers: config.users.filter((u) => previous.userSig.get(u.id) !== userSig.get(u.id)),
+        removeUserIds: [...previous.userSig.keys()].filter((id) => !userSig.has(id)),
       };
       delta = { baseVersion: previous.version, signed: await signSnapshot(body, signingKey) };
     }
-    const published: Published = { version: payload.version, payload, dataKey, serversDigest: config.serversDigest, keyJson, userJson, full: null, delta };
+    const published: Published = {
+      version: config.version,
+      issuedAt,
+      servers: serversUnchanged ? previous.servers : sealServers(config.serverRows, box, dataKey),
+      users: config.users,
+      keyRows: config.keyRows,
+      dataKey,
+      serversDigest: config.serversDigest,
+      keySig,
+      userSig,
+      full: null,
+      delta,
+    };
     this.published = published;
     logger.info(
-      { version: payload.version, servers: payload.servers.length, keys: payload.keys.length, nodes: this.subscribers.size, delta: delta !== null },
+      { version: published.version, servers: published.servers.length, keys: published.keyRows.length, nodes: this.subscribers.size, delta: delta !== null },
       'snapshot published',
     );
     await Promise.all([...this.subscribers.keys()].map((s) => this.sendTo(s, published)));
   }
 
   private fullSnapshot(published: Published): Promise<SignedSnapshot> {
-    published.full ??= signSnapshot(published.payload, this.options.signingKey);
+    published.full ??= signSnapshot(
+      {
+        format: SNAPSHOT_FORMAT,
+        version: published.version,
+        issuedAt: published.issuedAt,
+        trustedKeys: this.options.trustedKeys,
+        servers: published.servers,
+        users: published.users,
+        keys: published.keyRows.map(keyEntry),
+      },
+      this.options.signingKey,
+    );
     return published.full;
   }
 

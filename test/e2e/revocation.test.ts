@@ -88,6 +88,27 @@ describe.each(testDialects)('key changes reach every node on %s', (dialect) => {
     for (const node of nodes) expect((await postMcp(node.url, fresh, { id: 1, method: 'ping' })).status).toBe(200);
   });
 
+  it('a deleted key, and the keys of a deleted user, are refused by every node within 1 s', async () => {
+    const { id: keyId, key } = await gw.gqlCreateKey([{ server: 'crm_http', tools: ['echo'] }]);
+    const other = await gw.cp.gql<{ createUser: { user: { id: string } } }>(
+      `mutation { createUser(input: { email: "leaver-${dialect}@example.com" }) { user { id } errors { code } } }`,
+    );
+    const leaverId = other.createUser.user.id;
+    const leaver = await gw.cp.gql<{ createVirtualKey: { key: string } }>(
+      `mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "leaver", servers: [] }) { key errors { code } } }`,
+      { u: leaverId },
+    );
+    const leaverKey = leaver.createVirtualKey.key;
+    for (const node of nodes) {
+      for (const k of [key, leaverKey]) await waitFor(async () => (await postMcp(node.url, k, { id: 1, method: 'ping' })).status === 200, { what: 'keys accepted' });
+    }
+    const started = Date.now();
+    await gw.cp.gql(`mutation($id: ID!) { deleteVirtualKey(input: { id: $id }) { errors { code } } }`, { id: keyId });
+    await gw.cp.gql(`mutation($id: ID!) { deleteUser(input: { id: $id }) { errors { code } } }`, { id: leaverId });
+    expect(await refusedEverywhere(key, 'invalid_key', started)).toBeLessThan(1_000);
+    expect(await refusedEverywhere(leaverKey, 'invalid_key', started)).toBeLessThan(1_000);
+  });
+
   it('the original key is unaffected by the others', async () => {
     for (const node of nodes) expect((await postMcp(node.url, gw.key, { id: 1, method: 'ping' })).status).toBe(200);
   });
