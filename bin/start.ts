@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { createControlPlane } from '../control-plane/app.js';
-import { startNode } from '../data-plane/node/node.js';
+import { allowedOriginsFromEnv, startNode } from '../data-plane/node/node.js';
 
 const dataDir = process.env.GATEHOUSE_DATA_DIR ?? './data';
 const host = process.env.HOST ?? '127.0.0.1';
@@ -18,7 +18,7 @@ const node = await startNode({
   nodeId: process.env.GATEHOUSE_NODE_ID ?? 'local',
   stateDir: join(dataDir, 'node'),
   trustedJwks: cp.trustedKeys,
-  allowedOrigins: (process.env.GATEHOUSE_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+  allowedOrigins: allowedOriginsFromEnv(process.env),
 });
 
 if (cp.generatedAdminToken) {

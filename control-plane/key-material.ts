@@ -4,12 +4,12 @@
  * a file in the data dir, generated on first start with a log line that says where (never the value).
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSigningKey, type StoredSigningKey } from '../data-plane/snapshot/sign.js';
 import { issueToken, NODE_TOKEN_PREFIX } from './crypto/tokens.js';
 import type { Logger } from './log.js';
-import { parseSigningKeyFile, readSigningKeyFile, signingKeyPath, writeSigningKeyFile, type SigningKeyFile } from './signing-keys.js';
+import { parseSigningKeyFile, readSigningKeyFile, signingKeyPath, writeSecretFile, writeSigningKeyFile, type SigningKeyFile } from './signing-keys.js';
 
 export interface KeyMaterial {
   masterKey: Uint8Array;
@@ -18,11 +18,6 @@ export interface KeyMaterial {
   activeKid: string;
   /** The node token's plaintext: nodes present it, the control plane compares hashes. */
   nodeToken: string;
-}
-
-function writeSecretFile(path: string, content: string): void {
-  writeFileSync(path, content, { mode: 0o600 });
-  chmodSync(path, 0o600);
 }
 
 function decodeMasterKey(text: string): Uint8Array {

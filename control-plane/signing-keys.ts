@@ -33,11 +33,15 @@ export function readSigningKeyFile(dataDir: string): SigningKeyFile | null {
   return existsSync(path) ? parseSigningKeyFile(readFileSync(path, 'utf8')) : null;
 }
 
-export function writeSigningKeyFile(dataDir: string, file: SigningKeyFile): void {
-  const path = signingKeyPath(dataDir);
-  writeFileSync(`${path}.tmp`, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 });
+/** Writes a file only its owner can read, atomically (a crash leaves the old file or the new one). */
+export function writeSecretFile(path: string, content: string): void {
+  writeFileSync(`${path}.tmp`, content, { mode: 0o600 });
   chmodSync(`${path}.tmp`, 0o600);
   renameSync(`${path}.tmp`, path);
+}
+
+export function writeSigningKeyFile(dataDir: string, file: SigningKeyFile): void {
+  writeSecretFile(signingKeyPath(dataDir), JSON.stringify(file, null, 2) + '\n');
 }
 
 function requireFile(dataDir: string): SigningKeyFile {

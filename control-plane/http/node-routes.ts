@@ -7,6 +7,7 @@ import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import { DELTA_EVENT, NODE_ID_HEADER, NODE_KEY_HEADER, NodeReportSchema, SNAPSHOT_EVENT } from '../../data-plane/snapshot/stream-protocol.js';
 import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
+import { isPublicX25519Jwk } from '../../data-plane/snapshot/seal.js';
 import { constantTimeEqual, hashToken } from '../crypto/tokens.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
@@ -35,7 +36,7 @@ function parseNodeKey(value: string | undefined): JWK | null {
   if (!value) return null;
   try {
     const jwk = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as JWK;
-    return jwk.kty === 'OKP' && jwk.crv === 'X25519' && typeof jwk.x === 'string' && jwk.d === undefined ? jwk : null;
+    return isPublicX25519Jwk(jwk) ? jwk : null;
   } catch {
     return null;
   }

@@ -13,7 +13,7 @@ import {
   type UserEntry,
   type ValueRef,
 } from '../../data-plane/snapshot/schema.js';
-import type { SecretBox, StoredSecret } from '../crypto/secret-box.js';
+import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database, McpServerRow } from '../db/schema.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 
@@ -43,8 +43,8 @@ function sealSecrets(
 
 function connectionRef(value: string | null): ValueRef | null {
   if (value === null) return null;
-  const env = /^env\.([A-Za-z_][A-Za-z0-9_]*)$/.exec(value);
-  return env?.[1] ? { kind: 'env', name: env[1] } : { kind: 'plain', value };
+  const env = parseEnvRef(value);
+  return env ? { kind: 'env', name: env } : { kind: 'plain', value };
 }
 
 function compileServer(input: SealInput, row: McpServerRow): ServerEntry {

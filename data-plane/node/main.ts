@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startNode } from './node.js';
+import { allowedOriginsFromEnv, startNode } from './node.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,7 +45,7 @@ const node = await startNode({
   stateDir: values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? './data/node'),
   trustedJwks,
   reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
-  allowedOrigins: (process.env.GATEHOUSE_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+  allowedOrigins: allowedOriginsFromEnv(process.env),
 });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void node.close().then(() => process.exit(0)));

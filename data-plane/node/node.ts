@@ -13,7 +13,7 @@ import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
 import { createDataPlaneServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
-import { generateNodeKeyPair, type NodeKeyPair } from '../snapshot/seal.js';
+import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 
@@ -34,6 +34,11 @@ export interface NodeOptions {
   allowedOrigins?: readonly string[];
 }
 
+/** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
+export function allowedOriginsFromEnv(env: Record<string, string | undefined>): string[] {
+  return (env.GATEHOUSE_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+}
+
 export interface DataPlaneNode {
   url: string;
   nodeId: string;
@@ -48,17 +53,9 @@ export interface DataPlaneNode {
  * the state dir. Keeping it out of the state dir is what makes a copied snapshot file useless.
  */
 async function loadNodeKey(env: Record<string, string | undefined>, stateDir: string | null): Promise<NodeKeyPair> {
-  if (env.GATEHOUSE_NODE_KEY) {
-    const privateJwk = JSON.parse(env.GATEHOUSE_NODE_KEY) as JWK;
-    const { d: _d, ...publicJwk } = privateJwk;
-    return { privateJwk, publicJwk };
-  }
+  if (env.GATEHOUSE_NODE_KEY) return nodeKeyPairFromPrivate(JSON.parse(env.GATEHOUSE_NODE_KEY) as JWK);
   const path = stateDir ? join(stateDir, 'node-key.json') : null;
-  if (path && existsSync(path)) {
-    const privateJwk = JSON.parse(readFileSync(path, 'utf8')) as JWK;
-    const { d: _d, ...publicJwk } = privateJwk;
-    return { privateJwk, publicJwk };
-  }
+  if (path && existsSync(path)) return nodeKeyPairFromPrivate(JSON.parse(readFileSync(path, 'utf8')) as JWK);
   const pair = await generateNodeKeyPair();
   if (path) writeFileSync(path, JSON.stringify(pair.privateJwk), { mode: 0o600 });
   return pair;

@@ -52,8 +52,19 @@ export async function generateNodeKeyPair(): Promise<NodeKeyPair> {
   return { publicJwk: await exportJWK(publicKey), privateJwk: await exportJWK(privateKey) };
 }
 
+/** Whether `jwk` is a public (never a private) X25519 key, the only kind a data key is wrapped for. */
+export function isPublicX25519Jwk(jwk: JWK): boolean {
+  return jwk.kty === 'OKP' && jwk.crv === 'X25519' && typeof jwk.x === 'string' && jwk.d === undefined;
+}
+
+/** Splits a node's private X25519 JWK into the pair (the public half is the private one without `d`). */
+export function nodeKeyPairFromPrivate(privateJwk: JWK): NodeKeyPair {
+  const { d: _d, ...publicJwk } = privateJwk;
+  return { privateJwk, publicJwk };
+}
+
 export async function wrapDataKey(dataKey: Uint8Array, nodePublicJwk: JWK): Promise<string> {
-  if (nodePublicJwk.kty !== 'OKP' || nodePublicJwk.crv !== 'X25519' || nodePublicJwk.d !== undefined) {
+  if (!isPublicX25519Jwk(nodePublicJwk)) {
     throw new SnapshotError('data_key', 'node public key must be a public X25519 JWK');
   }
   const key = await importJWK({ kty: 'OKP', crv: 'X25519', x: nodePublicJwk.x }, 'ECDH-ES+A256KW');

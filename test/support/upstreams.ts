@@ -103,6 +103,35 @@ async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
+/** The handle both HTTP upstreams return: what they recorded, tools added to every live session, close. */
+function upstreamHandle(
+  kind: HttpUpstream['kind'],
+  http: Server,
+  port: number,
+  path: string,
+  requests: RecordedRequest[],
+  sessions: Map<string, { server: McpServer; add(name: string): RegisteredTool }>,
+  addedTools: string[],
+): HttpUpstream {
+  return {
+    kind,
+    port,
+    url: `http://127.0.0.1:${port}${path}`,
+    requests,
+    initializeCount: () => requests.filter((r) => r.rpcMethod === 'initialize').length,
+    addTool(name) {
+      addedTools.push(name);
+      // registerTool on a connected McpServer sends notifications/tools/list_changed itself.
+      for (const session of sessions.values()) session.add(name);
+    },
+    async close() {
+      for (const session of sessions.values()) await session.server.close().catch(() => undefined);
+      sessions.clear();
+      await closeServer(http);
+    },
+  };
+}
+
 /** Streamable HTTP upstream at `/mcp`, stateful (one McpServer per session), JSON or SSE answers per SDK default. */
 export async function startHttpUpstream(options: { port?: number; label?: string } = {}): Promise<HttpUpstream> {
   const label = options.label ?? 'http';
@@ -148,24 +177,7 @@ export async function startHttpUpstream(options: { port?: number; label?: string
       if (!res.headersSent) res.writeHead(500).end(String(error));
     });
   });
-  const port = await listen(http, options.port ?? 0);
-  return {
-    kind: 'http',
-    port,
-    url: `http://127.0.0.1:${port}/mcp`,
-    requests,
-    initializeCount: () => requests.filter((r) => r.rpcMethod === 'initialize').length,
-    addTool(name) {
-      addedTools.push(name);
-      // registerTool on a connected McpServer sends notifications/tools/list_changed itself.
-      for (const session of sessions.values()) session.add(name);
-    },
-    async close() {
-      for (const session of sessions.values()) await session.server.close().catch(() => undefined);
-      sessions.clear();
-      await closeServer(http);
-    },
-  };
+  return upstreamHandle('http', http, await listen(http, options.port ?? 0), '/mcp', requests, sessions, addedTools);
 }
 
 /** Legacy SSE upstream: GET /sse opens a session's event stream, POST /messages?sessionId=… carries messages. */
@@ -202,23 +214,7 @@ export async function startSseUpstream(options: { port?: number; label?: string 
       if (!res.headersSent) res.writeHead(500).end(String(error));
     });
   });
-  const port = await listen(http, options.port ?? 0);
-  return {
-    kind: 'sse',
-    port,
-    url: `http://127.0.0.1:${port}/sse`,
-    requests,
-    initializeCount: () => requests.filter((r) => r.rpcMethod === 'initialize').length,
-    addTool(name) {
-      addedTools.push(name);
-      for (const session of sessions.values()) session.add(name);
-    },
-    async close() {
-      for (const session of sessions.values()) await session.server.close().catch(() => undefined);
-      sessions.clear();
-      await closeServer(http);
-    },
-  };
+  return upstreamHandle('sse', http, await listen(http, options.port ?? 0), '/sse', requests, sessions, addedTools);
 }
 
 export const STDIO_FIXTURE = fileURLToPath(new URL('../fixtures/stdio-upstream.ts', import.meta.url));
