@@ -73,7 +73,7 @@ export class SnapshotPublisher {
 
   /** Compiles the first snapshot and starts the safety-net poll. */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.changed();
     const interval = this.options.pollIntervalMs ?? 2000;
     this.poller = setInterval(() => void this.pollVersion(), interval);
     this.poller.unref();
@@ -102,21 +102,20 @@ export class SnapshotPublisher {
     return this.running;
   }
 
-  /** Resolves once a snapshot of at least `version` is published (for callers that must not race a push). */
-  async refresh(): Promise<void> {
-    await this.changed();
-  }
-
   async subscribe(subscriber: Subscriber): Promise<() => void> {
     this.subscribers.set(subscriber, { lastSent: -1, chain: Promise.resolve() });
     if (this.published) await this.sendTo(subscriber, this.published);
     return () => this.subscribers.delete(subscriber);
   }
 
+  private async storedVersion(): Promise<number> {
+    const row = await this.options.db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
+    return Number(row.version);
+  }
+
   private async pollVersion(): Promise<void> {
     try {
-      const row = await this.options.db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirst();
-      if (row && Number(row.version) !== this.published?.version) await this.changed();
+      if ((await this.storedVersion()) !== this.published?.version) await this.changed();
     } catch (error) {
       this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'config version poll failed');
     }
@@ -135,8 +134,11 @@ export class SnapshotPublisher {
 
   private async compileAndPush(): Promise<void> {
     const { db, box, signingKey, trustedKeys, logger } = this.options;
-    const config = await readConfig(db);
     const previous = this.published;
+    // One cheap read first: a replica hears its own NOTIFY after its own change, and polls find nothing
+    // new most of the time; neither should cost a read of every key.
+    if (previous && (await this.storedVersion()) <= previous.version) return;
+    const config = await readConfig(db);
     if (previous && config.version <= previous.version) return;
     const serversUnchanged = previous !== null && previous.serversDigest === config.serversDigest;
     const dataKey = serversUnchanged ? previous.dataKey : generateDataKey();
