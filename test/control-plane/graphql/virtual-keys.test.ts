@@ -116,9 +116,9 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
 
   it('rejects an expiry in the past or unparsable, an unknown server, empty tools and an unknown user', async () => {
     const version = await configVersion();
-    const past = await createKey({ userId, name: 'old', servers: [], expiresAt: '2001-01-01T00:00:00Z' });
+    const past = await createKey({ userId, name: 'old', servers: [], allowNoServers: true, expiresAt: '2001-01-01T00:00:00Z' });
     expect(past).toEqual({ virtualKey: null, key: null, errors: [expect.objectContaining({ field: 'input.expiresAt', code: 'EXPIRES_IN_PAST' })] });
-    const garbage = await createKey({ userId, name: 'old', servers: [], expiresAt: 'next tuesday' });
+    const garbage = await createKey({ userId, name: 'old', servers: [], allowNoServers: true, expiresAt: 'next tuesday' });
     expect(garbage.errors).toEqual([expect.objectContaining({ field: 'input.expiresAt', code: 'INVALID_DATETIME' })]);
     const unknown = await createKey({ userId, name: 'k', servers: [{ server: 'wiki', tools: ['*'] }, { server: 'nope', tools: ['*'] }] });
     expect(unknown.errors).toEqual([expect.objectContaining({ field: 'input.servers.1.server', code: 'UNKNOWN_SERVER' })]);
@@ -126,7 +126,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     expect(empty.errors).toEqual([expect.objectContaining({ field: 'input.servers.0.tools', code: 'REQUIRED' })]);
     const dup = await createKey({ userId, name: 'k', servers: [{ server: 'wiki', tools: ['a'] }, { server: 'wiki', tools: ['b'] }] });
     expect(dup.errors).toEqual([expect.objectContaining({ field: 'input.servers.1.server', code: 'DUPLICATE' })]);
-    const nobody = await createKey({ userId: '00000000-0000-0000-0000-000000000000', name: 'k', servers: [] });
+    const nobody = await createKey({ userId: '00000000-0000-0000-0000-000000000000', name: 'k', servers: [], allowNoServers: true });
     expect(nobody.errors).toEqual([expect.objectContaining({ field: 'input.userId', code: 'NOT_FOUND' })]);
     expect(await configVersion()).toBe(version);
     expect(await h.database.db.selectFrom('virtual_keys').select('id').where('name', '=', 'old').execute()).toEqual([]);
@@ -149,7 +149,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
   });
 
   it('revokes (idempotently) and refuses to rotate a revoked key', async () => {
-    const issued = await createKey({ userId, name: 'to-revoke', servers: [] });
+    const issued = await createKey({ userId, name: 'to-revoke', servers: [], allowNoServers: true });
     const id = issued.virtualKey?.id ?? '';
     const version = await configVersion();
     const revoked = dataOf(await h.gql<{ revokeVirtualKey: { virtualKey: KeyView; errors: UserError[] } }>(REVOKE_KEY, { id })).revokeVirtualKey;
@@ -193,7 +193,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     const other = dataOf(
       await h.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "grace@example.com" }) { user { id } } }'),
     ).createUser.user.id;
-    for (let i = 0; i < 7; i++) expect((await createKey({ userId: other, name: `g${i}`, servers: [] })).errors).toEqual([]);
+    for (let i = 0; i < 7; i++) expect((await createKey({ userId: other, name: `g${i}`, servers: [], allowNoServers: true })).errors).toEqual([]);
 
     type Page = { edges: Array<{ node: { name: string } }>; pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; endCursor: string } };
     const names: string[] = [];
@@ -232,7 +232,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     const u = dataOf(
       await h.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "leaver@example.com" }) { user { id } } }'),
     ).createUser.user.id;
-    const k = await createKey({ userId: u, name: 'temp', servers: [] });
+    const k = await createKey({ userId: u, name: 'temp', servers: [], allowNoServers: true });
     const version = await configVersion();
     const deleted = dataOf(
       await h.gql<{ deleteUser: { user: { email: string }; errors: UserError[] } }>(
