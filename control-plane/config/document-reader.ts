@@ -35,6 +35,37 @@ function fold(key: string): string {
   return key.toLowerCase().replace(/[_-]/g, '');
 }
 
+/**
+ * Optimal string alignment distance (edits, with adjacent swaps counting one), for "did you mean" on
+ * field names only: a dozen lines, so not worth a dependency.
+ */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The accepted spelling closest to `key` (same letters ignoring case and separators, or up to 2 edits). */
+function nearest(key: string, specs: readonly FieldSpec[]): string | undefined {
+  let best: { name: string; distance: number; raw: number } | undefined;
+  for (const spelling of specs.flatMap((s) => [s.name, ...(s.aliases ?? [])])) {
+    const distance = editDistance(fold(spelling), fold(key));
+    // Ties go to the spelling in the document's own style (snake_case or camelCase).
+    const raw = editDistance(spelling, key);
+    if (distance <= 2 && (best === undefined || distance < best.distance || (distance === best.distance && raw < best.raw))) {
+      best = { name: spelling, distance, raw };
+    }
+  }
+  return best?.name;
+}
+
 function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
@@ -61,14 +92,12 @@ export class ObjectReader {
       const keyPath = childPath(path, key);
       const spec = specs.find((s) => s.name === key || s.aliases?.includes(key));
       if (!spec) {
-        const near = specs.find((s) => [s.name, ...(s.aliases ?? [])].some((k) => fold(k) === fold(key)));
+        const near = nearest(key, specs);
         const known = specs.filter((s) => !s.unsupported).map((s) => s.aliases?.[0] ?? s.name);
         issues.add(
           'UNKNOWN_FIELD',
           keyPath,
-          near
-            ? `unknown field "${key}": did you mean "${near.aliases?.find((a) => fold(a) === fold(key)) ?? near.name}"?`
-            : `unknown field "${key}" (known here: ${known.join(', ')})`,
+          near !== undefined ? `unknown field "${key}": did you mean "${near}"?` : `unknown field "${key}" (known here: ${known.join(', ')})`,
         );
         continue;
       }
