@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliIO } from '../../sdk-client/cli-app.js';
-import type { McpServer, User, VirtualKey } from '../../sdk-client/types.js';
+import { runCli, type CliIO } from '../../sdk-client/cli/run.js';
+import type { McpServer, User, VirtualKey } from '../../sdk-client/client.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -227,7 +227,7 @@ describe('gatehouse CLI: usage, environment and auth', () => {
     [['servers', 'create'], /--file is required/],
     [['servers', 'create', '--file', 'does-not-exist.json'], /cannot read does-not-exist\.json: ENOENT/],
     [['keys', 'list', '--token', 'gha_x'], /Unknown option '--token'/],
-    [['keys', 'frobnicate'], /unknown keys subcommand "frobnicate"; one of: list, create, revoke, rotate/],
+    [['keys', 'frobnicate'], /unknown keys subcommand "frobnicate"; one of: list, create, update, rotate, revoke, delete/],
     [['keys'], /missing keys subcommand/],
     [['audit', 'tail'], /unknown command "audit"/],
   ])('%j is a usage error (exit 2, usage line)', async (argv, message) => {
