@@ -602,6 +602,17 @@ export function describeMcpServer(server: McpServer): FieldChange[] {
   ];
 }
 
+/**
+ * The server with exactly this name. When there is none but one differs only in case, the error names it as
+ * stored, so the operator sees the spelling to use instead of a bare "not found".
+ */
+async function requireServer(db: Db, name: string): Promise<McpServer> {
+  const exact = await getMcpServerByName(db, name);
+  if (exact) return exact;
+  const holder = await nameHolder(db, name, null);
+  throw new InputError('NOT_FOUND', 'name', `no server named "${name}"${holder !== null ? ` (did you mean "${holder}"?)` : ''}`);
+}
+
 // ---- Writes ----
 
 export async function createMcpServer(db: Db, box: SecretBox, input: CreateMcpServerInput): Promise<McpServer> {
@@ -655,8 +666,7 @@ function fullRowDefaults(row: NewMcpServer): McpServerRow {
 export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpServerInput): Promise<McpServer> {
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
-    const current = await getMcpServerByName(trx, input.name);
-    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${input.name}"`);
+    const current = await requireServer(trx, input.name);
 
     const issues = new IssueList();
     const draft = draftFromUpdate(current, input, issues);
@@ -690,8 +700,7 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
 export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> {
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
-    const current = await getMcpServerByName(trx, name);
-    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${name}"`);
+    const current = await requireServer(trx, name);
     await trx.deleteFrom('mcp_servers').where('id', '=', current.id).execute();
     await removeServerFromGrants(trx, current.name);
     return current;

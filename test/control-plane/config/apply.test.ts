@@ -293,5 +293,9 @@ describe.each(testDialects)('applyConfig on %s', (dialect) => {
       ),
     ).createMcpServer.errors;
     expect(taken).toEqual([{ field: 'input.name', code: 'NAME_TAKEN', message: expect.stringContaining('a server named "internal_crm" already exists') }]);
+    const missing = dataOf(
+      await h.gql<{ deleteMcpServer: { errors: UserError[] } }>('mutation { deleteMcpServer(input: { name: "Internal_CRM" }) { errors { field code message } } }'),
+    ).deleteMcpServer.errors;
+    expect(missing).toEqual([{ field: 'input.name', code: 'NOT_FOUND', message: 'no server named "Internal_CRM" (did you mean "internal_crm"?)' }]);
   });
 });
