@@ -13,31 +13,6 @@ import type { TypedDocumentString } from './generated/graphql.js';
 
 export type ID = string;
 export type DateTime = string;
-import type {
-  AdminRole,
-  AuthType,
-  ConfigChangeAction,
-  ConfigEntityKind,
-  ConnectionType,
-  CreateAdminTokenInput,
-  CreateMcpServerInput,
-  CreateUserInput,
-  CreateVirtualKeyInput,
-  DeleteMcpServerInput,
-  DeleteUserInput,
-  DeleteVirtualKeyInput,
-  KeyServerGrantInput,
-  McpServerStatus,
-  RevokeAdminTokenInput,
-  RevokeVirtualKeyInput,
-  RotateVirtualKeyInput,
-  SecretInput,
-  SecretSource,
-  StdioInput,
-  UpdateMcpServerInput,
-  UpdateUserInput,
-  UpdateVirtualKeyInput,
-} from './generated/graphql.js';
 export type {
   AdminRole,
   AuthType,
@@ -62,7 +37,7 @@ export type {
   UpdateMcpServerInput,
   UpdateUserInput,
   UpdateVirtualKeyInput,
-};
+} from './generated/graphql.js';
 
 export type McpServer = ops.GatehouseMcpServerFragment;
 export type SecretEntry = McpServer['headers'][number];
@@ -151,27 +126,27 @@ export interface GatehouseClient {
   allMcpServers(options?: AllPagesOptions): Promise<McpServer[]>;
   /** null when no server has that name. */
   mcpServer(name: string): Promise<McpServer | null>;
-  createMcpServer(input: CreateMcpServerInput): Promise<CreateMcpServerPayload>;
-  updateMcpServer(input: UpdateMcpServerInput): Promise<UpdateMcpServerPayload>;
-  deleteMcpServer(input: DeleteMcpServerInput): Promise<DeleteMcpServerPayload>;
+  createMcpServer(input: ops.CreateMcpServerInput): Promise<CreateMcpServerPayload>;
+  updateMcpServer(input: ops.UpdateMcpServerInput): Promise<UpdateMcpServerPayload>;
+  deleteMcpServer(input: ops.DeleteMcpServerInput): Promise<DeleteMcpServerPayload>;
 
   users(args?: PageArgs): Promise<Connection<User>>;
   allUsers(options?: AllPagesOptions): Promise<User[]>;
   user(id: ID): Promise<User | null>;
-  createUser(input: CreateUserInput): Promise<CreateUserPayload>;
-  updateUser(input: UpdateUserInput): Promise<UpdateUserPayload>;
-  deleteUser(input: DeleteUserInput): Promise<DeleteUserPayload>;
+  createUser(input: ops.CreateUserInput): Promise<CreateUserPayload>;
+  updateUser(input: ops.UpdateUserInput): Promise<UpdateUserPayload>;
+  deleteUser(input: ops.DeleteUserInput): Promise<DeleteUserPayload>;
 
   virtualKeys(args?: PageArgs & { userId?: ID | null }): Promise<Connection<VirtualKey>>;
   allVirtualKeys(options?: AllPagesOptions & { userId?: ID | null }): Promise<VirtualKey[]>;
   virtualKey(id: ID): Promise<VirtualKey | null>;
   /** The payload's `key` is the plaintext value, returned this once. */
-  createVirtualKey(input: CreateVirtualKeyInput): Promise<CreateVirtualKeyPayload>;
+  createVirtualKey(input: ops.CreateVirtualKeyInput): Promise<CreateVirtualKeyPayload>;
   /** The payload's `key` is the new plaintext value, returned this once; the old value stops working. */
-  rotateVirtualKey(input: RotateVirtualKeyInput): Promise<RotateVirtualKeyPayload>;
-  revokeVirtualKey(input: RevokeVirtualKeyInput): Promise<RevokeVirtualKeyPayload>;
-  updateVirtualKey(input: UpdateVirtualKeyInput): Promise<UpdateVirtualKeyPayload>;
-  deleteVirtualKey(input: DeleteVirtualKeyInput): Promise<DeleteVirtualKeyPayload>;
+  rotateVirtualKey(input: ops.RotateVirtualKeyInput): Promise<RotateVirtualKeyPayload>;
+  revokeVirtualKey(input: ops.RevokeVirtualKeyInput): Promise<RevokeVirtualKeyPayload>;
+  updateVirtualKey(input: ops.UpdateVirtualKeyInput): Promise<UpdateVirtualKeyPayload>;
+  deleteVirtualKey(input: ops.DeleteVirtualKeyInput): Promise<DeleteVirtualKeyPayload>;
 
   /** Makes the configuration match `document` (see applyConfig in the schema); keys it creates come back once. */
   applyConfig(document: unknown, options?: ApplyConfigOptions): Promise<ApplyConfigPayload>;
@@ -184,8 +159,8 @@ export interface GatehouseClient {
   adminTokens(args?: PageArgs): Promise<Connection<AdminToken>>;
   allAdminTokens(options?: AllPagesOptions): Promise<AdminToken[]>;
   /** The payload's `token` is the plaintext value, returned this once. */
-  createAdminToken(input: CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
-  revokeAdminToken(input: RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
+  createAdminToken(input: ops.CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
+  revokeAdminToken(input: ops.RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
 }
 
 /**

@@ -13,8 +13,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliIO } from '../../sdk-client/cli/run.js';
 import type { AdminToken, McpServer, User, VirtualKey } from '../../sdk-client/client.js';
+import { cliRunner, type CliRun } from '../support/cli.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -29,24 +29,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-async function gatehouse(argv: string[], overrides: Partial<CliIO> = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    env: { GATEHOUSE_URL: cp.url, GATEHOUSE_ADMIN_TOKEN: cp.adminToken, GATEHOUSE_CONFIG: join(dir, 'no-login.json') },
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    cwd: dir,
-    ...overrides,
-  });
-  return { code, stdout, stderr };
-}
+const gatehouse = cliRunner(() => ({ url: cp.url, adminToken: cp.adminToken, cwd: dir, env: { GATEHOUSE_CONFIG: join(dir, 'no-login.json') } }));
 
 function ok(run: Run): Run {
   expect(run, run.stderr).toMatchObject({ code: 0 });
