@@ -13,7 +13,7 @@ import type { Kysely } from 'kysely';
 import type { KeyServerGrant } from '../../data-plane/snapshot/schema.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
-import { currentConfigVersion } from '../repos/config-state.js';
+import { currentConfigVersion, lockConfig } from '../repos/config-state.js';
 import { InputError, IssueList } from '../repos/errors.js';
 import {
   createMcpServer,
@@ -322,6 +322,8 @@ export async function applyConfig(db: Kysely<Database>, box: SecretBox, document
   const desired = readConfigDocument(document, issues);
   try {
     return await db.transaction().execute(async (trx) => {
+      // Plan and write against one state: concurrent config changes wait for this transaction.
+      await lockConfig(trx);
       const versionBefore = await currentConfigVersion(trx);
       const run: Run = { trx, box, issues, changes: [], keys: [], warnings: [], prune: options.prune === true, now: options.now ?? new Date() };
       const storedServers = await listAllMcpServers(trx);
