@@ -286,6 +286,14 @@ describe.each(testDialects)('applyConfig on %s', (dialect) => {
     );
   });
 
+  it('serialises concurrent applies: one creates, the other finds nothing left to do', async () => {
+    const doc = { mcp_servers: [{ name: 'raced', connection_type: 'http', connection_string: 'https://raced.example/mcp', tools_to_execute: ['*'] }] };
+    const [a, b] = await Promise.all([apply(doc), apply(doc)]);
+    expect([a.errors, b.errors]).toEqual([[], []]);
+    expect([a.changes.length, b.changes.length].sort()).toEqual([0, 1]);
+    expect((await serverNames()).filter((n) => n === 'raced')).toEqual(['raced']);
+  });
+
   it('names the stored server when a name differs only in case', async () => {
     const taken = dataOf(
       await h.gql<{ createMcpServer: { errors: UserError[] } }>(
