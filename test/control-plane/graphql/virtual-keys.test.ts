@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../../control-plane/crypto/tokens.js';
+import { recordToolCatalogs } from '../../../control-plane/repos/mcp-servers.js';
 import { testDialects } from '../../support/db.js';
 import { createHarness, dataOf, type Harness } from './harness.js';
 
@@ -130,6 +131,41 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     expect(nobody.errors).toEqual([expect.objectContaining({ field: 'input.userId', code: 'NOT_FOUND' })]);
     expect(await configVersion()).toBe(version);
     expect(await h.database.db.selectFrom('virtual_keys').select('id').where('name', '=', 'old').execute()).toEqual([]);
+  });
+
+  it('refuses a key with no servers unless allowNoServers, and grants in the stored spelling', async () => {
+    const none = await createKey({ userId, name: 'empty', servers: [] });
+    expect(none.errors).toEqual([expect.objectContaining({ field: 'input.servers', code: 'NO_SERVERS' })]);
+    // Server names are unique ignoring case; the grant is stored as the server is named (nodes match on it).
+    const cased = await createKey({ userId, name: 'cased', servers: [{ server: 'WIKI', tools: ['*'] }] });
+    expect(cased.errors).toEqual([]);
+    expect(cased.virtualKey?.servers).toEqual([{ server: 'wiki', tools: ['*'] }]);
+    const cleared = dataOf(await h.gql<{ updateVirtualKey: { errors: UserError[] } }>(UPDATE_KEY, { input: { id: cased.virtualKey?.id, servers: [] } })).updateVirtualKey;
+    expect(cleared.errors).toEqual([expect.objectContaining({ field: 'input.servers', code: 'NO_SERVERS' })]);
+  });
+
+  it('warns, without refusing, about tools the server lacks or does not allow', async () => {
+    const created = await h.gql<{ createMcpServer: { errors: UserError[] } }>(
+      'mutation { createMcpServer(input: { name: "narrow", connectionType: HTTP, connectionString: "https://n.example/mcp", toolsToExecute: ["read"] }) { errors { code } } }',
+    );
+    expect(dataOf(created).createMcpServer.errors).toEqual([]);
+    await recordToolCatalogs(h.database.db, [{ server: 'narrow', tools: [{ name: 'read', description: null }, { name: 'write', description: null }] }]);
+    const WARNED = `mutation($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key warnings { field code message } errors { code } } }`;
+    const payload = dataOf(
+      await h.gql<{ createVirtualKey: { key: string | null; warnings: UserError[]; errors: UserError[] } }>(WARNED, {
+        input: { userId, name: 'warned', servers: [{ server: 'narrow', tools: ['read', 'write', 'nosuchtool'] }] },
+      }),
+    ).createVirtualKey;
+    expect(payload.errors).toEqual([]);
+    expect(payload.key).toMatch(/^gk_/);
+    expect(payload.warnings).toEqual([
+      { field: 'input.servers.0.tools.1', code: 'TOOL_NOT_EXECUTABLE', message: expect.stringContaining('server "narrow" does not allow "write"') },
+      { field: 'input.servers.0.tools.2', code: 'UNKNOWN_TOOL', message: expect.stringContaining('server "narrow" has no tool "nosuchtool"') },
+    ]);
+    const serverWarnings = dataOf(
+      await h.gql<{ updateMcpServer: { warnings: UserError[] } }>('mutation { updateMcpServer(input: { name: "narrow", toolsToExecute: ["read", "nosuchtool"] }) { warnings { field code } } }'),
+    ).updateMcpServer.warnings;
+    expect(serverWarnings).toEqual([{ field: 'input.toolsToExecute.1', code: 'UNKNOWN_TOOL' }]);
   });
 
   it('rotates: a new value, a new hash, the old hash gone', async () => {
