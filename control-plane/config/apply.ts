@@ -212,13 +212,19 @@ function grantsText(grants: readonly KeyServerGrant[]): string {
 async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: readonly VirtualKey[]): Promise<Set<string>> {
   const users = new Map((await listAllUsers(run.trx)).map((u) => [u.email, u]));
   const servers = await listAllMcpServers(run.trx);
+  // Keys by owner and name, so a document of many keys is matched in one pass over what is stored.
+  const byOwnerAndName = new Map<string, VirtualKey[]>();
+  for (const k of stored) {
+    const id = `${k.userId}\n${k.name}`;
+    byOwnerAndName.set(id, [...(byOwnerAndName.get(id) ?? []), k]);
+  }
   const named = new Set<string>();
   for (const d of unique(desired, (k) => keyLabel(k.user, k.name), 'this key (same user and name)', run.issues)) {
     const local = new IssueList();
     const user = users.get(d.user);
     if (!user) local.add('NOT_FOUND', 'user', `no user with email "${d.user}": add it under users, or create it first`);
     keyLimitsForRepository(d.limits, run.issues);
-    const matches = user ? stored.filter((k) => k.userId === user.id && k.name === d.name) : [];
+    const matches = user ? (byOwnerAndName.get(`${user.id}\n${d.name}`) ?? []) : [];
     if (matches.length > 1) {
       local.add('AMBIGUOUS', 'name', `${d.user} has ${matches.length} keys named "${d.name}" (ids ${matches.map((k) => k.id).join(', ')}): rename or delete all but one first`);
     }
