@@ -242,7 +242,18 @@ describe.each(testDialects)('applyConfig on %s', (dialect) => {
   });
 
   it('exports a document that applies as a no-op, secrets only as references', async () => {
+    // A stdio server with a sealed env value and a per-user-headers server round-trip too.
+    const stdio = await apply({
+      mcp_servers: [
+        ...(articleDocument().mcp_servers as unknown[]),
+        { name: 'local_tool', connection_type: 'stdio', stdio: { command: 'node', args: ['tool.js'], env: { API_KEY: 'stdio-secret-value-1234', MODE: 'env.TOOL_MODE' } }, tools_to_execute: ['*'] },
+        { name: 'per_user', connection_type: 'http', connection_string: 'https://p.example/mcp', auth_type: 'per_user_headers', per_user_header_keys: ['X-User-Token'], tools_to_execute: ['*'] },
+      ],
+    });
+    expect(stdio.errors).toEqual([]);
+    expect(stdio.changes.map((c) => `${c.action} ${c.name}`)).toEqual(['CREATE local_tool', 'CREATE per_user']);
     const doc = await exported();
+    expect(JSON.stringify(doc)).not.toContain('stdio-secret-value-1234');
     const text = JSON.stringify(doc);
     expect(text).not.toContain('your-service-token-7f3a9c');
     const crm = (doc.mcpServers as Array<{ name: string; headers: Array<{ name: string; value: unknown }> }>).find((s) => s.name === 'internal_crm')!;
@@ -275,8 +286,8 @@ describe.each(testDialects)('applyConfig on %s', (dialect) => {
     const servers = articleDocument().mcp_servers;
     const pruned = await apply({ mcp_servers: servers }, { prune: true });
     expect(pruned.errors).toEqual([]);
-    expect(pruned.changes.map((c) => `${c.action} ${c.kind} ${c.name}`)).toEqual(['DELETE MCP_SERVER scratch']);
-    expect(pruned.changes[0]?.fields).toContainEqual({ field: 'grants', before: 'granted by 1 key(s), which lose it', after: null });
+    expect(pruned.changes.map((c) => `${c.action} ${c.kind} ${c.name}`).sort()).toEqual(['DELETE MCP_SERVER local_tool', 'DELETE MCP_SERVER per_user', 'DELETE MCP_SERVER scratch']);
+    expect(pruned.changes.find((c) => c.name === 'scratch')?.fields).toContainEqual({ field: 'grants', before: 'granted by 1 key(s), which lose it', after: null });
     expect(await serverNames()).toEqual(['data_warehouse', 'internal_crm']);
 
     // The whole article document with prune: bob and his key go.
