@@ -56,7 +56,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const databaseUrl = options.databaseUrl ?? env.DATABASE_URL ?? join(options.dataDir, 'gatehouse.db');
   const databaseSchema = options.databaseSchema ?? env.DATABASE_SCHEMA;
   const { db, dialect, url } = openDatabase(databaseUrl, databaseSchema ? { searchPath: databaseSchema } : {});
-  await migrateToLatest(db);
+  await migrateToLatest(db, dialect === 'postgres' ? databaseSchema : undefined);
 
   const box = new SecretBox(keys.masterKey);
   const signingKeys = await Promise.all(keys.signingKeys.map(importSigningKey));

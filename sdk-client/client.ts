@@ -5,45 +5,90 @@
  * throw `GatehouseError`. It does not retry, cache, or validate inputs itself (the server does, and its
  * answers come back as typed user errors), and it never puts the admin token in an error.
  */
-import { documents } from './documents.js';
 import { GatehouseError, scrub, type GatehouseErrorCode, type GraphQLErrorInfo } from './errors.js';
-import type {
-  AdminToken,
-  Connection,
+import * as ops from './generated/graphql.js';
+import type { TypedDocumentString } from './generated/graphql.js';
+
+// ---- The SDK's public types: generated from the schema and sdk-client/operations.graphql ----
+
+export type ID = string;
+export type DateTime = string;
+export type {
+  AdminRole,
+  AuthType,
+  ConfigChangeAction,
+  ConfigEntityKind,
+  ConnectionType,
   CreateAdminTokenInput,
-  CreateAdminTokenPayload,
   CreateMcpServerInput,
-  CreateMcpServerPayload,
   CreateUserInput,
-  CreateUserPayload,
   CreateVirtualKeyInput,
-  CreateVirtualKeyPayload,
-  DataPlaneNode,
   DeleteMcpServerInput,
-  DeleteMcpServerPayload,
   DeleteUserInput,
-  DeleteUserPayload,
   DeleteVirtualKeyInput,
-  DeleteVirtualKeyPayload,
-  ID,
-  McpServer,
-  PageArgs,
+  KeyServerGrantInput,
+  McpServerStatus,
   RevokeAdminTokenInput,
-  RevokeAdminTokenPayload,
   RevokeVirtualKeyInput,
-  RevokeVirtualKeyPayload,
   RotateVirtualKeyInput,
-  RotateVirtualKeyPayload,
+  SecretInput,
+  SecretSource,
+  StdioInput,
   UpdateMcpServerInput,
-  UpdateMcpServerPayload,
   UpdateUserInput,
-  UpdateUserPayload,
   UpdateVirtualKeyInput,
-  UpdateVirtualKeyPayload,
-  User,
-  Viewer,
-  VirtualKey,
-} from './types.js';
+} from './generated/graphql.js';
+
+export type McpServer = ops.GatehouseMcpServerFragment;
+export type SecretEntry = McpServer['headers'][number];
+export type User = ops.GatehouseUserFragment;
+export type VirtualKey = ops.GatehouseVirtualKeyFragment;
+export type KeyServerGrant = VirtualKey['servers'][number];
+export type DataPlaneNode = ops.GatehouseNodeFragment;
+export type AdminToken = ops.GatehouseAdminTokenFragment;
+export type Viewer = ops.GatehouseViewerQuery['viewer'];
+export type PageInfo = ops.GatehousePageInfoFragment;
+/** A problem with a mutation's input; the mutation changed nothing. `field` is a path in the arguments. */
+export type UserError = ops.GatehouseUserErrorFragment;
+/** Worth knowing, but the mutation went through (e.g. UNKNOWN_TOOL). */
+export type UserWarning = ops.GatehouseUserWarningFragment;
+
+export type CreateMcpServerPayload = ops.GatehouseCreateMcpServerMutation['createMcpServer'];
+export type UpdateMcpServerPayload = ops.GatehouseUpdateMcpServerMutation['updateMcpServer'];
+export type DeleteMcpServerPayload = ops.GatehouseDeleteMcpServerMutation['deleteMcpServer'];
+export type CreateUserPayload = ops.GatehouseCreateUserMutation['createUser'];
+export type UpdateUserPayload = ops.GatehouseUpdateUserMutation['updateUser'];
+export type DeleteUserPayload = ops.GatehouseDeleteUserMutation['deleteUser'];
+export type CreateVirtualKeyPayload = ops.GatehouseCreateVirtualKeyMutation['createVirtualKey'];
+export type RotateVirtualKeyPayload = ops.GatehouseRotateVirtualKeyMutation['rotateVirtualKey'];
+export type RevokeVirtualKeyPayload = ops.GatehouseRevokeVirtualKeyMutation['revokeVirtualKey'];
+export type UpdateVirtualKeyPayload = ops.GatehouseUpdateVirtualKeyMutation['updateVirtualKey'];
+export type DeleteVirtualKeyPayload = ops.GatehouseDeleteVirtualKeyMutation['deleteVirtualKey'];
+export type CreateAdminTokenPayload = ops.GatehouseCreateAdminTokenMutation['createAdminToken'];
+export type RevokeAdminTokenPayload = ops.GatehouseRevokeAdminTokenMutation['revokeAdminToken'];
+export type ApplyConfigPayload = ops.GatehouseApplyConfigMutation['applyConfig'];
+export type ConfigChange = ApplyConfigPayload['changes'][number];
+
+/** A Relay connection as the list operations select it. */
+export interface Connection<T> {
+  edges: Array<{ cursor: string; node: T }>;
+  pageInfo: PageInfo;
+}
+
+/** Arguments of every connection field. The server defaults to 20 items a page and caps a page at 100. */
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+  last?: number | null;
+  before?: string | null;
+}
+
+export interface ApplyConfigOptions {
+  /** Plan and report the changes without writing anything. */
+  dryRun?: boolean;
+  /** Delete what a section of the document no longer names (sections left out are not touched). */
+  prune?: boolean;
+}
 
 /** The subset of `fetch` the client uses; pass one to add a proxy agent, tracing, or an in-process server. */
 export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
@@ -81,27 +126,32 @@ export interface GatehouseClient {
   allMcpServers(options?: AllPagesOptions): Promise<McpServer[]>;
   /** null when no server has that name. */
   mcpServer(name: string): Promise<McpServer | null>;
-  createMcpServer(input: CreateMcpServerInput): Promise<CreateMcpServerPayload>;
-  updateMcpServer(input: UpdateMcpServerInput): Promise<UpdateMcpServerPayload>;
-  deleteMcpServer(input: DeleteMcpServerInput): Promise<DeleteMcpServerPayload>;
+  createMcpServer(input: ops.CreateMcpServerInput): Promise<CreateMcpServerPayload>;
+  updateMcpServer(input: ops.UpdateMcpServerInput): Promise<UpdateMcpServerPayload>;
+  deleteMcpServer(input: ops.DeleteMcpServerInput): Promise<DeleteMcpServerPayload>;
 
   users(args?: PageArgs): Promise<Connection<User>>;
   allUsers(options?: AllPagesOptions): Promise<User[]>;
   user(id: ID): Promise<User | null>;
-  createUser(input: CreateUserInput): Promise<CreateUserPayload>;
-  updateUser(input: UpdateUserInput): Promise<UpdateUserPayload>;
-  deleteUser(input: DeleteUserInput): Promise<DeleteUserPayload>;
+  createUser(input: ops.CreateUserInput): Promise<CreateUserPayload>;
+  updateUser(input: ops.UpdateUserInput): Promise<UpdateUserPayload>;
+  deleteUser(input: ops.DeleteUserInput): Promise<DeleteUserPayload>;
 
   virtualKeys(args?: PageArgs & { userId?: ID | null }): Promise<Connection<VirtualKey>>;
   allVirtualKeys(options?: AllPagesOptions & { userId?: ID | null }): Promise<VirtualKey[]>;
   virtualKey(id: ID): Promise<VirtualKey | null>;
   /** The payload's `key` is the plaintext value, returned this once. */
-  createVirtualKey(input: CreateVirtualKeyInput): Promise<CreateVirtualKeyPayload>;
+  createVirtualKey(input: ops.CreateVirtualKeyInput): Promise<CreateVirtualKeyPayload>;
   /** The payload's `key` is the new plaintext value, returned this once; the old value stops working. */
-  rotateVirtualKey(input: RotateVirtualKeyInput): Promise<RotateVirtualKeyPayload>;
-  revokeVirtualKey(input: RevokeVirtualKeyInput): Promise<RevokeVirtualKeyPayload>;
-  updateVirtualKey(input: UpdateVirtualKeyInput): Promise<UpdateVirtualKeyPayload>;
-  deleteVirtualKey(input: DeleteVirtualKeyInput): Promise<DeleteVirtualKeyPayload>;
+  rotateVirtualKey(input: ops.RotateVirtualKeyInput): Promise<RotateVirtualKeyPayload>;
+  revokeVirtualKey(input: ops.RevokeVirtualKeyInput): Promise<RevokeVirtualKeyPayload>;
+  updateVirtualKey(input: ops.UpdateVirtualKeyInput): Promise<UpdateVirtualKeyPayload>;
+  deleteVirtualKey(input: ops.DeleteVirtualKeyInput): Promise<DeleteVirtualKeyPayload>;
+
+  /** Makes the configuration match `document` (see applyConfig in the schema); keys it creates come back once. */
+  applyConfig(document: unknown, options?: ApplyConfigOptions): Promise<ApplyConfigPayload>;
+  /** The configuration as an applyConfig document; secrets as references only. */
+  exportConfig(): Promise<unknown>;
 
   nodes(args?: PageArgs): Promise<Connection<DataPlaneNode>>;
   allNodes(options?: AllPagesOptions): Promise<DataPlaneNode[]>;
@@ -109,8 +159,8 @@ export interface GatehouseClient {
   adminTokens(args?: PageArgs): Promise<Connection<AdminToken>>;
   allAdminTokens(options?: AllPagesOptions): Promise<AdminToken[]>;
   /** The payload's `token` is the plaintext value, returned this once. */
-  createAdminToken(input: CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
-  revokeAdminToken(input: RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
+  createAdminToken(input: ops.CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
+  revokeAdminToken(input: ops.RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
 }
 
 /**
@@ -155,7 +205,7 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
       },
     );
 
-  async function request<T>(document: string, variables?: Record<string, unknown>): Promise<T> {
+  async function request<T>(document: string | TypedDocumentString<T, unknown>, variables?: Record<string, unknown>): Promise<T> {
     let status: number;
     let text: string;
     try {
@@ -167,7 +217,7 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
           accept: 'application/graphql-response+json, application/json;q=0.9',
           authorization: `Bearer ${adminToken}`,
         },
-        body: JSON.stringify(variables === undefined ? { query: document } : { query: document, variables }),
+        body: JSON.stringify(variables === undefined ? { query: String(document) } : { query: String(document), variables }),
         signal: AbortSignal.timeout(timeoutMs),
       });
       status = response.status;
@@ -191,14 +241,14 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
     if (body === null || body.data === null || typeof body.data !== 'object') {
       throw fail('HTTP', `the control plane's answer is not a GraphQL response${snippet(text)}`, status);
     }
-    // The documents select exactly the fields of T (types.ts mirrors them, and a test validates the
-    // documents against schema.graphql), so the data is trusted to have that shape.
+    // T is generated from the same document and the schema (npm run codegen; a test fails on drift), so
+    // the data is trusted to have that shape.
     return body.data as T;
   }
 
-  async function mutate<T>(document: string, field: string, input: object): Promise<T> {
-    const data = await request<Record<string, T>>(document, { input });
-    return data[field] as T;
+  /** A typed operation: result and variables types come with the generated document. */
+  function run<R, V extends Record<string, unknown>>(document: TypedDocumentString<R, V>, variables?: V): Promise<R> {
+    return request<R>(String(document), variables);
   }
 
   const page = (args: PageArgs | undefined) => ({
@@ -217,56 +267,59 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
     endpoint,
     request,
 
-    configVersion: async () => (await request<{ configVersion: number }>(documents.configVersion)).configVersion,
-    viewer: async () => (await request<{ viewer: Viewer }>(documents.viewer)).viewer,
+    configVersion: async () => (await run(ops.GatehouseConfigVersionDocument)).configVersion,
+    viewer: async () => (await run(ops.GatehouseViewerDocument)).viewer,
 
-    mcpServers: async (args) => (await request<{ mcpServers: Connection<McpServer> }>(documents.mcpServers, page(args))).mcpServers,
+    mcpServers: async (args) => (await run(ops.GatehouseMcpServersDocument, page(args))).mcpServers,
     allMcpServers: async (options) => {
       const first = pageSizeOf(options);
       return collect(paginate((after) => client.mcpServers({ first, after })));
     },
-    mcpServer: async (name) => (await request<{ mcpServer: McpServer | null }>(documents.mcpServer, { name })).mcpServer,
-    createMcpServer: (input) => mutate(documents.createMcpServer, 'createMcpServer', input),
-    updateMcpServer: (input) => mutate(documents.updateMcpServer, 'updateMcpServer', input),
-    deleteMcpServer: (input) => mutate(documents.deleteMcpServer, 'deleteMcpServer', input),
+    mcpServer: async (name) => (await run(ops.GatehouseMcpServerByNameDocument, { name })).mcpServer,
+    createMcpServer: async (input) => (await run(ops.GatehouseCreateMcpServerDocument, { input })).createMcpServer,
+    updateMcpServer: async (input) => (await run(ops.GatehouseUpdateMcpServerDocument, { input })).updateMcpServer,
+    deleteMcpServer: async (input) => (await run(ops.GatehouseDeleteMcpServerDocument, { input })).deleteMcpServer,
 
-    users: async (args) => (await request<{ users: Connection<User> }>(documents.users, page(args))).users,
+    users: async (args) => (await run(ops.GatehouseUsersDocument, page(args))).users,
     allUsers: async (options) => {
       const first = pageSizeOf(options);
       return collect(paginate((after) => client.users({ first, after })));
     },
-    user: async (id) => (await request<{ user: User | null }>(documents.user, { id })).user,
-    createUser: (input) => mutate(documents.createUser, 'createUser', input),
-    updateUser: (input) => mutate(documents.updateUser, 'updateUser', input),
-    deleteUser: (input) => mutate(documents.deleteUser, 'deleteUser', input),
+    user: async (id) => (await run(ops.GatehouseUserByIdDocument, { id })).user,
+    createUser: async (input) => (await run(ops.GatehouseCreateUserDocument, { input })).createUser,
+    updateUser: async (input) => (await run(ops.GatehouseUpdateUserDocument, { input })).updateUser,
+    deleteUser: async (input) => (await run(ops.GatehouseDeleteUserDocument, { input })).deleteUser,
 
-    virtualKeys: async (args) =>
-      (await request<{ virtualKeys: Connection<VirtualKey> }>(documents.virtualKeys, { ...page(args), userId: args?.userId ?? null })).virtualKeys,
+    virtualKeys: async (args) => (await run(ops.GatehouseVirtualKeysDocument, { ...page(args), userId: args?.userId ?? null })).virtualKeys,
     allVirtualKeys: async (options) => {
       const first = pageSizeOf(options);
       const userId = options?.userId ?? null;
       return collect(paginate((after) => client.virtualKeys({ first, after, userId })));
     },
-    virtualKey: async (id) => (await request<{ virtualKey: VirtualKey | null }>(documents.virtualKey, { id })).virtualKey,
-    createVirtualKey: (input) => mutate(documents.createVirtualKey, 'createVirtualKey', input),
-    rotateVirtualKey: (input) => mutate(documents.rotateVirtualKey, 'rotateVirtualKey', input),
-    revokeVirtualKey: (input) => mutate(documents.revokeVirtualKey, 'revokeVirtualKey', input),
-    updateVirtualKey: (input) => mutate(documents.updateVirtualKey, 'updateVirtualKey', input),
-    deleteVirtualKey: (input) => mutate(documents.deleteVirtualKey, 'deleteVirtualKey', input),
+    virtualKey: async (id) => (await run(ops.GatehouseVirtualKeyByIdDocument, { id })).virtualKey,
+    createVirtualKey: async (input) => (await run(ops.GatehouseCreateVirtualKeyDocument, { input })).createVirtualKey,
+    rotateVirtualKey: async (input) => (await run(ops.GatehouseRotateVirtualKeyDocument, { input })).rotateVirtualKey,
+    revokeVirtualKey: async (input) => (await run(ops.GatehouseRevokeVirtualKeyDocument, { input })).revokeVirtualKey,
+    updateVirtualKey: async (input) => (await run(ops.GatehouseUpdateVirtualKeyDocument, { input })).updateVirtualKey,
+    deleteVirtualKey: async (input) => (await run(ops.GatehouseDeleteVirtualKeyDocument, { input })).deleteVirtualKey,
 
-    nodes: async (args) => (await request<{ nodes: Connection<DataPlaneNode> }>(documents.nodes, page(args))).nodes,
+    applyConfig: async (document, options) =>
+      (await run(ops.GatehouseApplyConfigDocument, { document, dryRun: options?.dryRun ?? false, prune: options?.prune ?? false })).applyConfig,
+    exportConfig: async () => (await run(ops.GatehouseExportConfigDocument)).exportConfig,
+
+    nodes: async (args) => (await run(ops.GatehouseNodesDocument, page(args))).nodes,
     allNodes: async (options) => {
       const first = pageSizeOf(options);
       return collect(paginate((after) => client.nodes({ first, after })));
     },
 
-    adminTokens: async (args) => (await request<{ adminTokens: Connection<AdminToken> }>(documents.adminTokens, page(args))).adminTokens,
+    adminTokens: async (args) => (await run(ops.GatehouseAdminTokensDocument, page(args))).adminTokens,
     allAdminTokens: async (options) => {
       const first = pageSizeOf(options);
       return collect(paginate((after) => client.adminTokens({ first, after })));
     },
-    createAdminToken: (input) => mutate(documents.createAdminToken, 'createAdminToken', input),
-    revokeAdminToken: (input) => mutate(documents.revokeAdminToken, 'revokeAdminToken', input),
+    createAdminToken: async (input) => (await run(ops.GatehouseCreateAdminTokenDocument, { input })).createAdminToken,
+    revokeAdminToken: async (input) => (await run(ops.GatehouseRevokeAdminTokenDocument, { input })).revokeAdminToken,
   };
   return client;
 }

@@ -2,7 +2,7 @@
  * Plain-text rendering for the CLI: aligned tables, key/value blocks, and user-error lines. Pure string
  * functions; no colours and no knowledge of commands (cli-app.ts picks the columns).
  */
-import type { UserError } from './types.js';
+import type { UserError } from './client.js';
 
 export interface Column<T> {
   header: string;

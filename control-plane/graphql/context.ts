@@ -6,8 +6,8 @@
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
-import { authenticateAdminToken, type AdminPrincipal } from '../repos/admin-tokens.js';
-import { unauthenticated } from './errors.js';
+import type { AdminPrincipal } from '../repos/admin-tokens.js';
+import { authenticateRequest } from './admin-auth.js';
 import { createLoaders, type Loaders } from './loaders.js';
 
 /** The logging the API needs; a pino logger fits. Never pass a secret value in `fields`. */
@@ -35,17 +35,11 @@ export interface GraphQLContext {
   configChanged(): void;
 }
 
-/** `Bearer <token>` → token (RFC 6750 §2.1); anything else → null. */
-export function parseBearer(header: string | null): string | null {
-  const match = header === null ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? null;
-}
+export { parseBearer } from './admin-auth.js';
 
 export async function buildContext(deps: GraphQLDeps, logger: GraphQLLogger, request: Request): Promise<GraphQLContext> {
-  const presented = parseBearer(request.headers.get('authorization'));
-  if (presented === null) throw unauthenticated('an admin token is required: send Authorization: Bearer <token>');
-  const principal = await authenticateAdminToken(deps.db, presented);
-  if (!principal) throw unauthenticated('the admin token is not valid or has been revoked');
+  // Normally already verified by adminAuthPlugin (before parsing); this reuses its answer.
+  const principal = await authenticateRequest(deps.db, request);
   return {
     db: deps.db,
     box: deps.box,

@@ -5,7 +5,9 @@
  * listen on a port or publish snapshots (the caller's onConfigChanged does).
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { createYoga, maskError, type YogaServerInstance } from 'graphql-yoga';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, maskError, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
+import { adminAuthPlugin } from './admin-auth.js';
 import { buildContext, type GraphQLContext, type GraphQLDeps, type GraphQLLogger } from './context.js';
 import { schema } from './schema.js';
 
@@ -26,6 +28,19 @@ const noopLogger: GraphQLLogger = { info: () => {}, warn: () => {}, error: () =>
 // The context yoga itself provides per request; ours is built from it.
 type ServerContext = Record<string, unknown>;
 
+const graphiqlPages = new Map<string, string>();
+
+/** The page is a few MB of inlined assets; render it once per option set, not per request. */
+function offlineGraphiQL(options: GraphiQLOptions): string {
+  const key = JSON.stringify(options);
+  let page = graphiqlPages.get(key);
+  if (page === undefined) {
+    page = renderGraphiQL(options);
+    graphiqlPages.set(key, page);
+  }
+  return page;
+}
+
 export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerContext, GraphQLContext> {
   const logger = deps.logger ?? noopLogger;
   return createYoga<ServerContext, GraphQLContext>({
@@ -36,6 +51,9 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
       title: 'Gatehouse',
       headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }),
     },
+    // GraphiQL's scripts and styles from the installed package, inlined in the page: yoga's default loads
+    // them from a public CDN, which leaves the page blank in an isolated network.
+    renderGraphiQL: offlineGraphiQL,
     context: ({ request }) => buildContext(deps, logger, request),
     // Unexpected errors are logged once, through our logger, by maskError below (yoga's own console
     // logging would print them a second time, unstructured).
@@ -62,8 +80,10 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
         maxAliases: { n: QUERY_LIMITS.maxAliases },
         maxTokens: { n: QUERY_LIMITS.maxTokens },
         maxDirectives: { n: 50 },
-        blockFieldSuggestion: { enabled: true },
+        // Suggestions are masked by adminAuthPlugin for everyone but ADMIN tokens.
+        blockFieldSuggestion: { enabled: false },
       }),
+      adminAuthPlugin(deps.db),
     ],
   });
 }

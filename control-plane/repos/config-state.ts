@@ -22,6 +22,20 @@ export async function bumpConfigVersion(trx: Transaction<Database>): Promise<num
   return Number(row.version);
 }
 
+/**
+ * Takes the same row lock as bumpConfigVersion without changing the version, for a writer that must read
+ * the whole configuration and then decide what to change (applyConfig): concurrent config changes wait,
+ * and if it changes nothing, the version does not move. (A no-op UPDATE rather than SELECT … FOR UPDATE,
+ * which SQLite does not have; there the transaction's write lock serialises writers anyway.)
+ */
+export async function lockConfig(trx: Transaction<Database>): Promise<void> {
+  await trx
+    .updateTable('config_state')
+    .set((eb) => ({ version: eb.ref('version') }))
+    .where('id', '=', 1)
+    .execute();
+}
+
 export async function currentConfigVersion(db: Db): Promise<number> {
   const row = await db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
   return Number(row.version);

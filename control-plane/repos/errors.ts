@@ -20,7 +20,17 @@ export type InputErrorCode =
   | 'UNKNOWN_SERVER'
   | 'KEY_REVOKED'
   | 'LAST_ADMIN_TOKEN'
-  | 'INVALID_CURSOR';
+  | 'INVALID_CURSOR'
+  /** A virtual key with no servers, without `allowNoServers: true`. */
+  | 'NO_SERVERS'
+  /** A field of a configuration document this version does not accept yet. */
+  | 'NOT_SUPPORTED'
+  /** A field a configuration document does not have (usually a typo). */
+  | 'UNKNOWN_FIELD'
+  /** A document entry that matches more than one stored entity. */
+  | 'AMBIGUOUS'
+  /** A caller-chosen virtual key value: Gatehouse issues every key value itself. */
+  | 'KEY_VALUE_REFUSED';
 
 export interface InputIssue {
   code: InputErrorCode;
@@ -63,6 +73,18 @@ export class IssueList {
 
   get isEmpty(): boolean {
     return this.issues.length === 0;
+  }
+
+  /**
+   * Whether a problem was already reported at `field` or below it: a requirement such as "needs at least
+   * one header" must not be added on top of "this header name is invalid", which is the real cause.
+   */
+  hasAt(field: string): boolean {
+    return this.issues.some((i) => i.field === field || (i.field?.startsWith(`${field}.`) ?? false));
+  }
+
+  get all(): readonly InputIssue[] {
+    return this.issues;
   }
 
   throwIfAny(): void {

@@ -11,7 +11,7 @@ import {
   type ConnectionType,
 } from '../../data-plane/snapshot/schema.js';
 import type { McpServerRow, NewMcpServer } from '../db/schema.js';
-import { parseEnvRef, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
+import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { removeServerFromGrants, renameServerInGrants } from './key-grants.js';
@@ -147,6 +147,18 @@ export async function getMcpServerById(db: Db, id: string): Promise<McpServer | 
 export async function getMcpServersByNames(db: Db, names: readonly string[]): Promise<McpServer[]> {
   if (names.length === 0) return [];
   const rows = await db.selectFrom('mcp_servers').selectAll().where('name', 'in', [...names]).execute();
+  return rows.map(toMcpServer);
+}
+
+/** Servers whose names equal these ignoring case (names are unique that way). */
+export async function getMcpServersByNamesIgnoringCase(db: Db, names: readonly string[]): Promise<McpServer[]> {
+  if (names.length === 0) return [];
+  const lower = [...new Set(names.map((n) => n.toLowerCase()))];
+  const rows = await db
+    .selectFrom('mcp_servers')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['name']), 'in', lower))
+    .execute();
   return rows.map(toMcpServer);
 }
 
@@ -340,15 +352,21 @@ function checkDraft(d: ServerDraft, issues: IssueList): void {
   if (!Number.isInteger(d.toolTimeoutMs) || d.toolTimeoutMs < 1 || d.toolTimeoutMs > MAX_TOOL_TIMEOUT_MS) {
     issues.add('INVALID_VALUE', 'toolTimeoutMs', `toolTimeoutMs must be an integer from 1 to ${MAX_TOOL_TIMEOUT_MS}`);
   }
-  if (d.authType === 'HEADERS' && d.headers.length === 0) {
+  // A requirement is reported only when nothing more specific was said about the same field: a header with
+  // an invalid name is not a missing header, and saying so would send the operator looking in the wrong place.
+  if (d.authType === 'HEADERS' && d.headers.length === 0 && !issues.hasAt('headers')) {
     issues.add('REQUIRED', 'headers', 'authType HEADERS needs at least one header');
   }
-  if (d.authType === 'PER_USER_HEADERS' && d.perUserHeaderKeys.length === 0) {
+  if (d.authType === 'PER_USER_HEADERS' && d.perUserHeaderKeys.length === 0 && !issues.hasAt('perUserHeaderKeys')) {
     issues.add('REQUIRED', 'perUserHeaderKeys', 'authType PER_USER_HEADERS needs at least one perUserHeaderKeys entry');
   }
 }
 
-function draftFromCreate(input: CreateMcpServerInput, issues: IssueList): ServerDraft {
+/**
+ * The complete desired server from a create-shaped input. With `current`, secret entries without a value
+ * keep the stored value of the same name (what a declarative apply needs); without, they are required.
+ */
+function draftFromCreate(input: CreateMcpServerInput, issues: IssueList, current: McpServer | null = null): ServerDraft {
   const type = input.connectionType;
   if (type === 'STDIO' && input.connectionString != null) {
     issues.add('INVALID_VALUE', 'connectionString', 'STDIO servers take stdio {command, args, env}, not a connectionString');
@@ -365,11 +383,11 @@ function draftFromCreate(input: CreateMcpServerInput, issues: IssueList): Server
         ? {
             command: input.stdio.command,
             args: [...(input.stdio.args ?? [])],
-            env: secretDrafts(input.stdio.env ?? [], {}, 'stdio.env', issues, 'env'),
+            env: secretDrafts(input.stdio.env ?? [], current?.stdio?.env ?? {}, 'stdio.env', issues, 'env'),
           }
         : null,
     authType: input.authType ?? 'NONE',
-    headers: secretDrafts(input.headers ?? [], {}, 'headers', issues, 'header'),
+    headers: secretDrafts(input.headers ?? [], current?.headers ?? {}, 'headers', issues, 'header'),
     perUserHeaderKeys: normaliseHeaderNames(input.perUserHeaderKeys ?? [], 'perUserHeaderKeys', issues, CALLER_CREDENTIAL_HEADERS),
     toolsToExecute: normaliseToolList(input.toolsToExecute ?? [], 'toolsToExecute', issues),
     allowedExtraHeaders: normaliseHeaderNames(
@@ -468,18 +486,131 @@ function draftColumns(box: SecretBox, id: string, d: ServerDraft) {
   } satisfies Partial<NewMcpServer>;
 }
 
-/** Server names are unique ignoring case: `GitHub` and `github` side by side would confuse every reader. */
-async function nameTaken(db: Db, name: string, exceptId: string | null): Promise<boolean> {
+/**
+ * Server names are unique ignoring case: `GitHub` and `github` side by side would confuse every reader.
+ * Returns the stored spelling of the server that holds the name, or null when it is free.
+ */
+async function nameHolder(db: Db, name: string, exceptId: string | null): Promise<string | null> {
   let q = db
     .selectFrom('mcp_servers')
-    .select('id')
+    .select('name')
     .where((eb) => eb(eb.fn('lower', ['name']), '=', name.toLowerCase()));
   if (exceptId !== null) q = q.where('id', '!=', exceptId);
-  return (await q.executeTakeFirst()) !== undefined;
+  return (await q.executeTakeFirst())?.name ?? null;
 }
 
-function nameTakenError(name: string, field: string): InputError {
-  return new InputError('NAME_TAKEN', field, `a server named "${name}" already exists`);
+/** Names the server as stored, which is the one the operator will find in listings. */
+function nameTakenError(stored: string, wanted: string, field: string): InputError {
+  const caseNote = stored === wanted ? '' : ` (names are unique ignoring case, so "${wanted}" is taken)`;
+  return new InputError('NAME_TAKEN', field, `a server named "${stored}" already exists${caseNote}`);
+}
+
+// ---- Planning (declarative apply) ----
+
+/** One field a write would change, shown to people: secrets only as previews or `env.NAME` references. */
+export interface FieldChange {
+  field: string;
+  /** null when the entity does not exist yet. */
+  before: string | null;
+  /** null when the entity is deleted. */
+  after: string | null;
+}
+
+function listText(values: readonly string[]): string {
+  return JSON.stringify(values);
+}
+
+/**
+ * Compares secret drafts with what is stored. A new plaintext value is compared by opening the stored one
+ * (in this process, as the snapshot compiler does), so applying the same document twice changes nothing.
+ */
+function secretsChange(
+  box: SecretBox,
+  stored: Record<string, StoredSecret>,
+  drafts: readonly SecretDraft[],
+  aad: (name: string) => string,
+): { changed: boolean; before: string; after: string } {
+  let changed = Object.keys(stored).length !== drafts.length;
+  const after = drafts.map((d) => {
+    const same = stored[d.name];
+    if (d.value === null) {
+      if (d.kept?.name !== d.name) changed = true;
+      return `${d.name}=${d.kept === null ? '?' : displaySecret(d.kept.secret)}`;
+    }
+    const envName = parseEnvRef(d.value);
+    const unchanged =
+      same !== undefined &&
+      (same.kind === 'env' ? envName === same.name : envName === null && openOrNull(box, same.ciphertext, aad(d.name)) === d.value);
+    if (!unchanged) changed = true;
+    const shown = envName !== null ? d.value : redactedPreview(d.value);
+    return `${d.name}=${shown}${unchanged ? '' : ' (new value)'}`;
+  });
+  const before = Object.entries(stored).map(([name, secret]) => `${name}=${displaySecret(secret)}`);
+  return { changed, before: before.join(', '), after: after.join(', ') };
+}
+
+/** A stored ciphertext that no longer opens (say, a rotated master key) compares as different. */
+function openOrNull(box: SecretBox, ciphertext: string, aad: string): string | null {
+  try {
+    return box.open(ciphertext, aad);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What making `current` (null: a new server) equal to `input` would change, field by field; `input` is the
+ * whole desired server (fields left out take their defaults) and header or env entries without a value keep
+ * the stored value of that name. Problems with the input are added to `issues` (fields relative to the
+ * input); the database is not touched, so a caller can plan a whole document before writing anything.
+ */
+export function planMcpServer(box: SecretBox, current: McpServer | null, input: CreateMcpServerInput, issues: IssueList): FieldChange[] {
+  const d = draftFromCreate(input, issues, current);
+  checkDraft(d, issues);
+  const changes: FieldChange[] = [];
+  const compare = (field: string, before: string | null, after: string | null) => {
+    if (current === null || before !== after) changes.push({ field, before: current === null ? null : before, after });
+  };
+  compare('name', current?.name ?? null, d.name);
+  compare('connectionType', current?.connectionType ?? null, d.connectionType);
+  compare('connectionString', current?.connectionString ?? null, d.connectionString);
+  const stdioText = (s: { command: string; args: readonly string[] } | null | undefined) => (s ? [s.command, ...s.args].join(' ') : null);
+  compare('stdio', stdioText(current?.stdio), stdioText(d.stdio));
+  compare('authType', current?.authType ?? null, d.authType);
+  const id = current?.id ?? '';
+  const headers = secretsChange(box, current?.headers ?? {}, d.headers, (n) => serverHeaderAad(id, n));
+  if (current === null || headers.changed) changes.push({ field: 'headers', before: current === null ? null : headers.before, after: headers.after });
+  if (d.stdio || current?.stdio) {
+    const env = secretsChange(box, current?.stdio?.env ?? {}, d.stdio?.env ?? [], (n) => serverStdioEnvAad(id, n));
+    if (current === null || env.changed) changes.push({ field: 'stdio.env', before: current === null ? null : env.before, after: env.after });
+  }
+  compare('perUserHeaderKeys', current ? listText(current.perUserHeaderKeys) : null, listText(d.perUserHeaderKeys));
+  compare('toolsToExecute', current ? listText(current.toolsToExecute) : null, listText(d.toolsToExecute));
+  compare('allowedExtraHeaders', current ? listText(current.allowedExtraHeaders) : null, listText(d.allowedExtraHeaders));
+  compare('toolTimeoutMs', current ? String(current.toolTimeoutMs) : null, String(d.toolTimeoutMs));
+  compare('disabled', current ? String(current.disabled) : null, String(d.disabled));
+  return changes;
+}
+
+/** Every field of a server, for "this is what gets deleted" in a plan. */
+export function describeMcpServer(server: McpServer): FieldChange[] {
+  return [
+    { field: 'connectionType', before: server.connectionType, after: null },
+    { field: 'connectionString', before: server.connectionString, after: null },
+    { field: 'authType', before: server.authType, after: null },
+    { field: 'toolsToExecute', before: listText(server.toolsToExecute), after: null },
+  ];
+}
+
+/**
+ * The server with exactly this name. When there is none but one differs only in case, the error names it as
+ * stored, so the operator sees the spelling to use instead of a bare "not found".
+ */
+async function requireServer(db: Db, name: string): Promise<McpServer> {
+  const exact = await getMcpServerByName(db, name);
+  if (exact) return exact;
+  const holder = await nameHolder(db, name, null);
+  throw new InputError('NOT_FOUND', 'name', `no server named "${name}"${holder !== null ? ` (did you mean "${holder}"?)` : ''}`);
 }
 
 // ---- Writes ----
@@ -492,7 +623,8 @@ export async function createMcpServer(db: Db, box: SecretBox, input: CreateMcpSe
 
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
-    if (await nameTaken(trx, draft.name, null)) throw nameTakenError(draft.name, 'name');
+    const holder = await nameHolder(trx, draft.name, null);
+    if (holder !== null) throw nameTakenError(holder, draft.name, 'name');
     const id = randomUUID();
     const now = nowIso();
     const row: NewMcpServer = {
@@ -506,7 +638,8 @@ export async function createMcpServer(db: Db, box: SecretBox, input: CreateMcpSe
     try {
       await trx.insertInto('mcp_servers').values(row).execute();
     } catch (error) {
-      if (isUniqueViolation(error)) throw nameTakenError(draft.name, 'name');
+      // A lost race: the transaction is aborted (PostgreSQL), so the holder's spelling cannot be read now.
+      if (isUniqueViolation(error)) throw nameTakenError(draft.name, draft.name, 'name');
       throw error;
     }
     return toMcpServer(fullRowDefaults(row));
@@ -533,8 +666,7 @@ function fullRowDefaults(row: NewMcpServer): McpServerRow {
 export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpServerInput): Promise<McpServer> {
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
-    const current = await getMcpServerByName(trx, input.name);
-    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${input.name}"`);
+    const current = await requireServer(trx, input.name);
 
     const issues = new IssueList();
     const draft = draftFromUpdate(current, input, issues);
@@ -542,7 +674,8 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
     issues.throwIfAny();
 
     const renamed = draft.name !== current.name;
-    if (renamed && (await nameTaken(trx, draft.name, current.id))) throw nameTakenError(draft.name, 'newName');
+    const holder = renamed ? await nameHolder(trx, draft.name, current.id) : null;
+    if (holder !== null) throw nameTakenError(holder, draft.name, 'newName');
 
     // Switching auth type resets status to what the new type starts with; otherwise status is kept.
     const status = draft.authType !== current.authType ? initialStatus(draft.authType) : current.status;
@@ -553,7 +686,7 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
         .where('id', '=', current.id)
         .execute();
     } catch (error) {
-      if (isUniqueViolation(error)) throw nameTakenError(draft.name, 'newName');
+      if (isUniqueViolation(error)) throw nameTakenError(draft.name, draft.name, 'newName');
       throw error;
     }
     if (renamed) await renameServerInGrants(trx, current.name, draft.name);
@@ -567,8 +700,7 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
 export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> {
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
-    const current = await getMcpServerByName(trx, name);
-    if (!current) throw new InputError('NOT_FOUND', 'name', `no server named "${name}"`);
+    const current = await requireServer(trx, name);
     await trx.deleteFrom('mcp_servers').where('id', '=', current.id).execute();
     await removeServerFromGrants(trx, current.name);
     return current;

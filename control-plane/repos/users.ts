@@ -77,6 +77,12 @@ export async function listUsers(db: Db, page: PageRequest): Promise<User[]> {
   return rows.map(toUser);
 }
 
+/** Every user, for a whole-configuration export or apply. */
+export async function listAllUsers(db: Db): Promise<User[]> {
+  const rows = await db.selectFrom('users').selectAll().orderBy('created_at').orderBy('id').execute();
+  return rows.map(toUser);
+}
+
 export function userCursor(user: User): string {
   return encodeCursor([user.createdAt, user.id]);
 }

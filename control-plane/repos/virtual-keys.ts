@@ -11,7 +11,7 @@ import type { VirtualKeyRow } from '../db/schema.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList } from './errors.js';
 import { parseGrants, serializeGrants } from './key-grants.js';
-import { getMcpServersByNames, normaliseToolList } from './mcp-servers.js';
+import { getMcpServersByNamesIgnoringCase, normaliseToolList } from './mcp-servers.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
 import { inTransaction, nowIso, type Db, type Trx } from './transaction.js';
 
@@ -40,6 +40,8 @@ export interface CreateVirtualKeyInput {
   servers: readonly KeyGrantInput[];
   /** ISO-8601 instant in the future, or null/absent for a key that does not expire. */
   expiresAt?: string | null;
+  /** A key with no servers can call nothing, so an empty `servers` is refused unless this says it is meant. */
+  allowNoServers?: boolean | null;
 }
 
 export interface UpdateVirtualKeyInput {
@@ -48,6 +50,8 @@ export interface UpdateVirtualKeyInput {
   servers?: readonly KeyGrantInput[] | null;
   /** Absent leaves it; null removes the expiry; a value must be in the future. */
   expiresAt?: string | null;
+  /** As for create: needed to set `servers` to an empty list. */
+  allowNoServers?: boolean | null;
 }
 
 /** A key and its plaintext value, which exists only in this result: the database keeps the hash. */
@@ -82,26 +86,33 @@ function normaliseKeyName(raw: string, issues: IssueList): string {
   return name;
 }
 
-/** Parses to a canonical UTC ISO string (so stored instants compare correctly as text). */
-function normaliseExpiry(raw: string, now: Date, issues: IssueList): string | null {
+/**
+ * Parses to a canonical UTC ISO string (so stored instants compare correctly as text). With `now` null the
+ * instant may be in the past (an unchanged expiry re-applied from an exported document).
+ */
+export function normaliseExpiry(raw: string, now: Date | null, issues: IssueList): string | null {
   if (!IsoInstantSchema.safeParse(raw).success) {
     issues.add('INVALID_DATETIME', 'expiresAt', `"${raw}" is not an ISO-8601 date-time (e.g. 2030-01-31T00:00:00Z)`);
     return null;
   }
   const at = new Date(raw);
-  if (at.getTime() <= now.getTime()) {
+  if (now !== null && at.getTime() <= now.getTime()) {
     issues.add('EXPIRES_IN_PAST', 'expiresAt', 'expiresAt must be in the future');
     return null;
   }
   return at.toISOString();
 }
 
-/** Shape checks that need no database: tool lists, duplicates. */
-function normaliseGrants(grants: readonly KeyGrantInput[], issues: IssueList): KeyServerGrant[] {
+/** Shape checks that need no database: tool lists, duplicates, and a refused empty list. */
+export function normaliseGrants(grants: readonly KeyGrantInput[], allowNoServers: boolean, issues: IssueList): KeyServerGrant[] {
+  if (grants.length === 0 && !allowNoServers) {
+    issues.add('NO_SERVERS', 'servers', 'a key with no servers can call nothing: grant at least one server, or set allowNoServers to create it anyway');
+  }
   const out: KeyServerGrant[] = [];
   grants.forEach((grant, i) => {
     const server = grant.server.trim();
-    if (out.some((g) => g.server === server)) {
+    // Server names are unique ignoring case, so two spellings of one name are the same server twice.
+    if (out.some((g) => g.server.toLowerCase() === server.toLowerCase())) {
       issues.add('DUPLICATE', `servers.${i}.server`, `server "${server}" is listed twice`);
       return;
     }
@@ -114,11 +125,18 @@ function normaliseGrants(grants: readonly KeyGrantInput[], issues: IssueList): K
   return out;
 }
 
-/** Every granted server must exist now; keys cannot reserve access to a server created later. */
-async function checkServersExist(trx: Trx, grants: readonly KeyServerGrant[], issues: IssueList): Promise<void> {
-  const found = new Set((await getMcpServersByNames(trx, grants.map((g) => g.server))).map((s) => s.name));
-  grants.forEach((g, i) => {
-    if (!found.has(g.server)) issues.add('UNKNOWN_SERVER', `servers.${i}.server`, `no server named "${g.server}"`);
+/**
+ * Every granted server must exist now; keys cannot reserve access to a server created later. Names match
+ * ignoring case (as their uniqueness does) and grants are returned with the stored spelling, which is the
+ * one nodes match on.
+ */
+export async function resolveGrantServers(db: Db, grants: readonly KeyServerGrant[], issues: IssueList): Promise<KeyServerGrant[]> {
+  const servers = await getMcpServersByNamesIgnoringCase(db, grants.map((g) => g.server));
+  const stored = new Map(servers.map((s) => [s.name.toLowerCase(), s.name]));
+  return grants.map((g, i) => {
+    const name = stored.get(g.server.toLowerCase());
+    if (name === undefined) issues.add('UNKNOWN_SERVER', `servers.${i}.server`, `no server named "${g.server}"`);
+    return { ...g, server: name ?? g.server };
   });
 }
 
@@ -155,6 +173,12 @@ export function virtualKeyCursor(key: VirtualKey): string {
   return encodeCursor([key.createdAt, key.id]);
 }
 
+/** Every key (no hashes), for a whole-configuration export or apply. */
+export async function listAllVirtualKeys(db: Db): Promise<VirtualKey[]> {
+  const rows = await db.selectFrom('virtual_keys').selectAll().orderBy('created_at').orderBy('id').execute();
+  return rows.map(toVirtualKey);
+}
+
 /** Every key with its hash, for the snapshot compiler. */
 export async function listAllVirtualKeysForSnapshot(db: Db): Promise<Array<VirtualKey & { keyHash: string }>> {
   const rows = await db.selectFrom('virtual_keys').selectAll().orderBy('created_at').orderBy('id').execute();
@@ -166,14 +190,14 @@ export async function listAllVirtualKeysForSnapshot(db: Db): Promise<Array<Virtu
 export async function createVirtualKey(db: Db, input: CreateVirtualKeyInput, now: Date = new Date()): Promise<IssuedVirtualKey> {
   const issues = new IssueList();
   const name = normaliseKeyName(input.name, issues);
-  const grants = normaliseGrants(input.servers, issues);
+  const normalised = normaliseGrants(input.servers, input.allowNoServers === true, issues);
   const expiresAt = input.expiresAt != null ? normaliseExpiry(input.expiresAt, now, issues) : null;
   issues.throwIfAny();
 
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
     await requireUser(trx, input.userId, 'userId');
-    await checkServersExist(trx, grants, issues);
+    const grants = await resolveGrantServers(trx, normalised, issues);
     issues.throwIfAny();
 
     const token = issueToken(VIRTUAL_KEY_PREFIX);
@@ -199,7 +223,7 @@ export async function createVirtualKey(db: Db, input: CreateVirtualKeyInput, now
 export async function updateVirtualKey(db: Db, input: UpdateVirtualKeyInput, now: Date = new Date()): Promise<VirtualKey> {
   const issues = new IssueList();
   const name = input.name != null ? normaliseKeyName(input.name, issues) : undefined;
-  const grants = input.servers != null ? normaliseGrants(input.servers, issues) : undefined;
+  const normalised = input.servers != null ? normaliseGrants(input.servers, input.allowNoServers === true, issues) : undefined;
   const expiresAt =
     input.expiresAt === undefined ? undefined : input.expiresAt === null ? null : normaliseExpiry(input.expiresAt, now, issues);
   issues.throwIfAny();
@@ -207,7 +231,7 @@ export async function updateVirtualKey(db: Db, input: UpdateVirtualKeyInput, now
   return inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);
     const current = await requireKey(trx, input.id);
-    if (grants) await checkServersExist(trx, grants, issues);
+    const grants = normalised ? await resolveGrantServers(trx, normalised, issues) : undefined;
     issues.throwIfAny();
     await trx
       .updateTable('virtual_keys')

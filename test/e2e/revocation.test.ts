@@ -95,7 +95,7 @@ describe.each(testDialects)('key changes reach every node on %s', (dialect) => {
     );
     const leaverId = other.createUser.user.id;
     const leaver = await gw.cp.gql<{ createVirtualKey: { key: string } }>(
-      `mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "leaver", servers: [] }) { key errors { code } } }`,
+      `mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "leaver", servers: [], allowNoServers: true }) { key errors { code } } }`,
       { u: leaverId },
     );
     const leaverKey = leaver.createVirtualKey.key;

@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliIO } from '../../sdk-client/cli-app.js';
-import type { McpServer, User, VirtualKey } from '../../sdk-client/types.js';
+import type { McpServer, User, VirtualKey } from '../../sdk-client/client.js';
+import { cliRunner, type CliRun } from '../support/cli.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -27,24 +27,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-async function gatehouse(argv: string[], overrides: Partial<CliIO> = {}): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    env: { GATEHOUSE_URL: cp.url, GATEHOUSE_ADMIN_TOKEN: cp.adminToken },
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    cwd: dir,
-    ...overrides,
-  });
-  return { code, stdout, stderr };
-}
+const gatehouse = cliRunner(() => ({ url: cp.url, adminToken: cp.adminToken, cwd: dir }));
 
 function json<T>(run: Run): T {
   expect(run.code).toBe(0);
@@ -227,7 +212,7 @@ describe('gatehouse CLI: usage, environment and auth', () => {
     [['servers', 'create'], /--file is required/],
     [['servers', 'create', '--file', 'does-not-exist.json'], /cannot read does-not-exist\.json: ENOENT/],
     [['keys', 'list', '--token', 'gha_x'], /Unknown option '--token'/],
-    [['keys', 'frobnicate'], /unknown keys subcommand "frobnicate"; one of: list, create, revoke, rotate/],
+    [['keys', 'frobnicate'], /unknown keys subcommand "frobnicate"; one of: list, create, update, rotate, revoke, delete/],
     [['keys'], /missing keys subcommand/],
     [['audit', 'tail'], /unknown command "audit"/],
   ])('%j is a usage error (exit 2, usage line)', async (argv, message) => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGatehouseClient, graphqlEndpoint, paginate, type GatehouseClient } from '../../sdk-client/client.js';
 import { GatehouseError } from '../../sdk-client/errors.js';
-import type { Connection } from '../../sdk-client/types.js';
+import type { Connection } from '../../sdk-client/client.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -72,7 +72,7 @@ describe('sdk-client: entities', () => {
     expect(missing.errors.map((e) => e.code)).toEqual(['NOT_FOUND']);
 
     const email = await client.createUser({ email: 'not-an-email' });
-    expect(email).toEqual({ user: null, errors: [expect.objectContaining({ field: 'input.email', code: 'INVALID_EMAIL' })] });
+    expect(email).toEqual({ user: null, warnings: [], errors: [expect.objectContaining({ field: 'input.email', code: 'INVALID_EMAIL' })] });
   });
 
   it('creates a user and a key, returning the plaintext key once', async () => {
@@ -196,7 +196,7 @@ describe('sdk-client: pagination', () => {
     expect(users.map((u) => u.id)).toEqual(expect.arrayContaining(created));
 
     const owner = created[0] ?? '';
-    for (let i = 0; i < 3; i++) await client.createVirtualKey({ userId: owner, name: `k${i}`, servers: [] });
+    for (let i = 0; i < 3; i++) await client.createVirtualKey({ userId: owner, name: `k${i}`, servers: [], allowNoServers: true });
     const keys = await client.allVirtualKeys({ userId: owner, pageSize: 2 });
     expect(keys.map((k) => k.name)).toEqual(['k0', 'k1', 'k2']);
   });

@@ -69,7 +69,7 @@ async function openPostgres(): Promise<TestDatabase> {
   await withAdminClient(url, (c) => c.query(`CREATE SCHEMA ${schema}`));
   const { db } = openDatabase(url, { searchPath: schema });
   try {
-    await migrateToLatest(db);
+    await migrateToLatest(db, schema);
   } catch (error) {
     await db.destroy();
     await withAdminClient(url, (c) => c.query(`DROP SCHEMA ${schema} CASCADE`));

@@ -13,7 +13,7 @@ import { builder } from '../builder.js';
 import { resolvePage } from '../connections.js';
 import type { UserErrorShape } from '../errors.js';
 import { runMutation } from '../mutation.js';
-import { AdminRoleEnum, entityPayload, UserErrorRef } from './common.js';
+import { AdminRoleEnum, entityPayload, UserErrorRef, UserWarningRef } from './common.js';
 
 const AdminTokenRef = builder.objectRef<AdminToken>('AdminToken').implement({
   description: 'A bearer token for this API. ADMIN may change everything; VIEWER may only query.',
@@ -58,6 +58,7 @@ const CreateAdminTokenPayload = builder.objectRef<IssuedTokenPayload>('CreateAdm
     adminToken: t.field({ type: AdminTokenRef, nullable: true, resolve: (p) => p.value ?? null }),
     token: t.string({ nullable: true, description: 'The token value (gha_…). Shown this once.', resolve: (p) => p.token ?? null }),
     errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
+    warnings: t.field({ type: [UserWarningRef], resolve: () => [] }),
   }),
 });
 

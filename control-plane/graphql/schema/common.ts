@@ -8,6 +8,7 @@ import type { AdminPrincipal } from '../../repos/admin-tokens.js';
 import type { ObjectRef } from '@pothos/core';
 import { builder, type BuilderTypes } from '../builder.js';
 import type { UserErrorShape } from '../errors.js';
+import type { InputWarning } from '../../repos/tool-warnings.js';
 
 /**
  * ISO-8601 instants as strings. Input is only checked to be a string here: whether it parses, and whether
@@ -30,6 +31,20 @@ export const UserErrorRef = builder.objectRef<UserErrorShape>('UserError').imple
     message: t.exposeString('message'),
   }),
 });
+
+export const UserWarningRef = builder.objectRef<InputWarning>('UserWarning').implement({
+  description: 'Something about the input worth knowing that did not stop the mutation (e.g. a tool the known catalog lacks).',
+  fields: (t) => ({
+    field: t.exposeString('field', { nullable: true, description: 'Path in the arguments, e.g. "input.servers.0.tools.1"' }),
+    code: t.exposeString('code', { description: 'Stable UPPER_SNAKE code, e.g. UNKNOWN_TOOL, TOOL_NOT_EXECUTABLE' }),
+    message: t.exposeString('message'),
+  }),
+});
+
+/** Warnings from a repository, with fields seen from the argument (`input.…`) like user errors. */
+export function toUserWarnings(warnings: readonly InputWarning[], argument = 'input'): InputWarning[] {
+  return warnings.map((w) => ({ ...w, field: w.field === null ? argument : `${argument}.${w.field}` }));
+}
 
 export const AdminRoleEnum = builder.enumType('AdminRole', { values: ['ADMIN', 'VIEWER'] as const });
 
@@ -59,10 +74,11 @@ builder.queryFields((t) => ({
 export interface EntityPayload<T> {
   value?: T | undefined;
   errors: UserErrorShape[];
+  warnings?: InputWarning[] | undefined;
 }
 
 /**
- * A mutation payload type `{<entityField>: T, errors: [UserError!]!}`. Each mutation gets its own payload
+ * A mutation payload type `{<entityField>: T, errors: [UserError!]!, warnings: [UserWarning!]!}`. Each mutation gets its own payload
  * type (same shape today) so one can grow a field without changing the others.
  */
 export function entityPayload<T>(name: string, entityField: string, ref: ObjectRef<BuilderTypes, T>) {
@@ -72,6 +88,7 @@ export function entityPayload<T>(name: string, entityField: string, ref: ObjectR
       // field type, so the cast loses nothing.
       [entityField]: t.field({ type: ref, nullable: true, resolve: (p) => (p.value ?? null) as never }),
       errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
+      warnings: t.field({ type: [UserWarningRef], resolve: (p) => p.warnings ?? [] }),
     }),
   });
 }

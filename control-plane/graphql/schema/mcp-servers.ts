@@ -18,7 +18,8 @@ import {
 import { builder } from '../builder.js';
 import { resolvePage } from '../connections.js';
 import { runMutation } from '../mutation.js';
-import { entityPayload } from './common.js';
+import { serverToolWarnings } from '../../repos/tool-warnings.js';
+import { entityPayload, toUserWarnings } from './common.js';
 
 export const ConnectionTypeEnum = builder.enumType('ConnectionType', { values: ['HTTP', 'SSE', 'STDIO'] as const });
 export const AuthTypeEnum = builder.enumType('AuthType', {
@@ -191,7 +192,13 @@ builder.mutationFields((t) => ({
   updateMcpServer: t.field({
     type: UpdateMcpServerPayload,
     args: { input: t.arg({ type: UpdateMcpServerInput, required: true }) },
-    resolve: (_root, { input }, ctx) => runMutation(ctx, async (trx) => ({ value: await updateMcpServer(trx, ctx.box, input) })),
+    resolve: (_root, { input }, ctx) =>
+      runMutation(ctx, async (trx) => {
+        const server = await updateMcpServer(trx, ctx.box, input);
+        // A new server has no catalog yet; an update that sets toolsToExecute is checked against the known one.
+        const warnings = input.toolsToExecute == null ? [] : toUserWarnings(serverToolWarnings(server));
+        return { value: server, warnings };
+      }),
   }),
   deleteMcpServer: t.field({
     type: DeleteMcpServerPayload,

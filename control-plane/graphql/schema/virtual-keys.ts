@@ -19,7 +19,8 @@ import { builder } from '../builder.js';
 import { resolvePage } from '../connections.js';
 import type { UserErrorShape } from '../errors.js';
 import { runMutation } from '../mutation.js';
-import { entityPayload, UserErrorRef } from './common.js';
+import { readGrantToolWarnings, type InputWarning } from '../../repos/tool-warnings.js';
+import { entityPayload, toUserWarnings, UserErrorRef, UserWarningRef } from './common.js';
 import { McpServerRef } from './mcp-servers.js';
 import { UserRef } from './users.js';
 
@@ -109,8 +110,9 @@ const CreateVirtualKeyInput = builder.inputType('CreateVirtualKeyInput', {
   fields: (t) => ({
     userId: t.id({ required: true }),
     name: t.string({ required: true }),
-    servers: t.field({ type: [KeyServerGrantInput], required: true }),
+    servers: t.field({ type: [KeyServerGrantInput], required: true, description: 'At least one, unless allowNoServers' }),
     expiresAt: t.field({ type: 'DateTime', description: 'In the future; leave out for a key that does not expire' }),
+    allowNoServers: t.boolean({ description: 'Allow an empty servers list (a key that can call nothing until granted a server)' }),
   }),
 });
 
@@ -121,6 +123,7 @@ const UpdateVirtualKeyInput = builder.inputType('UpdateVirtualKeyInput', {
     name: t.string(),
     servers: t.field({ type: [KeyServerGrantInput] }),
     expiresAt: t.field({ type: 'DateTime' }),
+    allowNoServers: t.boolean({ description: 'Allow servers: [] (the key can then call nothing)' }),
   }),
 });
 
@@ -133,6 +136,7 @@ interface IssuedKeyPayload {
   value?: VirtualKey | undefined;
   key?: string | undefined;
   errors: UserErrorShape[];
+  warnings?: InputWarning[] | undefined;
 }
 
 function issuedKeyPayload(name: string) {
@@ -145,6 +149,7 @@ function issuedKeyPayload(name: string) {
         resolve: (p) => p.key ?? null,
       }),
       errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
+      warnings: t.field({ type: [UserWarningRef], resolve: (p) => p.warnings ?? [] }),
     }),
   });
 }
@@ -162,13 +167,20 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, ctx) =>
       runMutation(ctx, async (trx) => {
         const issued = await createVirtualKey(trx, input);
-        return { value: issued.virtualKey, key: issued.key };
+        const warnings = toUserWarnings(await readGrantToolWarnings(trx, issued.virtualKey.servers));
+        return { value: issued.virtualKey, key: issued.key, warnings };
       }),
   }),
   updateVirtualKey: t.field({
     type: UpdateVirtualKeyPayload,
     args: { input: t.arg({ type: UpdateVirtualKeyInput, required: true }) },
-    resolve: (_root, { input }, ctx) => runMutation(ctx, async (trx) => ({ value: await updateVirtualKey(trx, input) })),
+    resolve: (_root, { input }, ctx) =>
+      runMutation(ctx, async (trx) => {
+        const key = await updateVirtualKey(trx, input);
+        // Warn only about grants this update set; untouched grants were warned about when they were set.
+        const warnings = input.servers == null ? [] : toUserWarnings(await readGrantToolWarnings(trx, key.servers));
+        return { value: key, warnings };
+      }),
   }),
   rotateVirtualKey: t.field({
     type: RotateVirtualKeyPayload,

@@ -1,7 +1,8 @@
 /**
  * Who may call the GraphQL API, on every test dialect: no or bad token → 401 UNAUTHENTICATED (for
  * introspection too), VIEWER reads but gets FORBIDDEN on mutations, revoked tokens stop working, the last
- * ADMIN token cannot be revoked; plus the depth/alias limits and masking of unexpected errors.
+ * ADMIN token cannot be revoked; plus the depth/alias limits, field suggestions for ADMIN tokens only, and
+ * masking of unexpected errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../../control-plane/crypto/tokens.js';
@@ -135,9 +136,22 @@ describe.each(testDialects)('GraphQL auth and limits on %s', (dialect) => {
     expect(await page.text()).toContain('Gatehouse');
   });
 
-  it('does not suggest field names to probe the schema', async () => {
-    const response = await h.gql('{ mcpServer(name: "x") { nam } }');
-    expect(response.errors?.[0]?.message).not.toMatch(/Did you mean/);
+  it('suggests field and enum names to ADMIN tokens only; without a token nothing is validated at all', async () => {
+    const typos = ['{ mcpServer(name: "x") { nam } }', 'mutation { createMcpServer(input: { name: "x", connectionType: HTTPS }) { errors { code } } }'];
+    for (const query of typos) {
+      const admin = await h.gql(query);
+      expect(admin.errors?.[0]?.message).toMatch(/Did you mean "?(the enum value )?"?(name|HTTPS?)"?\?/);
+    }
+    const viewer = await issue('VIEWER', 'suggestion-viewer');
+    for (const query of typos) {
+      const response = await h.gql(query, undefined, viewer.token);
+      expect(response.errors?.[0]?.message).toMatch(/^(Cannot query field|Value|Enum)/);
+      expect(response.errors?.[0]?.message).not.toMatch(/Did you mean/);
+    }
+    // Authentication comes before parsing and validation: a caller without a token learns nothing.
+    const anonymous = await h.gql(typos[0]!, undefined, null);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.errors?.map((e) => e.message)).toEqual(['an admin token is required: send Authorization: Bearer <token>']);
   });
 
   it('masks unexpected errors: no internal message reaches the client', async () => {

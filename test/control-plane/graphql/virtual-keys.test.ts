@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashToken } from '../../../control-plane/crypto/tokens.js';
+import { recordToolCatalogs } from '../../../control-plane/repos/mcp-servers.js';
 import { testDialects } from '../../support/db.js';
 import { createHarness, dataOf, type Harness } from './harness.js';
 
@@ -116,9 +117,9 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
 
   it('rejects an expiry in the past or unparsable, an unknown server, empty tools and an unknown user', async () => {
     const version = await configVersion();
-    const past = await createKey({ userId, name: 'old', servers: [], expiresAt: '2001-01-01T00:00:00Z' });
+    const past = await createKey({ userId, name: 'old', servers: [], allowNoServers: true, expiresAt: '2001-01-01T00:00:00Z' });
     expect(past).toEqual({ virtualKey: null, key: null, errors: [expect.objectContaining({ field: 'input.expiresAt', code: 'EXPIRES_IN_PAST' })] });
-    const garbage = await createKey({ userId, name: 'old', servers: [], expiresAt: 'next tuesday' });
+    const garbage = await createKey({ userId, name: 'old', servers: [], allowNoServers: true, expiresAt: 'next tuesday' });
     expect(garbage.errors).toEqual([expect.objectContaining({ field: 'input.expiresAt', code: 'INVALID_DATETIME' })]);
     const unknown = await createKey({ userId, name: 'k', servers: [{ server: 'wiki', tools: ['*'] }, { server: 'nope', tools: ['*'] }] });
     expect(unknown.errors).toEqual([expect.objectContaining({ field: 'input.servers.1.server', code: 'UNKNOWN_SERVER' })]);
@@ -126,10 +127,45 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     expect(empty.errors).toEqual([expect.objectContaining({ field: 'input.servers.0.tools', code: 'REQUIRED' })]);
     const dup = await createKey({ userId, name: 'k', servers: [{ server: 'wiki', tools: ['a'] }, { server: 'wiki', tools: ['b'] }] });
     expect(dup.errors).toEqual([expect.objectContaining({ field: 'input.servers.1.server', code: 'DUPLICATE' })]);
-    const nobody = await createKey({ userId: '00000000-0000-0000-0000-000000000000', name: 'k', servers: [] });
+    const nobody = await createKey({ userId: '00000000-0000-0000-0000-000000000000', name: 'k', servers: [], allowNoServers: true });
     expect(nobody.errors).toEqual([expect.objectContaining({ field: 'input.userId', code: 'NOT_FOUND' })]);
     expect(await configVersion()).toBe(version);
     expect(await h.database.db.selectFrom('virtual_keys').select('id').where('name', '=', 'old').execute()).toEqual([]);
+  });
+
+  it('refuses a key with no servers unless allowNoServers, and grants in the stored spelling', async () => {
+    const none = await createKey({ userId, name: 'empty', servers: [] });
+    expect(none.errors).toEqual([expect.objectContaining({ field: 'input.servers', code: 'NO_SERVERS' })]);
+    // Server names are unique ignoring case; the grant is stored as the server is named (nodes match on it).
+    const cased = await createKey({ userId, name: 'cased', servers: [{ server: 'WIKI', tools: ['*'] }] });
+    expect(cased.errors).toEqual([]);
+    expect(cased.virtualKey?.servers).toEqual([{ server: 'wiki', tools: ['*'] }]);
+    const cleared = dataOf(await h.gql<{ updateVirtualKey: { errors: UserError[] } }>(UPDATE_KEY, { input: { id: cased.virtualKey?.id, servers: [] } })).updateVirtualKey;
+    expect(cleared.errors).toEqual([expect.objectContaining({ field: 'input.servers', code: 'NO_SERVERS' })]);
+  });
+
+  it('warns, without refusing, about tools the server lacks or does not allow', async () => {
+    const created = await h.gql<{ createMcpServer: { errors: UserError[] } }>(
+      'mutation { createMcpServer(input: { name: "narrow", connectionType: HTTP, connectionString: "https://n.example/mcp", toolsToExecute: ["read"] }) { errors { code } } }',
+    );
+    expect(dataOf(created).createMcpServer.errors).toEqual([]);
+    await recordToolCatalogs(h.database.db, [{ server: 'narrow', tools: [{ name: 'read', description: null }, { name: 'write', description: null }] }]);
+    const WARNED = `mutation($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key warnings { field code message } errors { code } } }`;
+    const payload = dataOf(
+      await h.gql<{ createVirtualKey: { key: string | null; warnings: UserError[]; errors: UserError[] } }>(WARNED, {
+        input: { userId, name: 'warned', servers: [{ server: 'narrow', tools: ['read', 'write', 'nosuchtool'] }] },
+      }),
+    ).createVirtualKey;
+    expect(payload.errors).toEqual([]);
+    expect(payload.key).toMatch(/^gk_/);
+    expect(payload.warnings).toEqual([
+      { field: 'input.servers.0.tools.1', code: 'TOOL_NOT_EXECUTABLE', message: expect.stringContaining('server "narrow" does not allow "write"') },
+      { field: 'input.servers.0.tools.2', code: 'UNKNOWN_TOOL', message: expect.stringContaining('server "narrow" has no tool "nosuchtool"') },
+    ]);
+    const serverWarnings = dataOf(
+      await h.gql<{ updateMcpServer: { warnings: UserError[] } }>('mutation { updateMcpServer(input: { name: "narrow", toolsToExecute: ["read", "nosuchtool"] }) { warnings { field code } } }'),
+    ).updateMcpServer.warnings;
+    expect(serverWarnings).toEqual([{ field: 'input.toolsToExecute.1', code: 'UNKNOWN_TOOL' }]);
   });
 
   it('rotates: a new value, a new hash, the old hash gone', async () => {
@@ -149,7 +185,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
   });
 
   it('revokes (idempotently) and refuses to rotate a revoked key', async () => {
-    const issued = await createKey({ userId, name: 'to-revoke', servers: [] });
+    const issued = await createKey({ userId, name: 'to-revoke', servers: [], allowNoServers: true });
     const id = issued.virtualKey?.id ?? '';
     const version = await configVersion();
     const revoked = dataOf(await h.gql<{ revokeVirtualKey: { virtualKey: KeyView; errors: UserError[] } }>(REVOKE_KEY, { id })).revokeVirtualKey;
@@ -193,7 +229,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     const other = dataOf(
       await h.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "grace@example.com" }) { user { id } } }'),
     ).createUser.user.id;
-    for (let i = 0; i < 7; i++) expect((await createKey({ userId: other, name: `g${i}`, servers: [] })).errors).toEqual([]);
+    for (let i = 0; i < 7; i++) expect((await createKey({ userId: other, name: `g${i}`, servers: [], allowNoServers: true })).errors).toEqual([]);
 
     type Page = { edges: Array<{ node: { name: string } }>; pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; endCursor: string } };
     const names: string[] = [];
@@ -232,7 +268,7 @@ describe.each(testDialects)('Users and VirtualKeys GraphQL API on %s', (dialect)
     const u = dataOf(
       await h.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "leaver@example.com" }) { user { id } } }'),
     ).createUser.user.id;
-    const k = await createKey({ userId: u, name: 'temp', servers: [] });
+    const k = await createKey({ userId: u, name: 'temp', servers: [], allowNoServers: true });
     const version = await configVersion();
     const deleted = dataOf(
       await h.gql<{ deleteUser: { user: { email: string }; errors: UserError[] } }>(

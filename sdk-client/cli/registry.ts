@@ -1,0 +1,22 @@
+/**
+ * Every CLI command, noun by noun. Adding a noun (profiles, provision, audit, nodes forget) is one module
+ * under commands/ exporting its `Command[]`, plus one line here.
+ */
+import type { Command } from './command.js';
+import { configCommands } from './commands/config.js';
+import { keyCommands } from './commands/keys.js';
+import { nodeCommands } from './commands/nodes.js';
+import { serverCommands } from './commands/servers.js';
+import { sessionCommands } from './commands/session.js';
+import { tokenCommands } from './commands/tokens.js';
+import { userCommands } from './commands/users.js';
+
+export const COMMANDS: readonly Command[] = [
+  ...serverCommands,
+  ...userCommands,
+  ...keyCommands,
+  ...nodeCommands,
+  ...tokenCommands,
+  ...configCommands,
+  ...sessionCommands,
+];
