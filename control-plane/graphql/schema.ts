@@ -9,5 +9,6 @@ import './schema/users.js';
 import './schema/virtual-keys.js';
 import './schema/admin-tokens.js';
 import './schema/nodes.js';
+import './schema/session-secrets.js';
 
 export const schema = builder.toSchema();
