@@ -74,10 +74,36 @@ describe('what the fixture records for gateway tests', () => {
   it('2025 era: a cancelled call is recorded as cancelled', async () => {
     const abort = new AbortController();
     const call = client.callTool({ name: 'test_cancellable', arguments: { ms: 20_000 } }, CallToolResultSchema, { signal: abort.signal });
-    await waitFor(() => fixture.events.events.some((e) => e.kind === 'http' && e.rpcMethod === 'tools/call' && e.era === 'legacy'));
+    await waitFor(() => fixture.events.events.some((e) => e.kind === 'http' && e.rpcName === 'test_cancellable' && e.era === 'legacy'));
     abort.abort();
     await expect(call).rejects.toThrow();
     await waitFor(() => fixture.events.events.some((e) => e.kind === 'cancelled' && e.era === 'legacy'));
+  });
+
+  it('2026 era: an InputRequiredResult, then the retry carrying the answer reaches the fixture', async () => {
+    const call = async (extra: Record<string, unknown>): Promise<{ result: Record<string, unknown> }> => {
+      const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+      const res = await fetch(fixture.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'test_input_required_result_elicitation',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'test_input_required_result_elicitation', ...extra, _meta: meta } }),
+      });
+      return (await res.json()) as { result: Record<string, unknown> };
+    };
+    const first = await call({});
+    expect(first.result.resultType).toBe('input_required');
+    expect(Object.keys(first.result.inputRequests as object)).toEqual(['user_name']);
+    const second = await call({ inputResponses: { user_name: { action: 'accept', content: { name: 'Grace' } } } });
+    expect(second.result).toMatchObject({ resultType: 'complete', content: [{ type: 'text', text: 'Hello, Grace!' }] });
+    expect(fixture.events.events.filter((e) => e.kind === 'input' && e.era === 'modern').map((e) => (e.kind === 'input' ? e.method : ''))).toEqual([
+      'elicitation/create',
+    ]);
   });
 
   it('2026 era: closing the response stream cancels the call', async () => {
@@ -100,7 +126,7 @@ describe('what the fixture records for gateway tests', () => {
       'mcp-name': 'test_cancellable',
     };
     const pending = fetch(fixture.url, { method: 'POST', headers, body: JSON.stringify(body), signal: abort.signal });
-    await waitFor(() => fixture.events.events.some((e) => e.kind === 'http' && e.era === 'modern' && e.rpcMethod === 'tools/call'));
+    await waitFor(() => fixture.events.events.some((e) => e.kind === 'http' && e.era === 'modern' && e.rpcName === 'test_cancellable'));
     abort.abort();
     await expect(pending).rejects.toThrow();
     await waitFor(() => fixture.events.events.some((e) => e.kind === 'cancelled' && e.era === 'modern'));
