@@ -12,25 +12,17 @@
  * forward stage (see the module comment of `data-plane/session/sealed-session.ts`).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type Server } from 'node:http';
+import { createServer, request as httpRequest, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveSessionKeyring, type SessionKeyring } from '../../data-plane/session/keyring.js';
 import { openSession, sealSession, SessionError } from '../../data-plane/session/sealed-session.js';
 import { startConformanceFixture, type ConformanceFixture } from '../fixtures/conformance/server.js';
+import { readAll } from './header-proxy.js';
 import { judge, loadExpectedFailures, runRevision, type RevisionRun } from './runner.js';
 
 const SERVER = 'conformance';
 const KEY = { id: 'key_conformance', revoked: false, expiresAtMs: null };
-
-function readAll(stream: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
 
 function initializeParams(body: Buffer): { capabilities: Record<string, unknown>; protocolVersion: string } | null {
   try {
