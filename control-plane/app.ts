@@ -20,6 +20,7 @@ import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
+import { ensureSessionSecret } from './repos/session-secrets.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
 import { SnapshotPublisher } from './snapshot/publisher.js';
 
@@ -64,6 +65,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   if (!activeKey) throw new Error('active signing key missing');
   const trustedKeys = signingKeys.map((k) => k.publicJwk);
 
+  // Before the first snapshot, so every snapshot carries the secret nodes derive session keys from.
+  await ensureSessionSecret(db, box);
   const publisher = new SnapshotPublisher({ db, box, signingKey: activeKey, trustedKeys, logger });
   await publisher.start();
   let listener: ConfigListener | null = null;

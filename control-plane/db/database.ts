@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import pg from 'pg';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_list_indexes.js';
+import * as m0010 from './migrations/0010_sessions.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -58,6 +59,7 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_list_indexes': m0002,
+  '0010_sessions': m0010,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -96,6 +96,16 @@ export interface NodesTable {
   last_seen_at: IsoTime;
 }
 
+/** Session secrets (issue 9): at most a `current` and a `previous` row. */
+export interface SessionSecretsTable {
+  role: 'current' | 'previous';
+  /** Short URL-safe id; every sealed session id names it. */
+  id: string;
+  /** secret-box ciphertext of base64url(32 random bytes); AAD `session_secrets:<id>`. */
+  secret: string;
+  created_at: IsoTime;
+}
+
 export interface Database {
   config_state: ConfigStateTable;
   users: UsersTable;
@@ -103,6 +113,7 @@ export interface Database {
   virtual_keys: VirtualKeysTable;
   admin_tokens: AdminTokensTable;
   nodes: NodesTable;
+  session_secrets: SessionSecretsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -112,6 +123,7 @@ export type McpServerUpdate = Updateable<McpServersTable>;
 export type VirtualKeyRow = Selectable<VirtualKeysTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type NodeRow = Selectable<NodesTable>;
+export type SessionSecretRow = Selectable<SessionSecretsTable>;
 
 // Kept for later tables that need generated columns; referenced so the import is not dropped.
 export type _Unused = Generated<number> | ColumnType<string>;

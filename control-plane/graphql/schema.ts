@@ -10,5 +10,6 @@ import './schema/virtual-keys.js';
 import './schema/admin-tokens.js';
 import './schema/nodes.js';
 import './schema/config.js';
+import './schema/session-secrets.js';
 
 export const schema = builder.toSchema();

@@ -1,21 +1,24 @@
 /**
  * Reads what nodes need from the database (SPEC §3): every server, user and key, in one transaction so it
- * matches exactly one config version; and seals server secrets for a snapshot (opened under the master
- * key, sealed under the snapshot's data key). The publisher assembles, diffs, signs and sends.
+ * matches exactly one config version; and seals server secrets and session secrets for a snapshot (opened
+ * under the master key, sealed under the snapshot's data key). The publisher assembles, diffs, signs and sends.
  */
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sealValue } from '../../data-plane/snapshot/seal.js';
 import {
+  sessionSecretAad,
   type KeyEntry,
   type KeyServerGrant,
   type ServerEntry,
+  type SessionSecrets,
   type UserEntry,
   type ValueRef,
 } from '../../data-plane/snapshot/schema.js';
 import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
-import type { Database, McpServerRow } from '../db/schema.js';
+import type { Database, McpServerRow, SessionSecretRow } from '../db/schema.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
+import { openSessionSecretRow, readSessionSecretRows } from '../repos/session-secrets.js';
 
 interface SealInput {
   box: SecretBox;
@@ -80,6 +83,10 @@ export interface ConfigRead {
   users: UserEntry[];
   /** Key rows as stored: parsed into `KeyEntry`s only when needed (changed keys, or a whole snapshot). */
   keyRows: KeyRow[];
+  /** Session secrets as stored (sealed under the master key). */
+  sessionSecretRows: SessionSecretRow[];
+  /** Which session secrets hold which role: equal digests mean no rotation since the last read. */
+  sessionSecretsDigest: string;
 }
 
 export interface KeyRow {
@@ -124,6 +131,7 @@ export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
       .select(['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'])
       .orderBy('id')
       .execute();
+    const sessionSecretRows = await readSessionSecretRows(trx);
     // The synced tool catalog and timestamps are not configuration: leave them out of the digest.
     const configColumns = serverRows.map(({ tools: _tools, created_at: _c, updated_at: _u, status: _s, ...rest }) => rest);
     return {
@@ -132,6 +140,8 @@ export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
       serversDigest: createHash('sha256').update(JSON.stringify(configColumns)).digest('base64url'),
       users,
       keyRows: keys,
+      sessionSecretRows,
+      sessionSecretsDigest: sessionSecretRows.map((r) => `${r.role}:${r.id}`).join(','),
     };
   });
 }
@@ -139,4 +149,15 @@ export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
 /** Opens each server secret with the master key and seals it under the snapshot's data key. */
 export function sealServers(rows: readonly McpServerRow[], box: SecretBox, dataKey: Uint8Array): ServerEntry[] {
   return rows.map((row) => compileServer({ box, dataKey }, row));
+}
+
+/** Opens the session secrets with the master key and seals them under the snapshot's data key. */
+export function sealSessionSecrets(rows: readonly SessionSecretRow[], box: SecretBox, dataKey: Uint8Array): SessionSecrets | null {
+  const seal = (row: SessionSecretRow): SessionSecrets['current'] => {
+    const opened = openSessionSecretRow(box, row);
+    return { id: opened.id, secret: sealValue(dataKey, opened.secret, sessionSecretAad(opened.id)) };
+  };
+  const current = rows.find((r) => r.role === 'current');
+  const previous = rows.find((r) => r.role === 'previous');
+  return current ? { current: seal(current), previous: previous ? seal(previous) : null } : null;
 }

@@ -18,6 +18,7 @@ import {
   SNAPSHOT_FORMAT,
   type DeltaEnvelope,
   type ServerEntry,
+  type SessionSecrets,
   type SignedSnapshot,
   type SnapshotDelta,
   type SnapshotEnvelope,
@@ -27,7 +28,7 @@ import { signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { keyEntry, keyRowSignature, readConfig, sealServers, type KeyRow } from './compile.js';
+import { keyEntry, keyRowSignature, readConfig, sealServers, sealSessionSecrets, type KeyRow } from './compile.js';
 
 export interface Subscriber {
   nodePublicJwk: JWK;
@@ -43,6 +44,9 @@ interface Published {
   keyRows: KeyRow[];
   dataKey: Uint8Array;
   serversDigest: string;
+  /** Sealed under `dataKey`, like the servers; unchanged until a rotation. */
+  sessionSecrets: SessionSecrets | null;
+  sessionSecretsDigest: string;
   /** Key and user id → what their entries depend on, to find what the next version changed. */
   keySig: Map<string, string>;
   userSig: Map<string, string>;
@@ -140,7 +144,9 @@ export class SnapshotPublisher {
     if (previous && (await this.storedVersion()) <= previous.version) return;
     const config = await readConfig(db);
     if (previous && config.version <= previous.version) return;
-    const serversUnchanged = previous !== null && previous.serversDigest === config.serversDigest;
+    // Sealed values (server and session secrets) need the data key: a change to either is a whole snapshot.
+    const serversUnchanged =
+      previous !== null && previous.serversDigest === config.serversDigest && previous.sessionSecretsDigest === config.sessionSecretsDigest;
     const dataKey = serversUnchanged ? previous.dataKey : generateDataKey();
     const issuedAt = new Date().toISOString();
     const keySig = new Map(config.keyRows.map((k) => [k.id, keyRowSignature(k)]));
@@ -169,6 +175,8 @@ export class SnapshotPublisher {
       keyRows: config.keyRows,
       dataKey,
       serversDigest: config.serversDigest,
+      sessionSecrets: serversUnchanged ? previous.sessionSecrets : sealSessionSecrets(config.sessionSecretRows, box, dataKey),
+      sessionSecretsDigest: config.sessionSecretsDigest,
       keySig,
       userSig,
       full: null,
@@ -192,6 +200,7 @@ export class SnapshotPublisher {
         servers: published.servers,
         users: published.users,
         keys: published.keyRows.map(keyEntry),
+        sessionSecrets: published.sessionSecrets,
       },
       this.options.signingKey,
     );

@@ -11,8 +11,21 @@
  * except `RuntimeHolder`, the single slot the node swaps a new Runtime into.
  */
 import { createHash } from 'node:crypto';
-import type { ConnectionType, AuthType, KeyEntry, ServerEntry, SnapshotDelta, SnapshotPayload, UserEntry, ValueRef } from '../snapshot/schema.js';
+import {
+  sessionSecretAad,
+  type AuthType,
+  type ConnectionType,
+  type KeyEntry,
+  type ServerEntry,
+  type SessionSecretEntry,
+  type SnapshotDelta,
+  type SnapshotPayload,
+  type UserEntry,
+  type ValueRef,
+} from '../snapshot/schema.js';
 import { openValue } from '../snapshot/seal.js';
+import { SnapshotError } from '../snapshot/errors.js';
+import { deriveSessionKeyring, type SessionKeyring, type SessionSecret } from '../session/keyring.js';
 import { ToolFailure, UnavailableReason } from '../errors.js';
 
 /** The tools a key may call on one server: every tool, or these (unprefixed) names. Never empty. */
@@ -76,6 +89,8 @@ export interface Runtime {
   /** Key id → hash, so a delta can find the key it changes or removes. */
   keyHashById: ReadonlyMap<string, string>;
   users: ReadonlyMap<string, UserEntry>;
+  /** Keys for sealed MCP session ids (`data-plane/session/`), or null when the snapshot carries no secret. */
+  sessionKeys: SessionKeyring | null;
 }
 
 export interface MissingEnv {
@@ -150,8 +165,18 @@ export function buildRuntime(
   const missingEnv = [...missing].map(([name, serverNames]) => ({ name, servers: [...serverNames].sort() }));
   missingEnv.sort((a, b) => a.name.localeCompare(b.name));
 
-  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users };
+  const sessionKeys = payload.sessionSecrets
+    ? deriveSessionKeyring(openSessionSecret(payload.sessionSecrets.current, dataKey), payload.sessionSecrets.previous && openSessionSecret(payload.sessionSecrets.previous, dataKey))
+    : null;
+
+  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users, sessionKeys };
   return { runtime, missingEnv, warnings };
+}
+
+/** Opens one session secret; a value sealed for another slot (AAD not naming this id) is refused. */
+function openSessionSecret(entry: SessionSecretEntry, dataKey: Uint8Array): SessionSecret {
+  if (entry.secret.aad !== sessionSecretAad(entry.id)) throw new SnapshotError('data_key', `session secret ${entry.id} is sealed for another slot`);
+  return { id: entry.id, secret: openValue(dataKey, entry.secret) };
 }
 
 /**
@@ -203,7 +228,11 @@ export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runt
     keyHashById.set(entry.id, entry.hash);
   }
 
-  return { runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash, keyHashById, users }, warnings };
+  // Session secrets, like servers, travel only in whole snapshots (they are sealed): a delta keeps them.
+  return {
+    runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash, keyHashById, users, sessionKeys: base.sessionKeys },
+    warnings,
+  };
 }
 
 /** Parses a tool list into a grant: `"*"` anywhere = all, `[]` = none (null). */

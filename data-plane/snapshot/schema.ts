@@ -13,12 +13,15 @@ import { z } from 'zod';
 
 export const SNAPSHOT_FORMAT = 1 as const;
 
+/** base64url(iv ‖ ciphertext ‖ tag), AES-256-GCM under the snapshot's data key; AAD is the `aad` string. */
+export const SealedValueSchema = z.object({ kind: z.literal('sealed'), ciphertext: z.string(), aad: z.string() });
+export type SealedValue = z.infer<typeof SealedValueSchema>;
+
 /** A configuration value: a non-secret literal, a reference to the node's environment, or a sealed secret. */
 export const ValueRefSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('plain'), value: z.string() }),
   z.object({ kind: z.literal('env'), name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/) }),
-  /** base64url(iv ‖ ciphertext ‖ tag), AES-256-GCM under the snapshot's data key; AAD is the `aad` string. */
-  z.object({ kind: z.literal('sealed'), ciphertext: z.string(), aad: z.string() }),
+  SealedValueSchema,
 ]);
 export type ValueRef = z.infer<typeof ValueRefSchema>;
 
@@ -90,6 +93,32 @@ export const PublicJwkSchema = z.object({
 });
 export type PublicJwk = z.infer<typeof PublicJwkSchema>;
 
+/** Ids of session secrets: they appear in every sealed session id, so they stay short and URL-safe. */
+export const SESSION_SECRET_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** One session secret: 32+ random bytes (base64url), sealed like every secret in the snapshot. */
+export const SessionSecretEntrySchema = z.object({
+  id: z.string().regex(SESSION_SECRET_ID_PATTERN),
+  secret: SealedValueSchema,
+});
+export type SessionSecretEntry = z.infer<typeof SessionSecretEntrySchema>;
+
+/**
+ * The secrets nodes derive the sealed-MCP-session key from (`data-plane/session/`): `current` seals new
+ * session ids, `current` and `previous` open them, so a rotation (new current, old one kept as previous)
+ * breaks no live session. The control plane keeps them stable across snapshot versions.
+ */
+export const SessionSecretsSchema = z.object({
+  current: SessionSecretEntrySchema,
+  previous: SessionSecretEntrySchema.nullable(),
+});
+export type SessionSecrets = z.infer<typeof SessionSecretsSchema>;
+
+/** The AAD a session secret is sealed with: binds the value to its id, so secrets cannot be swapped. */
+export function sessionSecretAad(id: string): string {
+  return `session-secret:${id}`;
+}
+
 export const SnapshotPayloadSchema = z.object({
   format: z.literal(SNAPSHOT_FORMAT),
   /** Strictly increasing across every control-plane replica (it comes from the database). */
@@ -103,6 +132,8 @@ export const SnapshotPayloadSchema = z.object({
   servers: z.array(ServerEntrySchema),
   keys: z.array(KeyEntrySchema),
   users: z.array(UserEntrySchema),
+  /** Null until a control plane that issues them publishes (older snapshots parse as null). */
+  sessionSecrets: SessionSecretsSchema.nullable().default(null),
 });
 export type SnapshotPayload = z.infer<typeof SnapshotPayloadSchema>;
 

@@ -13,7 +13,7 @@ import { buildRuntime, RuntimeHolder, type BuildRuntimeResult } from '../../data
 import { createDataPlaneServer } from '../../data-plane/http/server.js';
 import { createLogger, type Logger } from '../../data-plane/log.js';
 import { hashKey } from '../../data-plane/snapshot/key-hash.js';
-import type { KeyEntry, ServerEntry, SnapshotPayload, ValueRef } from '../../data-plane/snapshot/schema.js';
+import { sessionSecretAad, type KeyEntry, type ServerEntry, type SessionSecretEntry, type SnapshotPayload, type ValueRef } from '../../data-plane/snapshot/schema.js';
 import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { generateSigningKey, importSigningKey, signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
 import { TrustStore, verifySnapshot } from '../../data-plane/snapshot/verify.js';
@@ -47,6 +47,8 @@ export interface TestConfig {
   version?: number;
   servers: TestServer[];
   keys: TestKey[];
+  /** Session secrets (id → base64url secret), sealed into the snapshot; none by default. */
+  sessionSecrets?: { current: { id: string; secret: string }; previous?: { id: string; secret: string } };
 }
 
 export interface BuiltSnapshot {
@@ -131,10 +133,20 @@ export async function buildSnapshot(config: TestConfig, keyValues: Record<string
     servers,
     keys,
     users: [{ id: 'user_1', email: 'dev@example.com' }],
+    sessionSecrets: config.sessionSecrets
+      ? {
+          current: sealSessionSecret(dataKey, config.sessionSecrets.current),
+          previous: config.sessionSecrets.previous ? sealSessionSecret(dataKey, config.sessionSecrets.previous) : null,
+        }
+      : null,
   };
   const signed = await signSnapshot(unsigned, key);
   const payload = await verifySnapshot(signed, trust, { currentVersion: null });
   return { payload, dataKey, keyValues: values };
+}
+
+function sealSessionSecret(dataKey: Uint8Array, entry: { id: string; secret: string }): SessionSecretEntry {
+  return { id: entry.id, secret: sealValue(dataKey, entry.secret, sessionSecretAad(entry.id)) };
 }
 
 /** Log lines captured in memory (so tests can also assert nothing secret was logged). */

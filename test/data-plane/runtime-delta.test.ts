@@ -28,6 +28,7 @@ function base(): Runtime {
       { id: 'u2', email: 'two@example.com' },
     ],
     keys: [key('k1', 'gk_one', 'u1'), key('k2', 'gk_two', 'u2'), key('k3', 'gk_three', 'u1')],
+    sessionSecrets: null,
   };
   return buildRuntime(payload, generateDataKey(), {}).runtime;
 }

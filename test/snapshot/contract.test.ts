@@ -15,7 +15,7 @@ async function signer(kid: string) {
 }
 
 function payload(version: number, trusted: SnapshotPayload['trustedKeys']): SnapshotPayload {
-  return { format: SNAPSHOT_FORMAT, version, issuedAt: new Date().toISOString(), trustedKeys: trusted, servers: [], keys: [], users: [] };
+  return { format: SNAPSHOT_FORMAT, version, issuedAt: new Date().toISOString(), trustedKeys: trusted, servers: [], keys: [], users: [], sessionSecrets: null };
 }
 
 async function code(promise: Promise<unknown>): Promise<string> {

@@ -33,6 +33,7 @@ function payload(version: number, keyValues: string[]): SnapshotPayload {
     servers: [],
     users: [{ id: 'u1', email: 'dev@example.com' }],
     keys: keyValues.map((value, i) => ({ id: `k${i}`, name: `key ${i}`, hash: hashKey(value), userId: 'u1', servers: [], expiresAt: null, revoked: false })),
+    sessionSecrets: null,
   };
 }
 
