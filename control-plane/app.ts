@@ -8,14 +8,23 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { importSigningKey } from '../data-plane/snapshot/sign.js';
 import type { PublicJwk } from '../data-plane/snapshot/schema.js';
-import { NODE_REPORT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { hashToken } from './crypto/tokens.js';
 import { migrateToLatest, openDatabase } from './db/database.js';
 import type { Database } from './db/schema.js';
 import { createGraphQL } from './graphql/yoga.js';
-import { handleNodeJwks, handleNodeReport, handleNodeStream, type NodeRouteDeps } from './http/node-routes.js';
+import {
+  handleNodeEnroll,
+  handleNodeJwks,
+  handleNodeReport,
+  handleNodeSnapshot,
+  handleNodeStream,
+  startNodeHeartbeat,
+  type NodeRouteDeps,
+} from './http/node-routes.js';
 import { createControlPlaneMetrics } from './http/metrics.js';
+import { ControlPlaneMessage } from './http/errors.js';
 import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
@@ -35,6 +44,11 @@ export interface ControlPlaneOptions {
   dataDir: string;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /**
+   * Accept the shared node token (weaker than per-node enrollment: whoever holds it can act as any node).
+   * Default: only when GATEHOUSE_NODE_TOKEN is set. `npm start` and tests turn it on for their embedded node.
+   */
+  sharedNodeToken?: boolean;
 }
 
 export interface ControlPlane {
@@ -42,8 +56,8 @@ export interface ControlPlane {
   server: Server;
   db: Kysely<Database>;
   publisher: SnapshotPublisher;
-  /** The node token's plaintext, for starting nodes in the same process (`npm start`, tests). */
-  nodeToken: string;
+  /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
+  nodeToken: string | null;
   trustedKeys: PublicJwk[];
   /** Set only when this start generated the first admin token: print it once, then it is gone. */
   generatedAdminToken: string | undefined;
@@ -53,7 +67,8 @@ export interface ControlPlane {
 export async function createControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger('gatehouse-control-plane');
-  const keys = await loadKeyMaterial(options.dataDir, env, logger);
+  const sharedNodeToken = options.sharedNodeToken ?? Boolean(env.GATEHOUSE_NODE_TOKEN);
+  const keys = await loadKeyMaterial(options.dataDir, env, logger, sharedNodeToken);
   const databaseUrl = options.databaseUrl ?? env.DATABASE_URL ?? join(options.dataDir, 'gatehouse.db');
   const databaseSchema = options.databaseSchema ?? env.DATABASE_SCHEMA;
   const { db, dialect, url } = openDatabase(databaseUrl, databaseSchema ? { searchPath: databaseSchema } : {});
@@ -85,14 +100,17 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   });
 
   const metrics = createControlPlaneMetrics(publisher);
-  const nodeDeps: NodeRouteDeps = { db, publisher, nodeTokenHash: hashToken(keys.nodeToken), trustedKeys, logger };
+  const nodeDeps: NodeRouteDeps = { db, publisher, sharedTokenHash: keys.nodeToken === null ? null : hashToken(keys.nodeToken), trustedKeys, logger };
+  const stopHeartbeat = startNodeHeartbeat(nodeDeps);
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = async (): Promise<void> => {
       if (path === '/graphql') return void yoga(req, res);
       if (path === NODE_STREAM_PATH && req.method === 'GET') return handleNodeStream(req, res, nodeDeps);
       if (path === NODE_REPORT_PATH && req.method === 'POST') return handleNodeReport(req, res, nodeDeps);
-      if (path === '/nodes/jwks' && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
+      if (path === NODE_JWKS_PATH && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
+      if (path === NODE_SNAPSHOT_PATH && req.method === 'GET') return handleNodeSnapshot(req, res, nodeDeps);
+      if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
@@ -102,11 +120,11 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', configVersion: publisher.version }));
         return;
       }
-      sendError(res, 404, 'not_found', `no route for ${req.method ?? 'GET'} ${path ?? '/'}`);
+      sendError(res, 'not_found', ControlPlaneMessage.noRoute(req.method ?? 'GET', path ?? '/'));
     };
     route().catch((error: unknown) => {
       logger.error({ err: error instanceof Error ? error.message : String(error), path }, 'request failed');
-      sendError(res, 500, 'internal_error', 'internal error');
+      sendError(res, 'internal_error');
     });
   });
   // requestTimeout bounds receiving a request (headers and body), not the response, so node SSE streams
@@ -130,6 +148,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     trustedKeys,
     generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,
     async close() {
+      stopHeartbeat();
       publisher.stop();
       await listener?.close();
       server.closeAllConnections();

@@ -1,6 +1,6 @@
 /**
  * The control plane's long-lived key material: the master key (secrets at rest), the snapshot signing
- * keys, and the node token nodes authenticate with. Each comes from the environment when set, else from
+ * keys, and the shared node token (when enabled). Each comes from the environment when set, else from
  * a file in the data dir, generated on first start with a log line that says where (never the value).
  */
 import { randomBytes } from 'node:crypto';
@@ -16,8 +16,11 @@ export interface KeyMaterial {
   /** Every key nodes should trust; `activeKid` is the one that signs. */
   signingKeys: StoredSigningKey[];
   activeKid: string;
-  /** The node token's plaintext: nodes present it, the control plane compares hashes. */
-  nodeToken: string;
+  /**
+   * The shared node token's plaintext (nodes present it, the control plane compares hashes), or null when
+   * this control plane accepts enrolled nodes only.
+   */
+  nodeToken: string | null;
 }
 
 function decodeMasterKey(text: string): Uint8Array {
@@ -27,7 +30,12 @@ function decodeMasterKey(text: string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, log: Logger): Promise<KeyMaterial> {
+/**
+ * `sharedNodeToken`: whether nodes may authenticate with one shared token (`npm start`, simple deployments;
+ * weaker than per-node enrollment). When true and GATEHOUSE_NODE_TOKEN is unset, one is generated into the
+ * data dir.
+ */
+export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, log: Logger, sharedNodeToken = true): Promise<KeyMaterial> {
   mkdirSync(dataDir, { recursive: true });
 
   let masterKey: Uint8Array;
@@ -50,9 +58,11 @@ export async function loadKeyMaterial(dataDir: string, env: NodeJS.ProcessEnv, l
     log.warn({ path: signingKeyPath(dataDir), kid: key.kid }, 'generated a new Ed25519 snapshot signing key');
   }
 
-  let nodeToken: string;
+  let nodeToken: string | null;
   const nodeTokenPath = join(dataDir, 'node-token');
-  if (env.GATEHOUSE_NODE_TOKEN) {
+  if (!sharedNodeToken) {
+    nodeToken = null;
+  } else if (env.GATEHOUSE_NODE_TOKEN) {
     nodeToken = env.GATEHOUSE_NODE_TOKEN;
   } else if (existsSync(nodeTokenPath)) {
     nodeToken = readFileSync(nodeTokenPath, 'utf8').trim();

@@ -9,7 +9,13 @@ const [command, kid] = process.argv.slice(2);
 const usage = 'usage: npm run signing-key -- list | add | activate KID | retire KID';
 
 try {
-  if (command === 'list') {
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(
+      `${usage}\n\n  list          the signing keys in GATEHOUSE_DATA_DIR (./data), the active one marked\n` +
+        '  add           generate a new key (nodes learn it from snapshots signed by the current one)\n' +
+        '  activate KID  sign with KID from the next start on\n  retire KID    stop announcing KID (after every node trusts the new one)\n',
+    );
+  } else if (command === 'list') {
     const file = readSigningKeyFile(dataDir);
     for (const key of file?.keys ?? []) process.stdout.write(`${key.kid}${key.kid === file?.active ? '  (active)' : ''}\n`);
   } else if (command === 'add') {

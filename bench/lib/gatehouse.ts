@@ -7,12 +7,12 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { isCpMessage, type CpReady, type SeedRequest, type SeedResult } from './ipc.js';
+import { isCpMessage, type CpReady, type PublishStatsResult, type SeedRequest, type SeedResult } from './ipc.js';
 import { makeTempDir, ROOT, sleep, startTs, type Tracked } from './procs.js';
 
 export class ControlPlaneProcess {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: SeedResult) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: never) => void; reject: (e: Error) => void }>();
 
   private constructor(
     readonly proc: Tracked,
@@ -23,7 +23,7 @@ export class ControlPlaneProcess {
       const waiter = this.pending.get(message.id);
       if (!waiter) return;
       this.pending.delete(message.id);
-      if (message.ok) waiter.resolve(message.data);
+      if (message.ok) waiter.resolve(message.data as never);
       else waiter.reject(new Error(`control plane seed failed: ${message.error}`));
     });
     void proc.exited.then(() => {
@@ -78,9 +78,18 @@ export class ControlPlaneProcess {
 
   seed(request: Omit<SeedRequest, 'type' | 'id'>): Promise<SeedResult> {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<SeedResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.proc.proc.send({ type: 'seed', id, ...request });
+    });
+  }
+
+  /** The publisher's last push: the control plane's share of a change's latency, its bytes and streams. */
+  stats(): Promise<PublishStatsResult | null> {
+    const id = this.nextId++;
+    return new Promise<PublishStatsResult | null>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.proc.proc.send({ type: 'stats', id });
     });
   }
 
@@ -98,7 +107,8 @@ export interface NodeProcess {
 }
 
 /** `node [--cpu-prof …] --import tsx data-plane/node/main.ts --control-plane … --port 0`. */
-export async function startGatehouseNode(options: { controlPlaneUrl: string; nodeToken: string; cpuProfileDir?: string }): Promise<NodeProcess> {
+export async function startGatehouseNode(options: { controlPlaneUrl: string; nodeToken: string | null; cpuProfileDir?: string }): Promise<NodeProcess> {
+  if (options.nodeToken === null) throw new Error('the bench control plane must accept the shared node token');
   const stateDir = makeTempDir('gatehouse-bench-node-');
   // Pin the signing keys as the README tells operators to (no trust-on-first-use warning in the logs).
   const jwksRes = await fetch(`${options.controlPlaneUrl}/nodes/jwks`, { headers: { authorization: `Bearer ${options.nodeToken}` } });
@@ -113,7 +123,7 @@ export async function startGatehouseNode(options: { controlPlaneUrl: string; nod
     {
       nodeArgs,
       // What an operator would set; LOG_LEVEL stays at the production default (info).
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken, LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, LOG_LEVEL: 'info' },
     },
   );
   const line = await proc.waitForLine((l) => l.includes('data-plane node listening'), 60_000, 'listening log line');

@@ -1,3 +1,5 @@
+import type { PublishStats } from '../../control-plane/snapshot/publisher.js';
+
 /**
  * Messages between `bench/run.ts` and the control-plane child (`bench/procs/control-plane.ts`), over
  * Node's IPC channel. Plain data only (they are structured-cloned). Every request carries an `id` that
@@ -10,7 +12,7 @@ export interface CpReady {
   url: string;
   adminToken: string;
   /** The node token's plaintext, for starting the node process. */
-  nodeToken: string;
+  nodeToken: string | null;
 }
 
 /**
@@ -52,9 +54,19 @@ export interface SeedResult {
   publishedAtUs: number;
 }
 
-export type CpRequest = SeedRequest;
+/** The publisher's last push (control-plane share of a change's latency, bytes, streams). */
+export interface StatsRequest {
+  type: 'stats';
+  id: number;
+}
 
-export type CpResponse = { type: 'result'; id: number; ok: true; data: SeedResult } | { type: 'result'; id: number; ok: false; error: string };
+export type PublishStatsResult = PublishStats;
+
+export type CpRequest = SeedRequest | StatsRequest;
+
+export type CpResponse =
+  | { type: 'result'; id: number; ok: true; data: SeedResult | PublishStatsResult | null }
+  | { type: 'result'; id: number; ok: false; error: string };
 
 export type CpMessage = CpReady | CpResponse;
 
@@ -63,5 +75,5 @@ export function isCpMessage(value: unknown): value is CpMessage {
 }
 
 export function isCpRequest(value: unknown): value is CpRequest {
-  return typeof value === 'object' && value !== null && 'type' in value && value.type === 'seed';
+  return typeof value === 'object' && value !== null && 'type' in value && (value.type === 'seed' || value.type === 'stats');
 }

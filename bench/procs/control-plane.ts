@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createControlPlane, type ControlPlane } from '../../control-plane/app.js';
 import { SecretBox } from '../../control-plane/crypto/secret-box.js';
 import { hashToken, issueToken, previewToken, VIRTUAL_KEY_PREFIX } from '../../control-plane/crypto/tokens.js';
-import type { UsersTable, VirtualKeysTable } from '../../control-plane/db/schema.js';
+import type { NewUser, NewVirtualKey } from '../../control-plane/db/schema.js';
 import { createLogger } from '../../control-plane/log.js';
 import { bumpConfigVersion } from '../../control-plane/repos/config-state.js';
 import { serializeGrants } from '../../control-plane/repos/key-grants.js';
@@ -82,7 +82,7 @@ async function seed(request: SeedRequest): Promise<SeedResult> {
 
     const userIds: string[] = [];
     for (let start = 0; start < request.users; start += BATCH) {
-      const rows: UsersTable[] = [];
+      const rows: NewUser[] = [];
       for (let i = start; i < Math.min(request.users, start + BATCH); i++) {
         const id = randomUUID();
         userIds.push(id);
@@ -99,7 +99,7 @@ async function seed(request: SeedRequest): Promise<SeedResult> {
     // Revealed keys are spread over the batch, so they are not all at one end of the snapshot.
     const revealEvery = request.reveal > 0 ? Math.max(1, Math.floor(request.keys / request.reveal)) : Infinity;
     for (let start = 0; start < request.keys; start += BATCH) {
-      const rows: VirtualKeysTable[] = [];
+      const rows: NewVirtualKey[] = [];
       for (let i = start; i < Math.min(request.keys, start + BATCH); i++) {
         const grants = [{ server: request.grantServer, tools: ['*'] }];
         const extra = serverNames.length > 0 ? serverNames[i % serverNames.length] : undefined;
@@ -160,6 +160,10 @@ async function seed(request: SeedRequest): Promise<SeedResult> {
 
 process.on('message', (message: unknown) => {
   if (!isCpRequest(message)) return;
+  if (message.type === 'stats') {
+    send({ type: 'result', id: message.id, ok: true, data: cp?.publisher.lastPublish ?? null });
+    return;
+  }
   seed(message).then(
     (data) => send({ type: 'result', id: message.id, ok: true, data }),
     (error: unknown) => send({ type: 'result', id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
@@ -175,6 +179,7 @@ try {
     host: '127.0.0.1',
     dataDir,
     env: { GATEHOUSE_ADMIN_TOKEN: adminToken, GATEHOUSE_MASTER_KEY: masterKey.toString('base64') },
+    sharedNodeToken: true,
     logger: createLogger('bench-control-plane', { level: process.env.LOG_LEVEL ?? 'info' }),
   });
   send({ type: 'ready', url: cp.url, adminToken, nodeToken: cp.nodeToken });

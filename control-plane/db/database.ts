@@ -9,6 +9,8 @@ import { dirname } from 'node:path';
 import pg from 'pg';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_list_indexes.js';
+import * as m0004 from './migrations/0004_change_tracking.js';
+import * as m0005 from './migrations/0005_node_identity.js';
 import * as m0010 from './migrations/0010_sessions.js';
 import type { Database } from './schema.js';
 
@@ -56,21 +58,30 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
 }
 
 // Migrations are listed here (not read from disk) so they work the same under tsx, vitest and a bundle.
+// Unordered migrations are allowed: branches developed in parallel each add their own numbered migration,
+// and a database that already ran 0004 must still accept a 0003 merged later.
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_list_indexes': m0002,
+  '0004_change_tracking': m0004,
+  '0005_node_identity': m0005,
   '0010_sessions': m0010,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 /**
- * `schema`: PostgreSQL only, the schema the database was opened on (its search_path). Kysely looks for its
- * migration tables among the tables of every schema unless told which one, so without it another
- * installation's (or a parallel test's) migration tables in the same database would be taken for ours.
+ * `schema`: the PostgreSQL schema the connections use (their search_path). Kysely's migrator looks for its
+ * own tables in every schema unless told which, so two installations in one database (parallel test
+ * files) would otherwise find each other's migration lock table and skip creating their own.
  */
 export async function migrateToLatest(db: Kysely<Database>, schema?: string): Promise<void> {
-  const { error, results } = await new Migrator({ db, provider, ...(schema ? { migrationTableSchema: schema } : {}) }).migrateToLatest();
+  const { error, results } = await new Migrator({
+    db,
+    provider,
+    allowUnorderedMigrations: true,
+    ...(schema !== undefined ? { migrationTableSchema: schema } : {}),
+  }).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`);

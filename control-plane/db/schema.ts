@@ -16,6 +16,21 @@ export interface ConfigStateTable {
   id: number;
   /** Bumped in the same transaction as every change that alters what nodes serve. */
   version: number;
+  /** Moves when a node is revoked: the publisher then seals under a new data key (0005_node_identity). */
+  seal_epoch: Generated<number>;
+}
+
+/**
+ * The config version at which each row of a snapshot table last changed, kept by triggers
+ * (0004_change_tracking): read-only for repositories, which never set it.
+ */
+export type ChangeVersion = Generated<number>;
+
+/** Rows deleted from snapshot tables, with the config version of the delete (0004_change_tracking). */
+export interface ChangeTombstonesTable {
+  table_name: string;
+  row_id: string;
+  change_version: number;
 }
 
 export interface UsersTable {
@@ -24,6 +39,7 @@ export interface UsersTable {
   name: string | null;
   created_at: IsoTime;
   updated_at: IsoTime;
+  change_version: ChangeVersion;
 }
 
 export interface McpServersTable {
@@ -53,6 +69,7 @@ export interface McpServersTable {
   tools: JsonText | null;
   created_at: IsoTime;
   updated_at: IsoTime;
+  change_version: ChangeVersion;
 }
 
 export interface VirtualKeysTable {
@@ -70,6 +87,7 @@ export interface VirtualKeysTable {
   last_used_at: IsoTime | null;
   created_at: IsoTime;
   updated_at: IsoTime;
+  change_version: ChangeVersion;
 }
 
 export interface AdminTokensTable {
@@ -94,6 +112,35 @@ export interface NodesTable {
   connected: number;
   started_at: IsoTime | null;
   last_seen_at: IsoTime;
+  /** SHARED_TOKEN (authenticated by the shared node token), PENDING, APPROVED or REVOKED (0005_node_identity). */
+  enrollment: ColumnType<NodeEnrollment, NodeEnrollment | undefined, NodeEnrollment>;
+  /** The node's Ed25519 public JWK (JSON): it signs the node's requests. */
+  identity_jwk: JsonText | null;
+  /** The node's X25519 public JWK (JSON): data keys are wrapped only for this key. */
+  sealing_jwk: JsonText | null;
+  enrolled_at: IsoTime | null;
+  approved_at: IsoTime | null;
+  revoked_at: IsoTime | null;
+}
+
+export type NodeEnrollment = 'SHARED_TOKEN' | 'PENDING' | 'APPROVED' | 'REVOKED';
+
+export interface NodeEnrollmentTokensTable {
+  id: string;
+  /** base64url(SHA-256(token)); the `ghe_` value is shown once. */
+  token_hash: string;
+  /** When set, only a node with this id may use the token. */
+  node_id: string | null;
+  created_at: IsoTime;
+  expires_at: IsoTime;
+  used_at: IsoTime | null;
+  used_by: string | null;
+}
+
+/** Named rows a transaction updates first, to serialise a check-then-write across replicas (repos/locks.ts). */
+export interface AppLocksTable {
+  name: string;
+  taken_at: IsoTime | null;
 }
 
 /** Session secrets (issue 9): at most a `current` and a `previous` row. */
@@ -114,16 +161,20 @@ export interface Database {
   admin_tokens: AdminTokensTable;
   nodes: NodesTable;
   session_secrets: SessionSecretsTable;
+  change_tombstones: ChangeTombstonesTable;
+  node_enrollment_tokens: NodeEnrollmentTokensTable;
+  app_locks: AppLocksTable;
 }
 
-export type UserRow = Selectable<UsersTable>;
-export type McpServerRow = Selectable<McpServersTable>;
+// Row types for repositories leave out `change_version`: triggers own it (0004_change_tracking).
+export type UserRow = Omit<Selectable<UsersTable>, 'change_version'>;
+export type NewUser = Insertable<UsersTable>;
+export type McpServerRow = Omit<Selectable<McpServersTable>, 'change_version'>;
 export type NewMcpServer = Insertable<McpServersTable>;
 export type McpServerUpdate = Updateable<McpServersTable>;
-export type VirtualKeyRow = Selectable<VirtualKeysTable>;
+export type VirtualKeyRow = Omit<Selectable<VirtualKeysTable>, 'change_version'>;
+export type NewVirtualKey = Insertable<VirtualKeysTable>;
 export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type NodeRow = Selectable<NodesTable>;
 export type SessionSecretRow = Selectable<SessionSecretsTable>;
-
-// Kept for later tables that need generated columns; referenced so the import is not dropped.
-export type _Unused = Generated<number> | ColumnType<string>;
+export type NodeEnrollmentTokenRow = Selectable<NodeEnrollmentTokensTable>;

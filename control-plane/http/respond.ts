@@ -1,12 +1,18 @@
-/** JSON `{type, message}` error answers and bounded JSON body reading for the control plane's own routes. */
+/** Answers for the control plane's own routes: errors from the table in errors.ts, JSON, bounded JSON bodies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { controlPlaneError, ControlPlaneMessage, type ControlPlaneErrorCode } from './errors.js';
 
-export function sendError(res: ServerResponse, status: number, type: string, message: string): void {
+export function sendError(res: ServerResponse, code: ControlPlaneErrorCode, message?: string): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ type, message }));
+  const error = controlPlaneError(code, message);
+  res.writeHead(error.status, error.headers).end(JSON.stringify(error.body));
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }
 
 /** Reads a JSON body up to `limit` bytes; on failure answers the request and returns undefined. */
@@ -16,7 +22,7 @@ export async function readJsonBody(req: IncomingMessage, res: ServerResponse, li
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > limit) {
-      sendError(res, 413, 'payload_too_large', `body exceeds ${limit} bytes`);
+      sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(limit));
       return undefined;
     }
     chunks.push(chunk as Buffer);
@@ -24,7 +30,7 @@ export async function readJsonBody(req: IncomingMessage, res: ServerResponse, li
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
-    sendError(res, 400, 'invalid_json', 'body is not valid JSON');
+    sendError(res, 'invalid_json');
     return undefined;
   }
 }

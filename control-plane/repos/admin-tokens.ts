@@ -8,6 +8,7 @@ import { ADMIN_TOKEN_PREFIX, constantTimeEqual, hashToken, issueToken, previewTo
 import type { AdminTokenRow } from '../db/schema.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
+import { takeLock } from './locks.js';
 import { inTransaction, nowIso, type Db } from './transaction.js';
 
 export type AdminRole = 'ADMIN' | 'VIEWER';
@@ -127,6 +128,8 @@ export async function createAdminToken(db: Db, input: CreateAdminTokenInput): Pr
  */
 export async function revokeAdminToken(db: Db, id: string): Promise<AdminToken> {
   return inTransaction(db, async (trx) => {
+    // Two revocations of the last two ADMIN tokens would each see the other one active: serialised here.
+    await takeLock(trx, 'admin_tokens');
     const current = await getAdminToken(trx, id);
     if (!current) throw new InputError('NOT_FOUND', 'id', `no admin token with id "${id}"`);
     if (current.revokedAt !== null) return current;
@@ -175,14 +178,19 @@ export async function ensureBootstrapAdminToken(
     }
     return { created: true };
   }
-  const active = await db
-    .selectFrom('admin_tokens')
-    .select('id')
-    .where('role', '=', 'ADMIN')
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
-  if (active) return { created: false };
-  const token = issueToken(ADMIN_TOKEN_PREFIX);
-  await insertToken(db, BOOTSTRAP_TOKEN_NAME, 'ADMIN', token.hash, token.preview);
-  return { created: true, token: token.value };
+  // Replicas starting together would each find no ADMIN token and each print one: the check and the
+  // insert run under one lock, so the second replica sees the first one's token.
+  return inTransaction(db, async (trx) => {
+    await takeLock(trx, 'admin_tokens');
+    const active = await trx
+      .selectFrom('admin_tokens')
+      .select('id')
+      .where('role', '=', 'ADMIN')
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (active) return { created: false };
+    const token = issueToken(ADMIN_TOKEN_PREFIX);
+    await insertToken(trx, BOOTSTRAP_TOKEN_NAME, 'ADMIN', token.hash, token.preview);
+    return { created: true, token: token.value };
+  });
 }

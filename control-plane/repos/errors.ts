@@ -30,7 +30,11 @@ export type InputErrorCode =
   /** A document entry that matches more than one stored entity. */
   | 'AMBIGUOUS'
   /** A caller-chosen virtual key value: Gatehouse issues every key value itself. */
-  | 'KEY_VALUE_REFUSED';
+  | 'KEY_VALUE_REFUSED'
+
+  | 'NOT_PENDING'
+  | 'FINGERPRINT_MISMATCH'
+  | 'NODE_CONNECTED';
 
 export interface InputIssue {
   code: InputErrorCode;

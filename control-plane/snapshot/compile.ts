@@ -1,36 +1,65 @@
 /**
- * Reads what nodes need from the database (SPEC §3): every server, user and key, in one transaction so it
- * matches exactly one config version; and seals server secrets and session secrets for a snapshot (opened
- * under the master key, sealed under the snapshot's data key). The publisher assembles, diffs, signs and sends.
+ * Reads what nodes need from the database and produces the payloads the publisher signs and sends:
+ * a whole snapshot (every server, user and key, secrets sealed under the snapshot's data key) or, from
+ * per-row change versions and tombstones (0004_change_tracking), the changes since a version, costing a
+ * read of the changed rows only. Each read runs in one repeatable-read transaction, so it matches exactly
+ * one config version. It does not sign, send, or decide when to compile (the publisher does).
  */
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sealValue } from '../../data-plane/snapshot/seal.js';
 import {
+  SNAPSHOT_FORMAT,
   sessionSecretAad,
   type KeyEntry,
   type KeyServerGrant,
+  type PublicJwk,
   type ServerEntry,
   type SessionSecrets,
+  type SnapshotDelta,
+  type SnapshotPayload,
   type UserEntry,
   type ValueRef,
 } from '../../data-plane/snapshot/schema.js';
 import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database, McpServerRow, SessionSecretRow } from '../db/schema.js';
+import type { Db, Trx } from '../repos/transaction.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 import { openSessionSecretRow, readSessionSecretRows } from '../repos/session-secrets.js';
+
+/** Server id → digest of its configuration columns: equal digests mean nodes would get the same entry. */
+export type ServerSignatures = ReadonlyMap<string, string>;
+
+export interface CompiledSnapshot {
+  payload: SnapshotPayload;
+  sealEpoch: number;
+  serverSignatures: ServerSignatures;
+  /** Which session secrets hold which role (see `sessionSecretsDigest`). */
+  sessionSecretsDigest: string;
+}
+
+/** What changed after `sinceVersion`, up to `version`. */
+export interface ConfigChanges {
+  sinceVersion: number;
+  version: number;
+  sealEpoch: number;
+  /** A server was added, removed or reconfigured: nodes need a whole snapshot (servers carry sealed secrets). */
+  serversChanged: boolean;
+  /** The session secrets were rotated (or first created): sealed too, so also a whole snapshot. */
+  sessionSecretsChanged: boolean;
+  sessionSecretsDigest: string;
+  upsertKeys: KeyEntry[];
+  removeKeyIds: string[];
+  upsertUsers: UserEntry[];
+  removeUserIds: string[];
+}
 
 interface SealInput {
   box: SecretBox;
   dataKey: Uint8Array;
 }
 
-function sealSecrets(
-  input: SealInput,
-  row: McpServerRow,
-  field: 'headers' | 'stdio_env',
-  stored: Record<string, StoredSecret>,
-): Record<string, ValueRef> {
+function sealSecrets(input: SealInput, row: McpServerRow, field: 'headers' | 'stdio_env', stored: Record<string, StoredSecret>): Record<string, ValueRef> {
   const out: Record<string, ValueRef> = {};
   for (const [name, secret] of Object.entries(stored)) {
     if (secret.kind === 'env') {
@@ -74,22 +103,15 @@ function compileServer(input: SealInput, row: McpServerRow): ServerEntry {
   };
 }
 
-/** Everything nodes get, as read from the database at one config version, before any secret is sealed. */
-export interface ConfigRead {
-  version: number;
-  serverRows: McpServerRow[];
-  /** Digest of the server rows as stored: equal digests mean the servers (and their secrets) did not change. */
-  serversDigest: string;
-  users: UserEntry[];
-  /** Key rows as stored: parsed into `KeyEntry`s only when needed (changed keys, or a whole snapshot). */
-  keyRows: KeyRow[];
-  /** Session secrets as stored (sealed under the master key). */
-  sessionSecretRows: SessionSecretRow[];
-  /** Which session secrets hold which role: equal digests mean no rotation since the last read. */
-  sessionSecretsDigest: string;
+/** The synced tool catalog, status and timestamps are not configuration: a catalog sync changes no signature. */
+function serverSignature(row: McpServerRow): string {
+  const { tools: _t, created_at: _c, updated_at: _u, status: _s, ...config } = row;
+  return createHash('sha256').update(JSON.stringify(config)).digest('base64url');
 }
 
-export interface KeyRow {
+const KEY_COLUMNS = ['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'] as const;
+
+interface KeyRow {
   id: string;
   name: string;
   key_hash: string;
@@ -99,7 +121,7 @@ export interface KeyRow {
   revoked_at: string | null;
 }
 
-export function keyEntry(row: KeyRow): KeyEntry {
+function keyEntry(row: KeyRow): KeyEntry {
   return {
     id: row.id,
     name: row.name,
@@ -111,48 +133,153 @@ export function keyEntry(row: KeyRow): KeyEntry {
   };
 }
 
-/**
- * Everything of a key row that its `KeyEntry` depends on, as one string: equal strings mean an unchanged
- * entry, so diffing 100,000 keys needs no JSON parsing or serialising.
- */
-export function keyRowSignature(row: KeyRow): string {
-  return `${row.name}\u0000${row.key_hash}\u0000${row.user_id}\u0000${row.servers}\u0000${row.expires_at ?? ''}\u0000${row.revoked_at === null ? 0 : 1}`;
+// Repeatable read: on PostgreSQL every statement then sees the same commit, so the rows match the
+// version read first (SQLite's single writer gives this anyway).
+function readOnce<T>(db: Kysely<Database>, work: (trx: Trx) => Promise<T>): Promise<T> {
+  return db.transaction().setIsolationLevel('repeatable read').execute(work);
 }
 
-export async function readConfig(db: Kysely<Database>): Promise<ConfigRead> {
-  // Repeatable read: on PostgreSQL every statement then sees the same commit, so the rows match the
-  // version read first (SQLite's single writer gives this anyway).
-  return db.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-    const state = await trx.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
-    const serverRows = await trx.selectFrom('mcp_servers').selectAll().orderBy('name').execute();
-    const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
-    const keys = await trx
-      .selectFrom('virtual_keys')
-      .select(['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'])
-      .orderBy('id')
+async function readState(trx: Db): Promise<{ version: number; sealEpoch: number }> {
+  const state = await trx.selectFrom('config_state').select(['version', 'seal_epoch']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { version: Number(state.version), sealEpoch: Number(state.seal_epoch) };
+}
+
+/** The stored config version and seal epoch: one cheap read, to skip work when nothing moved. */
+export async function readConfigState(db: Kysely<Database>): Promise<{ version: number; sealEpoch: number }> {
+  return readState(db);
+}
+
+/**
+ * The whole snapshot at the current version, every secret opened with the master key and sealed under
+ * `dataKey`. Costs a read of every row: the publisher calls it for a new node, a gap or a server change.
+ */
+export async function compileSnapshot(
+  db: Kysely<Database>,
+  options: { box: SecretBox; dataKey: Uint8Array; trustedKeys: PublicJwk[]; issuedAt: string },
+): Promise<CompiledSnapshot> {
+  return readOnce(db, async (trx) => {
+    const state = await readState(trx);
+    const serverRows = await trx
+      .selectFrom('mcp_servers')
+      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'created_at', 'updated_at'])
+      .orderBy('name')
       .execute();
+    const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
+    const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).orderBy('id').execute();
     const sessionSecretRows = await readSessionSecretRows(trx);
-    // The synced tool catalog and timestamps are not configuration: leave them out of the digest.
-    const configColumns = serverRows.map(({ tools: _tools, created_at: _c, updated_at: _u, status: _s, ...rest }) => rest);
+    const input = { box: options.box, dataKey: options.dataKey };
+    // The compact key table: grant lists deduplicated by their stored text, parsed once each.
+    const grants: KeyServerGrant[][] = [];
+    const grantIndex = new Map<string, number>();
+    const rows: Array<string | number | null> = [];
+    for (const k of keys) {
+      let g = grantIndex.get(k.servers);
+      if (g === undefined) {
+        g = grants.length;
+        grants.push(JSON.parse(k.servers) as KeyServerGrant[]);
+        grantIndex.set(k.servers, g);
+      }
+      rows.push(k.id, k.name, k.key_hash, k.user_id, g, k.expires_at, k.revoked_at === null ? 0 : 1);
+    }
     return {
-      version: Number(state.version),
-      serverRows,
-      serversDigest: createHash('sha256').update(JSON.stringify(configColumns)).digest('base64url'),
-      users,
-      keyRows: keys,
-      sessionSecretRows,
-      sessionSecretsDigest: sessionSecretRows.map((r) => `${r.role}:${r.id}`).join(','),
+      sealEpoch: state.sealEpoch,
+      serverSignatures: new Map(serverRows.map((r) => [r.id, serverSignature(r)])),
+      sessionSecretsDigest: sessionSecretsDigest(sessionSecretRows),
+      payload: {
+        format: SNAPSHOT_FORMAT,
+        version: state.version,
+        issuedAt: options.issuedAt,
+        trustedKeys: options.trustedKeys,
+        servers: serverRows.map((r) => compileServer(input, r)),
+        users,
+        keys: [],
+        keyTable: { grants, rows },
+        sessionSecrets: sealSessionSecrets(sessionSecretRows, options.box, options.dataKey),
+      },
     };
   });
 }
 
-/** Opens each server secret with the master key and seals it under the snapshot's data key. */
-export function sealServers(rows: readonly McpServerRow[], box: SecretBox, dataKey: Uint8Array): ServerEntry[] {
-  return rows.map((row) => compileServer({ box, dataKey }, row));
+async function tombstones(trx: Trx, table: string, since: number): Promise<string[]> {
+  const rows = await trx
+    .selectFrom('change_tombstones')
+    .select('row_id')
+    .where('table_name', '=', table)
+    .where('change_version', '>', since)
+    .execute();
+  return rows.map((r) => r.row_id);
+}
+
+/**
+ * The keys and users changed after `sinceVersion` (deleted rows from tombstones), and whether any server
+ * changed its configuration compared with `knownServers`. Costs the changed rows only.
+ */
+export async function readChanges(
+  db: Kysely<Database>,
+  sinceVersion: number,
+  knownServers: ServerSignatures,
+  /** The session-secrets digest the caller has published; leave out to ignore rotations (keys and users only). */
+  knownSessionSecrets?: string,
+): Promise<ConfigChanges> {
+  return readOnce(db, async (trx) => {
+    const state = await readState(trx);
+    const changedServers = await trx
+      .selectFrom('mcp_servers')
+      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'created_at', 'updated_at'])
+      .where('change_version', '>', sinceVersion)
+      .execute();
+    const removedServers = (await tombstones(trx, 'mcp_servers', sinceVersion)).filter((id) => knownServers.has(id));
+    const liveServerIds = new Set(changedServers.map((r) => r.id));
+    const serversChanged =
+      removedServers.some((id) => !liveServerIds.has(id)) || changedServers.some((r) => knownServers.get(r.id) !== serverSignature(r));
+
+    // No ORDER BY: with one, SQLite's planner may walk the primary key (every row) to avoid a sort, where
+    // the change_version index reads the changed rows only.
+    const users = await trx.selectFrom('users').select(['id', 'email']).where('change_version', '>', sinceVersion).execute();
+    const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).where('change_version', '>', sinceVersion).execute();
+    // A row deleted and then created again under the same id is an upsert, not a removal.
+    const userIds = new Set(users.map((u) => u.id));
+    const keyIds = new Set(keys.map((k) => k.id));
+    // At most two rows: read whole rather than tracked per row.
+    const secretsDigest = sessionSecretsDigest(await readSessionSecretRows(trx));
+    return {
+      sinceVersion,
+      version: state.version,
+      sealEpoch: state.sealEpoch,
+      serversChanged,
+      sessionSecretsChanged: knownSessionSecrets !== undefined && secretsDigest !== knownSessionSecrets,
+      sessionSecretsDigest: secretsDigest,
+      upsertUsers: users,
+      removeUserIds: (await tombstones(trx, 'users', sinceVersion)).filter((id) => !userIds.has(id)),
+      upsertKeys: keys.map(keyEntry),
+      removeKeyIds: (await tombstones(trx, 'virtual_keys', sinceVersion)).filter((id) => !keyIds.has(id)),
+    };
+  });
+}
+
+/** The signed-delta payload for `changes` (keys and users only; server changes travel as whole snapshots). */
+export function deltaPayload(changes: ConfigChanges, trustedKeys: PublicJwk[], issuedAt: string): SnapshotDelta {
+  return {
+    format: SNAPSHOT_FORMAT,
+    kind: 'delta',
+    baseVersion: changes.sinceVersion,
+    version: changes.version,
+    issuedAt,
+    trustedKeys,
+    upsertKeys: changes.upsertKeys,
+    removeKeyIds: changes.removeKeyIds,
+    upsertUsers: changes.upsertUsers,
+    removeUserIds: changes.removeUserIds,
+  };
+}
+
+/** Which secret holds which role: equal digests mean no rotation since (the secrets themselves never change). */
+function sessionSecretsDigest(rows: readonly SessionSecretRow[]): string {
+  return rows.map((r) => `${r.role}:${r.id}`).sort().join(',');
 }
 
 /** Opens the session secrets with the master key and seals them under the snapshot's data key. */
-export function sealSessionSecrets(rows: readonly SessionSecretRow[], box: SecretBox, dataKey: Uint8Array): SessionSecrets | null {
+function sealSessionSecrets(rows: readonly SessionSecretRow[], box: SecretBox, dataKey: Uint8Array): SessionSecrets | null {
   const seal = (row: SessionSecretRow): SessionSecrets['current'] => {
     const opened = openSessionSecretRow(box, row);
     return { id: opened.id, secret: sealValue(dataKey, opened.secret, sessionSecretAad(opened.id)) };

@@ -15,7 +15,7 @@ import {
   sessionSecretAad,
   type AuthType,
   type ConnectionType,
-  type KeyEntry,
+  type KeyServerGrant,
   type ServerEntry,
   type SessionSecretEntry,
   type SnapshotDelta,
@@ -23,6 +23,8 @@ import {
   type UserEntry,
   type ValueRef,
 } from '../snapshot/schema.js';
+import { forEachKeyRow } from '../snapshot/key-table.js';
+import { editMap } from './layered-map.js';
 import { openValue } from '../snapshot/seal.js';
 import { SnapshotError } from '../snapshot/errors.js';
 import { deriveSessionKeyring, type SessionKeyring, type SessionSecret } from '../session/keyring.js';
@@ -77,7 +79,10 @@ export interface RuntimeKey {
   revoked: boolean;
   /** Expiry as epoch milliseconds, or null for none. */
   expiresAtMs: number | null;
-  /** Server name → tools this key may call there. Servers absent from the map are not granted at all. */
+  /**
+   * Server name → tools this key may call there. Servers absent from the map are not granted at all.
+   * Shared between keys with the same grants: never modify it.
+   */
   tools: ReadonlyMap<string, ToolGrant>;
 }
 
@@ -151,22 +156,35 @@ export function buildRuntime(
 
   const keysByHash = new Map<string, RuntimeKey>();
   const keyHashById = new Map<string, string>();
-  const memo: GrantMemo = new Map();
-  for (const entry of payload.keys) {
-    const user = users.get(entry.userId);
+  const grants = new GrantCache(servers);
+  let orphans = 0;
+  const add = (id: string, name: string, hash: string, userId: string, tools: ReadonlyMap<string, ToolGrant>, expiresAt: string | null, revoked: boolean): void => {
+    const user = users.get(userId);
     if (!user) {
-      warnings.push(`key ${entry.id} belongs to user ${entry.userId}, who is not in the snapshot; the key is ignored`);
-      continue;
+      // One warning per key would be 100,000 strings for one bad snapshot: count, and name the first few.
+      if (orphans++ < 5) warnings.push(`key ${id} belongs to user ${userId}, who is not in the snapshot; the key is ignored`);
+      return;
     }
-    keysByHash.set(entry.hash, buildKey(entry, user, servers, memo));
-    keyHashById.set(entry.id, entry.hash);
+    keysByHash.set(hash, { id, name, hash, user, revoked, expiresAtMs: expiryMs(expiresAt), tools });
+    keyHashById.set(id, hash);
+  };
+  for (const entry of payload.keys) add(entry.id, entry.name, entry.hash, entry.userId, grants.forList(entry.servers), entry.expiresAt, entry.revoked);
+  const table = payload.keyTable;
+  if (table) {
+    // Keys sharing a grant list (a profile, a bulk import) share one tools map: built once per list.
+    const byIndex = table.grants.map((list) => grants.forList(list));
+    forEachKeyRow(table, (id, name, hash, userId, g, expiresAt, revoked) => add(id, name, hash, userId, byIndex[g]!, expiresAt, revoked));
   }
+  if (orphans > 5) warnings.push(`${orphans - 5} more keys belong to users not in the snapshot and are ignored`);
 
   const missingEnv = [...missing].map(([name, serverNames]) => ({ name, servers: [...serverNames].sort() }));
   missingEnv.sort((a, b) => a.name.localeCompare(b.name));
 
   const sessionKeys = payload.sessionSecrets
-    ? deriveSessionKeyring(openSessionSecret(payload.sessionSecrets.current, dataKey), payload.sessionSecrets.previous && openSessionSecret(payload.sessionSecrets.previous, dataKey))
+    ? deriveSessionKeyring(
+        openSessionSecret(payload.sessionSecrets.current, dataKey),
+        payload.sessionSecrets.previous && openSessionSecret(payload.sessionSecrets.previous, dataKey),
+      )
     : null;
 
   const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users, sessionKeys };
@@ -182,13 +200,14 @@ function openSessionSecret(entry: SessionSecretEntry, dataKey: Uint8Array): Sess
 /**
  * A new Runtime from `base` and a verified delta (keys and users only; servers are unchanged, so their
  * opened secrets, missing variables and upstream connections carry over). Copy-on-write: `base` is left
- * untouched for requests still running on it. Costs a copy of the key maps plus the changed keys.
+ * untouched for requests still running on it. Costs the changed keys (layered maps, `layered-map.ts`),
+ * not a copy of 100,000; a user change also walks the keys to re-point them.
  */
 export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runtime; warnings: string[] } {
   const warnings: string[] = [];
-  const users = new Map(base.users);
-  const keysByHash = new Map(base.keysByHash);
-  const keyHashById = new Map(base.keyHashById);
+  const users = editMap(base.users);
+  const keysByHash = editMap(base.keysByHash);
+  const keyHashById = editMap(base.keyHashById);
   const removeKey = (id: string): void => {
     const hash = keyHashById.get(id);
     if (hash === undefined) return;
@@ -199,12 +218,13 @@ export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runt
   for (const id of delta.removeUserIds) users.delete(id);
   const changedUsers = new Set<string>();
   for (const user of delta.upsertUsers) {
-    if (users.has(user.id)) changedUsers.add(user.id);
+    if (users.get(user.id) !== undefined) changedUsers.add(user.id);
     users.set(user.id, user);
   }
-  // Keys hold their user: re-point (or drop) the keys of users that changed or went away.
+  // Keys hold their user: re-point (or drop) the keys of users that changed or went away. This walks
+  // every key; user changes are rare next to key changes.
   if (changedUsers.size > 0 || delta.removeUserIds.length > 0) {
-    for (const [hash, key] of keysByHash) {
+    for (const [hash, key] of keysByHash.entries()) {
       const user = users.get(key.user.id);
       if (!user) {
         keysByHash.delete(hash);
@@ -216,7 +236,7 @@ export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runt
   }
 
   for (const id of delta.removeKeyIds) removeKey(id);
-  const memo: GrantMemo = new Map();
+  const grants = new GrantCache(base.servers);
   for (const entry of delta.upsertKeys) {
     removeKey(entry.id); // a rotation changes the hash: the old one must stop working
     const user = users.get(entry.userId);
@@ -224,13 +244,13 @@ export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runt
       warnings.push(`key ${entry.id} belongs to user ${entry.userId}, who is not in the snapshot; the key is ignored`);
       continue;
     }
-    keysByHash.set(entry.hash, buildKey(entry, user, base.servers, memo));
+    const key: RuntimeKey = { id: entry.id, name: entry.name, hash: entry.hash, user, revoked: entry.revoked, expiresAtMs: expiryMs(entry.expiresAt), tools: grants.forList(entry.servers) };
+    keysByHash.set(entry.hash, key);
     keyHashById.set(entry.id, entry.hash);
   }
 
-  // Session secrets, like servers, travel only in whole snapshots (they are sealed): a delta keeps them.
   return {
-    runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash, keyHashById, users, sessionKeys: base.sessionKeys },
+    runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash: keysByHash.done(), keyHashById: keyHashById.done(), users: users.done(), sessionKeys: base.sessionKeys },
     warnings,
   };
 }
@@ -253,43 +273,52 @@ export function intersectGrants(a: ToolGrant | null, b: ToolGrant | null): ToolG
 }
 
 /**
- * Grants memoised per (server, tool list) for one build: keys allocated from the same profile share one
- * grant object instead of each holding a copy, which keeps 100,000 keys cheap to build and to hold.
+ * Tools maps memoised for one build: per (server, tool list) the intersection with the server's
+ * `toolsToExecute`, and per whole grant list the map a key holds. Keys allocated from the same profile or
+ * import share one map (read-only to every reader) instead of each holding a copy, which keeps 100,000
+ * keys cheap to build and to hold.
  */
-type GrantMemo = Map<string, ToolGrant | null>;
+class GrantCache {
+  readonly #byServerTools = new Map<string, ToolGrant | null>();
+  readonly #byList = new Map<string, ReadonlyMap<string, ToolGrant>>();
 
-function memoGrant(memo: GrantMemo, server: ResolvedServer, tools: readonly string[]): ToolGrant | null {
-  const id = `${server.name}\u0000${tools.join('\u0000')}`;
-  let grant = memo.get(id);
-  if (grant === undefined) {
-    grant = intersectGrants(server.toolsToExecute, toolGrant(tools));
-    memo.set(id, grant);
+  constructor(private readonly servers: ReadonlyMap<string, ResolvedServer>) {}
+
+  forList(list: readonly KeyServerGrant[]): ReadonlyMap<string, ToolGrant> {
+    const id = list.map((g) => `${g.server}\u0001${g.tools.join('\u0000')}`).join('\u0002');
+    let tools = this.#byList.get(id);
+    if (tools === undefined) {
+      tools = this.#build(list);
+      this.#byList.set(id, tools);
+    }
+    return tools;
   }
-  return grant;
+
+  #build(list: readonly KeyServerGrant[]): ReadonlyMap<string, ToolGrant> {
+    const tools = new Map<string, ToolGrant>();
+    for (const grant of list) {
+      const server = this.servers.get(grant.server);
+      if (!server) continue; // a grant for a server that no longer exists grants nothing
+      const id = `${server.name}\u0000${grant.tools.join('\u0000')}`;
+      let allowed = this.#byServerTools.get(id);
+      if (allowed === undefined) {
+        allowed = intersectGrants(server.toolsToExecute, toolGrant(grant.tools));
+        this.#byServerTools.set(id, allowed);
+      }
+      if (allowed === null) continue;
+      const previous = tools.get(grant.server);
+      // A key may name a server twice (e.g. from a profile and directly): the grants are united.
+      tools.set(grant.server, previous === undefined ? allowed : uniteGrants(previous, allowed));
+    }
+    return tools;
+  }
 }
 
-function buildKey(entry: KeyEntry, user: UserEntry, servers: ReadonlyMap<string, ResolvedServer>, memo: GrantMemo): RuntimeKey {
-  const tools = new Map<string, ToolGrant>();
-  for (const grant of entry.servers) {
-    const server = servers.get(grant.server);
-    if (!server) continue; // a grant for a server that no longer exists grants nothing
-    const allowed = memoGrant(memo, server, grant.tools);
-    if (allowed === null) continue;
-    const previous = tools.get(grant.server);
-    // A key may name a server twice (e.g. from a profile and directly): the grants are united.
-    tools.set(grant.server, previous === undefined ? allowed : uniteGrants(previous, allowed));
-  }
-  const expiresAtMs = entry.expiresAt === null ? null : Date.parse(entry.expiresAt);
-  return {
-    id: entry.id,
-    name: entry.name,
-    hash: entry.hash,
-    user,
-    revoked: entry.revoked,
-    // An unparseable expiry is treated as already expired: failing closed is the safe reading.
-    expiresAtMs: expiresAtMs === null ? null : Number.isNaN(expiresAtMs) ? 0 : expiresAtMs,
-    tools,
-  };
+/** Expiry as epoch ms; an unparseable expiry is treated as already expired: failing closed is the safe reading. */
+function expiryMs(expiresAt: string | null): number | null {
+  if (expiresAt === null) return null;
+  const ms = Date.parse(expiresAt);
+  return Number.isNaN(ms) ? 0 : ms;
 }
 
 function uniteGrants(a: ToolGrant, b: ToolGrant): ToolGrant {

@@ -1,7 +1,10 @@
 /**
- * The node's link to the control plane: opens the snapshot stream (SSE), verifies and applies each
- * snapshot, persists the last good one, and reports status. Reconnects with capped exponential backoff;
- * while the control plane is away the node keeps serving what it has (SPEC §3).
+ * The node's link to the control plane: enrolls the node's keys (per-node identity) or uses the shared
+ * node token, opens the snapshot stream (SSE) saying which version it runs, verifies and applies each
+ * snapshot or delta, persists the last good one (compacting `deltas.jsonl` into a fresh base after
+ * `compactAfterDeltas` deltas or `compactAfterBytes` bytes, so start-up replay stays bounded), and reports
+ * status. Reconnects with capped exponential backoff; while the control plane is away the node keeps
+ * serving what it has (SPEC §3). Refusals of its credentials are logged naming the variable to check.
  *
  * It does not build runtimes or serve traffic: `apply` is handed in by the node.
  */
@@ -13,7 +16,22 @@ import type { JWK } from 'jose';
 import { SnapshotError } from '../snapshot/errors.js';
 import { DeltaEnvelopeSchema, SnapshotEnvelopeSchema, type SnapshotDelta, type SnapshotPayload } from '../snapshot/schema.js';
 import { unwrapDataKey } from '../snapshot/seal.js';
-import { DELTA_EVENT, NODE_ID_HEADER, NODE_KEY_HEADER, NODE_REPORT_PATH, NODE_STREAM_PATH, SNAPSHOT_EVENT, type NodeReport } from '../snapshot/stream-protocol.js';
+import { signNodeCredential } from '../snapshot/node-credential.js';
+import {
+  DELTA_EVENT,
+  NODE_ENROLL_PATH,
+  NODE_ID_HEADER,
+  NODE_JWKS_PATH,
+  NODE_KEY_HEADER,
+  NODE_REPORT_PATH,
+  NODE_SNAPSHOT_PATH,
+  NODE_STREAM_PATH,
+  NODE_TRUST_HEADER,
+  NODE_VERSION_HEADER,
+  NodeEnrollmentResultSchema,
+  SNAPSHOT_EVENT,
+  type NodeReport,
+} from '../snapshot/stream-protocol.js';
 import { TrustStore, verifyDelta, verifySnapshot } from '../snapshot/verify.js';
 import type { Logger } from '../log.js';
 
@@ -21,7 +39,12 @@ export type MissingEnv = NodeReport['missingEnv'];
 
 export interface LinkOptions {
   controlPlaneUrl: string;
-  nodeToken: string;
+  /** The shared node token; null for a node with its own enrolled identity (the default). */
+  nodeToken: string | null;
+  /** A one-time enrollment token (GATEHOUSE_ENROLLMENT_TOKEN): the node is approved when it presents it. */
+  enrollmentToken?: string | null;
+  /** The node's Ed25519 identity key pair (signs its requests when it has no shared token). */
+  identity: { publicJwk: JWK; privateJwk: JWK };
   nodeId: string;
   nodePublicJwk: JWK;
   nodePrivateJwk: JWK;
@@ -36,6 +59,9 @@ export interface LinkOptions {
   catalogs?: () => NonNullable<NodeReport['catalogs']>;
   logger: Logger;
   reportIntervalMs?: number;
+  /** Compact `deltas.jsonl` into a fresh base after this many deltas (default 500) or bytes (default 8 MB). */
+  compactAfterDeltas?: number;
+  compactAfterBytes?: number;
 }
 
 const SNAPSHOT_FILE = 'snapshot.json';
@@ -62,6 +88,16 @@ export class ControlPlaneLink {
   private reportTimer: NodeJS.Timeout | null = null;
   /** Envelopes are handled one at a time, in arrival order. */
   private queue: Promise<void> = Promise.resolve();
+  /** Version of the whole snapshot in the state dir, and the deltas written after it. */
+  private diskBaseVersion: number | null = null;
+  private diskDeltas = 0;
+  private diskDeltaBytes = 0;
+  private compacting: Promise<void> | null = null;
+  /** No compaction attempt before this time (after one that could not compact), so a failing one is not retried per delta. */
+  private compactNotBefore = 0;
+  /** The last credential refusal logged, so a node retrying every few seconds logs it once. */
+  private lastRefusal = '';
+  private enrolled = false;
 
   constructor(private readonly options: LinkOptions) {}
 
@@ -77,7 +113,10 @@ export class ControlPlaneLink {
       return false;
     }
     // Without its deltas the snapshot on disk would bring back keys revoked since it was written.
+    this.diskBaseVersion = this.appliedVersion;
     const deltas = existsSync(join(dir, DELTAS_FILE)) ? readFileSync(join(dir, DELTAS_FILE), 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    this.diskDeltas = deltas.length;
+    this.diskDeltaBytes = deltas.reduce((n, l) => n + l.length + 1, 0);
     for (const line of deltas) {
       try {
         await this.handleDelta(JSON.parse(line) as unknown, false);
@@ -102,11 +141,13 @@ export class ControlPlaneLink {
     this.abort?.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
     await this.queue.catch(() => undefined);
+    await this.compacting?.catch(() => undefined);
   }
 
   /** Verify → unwrap → apply → persist → report. A refusal is logged and reported; the old snapshot stays. */
-  handleEnvelope(raw: unknown, persist = true): Promise<void> {
-    return this.enqueue(() => this.applyEnvelope(raw, persist), persist);
+  /** `text`: the envelope as received, persisted as is (re-serialising 40 MB would cost time and memory). */
+  handleEnvelope(raw: unknown, persist = true, text?: string): Promise<void> {
+    return this.enqueue(() => this.applyEnvelope(raw, persist, text), persist);
   }
 
   /** The same for a delta. A gap (it does not apply to what this node runs) makes the node reconnect for a whole snapshot. */
@@ -133,7 +174,7 @@ export class ControlPlaneLink {
     return run;
   }
 
-  private async applyEnvelope(raw: unknown, persist: boolean): Promise<void> {
+  private async applyEnvelope(raw: unknown, persist: boolean, text?: string): Promise<void> {
     if (!this.trust) await this.loadTrust();
     if (!this.trust) throw new SnapshotError('unknown_key_id', 'no trusted signing keys yet');
     const envelope = SnapshotEnvelopeSchema.safeParse(raw);
@@ -151,11 +192,15 @@ export class ControlPlaneLink {
     if (missingEnv.length > 0) {
       this.options.logger.warn({ missingEnv }, 'servers unavailable on this node: environment variables not set');
     }
-    this.options.logger.info({ version: payload.version, keys: payload.keys.length, servers: payload.servers.length }, 'snapshot applied');
+    const keys = payload.keys.length + (payload.keyTable ? payload.keyTable.rows.length / 7 : 0);
+    this.options.logger.info({ version: payload.version, keys, servers: payload.servers.length }, 'snapshot applied');
     if (persist && this.options.stateDir) {
       await mkdir(this.options.stateDir, { recursive: true });
-      await writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), JSON.stringify(envelope.data));
+      await writeAtomic(join(this.options.stateDir, SNAPSHOT_FILE), text ?? JSON.stringify(envelope.data));
       await writeAtomic(join(this.options.stateDir, DELTAS_FILE), '');
+      this.diskBaseVersion = payload.version;
+      this.diskDeltas = 0;
+      this.diskDeltaBytes = 0;
     }
     await this.adoptTrust(payload.trustedKeys, persist);
   }
@@ -172,9 +217,53 @@ export class ControlPlaneLink {
       'snapshot delta applied',
     );
     if (persist && this.options.stateDir) {
-      await appendFile(join(this.options.stateDir, DELTAS_FILE), JSON.stringify(envelope.data) + '\n', { mode: 0o600 });
+      const line = JSON.stringify(envelope.data) + '\n';
+      await appendFile(join(this.options.stateDir, DELTAS_FILE), line, { mode: 0o600 });
+      this.diskDeltas++;
+      this.diskDeltaBytes += line.length;
+      const due = this.diskDeltas >= (this.options.compactAfterDeltas ?? 500) || this.diskDeltaBytes >= (this.options.compactAfterBytes ?? 8 * 1024 * 1024);
+      if (due && Date.now() >= this.compactNotBefore) {
+        this.compacting ??= this.compact().finally(() => {
+          this.compacting = null;
+        });
+      }
     }
     await this.adoptTrust(delta.trustedKeys, persist);
+  }
+
+  /**
+   * Replaces the state dir's base with the control plane's cached whole snapshot (signed, so it is
+   * verified like any other) and keeps only the deltas after it. The runtime is not rebuilt: the node
+   * already serves a newer version; this only bounds what a restart replays.
+   */
+  async compact(): Promise<void> {
+    const dir = this.options.stateDir;
+    if (!dir || !this.trust) return;
+    try {
+      const res = await fetch(new URL(NODE_SNAPSHOT_PATH, this.options.controlPlaneUrl), { headers: { ...(await this.authHeaders('GET', NODE_SNAPSHOT_PATH)), ...this.keyHeader() } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const envelope = SnapshotEnvelopeSchema.parse(await res.json());
+      const payload = await verifySnapshot(envelope.snapshot, this.trust, { currentVersion: null });
+      await unwrapDataKey(envelope.dataKey, this.options.nodePrivateJwk); // it must open here, or a restart could not use it
+      await this.enqueue(async () => {
+        if (this.appliedVersion === null || payload.version > this.appliedVersion || (this.diskBaseVersion !== null && payload.version <= this.diskBaseVersion)) {
+          // Ahead of what this node runs (its deltas are on their way) or no progress: try again later.
+          this.compactNotBefore = Date.now() + 10_000;
+          return;
+        }
+        const lines = existsSync(join(dir, DELTAS_FILE)) ? readFileSync(join(dir, DELTAS_FILE), 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+        const kept = lines.filter((line) => deltaBaseVersion(line) >= payload.version);
+        await writeAtomic(join(dir, SNAPSHOT_FILE), JSON.stringify(envelope));
+        await writeAtomic(join(dir, DELTAS_FILE), kept.map((l) => l + '\n').join(''));
+        this.options.logger.info({ base: payload.version, dropped: lines.length - kept.length, kept: kept.length }, 'state dir compacted');
+        this.diskBaseVersion = payload.version;
+        this.diskDeltas = kept.length;
+        this.diskDeltaBytes = kept.reduce((n, l) => n + l.length + 1, 0);
+      }, false);
+    } catch (error) {
+      this.compactNotBefore = Date.now() + 30_000;
+      this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not compact the state dir; will try again after more deltas');
+    }
   }
 
   /** Trusts exactly the keys a verified snapshot lists (how signing keys rotate), and remembers them. */
@@ -203,8 +292,9 @@ export class ControlPlaneLink {
       return;
     }
     try {
-      const res = await fetch(new URL('/nodes/jwks', this.options.controlPlaneUrl), { headers: this.authHeaders() });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      await this.ensureEnrolled();
+      const res = await fetch(new URL(NODE_JWKS_PATH, this.options.controlPlaneUrl), { headers: await this.authHeaders('GET', NODE_JWKS_PATH) });
+      if (!res.ok) throw new Error(await this.refusal(res));
       const body = (await res.json()) as { keys: unknown[] };
       this.trust = await TrustStore.fromJwks(body.keys);
       logger.warn({ kids: this.trust.kids() }, 'trusting the control plane signing keys on first use; pin them with --trust-jwks for production');
@@ -213,8 +303,68 @@ export class ControlPlaneLink {
     }
   }
 
-  private authHeaders(): Record<string, string> {
-    return { authorization: `Bearer ${this.options.nodeToken}`, [NODE_ID_HEADER]: this.options.nodeId };
+  /** The shared token, or a fresh credential signed by this node's identity key for exactly this request. */
+  private async authHeaders(method: string, path: string): Promise<Record<string, string>> {
+    const { nodeToken, nodeId, identity } = this.options;
+    const credential = nodeToken ?? (await signNodeCredential(identity.privateJwk, { nodeId, method, path }));
+    return { authorization: `Bearer ${credential}`, [NODE_ID_HEADER]: nodeId };
+  }
+
+  private keyHeader(): Record<string, string> {
+    return { [NODE_KEY_HEADER]: Buffer.from(JSON.stringify(this.options.nodePublicJwk)).toString('base64url') };
+  }
+
+  /** What to tell the operator about a refused request: the control plane's reason and the variable to check. */
+  private async refusal(res: Response): Promise<string> {
+    let type = '';
+    let message = '';
+    try {
+      ({ type = '', message = '' } = (await res.json()) as { type?: string; message?: string });
+    } catch {
+      // Not our JSON (a proxy in between): the status says enough.
+    }
+    const hint =
+      res.status === 401
+        ? this.options.nodeToken !== null
+          ? 'check GATEHOUSE_NODE_TOKEN (or --node-token-file): it must be the control plane\'s node token, and the control plane must accept a shared token'
+          : 'this node is not enrolled: set GATEHOUSE_ENROLLMENT_TOKEN (from the enrollNode mutation) or ask an admin to approveNode'
+        : type === 'node_pending_approval'
+          ? `an admin must approve this node: approveNode(input: {id: "${this.options.nodeId}", fingerprint: "…"}) with the fingerprint logged at enrollment`
+          : type === 'node_revoked'
+            ? 'this node was revoked: enroll it again with a new GATEHOUSE_ENROLLMENT_TOKEN'
+            : '';
+    return `control plane refused this node (HTTP ${res.status}${type ? ` ${type}` : ''})${message ? `: ${message}` : ''}${hint ? `; ${hint}` : ''}`;
+  }
+
+  private logRefusal(text: string): void {
+    if (text === this.lastRefusal) return;
+    this.lastRefusal = text;
+    this.options.logger.error({ controlPlane: this.options.controlPlaneUrl }, text);
+  }
+
+  /**
+   * Per-node identity: presents the node's public keys (with the one-time enrollment token if there is
+   * one) until the control plane says APPROVED. Idempotent on the control plane's side.
+   */
+  private async ensureEnrolled(): Promise<void> {
+    if (this.options.nodeToken !== null || this.enrolled) return;
+    const { enrollmentToken, nodeId, identity, nodePublicJwk } = this.options;
+    const res = await fetch(new URL(NODE_ENROLL_PATH, this.options.controlPlaneUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(enrollmentToken ? { authorization: `Bearer ${enrollmentToken}` } : {}) },
+      body: JSON.stringify({ nodeId, identityJwk: identity.publicJwk, sealingJwk: nodePublicJwk }),
+    });
+    if (!res.ok) throw new Error(await this.refusal(res));
+    const result = NodeEnrollmentResultSchema.parse(await res.json());
+    if (result.status === 'APPROVED') {
+      this.enrolled = true;
+      this.options.logger.info({ nodeId, fingerprint: result.fingerprint }, 'node enrolled and approved');
+    } else {
+      this.logRefusal(
+        `node awaits approval: an admin runs approveNode(input: {id: "${nodeId}", fingerprint: "${result.fingerprint}"}) ` +
+          '(or start it with GATEHOUSE_ENROLLMENT_TOKEN from enrollNode)',
+      );
+    }
   }
 
   private async connectLoop(): Promise<void> {
@@ -234,21 +384,26 @@ export class ControlPlaneLink {
 
   /** One stream connection; resolves when it ends. Returns whether it had connected. */
   private async connectOnce(): Promise<boolean> {
+    await this.ensureEnrolled();
     if (!this.trust) await this.loadTrust();
     this.abort = new AbortController();
     const res = await fetch(new URL(NODE_STREAM_PATH, this.options.controlPlaneUrl), {
       headers: {
-        ...this.authHeaders(),
+        ...(await this.authHeaders('GET', NODE_STREAM_PATH)),
+        ...this.keyHeader(),
         accept: 'text/event-stream',
-        [NODE_KEY_HEADER]: Buffer.from(JSON.stringify(this.options.nodePublicJwk)).toString('base64url'),
+        ...(this.appliedVersion !== null && this.trust ? { [NODE_VERSION_HEADER]: String(this.appliedVersion), [NODE_TRUST_HEADER]: this.trust.kids().sort().join(',') } : {}),
       },
       signal: this.abort.signal,
     });
     if (!res.ok || !res.body) {
-      this.options.logger.warn({ status: res.status }, 'control plane refused the snapshot stream');
+      this.logRefusal(await this.refusal(res));
+      // A revoked or re-keyed node must present its keys again before the next attempt.
+      if (res.status === 401 || res.status === 403) this.enrolled = false;
       return false;
     }
-    this.options.logger.info({ controlPlane: this.options.controlPlaneUrl }, 'connected to control plane');
+    this.lastRefusal = '';
+    this.options.logger.info({ controlPlane: this.options.controlPlaneUrl, version: this.appliedVersion }, 'connected to control plane');
     const parser = createParser({
       onEvent: (event) => {
         if (event.event !== SNAPSHOT_EVENT && event.event !== DELTA_EVENT) return;
@@ -258,7 +413,7 @@ export class ControlPlaneLink {
         } catch {
           raw = null;
         }
-        void (event.event === DELTA_EVENT ? this.handleDelta(raw) : this.handleEnvelope(raw));
+        void (event.event === DELTA_EVENT ? this.handleDelta(raw) : this.handleEnvelope(raw, true, event.data));
       },
     });
     const decoder = new TextDecoder();
@@ -289,11 +444,22 @@ export class ControlPlaneLink {
     try {
       await fetch(new URL(NODE_REPORT_PATH, this.options.controlPlaneUrl), {
         method: 'POST',
-        headers: { ...this.authHeaders(), 'content-type': 'application/json' },
+        headers: { ...(await this.authHeaders('POST', NODE_REPORT_PATH)), 'content-type': 'application/json' },
         body: JSON.stringify(report),
       });
     } catch {
       // The control plane may be away; the next report or reconnect catches up.
     }
+  }
+}
+
+/** The `baseVersion` of a persisted delta line, without verifying it (it was verified when applied). */
+function deltaBaseVersion(line: string): number {
+  try {
+    const envelope = JSON.parse(line) as { delta?: { payload?: string } };
+    const payload = JSON.parse(Buffer.from(envelope.delta?.payload ?? '', 'base64url').toString('utf8')) as { baseVersion?: unknown };
+    return typeof payload.baseVersion === 'number' ? payload.baseVersion : -1;
+  } catch {
+    return -1;
   }
 }

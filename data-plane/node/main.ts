@@ -1,34 +1,77 @@
 /**
- * `npm run node -- --control-plane URL [--port 8080] [--host 0.0.0.0] [--node-id ID] [--state-dir DIR]
- *  [--trust-jwks FILE]`: one data-plane node. The node token comes from GATEHOUSE_NODE_TOKEN (or
- * `--node-token-file`), never from a flag, so it does not show in process listings.
+ * `npm run node -- --control-plane URL [options]`: one data-plane node (`--help` lists the options). The
+ * node's credentials never come from a flag, so they do not show in process listings: its own enrolled
+ * key pair (default; a one-time GATEHOUSE_ENROLLMENT_TOKEN approves it at once), or the shared
+ * GATEHOUSE_NODE_TOKEN when the control plane accepts one.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { allowedOriginsFromEnv, startNode } from './node.js';
+import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode } from './node.js';
 
-const { values } = parseArgs({
-  options: {
-    'control-plane': { type: 'string' },
-    port: { type: 'string' },
-    host: { type: 'string' },
-    'node-id': { type: 'string' },
-    'state-dir': { type: 'string' },
-    'no-state': { type: 'boolean' },
-    'trust-jwks': { type: 'string' },
-    'node-token-file': { type: 'string' },
-  },
-});
+const USAGE = `usage: npm run node -- --control-plane URL [options]
+
+  --control-plane URL       the control plane (or GATEHOUSE_CONTROL_PLANE_URL)
+  --port N                  port for /mcp, /healthz, /readyz, /metrics (default 8080, or GATEHOUSE_NODE_PORT)
+  --host H                  address to listen on (default 0.0.0.0, or HOST)
+  --node-id ID              this node's id (default <hostname>-<port>, or GATEHOUSE_NODE_ID)
+  --state-dir DIR           keys, trust and the last verified snapshot (default ./data/nodes/<node id>,
+                            or GATEHOUSE_NODE_STATE_DIR); locked: two running nodes never share one
+  --no-state                keep nothing on disk
+  --trust-jwks FILE         seed trust in the control plane's signing keys (GET /nodes/jwks)
+  --node-token-file FILE    read the shared node token from FILE (instead of GATEHOUSE_NODE_TOKEN)
+  --enrollment-token-file FILE  read a one-time enrollment token from FILE (instead of GATEHOUSE_ENROLLMENT_TOKEN)
+  -h, --help                this text
+
+Credentials (environment only):
+  GATEHOUSE_ENROLLMENT_TOKEN  one-time token from the enrollNode mutation: the node is approved when it
+                              presents it. Without one (and without a shared token) the node logs its
+                              fingerprint and waits for an admin's approveNode.
+  GATEHOUSE_NODE_TOKEN        the shared node token, for control planes that accept one (weaker: whoever
+                              holds it can act as any node).
+  GATEHOUSE_NODE_KEY, GATEHOUSE_NODE_IDENTITY_KEY
+                              the node's private X25519 / Ed25519 JWKs from a secret store (else kept in
+                              the state dir).
+Other: GATEHOUSE_ALLOWED_ORIGINS, GATEHOUSE_REPORT_INTERVAL_MS, LOG_LEVEL.
+`;
 
 function fail(message: string): never {
-  process.stderr.write(`gatehouse node: ${message}\n`);
+  process.stderr.write(`gatehouse node: ${message}\n\n${USAGE}`);
   process.exit(2);
 }
 
+let values: ReturnType<typeof parse>['values'];
+function parse() {
+  return parseArgs({
+    options: {
+      'control-plane': { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'node-id': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'no-state': { type: 'boolean' },
+      'trust-jwks': { type: 'string' },
+      'node-token-file': { type: 'string' },
+      'enrollment-token-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+try {
+  ({ values } = parse());
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+const readToken = (file: string | undefined, envValue: string | undefined): string | null => (file ? readFileSync(file, 'utf8').trim() : envValue || null);
 const controlPlaneUrl = values['control-plane'] ?? process.env.GATEHOUSE_CONTROL_PLANE_URL ?? fail('--control-plane URL is required');
-const nodeToken = values['node-token-file']
-  ? readFileSync(values['node-token-file'], 'utf8').trim()
-  : (process.env.GATEHOUSE_NODE_TOKEN ?? fail('GATEHOUSE_NODE_TOKEN (or --node-token-file) is required'));
+const port = Number(values.port ?? process.env.GATEHOUSE_NODE_PORT ?? 8080);
+if (!Number.isInteger(port) || port < 0 || port > 65535) fail('--port must be a port number');
+const nodeId = values['node-id'] ?? process.env.GATEHOUSE_NODE_ID ?? (values['state-dir'] ? undefined : defaultNodeId(port));
+if (nodeId !== undefined && !/^[A-Za-z0-9._:-]{1,200}$/.test(nodeId)) fail('--node-id must be 1-200 of [A-Za-z0-9._:-]');
 let trustedJwks: unknown[] | null = null;
 const trustSource = values['trust-jwks'] ?? process.env.GATEHOUSE_SNAPSHOT_JWKS_FILE;
 if (trustSource) {
@@ -36,17 +79,24 @@ if (trustSource) {
   trustedJwks = Array.isArray(parsed) ? parsed : ((parsed as { keys?: unknown[] }).keys ?? fail(`${trustSource} is not a JWKS`));
 }
 
-const node = await startNode({
-  controlPlaneUrl,
-  nodeToken,
-  port: Number(values.port ?? process.env.GATEHOUSE_NODE_PORT ?? 8080),
-  host: values.host ?? process.env.HOST ?? '0.0.0.0',
-  nodeId: values['node-id'] ?? process.env.GATEHOUSE_NODE_ID,
-  stateDir: values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? './data/node'),
-  trustedJwks,
-  reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
-  allowedOrigins: allowedOriginsFromEnv(process.env),
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void node.close().then(() => process.exit(0)));
+try {
+  const node = await startNode({
+    controlPlaneUrl,
+    nodeToken: readToken(values['node-token-file'], process.env.GATEHOUSE_NODE_TOKEN),
+    enrollmentToken: readToken(values['enrollment-token-file'], process.env.GATEHOUSE_ENROLLMENT_TOKEN),
+    port,
+    host: values.host ?? process.env.HOST ?? '0.0.0.0',
+    nodeId,
+    stateDir: values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? defaultStateDir(nodeId as string)),
+    trustedJwks,
+    reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
+    allowedOrigins: allowedOriginsFromEnv(process.env),
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void node.close().then(() => process.exit(0)));
+  }
+} catch (error) {
+  if (!(error instanceof StateDirLockedError)) throw error;
+  process.stderr.write(`gatehouse node: ${error.message}\n`);
+  process.exit(1);
 }

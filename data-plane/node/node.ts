@@ -1,9 +1,11 @@
 /**
  * A data-plane node: the HTTP server for `/mcp` and friends, its runtime holder and upstream pool, and
- * the link that keeps it fed with verified snapshots. `startNode` is used by `main.ts`, `bin/start.ts`
- * and tests; it reads no global state except what its options name.
+ * the link that keeps it fed with verified snapshots. Its state dir (keys, trust, last snapshot) is
+ * locked against a second process. `startNode` is used by `main.ts`, `bin/start.ts` and tests; it reads
+ * no global state except what its options name.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import lockfile from 'proper-lockfile';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -13,13 +15,17 @@ import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
 import { createDataPlaneServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
+import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
-  nodeToken: string;
+  /** The shared node token (weaker); null or absent: the node enrolls its own keys (see enrollmentToken). */
+  nodeToken?: string | null;
+  /** One-time enrollment token (GATEHOUSE_ENROLLMENT_TOKEN); without it the node waits for approveNode. */
+  enrollmentToken?: string | null;
   port: number;
   host?: string;
   nodeId?: string;
@@ -32,6 +38,9 @@ export interface NodeOptions {
   reportIntervalMs?: number;
   /** Browser origins allowed on `/mcp`; requests with any other `Origin` header are refused. */
   allowedOrigins?: readonly string[];
+  /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
+  compactAfterDeltas?: number;
+  compactAfterBytes?: number;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -49,39 +58,92 @@ export interface DataPlaneNode {
 }
 
 /**
- * The node's X25519 key: from GATEHOUSE_NODE_KEY (a private JWK, e.g. from a secret store), else from
- * the state dir. Keeping it out of the state dir is what makes a copied snapshot file useless.
+ * One of the node's private keys: from an environment variable (a private JWK, e.g. from a secret store),
+ * else from its file in the state dir, else generated there. Keeping keys out of the state dir is what
+ * makes a copied snapshot file useless.
  */
-async function loadNodeKey(env: Record<string, string | undefined>, stateDir: string | null): Promise<NodeKeyPair> {
-  if (env.GATEHOUSE_NODE_KEY) return nodeKeyPairFromPrivate(JSON.parse(env.GATEHOUSE_NODE_KEY) as JWK);
-  const path = stateDir ? join(stateDir, 'node-key.json') : null;
-  if (path && existsSync(path)) return nodeKeyPairFromPrivate(JSON.parse(readFileSync(path, 'utf8')) as JWK);
-  const pair = await generateNodeKeyPair();
+async function loadKey<T>(envValue: string | undefined, stateDir: string | null, file: string, fromPrivate: (jwk: JWK) => T, generate: () => Promise<T & { privateJwk: JWK }>): Promise<T> {
+  if (envValue) return fromPrivate(JSON.parse(envValue) as JWK);
+  const path = stateDir ? join(stateDir, file) : null;
+  if (path && existsSync(path)) return fromPrivate(JSON.parse(readFileSync(path, 'utf8')) as JWK);
+  const pair = await generate();
   if (path) writeFileSync(path, JSON.stringify(pair.privateJwk), { mode: 0o600 });
   return pair;
 }
 
-function loadNodeId(explicit: string | undefined, stateDir: string | null): string {
+/** X25519: data keys are wrapped for it (GATEHOUSE_NODE_KEY). */
+const loadNodeKey = (env: Record<string, string | undefined>, stateDir: string | null): Promise<NodeKeyPair> =>
+  loadKey(env.GATEHOUSE_NODE_KEY, stateDir, 'node-key.json', nodeKeyPairFromPrivate, generateNodeKeyPair);
+
+/** Ed25519: signs the node's requests (GATEHOUSE_NODE_IDENTITY_KEY). */
+const loadIdentityKey = (env: Record<string, string | undefined>, stateDir: string | null): Promise<NodeIdentityKey> =>
+  loadKey(env.GATEHOUSE_NODE_IDENTITY_KEY, stateDir, 'node-identity.json', nodeIdentityFromPrivate, generateNodeIdentity);
+
+/**
+ * The default node id: this host and port, so two nodes started from one checkout with different ports
+ * get different ids (and, from them, different state dirs) without naming either.
+ */
+export function defaultNodeId(port: number): string {
+  return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 60)}-${port}`;
+}
+
+/** Where a node keeps its state unless told: one directory per node id, so nodes never share one. */
+export function defaultStateDir(nodeId: string, root = './data'): string {
+  return join(root, 'nodes', nodeId);
+}
+
+function loadNodeId(explicit: string | undefined, stateDir: string | null, port: number): string {
   if (explicit) return explicit;
   const path = stateDir ? join(stateDir, 'node-id') : null;
   if (path && existsSync(path)) return readFileSync(path, 'utf8').trim();
-  const id = `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 60)}-${randomBytes(4).toString('hex')}`;
+  const id = port === 0 ? `${defaultNodeId(0).slice(0, -2)}-${randomBytes(4).toString('hex')}` : defaultNodeId(port);
   if (path) writeFileSync(path, id + '\n');
   return id;
+}
+
+/** Thrown when another process holds the state dir. */
+export class StateDirLockedError extends Error {
+  constructor(readonly stateDir: string) {
+    super(
+      `state dir ${stateDir} is in use by another running node: two nodes must not share keys and snapshots. ` +
+        'Give this node its own --node-id (its state dir is derived from it) or its own --state-dir.',
+    );
+    this.name = 'StateDirLockedError';
+  }
+}
+
+/** Locks the state dir for this process (released on close; a crashed holder's lock goes stale in 10 s). */
+async function lockStateDir(stateDir: string, logger: Logger): Promise<() => Promise<void>> {
+  try {
+    return await lockfile.lock(stateDir, {
+      lockfilePath: join(stateDir, '.lock'),
+      realpath: false,
+      stale: 10_000,
+      update: 2_000,
+      onCompromised: (error) => logger.error({ err: error.message, stateDir }, 'lost the lock on the state dir'),
+    });
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ELOCKED') throw new StateDirLockedError(stateDir);
+    throw error;
+  }
 }
 
 export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger('gatehouse-node');
   if (options.stateDir) mkdirSync(options.stateDir, { recursive: true });
-  const nodeId = loadNodeId(options.nodeId, options.stateDir);
+  const unlock = options.stateDir ? await lockStateDir(options.stateDir, logger) : async () => undefined;
+  const nodeId = loadNodeId(options.nodeId, options.stateDir, options.port);
   const nodeKey = await loadNodeKey(env, options.stateDir);
+  const identity = await loadIdentityKey(env, options.stateDir);
 
   const holder = new RuntimeHolder();
   const pool = new UpstreamPool({ holder, logger });
   const link = new ControlPlaneLink({
     controlPlaneUrl: options.controlPlaneUrl,
-    nodeToken: options.nodeToken,
+    nodeToken: options.nodeToken ?? null,
+    enrollmentToken: options.enrollmentToken ?? null,
+    identity,
     nodeId,
     nodePublicJwk: nodeKey.publicJwk,
     nodePrivateJwk: nodeKey.privateJwk,
@@ -89,6 +151,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     trustedJwks: options.trustedJwks ?? null,
     logger,
     reportIntervalMs: options.reportIntervalMs,
+    compactAfterDeltas: options.compactAfterDeltas,
+    compactAfterBytes: options.compactAfterBytes,
     catalogs: () => pool.catalogs(),
     applyDelta: (delta) => {
       const base = holder.current;
@@ -128,6 +192,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await pool.close();
+      await unlock();
     },
   };
 }

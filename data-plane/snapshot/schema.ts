@@ -130,7 +130,18 @@ export const SnapshotPayloadSchema = z.object({
    */
   trustedKeys: z.array(PublicJwkSchema).min(1),
   servers: z.array(ServerEntrySchema),
-  keys: z.array(KeyEntrySchema),
+  /** Keys as objects (snapshots before the key table; still accepted). */
+  keys: z.array(KeyEntrySchema).default([]),
+  /**
+   * Keys in compact form (`key-table.ts`): grant lists validated here, rows cell by cell as the node builds
+   * its runtime (a schema walk over 700,000 cells would allocate per cell). A snapshot may carry both.
+   */
+  keyTable: z
+    .object({
+      grants: z.array(z.array(KeyServerGrantSchema)),
+      rows: z.custom<Array<string | number | null>>((v) => Array.isArray(v), { message: 'rows must be an array' }),
+    })
+    .optional(),
   users: z.array(UserEntrySchema),
   /** Null until a control plane that issues them publishes (older snapshots parse as null). */
   sessionSecrets: SessionSecretsSchema.nullable().default(null),

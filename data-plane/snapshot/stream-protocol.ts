@@ -9,6 +9,18 @@ import { z } from 'zod';
 
 export const NODE_STREAM_PATH = '/nodes/stream';
 export const NODE_REPORT_PATH = '/nodes/report';
+/** A node presents its public keys here (with a one-time enrollment token, or to await an admin's approval). */
+export const NODE_ENROLL_PATH = '/nodes/enroll';
+/** The cached whole snapshot, for a node compacting its state dir (same envelope as the stream's). */
+export const NODE_SNAPSHOT_PATH = '/nodes/snapshot';
+export const NODE_JWKS_PATH = '/nodes/jwks';
+/** The snapshot version a reconnecting node runs: it then receives only what changed since. */
+export const NODE_VERSION_HEADER = 'x-gatehouse-node-version';
+/**
+ * The signing key ids the node trusts, sorted and comma-separated. When they differ from the control
+ * plane's set (a key rotation), the node gets a whole snapshot, which carries the new set, whatever its version.
+ */
+export const NODE_TRUST_HEADER = 'x-gatehouse-node-kids';
 /** base64url(JSON of the node's public X25519 JWK). */
 export const NODE_KEY_HEADER = 'x-gatehouse-node-key';
 export const NODE_ID_HEADER = 'x-gatehouse-node-id';
@@ -37,3 +49,19 @@ export const NodeReportSchema = z.object({
     .optional(),
 });
 export type NodeReport = z.infer<typeof NodeReportSchema>;
+
+/** `POST /nodes/enroll` body: the node's public keys (never a private one). */
+export const NodeEnrollmentSchema = z.object({
+  nodeId: z.string().regex(/^[A-Za-z0-9._:-]{1,200}$/),
+  identityJwk: z.looseObject({ kty: z.literal('OKP'), crv: z.literal('Ed25519'), x: z.string().min(1).max(100) }),
+  sealingJwk: z.looseObject({ kty: z.literal('OKP'), crv: z.literal('X25519'), x: z.string().min(1).max(100) }),
+});
+export type NodeEnrollment = z.infer<typeof NodeEnrollmentSchema>;
+
+/** `POST /nodes/enroll` answer. */
+export const NodeEnrollmentResultSchema = z.object({
+  nodeId: z.string(),
+  status: z.enum(['PENDING', 'APPROVED']),
+  fingerprint: z.string(),
+});
+export type NodeEnrollmentResult = z.infer<typeof NodeEnrollmentResultSchema>;

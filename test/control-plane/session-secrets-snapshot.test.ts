@@ -36,10 +36,24 @@ beforeAll(async () => {
     const plaintexts = secrets ? [secrets.current, ...(secrets.previous ? [secrets.previous] : [])].map((s) => openValue(dataKey, s.secret)) : [];
     whole.push({ payload, runtime: buildRuntime(payload, dataKey, {}).runtime, plaintexts });
   };
+  // The publisher writes SSE frames (`event: snapshot|delta`, one `data:` line each), possibly several per write.
+  let chain = Promise.resolve();
   await cp.cp.publisher.subscribe({
-    nodePublicJwk: node.publicJwk,
-    send: (envelope) => void receive(envelope),
-    sendDelta: () => void deltas++,
+    nodeId: 'session-secrets-test',
+    sealingJwk: node.publicJwk,
+    appliedVersion: null,
+    write: (chunks) => {
+      for (const frame of Buffer.concat(chunks).toString('utf8').split('\n\n')) {
+        const event = /^event: (\w+)$/m.exec(frame)?.[1];
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (event === 'delta') deltas++;
+        else if (event === 'snapshot' && data) {
+          const envelope = JSON.parse(data) as SnapshotEnvelope;
+          chain = chain.then(() => receive(envelope));
+        }
+      }
+    },
+    close: () => undefined,
   });
   await waitFor(() => whole.length === 1);
 });

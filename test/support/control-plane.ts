@@ -24,7 +24,7 @@ export interface TestControlPlane {
 }
 
 export async function startTestControlPlane(
-  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number } = {},
+  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number; sharedNodeToken?: boolean } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
   const adminToken = options.adminToken ?? `gha_test${randomBytes(16).toString('hex')}`;
@@ -35,6 +35,8 @@ export async function startTestControlPlane(
     databaseUrl: options.databaseUrl ?? join(dataDir, 'gatehouse.db'),
     databaseSchema: options.databaseSchema,
     env: { GATEHOUSE_ADMIN_TOKEN: adminToken, ...options.env },
+    // Most tests start nodes on the shared token; enrollment tests turn it off.
+    sharedNodeToken: options.sharedNodeToken ?? true,
     logger: createLogger('test-control-plane', { destination: logs, level: 'debug' }),
   });
   const responses: string[] = [];

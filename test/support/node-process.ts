@@ -23,7 +23,8 @@ export interface NodeProcess {
 
 export async function spawnNode(options: {
   controlPlaneUrl: string;
-  nodeToken: string;
+  /** The shared node token, or null for a node that enrolls (pass GATEHOUSE_ENROLLMENT_TOKEN in env). */
+  nodeToken: string | null;
   nodeId?: string;
   stateDir?: string;
   env?: Record<string, string>;
@@ -35,7 +36,7 @@ export async function spawnNode(options: {
   args.push(...(options.extraArgs ?? []));
   const proc = spawn(TSX, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken, LOG_LEVEL: 'debug', ...options.env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(options.nodeToken !== null ? { GATEHOUSE_NODE_TOKEN: options.nodeToken } : {}), LOG_LEVEL: 'debug', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];

@@ -50,7 +50,8 @@ describe('node routes', () => {
   });
 
   it('refuse malformed reports with 400 and record a good one', async () => {
-    const post = (body: string): Promise<Response> => fetch(`${cp.url}/nodes/report`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body });
+    const post = (body: string): Promise<Response> =>
+      fetch(`${cp.url}/nodes/report`, { method: 'POST', headers: { ...auth, [NODE_ID_HEADER]: 'n1', 'content-type': 'application/json' }, body });
     expect(await json(await post('{not json'))).toMatchObject({ status: 400, body: { type: 'invalid_json' } });
     expect(await json(await post(JSON.stringify({ nodeId: 'n1' })))).toMatchObject({ status: 400, body: { type: 'invalid_request' } });
     expect(await json(await post('x'.repeat(300 * 1024)))).toMatchObject({ status: 413, body: { type: 'payload_too_large' } });
