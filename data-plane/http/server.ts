@@ -1,15 +1,17 @@
 /**
- * The node's HTTP server (node:http, no framework): routes `/mcp`, `/healthz`, `/readyz`, `/metrics`; anything else is
- * a 404 `{type, message}`. Routing is a string comparison on the path, so the hot path stays lean.
+ * The node's HTTP server (node:http, no framework): routes `/mcp`, `/mcp/{server}` (`data-plane/proxy/`),
+ * `/healthz`, `/readyz`, `/metrics`; anything else is a 404 `{type, message}`. Routing is a string comparison
+ * on the path, so the hot path stays lean.
  *
  * It does not own the Runtime (the node swaps it into the `RuntimeHolder`), the upstream connections
- * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/mcp/{server}` and
- * `/anthropic/...` are not served here yet.
+ * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/anthropic/...` is
+ * not served here yet.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { HttpMessage } from '../errors.js';
 import { createNodeMetrics } from './metrics.js';
 import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
+import { createServerRoute } from '../proxy/server-route.js';
 
 export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent'> {
   /**
@@ -34,6 +36,15 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     pool: options.pool,
     logger,
     ...(options.version !== undefined ? { version: options.version } : {}),
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.now !== undefined ? { now: options.now } : {}),
+    onEvent,
+  });
+
+  // `/mcp/{server}` (data-plane/proxy): one upstream, passed through.
+  const serverRoute = createServerRoute({
+    holder,
+    logger,
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.now !== undefined ? { now: options.now } : {}),
     onEvent,
@@ -75,8 +86,18 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
           else sendError(res, 'not_ready');
           return;
         }
-        default:
+        default: {
+          if (path.startsWith('/mcp/')) {
+            const origin = req.headers.origin;
+            if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+              sendError(res, 'origin_not_allowed');
+              return;
+            }
+            serverRoute(req, res, path.slice('/mcp/'.length));
+            return;
+          }
           sendError(res, 'not_found', HttpMessage.noRoute(req.method ?? 'GET', path));
+        }
       }
     } catch (error) {
       logger.error({ err: error, path }, 'request handler threw');
@@ -87,5 +108,6 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   // Slow-loris protection; upstream calls are bounded by their own tool timeouts.
   server.headersTimeout = 30_000;
   server.requestTimeout = 5 * 60_000;
+  server.on('close', () => serverRoute.close());
   return server;
 }
