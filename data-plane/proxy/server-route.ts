@@ -1,32 +1,39 @@
 /**
- * `/mcp/{server}`: one upstream MCP server behind the gateway's checks, its names unprefixed, everything it
- * offers passed through (issue 9 item 1; SPEC §4). For a Streamable HTTP upstream the bytes go through
- * `http-proxy-3` (`http-forward.ts`) with the gateway's header allowlists and the server's credentials
- * (`headers.ts`); the gateway reads a POST body only to decide, and answers itself only where it must:
+ * `/mcp/{server}`: one upstream MCP server behind the pipeline (`pipeline/pipeline.ts`: origin → key →
+ * parse → authorize → limits → credentials → forward → respond → record), its names unprefixed,
+ * everything it offers passed through (issue 9 item 1; SPEC §4). For a Streamable HTTP upstream the bytes
+ * go through `http-proxy-3` (`http-forward.ts`) with the gateway's header allowlists and the credentials
+ * stage's headers (`headers.ts`); the gateway reads a POST body only to decide, and answers itself only
+ * where it must. The route's stages:
  *
- *   method (POST, GET, DELETE) → runtime ready → authenticate key → server granted to the key and usable on
- *   this node → open the sealed session id, if any → POST: read body (size limit), parse, inspect:
- *     - `tools/call` of a tool the key may not call: a JSON-RPC error (-32003, `tool_blocked`); the upstream
- *       never sees it. An allowed call is forwarded re-serialized, so the upstream reads the very name that
- *       was checked (no duplicate-key JSON tricks).
- *     - `tools/list` when the key's grant is not every tool: the answer (JSON or SSE) is filtered.
- *     - `initialize`: the client's capabilities and version are kept for the sealed session id.
- *   → forward → answer: the upstream's status and allowlisted headers, its session id sealed, its body as
- *   it streams; 401/403/3xx from the upstream (its credentials, its redirects) become a 502 of ours.
+ *   parse      method (POST, GET, DELETE) → server granted to the key and usable on this node (404 alike for
+ *              "no such server" and "not yours") → the sealed session id, if any, opened (a refusal is 404
+ *              "session not found") → POST: bounded body, JSON, each message's kind.
+ *   authorize  a `tools/call` of a tool the key may not call is a JSON-RPC error (-32003, `tool_blocked`)
+ *              and never reaches the upstream; an allowed one is forwarded re-serialized, so the upstream
+ *              reads the very name that was checked (no duplicate-key JSON tricks).
+ *   forward    (inside `stages.call`, after limits and credentials) the request upstream; the answer is the
+ *              upstream's status, allowlisted headers and body as it streams, with its session id sealed; a
+ *              `tools/list` answer is filtered (JSON or SSE) when the key's grant is not every tool; an
+ *              upstream 401/403/3xx (its credentials, its redirects) becomes a 502 of ours.
  *
- * Stdio and legacy SSE upstreams are answered through the node's pooled connection (`pooled-route.ts`).
- * Server-to-client requests, their answers (POSTed back with the session id), GET streams with
- * `Last-Event-ID`, DELETE, progress, logging and cancellation are MCP messages like any other here: they
- * pass through on the upstream session the sealed id names, whichever node serves them.
+ * Server-to-client requests and the client's answers (POSTed back on the session), GET streams with
+ * `Last-Event-ID`, DELETE, progress, logging, cancellation and 2026-07-28 requests are MCP traffic like any
+ * other here: they pass through on the upstream session the sealed id names, whichever node serves them.
+ * Stdio and legacy SSE upstreams have no HTTP endpoint to proxy to: `pooled.ts` answers for them.
  *
- * It does not meter or audit-store (the `onEvent` hook reports each decided message).
+ * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticate } from '../auth/authenticate.js';
-import type { ResolvedServer, Runtime, RuntimeHolder, RuntimeKey, ToolGrant } from '../config/runtime.js';
-import { HttpMessage, RpcCode, RpcMessage, rpcError, rpcGatewayError, type JsonRpcId } from '../errors.js';
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
+import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
+import { readBody } from '../http/body.js';
+import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
-import { sendError, sendJson, type McpCallEvent } from '../mcp/handler.js';
+import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
+import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { describeError } from '../upstream/pool.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
@@ -39,340 +46,295 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 const MAX_FILTERED_JSON_BYTES = 32 * 1024 * 1024;
 /** Server names as the control plane allows them (SPEC §2). */
 const SERVER_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const SERVER_ROUTE_PREFIX = '/mcp/';
 
 export interface ServerRouteOptions {
-  holder: RuntimeHolder;
   logger: Logger;
   maxBodyBytes?: number;
-  now?: () => number;
-  /** Must not throw or block: it runs on the request path. */
-  onEvent?: (event: McpCallEvent) => void;
-  /** Handles stdio and legacy SSE upstreams (they have no HTTP endpoint to proxy to). */
-  pooled?: PooledRoute;
+  /** Answers for stdio and legacy SSE upstreams (they have no HTTP endpoint to proxy to). */
+  pooled?: PooledForward;
 }
 
-/** The route for upstreams reached through the pooled MCP client (`pooled-route.ts`). */
-export type PooledRoute = (ctx: RouteContext, body: Buffer | null) => void;
-
-/** Everything the stages before forwarding established. */
-export interface RouteContext {
-  req: IncomingMessage;
-  res: ServerResponse;
-  runtime: Runtime;
-  key: RuntimeKey;
-  token: string;
+/** What the parse stage established for one `/mcp/{server}` request. */
+export interface ServerRequest {
   server: ResolvedServer;
   grant: ToolGrant;
-  /** The caller's headers as received (the forwarder replaces `req.headers`). */
-  headers: IncomingMessage['headers'];
   session: OpenedSession | null;
-  started: number;
+  /** The POST body as received, or null for GET and DELETE. */
+  raw: Buffer | null;
+  /** What each message of the body is (one entry for a single message, several for a batch). */
+  messages: MessageCheck[];
+  batch: boolean;
 }
 
-export interface ServerRoute {
-  (req: IncomingMessage, res: ServerResponse, serverName: string): void;
-  close(): void;
-}
+/** Forwarding to an upstream reached through the pooled client (`pooled.ts`). */
+export type PooledForward = (ctx: RequestContext, request: ServerRequest, call: UpstreamCall, record: RequestRecord) => Promise<Answer>;
 
-/** What inspecting a POST body decided. */
-type Inspection =
-  | { kind: 'answer'; status: number; body: unknown }
-  | {
-      kind: 'forward';
-      body: Buffer;
-      /** The id of a tools/list whose answer must be filtered. */
-      filterId: JsonRpcId | null;
-      hello: ClientHello | null;
-      /** For the event record: the one method (and tool) this POST carries, if it is a single request. */
-      method: string | null;
-      tool: string | null;
-    };
+export type ServerRoute = Route<ServerRequest> & { close(): void };
+
+export type MessageCheck =
+  /** A JSON-RPC request: its id, method, and for tools/call the tool name and arguments. */
+  | { kind: 'request'; id: JsonRpcId; method: string; tool: string | null; arguments: unknown; hello: ClientHello | null; message: Record<string, unknown> }
+  /** A notification (`method`, no id) or a response to a server-to-client request (no `method`). */
+  | { kind: 'other'; method: string | null; message: Record<string, unknown> };
 
 export function createServerRoute(options: ServerRouteOptions): ServerRoute {
-  const { holder, logger } = options;
+  const { logger } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const now = options.now ?? Date.now;
   const forwarder = new HttpForwarder();
-  const emit = (event: McpCallEvent): void => {
-    if (!options.onEvent) return;
-    try {
-      options.onEvent(event);
-    } catch (error) {
-      logger.error({ err: error }, 'onEvent hook threw');
-    }
-  };
 
-  function inspect(ctx: RouteContext, raw: Buffer): Inspection {
+  /** 3. parse. */
+  async function parse(ctx: RequestContext): Promise<ServerRequest | GatewayError> {
+    const req = ctx.req;
+    const caller = ctx.caller as Caller;
+    const runtime = ctx.runtime;
+    const method = req.method ?? 'GET';
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      return new GatewayError('method_not_allowed', { message: HttpMessage.serverRouteMethods(), headers: { allow: 'GET, POST, DELETE' } });
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const name = (q === -1 ? url : url.slice(0, q)).slice(SERVER_ROUTE_PREFIX.length);
+    const server = runtime && SERVER_NAME.test(name) ? runtime.servers.get(name) : undefined;
+    const grant = server ? caller.key.tools.get(server.name) : undefined;
+    // The same answer whether the server does not exist or this key may not use it (no enumeration).
+    if (!runtime || !server || grant === undefined) return new GatewayError('not_found', { message: HttpMessage.noServerForKey(name), reason: server ? 'not_granted' : 'unknown_server' });
+    if (server.unavailable !== null) return new GatewayError('upstream_unavailable', { message: server.unavailable });
+
+    // Any node opens a sealed id; a refused one is "not found" to the client, which starts a new session.
+    const presented = req.headers['mcp-session-id'];
+    let session: OpenedSession | null = null;
+    if (typeof presented === 'string') {
+      session = openRouteSession(runtime, caller.key, server.name, presented, ctx.startedAt);
+      if (!session.ok) {
+        logger.info({ keyId: caller.key.id, server: server.name, reason: session.code }, 'sealed session id refused');
+        return new GatewayError('session_not_found', { reason: session.code });
+      }
+    }
+    if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false };
+
+    const body = await readBody(req, maxBodyBytes);
+    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
+    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
     let json: unknown;
     try {
-      json = JSON.parse(raw.toString('utf8'));
+      json = JSON.parse(body.text);
     } catch {
-      return { kind: 'answer', status: 400, body: rpcError(null, RpcCode.ParseError, RpcMessage.parseError()) };
+      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
     }
-    if (Array.isArray(json)) {
-      // Batches (MCP 2025-03-26 only): passed through unless one element needs the gateway's own answer.
-      let reserialize = false;
-      for (const item of json) {
-        const one = inspectMessage(ctx, item);
-        if (one.kind === 'deny' || one.kind === 'filter') return { kind: 'answer', status: 400, body: rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway()) };
-        if (one.kind === 'call') reserialize = true;
-      }
-      return { kind: 'forward', body: reserialize ? Buffer.from(JSON.stringify(json)) : raw, filterId: null, hello: null, method: null, tool: null };
+    const items = Array.isArray(json) ? json : [json];
+    if (items.length === 0) return new GatewayError('invalid_message', { message: RpcMessage.emptyBatch() });
+    const messages: MessageCheck[] = [];
+    for (const item of items) {
+      const check = classify(item);
+      if (check === null) return new GatewayError('invalid_message', { message: RpcMessage.notAnObject() });
+      messages.push(check);
     }
-    const one = inspectMessage(ctx, json);
-    switch (one.kind) {
-      case 'invalid':
-        return { kind: 'answer', status: one.status, body: one.body };
-      case 'deny':
-        logger.info({ keyId: ctx.key.id, server: ctx.server.name, tool: one.tool }, 'tool call denied');
-        emit({ method: 'tools/call', keyId: ctx.key.id, userId: ctx.key.user.id, server: ctx.server.name, tool: one.tool, outcome: 'denied', denyReason: 'not_granted', latencyMs: now() - ctx.started });
-        return { kind: 'answer', status: 200, body: rpcGatewayError(one.id, 'tool_blocked', RpcMessage.toolBlocked(one.tool)) };
-      case 'call':
-        return { kind: 'forward', body: Buffer.from(JSON.stringify(json)), filterId: null, hello: null, method: 'tools/call', tool: one.tool };
-      case 'filter':
-        return { kind: 'forward', body: raw, filterId: one.id, hello: null, method: 'tools/list', tool: null };
-      case 'initialize':
-        return { kind: 'forward', body: raw, filterId: null, hello: one.hello, method: 'initialize', tool: null };
-      case 'pass':
-        return { kind: 'forward', body: raw, filterId: null, hello: null, method: one.method, tool: null };
-    }
+    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json) };
   }
 
-  function answerUpstream(ctx: RouteContext, decided: Extract<Inspection, { kind: 'forward' }> | null, upstream: IncomingMessage): void {
-    const { res, server } = ctx;
-    const status = upstream.statusCode ?? 502;
-    const record = (outcome: McpCallEvent['outcome']): void => {
-      if (decided?.method) {
-        emit({ method: decided.method, keyId: ctx.key.id, userId: ctx.key.user.id, server: server.name, ...(decided.tool !== null ? { tool: decided.tool } : {}), outcome, latencyMs: now() - ctx.started });
+  /** 4 → (5, 6, 7 in `stages.call`): authorize, then forward once for the whole HTTP request. */
+  async function serve(ctx: RequestContext, request: ServerRequest, stages: CallStages): Promise<Answer> {
+    const { server, grant } = request;
+    const caller = ctx.caller as Caller;
+    const method = ctx.req.method ?? 'GET';
+    const records = request.messages.length === 0 ? [ctx.open(method)] : request.messages.map((m) => ctx.open(m.method));
+    let body = request.raw;
+    let filterId: JsonRpcId = null;
+    let reserialize = false;
+
+    // 4. authorize, per message.
+    for (const [i, check] of request.messages.entries()) {
+      const record = records[i] as RequestRecord;
+      record.server = server.name;
+      if (check.kind !== 'request') continue;
+      if (check.method === 'tools/call') {
+        record.tool = check.tool;
+        record.arguments = check.arguments;
+        if (check.tool === null) {
+          record.outcome = 'invalid';
+          record.error = 'invalid_message';
+          return answerAlone(request, jsonAnswer(200, rpcError(check.id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call'))));
+        }
+        if (!grantAllows(grant, check.tool)) {
+          logger.info({ keyId: caller.key.id, server: server.name, tool: check.tool }, 'tool call denied');
+          record.outcome = 'denied';
+          record.error = 'tool_blocked';
+          record.reason = 'not_granted';
+          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
+        }
+        reserialize = true;
+      } else if (check.method === 'tools/list' && grant !== '*') {
+        if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+        filterId = check.id;
       }
-    };
+    }
+    if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? request.messages.map((m) => m.message) : request.messages[0]?.message));
+
+    const first = request.messages[0];
+    const primary = records[0] as RequestRecord;
+    const target = { server, tool: first?.kind === 'request' ? first.tool : null, method: first?.method ?? method };
+    const hello = first?.kind === 'request' ? first.hello : null;
+    const outcome = await stages.call(ctx, primary, target, (call) =>
+      server.connectionType === 'HTTP' || !options.pooled
+        ? forwardHttp(ctx, request, call, { body, filterId, hello }, primary)
+        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
+    );
+    for (const record of records.slice(1)) {
+      record.outcome = primary.outcome;
+      record.credentialIdentity = primary.credentialIdentity;
+    }
+    if (!(outcome instanceof GatewayError)) return outcome;
+    // A limits or credentials refusal: per JSON-RPC request, as a JSON-RPC error (like /mcp); else {type, message}.
+    if (first?.kind === 'request' && !request.batch) return jsonAnswer(200, rpcErrorOf(first.id, outcome));
+    return errorAnswer(outcome);
+  }
+
+  /** 7. forward to a Streamable HTTP upstream; resolves with the answer once the upstream has answered. */
+  function forwardHttp(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    payload: { body: Buffer | null; filterId: JsonRpcId; hello: ClientHello | null },
+    record: RequestRecord,
+  ): Promise<Forwarded<Answer>> {
+    const { server } = request;
+    const caller = ctx.caller as Caller;
+    const target = server.url;
+    if (!target) return Promise.resolve({ result: errorAnswer(new GatewayError('upstream_unavailable')) });
+    const upstreamSession = request.session?.ok ? request.session.upstream : null;
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (answer: Answer): void => {
+        if (settled) return;
+        settled = true;
+        resolve({ result: answer });
+      };
+      // The caller leaving before the upstream answered: http-proxy-3 aborts the upstream request and
+      // reports nothing, so the request ends here.
+      ctx.signal.addEventListener('abort', () => {
+        record.outcome = 'upstream_error';
+        record.reason = 'caller_gone';
+        done(errorAnswer(new GatewayError('upstream_error', { reason: 'caller_gone' })));
+      });
+      forwarder.forward(ctx.req, ctx.watchedResponse, {
+        target,
+        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length),
+        body: payload.body,
+        onResponse: (upstream) => done(answerFromUpstream(ctx, request, caller, upstream, payload, record)),
+        onError: (error) => {
+          const reason = describeError(error, server);
+          logger.warn({ server: server.name, reason }, 'upstream request failed on /mcp/{server}');
+          record.outcome = 'upstream_error';
+          record.reason = reason;
+          done(errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, reason) })));
+        },
+      });
+    });
+  }
+
+  function answerFromUpstream(
+    ctx: RequestContext,
+    request: ServerRequest,
+    caller: Caller,
+    upstream: IncomingMessage,
+    payload: { filterId: JsonRpcId; hello: ClientHello | null },
+    record: RequestRecord,
+  ): Answer {
+    const { server } = request;
+    const status = upstream.statusCode ?? 502;
     if (status === 401 || status === 403 || (status >= 300 && status < 400)) {
       // The upstream refused the gateway's credentials, or redirects somewhere: neither is the caller's to
       // follow (a WWW-Authenticate would send an MCP client into the upstream's OAuth flow).
       upstream.resume();
       logger.warn({ server: server.name, status }, 'upstream refused a /mcp/{server} request');
-      record('upstream_rpc_error');
-      sendError(res, 'upstream_error', HttpMessage.upstreamRefused(server.name, status));
-      return;
+      record.outcome = 'upstream_error';
+      record.reason = `HTTP ${status}`;
+      return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamRefused(server.name, status) }));
     }
-    const filtering = decided?.filterId != null && status >= 200 && status < 300;
+    const filtering = payload.filterId !== null && status >= 200 && status < 300;
     const headers = clientResponseHeaders(upstream.headers, !filtering);
     const issued = upstream.headers['mcp-session-id'];
     if (typeof issued === 'string') {
-      const sealed = sealRouteSession(ctx.runtime, ctx.key, server.name, issued, ctx.session, decided?.hello ?? null, now());
+      const sealed = sealRouteSession(ctx.runtime as Runtime, caller.key, server.name, issued, request.session, payload.hello, ctx.startedAt);
       if (sealed === null) {
         upstream.resume();
-        record('upstream_rpc_error');
-        sendError(res, 'upstream_unavailable', HttpMessage.noSessionSecret());
-        return;
+        record.outcome = 'upstream_error';
+        record.reason = 'no_session_secret';
+        return errorAnswer(new GatewayError('upstream_unavailable', { message: HttpMessage.noSessionSecret() }));
       }
       headers['mcp-session-id'] = sealed;
     }
-    record(status >= 400 ? 'upstream_rpc_error' : 'ok');
-    upstream.on('error', () => res.destroy());
-    const type = String(upstream.headers['content-type'] ?? '');
-    if (filtering && decided?.filterId != null && type.includes('text/event-stream')) {
-      res.writeHead(status, headers);
-      res.flushHeaders();
-      upstream.pipe(toolsListSseFilter(decided.filterId, ctx.grant)).pipe(res);
-      return;
+    if (status >= 400) {
+      record.outcome = 'upstream_error';
+      record.reason = `HTTP ${status}`;
     }
-    if (filtering && decided?.filterId != null && type.includes('application/json')) {
-      const filterId = decided.filterId;
-      readAll(upstream, MAX_FILTERED_JSON_BYTES).then(
-        (body) => {
-          const text = filterToolsListJson(body.toString('utf8'), filterId, ctx.grant);
-          res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(text) });
-          res.end(text);
-        },
-        () => sendError(res, 'upstream_error', HttpMessage.upstreamUnreachable(server.name, 'its answer was too large or broke off')),
-      );
-      return;
+    const type = headers['content-type'] ?? '';
+    let body: Readable = upstream;
+    if (filtering && payload.filterId !== null && type.includes('text/event-stream')) {
+      body = upstream.pipe(toolsListSseFilter(payload.filterId, request.grant));
+    } else if (filtering && payload.filterId !== null && type.includes('application/json')) {
+      body = filteredJson(upstream, payload.filterId, request.grant);
     }
-    res.writeHead(status, headers);
-    // An SSE stream (a GET stream, a long call) reaches the client now, not with its first event.
-    res.flushHeaders();
-    upstream.pipe(res);
+    return { kind: 'stream', status, headers, body };
   }
 
-  function forwardHttp(ctx: RouteContext, decided: Extract<Inspection, { kind: 'forward' }> | null): void {
-    const { server } = ctx;
-    const target = server.url;
-    if (!target) {
-      sendError(ctx.res, 'upstream_unavailable', server.unavailable ?? undefined);
-      return;
-    }
-    const upstreamSession = ctx.session?.ok ? ctx.session.upstream : null;
-    forwarder.forward(ctx.req, ctx.res, {
-      target,
-      headers: upstreamRequestHeaders(server, ctx.headers, ctx.token, upstreamSession, decided ? decided.body.length : null),
-      body: decided ? decided.body : null,
-      onResponse: (upstream) => answerUpstream(ctx, decided, upstream),
-      onError: (error) => {
-        const reason = describeError(error, server);
-        logger.warn({ server: server.name, reason }, 'upstream request failed on /mcp/{server}');
-        if (decided?.method) emit({ method: decided.method, keyId: ctx.key.id, userId: ctx.key.user.id, server: server.name, outcome: 'upstream_rpc_error', latencyMs: now() - ctx.started });
-        if (!ctx.res.headersSent) sendError(ctx.res, 'upstream_error', HttpMessage.upstreamUnreachable(server.name, reason));
-        else ctx.res.destroy();
-      },
-    });
-  }
-
-  const route = function serverRoute(req: IncomingMessage, res: ServerResponse, serverName: string): void {
-    // 1. Method: Streamable HTTP's three.
-    const method = req.method ?? 'GET';
-    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
-      sendError(res, 'method_not_allowed', HttpMessage.serverRouteMethods(), { allow: 'GET, POST, DELETE' });
-      return;
-    }
-    // 2. Ready.
-    const runtime = holder.current;
-    if (!runtime) {
-      sendError(res, 'not_ready');
-      return;
-    }
-    // 3. Authenticate, before anything else about the request is looked at.
-    const started = now();
-    const auth = authenticate(runtime, req.headers.authorization, started);
-    if (!auth.ok) {
-      sendError(res, auth.code);
-      return;
-    }
-    // 4. The server, granted to this key (the same answer for "no such server" and "not yours").
-    const server = SERVER_NAME.test(serverName) ? runtime.servers.get(serverName) : undefined;
-    const grant = server ? auth.key.tools.get(server.name) : undefined;
-    if (!server || grant === undefined) {
-      sendError(res, 'not_found', HttpMessage.noServerForKey(serverName));
-      return;
-    }
-    if (server.unavailable !== null) {
-      sendError(res, 'upstream_unavailable', server.unavailable);
-      return;
-    }
-    // 5. Session: any node opens a sealed id; a refused one is "not found" to the client.
-    const presented = req.headers['mcp-session-id'];
-    let session: OpenedSession | null = null;
-    if (typeof presented === 'string') {
-      session = openRouteSession(runtime, auth.key, server.name, presented, started);
-      if (!session.ok) {
-        logger.info({ keyId: auth.key.id, server: server.name, reason: session.code }, 'sealed session id refused');
-        sendError(res, 'session_not_found');
-        return;
-      }
-    }
-    const ctx: RouteContext = { req, res, runtime, key: auth.key, token: auth.token, server, grant, headers: req.headers, session, started };
-    const viaPool = server.connectionType !== 'HTTP';
-    if (method !== 'POST') {
-      if (!viaPool) forwardHttp(ctx, null);
-      else if (options.pooled) options.pooled(ctx, null);
-      else sendError(res, 'upstream_unavailable');
-      return;
-    }
-    // 6. Body, bounded; then the decision.
-    readBody(req, maxBodyBytes).then(
-      (raw) => {
-        if (raw === null) {
-          sendError(res, 'payload_too_large', HttpMessage.bodyTooLarge(maxBodyBytes), { connection: 'close' });
-          return;
-        }
-        if (viaPool) {
-          if (options.pooled) options.pooled(ctx, raw);
-          else sendError(res, 'upstream_unavailable');
-          return;
-        }
-        const decided = inspect(ctx, raw);
-        if (decided.kind === 'answer') sendJson(res, decided.status, decided.body);
-        else forwardHttp(ctx, decided);
-      },
-      (error: unknown) => {
-        logger.warn({ err: error, server: server.name }, 'reading a /mcp/{server} request body failed');
-        res.destroy();
-      },
-    );
-  } as ServerRoute;
-  route.close = () => forwarder.close();
-  return route;
+  return {
+    name: 'mcp_server',
+    parse,
+    serve,
+    refusal(error) {
+      // A body that is not JSON or not a message is a JSON-RPC error (id null), HTTP 400; every other
+      // refusal is the table's `{type, message}` (a transport-level answer, as MCP clients expect).
+      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      return errorAnswer(error);
+    },
+    close: () => forwarder.close(),
+  };
 }
 
-type MessageCheck =
-  | { kind: 'invalid'; status: number; body: unknown }
-  | { kind: 'deny'; id: JsonRpcId; tool: string }
-  | { kind: 'call'; tool: string }
-  | { kind: 'filter'; id: JsonRpcId }
-  | { kind: 'initialize'; hello: ClientHello }
-  | { kind: 'pass'; method: string | null };
+/** A refusal of one message of a request that may be a batch: a batch is refused whole (see errors.ts). */
+function answerAlone(request: ServerRequest, answer: Answer): Answer {
+  return request.batch ? jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())) : answer;
+}
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** What one JSON-RPC message needs from the gateway; anything it has no opinion on passes. */
-function inspectMessage(ctx: RouteContext, message: unknown): MessageCheck {
-  if (!isObject(message)) return { kind: 'invalid', status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
+/** What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all. */
+function classify(message: unknown): MessageCheck | null {
+  if (!isObject(message)) return null;
   const method = typeof message.method === 'string' ? message.method : null;
   const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
-  if (method === null || id === null) return { kind: 'pass', method };
+  if (method === null || id === null) return { kind: 'other', method, message };
   const params = isObject(message.params) ? message.params : null;
-  switch (method) {
-    case 'tools/call': {
-      const name = params?.name;
-      if (typeof name !== 'string') return { kind: 'invalid', status: 200, body: rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')) };
-      // Checked at call time, on the name the upstream will read.
-      return grantAllows(ctx.grant, name) ? { kind: 'call', tool: name } : { kind: 'deny', id, tool: name };
-    }
-    case 'tools/list':
-      return ctx.grant === '*' ? { kind: 'pass', method } : { kind: 'filter', id };
-    case 'initialize': {
-      const capabilities = isObject(params?.capabilities) ? params.capabilities : {};
-      const protocolVersion = typeof params?.protocolVersion === 'string' ? params.protocolVersion.slice(0, 40) : '';
-      return { kind: 'initialize', hello: { capabilities, protocolVersion } };
-    }
-    default:
-      return { kind: 'pass', method };
+  const tool = method === 'tools/call' && typeof params?.name === 'string' ? params.name : null;
+  let hello: ClientHello | null = null;
+  if (method === 'initialize') {
+    hello = {
+      capabilities: isObject(params?.capabilities) ? params.capabilities : {},
+      protocolVersion: typeof params?.protocolVersion === 'string' ? params.protocolVersion.slice(0, 40) : '',
+    };
   }
+  return { kind: 'request', id, method, tool, arguments: method === 'tools/call' ? params?.arguments : undefined, hello, message };
 }
 
-/** The body as bytes, or null when it exceeds `limit` (the rest is drained, not buffered). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve(null);
-  }
-  return readAll(req, limit).catch((error: unknown) => {
-    if (error instanceof BodyTooLarge) return null;
-    throw error;
+/** A JSON tools/list answer read whole (bounded) and filtered, as a stream for the respond stage. */
+function filteredJson(upstream: IncomingMessage, id: JsonRpcId, grant: ToolGrant): Readable {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const out = new PassThrough();
+  upstream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_FILTERED_JSON_BYTES) {
+      upstream.destroy();
+      out.destroy(new Error('upstream tools/list answer too large'));
+      return;
+    }
+    chunks.push(chunk);
   });
-}
-
-class BodyTooLarge extends Error {}
-
-function readAll(stream: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    stream.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        chunks.length = 0;
-        stream.resume();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    stream.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
-    });
-    stream.on('error', (error) => {
-      if (done) return;
-      done = true;
-      reject(error);
-    });
-  });
+  upstream.on('end', () => out.end(id === null ? Buffer.concat(chunks) : filterToolsListJson(Buffer.concat(chunks).toString('utf8'), id, grant)));
+  upstream.on('error', (error) => out.destroy(error));
+  return out;
 }

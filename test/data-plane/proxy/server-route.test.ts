@@ -22,6 +22,9 @@ import { STATIC_TEXT_URI } from '../../fixtures/conformance/content.js';
 import { startConformanceFixture, type ConformanceFixture } from '../../fixtures/conformance/server.js';
 import { startHeaderProxy, type HeaderProxy } from '../../conformance/header-proxy.js';
 import { waitFor } from '../../support/wait.js';
+import { GatewayError } from '../../../data-plane/errors.js';
+import type { RequestRecord } from '../../../data-plane/pipeline/context.js';
+import type { Limiter } from '../../../data-plane/pipeline/limits.js';
 import { buildSnapshot, resultText, startTestNode, type BuiltSnapshot, type TestConfig, type TestNode } from '../helpers.js';
 
 const UPSTREAM_SECRET = 'upstream-secret-7f3a9c';
@@ -34,6 +37,11 @@ describe('/mcp/{server} through two nodes', () => {
   let snapshot: BuiltSnapshot;
   let config: TestConfig;
   const clients: Client[] = [];
+  const records: RequestRecord[] = [];
+  /** The limits stage refuses calls of this tool (stands in for a rate limit). */
+  const limiter: Limiter = {
+    admit: (subject) => (subject.tool === 'test_audio_content' ? new GatewayError('rate_limited', { headers: { 'retry-after': '7' } }) : { settle: () => undefined }),
+  };
 
   const key = (name: string): string => snapshot.keyValues[name] ?? '';
   const routeOf = (node: TestNode, server = 'conf'): string => `${node.url}/mcp/${server}`;
@@ -55,8 +63,8 @@ describe('/mcp/{server} through two nodes', () => {
 
   beforeAll(async () => {
     fixture = await startConformanceFixture();
-    nodeA = await startTestNode();
-    nodeB = await startTestNode();
+    nodeA = await startTestNode({ hooks: { onRecord: (r) => records.push(r), limiter } });
+    nodeB = await startTestNode({ hooks: { onRecord: (r) => records.push(r), limiter } });
     config = {
       servers: [
         { name: 'conf', url: fixture.url, headers: { 'x-upstream-token': { secret: UPSTREAM_SECRET } }, allowedExtraHeaders: ['x-tenant'] },
@@ -149,6 +157,17 @@ describe('/mcp/{server} through two nodes', () => {
     expect(resultText(await client.callTool({ name: 'test_simple_text' }))).toContain('simple text');
     const before = httpEvents().length;
     await expect(client.callTool({ name: 'test_image_content' })).rejects.toMatchObject({ code: -32003 });
+    expect(httpEvents().slice(before).filter((e) => e.rpcMethod === 'tools/call')).toEqual([]);
+    // Recorded by the pipeline's record stage like any /mcp refusal.
+    await waitFor(() => records.find((r) => r.route === 'mcp_server' && r.tool === 'test_image_content'));
+    expect(records.find((r) => r.route === 'mcp_server' && r.tool === 'test_image_content')).toMatchObject({ outcome: 'denied', error: 'tool_blocked', server: 'conf', keyId: 'key_limited' });
+    expect(records.find((r) => r.route === 'mcp_server' && r.tool === 'test_simple_text' && r.keyId === 'key_limited')).toMatchObject({ outcome: 'ok', credentialIdentity: 'shared' });
+  });
+
+  it('runs every forwarded message through the limits stage (a refusal is a JSON-RPC error, nothing reaches the upstream)', async () => {
+    const { client } = await connect(roundRobin.url, 'full');
+    const before = httpEvents().length;
+    await expect(client.callTool({ name: 'test_audio_content' })).rejects.toMatchObject({ code: -32004 });
     expect(httpEvents().slice(before).filter((e) => e.rpcMethod === 'tools/call')).toEqual([]);
   });
 
