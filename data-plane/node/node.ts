@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
-import { createDataPlaneServer } from '../http/server.js';
+import { createDataPlaneServer } from './data-plane-server.js';
 import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
