@@ -9,6 +9,9 @@ import type { Kysely } from 'kysely';
 import { importSigningKey } from '../data-plane/snapshot/sign.js';
 import type { PublicJwk } from '../data-plane/snapshot/schema.js';
 import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { NODE_AUDIT_PATH } from '../data-plane/snapshot/audit-protocol.js';
+import { AUDIT_EXPORT_PATH, handleAuditExport, handleAuditIngest, type AuditRouteDeps } from './audit/routes.js';
+import { AuditStore } from './audit/store.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { hashToken } from './crypto/tokens.js';
 import { migrateToLatest, openDatabase } from './db/database.js';
@@ -56,6 +59,7 @@ export interface ControlPlane {
   server: Server;
   db: Kysely<Database>;
   publisher: SnapshotPublisher;
+  audit: AuditStore;
   /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
   nodeToken: string | null;
   trustedKeys: PublicJwk[];
@@ -89,10 +93,15 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
 
   const bootstrap = await ensureBootstrapAdminToken(db, env.GATEHOUSE_ADMIN_TOKEN);
 
+  // Checkpoints are signed with the active snapshot key: nodes and auditors already trust it (trustedKeys).
+  const audit = new AuditStore({ db, signingKey: activeKey, logger, ...(env.GATEHOUSE_AUDIT_PARTITION ? { partition: env.GATEHOUSE_AUDIT_PARTITION } : {}) });
+  audit.start();
+
   const yoga = createGraphQL({
     db,
     box,
     logger,
+    audit: { trustedKeys },
     onConfigChanged: () => {
       void publisher.changed();
       void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
@@ -102,6 +111,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const metrics = createControlPlaneMetrics(publisher);
   const nodeDeps: NodeRouteDeps = { db, publisher, sharedTokenHash: keys.nodeToken === null ? null : hashToken(keys.nodeToken), trustedKeys, logger };
   const stopHeartbeat = startNodeHeartbeat(nodeDeps);
+  const auditDeps: AuditRouteDeps = { db, store: audit, sharedTokenHash: nodeDeps.sharedTokenHash, logger };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = async (): Promise<void> => {
@@ -111,6 +121,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_JWKS_PATH && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
       if (path === NODE_SNAPSHOT_PATH && req.method === 'GET') return handleNodeSnapshot(req, res, nodeDeps);
       if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
+      if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
+      if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
@@ -144,12 +156,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     server,
     db,
     publisher,
+    audit,
     nodeToken: keys.nodeToken,
     trustedKeys,
     generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,
     async close() {
       stopHeartbeat();
       publisher.stop();
+      await audit.stop();
       await listener?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -4,6 +4,7 @@
  * operation, introspection included). Role checks happen later, in scope-auth (builder.ts).
  */
 import type { Kysely } from 'kysely';
+import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { AdminPrincipal } from '../repos/admin-tokens.js';
@@ -23,6 +24,8 @@ export interface GraphQLDeps {
   /** Called after a committed mutation changed the config version, to publish a new snapshot. */
   onConfigChanged: () => void;
   logger?: GraphQLLogger;
+  /** What verifyAuditChain checks checkpoints against (the signing keys the control plane trusts). */
+  audit?: { trustedKeys: readonly PublicJwk[] };
 }
 
 export interface GraphQLContext {
@@ -31,6 +34,7 @@ export interface GraphQLContext {
   principal: AdminPrincipal;
   loaders: Loaders;
   logger: GraphQLLogger;
+  auditTrustedKeys: readonly PublicJwk[];
   /** Wraps deps.onConfigChanged so a failing listener cannot fail a mutation that already committed. */
   configChanged(): void;
 }
@@ -46,6 +50,7 @@ export async function buildContext(deps: GraphQLDeps, logger: GraphQLLogger, req
     principal,
     loaders: createLoaders(deps.db),
     logger,
+    auditTrustedKeys: deps.audit?.trustedKeys ?? [],
     configChanged() {
       try {
         deps.onConfigChanged();

@@ -11,5 +11,6 @@ import './schema/admin-tokens.js';
 import './schema/nodes.js';
 import './schema/config.js';
 import './schema/session-secrets.js';
+import './schema/audit.js';
 
 export const schema = builder.toSchema();

@@ -7,6 +7,7 @@
  * `/anthropic/...` are not served here yet.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
 import { HttpMessage } from '../errors.js';
 import { createNodeMetrics } from './metrics.js';
 import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
@@ -20,11 +21,14 @@ export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent
   allowedOrigins?: readonly string[];
   /** One record per `/mcp` call that reached policy (for audit/metrics); must not throw or block. */
   onMcpEvent?: (event: McpCallEvent) => void;
+  /** Registers more metrics (e.g. the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
 }
 
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, logger } = options;
   const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
   const onEvent = (event: McpCallEvent): void => {
     metrics.record(event);
     options.onMcpEvent?.(event);

@@ -19,6 +19,10 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { registerAuditMetrics } from '../audit/metrics.js';
+import { AuditOutbox } from '../audit/outbox.js';
+import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { AuditShipper } from '../audit/shipper.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -54,6 +58,8 @@ export interface DataPlaneNode {
   server: Server;
   link: ControlPlaneLink;
   holder: RuntimeHolder;
+  /** The audit trail's durable outbox (`<stateDir>/audit`) and its shipper to the control plane. */
+  audit: { outbox: AuditOutbox; recorder: AuditRecorder };
   close(): Promise<void>;
 }
 
@@ -170,7 +176,28 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [] });
+  const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
+  const recorder = createAuditRecorder(outbox, nodeId);
+  const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  const server = createDataPlaneServer({
+    holder,
+    pool,
+    logger,
+    allowedOrigins: options.allowedOrigins ?? [],
+    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
+    onMcpEvent: (event) =>
+      recorder.record({
+        route: '/mcp',
+        method: event.method,
+        keyId: event.keyId || null,
+        userId: event.userId || null,
+        server: event.server ?? null,
+        tool: event.tool ?? null,
+        outcome: event.outcome,
+        denyReason: event.denyReason ?? null,
+        latencyMs: event.latencyMs,
+      }),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
@@ -180,6 +207,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const url = `http://${host}:${address.port}`;
   logger.info({ url, nodeId, controlPlane: options.controlPlaneUrl }, 'data-plane node listening');
   link.start();
+  shipper.start();
 
   return {
     url,
@@ -187,10 +215,14 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     server,
     link,
     holder,
+    audit: { outbox, recorder },
     async close() {
       await link.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // After the server: the last requests' events are flushed to disk before the process goes.
+      await shipper.stop();
+      await outbox.close();
       await pool.close();
       await unlock();
     },
