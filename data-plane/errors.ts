@@ -19,6 +19,8 @@ export type GatewayErrorCode =
   | 'rate_limited'
   | 'budget_exceeded'
   | 'invalid_request'
+  | 'parse_error'
+  | 'invalid_message'
   | 'not_found'
   | 'method_not_allowed'
   | 'payload_too_large'
@@ -60,6 +62,10 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   rate_limited: { status: 429, rpc: RpcCode.RateLimited, message: 'rate limit exceeded' },
   budget_exceeded: { status: 402, rpc: RpcCode.BudgetExceeded, message: 'budget exceeded' },
   invalid_request: { status: 400, rpc: RpcCode.InvalidRequest, message: 'invalid request' },
+  /** A JSON-RPC route's body is not JSON: answered as JSON-RPC -32700 (id null), HTTP 400. */
+  parse_error: { status: 400, rpc: RpcCode.ParseError, message: 'request body is not valid JSON' },
+  /** A JSON-RPC route's body is JSON but not an acceptable message: answered as JSON-RPC -32600 (id null), HTTP 400. */
+  invalid_message: { status: 400, rpc: RpcCode.InvalidRequest, message: 'invalid JSON-RPC message' },
   not_found: { status: 404, rpc: RpcCode.MethodNotFound, message: 'not found' },
   method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: 'method not allowed' },
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
@@ -86,6 +92,49 @@ export function httpError(code: GatewayErrorCode, message?: string, extraHeaders
     headers['www-authenticate'] = code === 'invalid_key' ? 'Bearer error="invalid_token"' : 'Bearer';
   }
   return { status: spec.status, headers, body: { type: code, message: message ?? spec.message } };
+}
+
+/**
+ * A typed refusal or failure: the one kind of "stop" answer a pipeline stage gives (`pipeline/stage.ts`).
+ * It carries a code from the table and, optionally, a more specific message (never a secret), extra
+ * response headers (e.g. `Retry-After` on `rate_limited`) and machine-readable `data` (sent as the JSON-RPC
+ * error's `data` next to `type`). How it is shown (HTTP `{type, message}`, a JSON-RPC error, a tool result)
+ * is decided once per route when it answers, from this table.
+ */
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  readonly data: Readonly<Record<string, unknown>> | undefined;
+  /** Why, for logs and the record (e.g. `not_granted`); never shown to the caller. */
+  readonly reason: string | undefined;
+
+  constructor(
+    code: GatewayErrorCode,
+    options: { message?: string; headers?: Record<string, string>; data?: Record<string, unknown>; reason?: string } = {},
+  ) {
+    super(options.message ?? GATEWAY_ERRORS[code].message);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.headers = options.headers;
+    this.data = options.data;
+    this.reason = options.reason;
+  }
+
+  /** HTTP status from the table. */
+  get status(): number {
+    return GATEWAY_ERRORS[this.code].status;
+  }
+}
+
+/** The HTTP answer for a `GatewayError` (see `httpError`). */
+export function httpErrorOf(error: GatewayError): HttpError {
+  return httpError(error.code, error.message, error.headers === undefined ? undefined : { ...error.headers });
+}
+
+/** The JSON-RPC error response for a `GatewayError`: the table's code, `data.type` plus the error's own data. */
+export function rpcErrorOf(id: JsonRpcId, error: GatewayError): JsonRpcErrorResponse {
+  const spec = GATEWAY_ERRORS[error.code];
+  return { jsonrpc: '2.0', id, error: { code: spec.rpc, message: error.message, data: { ...error.data, type: error.code } } };
 }
 
 export type JsonRpcId = string | number | null;

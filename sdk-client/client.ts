@@ -28,7 +28,13 @@ export type {
   DeleteVirtualKeyInput,
   KeyServerGrantInput,
   McpServerStatus,
+  ApproveNodeInput,
+  EnrollNodeInput,
+  ForgetNodeInput,
+  NodeEnrollment,
+  NodeState,
   RevokeAdminTokenInput,
+  RevokeNodeInput,
   RevokeVirtualKeyInput,
   RotateVirtualKeyInput,
   SecretInput,
@@ -66,6 +72,10 @@ export type UpdateVirtualKeyPayload = ops.GatehouseUpdateVirtualKeyMutation['upd
 export type DeleteVirtualKeyPayload = ops.GatehouseDeleteVirtualKeyMutation['deleteVirtualKey'];
 export type CreateAdminTokenPayload = ops.GatehouseCreateAdminTokenMutation['createAdminToken'];
 export type RevokeAdminTokenPayload = ops.GatehouseRevokeAdminTokenMutation['revokeAdminToken'];
+export type EnrollNodePayload = ops.GatehouseEnrollNodeMutation['enrollNode'];
+export type ApproveNodePayload = ops.GatehouseApproveNodeMutation['approveNode'];
+export type RevokeNodePayload = ops.GatehouseRevokeNodeMutation['revokeNode'];
+export type ForgetNodePayload = ops.GatehouseForgetNodeMutation['forgetNode'];
 export type ApplyConfigPayload = ops.GatehouseApplyConfigMutation['applyConfig'];
 export type ConfigChange = ApplyConfigPayload['changes'][number];
 
@@ -155,6 +165,10 @@ export interface GatehouseClient {
 
   nodes(args?: PageArgs): Promise<Connection<DataPlaneNode>>;
   allNodes(options?: AllPagesOptions): Promise<DataPlaneNode[]>;
+  enrollNode(input: ops.EnrollNodeInput): Promise<EnrollNodePayload>;
+  approveNode(input: ops.ApproveNodeInput): Promise<ApproveNodePayload>;
+  revokeNode(input: ops.RevokeNodeInput): Promise<RevokeNodePayload>;
+  forgetNode(input: ops.ForgetNodeInput): Promise<ForgetNodePayload>;
 
   adminTokens(args?: PageArgs): Promise<Connection<AdminToken>>;
   allAdminTokens(options?: AllPagesOptions): Promise<AdminToken[]>;
@@ -312,6 +326,10 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
       const first = pageSizeOf(options);
       return collect(paginate((after) => client.nodes({ first, after })));
     },
+    enrollNode: async (input) => (await run(ops.GatehouseEnrollNodeDocument, { input })).enrollNode,
+    approveNode: async (input) => (await run(ops.GatehouseApproveNodeDocument, { input })).approveNode,
+    revokeNode: async (input) => (await run(ops.GatehouseRevokeNodeDocument, { input })).revokeNode,
+    forgetNode: async (input) => (await run(ops.GatehouseForgetNodeDocument, { input })).forgetNode,
 
     adminTokens: async (args) => (await run(ops.GatehouseAdminTokensDocument, page(args))).adminTokens,
     allAdminTokens: async (options) => {

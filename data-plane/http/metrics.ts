@@ -1,16 +1,16 @@
 /**
  * The node's Prometheus metrics (`GET /metrics`, prom-client): one registry per server, so several nodes in
- * one process (tests, `npm start`) do not share counters. Labels are low-cardinality on purpose (method,
- * outcome, server): never a key, user or argument, which belong in the audit trail, not in metrics.
+ * one process (tests, `npm start`) do not share counters. Labels are low-cardinality on purpose (route,
+ * method, outcome, server): never a key, user or argument, which belong in the audit trail, not in metrics.
+ * Fed as a record sink of the pipeline (`pipeline/record.ts`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RuntimeHolder } from '../config/runtime.js';
-import type { McpCallEvent } from '../mcp/handler.js';
+import type { RequestRecord } from '../pipeline/context.js';
+import type { RecordSink } from '../pipeline/record.js';
 
-export interface NodeMetrics {
+export interface NodeMetrics extends RecordSink {
   registry: Registry;
-  /** Feed for the `/mcp` handler's per-call event hook. */
-  record(event: McpCallEvent): void;
 }
 
 export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
@@ -18,13 +18,19 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
     name: 'gatehouse_mcp_requests_total',
-    help: 'MCP requests that reached policy, by JSON-RPC method and outcome',
+    help: 'MCP requests (JSON-RPC requests, and HTTP requests refused before any was read), by method and outcome',
     labelNames: ['method', 'outcome', 'server'] as const,
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'gatehouse_refusals_total',
+    help: 'Requests refused with a typed gateway error, by route and error type',
+    labelNames: ['route', 'type'] as const,
     registers: [registry],
   });
   const duration = new Histogram({
     name: 'gatehouse_mcp_request_duration_seconds',
-    help: 'Time to answer an MCP request that reached policy, upstream included',
+    help: 'Time to answer an MCP request, upstream included',
     labelNames: ['method'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
@@ -39,9 +45,12 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
   });
   return {
     registry,
-    record(event) {
-      requests.inc({ method: event.method, outcome: event.outcome, server: event.server ?? '' });
-      duration.observe({ method: event.method }, event.latencyMs / 1000);
+    record(record: RequestRecord) {
+      if (record.error !== null) refusals.inc({ route: record.route, type: record.error });
+      if (record.route !== 'mcp' && record.route !== 'mcp_server') return;
+      const method = record.method ?? '';
+      requests.inc({ method, outcome: record.outcome, server: record.server ?? '' });
+      duration.observe({ method }, record.latencyMs / 1000);
     },
   };
 }

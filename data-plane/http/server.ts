@@ -1,71 +1,52 @@
 /**
- * The node's HTTP server (node:http, no framework): routes `/mcp`, `/healthz`, `/readyz`, `/metrics`; anything else is
- * a 404 `{type, message}`. Routing is a string comparison on the path, so the hot path stays lean.
+ * The node's HTTP server (node:http, no framework): `/healthz`, `/readyz`, `/metrics`, and the pipeline
+ * routes it is given (exact paths such as `/mcp`, prefixes such as `/mcp/` or `/anthropic/`); anything else
+ * is a 404 `{type, message}`. Routing is a string comparison on the path, so the hot path stays lean.
  *
- * It does not own the Runtime (the node swaps it into the `RuntimeHolder`), the upstream connections
- * (`UpstreamPool`), or the process lifecycle: the caller listens and closes. `/mcp/{server}` and
- * `/anthropic/...` are not served here yet.
+ * It does not know what a route does (the routes and the pipeline run them, `node/data-plane-server.ts`
+ * wires them), own the Runtime (the node swaps it into the `RuntimeHolder`) or the process lifecycle: the
+ * caller listens and closes.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Registry } from 'prom-client';
-import { HttpMessage } from '../errors.js';
-import { createNodeMetrics } from './metrics.js';
-import { createMcpHandler, sendError, sendJson, type McpCallEvent, type McpHandlerOptions } from '../mcp/handler.js';
+import { GatewayError, HttpMessage } from '../errors.js';
+import type { RuntimeHolder } from '../config/runtime.js';
+import type { Logger } from '../log.js';
+import type { NodeMetrics } from './metrics.js';
+import { errorAnswer, sendAnswer, sendJson } from './respond.js';
 
-export interface DataPlaneServerOptions extends Omit<McpHandlerOptions, 'onEvent'> {
-  /**
-   * Browser origins allowed to call `/mcp` (e.g. `https://app.example.com`). A request that carries an
-   * `Origin` header not in this list gets 403 (MCP transports, "Security Warning": servers MUST validate
-   * Origin, against DNS rebinding). Requests without `Origin` (CLI agents such as Claude Code) pass.
-   */
-  allowedOrigins?: readonly string[];
-  /** One record per `/mcp` call that reached policy (for audit/metrics); must not throw or block. */
-  onMcpEvent?: (event: McpCallEvent) => void;
-  /** Registers more metrics (e.g. the audit outbox's) on this server's registry. */
-  registerMetrics?: (registry: Registry) => void;
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
+
+export interface HttpServerOptions {
+  holder: RuntimeHolder;
+  logger: Logger;
+  metrics: NodeMetrics;
+  /** Exact path → handler. */
+  routes: ReadonlyMap<string, RouteHandler>;
+  /** Path prefix (ending in `/`) → handler, tried in order after the exact paths. */
+  prefixes?: readonly (readonly [string, RouteHandler])[];
 }
 
-export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
-  const { holder, logger } = options;
-  const metrics = createNodeMetrics(holder);
-  options.registerMetrics?.(metrics.registry);
-  const onEvent = (event: McpCallEvent): void => {
-    metrics.record(event);
-    options.onMcpEvent?.(event);
-  };
-  const mcp = createMcpHandler({
-    holder,
-    pool: options.pool,
-    logger,
-    ...(options.version !== undefined ? { version: options.version } : {}),
-    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
-    ...(options.now !== undefined ? { now: options.now } : {}),
-    onEvent,
-  });
-
-  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+export function createHttpServer(options: HttpServerOptions): Server {
+  const { holder, logger, metrics, routes } = options;
+  const prefixes = options.prefixes ?? [];
 
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     try {
+      const route = routes.get(path);
+      if (route) {
+        route(req, res, path);
+        return;
+      }
       switch (path) {
-        case '/mcp': {
-          const origin = req.headers.origin;
-          if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
-            sendError(res, 'origin_not_allowed');
-            return;
-          }
-          mcp(req, res);
-          return;
-        }
         case '/metrics':
           metrics.registry.metrics().then(
             (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
             (error: unknown) => {
               logger.error({ err: error }, 'metrics collection failed');
-              sendError(res, 'internal_error');
+              sendAnswer(res, errorAnswer(new GatewayError('internal_error')));
             },
           );
           return;
@@ -76,15 +57,20 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
         case '/readyz': {
           const runtime = holder.current;
           if (runtime) sendJson(res, 200, { status: 'ready', version: runtime.version });
-          else sendError(res, 'not_ready');
+          else sendAnswer(res, errorAnswer(new GatewayError('not_ready')));
           return;
         }
-        default:
-          sendError(res, 'not_found', HttpMessage.noRoute(req.method ?? 'GET', path));
       }
+      for (const [prefix, handler] of prefixes) {
+        if (path.startsWith(prefix)) {
+          handler(req, res, path);
+          return;
+        }
+      }
+      sendAnswer(res, errorAnswer(new GatewayError('not_found', { message: HttpMessage.noRoute(req.method ?? 'GET', path) })));
     } catch (error) {
       logger.error({ err: error, path }, 'request handler threw');
-      if (!res.headersSent) sendError(res, 'internal_error');
+      if (!res.headersSent) sendAnswer(res, errorAnswer(new GatewayError('internal_error')));
       else res.destroy();
     }
   });

@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
-import { createDataPlaneServer } from '../http/server.js';
+import { createDataPlaneServer } from './data-plane-server.js';
 import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
@@ -23,6 +23,7 @@ import { registerAuditMetrics } from '../audit/metrics.js';
 import { AuditOutbox } from '../audit/outbox.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
 import { AuditShipper } from '../audit/shipper.js';
+import { createAuditSink } from '../audit/sink.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -185,18 +186,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
-    onMcpEvent: (event) =>
-      recorder.record({
-        route: '/mcp',
-        method: event.method,
-        keyId: event.keyId || null,
-        userId: event.userId || null,
-        server: event.server ?? null,
-        tool: event.tool ?? null,
-        outcome: event.outcome,
-        denyReason: event.denyReason ?? null,
-        latencyMs: event.latencyMs,
-      }),
+    sinks: [createAuditSink({ recorder })],
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

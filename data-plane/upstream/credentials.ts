@@ -1,18 +1,16 @@
 /**
- * What goes upstream besides the MCP message: the server's configured credential headers (set once on the
- * pooled transport) and, per call, the caller headers that server's `allowedExtraHeaders` names.
+ * Per-call headers on the pooled SDK clients. The pipeline's credentials stage (`pipeline/credentials.ts`)
+ * produces the explicit `UpstreamCall`; the pool passes the part its transport does not already send (the
+ * server's configured headers are set once on the transport) through this module.
  *
  * One pooled MCP `Client` serves every caller, so per-call headers cannot live on the transport. They ride
  * in an `AsyncLocalStorage` around the SDK call instead, and the transport's `fetch` (`http-client.ts`)
  * adds them to the HTTP request the SDK makes inside that call. Work the pool does for itself (connect, list
  * tools) runs outside any call context, so one caller's headers never reach a shared request.
  *
- * The caller's Authorization (and anything carrying the caller's virtual key) is never forwarded, even if
- * listed. It does not decide which servers a caller may reach (policy/) or open secrets (config/).
+ * Temporary: HTTP upstreams move to an explicit undici client (issue 5), and this side channel goes with it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { ResolvedServer } from '../config/runtime.js';
 
 export type ExtraHeaders = Readonly<Record<string, string>>;
 
@@ -31,27 +29,4 @@ export function outsideCallContext<T>(fn: () => T): T {
 /** The extra headers of the call in progress, if any (read by the upstream fetch in `http-client.ts`). */
 export function currentExtraHeaders(): ExtraHeaders | undefined {
   return callHeaders.getStore();
-}
-
-/**
- * The caller headers that may go to `server`: those its allowlist names (already lower-cased and stripped
- * of never-forwarded names in the Runtime), minus any whose value contains the caller's virtual key.
- * Returns undefined when there is nothing to forward, so the common call needs no context at all.
- */
-export function pickExtraHeaders(
-  server: ResolvedServer,
-  incoming: IncomingHttpHeaders,
-  callerToken: string,
-): ExtraHeaders | undefined {
-  if (server.allowedExtraHeaders.length === 0) return undefined;
-  let picked: Record<string, string> | undefined;
-  for (const name of server.allowedExtraHeaders) {
-    const raw = incoming[name];
-    if (raw === undefined) continue;
-    const value = Array.isArray(raw) ? raw.join(', ') : raw;
-    // A caller could put its key in any header; a forwarded header never carries it.
-    if (callerToken !== '' && value.includes(callerToken)) continue;
-    (picked ??= {})[name] = value;
-  }
-  return picked;
 }

@@ -29,6 +29,18 @@ import { ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
+
+/** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
+function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
+  const configured = call.server.headers;
+  if (call.headers === configured) return undefined;
+  let extra: Record<string, string> | undefined;
+  for (const [name, value] of Object.entries(call.headers)) {
+    if (configured[name] !== value) (extra ??= {})[name] = value;
+  }
+  return extra;
+}
 
 export interface UpstreamPoolOptions {
   holder: RuntimeHolder;
@@ -119,14 +131,15 @@ export class UpstreamPool {
     return entry.catalogLoading ?? this.#loadCatalog(entry);
   }
 
-  /** Calls one tool on one server. Upstream trouble becomes an `isError` result, never an exception. */
-  async callTool(
-    server: ResolvedServer,
-    tool: string,
-    args: Record<string, unknown> | undefined,
-    options: CallToolOptions = {},
-  ): Promise<CallOutcome> {
+  /**
+   * Calls one tool for one explicit upstream call (server, headers, credential identity: from the pipeline's
+   * credentials stage). Upstream trouble becomes an `isError` result, never an exception.
+   */
+  async callTool(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallOutcome> {
+    const server = call.server;
     if (server.unavailable !== null) return failureResult(server.unavailable);
+    const extraHeaders = extraHeadersOf(call);
+    const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
     try {
       return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {

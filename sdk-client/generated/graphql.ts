@@ -8,6 +8,12 @@ export type AdminRole =
   | 'ADMIN'
   | 'VIEWER';
 
+export type ApproveNodeInput = {
+  /** What the node logged when it enrolled (also DataPlaneNode.fingerprint) */
+  fingerprint: string;
+  id: string;
+};
+
 export type AuthType =
   | 'HEADERS'
   | 'NONE'
@@ -86,6 +92,17 @@ export type DeleteVirtualKeyInput = {
   id: string;
 };
 
+export type EnrollNodeInput = {
+  /** Only a node with this id may use the token (recommended); also allows re-keying that node */
+  nodeId?: string | null | undefined;
+  /** How long the token stays usable (default 60, at most 10080) */
+  ttlMinutes?: number | null | undefined;
+};
+
+export type ForgetNodeInput = {
+  id: string;
+};
+
 export type KeyServerGrantInput = {
   /** An existing server name */
   server: string;
@@ -99,7 +116,27 @@ export type McpServerStatus =
   | 'NEEDS_AUTH'
   | 'NEEDS_REAUTH';
 
+export type NodeEnrollment =
+  /** Enrolled keys; data keys are wrapped for its own key only */
+  | 'APPROVED'
+  /** Presented its keys; awaits approveNode */
+  | 'PENDING'
+  /** Cut off: nothing more is sent to it */
+  | 'REVOKED'
+  /** Authenticated by the shared node token (weaker: no identity of its own) */
+  | 'SHARED_TOKEN';
+
+export type NodeState =
+  /** A snapshot stream is open and a control-plane replica vouched for it within the last minute */
+  | 'CONNECTED'
+  /** No stream open (or its replica went away); see lastSeenAt */
+  | 'DISCONNECTED';
+
 export type RevokeAdminTokenInput = {
+  id: string;
+};
+
+export type RevokeNodeInput = {
   id: string;
 };
 
@@ -174,7 +211,7 @@ export type GatehouseUserFragment = { id: string, email: string, name: string | 
 
 export type GatehouseVirtualKeyFragment = { id: string, name: string, userId: string, keyPreview: string, expiresAt: string | null, expired: boolean, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string, updatedAt: string, user: { id: string, email: string, name: string | null }, servers: Array<{ server: string, tools: Array<string> }> };
 
-export type GatehouseNodeFragment = { id: string, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null };
+export type GatehouseNodeFragment = { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null };
 
 export type GatehouseAdminTokenFragment = { id: string, name: string, role: AdminRole, tokenPreview: string, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string };
 
@@ -254,7 +291,7 @@ export type GatehouseNodesQueryVariables = Exact<{
 }>;
 
 
-export type GatehouseNodesQuery = { nodes: { edges: Array<{ cursor: string, node: { id: string, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
+export type GatehouseNodesQuery = { nodes: { edges: Array<{ cursor: string, node: { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
 
 export type GatehouseAdminTokensQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -362,6 +399,34 @@ export type GatehouseRevokeAdminTokenMutationVariables = Exact<{
 
 export type GatehouseRevokeAdminTokenMutation = { revokeAdminToken: { adminToken: { id: string, name: string, role: AdminRole, tokenPreview: string, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
 
+export type GatehouseEnrollNodeMutationVariables = Exact<{
+  input: EnrollNodeInput;
+}>;
+
+
+export type GatehouseEnrollNodeMutation = { enrollNode: { enrollmentToken: string | null, nodeId: string | null, expiresAt: string | null, errors: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseApproveNodeMutationVariables = Exact<{
+  input: ApproveNodeInput;
+}>;
+
+
+export type GatehouseApproveNodeMutation = { approveNode: { node: { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseRevokeNodeMutationVariables = Exact<{
+  input: RevokeNodeInput;
+}>;
+
+
+export type GatehouseRevokeNodeMutation = { revokeNode: { node: { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseForgetNodeMutationVariables = Exact<{
+  input: ForgetNodeInput;
+}>;
+
+
+export type GatehouseForgetNodeMutation = { forgetNode: { node: { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
 export type GatehouseApplyConfigMutationVariables = Exact<{
   document: unknown;
   dryRun?: boolean | null | undefined;
@@ -460,11 +525,14 @@ export const GatehouseVirtualKeyFragmentDoc = new TypedDocumentString(`
 export const GatehouseNodeFragmentDoc = new TypedDocumentString(`
     fragment GatehouseNode on DataPlaneNode {
   id
+  state
   connected
   health
   appliedVersion
   lastSeenAt
   startedAt
+  enrollment
+  fingerprint
   missingEnv {
     name
     servers
@@ -748,11 +816,14 @@ export const GatehouseNodesDocument = new TypedDocumentString(`
 }
     fragment GatehouseNode on DataPlaneNode {
   id
+  state
   connected
   health
   appliedVersion
   lastSeenAt
   startedAt
+  enrollment
+  fingerprint
   missingEnv {
     name
     servers
@@ -1369,6 +1440,154 @@ fragment GatehouseUserWarning on UserWarning {
   code
   message
 }`) as unknown as TypedDocumentString<GatehouseRevokeAdminTokenMutation, GatehouseRevokeAdminTokenMutationVariables>;
+export const GatehouseEnrollNodeDocument = new TypedDocumentString(`
+    mutation GatehouseEnrollNode($input: EnrollNodeInput!) {
+  enrollNode(input: $input) {
+    enrollmentToken
+    nodeId
+    expiresAt
+    errors {
+      ...GatehouseUserError
+    }
+  }
+}
+    fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseEnrollNodeMutation, GatehouseEnrollNodeMutationVariables>;
+export const GatehouseApproveNodeDocument = new TypedDocumentString(`
+    mutation GatehouseApproveNode($input: ApproveNodeInput!) {
+  approveNode(input: $input) {
+    node {
+      ...GatehouseNode
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseNode on DataPlaneNode {
+  id
+  state
+  connected
+  health
+  appliedVersion
+  lastSeenAt
+  startedAt
+  enrollment
+  fingerprint
+  missingEnv {
+    name
+    servers
+  }
+  lastRejection {
+    at
+    code
+    message
+  }
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseApproveNodeMutation, GatehouseApproveNodeMutationVariables>;
+export const GatehouseRevokeNodeDocument = new TypedDocumentString(`
+    mutation GatehouseRevokeNode($input: RevokeNodeInput!) {
+  revokeNode(input: $input) {
+    node {
+      ...GatehouseNode
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseNode on DataPlaneNode {
+  id
+  state
+  connected
+  health
+  appliedVersion
+  lastSeenAt
+  startedAt
+  enrollment
+  fingerprint
+  missingEnv {
+    name
+    servers
+  }
+  lastRejection {
+    at
+    code
+    message
+  }
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseRevokeNodeMutation, GatehouseRevokeNodeMutationVariables>;
+export const GatehouseForgetNodeDocument = new TypedDocumentString(`
+    mutation GatehouseForgetNode($input: ForgetNodeInput!) {
+  forgetNode(input: $input) {
+    node {
+      ...GatehouseNode
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseNode on DataPlaneNode {
+  id
+  state
+  connected
+  health
+  appliedVersion
+  lastSeenAt
+  startedAt
+  enrollment
+  fingerprint
+  missingEnv {
+    name
+    servers
+  }
+  lastRejection {
+    at
+    code
+    message
+  }
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseForgetNodeMutation, GatehouseForgetNodeMutationVariables>;
 export const GatehouseApplyConfigDocument = new TypedDocumentString(`
     mutation GatehouseApplyConfig($document: JSON!, $dryRun: Boolean, $prune: Boolean) {
   applyConfig(document: $document, dryRun: $dryRun, prune: $prune) {

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { buildRuntime, RuntimeHolder, type BuildRuntimeResult } from '../../data-plane/config/runtime.js';
-import { createDataPlaneServer } from '../../data-plane/http/server.js';
+import { createDataPlaneServer, type DataPlaneServerOptions } from '../../data-plane/node/data-plane-server.js';
 import { createLogger, type Logger } from '../../data-plane/log.js';
 import { hashKey } from '../../data-plane/snapshot/key-hash.js';
 import { sessionSecretAad, type KeyEntry, type ServerEntry, type SessionSecretEntry, type SnapshotPayload, type ValueRef } from '../../data-plane/snapshot/schema.js';
@@ -177,7 +177,14 @@ export interface TestNode {
 }
 
 export async function startTestNode(
-  options: { pool?: Partial<Omit<UpstreamPoolOptions, 'holder' | 'logger'>>; now?: () => number; maxBodyBytes?: number; allowedOrigins?: string[] } = {},
+  options: {
+    pool?: Partial<Omit<UpstreamPoolOptions, 'holder' | 'logger'>>;
+    now?: () => number;
+    maxBodyBytes?: number;
+    allowedOrigins?: string[];
+    /** Pipeline hooks (limits, credentials, record sinks). */
+    hooks?: Pick<DataPlaneServerOptions, 'limiter' | 'credentials' | 'sinks' | 'onRecord'>;
+  } = {},
 ): Promise<TestNode> {
   const logs = new LogCapture();
   const logger = createLogger('test-node', { level: 'debug', destination: logs.stream });
@@ -190,6 +197,7 @@ export async function startTestNode(
     ...(options.now ? { now: options.now } : {}),
     ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    ...options.hooks,
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

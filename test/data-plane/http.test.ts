@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import { MAX_BATCH_MESSAGES } from '../../data-plane/mcp/handler.js';
+import { MAX_BATCH_MESSAGES } from '../../data-plane/mcp/route.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
 

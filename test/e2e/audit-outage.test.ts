@@ -90,11 +90,11 @@ describe('audit survives a control-plane outage and a node restart', () => {
     expect(await metric('gatehouse_audit_dropped_events')).toBe(0);
 
     // Every event, through the public API: 1,000 tools/call events, each id once.
-    const events: { id: string; method: string; outcome: string; tool: string | null; keyId: string | null; node: string }[] = [];
+    const events: { id: string; method: string; outcome: string; tool: string | null; keyId: string | null; node: string; arguments: { text?: string } | null }[] = [];
     let after: string | null = null;
     for (;;) {
       const page: { auditEvents: { edges: { node: (typeof events)[number] }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } } = await cp.gql(
-        `query($after: String) { auditEvents(first: 100, after: $after, filter: { server: "docs", tool: "echo" }) { edges { node { id method outcome tool keyId node } } pageInfo { hasNextPage endCursor } } }`,
+        `query($after: String) { auditEvents(first: 100, after: $after, filter: { server: "docs", tool: "echo" }) { edges { node { id method outcome tool keyId node arguments } } pageInfo { hasNextPage endCursor } } }`,
         { after },
       );
       events.push(...page.auditEvents.edges.map((e) => e.node));
@@ -103,6 +103,9 @@ describe('audit survives a control-plane outage and a node restart', () => {
     }
     expect(events).toHaveLength(TOTAL);
     expect(new Set(events.map((e) => e.id)).size).toBe(TOTAL);
+    // Each call by its arguments: all 1,000 there, none twice.
+    expect(new Set(events.map((e) => e.arguments?.text)).size).toBe(TOTAL);
+    expect(events.map((e) => e.arguments?.text).sort()).toEqual(Array.from({ length: TOTAL }, (_, i) => `call-${i}`).sort());
     expect(events.every((e) => e.method === 'tools/call' && e.outcome === 'ok' && e.keyId === created.createVirtualKey.virtualKey.id && e.node === 'audit-node')).toBe(true);
 
     const verify = `query { verifyAuditChain { ok checkedEvents firstBroken { partition seq eventId reason } } }`;

@@ -13,8 +13,9 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AdminToken, McpServer, User, VirtualKey } from '../../sdk-client/client.js';
+import type { AdminToken, DataPlaneNode, McpServer, User, VirtualKey } from '../../sdk-client/client.js';
 import { cliRunner, type CliRun } from '../support/cli.js';
+import { rawNode } from '../support/raw-node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -241,8 +242,42 @@ describe('gatehouse nouns and verbs', () => {
     expect(denied.stderr).toMatch(/\(FORBIDDEN\) \(this needs an ADMIN token\)/);
     expect(ok(await gatehouse(['tokens', 'revoke', viewer.id])).stdout).toMatch(/^revoked admin token ci-viewer/);
     expect(ok(await gatehouse(['tokens', 'list'])).stdout).toMatch(/^ID\s+NAME\s+ROLE\s+STATE\s+TOKEN\s+LAST USED$/m);
-    expect(ok(await gatehouse(['nodes', 'list'])).stdout).toMatch(/^ID\s+CONNECTED\s+HEALTH/);
+    expect(ok(await gatehouse(['nodes', 'list'])).stdout).toMatch(/^ID\s+CONNECTED\s+ENROLLMENT\s+HEALTH/);
     expect(json<unknown[]>(await gatehouse(['nodes', 'list', '--json']))).toEqual([]);
+  });
+
+  it('nodes enroll / approve / revoke / forget', async () => {
+    // A one-time token for one node id: the node enrolls with it and is approved at once.
+    const enroll = ok(await gatehouse(['nodes', 'enroll', '--node-id', 'cli-node-a', '--ttl', '5']));
+    expect(enroll.stdout).toMatch(/^ghe_\S+\n$/);
+    expect(enroll.stderr).toMatch(/GATEHOUSE_ENROLLMENT_TOKEN/);
+    const a = await rawNode(cp.url, 'cli-node-a');
+    expect((await a.enroll(enroll.stdout.trim())).body.status).toBe('APPROVED');
+    expect((await gatehouse(['nodes', 'enroll', '--ttl', 'soon'])).stderr).toMatch(/--ttl must be a whole number/);
+
+    // A node that presents its keys without a token waits for approval by its fingerprint.
+    const b = await rawNode(cp.url, 'cli-node-b');
+    const pending = await b.enroll();
+    expect(pending.body.status).toBe('PENDING');
+    const wrong = await gatehouse(['nodes', 'approve', 'cli-node-b', '--fingerprint', 'not-the-fingerprint']);
+    expect(wrong.code).toBe(1);
+    expect(ok(await gatehouse(['nodes', 'approve', 'cli-node-b', '--fingerprint', pending.body.fingerprint ?? ''])).stdout).toBe('approved node cli-node-b\n');
+
+    const nodes = json<DataPlaneNode[]>(await gatehouse(['nodes', 'list', '--json']));
+    expect(nodes.map((n) => [n.id, n.enrollment, n.state])).toEqual(
+      expect.arrayContaining([
+        ['cli-node-a', 'APPROVED', 'DISCONNECTED'],
+        ['cli-node-b', 'APPROVED', 'DISCONNECTED'],
+      ]),
+    );
+    expect(ok(await gatehouse(['nodes', 'revoke', 'cli-node-a'])).stdout).toBe('revoked node cli-node-a\n');
+    expect(ok(await gatehouse(['nodes', 'forget', 'cli-node-b'])).stdout).toBe('forgot node cli-node-b\n');
+    const after = json<DataPlaneNode[]>(await gatehouse(['nodes', 'list', '--json']));
+    expect(after.find((n) => n.id === 'cli-node-a')?.enrollment).toBe('REVOKED');
+    expect(after.some((n) => n.id === 'cli-node-b')).toBe(false);
+    const unknown = await gatehouse(['nodes', 'forget', 'no-such-node']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no-such-node|NOT_FOUND/);
   });
 });
 

@@ -196,7 +196,7 @@ describe('gatehouse CLI: users and keys', () => {
   });
 
   it('nodes list prints a table (empty here) and JSON', async () => {
-    expect((await gatehouse(['nodes', 'list'])).stdout).toMatch(/^ID\s+CONNECTED\s+HEALTH\s+VERSION\s+LAST SEEN\s+PROBLEMS\n$/);
+    expect((await gatehouse(['nodes', 'list'])).stdout).toMatch(/^ID\s+CONNECTED\s+ENROLLMENT\s+HEALTH\s+VERSION\s+LAST SEEN\s+PROBLEMS\n$/);
     expect(json<unknown[]>(await gatehouse(['nodes', 'list', '--json']))).toEqual([]);
   });
 });

@@ -1,0 +1,289 @@
+/**
+ * `/mcp`: one aggregated MCP server over Streamable HTTP: the route's stages of the pipeline
+ * (`pipeline/pipeline.ts`): parse (method, protocol version header, bounded body, JSON, batch rules) and,
+ * per JSON-RPC message, authorize (tool filter) → `stages.call` (limits → credentials → forward) → answer.
+ *
+ * SPEC §8: no SDK `Server`/`McpServer` per request (too slow) and none shared across requests (JSON-RPC ids
+ * of different clients collide, GHSA-345p-7cg4-v4c7). Each POST is one isolated JSON-RPC exchange, checked
+ * with the SDK's own zod schemas and answered with `application/json`. Stateless: no `Mcp-Session-Id`, no
+ * server-initiated stream (GET → 405), so any node serves any request.
+ *
+ * JSON-RPC batches (an array body) are answered only for clients on a protocol version that has them:
+ * MCP 2025-03-26 (basic §JSON-RPC Batching) says implementations MUST support receiving batches, and this
+ * endpoint negotiates 2025-03-26 when a client asks for it; 2025-06-18 removed batching (transports §Sending
+ * Messages: the body MUST be a single message). A stateless POST carries its version only in the
+ * `MCP-Protocol-Version` header, which clients on 2025-06-18 or later MUST send after `initialize`, so a
+ * batch is accepted when that header is absent or names an older version. Its elements are dispatched
+ * concurrently, each exactly as if it had been POSTed alone, and answered as one JSON array.
+ *
+ * A denied tool call is answered as a JSON-RPC error (code -32003, `data.type = "tool_blocked"`), not an
+ * HTTP 403: MCP clients surface JSON-RPC errors per call, while an HTTP error fails the whole transport.
+ * The same holds for a limits or credentials refusal (`rpcErrorOf`). Upstream trouble (timeout,
+ * unreachable, unavailable on this node) is a tool result with `isError: true`.
+ *
+ * It sends nothing itself (answers are values, `http/respond.ts` sends them) and records through the
+ * per-request context.
+ */
+import {
+  CallToolRequestSchema,
+  InitializeRequestSchema,
+  JSONRPCNotificationSchema,
+  JSONRPCRequestSchema,
+  LATEST_PROTOCOL_VERSION,
+  ListToolsRequestSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+  type InitializeResult,
+  type JSONRPCRequest,
+  type ListToolsResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import {
+  GatewayError,
+  HttpMessage,
+  RpcCode,
+  RpcMessage,
+  rpcError,
+  rpcErrorOf,
+  rpcGatewayError,
+  type JsonRpcId,
+} from '../errors.js';
+import { readBody } from '../http/body.js';
+import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
+import type { CallStages, Route } from '../pipeline/pipeline.js';
+import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/** The most messages one batch may hold (the SDK's own server transport uses the same bound). */
+export const MAX_BATCH_MESSAGES = 100;
+
+/** The first protocol version without JSON-RPC batching (MCP 2025-06-18 changelog). */
+const FIRST_VERSION_WITHOUT_BATCHES = '2025-06-18';
+
+export interface McpRouteOptions {
+  pool: UpstreamPool;
+  logger: Logger;
+  /** `serverInfo.version` in `initialize`. */
+  version?: string;
+  maxBodyBytes?: number;
+}
+
+/** What the parse stage hands on: one message, or a batch already checked against the batch rules. */
+export type McpMessages = { batch: false; message: unknown } | { batch: true; messages: unknown[] };
+
+type Reply = { status: number; body: unknown };
+const NO_REPLY: Reply = { status: 202, body: null };
+
+export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
+  const { pool, logger } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
+  /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
+  const prefixed = new WeakMap<readonly Tool[], { all: Tool[]; byName: Map<string, Tool> }>();
+
+  const prefixTools = (server: string, tools: readonly Tool[]): { all: Tool[]; byName: Map<string, Tool> } => {
+    let out = prefixed.get(tools);
+    if (!out) {
+      const byName = new Map<string, Tool>();
+      for (const tool of tools) {
+        // `execution` (task support) is dropped: this endpoint does not run task-augmented calls.
+        const { execution: _execution, ...rest } = tool;
+        byName.set(tool.name, { ...rest, name: aggregatedToolName(server, tool.name) });
+      }
+      out = { all: [...byName.values()], byName };
+      prefixed.set(tools, out);
+    }
+    return out;
+  };
+
+  /** 3. parse: method, protocol version header, bounded body, JSON, batch rules. */
+  async function parse(ctx: RequestContext): Promise<McpMessages | GatewayError> {
+    const req = ctx.req;
+    // Stateless JSON responses only, so no GET stream and no session to DELETE.
+    if (req.method !== 'POST') return new GatewayError('method_not_allowed', { message: HttpMessage.onlyPost(), headers: { allow: 'POST' } });
+    // MCP 2025-06-18 transports §protocol-version-header: reject unknown ones.
+    const version = req.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      return new GatewayError('invalid_request', { message: HttpMessage.unsupportedProtocolVersion(version), reason: 'protocol_version' });
+    }
+    const body = await readBody(req, maxBodyBytes);
+    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
+    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
+    let json: unknown;
+    try {
+      json = JSON.parse(body.text);
+    } catch {
+      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
+    }
+    if (!Array.isArray(json)) return { batch: false, message: json };
+    // JSON-RPC 2.0 §6 and MCP 2025-03-26; see the module comment.
+    if (typeof version === 'string' && version >= FIRST_VERSION_WITHOUT_BATCHES) return new GatewayError('invalid_message', { message: RpcMessage.batch() });
+    if (json.length === 0) return new GatewayError('invalid_message', { message: RpcMessage.emptyBatch() });
+    if (json.length > MAX_BATCH_MESSAGES) return new GatewayError('invalid_message', { message: RpcMessage.batchTooLarge(MAX_BATCH_MESSAGES) });
+    // `initialize` MUST NOT be batched (2025-03-26 lifecycle §Initialization): refused whole.
+    if (json.some((item) => isObject(item) && item.method === 'initialize')) return new GatewayError('invalid_message', { message: RpcMessage.initializeInBatch() });
+    return { batch: true, messages: json };
+  }
+
+  async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {
+    const runtime = ctx.runtime;
+    if (!runtime) return { tools: [] };
+    const skipped: string[] = [];
+    const perServer = await Promise.all(
+      [...caller.key.tools].map(async ([serverName, grant]): Promise<Tool[]> => {
+        const server = runtime.servers.get(serverName);
+        if (!server || server.unavailable !== null) return [];
+        try {
+          const catalog = await pool.listTools(server);
+          const { all, byName } = prefixTools(serverName, catalog);
+          if (grant === '*') return all;
+          return filterTools(grant, catalog).map((tool) => byName.get(tool.name) ?? tool);
+        } catch (error) {
+          // One unreachable upstream must not hide every other server's tools.
+          skipped.push(serverName);
+          logger.warn({ server: serverName, keyId: caller.key.id, reason: error instanceof Error ? error.message : 'unknown' }, 'tools/list skipped an upstream');
+          return [];
+        }
+      }),
+    );
+    if (skipped.length > 0) record.reason = `skipped: ${skipped.join(',')}`;
+    return { tools: perServer.flat() };
+  }
+
+  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest): Promise<Reply> {
+    const parsed = CallToolRequestSchema.safeParse(message);
+    if (!parsed.success) {
+      record.outcome = 'invalid';
+      record.error = 'invalid_message';
+      return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')));
+    }
+    const { name, arguments: args } = parsed.data.params;
+    record.arguments = args;
+    // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
+    const runtime = ctx.runtime;
+    const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
+    if (!check.ok) {
+      logger.info({ keyId: caller.key.id, tool: name, reason: check.reason }, 'tool call denied');
+      record.tool = name;
+      record.outcome = 'denied';
+      record.error = 'tool_blocked';
+      record.reason = check.reason;
+      return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
+    }
+    const { server, tool } = check;
+    // 5. limits → 6. credentials → 7. forward
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
+      result: await pool.callTool(call, tool, args, signal),
+    }));
+    if (outcome instanceof GatewayError) return ok(rpcErrorOf(id, outcome));
+    if (outcome.kind === 'rpc_error') {
+      record.outcome = 'upstream_rpc_error';
+      return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
+    }
+    record.outcome = outcome.result.isError ? 'tool_error' : 'ok';
+    return ok({ jsonrpc: '2.0', id, result: outcome.result });
+  }
+
+  /** One message, answered as if it had been POSTed alone. */
+  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown): Promise<Reply> {
+    if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
+
+    if (!('method' in json)) {
+      // A response to a server request: this endpoint never sends any, so there is nothing to match it to.
+      return ('result' in json || 'error' in json) && 'id' in json ? NO_REPLY : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAMessage()) };
+    }
+    if (!('id' in json)) {
+      const note = JSONRPCNotificationSchema.safeParse(json);
+      // notifications/initialized, cancelled (we answer synchronously, nothing to cancel), etc.
+      return note.success ? NO_REPLY : { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.invalidNotification()) };
+    }
+    const request = JSONRPCRequestSchema.safeParse(json);
+    if (!request.success) return { status: 400, body: rpcError(idOf(json), RpcCode.InvalidRequest, RpcMessage.invalidRequest()) };
+    const message = request.data;
+    const id = message.id;
+    const caller = ctx.caller as Caller;
+    const record = ctx.open(message.method);
+
+    switch (message.method) {
+      case 'initialize': {
+        const init = InitializeRequestSchema.safeParse(message);
+        if (!init.success) return invalidParams(record, id, 'initialize');
+        const requested = init.data.params.protocolVersion;
+        const result: InitializeResult = {
+          protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
+          capabilities: { tools: { listChanged: false } },
+          serverInfo,
+        };
+        return ok({ jsonrpc: '2.0', id, result });
+      }
+      case 'ping':
+        return ok({ jsonrpc: '2.0', id, result: {} });
+      case 'tools/list': {
+        if (!ListToolsRequestSchema.safeParse(message).success) return invalidParams(record, id, 'tools/list');
+        // Every visible tool is returned in one page, so any cursor is ignored and none is sent.
+        return ok({ jsonrpc: '2.0', id, result: await listTools(ctx, caller, record) });
+      }
+      case 'tools/call':
+        return callTool(ctx, stages, caller, record, id, message);
+      default:
+        record.outcome = 'invalid';
+        record.error = 'not_found';
+        return ok(rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(message.method)));
+    }
+  }
+
+  async function serve(ctx: RequestContext, parsed: McpMessages, stages: CallStages): Promise<Answer> {
+    if (!parsed.batch) return toAnswer(await dispatch(ctx, stages, parsed.message));
+    // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
+    // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
+    const replies = await Promise.all(
+      // A nested array is not a message (`dispatch` answers it so); batches do not nest.
+      parsed.messages.map((item) =>
+        dispatch(ctx, stages, item).catch((error: unknown): Reply => {
+          logger.error({ err: error, keyId: ctx.caller?.key.id }, '/mcp batch element failed');
+          return { status: 500, body: rpcGatewayError(idOf(item), 'internal_error') };
+        }),
+      ),
+    );
+    const bodies = replies.filter((reply) => reply.body !== null).map((reply) => reply.body);
+    return bodies.length === 0 ? ACCEPTED : jsonAnswer(200, bodies);
+  }
+
+  return {
+    name: 'mcp',
+    parse,
+    serve,
+    refusal(error) {
+      // A body that is not JSON or not an acceptable message is a JSON-RPC error (id null), HTTP 400;
+      // every other refusal is the table's `{type, message}`.
+      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      return errorAnswer(error);
+    },
+  };
+}
+
+function ok(body: unknown): Reply {
+  return { status: 200, body };
+}
+
+function toAnswer(reply: Reply): Answer {
+  return reply.body === null ? ACCEPTED : jsonAnswer(reply.status, reply.body);
+}
+
+function invalidParams(record: RequestRecord, id: JsonRpcId, method: string): Reply {
+  record.outcome = 'invalid';
+  record.error = 'invalid_message';
+  return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams(method)));
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The id of a message that may be malformed, or null when it has none usable (JSON-RPC 2.0 §5). */
+function idOf(message: unknown): JsonRpcId {
+  return isObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+}

@@ -1,0 +1,71 @@
+/**
+ * The node's data-plane server, wired: the pipeline with its hooks (limits, credentials, record sinks),
+ * and the routes that run through it. This is the one place a new route or a new hook implementation is
+ * plugged in (`/mcp/{server}` → passthrough, `/anthropic/...` → governance, a `Limiter`, a per-user
+ * `CredentialSource`, the audit `RecordSink`).
+ */
+import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { RuntimeHolder } from '../config/runtime.js';
+import { createNodeMetrics } from '../http/metrics.js';
+import { createHttpServer, type RouteHandler } from '../http/server.js';
+import type { Logger } from '../log.js';
+import { createMcpRoute } from '../mcp/route.js';
+import type { RequestRecord } from '../pipeline/context.js';
+import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
+import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
+import { createPipeline } from '../pipeline/pipeline.js';
+import type { RecordSink } from '../pipeline/record.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+
+export interface DataPlaneServerOptions {
+  holder: RuntimeHolder;
+  pool: UpstreamPool;
+  logger: Logger;
+  /** `serverInfo.version` in `initialize`. */
+  version?: string;
+  maxBodyBytes?: number;
+  /** Clock for key expiry and latencies (tests). */
+  now?: () => number;
+  /**
+   * Browser origins allowed to call the pipeline routes (e.g. `https://app.example.com`). A request that
+   * carries an `Origin` header not in this list gets 403 (MCP transports, "Security Warning": servers MUST
+   * validate Origin, against DNS rebinding). Requests without `Origin` (CLI agents such as Claude Code) pass.
+   */
+  allowedOrigins?: readonly string[];
+  /** The limits stage (default: admit everything). */
+  limiter?: Limiter;
+  /** The credentials stage's source (default: each server's configured headers, shared by all callers). */
+  credentials?: CredentialSource;
+  /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
+  sinks?: readonly RecordSink[];
+  /** Registers more metrics (the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
+  /** Convenience sink (tests): every record. */
+  onRecord?: (record: RequestRecord) => void;
+}
+
+export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
+  const { holder, pool, logger } = options;
+  const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
+  const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
+  if (options.onRecord) sinks.push({ record: options.onRecord });
+  const run = createPipeline({
+    holder,
+    logger,
+    allowedOrigins: options.allowedOrigins ?? [],
+    limiter: options.limiter ?? NO_LIMITS,
+    credentials: options.credentials ?? staticCredentials,
+    sinks,
+    ...(options.now !== undefined ? { now: options.now } : {}),
+  });
+  const mcp = createMcpRoute({
+    pool,
+    logger,
+    ...(options.version !== undefined ? { version: options.version } : {}),
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+  });
+  const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
+  return createHttpServer({ holder, logger, metrics, routes });
+}

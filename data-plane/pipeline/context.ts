@@ -1,0 +1,141 @@
+/**
+ * The per-request context every pipeline stage reads and fills in, and the record it leaves behind.
+ *
+ * One `RequestContext` per HTTP request: who the caller is (once authenticated), the Runtime it was served
+ * from, an abort signal that fires when the caller goes away, and the `RequestRecord`s (one per JSON-RPC
+ * request, or one for a request refused before it was parsed) that the record stage hands to the sinks
+ * after the answer is sent. Stages never touch the response: `res` is held only to notice the caller leaving.
+ *
+ * It does not decide anything and does no I/O.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Runtime, RuntimeKey } from '../config/runtime.js';
+import type { GatewayError, GatewayErrorCode } from '../errors.js';
+import type { UserEntry } from '../snapshot/schema.js';
+import type { Usage } from './limits.js';
+
+/** The data-plane routes that run the pipeline. */
+export type RouteName = 'mcp' | 'mcp_server' | 'anthropic';
+
+/** An authenticated caller: its key, the key's user, and the presented key value (kept out of upstream requests). */
+export interface Caller {
+  readonly key: RuntimeKey;
+  readonly user: UserEntry;
+  readonly token: string;
+}
+
+/**
+ * - `ok`: answered; `tool_error`: the upstream's tool answered `isError`; `upstream_rpc_error`: it answered a
+ *   JSON-RPC error; `upstream_error`: it could not be reached, timed out, or the call was cancelled;
+ * - `denied`: a policy stage (authorize, limits, credentials) refused it; `invalid`: malformed message;
+ * - `refused`: stopped before a message was read (Origin, authentication, readiness, body size).
+ */
+export type RecordOutcome = 'ok' | 'tool_error' | 'upstream_rpc_error' | 'upstream_error' | 'denied' | 'invalid' | 'refused';
+
+/** What the record stage hands to every sink (audit, metrics). Sinks must treat it as read-only. */
+export interface RequestRecord {
+  readonly route: RouteName;
+  /** Per node process; the records of one HTTP request (a JSON-RPC batch) share it. */
+  readonly requestId: number;
+  /** When the HTTP request arrived, epoch ms. */
+  readonly at: number;
+  /** From arrival to the answer being sent (fractional ms). */
+  latencyMs: number;
+  keyId: string | null;
+  /** For a refused key: the first characters of the presented key's hash (never the value), for the audit trail. */
+  keyHashPrefix: string | null;
+  userId: string | null;
+  /** The JSON-RPC method (`tools/call`), or for non-JSON-RPC routes the HTTP method and path. */
+  method: string | null;
+  server: string | null;
+  /** The upstream's own tool name (unprefixed). */
+  tool: string | null;
+  /** `tools/call` arguments as received. Unredacted: a sink that stores them redacts them first. */
+  arguments: unknown;
+  outcome: RecordOutcome;
+  /** The typed refusal, if the request was refused. */
+  error: GatewayErrorCode | null;
+  /** Why (deny reason, upstream failure kind); for operators, never shown to the caller. */
+  reason: string | null;
+  /** The credential identity the upstream call used (see `credentials.ts`). */
+  credentialIdentity: string | null;
+  /** Metered usage, when the forward stage knows it (LLM tokens, tool price). */
+  usage: Usage | null;
+}
+
+let nextRequestId = 1;
+
+export class RequestContext {
+  readonly route: RouteName;
+  readonly requestId: number;
+  readonly req: IncomingMessage;
+  /** Epoch ms when the request arrived (the pipeline's clock: key expiry, record time). */
+  readonly startedAt: number;
+  /** `performance.now()` when the request arrived, for sub-millisecond latencies. */
+  readonly startedTick = performance.now();
+  /** Set by the authenticate stage: the Runtime this whole request is served from (a swap mid-request does not split it). */
+  runtime: Runtime | null = null;
+  /** Set by the authenticate stage. */
+  caller: Caller | null = null;
+  /** Set by the authenticate stage when it refuses a presented key: what the record may say about it. */
+  refusedKey: { keyId: string | null; hashPrefix: string | null } | null = null;
+  readonly records: RequestRecord[] = [];
+  readonly #res: ServerResponse;
+  #abort: AbortController | null = null;
+
+  constructor(route: RouteName, req: IncomingMessage, res: ServerResponse, startedAt: number) {
+    this.route = route;
+    this.requestId = nextRequestId++;
+    this.req = req;
+    this.#res = res;
+    this.startedAt = startedAt;
+  }
+
+  /**
+   * Aborted when the caller goes away before its answer is sent, so upstream calls are cancelled instead of
+   * running to their timeout. Created on first use: one listener per request, however many calls it makes.
+   */
+  get signal(): AbortSignal {
+    if (!this.#abort) {
+      const abort = new AbortController();
+      this.#abort = abort;
+      const res = this.#res;
+      res.once('close', () => {
+        if (!res.writableFinished) abort.abort();
+      });
+    }
+    return this.#abort.signal;
+  }
+
+  /** Starts a record for one message (or for the request as a whole), filled in by later stages. */
+  open(method: string | null): RequestRecord {
+    const record: RequestRecord = {
+      route: this.route,
+      requestId: this.requestId,
+      at: this.startedAt,
+      latencyMs: 0,
+      keyId: this.caller?.key.id ?? this.refusedKey?.keyId ?? null,
+      keyHashPrefix: this.refusedKey?.hashPrefix ?? null,
+      userId: this.caller?.user.id ?? null,
+      method,
+      server: null,
+      tool: null,
+      arguments: undefined,
+      outcome: 'ok',
+      error: null,
+      reason: null,
+      credentialIdentity: null,
+      usage: null,
+    };
+    this.records.push(record);
+    return record;
+  }
+
+  /** Records a refusal of the request as a whole (before or instead of any message). */
+  refuse(error: GatewayError, outcome: RecordOutcome = 'refused'): void {
+    const record = this.open(null);
+    record.outcome = outcome;
+    record.error = error.code;
+    record.reason = error.reason ?? null;
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The credentials stage: for one authorized call, the ONE value the upstream client gets (`UpstreamCall`):
+ * the server, every header to send besides the transport's own, and the credential identity those
+ * headers belong to. Upstream connections and `Mcp-Session-Id` sessions are keyed by (server, identity), so
+ * one user's upstream session never carries another user's call (ContextForge #1078's class of bug).
+ *
+ * A `CredentialSource` says whose credentials a server gets for a caller. `staticCredentials` serves the
+ * server's configured headers (identity `shared`: every caller uses the same credential). Per-user sources
+ * (`data-plane/credentials/`, oauth) return the caller's own headers with identity `user:<id>`, or a
+ * `GatewayError` when the caller has none yet. The stage then adds the caller headers the server's
+ * `allowedExtraHeaders` names (never overriding a credential header, never carrying the caller's key).
+ *
+ * No side channel: nothing here is stored for a library to read back later; the value is passed down.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ResolvedServer } from '../config/runtime.js';
+import type { GatewayError } from '../errors.js';
+import type { Caller } from './context.js';
+
+/** Whose credential a call carries: `shared` (the server's own) or `user:<userId>` (a per-user one). */
+export type CredentialIdentity = string;
+
+export const SHARED_IDENTITY: CredentialIdentity = 'shared';
+
+export function userIdentity(userId: string): CredentialIdentity {
+  return `user:${userId}`;
+}
+
+/** A server's credential headers for one caller. */
+export interface Credentials {
+  readonly headers: Readonly<Record<string, string>>;
+  readonly identity: CredentialIdentity;
+}
+
+export interface CredentialSource {
+  /** Must not throw: a caller without credentials is a `GatewayError`, an unreachable store too. */
+  resolve(server: ResolvedServer, caller: Caller, signal: AbortSignal): Credentials | GatewayError | Promise<Credentials | GatewayError>;
+}
+
+/** The explicit upstream call: everything the upstream client needs besides the message itself. */
+export interface UpstreamCall {
+  readonly server: ResolvedServer;
+  /** Credential headers plus allowlisted caller headers, lower-cased names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly identity: CredentialIdentity;
+}
+
+const sharedByServer = new WeakMap<ResolvedServer, Credentials>();
+
+/** The server's configured headers, shared by every caller (NONE and HEADERS servers). */
+export const staticCredentials: CredentialSource = {
+  resolve(server) {
+    let credentials = sharedByServer.get(server);
+    if (!credentials) {
+      credentials = { headers: server.headers, identity: SHARED_IDENTITY };
+      sharedByServer.set(server, credentials);
+    }
+    return credentials;
+  },
+};
+
+/**
+ * Credentials + the caller headers `server.allowedExtraHeaders` names (already lower-cased and stripped of
+ * never-forwarded names in the Runtime), minus any whose value contains the caller's virtual key. A
+ * credential header is never overridden by a caller's. Returns the credentials' own header object when
+ * nothing is added, so the common call allocates nothing.
+ */
+export function upstreamCall(server: ResolvedServer, credentials: Credentials, incoming: IncomingHttpHeaders, callerToken: string): UpstreamCall {
+  let headers: Record<string, string> | null = null;
+  for (const name of server.allowedExtraHeaders) {
+    const raw = incoming[name];
+    if (raw === undefined) continue;
+    if (Object.hasOwn(credentials.headers, name)) continue;
+    const value = Array.isArray(raw) ? raw.join(', ') : raw;
+    // A caller could put its key in any header; a forwarded header never carries it.
+    if (callerToken !== '' && value.includes(callerToken)) continue;
+    (headers ??= { ...credentials.headers })[name] = value;
+  }
+  return { server, headers: headers ?? credentials.headers, identity: credentials.identity };
+}

@@ -1,0 +1,206 @@
+/**
+ * THE request pipeline of the data plane: every route (`/mcp`; `/mcp/{server}` and `/anthropic/...` as they
+ * land) runs the same ordered stages, read top to bottom here (STYLE #1):
+ *
+ *   1. origin        browser Origin on the allowlist (MCP transports: servers MUST validate Origin)
+ *   2. authenticate  virtual key → caller (and the Runtime the whole request is served from)
+ *   3. parse         route: method, headers, bounded body, message shape
+ *   4. authorize     route: which server/tool each message may reach (tool filter)
+ *   5. limits        `Limiter.admit` (rate limits, budgets; `NO_LIMITS` until governance plugs one in)
+ *   6. credentials   `CredentialSource.resolve` + allowlisted caller headers → one `UpstreamCall`
+ *   7. forward       route: the upstream client, given the `UpstreamCall` explicitly; then `settle(usage)`
+ *   8. respond       `http/respond.ts` sends the route's `Answer`
+ *   9. record        every `RequestRecord` to every `RecordSink`, after the answer is sent (never blocks it)
+ *
+ * The stage contract: a stage returns either its value (continue) or a `GatewayError` from the one table in
+ * `errors.ts` (stop). No stage writes to the response or builds a `{status, body}` by hand; the route turns
+ * a refusal into its own wire shape once (`Route.refusal` for whole-request refusals, JSON-RPC errors per
+ * message), and `http/respond.ts` sends it. Every refusal, including Origin and authentication, leaves a
+ * record. Stages 1, 2, 3, 8, 9 run once per HTTP request; 4–7 once per message that goes upstream (a
+ * JSON-RPC batch runs them per element), through `CallStages.call`.
+ *
+ * Hooks (interfaces beside this module): `Limiter` (limits.ts), `CredentialSource` (credentials.ts),
+ * `RecordSink` (record.ts). It does not know MCP (mcp/ does) or own any upstream connection (upstream/ does).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authenticate } from '../auth/authenticate.js';
+import { GatewayError } from '../errors.js';
+import type { ResolvedServer, RuntimeHolder } from '../config/runtime.js';
+import { errorAnswer, sendAnswer, type Answer } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import { RequestContext, type Caller, type RequestRecord, type RouteName } from './context.js';
+import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
+import type { LimitSubject, Limiter, Usage } from './limits.js';
+import { deliverRecords, type RecordSink } from './record.js';
+
+/** What a route supplies: its own parse, authorize/forward/answer (`serve`) and refusal shape. */
+export interface Route<Parsed> {
+  readonly name: RouteName;
+  /** Also take the key from `x-api-key` when there is no Authorization (Anthropic clients send it). */
+  readonly apiKeyHeader?: boolean;
+  /** 3. parse. */
+  parse(ctx: RequestContext): Parsed | GatewayError | Promise<Parsed | GatewayError>;
+  /** 4–7 per message (authorize here, then `stages.call`), returning the answer stage 8 sends. Must not throw for bad input. */
+  serve(ctx: RequestContext, parsed: Parsed, stages: CallStages): Promise<Answer>;
+  /** How a refusal of the whole request looks on this route; default `{type, message}` with the table's status. */
+  refusal?(error: GatewayError): Answer;
+}
+
+/** One upstream-bound message, once authorized. */
+export interface CallTarget {
+  readonly server: ResolvedServer;
+  /** The upstream's own tool name, if the message names one. */
+  readonly tool: string | null;
+  /** JSON-RPC method (or HTTP method and path), for limits and records. */
+  readonly method: string;
+}
+
+/** What the forward stage returns: its result and, if it knows, what the call cost. */
+export interface Forwarded<T> {
+  readonly result: T;
+  readonly usage?: Usage | null;
+}
+
+export interface CallStages {
+  /**
+   * Stages 5 → 6 → 7 for one authorized message: admit, resolve credentials into the `UpstreamCall`, run
+   * `forward` with it, then settle. Returns the forward's result, or the refusal of stage 5 or 6 (also
+   * written to `record`). `forward` must not throw for upstream trouble (it answers with a result saying
+   * so); if it throws anyway the admission is still settled and the error propagates.
+   */
+  call<T>(ctx: RequestContext, record: RequestRecord, target: CallTarget, forward: (call: UpstreamCall, signal: AbortSignal) => Promise<Forwarded<T>>): Promise<T | GatewayError>;
+}
+
+export interface PipelineOptions {
+  holder: RuntimeHolder;
+  logger: Logger;
+  /** Browser origins allowed (lower-cased compare); requests without `Origin` (CLI agents) always pass. */
+  allowedOrigins?: readonly string[];
+  limiter: Limiter;
+  credentials: CredentialSource;
+  sinks: readonly RecordSink[];
+  /** Clock (epoch ms) for key expiry and record times; tests pass their own. */
+  now?: () => number;
+}
+
+export type RunRoute = <P>(route: Route<P>, req: IncomingMessage, res: ServerResponse) => void;
+
+export function createPipeline(options: PipelineOptions): RunRoute {
+  const { holder, logger, limiter, credentials, sinks } = options;
+  const now = options.now ?? Date.now;
+  const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+
+  const stages: CallStages = {
+    async call(ctx, record, target, forward) {
+      const caller = ctx.caller as Caller;
+      record.server = target.server.name;
+      record.tool = target.tool;
+      // 5. limits
+      const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool };
+      const admitted = await limiter.admit(subject);
+      if (admitted instanceof GatewayError) return deny(record, admitted);
+      let usage: Usage | null = null;
+      try {
+        // 6. credentials
+        const resolved = await credentials.resolve(target.server, caller, ctx.signal);
+        if (resolved instanceof GatewayError) return deny(record, resolved);
+        const call = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
+        record.credentialIdentity = call.identity;
+        // 7. forward
+        const forwarded = await forward(call, ctx.signal);
+        usage = forwarded.usage ?? null;
+        record.usage = usage;
+        return forwarded.result;
+      } finally {
+        settle(admitted, usage);
+      }
+    },
+  };
+
+  function settle(admission: { settle(usage: Usage | null): void }, usage: Usage | null): void {
+    try {
+      admission.settle(usage);
+    } catch (error) {
+      logger.error({ err: error }, 'limiter settle threw');
+    }
+  }
+
+  /** 8 + 9: send, then record. */
+  function finish(ctx: RequestContext, res: ServerResponse, answer: Answer): void {
+    sendAnswer(res, answer);
+    const latencyMs = performance.now() - ctx.startedTick;
+    for (const record of ctx.records) if (record.latencyMs === 0) record.latencyMs = latencyMs;
+    if (sinks.length > 0) deliverRecords(sinks, ctx.records, logger);
+  }
+
+  function refuse<P>(route: Route<P>, ctx: RequestContext, res: ServerResponse, error: GatewayError): void {
+    ctx.refuse(error, error.code === 'parse_error' || error.code === 'invalid_message' ? 'invalid' : 'refused');
+    finish(ctx, res, route.refusal ? route.refusal(error) : errorAnswer(error));
+  }
+
+  return function run<P>(route: Route<P>, req: IncomingMessage, res: ServerResponse): void {
+    const ctx = new RequestContext(route.name, req, res, now());
+
+    // 1. origin
+    const origin = req.headers.origin;
+    if (origin !== undefined && !allowedOrigins.has(origin.toLowerCase())) {
+      refuse(route, ctx, res, new GatewayError('origin_not_allowed'));
+      return;
+    }
+
+    // 2. authenticate (a node without a configuration cannot authenticate anyone)
+    const runtime = holder.current;
+    if (!runtime) {
+      refuse(route, ctx, res, new GatewayError('not_ready'));
+      return;
+    }
+    ctx.runtime = runtime;
+    const apiKey = route.apiKeyHeader === true && req.headers.authorization === undefined ? req.headers['x-api-key'] : undefined;
+    const auth = authenticate(runtime, typeof apiKey === 'string' ? `Bearer ${apiKey}` : req.headers.authorization, ctx.startedAt);
+    if (!auth.ok) {
+      // Twelve base64url characters (72 bits) of the hash tell refused keys apart in the audit trail without being the key.
+      ctx.refusedKey = { keyId: auth.keyId ?? null, hashPrefix: auth.keyHash?.slice(0, 12) ?? null };
+      refuse(route, ctx, res, new GatewayError(auth.code));
+      return;
+    }
+    ctx.caller = { key: auth.key, user: auth.user, token: auth.token };
+
+    // 3. parse → 4–7 (route, per message) → 8 respond → 9 record
+    const serve = (parsed: P | GatewayError): void => {
+      if (parsed instanceof GatewayError) {
+        refuse(route, ctx, res, parsed);
+        return;
+      }
+      route.serve(ctx, parsed, stages).then(
+        (answer) => finish(ctx, res, answer),
+        (error: unknown) => {
+          logger.error({ err: error, route: route.name, keyId: auth.key.id }, 'route failed');
+          if (res.headersSent) res.destroy();
+          else refuse(route, ctx, res, new GatewayError('internal_error'));
+        },
+      );
+    };
+    let parsed: P | GatewayError | Promise<P | GatewayError>;
+    try {
+      parsed = route.parse(ctx);
+    } catch (error) {
+      logger.error({ err: error, route: route.name }, 'parse stage threw');
+      refuse(route, ctx, res, new GatewayError('internal_error'));
+      return;
+    }
+    if (parsed instanceof Promise) {
+      parsed.then(serve, (error: unknown) => {
+        logger.error({ err: error, route: route.name }, 'parse stage failed');
+        refuse(route, ctx, res, new GatewayError('internal_error'));
+      });
+    } else serve(parsed);
+  };
+}
+
+function deny(record: RequestRecord, error: GatewayError): GatewayError {
+  record.outcome = 'denied';
+  record.error = error.code;
+  record.reason = error.reason ?? null;
+  return error;
+}
+
