@@ -33,6 +33,8 @@ import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
+import { handleClientMetadata, handleOAuthCallback, type OAuthRouteDeps } from './oauth/routes.js';
+import { CLIENT_METADATA_PATH, OAUTH_CALLBACK_PATH, OAuthService, type OAuthServiceOptions } from './oauth/service.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
 import { SnapshotPublisher } from './snapshot/publisher.js';
 
@@ -52,6 +54,12 @@ export interface ControlPlaneOptions {
    * Default: only when GATEHOUSE_NODE_TOKEN is set. `npm start` and tests turn it on for their embedded node.
    */
   sharedNodeToken?: boolean;
+  /** The URL browsers and authorization servers reach this control plane at (callbacks, connect pages); default GATEHOUSE_PUBLIC_URL, else the listening URL. */
+  publicUrl?: string;
+  /** Named opt-in for http:// authorization servers (tests, loopback development); default GATEHOUSE_OAUTH_ALLOW_HTTP=1. */
+  allowInsecureOAuth?: boolean;
+  /** OAuth tuning for tests (refresh margin, retry delays). */
+  oauth?: Pick<OAuthServiceOptions, 'refreshMarginMs' | 'retryDelaysMs' | 'timeoutMs'>;
 }
 
 export interface ControlPlane {
@@ -60,6 +68,7 @@ export interface ControlPlane {
   db: Kysely<Database>;
   publisher: SnapshotPublisher;
   audit: AuditStore;
+  oauth: OAuthService;
   /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
   nodeToken: string | null;
   trustedKeys: PublicJwk[];
@@ -96,12 +105,25 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   // Checkpoints are signed with the active snapshot key: nodes and auditors already trust it (trustedKeys).
   const audit = new AuditStore({ db, signingKey: activeKey, logger, ...(env.GATEHOUSE_AUDIT_PARTITION ? { partition: env.GATEHOUSE_AUDIT_PARTITION } : {}) });
   audit.start();
+  let publicUrl = options.publicUrl ?? env.GATEHOUSE_PUBLIC_URL ?? '';
+  const oauth = new OAuthService({
+    db,
+    dialect,
+    box,
+    publicUrl: () => publicUrl,
+    allowInsecure: options.allowInsecureOAuth ?? env.GATEHOUSE_OAUTH_ALLOW_HTTP === '1',
+    env,
+    logger,
+    ...options.oauth,
+  });
+  const oauthDeps: OAuthRouteDeps = { oauth, logger };
 
   const yoga = createGraphQL({
     db,
     box,
     logger,
     audit: { trustedKeys },
+    oauth,
     onConfigChanged: () => {
       void publisher.changed();
       void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
@@ -123,6 +145,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
       if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
       if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
+      if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);
+      if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
@@ -149,6 +173,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (publicUrl === '') publicUrl = `http://${host}:${address.port}`;
   logger.info({ url: `http://${host}:${address.port}`, dialect, configVersion: publisher.version }, 'control plane listening');
 
   return {
@@ -157,6 +182,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     db,
     publisher,
     audit,
+    oauth,
     nodeToken: keys.nodeToken,
     trustedKeys,
     generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,

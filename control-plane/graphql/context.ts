@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
+import type { OAuthService } from '../oauth/service.js';
 import type { AdminPrincipal } from '../repos/admin-tokens.js';
 import { authenticateRequest } from './admin-auth.js';
 import { createLoaders, type Loaders } from './loaders.js';
@@ -26,6 +27,8 @@ export interface GraphQLDeps {
   logger?: GraphQLLogger;
   /** What verifyAuditChain checks checkpoints against (the signing keys the control plane trusts). */
   audit?: { trustedKeys: readonly PublicJwk[] };
+  /** Upstream OAuth (startServerOAuth); absent in harnesses that do not exercise it. */
+  oauth?: OAuthService;
 }
 
 export interface GraphQLContext {
@@ -35,6 +38,7 @@ export interface GraphQLContext {
   loaders: Loaders;
   logger: GraphQLLogger;
   auditTrustedKeys: readonly PublicJwk[];
+  oauth: OAuthService | null;
   /** Wraps deps.onConfigChanged so a failing listener cannot fail a mutation that already committed. */
   configChanged(): void;
 }
@@ -51,6 +55,7 @@ export async function buildContext(deps: GraphQLDeps, logger: GraphQLLogger, req
     loaders: createLoaders(deps.db),
     logger,
     auditTrustedKeys: deps.audit?.trustedKeys ?? [],
+    oauth: deps.oauth ?? null,
     configChanged() {
       try {
         deps.onConfigChanged();

@@ -12,5 +12,6 @@ import './schema/nodes.js';
 import './schema/config.js';
 import './schema/session-secrets.js';
 import './schema/audit.js';
+import './schema/oauth.js';
 
 export const schema = builder.toSchema();
