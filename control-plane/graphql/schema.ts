@@ -13,5 +13,8 @@ import './schema/config.js';
 import './schema/session-secrets.js';
 import './schema/audit.js';
 import './schema/oauth.js';
+import './schema/access-profiles.js';
+import './schema/providers.js';
+import './schema/spend.js';
 
 export const schema = builder.toSchema();
