@@ -30,6 +30,8 @@ import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
+import { handleClientMetadata, handleOAuthCallback, type OAuthRouteDeps } from './oauth/routes.js';
+import { CLIENT_METADATA_PATH, OAUTH_CALLBACK_PATH, OAuthService, type OAuthServiceOptions } from './oauth/service.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
 import { SnapshotPublisher } from './snapshot/publisher.js';
 
@@ -49,6 +51,12 @@ export interface ControlPlaneOptions {
    * Default: only when GATEHOUSE_NODE_TOKEN is set. `npm start` and tests turn it on for their embedded node.
    */
   sharedNodeToken?: boolean;
+  /** The URL browsers and authorization servers reach this control plane at (callbacks, connect pages); default GATEHOUSE_PUBLIC_URL, else the listening URL. */
+  publicUrl?: string;
+  /** Named opt-in for http:// authorization servers (tests, loopback development); default GATEHOUSE_OAUTH_ALLOW_HTTP=1. */
+  allowInsecureOAuth?: boolean;
+  /** OAuth tuning for tests (refresh margin, retry delays). */
+  oauth?: Pick<OAuthServiceOptions, 'refreshMarginMs' | 'retryDelaysMs' | 'timeoutMs'>;
 }
 
 export interface ControlPlane {
@@ -56,6 +64,7 @@ export interface ControlPlane {
   server: Server;
   db: Kysely<Database>;
   publisher: SnapshotPublisher;
+  oauth: OAuthService;
   /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
   nodeToken: string | null;
   trustedKeys: PublicJwk[];
@@ -89,10 +98,24 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
 
   const bootstrap = await ensureBootstrapAdminToken(db, env.GATEHOUSE_ADMIN_TOKEN);
 
+  let publicUrl = options.publicUrl ?? env.GATEHOUSE_PUBLIC_URL ?? '';
+  const oauth = new OAuthService({
+    db,
+    dialect,
+    box,
+    publicUrl: () => publicUrl,
+    allowInsecure: options.allowInsecureOAuth ?? env.GATEHOUSE_OAUTH_ALLOW_HTTP === '1',
+    env,
+    logger,
+    ...options.oauth,
+  });
+  const oauthDeps: OAuthRouteDeps = { oauth, logger };
+
   const yoga = createGraphQL({
     db,
     box,
     logger,
+    oauth,
     onConfigChanged: () => {
       void publisher.changed();
       void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
@@ -111,6 +134,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_JWKS_PATH && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
       if (path === NODE_SNAPSHOT_PATH && req.method === 'GET') return handleNodeSnapshot(req, res, nodeDeps);
       if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
+      if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);
+      if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();
         res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
@@ -137,6 +162,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  if (publicUrl === '') publicUrl = `http://${host}:${address.port}`;
   logger.info({ url: `http://${host}:${address.port}`, dialect, configVersion: publisher.version }, 'control plane listening');
 
   return {
@@ -144,6 +170,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     server,
     db,
     publisher,
+    oauth,
     nodeToken: keys.nodeToken,
     trustedKeys,
     generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,

@@ -25,7 +25,10 @@ export type GatewayErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'not_ready'
-  | 'internal_error';
+  | 'internal_error'
+  | 'session_not_found'
+  | 'upstream_unavailable'
+  | 'upstream_error';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -71,6 +74,11 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
   internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },
+  // `/mcp/{server}` (data-plane/proxy): a sealed session id that this node refuses is "session not found"
+  // (404, so the client starts a new session, as 2025-11-25 transports §session management says).
+  session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
+  upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
+  upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
 };
 
 export interface ErrorBody {
@@ -184,6 +192,13 @@ export const HttpMessage = {
   unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
   noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
+  /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
+  noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
+  serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
+  upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
+  upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
+  noSessionSecret: () => 'this node cannot issue MCP sessions yet (its snapshot carries no session secret)',
+  batchNeedsGateway: () => 'this JSON-RPC batch holds a message the gateway must answer itself (a denied tools/call or a filtered tools/list); send those one per POST',
 } as const;
 
 /**

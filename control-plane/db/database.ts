@@ -12,6 +12,8 @@ import * as m0002 from './migrations/0002_list_indexes.js';
 import * as m0004 from './migrations/0004_change_tracking.js';
 import * as m0005 from './migrations/0005_node_identity.js';
 import * as m0010 from './migrations/0010_sessions.js';
+import * as m0011 from './migrations/0011_oauth.js';
+import * as m0012 from './migrations/0012_governance.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -66,6 +68,8 @@ const migrations: Record<string, Migration> = {
   '0004_change_tracking': m0004,
   '0005_node_identity': m0005,
   '0010_sessions': m0010,
+  '0011_oauth': m0011,
+  '0012_governance': m0012,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -37,6 +37,8 @@ export interface UsersTable {
   id: string;
   email: string;
   name: string | null;
+  /** JSON KeyBudget[]: budgets over every key the user owns (0012_governance). */
+  budgets: ColumnType<JsonText, JsonText | undefined, JsonText>;
   created_at: IsoTime;
   updated_at: IsoTime;
   change_version: ChangeVersion;
@@ -88,6 +90,67 @@ export interface VirtualKeysTable {
   created_at: IsoTime;
   updated_at: IsoTime;
   change_version: ChangeVersion;
+  /** JSON KeyBudget[] (0012_governance). */
+  budgets: ColumnType<JsonText, JsonText | undefined, JsonText>;
+  /** JSON KeyRateLimit or null. */
+  rate_limit: JsonText | null;
+  /** What nodes do while the shared counters are unreachable: FAIL_CLOSED or LOCAL_ALLOWANCE. */
+  limits_fallback: ColumnType<LimitsFallback, LimitsFallback | undefined, LimitsFallback>;
+  /** The profile the key was allocated from: its edits are copied to the key (repos/access-profiles.ts). */
+  access_profile_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type LimitsFallback = 'FAIL_CLOSED' | 'LOCAL_ALLOWANCE';
+
+export interface AccessProfilesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  /** JSON KeyServerGrant[] */
+  servers: JsonText;
+  /** JSON KeyBudget[] */
+  budgets: JsonText;
+  /** JSON KeyRateLimit or null */
+  rate_limit: JsonText | null;
+  limits_fallback: LimitsFallback;
+  /** Lifetime of keys allocated from the profile; null = they do not expire. */
+  key_lifetime_days: number | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+export interface ProvidersTable {
+  id: string;
+  /** Unique; the route segment nodes serve it under (`anthropic`). */
+  name: string;
+  kind: 'ANTHROPIC';
+  base_url: string;
+  /** JSON StoredSecret */
+  api_key: JsonText;
+  /** JSON ModelPrice[] */
+  prices: JsonText;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+  change_version: ChangeVersion;
+}
+
+/** One priced request reported by a node; the primary key makes reports idempotent. */
+export interface SpendEventsTable {
+  request_id: string;
+  key_id: string;
+  user_id: string;
+  node_id: string;
+  kind: 'llm' | 'tool';
+  model: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_tokens: number;
+  cache_read_tokens: number;
+  /** Cost in nano-USD (1e-9 USD): integer sums are exact. */
+  cost_nanos: number;
+  /** When the request finished (node clock). */
+  at: IsoTime;
+  recorded_at: IsoTime;
 }
 
 export interface AdminTokensTable {
@@ -153,7 +216,126 @@ export interface SessionSecretsTable {
   created_at: IsoTime;
 }
 
+/** An admin's OAuth settings for a server (0011_oauth); anything left null is discovered. */
+export interface ServerOAuthSettingsTable {
+  server_id: string;
+  client_id: string | null;
+  /** secret-box ciphertext; AAD `server_oauth_settings:<server id>:client_secret`. */
+  client_secret: string | null;
+  authorize_url: string | null;
+  token_url: string | null;
+  registration_url: string | null;
+  /** JSON string[] */
+  scopes: JsonText;
+  resource: string | null;
+  updated_at: IsoTime;
+}
+
+/** The OAuth client Gatehouse is at one authorization server, per server (credentials keyed by issuer). */
+export interface OAuthClientsTable {
+  id: string;
+  server_id: string;
+  issuer: string;
+  client_id: string;
+  /** secret-box ciphertext, or null for a public client. */
+  client_secret: string | null;
+  registration: 'PRE_REGISTERED' | 'METADATA_DOCUMENT' | 'DYNAMIC';
+  token_endpoint_auth_method: string;
+  redirect_uri: string;
+  created_at: IsoTime;
+}
+
+export type OAuthCredentialStatus = 'CONNECTED' | 'NEEDS_REAUTH';
+
+/** Tokens (sealed) for a server's shared credential (user_id null) or one user's (0011_oauth). */
+export interface OAuthCredentialsTable {
+  id: string;
+  server_id: string;
+  user_id: string | null;
+  /** user_id, or '' for the shared credential. */
+  owner_key: string;
+  issuer: string;
+  resource: string;
+  access_token: string;
+  refresh_token: string | null;
+  token_type: string;
+  expires_at: IsoTime | null;
+  /** JSON string[] */
+  scopes: JsonText;
+  status: OAuthCredentialStatus;
+  /** Moves on every change of the tokens: nodes drop cached copies of older generations. */
+  generation: Generated<number>;
+  /** Why the last refresh failed (never a token), for status pages. */
+  last_error: string | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+/** A pending authorization request: found by the hash of its `state`, spent once. */
+export interface OAuthFlowsTable {
+  state_hash: string;
+  server_id: string;
+  user_id: string | null;
+  issuer: string;
+  client_row_id: string;
+  /** secret-box ciphertext of the PKCE code verifier. */
+  code_verifier: string;
+  resource: string;
+  /** JSON string[] */
+  scopes: JsonText;
+  created_at: IsoTime;
+  expires_at: IsoTime;
+  used_at: IsoTime | null;
+}
+
+export type ConnectKind = 'oauth' | 'headers';
+
+/** One-time links in `mcp_auth_required` answers, bound to a user and server (hash only). */
+export interface ConnectLinksTable {
+  token_hash: string;
+  user_id: string;
+  server_id: string;
+  kind: ConnectKind;
+  created_at: IsoTime;
+  expires_at: IsoTime;
+  used_at: IsoTime | null;
+}
+
+/** The browser session a spent link turns into (cookie value hashed), with its CSRF token. */
+export interface ConnectSessionsTable {
+  id_hash: string;
+  user_id: string;
+  server_id: string;
+  kind: ConnectKind;
+  csrf_token: string;
+  created_at: IsoTime;
+  expires_at: IsoTime;
+}
+
+export type HeaderSetStatus = 'ACTIVE' | 'NEEDS_UPDATE';
+
+/** One user's header values for a PER_USER_HEADERS server (sealed JSON object). */
+export interface UserHeaderSetsTable {
+  server_id: string;
+  user_id: string;
+  /** secret-box ciphertext of a JSON Record<string, string>; AAD `user_header_sets:<server>:<user>`. */
+  header_values: string;
+  /** JSON string[]: the keys stored, to compare with the server's perUserHeaderKeys. */
+  header_keys: JsonText;
+  status: HeaderSetStatus;
+  generation: Generated<number>;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
 export interface Database {
+  server_oauth_settings: ServerOAuthSettingsTable;
+  oauth_clients: OAuthClientsTable;
+  oauth_credentials: OAuthCredentialsTable;
+  oauth_flows: OAuthFlowsTable;
+  connect_links: ConnectLinksTable;
+  connect_sessions: ConnectSessionsTable;
+  user_header_sets: UserHeaderSetsTable;
   config_state: ConfigStateTable;
   users: UsersTable;
   mcp_servers: McpServersTable;
@@ -164,6 +346,9 @@ export interface Database {
   change_tombstones: ChangeTombstonesTable;
   node_enrollment_tokens: NodeEnrollmentTokensTable;
   app_locks: AppLocksTable;
+  access_profiles: AccessProfilesTable;
+  providers: ProvidersTable;
+  spend_events: SpendEventsTable;
 }
 
 // Row types for repositories leave out `change_version`: triggers own it (0004_change_tracking).
@@ -178,3 +363,6 @@ export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type NodeRow = Selectable<NodesTable>;
 export type SessionSecretRow = Selectable<SessionSecretsTable>;
 export type NodeEnrollmentTokenRow = Selectable<NodeEnrollmentTokensTable>;
+export type AccessProfileRow = Selectable<AccessProfilesTable>;
+export type ProviderRow = Omit<Selectable<ProvidersTable>, 'change_version'>;
+export type SpendEventRow = Selectable<SpendEventsTable>;

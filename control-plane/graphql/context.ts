@@ -6,6 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
+import type { OAuthService } from '../oauth/service.js';
 import type { AdminPrincipal } from '../repos/admin-tokens.js';
 import { authenticateRequest } from './admin-auth.js';
 import { createLoaders, type Loaders } from './loaders.js';
@@ -23,6 +24,8 @@ export interface GraphQLDeps {
   /** Called after a committed mutation changed the config version, to publish a new snapshot. */
   onConfigChanged: () => void;
   logger?: GraphQLLogger;
+  /** Upstream OAuth (startServerOAuth); absent in harnesses that do not exercise it. */
+  oauth?: OAuthService;
 }
 
 export interface GraphQLContext {
@@ -31,6 +34,7 @@ export interface GraphQLContext {
   principal: AdminPrincipal;
   loaders: Loaders;
   logger: GraphQLLogger;
+  oauth: OAuthService | null;
   /** Wraps deps.onConfigChanged so a failing listener cannot fail a mutation that already committed. */
   configChanged(): void;
 }
@@ -46,6 +50,7 @@ export async function buildContext(deps: GraphQLDeps, logger: GraphQLLogger, req
     principal,
     loaders: createLoaders(deps.db),
     logger,
+    oauth: deps.oauth ?? null,
     configChanged() {
       try {
         deps.onConfigChanged();

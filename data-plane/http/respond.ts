@@ -45,6 +45,9 @@ export function sendAnswer(res: ServerResponse, answer: Answer): void {
     }
     case 'stream': {
       res.writeHead(answer.status, answer.headers);
+      // Headers now, not with the first chunk: an SSE stream may stay quiet for a long time (an MCP GET
+      // stream, a long tool call), and a client waits for the headers before it reads anything.
+      res.flushHeaders();
       const body = answer.body;
       res.once('close', () => {
         if (!body.destroyed) body.destroy();

@@ -14,6 +14,7 @@ import type { RequestRecord } from '../pipeline/context.js';
 import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
 import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
+import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
@@ -62,6 +63,13 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
+  const serverRoute = createServerRoute({
+    logger,
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+  });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
-  return createHttpServer({ holder, logger, metrics, routes });
+  const prefixes: [string, RouteHandler][] = [[SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)]];
+  const server = createHttpServer({ holder, logger, metrics, routes, prefixes });
+  server.on('close', () => serverRoute.close());
+  return server;
 }

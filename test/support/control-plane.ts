@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { createControlPlane, type ControlPlane } from '../../control-plane/app.js';
+import { createControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/app.js';
 import { createLogger } from '../../control-plane/log.js';
 import { LogCapture } from './log-capture.js';
 
@@ -24,7 +24,7 @@ export interface TestControlPlane {
 }
 
 export async function startTestControlPlane(
-  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number; sharedNodeToken?: boolean } = {},
+  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number; sharedNodeToken?: boolean; oauth?: ControlPlaneOptions['oauth'] } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
   const adminToken = options.adminToken ?? `gha_test${randomBytes(16).toString('hex')}`;
@@ -37,6 +37,9 @@ export async function startTestControlPlane(
     env: { GATEHOUSE_ADMIN_TOKEN: adminToken, ...options.env },
     // Most tests start nodes on the shared token; enrollment tests turn it off.
     sharedNodeToken: options.sharedNodeToken ?? true,
+    // Test authorization servers listen on http://127.0.0.1.
+    allowInsecureOAuth: true,
+    ...(options.oauth ? { oauth: options.oauth } : {}),
     logger: createLogger('test-control-plane', { destination: logs, level: 'debug' }),
   });
   const responses: string[] = [];

@@ -1,0 +1,212 @@
+/**
+ * Storage of upstream OAuth state (0011_oauth): registered clients per (server, issuer), credentials
+ * (the shared one of an OAUTH server, or one user's), and pending authorization flows found by the hash
+ * of their state. Token values go in and out only sealed (secret-box, AAD naming the row and field);
+ * callers open them. It does no HTTP and decides nothing about refresh (control-plane/oauth/ does).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type { OAuthClientsTable, OAuthCredentialStatus, OAuthCredentialsTable, OAuthFlowsTable, ServerOAuthSettingsTable } from '../db/schema.js';
+import { nowIso, type Db } from './transaction.js';
+
+export type OAuthClientRow = Selectable<OAuthClientsTable>;
+export type OAuthCredentialRow = Selectable<OAuthCredentialsTable>;
+export type OAuthFlowRow = Selectable<OAuthFlowsTable>;
+export type ServerOAuthSettingsRow = Selectable<ServerOAuthSettingsTable>;
+
+/** The unique owner key of a credential: the user's id, or '' for a server's shared credential. */
+export function ownerKey(userId: string | null): string {
+  return userId ?? '';
+}
+
+// ---- AAD strings: whoever opens a value must use the same one. ----
+
+export function credentialAad(credentialId: string, field: 'access_token' | 'refresh_token'): string {
+  return `oauth_credentials:${credentialId}:${field}`;
+}
+
+export function clientSecretAad(clientRowId: string): string {
+  return `oauth_clients:${clientRowId}:client_secret`;
+}
+
+export function flowVerifierAad(stateHash: string): string {
+  return `oauth_flows:${stateHash}:code_verifier`;
+}
+
+export function settingsSecretAad(serverId: string): string {
+  return `server_oauth_settings:${serverId}:client_secret`;
+}
+
+// ---- Settings ----
+
+export async function getServerOAuthSettings(db: Db, serverId: string): Promise<ServerOAuthSettingsRow | null> {
+  return (await db.selectFrom('server_oauth_settings').selectAll().where('server_id', '=', serverId).executeTakeFirst()) ?? null;
+}
+
+export async function upsertServerOAuthSettings(db: Db, row: Omit<ServerOAuthSettingsRow, 'updated_at'>): Promise<void> {
+  const values = { ...row, updated_at: nowIso() };
+  await db
+    .insertInto('server_oauth_settings')
+    .values(values)
+    .onConflict((oc) => oc.column('server_id').doUpdateSet({ ...values }))
+    .execute();
+}
+
+// ---- Clients ----
+
+export async function findOAuthClient(db: Db, serverId: string, issuer: string): Promise<OAuthClientRow | null> {
+  return (await db.selectFrom('oauth_clients').selectAll().where('server_id', '=', serverId).where('issuer', '=', issuer).executeTakeFirst()) ?? null;
+}
+
+export async function getOAuthClient(db: Db, id: string): Promise<OAuthClientRow | null> {
+  return (await db.selectFrom('oauth_clients').selectAll().where('id', '=', id).executeTakeFirst()) ?? null;
+}
+
+/** Stores a client; a concurrent registration for the same (server, issuer) wins and is returned instead. */
+export async function saveOAuthClient(db: Db, row: Omit<OAuthClientRow, 'created_at'>): Promise<OAuthClientRow> {
+  await db
+    .insertInto('oauth_clients')
+    .values({ ...row, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['server_id', 'issuer']).doNothing())
+    .execute();
+  const stored = await findOAuthClient(db, row.server_id, row.issuer);
+  if (!stored) throw new Error('OAuth client row vanished after insert');
+  return stored;
+}
+
+export async function deleteOAuthClient(db: Db, id: string): Promise<void> {
+  await db.deleteFrom('oauth_clients').where('id', '=', id).execute();
+}
+
+// ---- Credentials ----
+
+/**
+ * The owner's credential. With `forUpdate`, the row stays locked until the caller's transaction ends
+ * (PostgreSQL `SELECT … FOR UPDATE`): a second replica refreshing the same credential waits there, then
+ * reads what the first one stored.
+ */
+export async function findCredential(db: Db, serverId: string, userId: string | null, options: { forUpdate?: boolean } = {}): Promise<OAuthCredentialRow | null> {
+  let query = db.selectFrom('oauth_credentials').selectAll().where('server_id', '=', serverId).where('owner_key', '=', ownerKey(userId));
+  if (options.forUpdate) query = query.forUpdate();
+  return (await query.executeTakeFirst()) ?? null;
+}
+
+export interface TokenFields {
+  issuer: string;
+  resource: string;
+  /** Already sealed (use credentialAad with the credential id). */
+  accessToken: string;
+  refreshToken: string | null;
+  tokenType: string;
+  expiresAt: string | null;
+  scopes: string[];
+}
+
+/** A new id for a credential row, so callers can seal its tokens under the row's AAD before writing. */
+export function newCredentialId(): string {
+  return randomUUID();
+}
+
+/** Replaces the owner's credential (a new authorization): the new row's id is `id`, tokens sealed under it. */
+export async function replaceCredential(db: Db, id: string, serverId: string, userId: string | null, fields: TokenFields): Promise<void> {
+  const now = nowIso();
+  await db.deleteFrom('oauth_credentials').where('server_id', '=', serverId).where('owner_key', '=', ownerKey(userId)).execute();
+  await db
+    .insertInto('oauth_credentials')
+    .values({
+      id,
+      server_id: serverId,
+      user_id: userId,
+      owner_key: ownerKey(userId),
+      issuer: fields.issuer,
+      resource: fields.resource,
+      access_token: fields.accessToken,
+      refresh_token: fields.refreshToken,
+      token_type: fields.tokenType,
+      expires_at: fields.expiresAt,
+      scopes: JSON.stringify(fields.scopes),
+      status: 'CONNECTED',
+      last_error: null,
+      created_at: now,
+      updated_at: now,
+    })
+    .execute();
+}
+
+/** Stores refreshed tokens in place (same row id, so the same AAD), moving the generation. */
+export async function storeRefreshedTokens(
+  db: Db,
+  id: string,
+  fields: Pick<TokenFields, 'accessToken' | 'refreshToken' | 'tokenType' | 'expiresAt' | 'scopes'>,
+): Promise<void> {
+  await db
+    .updateTable('oauth_credentials')
+    .set((eb) => ({
+      access_token: fields.accessToken,
+      refresh_token: fields.refreshToken,
+      token_type: fields.tokenType,
+      expires_at: fields.expiresAt,
+      scopes: JSON.stringify(fields.scopes),
+      status: 'CONNECTED' as OAuthCredentialStatus,
+      last_error: null,
+      generation: eb('generation', '+', 1),
+      updated_at: nowIso(),
+    }))
+    .where('id', '=', id)
+    .execute();
+}
+
+export async function markCredential(db: Db, id: string, status: OAuthCredentialStatus, lastError: string | null): Promise<void> {
+  await db
+    .updateTable('oauth_credentials')
+    .set((eb) => ({ status, last_error: lastError, generation: eb('generation', '+', 1), updated_at: nowIso() }))
+    .where('id', '=', id)
+    .execute();
+}
+
+/** Records a transient failure without touching status or tokens (a blip never locks anyone out). */
+export async function noteCredentialError(db: Db, id: string, lastError: string): Promise<void> {
+  await db.updateTable('oauth_credentials').set({ last_error: lastError }).where('id', '=', id).execute();
+}
+
+export async function deleteCredential(db: Db, serverId: string, userId: string | null): Promise<boolean> {
+  const result = await db.deleteFrom('oauth_credentials').where('server_id', '=', serverId).where('owner_key', '=', ownerKey(userId)).executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
+export async function listUserCredentials(db: Db, userId: string): Promise<OAuthCredentialRow[]> {
+  return db.selectFrom('oauth_credentials').selectAll().where('user_id', '=', userId).orderBy('created_at').execute();
+}
+
+export async function listServerCredentials(db: Db, serverId: string): Promise<OAuthCredentialRow[]> {
+  return db.selectFrom('oauth_credentials').selectAll().where('server_id', '=', serverId).where('user_id', 'is not', null).orderBy('created_at').execute();
+}
+
+// ---- Flows ----
+
+export async function insertFlow(db: Db, row: Omit<OAuthFlowRow, 'created_at' | 'used_at'>): Promise<void> {
+  await db.insertInto('oauth_flows').values({ ...row, created_at: nowIso(), used_at: null }).execute();
+}
+
+/**
+ * Spends a flow: marks it used if it was unused and unexpired, in one statement, so two callbacks with
+ * the same state cannot both proceed. Returns the flow only to the one that spent it.
+ */
+export async function spendFlow(db: Db, stateHash: string): Promise<OAuthFlowRow | null> {
+  const now = nowIso();
+  const result = await db
+    .updateTable('oauth_flows')
+    .set({ used_at: now })
+    .where('state_hash', '=', stateHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  if (Number(result.numUpdatedRows) !== 1) return null;
+  return (await db.selectFrom('oauth_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst()) ?? null;
+}
+
+/** Drops flows that expired more than a day ago (called opportunistically when a flow starts). */
+export async function pruneFlows(db: Db): Promise<void> {
+  const horizon = new Date(Date.now() - 86_400_000).toISOString();
+  await db.deleteFrom('oauth_flows').where('expires_at', '<', horizon).execute();
+}

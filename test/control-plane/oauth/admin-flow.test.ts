@@ -1,0 +1,101 @@
+/**
+ * The admin's shared-OAuth flow through a whole control plane: `startServerOAuth` returns the URL, the
+ * admin logs in and consents at oidc-provider, the callback on the control plane stores the tokens and
+ * answers a success page; McpServer.status and oauthConnection show the result; the client metadata
+ * document is served; no token, code, state or verifier appears in any response or log line.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
+import { loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../../support/oauth-upstream.js';
+
+interface ServerView {
+  status: string;
+  oauthConnection: { status: string; issuer: string; scopes: string[]; expiresAt: string | null } | null;
+}
+
+describe('shared OAuth through the control plane', () => {
+  let as: AuthorizationServer;
+  let upstream: ProtectedMcpServer;
+  let cp: TestControlPlane;
+
+  beforeAll(async () => {
+    as = await startAuthorizationServer();
+    upstream = await startProtectedMcpServer(as);
+    cp = await startTestControlPlane();
+  });
+
+  afterAll(async () => {
+    await cp?.close();
+    await upstream?.close();
+    await as?.close();
+  });
+
+  const serverView = async (): Promise<ServerView> =>
+    (await cp.gql<{ mcpServer: ServerView }>('{ mcpServer(name: "crm") { status oauthConnection { status issuer scopes expiresAt } } }')).mcpServer;
+
+  it('startServerOAuth → consent → callback page → ACTIVE', async () => {
+    await cp.gql(`mutation { createMcpServer(input: { name: "crm", connectionType: HTTP, connectionString: "${upstream.url}", authType: OAUTH }) { errors { code } } }`);
+    expect(await serverView()).toEqual({ status: 'NEEDS_AUTH', oauthConnection: null });
+
+    const started = await cp.gql<{ startServerOAuth: { url: string | null; errors: unknown[] } }>('mutation { startServerOAuth(name: "crm") { url errors { code message } } }');
+    expect(started.startServerOAuth.errors).toEqual([]);
+    const url = new URL(started.startServerOAuth.url ?? '');
+    expect(url.origin).toBe(as.issuer);
+    expect(url.searchParams.get('redirect_uri')).toBe(`${cp.url}/oauth/callback`);
+
+    const landed = await loginAndConsent(url.href, 'ops-admin');
+    expect(landed.url.startsWith(`${cp.url}/oauth/callback?`)).toBe(true);
+    expect(landed.status).toBe(200);
+    expect(landed.body).toContain('All set');
+    expect(landed.body).toContain('crm');
+
+    const view = await serverView();
+    expect(view.status).toBe('ACTIVE');
+    expect(view.oauthConnection).toMatchObject({ status: 'CONNECTED', issuer: as.issuer, scopes: ['mcp'] });
+    expect(Date.parse(view.oauthConnection?.expiresAt ?? '')).toBeGreaterThan(Date.now());
+
+    const token = await cp.cp.oauth.accessToken((await cp.cp.db.selectFrom('mcp_servers').select('id').where('name', '=', 'crm').executeTakeFirstOrThrow()).id, null);
+    // Nothing secret went out: not the token, not the code or state of the callback.
+    const query = new URL(landed.url).searchParams;
+    // (The state is in the authorization URL the admin was given, by design; it must not be logged.)
+    for (const secret of [token.token, query.get('code') ?? 'x']) expect(cp.responses.join('\n')).not.toContain(secret);
+    for (const secret of [token.token, query.get('code') ?? 'x', query.get('state') ?? 'x']) {
+      expect(cp.logs.text()).not.toContain(secret);
+      expect(landed.body).not.toContain(secret);
+    }
+
+    // Replaying the callback URL is refused with a clear page.
+    const replay = await fetch(landed.url);
+    expect(replay.status).toBe(400);
+    expect(await replay.text()).toContain('does not match');
+  });
+
+  it('refuses startServerOAuth for a server that is not OAUTH, and for an unknown one', async () => {
+    await cp.gql('mutation { createMcpServer(input: { name: "plain", connectionType: HTTP, connectionString: "http://127.0.0.1:9/mcp" }) { errors { code } } }');
+    const wrong = await cp.gql<{ startServerOAuth: { url: string | null; errors: Array<{ code: string }> } }>('mutation { startServerOAuth(name: "plain") { url errors { code message } } }');
+    expect(wrong.startServerOAuth).toMatchObject({ url: null, errors: [{ code: 'WRONG_AUTH_TYPE' }] });
+    const unknown = await cp.gql<{ startServerOAuth: { errors: Array<{ code: string }> } }>('mutation { startServerOAuth(name: "nope") { url errors { code } } }');
+    expect(unknown.startServerOAuth.errors).toEqual([{ code: 'NOT_FOUND' }]);
+  });
+
+  it('an unreachable MCP server is a typed error, not a 500', async () => {
+    await cp.gql('mutation { createMcpServer(input: { name: "gone", connectionType: HTTP, connectionString: "http://127.0.0.1:9/mcp", authType: OAUTH }) { errors { code } } }');
+    const result = await cp.gql<{ startServerOAuth: { url: string | null; errors: Array<{ code: string; message: string }> } }>(
+      'mutation { startServerOAuth(name: "gone") { url errors { code message } } }',
+    );
+    expect(result.startServerOAuth.url).toBeNull();
+    expect(result.startServerOAuth.errors[0]?.code).toMatch(/^OAUTH_(AS_UNREACHABLE|DISCOVERY_FAILED)$/);
+  });
+
+  it('serves its Client ID Metadata Document', async () => {
+    const response = await fetch(`${cp.url}/oauth/client-metadata.json`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as Record<string, unknown>;
+    expect(doc).toMatchObject({
+      client_id: `${cp.url}/oauth/client-metadata.json`,
+      redirect_uris: [`${cp.url}/oauth/callback`],
+      grant_types: ['authorization_code', 'refresh_token'],
+      token_endpoint_auth_method: 'none',
+    });
+  });
+});

@@ -1,0 +1,263 @@
+/**
+ * A real OAuth world for tests: `oidc-provider` as the authorization server (dynamic registration, PKCE
+ * required, RFC 8707 resource indicators issuing JWT access tokens, rotating refresh tokens, dev login
+ * and consent pages), and an MCP SDK server behind the SDK's `requireBearerAuth` that verifies those
+ * tokens against the provider's JWKS and reports the token's subject. Plus a cookie-keeping HTTP driver
+ * that logs in and consents at the provider without a browser (browser tests use Chromium instead).
+ *
+ * Everything listens on 127.0.0.1 ephemeral ports; the AS can be stopped and restarted on its port to
+ * simulate a network failure.
+ */
+import { createServer, type Server } from 'node:http';
+import express from 'express';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
+import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { z } from 'zod';
+import { closeServer, listen } from './upstreams.js';
+
+function listenOn(server: Server, port = 0): Promise<number> {
+  return listen(server, port);
+}
+
+export interface AuthorizationServerOptions {
+  /** Access token lifetime in seconds (default 3600). */
+  accessTokenTtl?: number;
+  /** Advertise and accept Client ID Metadata Documents. */
+  clientIdMetadataDocument?: boolean;
+  /** Turn off dynamic registration. */
+  noRegistration?: boolean;
+  /** Pre-registered clients. */
+  clients?: Configuration['clients'];
+}
+
+export interface AuthorizationServer {
+  issuer: string;
+  provider: Provider;
+  /** grant_type of every successful token request, in order. */
+  grants: string[];
+  /** How many refresh_token grants failed (e.g. a rotated token spent twice). */
+  refreshErrors(): number;
+  /** Every client registered dynamically. */
+  registrations: string[];
+  /** Destroys every refresh token issued so far: the next refresh gets a real `invalid_grant`. */
+  revokeRefreshTokens(): Promise<void>;
+  /** Stops listening (connections refused) until restart(). */
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startAuthorizationServer(options: AuthorizationServerOptions = {}): Promise<AuthorizationServer> {
+  let server = createServer();
+  const port = await listenOn(server);
+  const issuer = `http://127.0.0.1:${port}`;
+  const grants: string[] = [];
+  const registrations: string[] = [];
+  let refreshErrors = 0;
+  const refreshTokens: Array<{ destroy(): Promise<void> }> = [];
+  const provider = new Provider(issuer, {
+    clients: options.clients ?? [],
+    features: {
+      devInteractions: { enabled: true },
+      registration: { enabled: !options.noRegistration },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => undefined as unknown as string,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx: KoaContextWithOIDC, resource: string) => ({
+          scope: 'mcp',
+          audience: resource,
+          accessTokenFormat: 'jwt' as const,
+          accessTokenTTL: options.accessTokenTtl ?? 3600,
+        }),
+      },
+      ...(options.clientIdMetadataDocument
+        ? { clientIdMetadataDocument: { enabled: true, ack: 'experimental-01' as never } }
+        : {}),
+    },
+    pkce: { required: () => true },
+    scopes: ['openid', 'offline_access', 'mcp'],
+    // Every authorization gets a refresh token (no offline_access dance), and each refresh rotates it.
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+  } as Configuration);
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => grants.push(String(ctx.oidc.params?.grant_type)));
+  provider.on('grant.error', (ctx: KoaContextWithOIDC) => {
+    if (ctx.oidc.params?.grant_type === 'refresh_token') refreshErrors++;
+  });
+  provider.on('refresh_token.saved', (token: { destroy(): Promise<void> }) => refreshTokens.push(token));
+  provider.on('registration_create.success', (_ctx: KoaContextWithOIDC, client: { clientId: string }) => registrations.push(client.clientId));
+  server.on('request', provider.callback());
+
+  return {
+    issuer,
+    provider,
+    grants,
+    registrations,
+    refreshErrors: () => refreshErrors,
+    async revokeRefreshTokens() {
+      for (const token of refreshTokens.splice(0)) await token.destroy();
+    },
+    async stop() {
+      await closeServer(server);
+    },
+    async restart() {
+      server = createServer(provider.callback());
+      await listenOn(server, port);
+    },
+    close: () => (server.listening ? closeServer(server) : Promise.resolve()),
+  };
+}
+
+export interface ProtectedMcpServer {
+  url: string;
+  /** The token subject of every tools/call, in order. */
+  callers: string[];
+  /** How many requests were refused for a bad or missing token. */
+  unauthorized(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * An MCP server that accepts only JWT access tokens issued by `issuer` for its own URL (audience), via
+ * the SDK's `requireBearerAuth`, advertising RFC 9728 metadata in its 401s. Tool `whoami` answers the
+ * token's subject.
+ */
+export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'issuer'>): Promise<ProtectedMcpServer> {
+  const app = express();
+  const http = createServer(app);
+  const port = await listenOn(http);
+  const base = `http://127.0.0.1:${port}`;
+  const resource = `${base}/mcp`;
+  const metadataUrl = `${base}/.well-known/oauth-protected-resource/mcp`;
+  const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
+  const callers: string[] = [];
+  let unauthorized = 0;
+
+  app.get('/.well-known/oauth-protected-resource/mcp', (_req, res) => {
+    res.json({ resource, authorization_servers: [as.issuer], scopes_supported: ['mcp'], bearer_methods_supported: ['header'] });
+  });
+  const verifier = {
+    async verifyAccessToken(token: string): Promise<AuthInfo> {
+      try {
+        const { payload } = await jwtVerify(token, jwks, { issuer: as.issuer, audience: resource });
+        return {
+          token,
+          clientId: String(payload.client_id ?? ''),
+          scopes: typeof payload.scope === 'string' ? payload.scope.split(' ') : [],
+          ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp } : {}),
+          resource: new URL(resource),
+          extra: { sub: payload.sub },
+        };
+      } catch {
+        throw new InvalidTokenError('token not accepted');
+      }
+    },
+  };
+  const auth = requireBearerAuth({ verifier, requiredScopes: ['mcp'], resourceMetadataUrl: metadataUrl });
+  app.use('/mcp', (req, res, next) => {
+    res.on('finish', () => {
+      if (res.statusCode === 401) unauthorized++;
+    });
+    next();
+  });
+  app.post('/mcp', express.json(), auth, async (req, res) => {
+    // Stateless: a server per request keeps one caller's identity out of every other request.
+    const server = new McpServer({ name: 'protected-upstream', version: '1.0.0' });
+    server.registerTool('whoami', { description: 'the subject of the bearer token', inputSchema: { note: z.string().optional() } }, (_args, extra) => {
+      const sub = String(extra.authInfo?.extra?.sub ?? '');
+      callers.push(sub);
+      return { content: [{ type: 'text', text: `sub:${sub}` }] };
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, req.body);
+  });
+  return {
+    url: resource,
+    callers,
+    unauthorized: () => unauthorized,
+    close: () => closeServer(http),
+  };
+}
+
+/** A tiny cookie jar per origin (name → value), enough for the provider's interaction cookies. */
+class CookieJar {
+  private readonly jars = new Map<string, Map<string, string>>();
+
+  store(url: URL, response: Response): void {
+    const jar = this.jars.get(url.origin) ?? new Map<string, string>();
+    for (const line of response.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq < 0) continue;
+      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    }
+    this.jars.set(url.origin, jar);
+  }
+
+  header(url: URL): string {
+    return [...(this.jars.get(url.origin) ?? new Map<string, string>()).entries()].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+}
+
+export interface LoginResult {
+  /** The last URL reached (the control plane's callback, normally). */
+  url: string;
+  status: number;
+  body: string;
+}
+
+/**
+ * Opens an authorization URL, logs in at the provider's dev login page as `login`, consents (or aborts,
+ * with `deny`), and follows redirects back to wherever the provider sends the browser.
+ */
+export async function loginAndConsent(authorizationUrl: string, login: string, options: { deny?: boolean; stopAt?: string } = {}): Promise<LoginResult> {
+  const jar = new CookieJar();
+  let url = new URL(authorizationUrl);
+  let method = 'GET';
+  let body: URLSearchParams | undefined;
+  for (let hop = 0; hop < 20; hop++) {
+    const response = await fetch(url, {
+      method,
+      redirect: 'manual',
+      headers: { cookie: jar.header(url), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(body ? { body } : {}),
+    });
+    jar.store(url, response);
+    method = 'GET';
+    body = undefined;
+    const location = response.headers.get('location');
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      url = new URL(location, url);
+      if (options.stopAt && url.href.startsWith(options.stopAt)) return { url: url.href, status: 0, body: '' };
+      continue;
+    }
+    const text = await response.text();
+    const interaction = /\/interaction\/([^/?#]+)$/.exec(url.pathname);
+    if (interaction && response.status === 200) {
+      if (options.deny) {
+        url = new URL(`/interaction/${interaction[1]}/abort`, url);
+        continue;
+      }
+      method = 'POST';
+      body = text.includes('name="login"')
+        ? new URLSearchParams({ prompt: 'login', login, password: 'any' })
+        : new URLSearchParams({ prompt: 'consent' });
+      continue;
+    }
+    return { url: url.href, status: response.status, body: text };
+  }
+  throw new Error('too many redirects while authorizing');
+}
