@@ -210,6 +210,7 @@ export const HttpMessage = {
 export const ToolFailure = {
   timeout: (server: string, ms: number) => `upstream server '${server}' timed out after ${ms} ms`,
   unreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
+  credentialsRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's credentials (HTTP ${status}); an administrator must update them`,
   unavailable: (server: string, reason: string) => `server '${server}' unavailable on this node: ${reason}`,
   invalidResult: (server: string) => `upstream server '${server}' returned a result that is not a valid MCP tool result`,
   cancelled: (server: string) => `call to upstream server '${server}' was cancelled because the caller went away`,

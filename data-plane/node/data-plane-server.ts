@@ -5,6 +5,7 @@
  * `CredentialSource`, the audit `RecordSink`).
  */
 import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
 import { createHttpServer, type RouteHandler } from '../http/server.js';
@@ -40,6 +41,8 @@ export interface DataPlaneServerOptions {
   credentials?: CredentialSource;
   /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
   sinks?: readonly RecordSink[];
+  /** Registers more metrics (the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
   onRecord?: (record: RequestRecord) => void;
 }
@@ -47,6 +50,7 @@ export interface DataPlaneServerOptions {
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
   const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
   if (options.onRecord) sinks.push({ record: options.onRecord });
   const run = createPipeline({

@@ -25,7 +25,8 @@ import type { Logger } from '../log.js';
 import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 import { filterTools } from '../policy/tool-filter.js';
-import { UpstreamFailure, type UpstreamPool } from '../upstream/pool.js';
+import { UpstreamFailure } from '../upstream/failures.js';
+import type { UpstreamPool } from '../upstream/pool.js';
 import type { MessageCheck, PooledForward, ServerRequest } from './server-route.js';
 
 /** Methods a pooled connection cannot serve per caller (see the module comment). */
