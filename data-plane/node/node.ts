@@ -19,6 +19,8 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { createLimiter } from '../limits/limiter.js';
+import { SpendReporter } from '../limits/spend-reporter.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -41,6 +43,11 @@ export interface NodeOptions {
   /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
   compactAfterDeltas?: number;
   compactAfterBytes?: number;
+  /**
+   * Redis for rate limits and budgets shared by every node (`REDIS_URL`); absent = in-process counters,
+   * exact for this node alone (the embedded default).
+   */
+  redisUrl?: string | null;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -170,7 +177,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [] });
+  // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
+  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
+  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [], limiter });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
@@ -192,6 +203,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await pool.close();
+      await limiter.close();
+      await spend.close();
       await unlock();
     },
   };
