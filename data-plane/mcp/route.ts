@@ -176,7 +176,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     const { server, tool } = check;
     // 5. limits → 6. credentials → 7. forward
     const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
-      result: await pool.callTool(call, tool, args, signal),
+      // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
+      result: await pool.callTool(call, tool, message.params ?? {}, signal),
     }));
     if (outcome instanceof GatewayError) return ok(rpcErrorOf(id, outcome));
     if (outcome.kind === 'rpc_error') {

@@ -315,7 +315,8 @@ export class ControlPlaneLink {
     return fetch(new URL(path, this.options.controlPlaneUrl), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(10_000) });
   }
 
-  private async authHeaders(method: string, path: string): Promise<Record<string, string>> {
+  /** The node's credentials for one request to the control plane (also used by the audit shipper). */
+  async authHeaders(method: string, path: string): Promise<Record<string, string>> {
     const { nodeToken, nodeId, identity } = this.options;
     const credential = nodeToken ?? (await signNodeCredential(identity.privateJwk, { nodeId, method, path }));
     return { authorization: `Bearer ${credential}`, [NODE_ID_HEADER]: nodeId };

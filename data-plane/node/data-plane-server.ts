@@ -5,6 +5,7 @@
  * `CredentialSource`, the audit `RecordSink`).
  */
 import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
 import { createHttpServer, type RouteHandler } from '../http/server.js';
@@ -14,6 +15,7 @@ import type { RequestRecord } from '../pipeline/context.js';
 import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
 import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
+import { createPooledForward } from '../proxy/pooled.js';
 import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -39,6 +41,8 @@ export interface DataPlaneServerOptions {
   credentials?: CredentialSource;
   /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
   sinks?: readonly RecordSink[];
+  /** Registers more metrics (the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
   onRecord?: (record: RequestRecord) => void;
 }
@@ -46,6 +50,7 @@ export interface DataPlaneServerOptions {
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
   const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
   if (options.onRecord) sinks.push({ record: options.onRecord });
   const run = createPipeline({
@@ -65,6 +70,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   });
   const serverRoute = createServerRoute({
     logger,
+    pooled: createPooledForward(pool, logger),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);

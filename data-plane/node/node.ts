@@ -21,6 +21,11 @@ import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { createLimiter } from '../limits/limiter.js';
 import { SpendReporter } from '../limits/spend-reporter.js';
+import { registerAuditMetrics } from '../audit/metrics.js';
+import { AuditOutbox } from '../audit/outbox.js';
+import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { AuditShipper } from '../audit/shipper.js';
+import { createAuditSink } from '../audit/sink.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -61,6 +66,8 @@ export interface DataPlaneNode {
   server: Server;
   link: ControlPlaneLink;
   holder: RuntimeHolder;
+  /** The audit trail's durable outbox (`<stateDir>/audit`) and its shipper to the control plane. */
+  audit: { outbox: AuditOutbox; recorder: AuditRecorder };
   close(): Promise<void>;
 }
 
@@ -181,7 +188,18 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
   const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
   if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [], limiter });
+  const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
+  const recorder = createAuditRecorder(outbox, nodeId);
+  const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  const server = createDataPlaneServer({
+    holder,
+    pool,
+    logger,
+    allowedOrigins: options.allowedOrigins ?? [],
+    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
+    sinks: [createAuditSink({ recorder })],
+    limiter,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
@@ -191,6 +209,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const url = `http://${host}:${address.port}`;
   logger.info({ url, nodeId, controlPlane: options.controlPlaneUrl }, 'data-plane node listening');
   link.start();
+  shipper.start();
 
   return {
     url,
@@ -198,10 +217,14 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     server,
     link,
     holder,
+    audit: { outbox, recorder },
     async close() {
       await link.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // After the server: the last requests' events are flushed to disk before the process goes.
+      await shipper.stop();
+      await outbox.close();
       await pool.close();
       await limiter.close();
       await spend.close();

@@ -62,7 +62,7 @@ export class HttpForwarder {
         target: request.target,
         agent: https ? this.#https : this.#http,
         connectTimeout: CONNECT_TIMEOUT_MS,
-        ...(request.body !== null ? { buffer: Readable.from([request.body]) } : {}),
+        ...(request.body !== null ? { buffer: new OneChunk(request.body) } : {}),
       },
       (error) => {
         this.#waiting.delete(req);
@@ -74,5 +74,20 @@ export class HttpForwarder {
   close(): void {
     this.#http.destroy();
     this.#https.destroy();
+  }
+}
+
+/** A body already in memory as the stream http-proxy-3 pipes upstream (cheaper than `Readable.from`). */
+class OneChunk extends Readable {
+  #chunk: Buffer | null;
+  constructor(chunk: Buffer) {
+    super();
+    this.#chunk = chunk;
+  }
+  override _read(): void {
+    const chunk = this.#chunk;
+    this.#chunk = null;
+    if (chunk !== null && chunk.length > 0) this.push(chunk);
+    this.push(null);
   }
 }

@@ -35,7 +35,7 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
-import { describeError } from '../upstream/pool.js';
+import { describeError } from '../upstream/failures.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { HttpForwarder } from './http-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';

@@ -15,11 +15,16 @@
  * It does not authorize (policy/), pick caller headers (credentials.ts does) or speak to callers (mcp/).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
+  LATEST_PROTOCOL_VERSION,
   McpError,
+  ResultSchema,
   ToolListChangedNotificationSchema,
+  type Progress,
+  type ServerCapabilities,
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -29,7 +34,9 @@ import { ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
+import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
+import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
@@ -55,21 +62,25 @@ export interface UpstreamPoolOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-/** A tool failure the caller sees as an `isError` result (or, for tools/list, as a skipped server). */
-export class UpstreamFailure extends Error {
-  constructor(
-    readonly kind: 'timeout' | 'unreachable' | 'unavailable' | 'reconfigured' | 'cancelled',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UpstreamFailure';
-  }
+/** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
+export interface UpstreamInfo {
+  capabilities: ServerCapabilities;
+  serverInfo: { name: string; version: string } | null;
+  instructions: string | null;
 }
 
-export type CallOutcome =
-  | { kind: 'result'; result: CallToolResult }
-  /** The upstream answered with a JSON-RPC error (e.g. invalid params); relayed as such, message scrubbed. */
+/** Any request's outcome over the pooled client: the upstream's result object as sent, or its JSON-RPC error. */
+export type RequestOutcome =
+  | { kind: 'result'; result: Record<string, unknown> }
   | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Progress notifications the upstream sends for this request (the SDK matches them by progress token). */
+  onprogress?: (progress: Progress) => void;
+  /** Default: the server's `toolTimeoutMs`; progress resets it. */
+  timeoutMs?: number;
+}
 
 export interface CallToolOptions {
   /** Caller headers to forward on this call (already filtered by `pickExtraHeaders`). */
@@ -111,6 +122,9 @@ export class UpstreamPool {
   readonly #agent = createUpstreamAgent();
   readonly #fetch = createUpstreamFetch(this.#agent);
   readonly #unsubscribe: () => void;
+  /** The upstream session of each pooled Streamable HTTP connection. */
+  readonly #sessions = new WeakMap<Client, HttpSession>();
+  readonly #http: HttpCalls;
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -121,6 +135,12 @@ export class UpstreamPool {
     this.#listTimeoutMs = options.listTimeoutMs ?? 10_000;
     this.#backoff = options.backoff ?? { initialMs: 250, maxMs: 5_000 };
     this.#unsubscribe = this.#holder.onChange((runtime) => this.reconcile(runtime));
+    this.#http = new HttpCalls({
+      dispatcher: this.#agent,
+      logger: this.#logger,
+      clientInfo: this.#clientInfo,
+      shared: { get: (server) => this.#sharedSession(server), gone: (server, session) => this.#sharedSessionGone(server, session) },
+    });
   }
 
   /** Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. */
@@ -133,19 +153,81 @@ export class UpstreamPool {
 
   /**
    * Calls one tool for one explicit upstream call (server, headers, credential identity: from the pipeline's
-   * credentials stage). Upstream trouble becomes an `isError` result, never an exception.
+   * credentials stage). `params` are the caller's `tools/call` params; `tool` is the upstream's own tool
+   * name. Streamable HTTP upstreams are called directly (`http-calls.ts`); stdio and legacy SSE through the
+   * pooled SDK client. Upstream trouble becomes an `isError` result, never an exception.
    */
-  async callTool(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallOutcome> {
+  async callTool(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const server = call.server;
     if (server.unavailable !== null) return failureResult(server.unavailable);
-    const extraHeaders = extraHeadersOf(call);
-    const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
     try {
+      if (server.connectionType === 'HTTP') {
+        if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+        return await this.#http.callTool(call, tool, params, signal);
+      }
+      const extraHeaders = extraHeadersOf(call);
+      const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+      const args = params.arguments as Record<string, unknown> | undefined;
       return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
     }
+  }
+
+  /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
+  async upstreamInfo(server: ResolvedServer): Promise<UpstreamInfo> {
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const client = await this.#getClient(this.#entryFor(server));
+    const info = client.getServerVersion();
+    return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+  }
+
+  /**
+   * Any MCP request over the pooled client, for `/mcp/{server}` in front of a stdio or legacy SSE upstream:
+   * the result as the upstream sent it (checked only to be a result object), or its JSON-RPC error, message
+   * scrubbed. Throws `UpstreamFailure` for the upstream's trouble (timeout, unreachable, caller gone).
+   */
+  async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
+    const server = call.server;
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const entry = this.#entryFor(server);
+    const client = await this.#getClient(entry);
+    const timeout = options.timeoutMs ?? server.toolTimeoutMs;
+    const requestOptions = {
+      timeout,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
+    };
+    const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
+    const extraHeaders = extraHeadersOf(call);
+    try {
+      return { kind: 'result', result: extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send() };
+    } catch (error) {
+      if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      if (error instanceof McpError) {
+        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
+      }
+      if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
+      this.#drop(entry, client, error);
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
+    }
+  }
+
+  /** The session of the server's pooled SDK connection (connecting it if needed): the shared identity's. */
+  async #sharedSession(server: ResolvedServer): Promise<HttpSession> {
+    const entry = this.#entryFor(server);
+    const client = await this.#getClient(entry);
+    const session = this.#sessions.get(client);
+    if (!session) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'no session'));
+    return session;
+  }
+
+  #sharedSessionGone(server: ResolvedServer, session: HttpSession): void {
+    const entry = this.#entries.get(server.name);
+    const client = entry?.client;
+    if (entry && client && this.#sessions.get(client) === session) this.#drop(entry, client, new Error('session not found (HTTP 404)'));
   }
 
   /** Applies a new Runtime: closes connections whose server is gone or changed; keeps the rest. */
@@ -258,7 +340,7 @@ export class UpstreamPool {
     if (entry.client) return Promise.resolve(entry.client);
     if (entry.connecting) return entry.connecting;
     if (Date.now() < entry.retryAt) {
-      return Promise.reject(new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, entry.lastError)));
+      return Promise.reject(reasonFailure(entry.name, entry.lastError));
     }
     // Connecting is the pool's own work: it must not carry the headers of the caller that triggered it.
     const connecting = outsideCallContext(() => this.#connect(entry));
@@ -291,8 +373,9 @@ export class UpstreamPool {
     });
 
     let timer: NodeJS.Timeout | undefined;
+    let transport: Transport;
     try {
-      const transport = createTransport(server, {
+      transport = createTransport(server, {
         fetch: this.#fetch,
         onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: scrub(chunk.slice(0, 2_000), server) }, 'stdio upstream stderr'),
       });
@@ -307,7 +390,7 @@ export class UpstreamPool {
       entry.retryAt = Date.now() + delay;
       entry.lastError = describeError(error, server);
       this.#logger.warn({ server: entry.name, reason: entry.lastError, retryInMs: delay }, 'upstream connect failed');
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, entry.lastError));
+      throw reasonFailure(entry.name, entry.lastError);
     } finally {
       clearTimeout(timer);
     }
@@ -320,6 +403,10 @@ export class UpstreamPool {
     entry.retryAt = 0;
     entry.catalogGeneration += 1;
     entry.client = client;
+    if (transport instanceof StreamableHTTPClientTransport) {
+      // The shared identity's session for direct calls (`http-calls.ts`): this connection's own.
+      this.#sessions.set(client, { id: transport.sessionId ?? null, protocolVersion: transport.protocolVersion ?? LATEST_PROTOCOL_VERSION });
+    }
     this.#logger.info({ server: entry.name, connectionType: server.connectionType }, 'upstream connected');
     return client;
   }
@@ -376,6 +463,7 @@ export class UpstreamPool {
 
   #retire(entry: Entry): Promise<void> {
     entry.closed = true;
+    this.#http.retire(entry.name);
     if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     const client = entry.client;
     entry.client = null;
@@ -388,21 +476,6 @@ export class UpstreamPool {
   }
 }
 
-class ConnectTimeout extends Error {
-  constructor(readonly ms: number) {
-    super(`no answer within ${ms} ms`);
-    this.name = 'ConnectTimeout';
-  }
-}
-
-function failureResult(text: string): CallOutcome {
-  return { kind: 'result', result: { content: [{ type: 'text', text }], isError: true } };
-}
-
-function stripMcpPrefix(error: McpError): string {
-  return error.message.replace(/^MCP error -?\d+: /, '');
-}
-
 function isInvalidResult(error: unknown): boolean {
   return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError');
 }
@@ -410,58 +483,4 @@ function isInvalidResult(error: unknown): boolean {
 function isSessionGone(error: unknown): boolean {
   if (error instanceof StreamableHTTPError) return error.code === 404;
   return error instanceof Error && /\(HTTP 404\)/.test(error.message);
-}
-
-const NETWORK_CODES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EPIPE: 'connection closed',
-  ENOENT: 'command not found',
-  EACCES: 'permission denied',
-  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
-  UND_ERR_SOCKET: 'connection closed',
-  UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
-};
-
-/**
- * A short, secret-free reason for an upstream failure. Known network and HTTP failures get fixed texts;
- * anything else keeps its message only after URLs and the server's secret values are removed from it.
- */
-export function describeError(error: unknown, server: ResolvedServer): string {
-  if (error instanceof ConnectTimeout) return error.message;
-  if (error instanceof McpError) {
-    if (error.code === ErrorCode.ConnectionClosed) return 'connection closed';
-    return scrub(stripMcpPrefix(error), server);
-  }
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as Error & { code?: unknown }).code;
-    const known = typeof code === 'string' ? NETWORK_CODES[code] : undefined;
-    if (known !== undefined) return known;
-    if (typeof code === 'string' && code.includes('CERT')) return `TLS certificate problem (${code})`;
-  }
-  if (error instanceof StreamableHTTPError) {
-    const status = error.code ?? -1;
-    return status > 0 ? `HTTP ${status}` : 'unexpected response from upstream';
-  }
-  if (error instanceof Error) {
-    const status = /\(HTTP (\d{3})\)|SSE error: Non-200 status code \((\d{3})\)/.exec(error.message);
-    if (status) return `HTTP ${status[1] ?? status[2]}`;
-    if (error.message === 'fetch failed') return 'connection failed';
-    return scrub(error.message, server).slice(0, 200) || 'connection failed';
-  }
-  return 'connection failed';
-}
-
-/** Removes URLs and the server's secret values (header values, env values, its URL) from a text. */
-export function scrub(text: string, server: ResolvedServer): string {
-  let out = text;
-  for (const secret of server.secrets) {
-    if (out.includes(secret)) out = out.split(secret).join('[redacted]');
-  }
-  return out.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
 }
