@@ -19,6 +19,7 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { ControlPlaneCredentialSource } from '../credentials/source.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -170,7 +171,9 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [] });
+  // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
+  const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
+  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [], credentials });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());

@@ -25,15 +25,19 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
 import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
-import { ToolFailure } from '../errors.js';
+import { GatewayError, ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
+import { createHash } from 'node:crypto';
+
+/** How long a per-user upstream connection may sit unused before it is closed. */
+const IDLE_USER_CONNECTION_MS = 10 * 60_000;
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.server.headers;
+  const configured = call.credentialHeaders;
   if (call.headers === configured) return undefined;
   let extra: Record<string, string> | undefined;
   for (const [name, value] of Object.entries(call.headers)) {
@@ -58,7 +62,7 @@ export interface UpstreamPoolOptions {
 /** A tool failure the caller sees as an `isError` result (or, for tools/list, as a skipped server). */
 export class UpstreamFailure extends Error {
   constructor(
-    readonly kind: 'timeout' | 'unreachable' | 'unavailable' | 'reconfigured' | 'cancelled',
+    readonly kind: 'timeout' | 'unreachable' | 'unavailable' | 'reconfigured' | 'cancelled' | 'unauthorized',
     message: string,
   ) {
     super(message);
@@ -68,6 +72,8 @@ export class UpstreamFailure extends Error {
 
 export type CallOutcome =
   | { kind: 'result'; result: CallToolResult }
+  /** The upstream refused the credential and renewing it gave none (e.g. the user must authorize again). */
+  | { kind: 'refused'; error: GatewayError }
   /** The upstream answered with a JSON-RPC error (e.g. invalid params); relayed as such, message scrubbed. */
   | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
 
@@ -79,8 +85,16 @@ export interface CallToolOptions {
 }
 
 interface Entry {
+  /** Map key: the server name, plus the credential identity for connections that are not the shared one. */
+  readonly key: string;
   readonly name: string;
+  /** The server's fingerprint plus, for credential-bound connections, a digest of the credential headers. */
   readonly fingerprint: string;
+  /** The server's own fingerprint (what a Runtime swap compares). */
+  readonly serverFingerprint: string;
+  /** Whose credential this connection carries (`shared` or `user:<id>`): one user's session is never another's. */
+  readonly identity: CredentialIdentity;
+  lastUsed: number;
   server: ResolvedServer;
   client: Client | null;
   connecting: Promise<Client> | null;
@@ -124,9 +138,9 @@ export class UpstreamPool {
   }
 
   /** Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. */
-  async listTools(server: ResolvedServer): Promise<Tool[]> {
+  async listTools(server: ResolvedServer, call?: UpstreamCall): Promise<Tool[]> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const entry = this.#entryFor(server);
+    const entry = this.#entryFor(server, call);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     return entry.catalogLoading ?? this.#loadCatalog(entry);
   }
@@ -141,7 +155,27 @@ export class UpstreamPool {
     const extraHeaders = extraHeadersOf(call);
     const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
     try {
-      return await this.#callOnce(server, tool, args, options, true);
+      return await this.#callOnce(server, tool, args, options, true, call);
+    } catch (error) {
+      if (error instanceof UpstreamFailure) {
+        // A refused credential that can be renewed (an OAuth token): renew on the control plane, retry once.
+        if (error.kind === 'unauthorized' && call.renew) return this.#callRenewed(call, tool, args, signal);
+        return failureResult(error.message);
+      }
+      throw error;
+    }
+  }
+
+  async #callRenewed(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallOutcome> {
+    const renewed = await call.renew?.();
+    if (!renewed) return failureResult(ToolFailure.unauthorized(call.server.name));
+    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    const headers = { ...call.headers, ...renewed.headers };
+    const next: UpstreamCall = { server: call.server, headers, identity: renewed.identity, credentialHeaders: renewed.headers };
+    const extraHeaders = extraHeadersOf(next);
+    const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+    try {
+      return await this.#callOnce(call.server, tool, args, options, true, next);
     } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
@@ -152,10 +186,10 @@ export class UpstreamPool {
   reconcile(runtime: Runtime): void {
     for (const entry of [...this.#entries.values()]) {
       const server = runtime.servers.get(entry.name);
-      if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
+      if (!server || server.unavailable !== null || server.fingerprint !== entry.serverFingerprint) {
         this.#logger.info({ server: entry.name }, 'upstream configuration changed or removed; closing its connection');
         void this.#retire(entry);
-      } else {
+      } else if (entry.identity === SHARED_IDENTITY && entry.fingerprint === entry.serverFingerprint) {
         entry.server = server;
       }
     }
@@ -164,8 +198,10 @@ export class UpstreamPool {
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
   catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
     const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
+    const seen = new Set<string>();
     for (const entry of this.#entries.values()) {
-      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration) continue;
+      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration || seen.has(entry.name)) continue;
+      seen.add(entry.name);
       out.push({ server: entry.name, tools: entry.catalog.map((t) => ({ name: t.name, description: t.description ?? null })) });
     }
     return out;
@@ -174,6 +210,17 @@ export class UpstreamPool {
   /** Whether a connection to `name` is currently open (for health reporting and tests). */
   isConnected(name: string): boolean {
     return this.#entries.get(name)?.client != null;
+  }
+
+  /**
+   * A catalog of `name` fetched through any credential on this node, if one is cached: per-user servers list
+   * their tools this way to a caller who has not connected yet (so the call that asks them to can be made).
+   */
+  cachedCatalog(name: string): Tool[] | null {
+    for (const entry of this.#entries.values()) {
+      if (entry.name === name && entry.catalog !== null) return entry.catalog;
+    }
+    return null;
   }
 
   async close(): Promise<void> {
@@ -191,8 +238,9 @@ export class UpstreamPool {
     args: Record<string, unknown> | undefined,
     options: CallToolOptions,
     mayRetry: boolean,
+    call?: UpstreamCall,
   ): Promise<CallOutcome> {
-    const entry = this.#entryFor(server);
+    const entry = this.#entryFor(server, call);
     const client = await this.#getClient(entry);
     const params = args === undefined ? { name: tool } : { name: tool, arguments: args };
     const requestOptions = options.signal ? { timeout: server.toolTimeoutMs, signal: options.signal } : { timeout: server.toolTimeoutMs };
@@ -219,15 +267,26 @@ export class UpstreamPool {
       this.#drop(entry, client, error);
       // An upstream that restarted forgets our session and answers 404 before running anything, so the
       // call is safe to repeat once on a fresh connection.
-      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false);
+      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false, call);
+      if (isUnauthorized(error)) throw new UpstreamFailure('unauthorized', ToolFailure.unauthorized(server.name));
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
 
-  #entryFor(server: ResolvedServer): Entry {
-    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-    const existing = this.#entries.get(server.name);
-    if (existing && existing.fingerprint === server.fingerprint) return existing;
+  #entryFor(base: ResolvedServer, call?: UpstreamCall): Entry {
+    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(base.name, 'the node is shutting down'));
+    const identity = call?.identity ?? SHARED_IDENTITY;
+    const key = identity === SHARED_IDENTITY ? base.name : `${base.name}\n${identity}`;
+    // A connection bound to a credential sends that credential's headers from initialize on; a new
+    // credential (a refreshed token) gets a new connection, and the old one is retired.
+    const bound = call !== undefined && call.credentialHeaders !== base.headers;
+    const server: ResolvedServer = bound ? { ...base, headers: call.credentialHeaders } : base;
+    const fingerprint = bound ? `${base.fingerprint}#${headersDigest(call.credentialHeaders)}` : base.fingerprint;
+    const existing = this.#entries.get(key);
+    if (existing && existing.fingerprint === fingerprint) {
+      existing.lastUsed = Date.now();
+      return existing;
+    }
     // Only the current Runtime's settings may open a connection: a request still holding an older Runtime
     // must not resurrect a connection the swap just closed.
     const current = this.#holder.current?.servers.get(server.name);
@@ -235,9 +294,14 @@ export class UpstreamPool {
       throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
     }
     if (existing) void this.#retire(existing);
+    if (identity !== SHARED_IDENTITY) this.#retireIdle();
     const entry: Entry = {
+      key,
       name: server.name,
-      fingerprint: server.fingerprint,
+      fingerprint,
+      serverFingerprint: base.fingerprint,
+      identity,
+      lastUsed: Date.now(),
       server,
       client: null,
       connecting: null,
@@ -250,8 +314,16 @@ export class UpstreamPool {
       lastError: '',
       closed: false,
     };
-    this.#entries.set(server.name, entry);
+    this.#entries.set(key, entry);
     return entry;
+  }
+
+  /** Per-user connections idle for a while are closed, so a node does not hold one per user forever. */
+  #retireIdle(): void {
+    const horizon = Date.now() - IDLE_USER_CONNECTION_MS;
+    for (const entry of [...this.#entries.values()]) {
+      if (entry.identity !== SHARED_IDENTITY && entry.lastUsed < horizon) void this.#retire(entry);
+    }
   }
 
   #getClient(entry: Entry): Promise<Client> {
@@ -302,6 +374,8 @@ export class UpstreamPool {
       await Promise.race([client.connect(transport, { timeout: this.#connectTimeoutMs }), timeout]);
     } catch (error) {
       void client.close().catch(() => undefined);
+      // A refused credential is not an unreachable upstream: no backoff (a renewed credential opens another connection).
+      if (isUnauthorized(error)) throw new UpstreamFailure('unauthorized', ToolFailure.unauthorized(entry.name));
       entry.failures += 1;
       const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (entry.failures - 1));
       entry.retryAt = Date.now() + delay;
@@ -376,7 +450,7 @@ export class UpstreamPool {
 
   #retire(entry: Entry): Promise<void> {
     entry.closed = true;
-    if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
+    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
     const client = entry.client;
     entry.client = null;
     entry.catalog = null;
@@ -405,6 +479,16 @@ function stripMcpPrefix(error: McpError): string {
 
 function isInvalidResult(error: unknown): boolean {
   return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError');
+}
+
+/** The upstream refused the credential (HTTP 401): worth renewing an OAuth token once. */
+function isUnauthorized(error: unknown): boolean {
+  if (error instanceof StreamableHTTPError) return error.code === 401;
+  return error instanceof Error && (error.name === 'UnauthorizedError' || /\b401\b/.test(error.message));
+}
+
+function headersDigest(headers: Readonly<Record<string, string>>): string {
+  return createHash('sha256').update(JSON.stringify(Object.entries(headers).sort())).digest('base64url').slice(0, 22);
 }
 
 function isSessionGone(error: unknown): boolean {
