@@ -301,6 +301,15 @@ async function main(): Promise<void> {
       check: () => sanityCheck('gatehouse', gatehouseUrl, gatehouseBody, `Bearer ${benchKey}`),
       pids: () => [node.proc.pid],
     });
+    // `/mcp/{server}` (issue 9): the same upstream, passed through; the tool keeps its own name.
+    const serverRouteUrl = `${node.url}/mcp/${SERVER_NAME}`;
+    systems.push({
+      name: 'gatehouseServer',
+      label: 'gatehouse /mcp/{server} → upstream',
+      spec: spec(serverRouteUrl, directBody, `Bearer ${benchKey}`),
+      check: () => sanityCheck('gatehouse /mcp/{server}', serverRouteUrl, directBody, `Bearer ${benchKey}`),
+      pids: () => [node.proc.pid],
+    });
 
     const results = new Map<SystemName, LoadResult[]>();
     const cpuUse = new Map<SystemName, CpuUse[]>();
@@ -356,6 +365,7 @@ async function main(): Promise<void> {
       gatehouseToDirectRps: ratio(get('gatehouse'), get('direct'), rps),
       nodeFloorToNginxRps: ratio(get('nodeFloor'), get('nginx'), rps),
       gatehouseToNodeFloorRps: ratio(get('gatehouse'), get('nodeFloor'), rps),
+      serverRouteToMcpRps: ratio(get('gatehouseServer'), get('gatehouse'), rps),
     };
     const baselineMemory = readMemory(node.proc.pid);
 

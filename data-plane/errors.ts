@@ -29,7 +29,10 @@ export type GatewayErrorCode =
   | 'auth_required'
   /** The server's credential cannot be had right now (authorization server down, shared OAuth needs an admin). */
   | 'credentials_unavailable'
-  | 'internal_error';
+  | 'internal_error'
+  | 'session_not_found'
+  | 'upstream_unavailable'
+  | 'upstream_error';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -79,6 +82,11 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   auth_required: { status: 401, rpc: RpcCode.UrlElicitationRequired, message: 'authentication required' },
   credentials_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream credential is unavailable' },
   internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },
+  // `/mcp/{server}` (data-plane/proxy): a sealed session id that this node refuses is "session not found"
+  // (404, so the client starts a new session, as 2025-11-25 transports §session management says).
+  session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
+  upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
+  upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
 };
 
 export interface ErrorBody {
@@ -192,6 +200,13 @@ export const HttpMessage = {
   unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
   noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
+  /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
+  noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
+  serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
+  upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
+  upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
+  noSessionSecret: () => 'this node cannot issue MCP sessions yet (its snapshot carries no session secret)',
+  batchNeedsGateway: () => 'this JSON-RPC batch holds a message the gateway must answer itself (a denied tools/call or a filtered tools/list); send those one per POST',
 } as const;
 
 /**
@@ -202,11 +217,11 @@ export const HttpMessage = {
 export const ToolFailure = {
   timeout: (server: string, ms: number) => `upstream server '${server}' timed out after ${ms} ms`,
   unreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
+  credentialsRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's credentials (HTTP ${status}); an administrator must update them`,
   unavailable: (server: string, reason: string) => `server '${server}' unavailable on this node: ${reason}`,
   invalidResult: (server: string) => `upstream server '${server}' returned a result that is not a valid MCP tool result`,
   cancelled: (server: string) => `call to upstream server '${server}' was cancelled because the caller went away`,
   reconfigured: (server: string) => `server '${server}' was reconfigured while this call was in flight; retry the call`,
-  unauthorized: (server: string) => `upstream server '${server}' refused the credential Gatehouse holds for it (HTTP 401)`,
 } as const;
 
 /** The reasons that make a server unavailable on a node (`ToolFailure.unavailable`'s second argument). */

@@ -8,7 +8,7 @@ import type { ProfileSummary } from './profile.js';
 import { round } from './stats.js';
 
 /** `nodeFloor`: informational baseline, a minimal node:http + undici proxy (bench/procs/node-proxy.ts). */
-export type SystemName = 'direct' | 'nginx' | 'nodeFloor' | 'gatehouse';
+export type SystemName = 'direct' | 'nginx' | 'nodeFloor' | 'gatehouse' | 'gatehouseServer';
 
 export interface ThroughputEntry {
   system: SystemName;
@@ -76,6 +76,8 @@ export interface BenchResults {
     gatehouseToDirectRps: number | null;
     nodeFloorToNginxRps: number | null;
     gatehouseToNodeFloorRps: number | null;
+    /** `/mcp/{server}` ÷ `/mcp` tools/call req/s (issue 9: the pass-through route within 0.9× of /mcp). */
+    serverRouteToMcpRps: number | null;
   };
   snapshot10k: SnapshotMeasure | null;
   snapshot100k: SnapshotMeasure | null;
@@ -179,6 +181,7 @@ export function renderReport(r: BenchResults): string {
   if (r.ratios.nodeFloorToNginxRps !== null) ratioRows.push(['node floor ÷ nginx req/s (the most Node gives here)', fmtX(r.ratios.nodeFloorToNginxRps)]);
   if (r.ratios.gatehouseToNodeFloorRps !== null) ratioRows.push(['gatehouse ÷ node floor req/s', fmtX(r.ratios.gatehouseToNodeFloorRps)]);
   if (r.ratios.gatehouseToNginxRps !== null) ratioRows.push(['gatehouse ÷ nginx req/s', fmtX(r.ratios.gatehouseToNginxRps)]);
+  if (r.ratios.serverRouteToMcpRps !== null) ratioRows.push(['gatehouse /mcp/{server} ÷ /mcp req/s (target ≥ 0.9×)', fmtX(r.ratios.serverRouteToMcpRps)]);
   if (r.ratios.gatehouseToNginxP99 !== null) ratioRows.push(['gatehouse ÷ nginx p99', fmtX(r.ratios.gatehouseToNginxP99)]);
   if (ratioRows.length > 1) {
     out.push(table(ratioRows, ['l', 'r']));

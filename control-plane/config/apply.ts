@@ -223,7 +223,7 @@ async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: reado
     const local = new IssueList();
     const user = users.get(d.user);
     if (!user) local.add('NOT_FOUND', 'user', `no user with email "${d.user}": add it under users, or create it first`);
-    keyLimitsForRepository(d.limits, run.issues);
+    const limits = keyLimitsForRepository(d.limits, run.issues);
     const matches = user ? (byOwnerAndName.get(`${user.id}\n${d.name}`) ?? []) : [];
     if (matches.length > 1) {
       local.add('AMBIGUOUS', 'name', `${d.user} has ${matches.length} keys named "${d.name}" (ids ${matches.map((k) => k.id).join(', ')}): rename or delete all but one first`);
@@ -245,7 +245,7 @@ async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: reado
     if (current === null) {
       if (d.revoked === true) continue; // nothing to create: a revoked key that does not exist is already "revoked"
       const issued = await attempt(run.issues, d.paths, () =>
-        createVirtualKey(run.trx, { userId: user.id, name: d.name, servers: grants, expiresAt, allowNoServers: d.allowNoServers }, run.now),
+        createVirtualKey(run.trx, { userId: user.id, name: d.name, servers: grants, expiresAt, allowNoServers: d.allowNoServers, ...limits }, run.now),
       );
       if (!issued) continue;
       run.keys.push({ id: issued.virtualKey.id, name: d.name, user: user.email, key: issued.key });
@@ -257,6 +257,8 @@ async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: reado
         fields: [
           { field: 'servers', before: null, after: grantsText(grants) },
           { field: 'expiresAt', before: null, after: expiresAt },
+          ...(limits.budgets !== undefined ? [{ field: 'budgets', before: null, after: JSON.stringify(limits.budgets) }] : []),
+          ...(limits.rateLimit !== undefined ? [{ field: 'rateLimit', before: null, after: JSON.stringify(limits.rateLimit) }] : []),
         ],
       });
       continue;
@@ -266,6 +268,10 @@ async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: reado
     const expiryChanged = expiresAt !== current.expiresAt;
     if (serversChanged) fields.push({ field: 'servers', before: grantsText(current.servers), after: grantsText(grants) });
     if (expiryChanged) fields.push({ field: 'expiresAt', before: current.expiresAt, after: expiresAt });
+    const budgetsChanged = limits.budgets !== undefined && JSON.stringify(limits.budgets) !== JSON.stringify(current.budgets);
+    const rateLimitChanged = limits.rateLimit !== undefined && JSON.stringify(limits.rateLimit) !== JSON.stringify(current.rateLimit);
+    if (budgetsChanged) fields.push({ field: 'budgets', before: JSON.stringify(current.budgets), after: JSON.stringify(limits.budgets) });
+    if (rateLimitChanged) fields.push({ field: 'rateLimit', before: JSON.stringify(current.rateLimit), after: JSON.stringify(limits.rateLimit) });
     if (fields.length > 0) {
       // Only what changed is passed on, so an unchanged (perhaps past) expiry is not re-validated.
       const updated = await attempt(run.issues, d.paths, () =>
@@ -275,6 +281,8 @@ async function applyKeys(run: Run, desired: readonly DesiredKey[], stored: reado
             id: current.id,
             ...(serversChanged ? { servers: grants, allowNoServers: d.allowNoServers } : {}),
             ...(expiryChanged ? { expiresAt } : {}),
+            ...(budgetsChanged ? { budgets: limits.budgets } : {}),
+            ...(rateLimitChanged ? { rateLimit: limits.rateLimit } : {}),
           },
           run.now,
         ),

@@ -36,6 +36,8 @@ export interface ExportedKey {
   expiresAt?: string;
   revoked?: true;
   allowNoServers?: true;
+  budgets?: Array<{ maxUsd: number; period: string }>;
+  rateLimit?: { requestsPerMinute?: number; tokensPerMinute?: number };
 }
 
 export interface ConfigDocument {
@@ -91,6 +93,15 @@ export async function exportConfig(db: Kysely<Database>): Promise<ConfigDocument
             ...(k.expiresAt !== null ? { expiresAt: k.expiresAt } : {}),
             ...(k.revokedAt !== null ? { revoked: true as const } : {}),
             ...(k.servers.length === 0 ? { allowNoServers: true as const } : {}),
+            ...(k.budgets.length > 0 ? { budgets: k.budgets.map((b) => ({ maxUsd: b.maxUsd, period: b.period })) } : {}),
+            ...(k.rateLimit !== null
+              ? {
+                  rateLimit: {
+                    ...(k.rateLimit.requestsPerMinute !== null ? { requestsPerMinute: k.rateLimit.requestsPerMinute } : {}),
+                    ...(k.rateLimit.tokensPerMinute !== null ? { tokensPerMinute: k.rateLimit.tokensPerMinute } : {}),
+                  },
+                }
+              : {}),
           }),
         )
         .sort((a, b) => byText(`${a.user}/${a.name}`, `${b.user}/${b.name}`)),

@@ -4,15 +4,13 @@
  * `rateLimit: {requestsPerMinute, tokensPerMinute}`), parsed into SPEC's shape, and the one adapter that
  * hands them to the key repository. It does not meter or enforce anything.
  *
- * The key repository does not store limits yet (the governance work adds them), so `keyLimitsForRepository`
- * refuses them per path with NOT_SUPPORTED. When keys accept limits, change that function alone: set
- * KEY_REPOSITORY_ACCEPTS_LIMITS and return the fields the key inputs then have.
+ * `keyLimitsForRepository` turns them into the key repository's input fields (issue 7: keys store them).
  */
+import { BUDGET_PERIODS, type BudgetPeriod } from '../../data-plane/snapshot/schema.js';
 import type { IssueList } from '../repos/errors.js';
 import { childPath, isRecord, ObjectReader, type FieldSpec } from './document-reader.js';
 
-export const BUDGET_PERIODS = ['DAILY', 'WEEKLY', 'MONTHLY'] as const;
-export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+export { BUDGET_PERIODS, type BudgetPeriod };
 
 export interface KeyBudget {
   maxUsd: number;
@@ -131,19 +129,13 @@ export function readKeyLimits(key: ObjectReader): KeyLimits {
   };
 }
 
-/** Whether the key repository stores budgets and rate limits (flip with keyLimitsForRepository). */
-export const KEY_REPOSITORY_ACCEPTS_LIMITS = false;
+/** Whether the key repository stores budgets and rate limits (it does since 0012_governance). */
+export const KEY_REPOSITORY_ACCEPTS_LIMITS = true;
 
-/**
- * The fields to add to a key's create/update input for these limits. Until keys store limits, a document
- * that sets any is refused at the field's path rather than applied without them: silently dropping a
- * budget would leave a key unlimited that its author meant to cap.
- */
-export function keyLimitsForRepository(limits: KeyLimits, issues: IssueList): Record<string, never> {
-  if (!KEY_REPOSITORY_ACCEPTS_LIMITS) {
-    const why = 'is not supported by this version of Gatehouse yet (virtual keys do not store limits); remove it to apply the rest';
-    if (limits.budgets !== null) issues.add('NOT_SUPPORTED', limits.budgetsPath, `a budget ${why}`);
-    if (limits.rateLimit !== null) issues.add('NOT_SUPPORTED', limits.rateLimitPath, `a rate limit ${why}`);
-  }
-  return {};
+/** The key input fields for these limits; what the document leaves out is left as stored. */
+export function keyLimitsForRepository(limits: KeyLimits, _issues: IssueList): { budgets?: KeyBudget[]; rateLimit?: KeyRateLimit | null } {
+  return {
+    ...(limits.budgets !== null ? { budgets: limits.budgets } : {}),
+    ...(limits.rateLimit !== null ? { rateLimit: limits.rateLimit } : {}),
+  };
 }

@@ -37,6 +37,8 @@ export interface UsersTable {
   id: string;
   email: string;
   name: string | null;
+  /** JSON KeyBudget[]: budgets over every key the user owns (0012_governance). */
+  budgets: ColumnType<JsonText, JsonText | undefined, JsonText>;
   created_at: IsoTime;
   updated_at: IsoTime;
   change_version: ChangeVersion;
@@ -88,6 +90,67 @@ export interface VirtualKeysTable {
   created_at: IsoTime;
   updated_at: IsoTime;
   change_version: ChangeVersion;
+  /** JSON KeyBudget[] (0012_governance). */
+  budgets: ColumnType<JsonText, JsonText | undefined, JsonText>;
+  /** JSON KeyRateLimit or null. */
+  rate_limit: JsonText | null;
+  /** What nodes do while the shared counters are unreachable: FAIL_CLOSED or LOCAL_ALLOWANCE. */
+  limits_fallback: ColumnType<LimitsFallback, LimitsFallback | undefined, LimitsFallback>;
+  /** The profile the key was allocated from: its edits are copied to the key (repos/access-profiles.ts). */
+  access_profile_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type LimitsFallback = 'FAIL_CLOSED' | 'LOCAL_ALLOWANCE';
+
+export interface AccessProfilesTable {
+  id: string;
+  name: string;
+  description: string | null;
+  /** JSON KeyServerGrant[] */
+  servers: JsonText;
+  /** JSON KeyBudget[] */
+  budgets: JsonText;
+  /** JSON KeyRateLimit or null */
+  rate_limit: JsonText | null;
+  limits_fallback: LimitsFallback;
+  /** Lifetime of keys allocated from the profile; null = they do not expire. */
+  key_lifetime_days: number | null;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+}
+
+export interface ProvidersTable {
+  id: string;
+  /** Unique; the route segment nodes serve it under (`anthropic`). */
+  name: string;
+  kind: 'ANTHROPIC';
+  base_url: string;
+  /** JSON StoredSecret */
+  api_key: JsonText;
+  /** JSON ModelPrice[] */
+  prices: JsonText;
+  created_at: IsoTime;
+  updated_at: IsoTime;
+  change_version: ChangeVersion;
+}
+
+/** One priced request reported by a node; the primary key makes reports idempotent. */
+export interface SpendEventsTable {
+  request_id: string;
+  key_id: string;
+  user_id: string;
+  node_id: string;
+  kind: 'llm' | 'tool';
+  model: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_tokens: number;
+  cache_read_tokens: number;
+  /** Cost in nano-USD (1e-9 USD): integer sums are exact. */
+  cost_nanos: number;
+  /** When the request finished (node clock). */
+  at: IsoTime;
+  recorded_at: IsoTime;
 }
 
 export interface AdminTokensTable {
@@ -283,6 +346,55 @@ export interface Database {
   change_tombstones: ChangeTombstonesTable;
   node_enrollment_tokens: NodeEnrollmentTokensTable;
   app_locks: AppLocksTable;
+  access_profiles: AccessProfilesTable;
+  providers: ProvidersTable;
+  spend_events: SpendEventsTable;
+  audit_events: AuditEventsTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_settings: AuditSettingsTable;
+}
+
+/** One stored audit event (0013_audit): append-only, chained by `prev_hash`/`hash` within its partition. */
+export interface AuditEventsTable {
+  row_id: Generated<number>;
+  id: string;
+  partition: string;
+  seq: number;
+  time: IsoTime;
+  received_at: IsoTime;
+  node: string;
+  key_id: string | null;
+  user_id: string | null;
+  server: string | null;
+  tool: string | null;
+  outcome: string;
+  /** The whole event as canonical JSON: what the hash covers. */
+  event: JsonText;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A signed head of one partition's chain (0013_audit). */
+export interface AuditCheckpointsTable {
+  partition: string;
+  seq: number;
+  hash: string;
+  created_at: IsoTime;
+  kid: string;
+  /** Flattened JWS (JSON) over {partition, seq, hash, createdAt, previous}. */
+  jws: JsonText;
+}
+
+/** Per key / per server audit settings (0013_audit), shipped to nodes in snapshots. */
+export interface AuditSettingsTable {
+  /** `key:<key id>` or `server:<server name>`. */
+  id: string;
+  scope: 'key' | 'server';
+  target: string;
+  content_logging: Generated<number>;
+  guardrail: Generated<string>;
+  updated_at: IsoTime;
+  change_version: ChangeVersion;
 }
 
 // Row types for repositories leave out `change_version`: triggers own it (0004_change_tracking).
@@ -297,3 +409,6 @@ export type AdminTokenRow = Selectable<AdminTokensTable>;
 export type NodeRow = Selectable<NodesTable>;
 export type SessionSecretRow = Selectable<SessionSecretsTable>;
 export type NodeEnrollmentTokenRow = Selectable<NodeEnrollmentTokensTable>;
+export type AccessProfileRow = Selectable<AccessProfilesTable>;
+export type ProviderRow = Omit<Selectable<ProvidersTable>, 'change_version'>;
+export type SpendEventRow = Selectable<SpendEventsTable>;

@@ -32,6 +32,8 @@ export type InputErrorCode =
   /** A caller-chosen virtual key value: Gatehouse issues every key value itself. */
   | 'KEY_VALUE_REFUSED'
 
+  /** An access profile that keys were allocated from (deleting it would orphan them). */
+  | 'PROFILE_IN_USE'
   | 'NOT_PENDING'
   | 'FINGERPRINT_MISMATCH'
   | 'NODE_CONNECTED';

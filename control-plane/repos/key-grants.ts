@@ -1,7 +1,7 @@
 /**
  * The `virtual_keys.servers` column: a JSON list of `{server, tools}` grants that name servers by name (the
  * snapshot's KeyServerGrant shape). Parsing, serialising, and keeping grants true when a server is renamed
- * or deleted. It does not validate grants against existing servers (virtual-keys.ts does).
+ * or deleted (in keys and in access profiles). It does not validate grants against existing servers (virtual-keys.ts does).
  */
 import { sql, type Transaction } from 'kysely';
 import { z } from 'zod';
@@ -63,4 +63,14 @@ export async function removeServerFromGrants(trx: Transaction<Database>, name: s
     changed++;
   }
   return changed;
+}
+
+/** Keeps profile grants true when a server is renamed or deleted (as key-grants.ts does for keys). */
+export async function renameServerInProfiles(trx: Transaction<Database>, oldName: string, newName: string | null): Promise<void> {
+  for (const row of await trx.selectFrom('access_profiles').select(['id', 'servers']).execute()) {
+    const grants = parseGrants(row.servers);
+    if (!grants.some((g) => g.server === oldName)) continue;
+    const next = newName === null ? grants.filter((g) => g.server !== oldName) : grants.map((g) => (g.server === oldName ? { ...g, server: newName } : g));
+    await trx.updateTable('access_profiles').set({ servers: serializeGrants(next), updated_at: nowIso() }).where('id', '=', row.id).execute();
+  }
 }

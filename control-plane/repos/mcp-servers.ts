@@ -14,7 +14,7 @@ import type { McpServerRow, NewMcpServer } from '../db/schema.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
-import { removeServerFromGrants, renameServerInGrants } from './key-grants.js';
+import { removeServerFromGrants, renameServerInGrants, renameServerInProfiles } from './key-grants.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
 import { inTransaction, nowIso, type Db } from './transaction.js';
 
@@ -689,7 +689,10 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
       if (isUniqueViolation(error)) throw nameTakenError(draft.name, draft.name, 'newName');
       throw error;
     }
-    if (renamed) await renameServerInGrants(trx, current.name, draft.name);
+    if (renamed) {
+      await renameServerInGrants(trx, current.name, draft.name);
+      await renameServerInProfiles(trx, current.name, draft.name);
+    }
     const updated = await getMcpServerById(trx, current.id);
     if (!updated) throw new Error('server vanished inside its own transaction');
     return updated;
@@ -703,6 +706,7 @@ export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> 
     const current = await requireServer(trx, name);
     await trx.deleteFrom('mcp_servers').where('id', '=', current.id).execute();
     await removeServerFromGrants(trx, current.name);
+    await renameServerInProfiles(trx, current.name, null);
     return current;
   });
 }

@@ -97,7 +97,7 @@ export async function createUser(db: Db, input: CreateUserInput): Promise<User> 
     await bumpConfigVersion(trx);
     if (await findUserByEmail(trx, email)) throw emailTaken(email);
     const now = nowIso();
-    const row: UserRow = { id: randomUUID(), email, name, created_at: now, updated_at: now };
+    const row: UserRow = { id: randomUUID(), email, name, budgets: '[]', created_at: now, updated_at: now };
     try {
       await trx.insertInto('users').values(row).execute();
     } catch (error) {

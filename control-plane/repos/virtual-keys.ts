@@ -5,12 +5,22 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { KeyServerGrant } from '../../data-plane/snapshot/schema.js';
+import type { Budget, KeyServerGrant, LimitsFallback, RateLimit } from '../../data-plane/snapshot/schema.js';
 import { issueToken, VIRTUAL_KEY_PREFIX } from '../crypto/tokens.js';
 import type { VirtualKeyRow } from '../db/schema.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList } from './errors.js';
 import { parseGrants, serializeGrants } from './key-grants.js';
+import {
+  normaliseBudgets,
+  normaliseRateLimit,
+  parseBudgets,
+  parseRateLimit,
+  serializeBudgets,
+  serializeRateLimit,
+  type BudgetInput,
+  type RateLimitInput,
+} from './limits.js';
 import { getMcpServersByNamesIgnoringCase, normaliseToolList } from './mcp-servers.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
 import { inTransaction, nowIso, type Db, type Trx } from './transaction.js';
@@ -27,6 +37,19 @@ export interface VirtualKey {
   lastUsedAt: string | null;
   createdAt: string;
   updatedAt: string;
+  budgets: Budget[];
+  rateLimit: RateLimit | null;
+  limitsFallback: LimitsFallback;
+  /** The access profile the key was allocated from (its edits reach the key), or null. */
+  accessProfileId: string | null;
+}
+
+/** Limits a key's create/update input may carry; on update, absent fields stay as they are. */
+export interface KeyLimitsInput {
+  budgets?: readonly BudgetInput[] | null;
+  /** null removes the rate limit. */
+  rateLimit?: RateLimitInput | null;
+  limitsFallback?: LimitsFallback | null;
 }
 
 export interface KeyGrantInput {
@@ -34,7 +57,7 @@ export interface KeyGrantInput {
   tools: readonly string[];
 }
 
-export interface CreateVirtualKeyInput {
+export interface CreateVirtualKeyInput extends KeyLimitsInput {
   userId: string;
   name: string;
   servers: readonly KeyGrantInput[];
@@ -42,9 +65,11 @@ export interface CreateVirtualKeyInput {
   expiresAt?: string | null;
   /** A key with no servers can call nothing, so an empty `servers` is refused unless this says it is meant. */
   allowNoServers?: boolean | null;
+  /** Set by provisionUser only (not in the GraphQL input): the profile the key follows. */
+  accessProfileId?: string | null;
 }
 
-export interface UpdateVirtualKeyInput {
+export interface UpdateVirtualKeyInput extends KeyLimitsInput {
   id: string;
   name?: string | null;
   servers?: readonly KeyGrantInput[] | null;
@@ -72,7 +97,20 @@ function toVirtualKey(row: VirtualKeyRow): VirtualKey {
     lastUsedAt: row.last_used_at,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    budgets: parseBudgets(row.budgets),
+    rateLimit: parseRateLimit(row.rate_limit),
+    limitsFallback: row.limits_fallback,
+    accessProfileId: row.access_profile_id,
   };
+}
+
+/** The limit columns an input sets (only those it names). */
+export function keyLimitColumns(input: KeyLimitsInput, issues: IssueList): { budgets?: string; rate_limit?: string | null; limits_fallback?: LimitsFallback } {
+  const out: { budgets?: string; rate_limit?: string | null; limits_fallback?: LimitsFallback } = {};
+  if (input.budgets != null) out.budgets = serializeBudgets(normaliseBudgets(input.budgets, 'budgets', issues));
+  if (input.rateLimit !== undefined) out.rate_limit = serializeRateLimit(normaliseRateLimit(input.rateLimit, 'rateLimit', issues));
+  if (input.limitsFallback != null) out.limits_fallback = input.limitsFallback;
+  return out;
 }
 
 // ---- Validation ----
@@ -192,6 +230,7 @@ export async function createVirtualKey(db: Db, input: CreateVirtualKeyInput, now
   const name = normaliseKeyName(input.name, issues);
   const normalised = normaliseGrants(input.servers, input.allowNoServers === true, issues);
   const expiresAt = input.expiresAt != null ? normaliseExpiry(input.expiresAt, now, issues) : null;
+  const limits = keyLimitColumns(input, issues);
   issues.throwIfAny();
 
   return inTransaction(db, async (trx) => {
@@ -214,6 +253,10 @@ export async function createVirtualKey(db: Db, input: CreateVirtualKeyInput, now
       last_used_at: null,
       created_at: at,
       updated_at: at,
+      budgets: limits.budgets ?? '[]',
+      rate_limit: limits.rate_limit ?? null,
+      limits_fallback: limits.limits_fallback ?? 'FAIL_CLOSED',
+      access_profile_id: input.accessProfileId ?? null,
     };
     await trx.insertInto('virtual_keys').values(row).execute();
     return { virtualKey: toVirtualKey(row), key: token.value };
@@ -226,6 +269,7 @@ export async function updateVirtualKey(db: Db, input: UpdateVirtualKeyInput, now
   const normalised = input.servers != null ? normaliseGrants(input.servers, input.allowNoServers === true, issues) : undefined;
   const expiresAt =
     input.expiresAt === undefined ? undefined : input.expiresAt === null ? null : normaliseExpiry(input.expiresAt, now, issues);
+  const limits = keyLimitColumns(input, issues);
   issues.throwIfAny();
 
   return inTransaction(db, async (trx) => {
@@ -239,6 +283,7 @@ export async function updateVirtualKey(db: Db, input: UpdateVirtualKeyInput, now
         ...(name !== undefined ? { name } : {}),
         ...(grants !== undefined ? { servers: serializeGrants(grants) } : {}),
         ...(expiresAt !== undefined ? { expires_at: expiresAt } : {}),
+        ...limits,
         updated_at: nowIso(),
       })
       .where('id', '=', current.id)

@@ -12,7 +12,9 @@ import {
   SNAPSHOT_FORMAT,
   sessionSecretAad,
   type KeyEntry,
+  type KeyLimitsEntry,
   type KeyServerGrant,
+  type ProviderEntry,
   type PublicJwk,
   type ServerEntry,
   type SessionSecrets,
@@ -22,12 +24,18 @@ import {
   type ValueRef,
 } from '../../data-plane/snapshot/schema.js';
 import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
-import type { Database, McpServerRow, SessionSecretRow } from '../db/schema.js';
+import type { Database, LimitsFallback, McpServerRow, ProviderRow, SessionSecretRow } from '../db/schema.js';
+import { limitsEntry } from '../repos/limits.js';
+import { parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
 import type { Db, Trx } from '../repos/transaction.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 import { openSessionSecretRow, readSessionSecretRows } from '../repos/session-secrets.js';
 
-/** Server id → digest of its configuration columns: equal digests mean nodes would get the same entry. */
+/**
+ * Server id → digest of its configuration columns: equal digests mean nodes would get the same entry.
+ * Providers are in the same map under `provider:<id>` (they carry a sealed key too, so a change to one
+ * needs a whole snapshot exactly as a server change does).
+ */
 export type ServerSignatures = ReadonlyMap<string, string>;
 
 export interface CompiledSnapshot {
@@ -109,7 +117,7 @@ function serverSignature(row: McpServerRow): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('base64url');
 }
 
-const KEY_COLUMNS = ['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at'] as const;
+const KEY_COLUMNS = ['id', 'name', 'key_hash', 'user_id', 'servers', 'expires_at', 'revoked_at', 'budgets', 'rate_limit', 'limits_fallback'] as const;
 
 interface KeyRow {
   id: string;
@@ -119,9 +127,19 @@ interface KeyRow {
   servers: string;
   expires_at: string | null;
   revoked_at: string | null;
+  budgets: string;
+  rate_limit: string | null;
+  limits_fallback: LimitsFallback;
+}
+
+// Most keys have no limits: skip parsing the default column values.
+function keyLimits(row: KeyRow): KeyLimitsEntry | undefined {
+  if (row.budgets === '[]' && row.rate_limit === null) return undefined;
+  return limitsEntry(row.budgets, row.rate_limit, row.limits_fallback);
 }
 
 function keyEntry(row: KeyRow): KeyEntry {
+  const limits = keyLimits(row);
   return {
     id: row.id,
     name: row.name,
@@ -130,6 +148,34 @@ function keyEntry(row: KeyRow): KeyEntry {
     servers: JSON.parse(row.servers) as KeyServerGrant[],
     expiresAt: row.expires_at,
     revoked: row.revoked_at !== null,
+    ...(limits !== undefined ? { limits } : {}),
+  };
+}
+
+const PROVIDER_COLUMNS = ['id', 'name', 'kind', 'base_url', 'api_key', 'prices', 'created_at', 'updated_at'] as const;
+
+/** The provider's configuration digest, in the server-signature map under `provider:<id>`. */
+function providerSignature(row: ProviderRow): string {
+  const { created_at: _c, updated_at: _u, ...config } = row;
+  return createHash('sha256').update(JSON.stringify(config)).digest('base64url');
+}
+
+function providerSignatureId(id: string): string {
+  return `provider:${id}`;
+}
+
+function compileProvider(input: SealInput, row: ProviderRow): ProviderEntry {
+  const stored = parseProviderApiKey(row.api_key);
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    baseUrl: connectionRef(row.base_url) ?? { kind: 'plain', value: row.base_url },
+    apiKey:
+      stored.kind === 'env'
+        ? { kind: 'env', name: stored.name }
+        : sealValue(input.dataKey, input.box.open(stored.ciphertext, providerApiKeyAad(row.id)), `provider:${row.name}:api_key`),
+    prices: parsePrices(row.prices),
   };
 }
 
@@ -167,7 +213,9 @@ export async function compileSnapshot(
     const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
     const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).orderBy('id').execute();
     const sessionSecretRows = await readSessionSecretRows(trx);
+    const providerRows = await trx.selectFrom('providers').select(PROVIDER_COLUMNS).orderBy('name').execute();
     const input = { box: options.box, dataKey: options.dataKey };
+    const limits: Record<string, KeyLimitsEntry> = {};
     // The compact key table: grant lists deduplicated by their stored text, parsed once each.
     const grants: KeyServerGrant[][] = [];
     const grantIndex = new Map<string, number>();
@@ -180,10 +228,15 @@ export async function compileSnapshot(
         grantIndex.set(k.servers, g);
       }
       rows.push(k.id, k.name, k.key_hash, k.user_id, g, k.expires_at, k.revoked_at === null ? 0 : 1);
+      const l = keyLimits(k);
+      if (l !== undefined) limits[k.id] = l;
     }
     return {
       sealEpoch: state.sealEpoch,
-      serverSignatures: new Map(serverRows.map((r) => [r.id, serverSignature(r)])),
+      serverSignatures: new Map([
+        ...serverRows.map((r): [string, string] => [r.id, serverSignature(r)]),
+        ...providerRows.map((r): [string, string] => [providerSignatureId(r.id), providerSignature(r)]),
+      ]),
       sessionSecretsDigest: sessionSecretsDigest(sessionSecretRows),
       payload: {
         format: SNAPSHOT_FORMAT,
@@ -194,6 +247,8 @@ export async function compileSnapshot(
         users,
         keys: [],
         keyTable: { grants, rows },
+        keyLimits: limits,
+        providers: providerRows.map((r) => compileProvider(input, r)),
         sessionSecrets: sealSessionSecrets(sessionSecretRows, options.box, options.dataKey),
       },
     };
@@ -230,8 +285,14 @@ export async function readChanges(
       .execute();
     const removedServers = (await tombstones(trx, 'mcp_servers', sinceVersion)).filter((id) => knownServers.has(id));
     const liveServerIds = new Set(changedServers.map((r) => r.id));
+    const changedProviders = await trx.selectFrom('providers').select(PROVIDER_COLUMNS).where('change_version', '>', sinceVersion).execute();
+    const liveProviderIds = new Set(changedProviders.map((r) => r.id));
+    const removedProviders = (await tombstones(trx, 'providers', sinceVersion)).filter((id) => knownServers.has(providerSignatureId(id)) && !liveProviderIds.has(id));
     const serversChanged =
-      removedServers.some((id) => !liveServerIds.has(id)) || changedServers.some((r) => knownServers.get(r.id) !== serverSignature(r));
+      removedServers.some((id) => !liveServerIds.has(id)) ||
+      changedServers.some((r) => knownServers.get(r.id) !== serverSignature(r)) ||
+      removedProviders.length > 0 ||
+      changedProviders.some((r) => knownServers.get(providerSignatureId(r.id)) !== providerSignature(r));
 
     // No ORDER BY: with one, SQLite's planner may walk the primary key (every row) to avoid a sort, where
     // the change_version index reads the changed rows only.

@@ -15,7 +15,10 @@ import {
   sessionSecretAad,
   type AuthType,
   type ConnectionType,
+  type KeyLimitsEntry,
   type KeyServerGrant,
+  type ModelPrice,
+  type ProviderEntry,
   type ServerEntry,
   type SessionSecretEntry,
   type SnapshotDelta,
@@ -84,6 +87,22 @@ export interface RuntimeKey {
    * Shared between keys with the same grants: never modify it.
    */
   tools: ReadonlyMap<string, ToolGrant>;
+  /** Budgets and rate limit (issue 7), or null for a key without any. */
+  limits: KeyLimitsEntry | null;
+}
+
+/** An LLM provider as this node serves it: base URL and API key resolved here, never sent to callers. */
+export interface ResolvedProvider {
+  id: string;
+  name: string;
+  kind: ProviderEntry['kind'];
+  /** Null when unavailable. */
+  baseUrl: URL | null;
+  /** The provider API key (opened or from this node's environment); null when unavailable. */
+  apiKey: string | null;
+  prices: readonly ModelPrice[];
+  /** Why this provider cannot be used on this node, or null when it can. */
+  unavailable: string | null;
 }
 
 export interface Runtime {
@@ -96,6 +115,8 @@ export interface Runtime {
   users: ReadonlyMap<string, UserEntry>;
   /** Keys for sealed MCP session ids (`data-plane/session/`), or null when the snapshot carries no secret. */
   sessionKeys: SessionKeyring | null;
+  /** LLM providers by name (the route segment: `/anthropic` → `anthropic`). */
+  providers: ReadonlyMap<string, ResolvedProvider>;
 }
 
 export interface MissingEnv {
@@ -158,24 +179,28 @@ export function buildRuntime(
   const keyHashById = new Map<string, string>();
   const grants = new GrantCache(servers);
   let orphans = 0;
-  const add = (id: string, name: string, hash: string, userId: string, tools: ReadonlyMap<string, ToolGrant>, expiresAt: string | null, revoked: boolean): void => {
+  const keyLimits = payload.keyLimits ?? {};
+  const add = (id: string, name: string, hash: string, userId: string, tools: ReadonlyMap<string, ToolGrant>, expiresAt: string | null, revoked: boolean, limits: KeyLimitsEntry | null): void => {
     const user = users.get(userId);
     if (!user) {
       // One warning per key would be 100,000 strings for one bad snapshot: count, and name the first few.
       if (orphans++ < 5) warnings.push(`key ${id} belongs to user ${userId}, who is not in the snapshot; the key is ignored`);
       return;
     }
-    keysByHash.set(hash, { id, name, hash, user, revoked, expiresAtMs: expiryMs(expiresAt), tools });
+    keysByHash.set(hash, { id, name, hash, user, revoked, expiresAtMs: expiryMs(expiresAt), tools, limits });
     keyHashById.set(id, hash);
   };
-  for (const entry of payload.keys) add(entry.id, entry.name, entry.hash, entry.userId, grants.forList(entry.servers), entry.expiresAt, entry.revoked);
+  for (const entry of payload.keys) add(entry.id, entry.name, entry.hash, entry.userId, grants.forList(entry.servers), entry.expiresAt, entry.revoked, entry.limits ?? null);
   const table = payload.keyTable;
   if (table) {
     // Keys sharing a grant list (a profile, a bulk import) share one tools map: built once per list.
     const byIndex = table.grants.map((list) => grants.forList(list));
-    forEachKeyRow(table, (id, name, hash, userId, g, expiresAt, revoked) => add(id, name, hash, userId, byIndex[g]!, expiresAt, revoked));
+    forEachKeyRow(table, (id, name, hash, userId, g, expiresAt, revoked) => add(id, name, hash, userId, byIndex[g]!, expiresAt, revoked, keyLimits[id] ?? null));
   }
   if (orphans > 5) warnings.push(`${orphans - 5} more keys belong to users not in the snapshot and are ignored`);
+
+  const providers = new Map<string, ResolvedProvider>();
+  for (const entry of payload.providers ?? []) providers.set(entry.name, resolveProvider(entry, dataKey, env, missing));
 
   const missingEnv = [...missing].map(([name, serverNames]) => ({ name, servers: [...serverNames].sort() }));
   missingEnv.sort((a, b) => a.name.localeCompare(b.name));
@@ -187,7 +212,7 @@ export function buildRuntime(
       )
     : null;
 
-  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users, sessionKeys };
+  const runtime: Runtime = { version: payload.version, issuedAt: payload.issuedAt, servers, keysByHash, keyHashById, users, sessionKeys, providers };
   return { runtime, missingEnv, warnings };
 }
 
@@ -244,13 +269,13 @@ export function applyDelta(base: Runtime, delta: SnapshotDelta): { runtime: Runt
       warnings.push(`key ${entry.id} belongs to user ${entry.userId}, who is not in the snapshot; the key is ignored`);
       continue;
     }
-    const key: RuntimeKey = { id: entry.id, name: entry.name, hash: entry.hash, user, revoked: entry.revoked, expiresAtMs: expiryMs(entry.expiresAt), tools: grants.forList(entry.servers) };
+    const key: RuntimeKey = { id: entry.id, name: entry.name, hash: entry.hash, user, revoked: entry.revoked, expiresAtMs: expiryMs(entry.expiresAt), tools: grants.forList(entry.servers), limits: entry.limits ?? null };
     keysByHash.set(entry.hash, key);
     keyHashById.set(entry.id, entry.hash);
   }
 
   return {
-    runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash: keysByHash.done(), keyHashById: keyHashById.done(), users: users.done(), sessionKeys: base.sessionKeys },
+    runtime: { version: delta.version, issuedAt: delta.issuedAt, servers: base.servers, keysByHash: keysByHash.done(), keyHashById: keyHashById.done(), users: users.done(), sessionKeys: base.sessionKeys, providers: base.providers },
     warnings,
   };
 }
@@ -430,6 +455,37 @@ function resolveServer(
     unavailable: reason === null ? null : ToolFailure.unavailable(entry.name, reason),
     fingerprint: fingerprint(entry.connectionType, urlText, headers, stdio),
     secrets: secrets.filter((s) => s.length >= 4),
+  };
+}
+
+/** Resolves a provider like a server: sealed key opened, `env.NAME` from this node's environment. */
+function resolveProvider(
+  entry: ProviderEntry,
+  dataKey: Uint8Array,
+  env: Record<string, string | undefined>,
+  missing: Map<string, Set<string>>,
+): ResolvedProvider {
+  const missingHere: string[] = [];
+  const onMissing = (name: string): void => {
+    missingHere.push(name);
+    let set = missing.get(name);
+    if (!set) missing.set(name, (set = new Set()));
+    set.add(`provider:${entry.name}`);
+  };
+  const urlText = resolveValue(entry.baseUrl, dataKey, env, onMissing);
+  const apiKey = resolveValue(entry.apiKey, dataKey, env, onMissing);
+  const baseUrl = urlText === undefined ? null : parseHttpUrl(urlText);
+  let unavailable: string | null = null;
+  if (missingHere.length > 0) unavailable = UnavailableReason.missingEnv([...new Set(missingHere)]);
+  else if (baseUrl === null) unavailable = UnavailableReason.badUrl();
+  return {
+    id: entry.id,
+    name: entry.name,
+    kind: entry.kind,
+    baseUrl: unavailable === null ? baseUrl : null,
+    apiKey: unavailable === null ? (apiKey ?? null) : null,
+    prices: entry.prices,
+    unavailable,
   };
 }
 

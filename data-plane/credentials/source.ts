@@ -13,7 +13,7 @@
 import type { ResolvedServer } from '../config/runtime.js';
 import { CredentialMessage, GatewayError } from '../errors.js';
 import type { Caller } from '../pipeline/context.js';
-import { SHARED_IDENTITY, staticCredentials, userIdentity, type CredentialSource, type Credentials } from '../pipeline/credentials.js';
+import { staticCredentials, userIdentity, type CredentialSource, type Credentials } from '../pipeline/credentials.js';
 import type { CredentialAnswer, CredentialRequest } from '../snapshot/credential-protocol.js';
 import { authRequiredError, credentialsUnavailableError } from './auth-required.js';
 
@@ -113,13 +113,17 @@ export class ControlPlaneCredentialSource implements CredentialSource {
     const generation = answer.generation;
     const credentials: Credentials = {
       headers,
-      identity: userId === null ? SHARED_IDENTITY : userIdentity(userId),
+      // Not `shared`: that identity rides the pool's connection opened with the static headers only.
+      identity: userId === null ? OAUTH_IDENTITY : userIdentity(userId),
       renew: () => Promise.resolve(this.get(server, userId, generation)),
     };
     if (answer.cacheMs > 0) this.#cache.set(key, { credentials, generation, until: this.#now() + answer.cacheMs });
     return credentials;
   }
 }
+
+/** The identity of a server's shared OAuth token: its own upstream session, opened with the token. */
+export const OAUTH_IDENTITY = 'oauth';
 
 function cacheKey(server: string, userId: string | null): string {
   return `${server}\n${userId ?? ''}`;

@@ -45,6 +45,10 @@ export function sendAnswer(res: ServerResponse, answer: Answer): void {
     }
     case 'stream': {
       res.writeHead(answer.status, answer.headers);
+      // A body of unknown length (SSE) gets its headers now, not with the first chunk: such a stream may stay
+      // quiet for a long time (an MCP GET stream, a long tool call), and a client waits for the headers
+      // before it reads anything. A body of known length goes out with them, in one write.
+      if (answer.headers['content-length'] === undefined) res.flushHeaders();
       const body = answer.body;
       res.once('close', () => {
         if (!body.destroyed) body.destroy();

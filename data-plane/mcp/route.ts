@@ -193,7 +193,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     const { server, tool } = check;
     // 5. limits → 6. credentials → 7. forward
     const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
-      result: await pool.callTool(call, tool, args, signal),
+      // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
+      result: await pool.callTool(call, tool, message.params ?? {}, signal),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));

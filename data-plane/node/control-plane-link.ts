@@ -320,7 +320,8 @@ export class ControlPlaneLink {
   }
 
   /** The shared token, or a fresh credential signed by this node's identity key for exactly this request. */
-  private async authHeaders(method: string, path: string): Promise<Record<string, string>> {
+  /** The node's credentials for one request to the control plane (also used by the audit shipper). */
+  async authHeaders(method: string, path: string): Promise<Record<string, string>> {
     const { nodeToken, nodeId, identity } = this.options;
     const credential = nodeToken ?? (await signNodeCredential(identity.privateJwk, { nodeId, method, path }));
     return { authorization: `Bearer ${credential}`, [NODE_ID_HEADER]: nodeId };

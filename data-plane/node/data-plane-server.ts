@@ -5,6 +5,7 @@
  * `CredentialSource`, the audit `RecordSink`).
  */
 import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
 import { createHttpServer, type RouteHandler } from '../http/server.js';
@@ -14,6 +15,7 @@ import type { RequestRecord } from '../pipeline/context.js';
 import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
 import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
+import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
@@ -38,6 +40,8 @@ export interface DataPlaneServerOptions {
   credentials?: CredentialSource;
   /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
   sinks?: readonly RecordSink[];
+  /** Registers more metrics (the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
   onRecord?: (record: RequestRecord) => void;
 }
@@ -45,6 +49,7 @@ export interface DataPlaneServerOptions {
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
   const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
   if (options.onRecord) sinks.push({ record: options.onRecord });
   const run = createPipeline({
@@ -63,6 +68,13 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
+  const serverRoute = createServerRoute({
+    logger,
+    ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+  });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
-  return createHttpServer({ holder, logger, metrics, routes });
+  const prefixes: [string, RouteHandler][] = [[SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)]];
+  const server = createHttpServer({ holder, logger, metrics, routes, prefixes });
+  server.on('close', () => serverRoute.close());
+  return server;
 }

@@ -20,6 +20,11 @@ import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '.
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { ControlPlaneCredentialSource } from '../credentials/source.js';
+import { registerAuditMetrics } from '../audit/metrics.js';
+import { AuditOutbox } from '../audit/outbox.js';
+import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { AuditShipper } from '../audit/shipper.js';
+import { createAuditSink } from '../audit/sink.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -55,6 +60,8 @@ export interface DataPlaneNode {
   server: Server;
   link: ControlPlaneLink;
   holder: RuntimeHolder;
+  /** The audit trail's durable outbox (`<stateDir>/audit`) and its shipper to the control plane. */
+  audit: { outbox: AuditOutbox; recorder: AuditRecorder };
   close(): Promise<void>;
 }
 
@@ -173,7 +180,18 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
 
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [], credentials });
+  const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
+  const recorder = createAuditRecorder(outbox, nodeId);
+  const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  const server = createDataPlaneServer({
+    holder,
+    pool,
+    logger,
+    allowedOrigins: options.allowedOrigins ?? [],
+    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
+    sinks: [createAuditSink({ recorder })],
+    credentials,
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
@@ -183,6 +201,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const url = `http://${host}:${address.port}`;
   logger.info({ url, nodeId, controlPlane: options.controlPlaneUrl }, 'data-plane node listening');
   link.start();
+  shipper.start();
 
   return {
     url,
@@ -190,10 +209,14 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     server,
     link,
     holder,
+    audit: { outbox, recorder },
     async close() {
       await link.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // After the server: the last requests' events are flushed to disk before the process goes.
+      await shipper.stop();
+      await outbox.close();
       await pool.close();
       await unlock();
     },

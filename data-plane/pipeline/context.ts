@@ -42,6 +42,8 @@ export interface RequestRecord {
   /** From arrival to the answer being sent (fractional ms). */
   latencyMs: number;
   keyId: string | null;
+  /** For a refused key: the first characters of the presented key's hash (never the value), for the audit trail. */
+  keyHashPrefix: string | null;
   userId: string | null;
   /** The JSON-RPC method (`tools/call`), or for non-JSON-RPC routes the HTTP method and path. */
   method: string | null;
@@ -75,6 +77,8 @@ export class RequestContext {
   runtime: Runtime | null = null;
   /** Set by the authenticate stage. */
   caller: Caller | null = null;
+  /** Set by the authenticate stage when it refuses a presented key: what the record may say about it. */
+  refusedKey: { keyId: string | null; hashPrefix: string | null } | null = null;
   readonly records: RequestRecord[] = [];
   readonly #res: ServerResponse;
   #abort: AbortController | null = null;
@@ -103,6 +107,14 @@ export class RequestContext {
     return this.#abort.signal;
   }
 
+  /**
+   * The response, only for a library that must be handed it to watch the caller leave (http-proxy-3 aborts
+   * its upstream request when it closes, `proxy/http-forward.ts`); no stage writes to it.
+   */
+  get watchedResponse(): ServerResponse {
+    return this.#res;
+  }
+
   /** Starts a record for one message (or for the request as a whole), filled in by later stages. */
   open(method: string | null): RequestRecord {
     const record: RequestRecord = {
@@ -110,7 +122,8 @@ export class RequestContext {
       requestId: this.requestId,
       at: this.startedAt,
       latencyMs: 0,
-      keyId: this.caller?.key.id ?? null,
+      keyId: this.caller?.key.id ?? this.refusedKey?.keyId ?? null,
+      keyHashPrefix: this.refusedKey?.hashPrefix ?? null,
       userId: this.caller?.user.id ?? null,
       method,
       server: null,

@@ -158,6 +158,8 @@ export function createPipeline(options: PipelineOptions): RunRoute {
     const apiKey = route.apiKeyHeader === true && req.headers.authorization === undefined ? req.headers['x-api-key'] : undefined;
     const auth = authenticate(runtime, typeof apiKey === 'string' ? `Bearer ${apiKey}` : req.headers.authorization, ctx.startedAt);
     if (!auth.ok) {
+      // Twelve base64url characters (72 bits) of the hash tell refused keys apart in the audit trail without being the key.
+      ctx.refusedKey = { keyId: auth.keyId ?? null, hashPrefix: auth.keyHash?.slice(0, 12) ?? null };
       refuse(route, ctx, res, new GatewayError(auth.code));
       return;
     }

@@ -68,6 +68,59 @@ export const KeyServerGrantSchema = z.object({
 });
 export type KeyServerGrant = z.infer<typeof KeyServerGrantSchema>;
 
+/**
+ * Budget periods: fixed UTC calendar windows (minute, hour, day, ISO week from Monday, month), so every
+ * node and the control plane agree on which window a request falls in without coordinating.
+ */
+export const BUDGET_PERIODS = ['MINUTELY', 'HOURLY', 'DAILY', 'WEEKLY', 'MONTHLY'] as const;
+export const BudgetPeriodSchema = z.enum(BUDGET_PERIODS);
+export type BudgetPeriod = z.infer<typeof BudgetPeriodSchema>;
+
+export const BudgetSchema = z.object({ maxUsd: z.number().positive(), period: BudgetPeriodSchema });
+export type Budget = z.infer<typeof BudgetSchema>;
+
+export const RateLimitSchema = z.object({
+  requestsPerMinute: z.number().int().positive().nullable(),
+  tokensPerMinute: z.number().int().positive().nullable(),
+});
+export type RateLimit = z.infer<typeof RateLimitSchema>;
+
+/**
+ * While the shared counters (Redis) are unreachable: FAIL_CLOSED refuses the key's requests;
+ * LOCAL_ALLOWANCE lets each node admit up to a bounded share of the limits from its own counters.
+ */
+export const LimitsFallbackSchema = z.enum(['FAIL_CLOSED', 'LOCAL_ALLOWANCE']);
+export type LimitsFallback = z.infer<typeof LimitsFallbackSchema>;
+
+/** A key's limits (issue 7). Absent on keys without any, and on snapshots from older control planes. */
+export const KeyLimitsEntrySchema = z.object({
+  budgets: z.array(BudgetSchema),
+  rateLimit: RateLimitSchema.nullable(),
+  fallback: LimitsFallbackSchema,
+});
+export type KeyLimitsEntry = z.infer<typeof KeyLimitsEntrySchema>;
+
+/** USD per million tokens of each kind, for models matching `model` (exact, or a prefix ending in `*`). */
+export const ModelPriceSchema = z.object({
+  model: z.string().min(1),
+  inputPerMTok: z.number().nonnegative(),
+  outputPerMTok: z.number().nonnegative(),
+  cacheWritePerMTok: z.number().nonnegative(),
+  cacheReadPerMTok: z.number().nonnegative(),
+});
+export type ModelPrice = z.infer<typeof ModelPriceSchema>;
+
+/** An LLM provider nodes pass `/{name}/...` through to, with its API key (sealed or `env`) injected. */
+export const ProviderEntrySchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.literal('ANTHROPIC'),
+  baseUrl: ValueRefSchema,
+  apiKey: ValueRefSchema,
+  prices: z.array(ModelPriceSchema),
+});
+export type ProviderEntry = z.infer<typeof ProviderEntrySchema>;
+
 export const KeyEntrySchema = z.object({
   id: z.string(),
   name: z.string(),
@@ -78,10 +131,17 @@ export const KeyEntrySchema = z.object({
   /** ISO-8601 instant, or null for no expiry. */
   expiresAt: z.string().nullable(),
   revoked: z.boolean(),
+  /** Optional so old and new nodes and control planes interoperate; absent = no limits. */
+  limits: KeyLimitsEntrySchema.optional(),
 });
 export type KeyEntry = z.infer<typeof KeyEntrySchema>;
 
-export const UserEntrySchema = z.object({ id: z.string(), email: z.string() });
+export const UserEntrySchema = z.object({
+  id: z.string(),
+  email: z.string(),
+  /** Budgets over all of the user's keys (issue 7); absent = none. */
+  budgets: z.array(BudgetSchema).optional(),
+});
 export type UserEntry = z.infer<typeof UserEntrySchema>;
 
 /** An Ed25519 public key in JWK form, with the `kid` nodes look it up by. */
@@ -143,6 +203,10 @@ export const SnapshotPayloadSchema = z.object({
     })
     .optional(),
   users: z.array(UserEntrySchema),
+  /** Limits of the keys in `keyTable`, by key id (keys without limits are absent). */
+  keyLimits: z.record(z.string(), KeyLimitsEntrySchema).optional(),
+  /** LLM providers (issue 7); older snapshots have none. */
+  providers: z.array(ProviderEntrySchema).optional(),
   /** Null until a control plane that issues them publishes (older snapshots parse as null). */
   sessionSecrets: SessionSecretsSchema.nullable().default(null),
 });

@@ -1,13 +1,12 @@
 /**
  * The `fetch` the pooled MCP SDK transports use for HTTP and SSE upstreams: undici's `Agent.request`
  * (keep-alive connection pool, no fetch machinery) adapted to the `FetchLike` signature the SDK accepts,
- * plus the per-call caller headers from `credentials.ts`.
+ * plus the per-call caller headers of legacy SSE calls from `credentials.ts`.
  *
- * Why not the global `fetch`: on the `/mcp` hot path every tool call is one upstream POST, and Node's
- * fetch costs several times more CPU per request than `Agent.request` (measured here: ~4× fewer requests
- * per second, sequential). JSON answers are read whole (bounded) into the `Response`; anything else (SSE
- * streams) is handed over as a stream, as it arrives. Redirects are never followed here: the SDK asks for
- * `redirect: 'manual'` and follows same-origin redirects itself.
+ * Only the pool's own SDK connections use it now (catalog, list_changed, stdio/legacy SSE calls): tool calls
+ * to Streamable HTTP upstreams go through `http-calls.ts` without the SDK. JSON answers are read whole
+ * (bounded) into a real `Response`; SSE streams are handed over as they arrive. Redirects are never
+ * followed here: the SDK asks for `redirect: 'manual'` and follows same-origin redirects itself.
  *
  * It does not retry, time out (the SDK's request timeout does) or add credentials (the transport's
  * `requestInit.headers` carry those).
@@ -17,9 +16,8 @@ import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { currentExtraHeaders } from './credentials.js';
+import { readBounded } from './streamable-http.js';
 
-/** A JSON answer larger than this is refused instead of being buffered (an MCP tool result is far smaller). */
-export const MAX_JSON_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 export function createUpstreamAgent(): Agent {
   // One Agent per pool: keep-alive connections per upstream origin, reused by every call.
@@ -61,15 +59,6 @@ export function createUpstreamFetch(agent: Dispatcher): FetchLike {
       signal,
     });
     const status = response.statusCode;
-    const type = headerValue(response.headers, 'content-type') ?? '';
-    if (status >= 200 && status < 300 && status !== 204 && status !== 205 && method !== 'HEAD' && type.includes('application/json')) {
-      // The hot path (every tools/call answered with JSON). A web `Response` built around a buffered string
-      // still runs its body through a ReadableStream, which cost about a third of a call's CPU here, so
-      // the SDK gets a minimal response with the members its transports read (ok, status, headers.get/has,
-      // text, json, body.cancel). Every other answer is a real `Response`.
-      const text = await readBounded(response.body, MAX_JSON_RESPONSE_BYTES);
-      return new BufferedJsonResponse(status, response.headers, text) as unknown as Response;
-    }
     const responseHeaders = new Headers();
     for (const [name, value] of Object.entries(response.headers)) {
       if (Array.isArray(value)) for (const v of value) responseHeaders.append(name, v);
@@ -79,81 +68,14 @@ export function createUpstreamFetch(agent: Dispatcher): FetchLike {
       response.body.resume();
       return new Response(null, { status: status < 200 ? 502 : status, headers: responseHeaders });
     }
+    const type = responseHeaders.get('content-type') ?? '';
     if (!type.includes('text/event-stream')) {
-      const text = await readBounded(response.body, MAX_JSON_RESPONSE_BYTES);
+      const text = await readBounded(response.body);
       return new Response(text, { status, headers: responseHeaders });
     }
     // SSE: handed over as it arrives.
     return new Response(Readable.toWeb(response.body) as ReadableStream<Uint8Array>, { status, headers: responseHeaders });
   };
-}
-
-type RawHeaders = Dispatcher.ResponseData['headers'];
-
-function headerValue(headers: RawHeaders, name: string): string | null {
-  const value = headers[name.toLowerCase()];
-  if (value === undefined) return null;
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-/** The read-only part of `Headers` over undici's lower-cased header record. */
-class RecordHeaders {
-  constructor(private readonly raw: RawHeaders) {}
-  get(name: string): string | null {
-    return headerValue(this.raw, name);
-  }
-  has(name: string): boolean {
-    return this.raw[name.toLowerCase()] !== undefined;
-  }
-  forEach(callback: (value: string, name: string) => void): void {
-    for (const name of Object.keys(this.raw)) {
-      const value = headerValue(this.raw, name);
-      if (value !== null) callback(value, name);
-    }
-  }
-  *entries(): IterableIterator<[string, string]> {
-    for (const name of Object.keys(this.raw)) {
-      const value = headerValue(this.raw, name);
-      if (value !== null) yield [name, value];
-    }
-  }
-  [Symbol.iterator](): IterableIterator<[string, string]> {
-    return this.entries();
-  }
-}
-
-/** A fully read 2xx JSON answer; see the hot-path comment in `createUpstreamFetch`. */
-class BufferedJsonResponse {
-  readonly ok = true;
-  readonly statusText = '';
-  readonly url = '';
-  readonly type = 'basic';
-  readonly redirected = false;
-  readonly headers: RecordHeaders;
-  bodyUsed = false;
-  readonly body = {
-    cancel: async (): Promise<void> => {
-      this.bodyUsed = true;
-    },
-  };
-
-  constructor(
-    readonly status: number,
-    headers: RawHeaders,
-    private readonly content: string,
-  ) {
-    this.headers = new RecordHeaders(headers);
-  }
-
-  async text(): Promise<string> {
-    this.bodyUsed = true;
-    return this.content;
-  }
-
-  async json(): Promise<unknown> {
-    this.bodyUsed = true;
-    return JSON.parse(this.content) as unknown;
-  }
 }
 
 function withExtraHeaders(init: RequestInit | undefined): RequestInit | undefined {
@@ -179,19 +101,3 @@ function headerRecord(input: RequestInit['headers']): Record<string, string> {
   }
   return out;
 }
-
-async function readBounded(body: Dispatcher.ResponseData['body'], limit: number): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) {
-      body.destroy();
-      throw new Error(`upstream response exceeds ${limit} bytes`);
-    }
-    chunks.push(buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
-}
-

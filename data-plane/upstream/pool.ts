@@ -15,9 +15,11 @@
  * It does not authorize (policy/), pick caller headers (credentials.ts does) or speak to callers (mcp/).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   ErrorCode,
+  LATEST_PROTOCOL_VERSION,
   McpError,
   ToolListChangedNotificationSchema,
   type CallToolResult,
@@ -29,11 +31,9 @@ import { GatewayError, ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
-import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
-import { createHash } from 'node:crypto';
-
-/** How long a per-user upstream connection may sit unused before it is closed. */
-const IDLE_USER_CONNECTION_MS = 10 * 60_000;
+import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
+import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
@@ -59,24 +59,6 @@ export interface UpstreamPoolOptions {
   backoff?: { initialMs: number; maxMs: number };
 }
 
-/** A tool failure the caller sees as an `isError` result (or, for tools/list, as a skipped server). */
-export class UpstreamFailure extends Error {
-  constructor(
-    readonly kind: 'timeout' | 'unreachable' | 'unavailable' | 'reconfigured' | 'cancelled' | 'unauthorized',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UpstreamFailure';
-  }
-}
-
-export type CallOutcome =
-  | { kind: 'result'; result: CallToolResult }
-  /** The upstream refused the credential and renewing it gave none (e.g. the user must authorize again). */
-  | { kind: 'refused'; error: GatewayError }
-  /** The upstream answered with a JSON-RPC error (e.g. invalid params); relayed as such, message scrubbed. */
-  | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
-
 export interface CallToolOptions {
   /** Caller headers to forward on this call (already filtered by `pickExtraHeaders`). */
   extraHeaders?: ExtraHeaders;
@@ -85,16 +67,8 @@ export interface CallToolOptions {
 }
 
 interface Entry {
-  /** Map key: the server name, plus the credential identity for connections that are not the shared one. */
-  readonly key: string;
   readonly name: string;
-  /** The server's fingerprint plus, for credential-bound connections, a digest of the credential headers. */
   readonly fingerprint: string;
-  /** The server's own fingerprint (what a Runtime swap compares). */
-  readonly serverFingerprint: string;
-  /** Whose credential this connection carries (`shared` or `user:<id>`): one user's session is never another's. */
-  readonly identity: CredentialIdentity;
-  lastUsed: number;
   server: ResolvedServer;
   client: Client | null;
   connecting: Promise<Client> | null;
@@ -125,6 +99,11 @@ export class UpstreamPool {
   readonly #agent = createUpstreamAgent();
   readonly #fetch = createUpstreamFetch(this.#agent);
   readonly #unsubscribe: () => void;
+  /** The upstream session of each pooled Streamable HTTP connection. */
+  readonly #sessions = new WeakMap<Client, HttpSession>();
+  readonly #http: HttpCalls;
+  /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
+  readonly #identityCatalogs = new Map<string, Tool[]>();
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -135,61 +114,105 @@ export class UpstreamPool {
     this.#listTimeoutMs = options.listTimeoutMs ?? 10_000;
     this.#backoff = options.backoff ?? { initialMs: 250, maxMs: 5_000 };
     this.#unsubscribe = this.#holder.onChange((runtime) => this.reconcile(runtime));
+    this.#http = new HttpCalls({
+      dispatcher: this.#agent,
+      logger: this.#logger,
+      clientInfo: this.#clientInfo,
+      shared: { get: (server) => this.#sharedSession(server), gone: (server, session) => this.#sharedSessionGone(server, session) },
+    });
   }
 
-  /** Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. */
+  /**
+   * Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. With a
+   * `call` whose credential is not the server's shared one (a user's own, an OAuth token), the catalog is
+   * listed through that credential's own upstream session (Streamable HTTP servers).
+   */
   async listTools(server: ResolvedServer, call?: UpstreamCall): Promise<Tool[]> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const entry = this.#entryFor(server, call);
+    if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
+      if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      this.#identityCatalogs.set(server.name, tools);
+      return tools;
+    }
+    const entry = this.#entryFor(server);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     return entry.catalogLoading ?? this.#loadCatalog(entry);
   }
 
   /**
    * Calls one tool for one explicit upstream call (server, headers, credential identity: from the pipeline's
-   * credentials stage). Upstream trouble becomes an `isError` result, never an exception.
+   * credentials stage). `params` are the caller's `tools/call` params; `tool` is the upstream's own tool
+   * name. Streamable HTTP upstreams are called directly (`http-calls.ts`); stdio and legacy SSE through the
+   * pooled SDK client. Upstream trouble becomes an `isError` result, never an exception.
    */
-  async callTool(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallOutcome> {
+  async callTool(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const server = call.server;
     if (server.unavailable !== null) return failureResult(server.unavailable);
-    const extraHeaders = extraHeadersOf(call);
-    const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
     try {
-      return await this.#callOnce(server, tool, args, options, true, call);
+      if (server.connectionType === 'HTTP') {
+        if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+        return await this.#http.callTool(call, tool, params, signal);
+      }
+      const extraHeaders = extraHeadersOf(call);
+      const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+      const args = params.arguments as Record<string, unknown> | undefined;
+      return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {
       if (error instanceof UpstreamFailure) {
-        // A refused credential that can be renewed (an OAuth token): renew on the control plane, retry once.
-        if (error.kind === 'unauthorized' && call.renew) return this.#callRenewed(call, tool, args, signal);
+        // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
+        if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
         return failureResult(error.message);
       }
       throw error;
     }
   }
 
-  async #callRenewed(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<CallOutcome> {
+  async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const renewed = await call.renew?.();
-    if (!renewed) return failureResult(ToolFailure.unauthorized(call.server.name));
+    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
     if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
-    const headers = { ...call.headers, ...renewed.headers };
-    const next: UpstreamCall = { server: call.server, headers, identity: renewed.identity, credentialHeaders: renewed.headers };
-    const extraHeaders = extraHeadersOf(next);
-    const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+    // The caller headers of the first attempt stay; the credential's own are replaced.
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
     try {
-      return await this.#callOnce(call.server, tool, args, options, true, next);
+      return await this.#http.callTool(next, tool, params, signal);
     } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
     }
   }
 
+  /**
+   * A catalog of `name` listed through some caller's own credential on this node, if any: per-user servers
+   * show their tools this way to a caller who has not connected yet, so the call that asks them to can be made.
+   */
+  cachedCatalog(name: string): Tool[] | null {
+    return this.#identityCatalogs.get(name) ?? null;
+  }
+
+  /** The session of the server's pooled SDK connection (connecting it if needed): the shared identity's. */
+  async #sharedSession(server: ResolvedServer): Promise<HttpSession> {
+    const entry = this.#entryFor(server);
+    const client = await this.#getClient(entry);
+    const session = this.#sessions.get(client);
+    if (!session) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'no session'));
+    return session;
+  }
+
+  #sharedSessionGone(server: ResolvedServer, session: HttpSession): void {
+    const entry = this.#entries.get(server.name);
+    const client = entry?.client;
+    if (entry && client && this.#sessions.get(client) === session) this.#drop(entry, client, new Error('session not found (HTTP 404)'));
+  }
+
   /** Applies a new Runtime: closes connections whose server is gone or changed; keeps the rest. */
   reconcile(runtime: Runtime): void {
     for (const entry of [...this.#entries.values()]) {
       const server = runtime.servers.get(entry.name);
-      if (!server || server.unavailable !== null || server.fingerprint !== entry.serverFingerprint) {
+      if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
         this.#logger.info({ server: entry.name }, 'upstream configuration changed or removed; closing its connection');
         void this.#retire(entry);
-      } else if (entry.identity === SHARED_IDENTITY && entry.fingerprint === entry.serverFingerprint) {
+      } else {
         entry.server = server;
       }
     }
@@ -198,10 +221,8 @@ export class UpstreamPool {
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
   catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
     const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
-    const seen = new Set<string>();
     for (const entry of this.#entries.values()) {
-      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration || seen.has(entry.name)) continue;
-      seen.add(entry.name);
+      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration) continue;
       out.push({ server: entry.name, tools: entry.catalog.map((t) => ({ name: t.name, description: t.description ?? null })) });
     }
     return out;
@@ -210,17 +231,6 @@ export class UpstreamPool {
   /** Whether a connection to `name` is currently open (for health reporting and tests). */
   isConnected(name: string): boolean {
     return this.#entries.get(name)?.client != null;
-  }
-
-  /**
-   * A catalog of `name` fetched through any credential on this node, if one is cached: per-user servers list
-   * their tools this way to a caller who has not connected yet (so the call that asks them to can be made).
-   */
-  cachedCatalog(name: string): Tool[] | null {
-    for (const entry of this.#entries.values()) {
-      if (entry.name === name && entry.catalog !== null) return entry.catalog;
-    }
-    return null;
   }
 
   async close(): Promise<void> {
@@ -238,9 +248,8 @@ export class UpstreamPool {
     args: Record<string, unknown> | undefined,
     options: CallToolOptions,
     mayRetry: boolean,
-    call?: UpstreamCall,
   ): Promise<CallOutcome> {
-    const entry = this.#entryFor(server, call);
+    const entry = this.#entryFor(server);
     const client = await this.#getClient(entry);
     const params = args === undefined ? { name: tool } : { name: tool, arguments: args };
     const requestOptions = options.signal ? { timeout: server.toolTimeoutMs, signal: options.signal } : { timeout: server.toolTimeoutMs };
@@ -267,26 +276,15 @@ export class UpstreamPool {
       this.#drop(entry, client, error);
       // An upstream that restarted forgets our session and answers 404 before running anything, so the
       // call is safe to repeat once on a fresh connection.
-      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false, call);
-      if (isUnauthorized(error)) throw new UpstreamFailure('unauthorized', ToolFailure.unauthorized(server.name));
+      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false);
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
 
-  #entryFor(base: ResolvedServer, call?: UpstreamCall): Entry {
-    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(base.name, 'the node is shutting down'));
-    const identity = call?.identity ?? SHARED_IDENTITY;
-    const key = identity === SHARED_IDENTITY ? base.name : `${base.name}\n${identity}`;
-    // A connection bound to a credential sends that credential's headers from initialize on; a new
-    // credential (a refreshed token) gets a new connection, and the old one is retired.
-    const bound = call !== undefined && call.credentialHeaders !== base.headers;
-    const server: ResolvedServer = bound ? { ...base, headers: call.credentialHeaders } : base;
-    const fingerprint = bound ? `${base.fingerprint}#${headersDigest(call.credentialHeaders)}` : base.fingerprint;
-    const existing = this.#entries.get(key);
-    if (existing && existing.fingerprint === fingerprint) {
-      existing.lastUsed = Date.now();
-      return existing;
-    }
+  #entryFor(server: ResolvedServer): Entry {
+    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+    const existing = this.#entries.get(server.name);
+    if (existing && existing.fingerprint === server.fingerprint) return existing;
     // Only the current Runtime's settings may open a connection: a request still holding an older Runtime
     // must not resurrect a connection the swap just closed.
     const current = this.#holder.current?.servers.get(server.name);
@@ -294,14 +292,9 @@ export class UpstreamPool {
       throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
     }
     if (existing) void this.#retire(existing);
-    if (identity !== SHARED_IDENTITY) this.#retireIdle();
     const entry: Entry = {
-      key,
       name: server.name,
-      fingerprint,
-      serverFingerprint: base.fingerprint,
-      identity,
-      lastUsed: Date.now(),
+      fingerprint: server.fingerprint,
       server,
       client: null,
       connecting: null,
@@ -314,23 +307,15 @@ export class UpstreamPool {
       lastError: '',
       closed: false,
     };
-    this.#entries.set(key, entry);
+    this.#entries.set(server.name, entry);
     return entry;
-  }
-
-  /** Per-user connections idle for a while are closed, so a node does not hold one per user forever. */
-  #retireIdle(): void {
-    const horizon = Date.now() - IDLE_USER_CONNECTION_MS;
-    for (const entry of [...this.#entries.values()]) {
-      if (entry.identity !== SHARED_IDENTITY && entry.lastUsed < horizon) void this.#retire(entry);
-    }
   }
 
   #getClient(entry: Entry): Promise<Client> {
     if (entry.client) return Promise.resolve(entry.client);
     if (entry.connecting) return entry.connecting;
     if (Date.now() < entry.retryAt) {
-      return Promise.reject(new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, entry.lastError)));
+      return Promise.reject(reasonFailure(entry.name, entry.lastError));
     }
     // Connecting is the pool's own work: it must not carry the headers of the caller that triggered it.
     const connecting = outsideCallContext(() => this.#connect(entry));
@@ -363,8 +348,9 @@ export class UpstreamPool {
     });
 
     let timer: NodeJS.Timeout | undefined;
+    let transport: Transport;
     try {
-      const transport = createTransport(server, {
+      transport = createTransport(server, {
         fetch: this.#fetch,
         onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: scrub(chunk.slice(0, 2_000), server) }, 'stdio upstream stderr'),
       });
@@ -374,14 +360,12 @@ export class UpstreamPool {
       await Promise.race([client.connect(transport, { timeout: this.#connectTimeoutMs }), timeout]);
     } catch (error) {
       void client.close().catch(() => undefined);
-      // A refused credential is not an unreachable upstream: no backoff (a renewed credential opens another connection).
-      if (isUnauthorized(error)) throw new UpstreamFailure('unauthorized', ToolFailure.unauthorized(entry.name));
       entry.failures += 1;
       const delay = Math.min(this.#backoff.maxMs, this.#backoff.initialMs * 2 ** (entry.failures - 1));
       entry.retryAt = Date.now() + delay;
       entry.lastError = describeError(error, server);
       this.#logger.warn({ server: entry.name, reason: entry.lastError, retryInMs: delay }, 'upstream connect failed');
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, entry.lastError));
+      throw reasonFailure(entry.name, entry.lastError);
     } finally {
       clearTimeout(timer);
     }
@@ -394,6 +378,10 @@ export class UpstreamPool {
     entry.retryAt = 0;
     entry.catalogGeneration += 1;
     entry.client = client;
+    if (transport instanceof StreamableHTTPClientTransport) {
+      // The shared identity's session for direct calls (`http-calls.ts`): this connection's own.
+      this.#sessions.set(client, { id: transport.sessionId ?? null, protocolVersion: transport.protocolVersion ?? LATEST_PROTOCOL_VERSION });
+    }
     this.#logger.info({ server: entry.name, connectionType: server.connectionType }, 'upstream connected');
     return client;
   }
@@ -450,7 +438,8 @@ export class UpstreamPool {
 
   #retire(entry: Entry): Promise<void> {
     entry.closed = true;
-    if (this.#entries.get(entry.key) === entry) this.#entries.delete(entry.key);
+    this.#http.retire(entry.name);
+    if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     const client = entry.client;
     entry.client = null;
     entry.catalog = null;
@@ -462,90 +451,11 @@ export class UpstreamPool {
   }
 }
 
-class ConnectTimeout extends Error {
-  constructor(readonly ms: number) {
-    super(`no answer within ${ms} ms`);
-    this.name = 'ConnectTimeout';
-  }
-}
-
-function failureResult(text: string): CallOutcome {
-  return { kind: 'result', result: { content: [{ type: 'text', text }], isError: true } };
-}
-
-function stripMcpPrefix(error: McpError): string {
-  return error.message.replace(/^MCP error -?\d+: /, '');
-}
-
 function isInvalidResult(error: unknown): boolean {
   return error instanceof Error && (error.name === 'ZodError' || error.name === '$ZodError');
-}
-
-/** The upstream refused the credential (HTTP 401): worth renewing an OAuth token once. */
-function isUnauthorized(error: unknown): boolean {
-  if (error instanceof StreamableHTTPError) return error.code === 401;
-  return error instanceof Error && (error.name === 'UnauthorizedError' || /\b401\b/.test(error.message));
-}
-
-function headersDigest(headers: Readonly<Record<string, string>>): string {
-  return createHash('sha256').update(JSON.stringify(Object.entries(headers).sort())).digest('base64url').slice(0, 22);
 }
 
 function isSessionGone(error: unknown): boolean {
   if (error instanceof StreamableHTTPError) return error.code === 404;
   return error instanceof Error && /\(HTTP 404\)/.test(error.message);
-}
-
-const NETWORK_CODES: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EPIPE: 'connection closed',
-  ENOENT: 'command not found',
-  EACCES: 'permission denied',
-  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
-  UND_ERR_SOCKET: 'connection closed',
-  UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
-};
-
-/**
- * A short, secret-free reason for an upstream failure. Known network and HTTP failures get fixed texts;
- * anything else keeps its message only after URLs and the server's secret values are removed from it.
- */
-export function describeError(error: unknown, server: ResolvedServer): string {
-  if (error instanceof ConnectTimeout) return error.message;
-  if (error instanceof McpError) {
-    if (error.code === ErrorCode.ConnectionClosed) return 'connection closed';
-    return scrub(stripMcpPrefix(error), server);
-  }
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as Error & { code?: unknown }).code;
-    const known = typeof code === 'string' ? NETWORK_CODES[code] : undefined;
-    if (known !== undefined) return known;
-    if (typeof code === 'string' && code.includes('CERT')) return `TLS certificate problem (${code})`;
-  }
-  if (error instanceof StreamableHTTPError) {
-    const status = error.code ?? -1;
-    return status > 0 ? `HTTP ${status}` : 'unexpected response from upstream';
-  }
-  if (error instanceof Error) {
-    const status = /\(HTTP (\d{3})\)|SSE error: Non-200 status code \((\d{3})\)/.exec(error.message);
-    if (status) return `HTTP ${status[1] ?? status[2]}`;
-    if (error.message === 'fetch failed') return 'connection failed';
-    return scrub(error.message, server).slice(0, 200) || 'connection failed';
-  }
-  return 'connection failed';
-}
-
-/** Removes URLs and the server's secret values (header values, env values, its URL) from a text. */
-export function scrub(text: string, server: ResolvedServer): string {
-  let out = text;
-  for (const secret of server.secrets) {
-    if (out.includes(secret)) out = out.split(secret).join('[redacted]');
-  }
-  return out.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
 }

@@ -21,6 +21,20 @@ export type AuthType =
   | 'PER_USER_HEADERS'
   | 'PER_USER_OAUTH';
 
+export type BudgetInput = {
+  /** More than 0 */
+  maxUsd: number;
+  period: BudgetPeriod;
+};
+
+/** A fixed UTC calendar window: minute, hour, day, ISO week (from Monday), month. */
+export type BudgetPeriod =
+  | 'DAILY'
+  | 'HOURLY'
+  | 'MINUTELY'
+  | 'MONTHLY'
+  | 'WEEKLY';
+
 export type ConfigChangeAction =
   | 'CREATE'
   | 'DELETE'
@@ -72,9 +86,14 @@ export type CreateUserInput = {
 export type CreateVirtualKeyInput = {
   /** Allow an empty servers list (a key that can call nothing until granted a server) */
   allowNoServers?: boolean | null | undefined;
+  /** Spend caps, at most one per period */
+  budgets?: Array<BudgetInput> | null | undefined;
   /** In the future; leave out for a key that does not expire */
   expiresAt?: string | null | undefined;
+  /** Default FAIL_CLOSED */
+  limitsFallback?: LimitsFallback | null | undefined;
   name: string;
+  rateLimit?: RateLimitInput | null | undefined;
   /** At least one, unless allowNoServers */
   servers: Array<KeyServerGrantInput>;
   userId: string;
@@ -110,6 +129,11 @@ export type KeyServerGrantInput = {
   tools: Array<string>;
 };
 
+/** What nodes do while the shared counters (Redis) are unreachable: FAIL_CLOSED refuses the key's requests (429); LOCAL_ALLOWANCE admits up to a bounded share of each limit per node from local counters, and settles spend as usual. */
+export type LimitsFallback =
+  | 'FAIL_CLOSED'
+  | 'LOCAL_ALLOWANCE';
+
 export type McpServerStatus =
   | 'ACTIVE'
   | 'ERROR'
@@ -131,6 +155,12 @@ export type NodeState =
   | 'CONNECTED'
   /** No stream open (or its replica went away); see lastSeenAt */
   | 'DISCONNECTED';
+
+/** At least one of the two. */
+export type RateLimitInput = {
+  requestsPerMinute?: number | null | undefined;
+  tokensPerMinute?: number | null | undefined;
+};
 
 export type RevokeAdminTokenInput = {
   id: string;
@@ -199,9 +229,14 @@ export type UpdateUserInput = {
 export type UpdateVirtualKeyInput = {
   /** Allow servers: [] (the key can then call nothing) */
   allowNoServers?: boolean | null | undefined;
+  /** Replaces every budget; [] removes them */
+  budgets?: Array<BudgetInput> | null | undefined;
   expiresAt?: string | null | undefined;
   id: string;
+  limitsFallback?: LimitsFallback | null | undefined;
   name?: string | null | undefined;
+  /** null removes the rate limit */
+  rateLimit?: RateLimitInput | null | undefined;
   servers?: Array<KeyServerGrantInput> | null | undefined;
 };
 

@@ -9,10 +9,12 @@
  *   (SPEC §4) while the suite calls the fixture's bare names, so `tools/call` gains the prefix on the way
  *   in and `tools/list` results lose it on the way out. Everything else passes through unchanged.
  *
- * For `/mcp/{server}` (issue 9) no mapping is needed: point `npm run conformance` at
- * `http://127.0.0.1:<node>/mcp/<server>` with `--header "Authorization: Bearer <key>"`.
+ * For `/mcp/{server}` (issue 9) no mapping is needed (`startServerRouteTarget`): names are unprefixed there,
+ * and the node hands out sealed session ids, so its snapshot carries a session secret. Two nodes serve it
+ * from the same snapshot, and the proxy sends every request to the next one in turn, so every session the
+ * suite opens hops between nodes.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { startConformanceFixture, type ConformanceFixture } from '../fixtures/conformance/server.js';
 import { buildSnapshot, startTestNode, type TestNode } from '../data-plane/helpers.js';
 import { startHeaderProxy } from './header-proxy.js';
@@ -70,6 +72,35 @@ export async function startConformanceTarget(): Promise<ConformanceTarget> {
     async close() {
       await proxy.close();
       await node.close();
+      await fixture.close();
+    },
+  };
+}
+
+/** Fixture + two nodes + the round-robin header proxy, for the suite against `/mcp/{server}`. */
+export async function startServerRouteTarget(): Promise<ConformanceTarget & { nodes: TestNode[]; key: string }> {
+  const fixture = await startConformanceFixture();
+  const nodes = [await startTestNode(), await startTestNode()];
+  const snapshot = await buildSnapshot({
+    servers: [{ name: CONFORMANCE_SERVER, url: fixture.url }],
+    keys: [{ name: `conformance-${randomUUID().slice(0, 8)}`, servers: [{ server: CONFORMANCE_SERVER, tools: ['*'] }] }],
+    sessionSecrets: { current: { id: 'conf', secret: randomBytes(32).toString('base64url') } },
+  });
+  for (const node of nodes) node.apply(snapshot);
+  const key = Object.values(snapshot.keyValues)[0] ?? '';
+  const proxy = await startHeaderProxy({
+    target: nodes.map((node) => `${node.url}/mcp/${CONFORMANCE_SERVER}`),
+    headers: { authorization: `Bearer ${key}` },
+  });
+  return {
+    url: proxy.url,
+    node: nodes[0] as TestNode,
+    nodes,
+    key,
+    fixture,
+    async close() {
+      await proxy.close();
+      for (const node of nodes) await node.close();
       await fixture.close();
     },
   };

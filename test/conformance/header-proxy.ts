@@ -20,8 +20,11 @@ export interface BodyRewrite {
 }
 
 export interface HeaderProxyOptions {
-  /** Where to forward, e.g. `http://127.0.0.1:8080/mcp/conformance`. The proxy serves the same path. */
-  target: string;
+  /**
+   * Where to forward, e.g. `http://127.0.0.1:8080/mcp/conformance`. The proxy serves the same path. Several
+   * targets (same path, other nodes) are used in turn, one request each, like a round-robin load balancer.
+   */
+  target: string | readonly string[];
   /** Header name → value, added to (and replacing any of the same name in) every request. */
   headers: Readonly<Record<string, string>>;
   rewrite?: BodyRewrite;
@@ -64,10 +67,12 @@ function withoutHopByHop(headers: IncomingMessage['headers']): OutgoingHttpHeade
 }
 
 export async function startHeaderProxy(options: HeaderProxyOptions): Promise<HeaderProxy> {
-  const target = new URL(options.target);
+  const targets = (typeof options.target === 'string' ? [options.target] : options.target).map((t) => new URL(t));
+  let turn = 0;
   const added = Object.fromEntries(Object.entries(options.headers).map(([name, value]) => [name.toLowerCase(), value]));
 
   const forward = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const target = targets[turn++ % targets.length] as URL;
     const headers = { ...withoutHopByHop(req.headers), ...added, host: target.host };
     let body: Buffer | null = null;
     if (options.rewrite?.request && req.method === 'POST') {
@@ -107,7 +112,7 @@ export async function startHeaderProxy(options: HeaderProxyOptions): Promise<Hea
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}${target.pathname}`,
+    url: `http://127.0.0.1:${port}${(targets[0] as URL).pathname}`,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -47,6 +47,8 @@ export interface TestConfig {
   version?: number;
   servers: TestServer[];
   keys: TestKey[];
+  /** Users (default: one, `user_1`). */
+  users?: { id: string; email: string }[];
   /** Session secrets (id → base64url secret), sealed into the snapshot; none by default. */
   sessionSecrets?: { current: { id: string; secret: string }; previous?: { id: string; secret: string } };
 }
@@ -132,7 +134,7 @@ export async function buildSnapshot(config: TestConfig, keyValues: Record<string
     trustedKeys: [key.publicJwk],
     servers,
     keys,
-    users: [{ id: 'user_1', email: 'dev@example.com' }],
+    users: config.users ?? [{ id: 'user_1', email: 'dev@example.com' }],
     sessionSecrets: config.sessionSecrets
       ? {
           current: sealSessionSecret(dataKey, config.sessionSecrets.current),

@@ -4,7 +4,7 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import { buildRuntime } from '../../data-plane/config/runtime.js';
 import { GATEWAY_ERRORS, httpError, rpcGatewayError } from '../../data-plane/errors.js';
 import { createLogger } from '../../data-plane/log.js';
-import { describeError, scrub } from '../../data-plane/upstream/pool.js';
+import { describeError, scrub } from '../../data-plane/upstream/failures.js';
 import { buildSnapshot, LogCapture } from './helpers.js';
 
 describe('createLogger', () => {

@@ -23,6 +23,7 @@ import { readGrantToolWarnings, type InputWarning } from '../../repos/tool-warni
 import { entityPayload, toUserWarnings, UserErrorRef, UserWarningRef } from './common.js';
 import { McpServerRef } from './mcp-servers.js';
 import { UserRef } from './users.js';
+import { BudgetInput, BudgetRef, LimitsFallbackEnum, RateLimitInput, RateLimitRef } from './limits.js';
 
 const KeyServerGrantRef = builder.objectRef<KeyServerGrant>('KeyServerGrant').implement({
   description: 'Access to one server: its tools listed by name, or ["*"] for every tool the server allows.',
@@ -59,6 +60,10 @@ export const VirtualKeyRef = builder.objectRef<VirtualKey>('VirtualKey').impleme
     revoked: t.boolean({ resolve: (k) => k.revokedAt !== null }),
     revokedAt: t.field({ type: 'DateTime', nullable: true, resolve: (k) => k.revokedAt }),
     lastUsedAt: t.field({ type: 'DateTime', nullable: true, resolve: (k) => k.lastUsedAt }),
+    budgets: t.field({ type: [BudgetRef], resolve: (k) => k.budgets }),
+    rateLimit: t.field({ type: RateLimitRef, nullable: true, resolve: (k) => k.rateLimit }),
+    limitsFallback: t.field({ type: LimitsFallbackEnum, resolve: (k) => k.limitsFallback }),
+    accessProfileId: t.exposeID('accessProfileId', { nullable: true }),
     createdAt: t.field({ type: 'DateTime', resolve: (k) => k.createdAt }),
     updatedAt: t.field({ type: 'DateTime', resolve: (k) => k.updatedAt }),
   }),
@@ -113,6 +118,9 @@ const CreateVirtualKeyInput = builder.inputType('CreateVirtualKeyInput', {
     servers: t.field({ type: [KeyServerGrantInput], required: true, description: 'At least one, unless allowNoServers' }),
     expiresAt: t.field({ type: 'DateTime', description: 'In the future; leave out for a key that does not expire' }),
     allowNoServers: t.boolean({ description: 'Allow an empty servers list (a key that can call nothing until granted a server)' }),
+    budgets: t.field({ type: [BudgetInput], description: 'Spend caps, at most one per period' }),
+    rateLimit: t.field({ type: RateLimitInput }),
+    limitsFallback: t.field({ type: LimitsFallbackEnum, description: 'Default FAIL_CLOSED' }),
   }),
 });
 
@@ -124,6 +132,9 @@ const UpdateVirtualKeyInput = builder.inputType('UpdateVirtualKeyInput', {
     servers: t.field({ type: [KeyServerGrantInput] }),
     expiresAt: t.field({ type: 'DateTime' }),
     allowNoServers: t.boolean({ description: 'Allow servers: [] (the key can then call nothing)' }),
+    budgets: t.field({ type: [BudgetInput], description: 'Replaces every budget; [] removes them' }),
+    rateLimit: t.field({ type: RateLimitInput, description: 'null removes the rate limit' }),
+    limitsFallback: t.field({ type: LimitsFallbackEnum }),
   }),
 });
 

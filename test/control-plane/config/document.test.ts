@@ -80,7 +80,7 @@ describe('readConfigDocument', () => {
         version: 2,
         providers: [],
         mcp_servers: [{ name: 'x', connection_type: 'http', 'tools to execute': ['*'], headers: { A: 1 } }, 'nope'],
-        virtual_keys: [{ name: 'k', user: 'u@example.com', mcp_servers: [{ server: 'crm' }], budget: {}, budgets: [{ maxUsd: 0, period: 'hourly' }] }],
+        virtual_keys: [{ name: 'k', user: 'u@example.com', mcp_servers: [{ server: 'crm' }], budget: {}, budgets: [{ maxUsd: 0, period: 'fortnightly' }] }],
       }).issues,
     ).toEqual([
       'providers NOT_SUPPORTED',

@@ -1,0 +1,182 @@
+/**
+ * LLM providers (SPEC §2; `anthropic` first): base URL, API key (sealed with secret-box, or `env.NAME`
+ * resolved on each node) and the model price table nodes charge usage with. `upsertProvider` creates or
+ * updates by name; every write bumps the config version (providers are in snapshots, change-tracked by
+ * 0012_governance). Reads show the key's redacted preview or reference, never its value.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { ModelPriceSchema, type ModelPrice } from '../../data-plane/snapshot/schema.js';
+import { displaySecret, parseEnvRef, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
+import type { ProviderRow } from '../db/schema.js';
+import { bumpConfigVersion } from './config-state.js';
+import { InputError, IssueList } from './errors.js';
+import { inTransaction, nowIso, type Db } from './transaction.js';
+
+export const PROVIDER_KINDS = ['ANTHROPIC'] as const;
+export type ProviderKind = (typeof PROVIDER_KINDS)[number];
+
+export interface Provider {
+  id: string;
+  name: string;
+  kind: ProviderKind;
+  /** URL or `env.NAME`. */
+  baseUrl: string;
+  /** `sk-a…x9f2` or `env.NAME`: never the value. */
+  apiKeyPreview: string;
+  prices: ModelPrice[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface UpsertProviderInput {
+  name: string;
+  kind?: ProviderKind | null;
+  /** Required when creating. */
+  baseUrl?: string | null;
+  /** A value (sealed at rest) or `env.NAME`; required when creating, absent keeps the stored one. */
+  apiKey?: string | null;
+  /** Replaces the whole table when given. */
+  prices?: readonly ModelPrice[] | null;
+}
+
+/** The AAD of a provider's API key: binds the ciphertext to its row. */
+export function providerApiKeyAad(id: string): string {
+  return `providers:${id}:api_key`;
+}
+
+const StoredSecretSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('enc'), ciphertext: z.string(), preview: z.string() }),
+  z.object({ kind: z.literal('env'), name: z.string() }),
+]);
+
+export function parseProviderApiKey(json: string): StoredSecret {
+  return StoredSecretSchema.parse(JSON.parse(json));
+}
+
+export function parsePrices(json: string): ModelPrice[] {
+  return z.array(ModelPriceSchema).parse(JSON.parse(json));
+}
+
+function toProvider(row: ProviderRow): Provider {
+  return {
+    id: row.id,
+    name: row.name,
+    kind: row.kind,
+    baseUrl: row.base_url,
+    apiKeyPreview: displaySecret(parseProviderApiKey(row.api_key)),
+    prices: parsePrices(row.prices),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+const PROVIDER_NAME = /^[a-z][a-z0-9_-]{0,39}$/;
+
+function normaliseBaseUrl(raw: string, issues: IssueList): string {
+  const value = raw.trim();
+  if (parseEnvRef(value)) return value;
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+    if (url.username || url.password) {
+      issues.add('INVALID_URL', 'baseUrl', 'baseUrl must not embed credentials; pass the key as apiKey');
+    }
+    return value.replace(/\/+$/, '');
+  } catch {
+    issues.add('INVALID_URL', 'baseUrl', 'baseUrl must be an http(s) URL or env.NAME');
+    return value;
+  }
+}
+
+function normalisePrices(prices: readonly ModelPrice[], issues: IssueList): ModelPrice[] {
+  const out: ModelPrice[] = [];
+  prices.forEach((p, i) => {
+    const model = p.model.trim();
+    if (model.length === 0 || model.length > 200 || (model.includes('*') && !/^[^*]*\*$/.test(model))) {
+      issues.add('INVALID_VALUE', `prices.${i}.model`, 'model must be a model name, or a prefix ending in "*"');
+      return;
+    }
+    for (const field of ['inputPerMTok', 'outputPerMTok', 'cacheWritePerMTok', 'cacheReadPerMTok'] as const) {
+      if (!Number.isFinite(p[field]) || p[field] < 0) {
+        issues.add('INVALID_VALUE', `prices.${i}.${field}`, `${field} must be 0 or more (USD per million tokens)`);
+        return;
+      }
+    }
+    if (out.some((x) => x.model === model)) {
+      issues.add('DUPLICATE', `prices.${i}.model`, `model "${model}" is priced twice`);
+      return;
+    }
+    out.push({ model, inputPerMTok: p.inputPerMTok, outputPerMTok: p.outputPerMTok, cacheWritePerMTok: p.cacheWritePerMTok, cacheReadPerMTok: p.cacheReadPerMTok });
+  });
+  return out;
+}
+
+export async function getProviderByName(db: Db, name: string): Promise<Provider | null> {
+  const row = await db.selectFrom('providers').selectAll().where('name', '=', name.trim()).executeTakeFirst();
+  return row ? toProvider(row) : null;
+}
+
+export async function listProviders(db: Db): Promise<Provider[]> {
+  const rows = await db.selectFrom('providers').selectAll().orderBy('name').execute();
+  return rows.map(toProvider);
+}
+
+/** Creates the provider named `input.name`, or updates the fields given. */
+export async function upsertProvider(db: Db, box: SecretBox, input: UpsertProviderInput): Promise<Provider> {
+  const issues = new IssueList();
+  const name = input.name.trim();
+  if (!PROVIDER_NAME.test(name)) issues.add('INVALID_NAME', 'name', 'name must be 1-40 lower-case letters, digits, "_" or "-", starting with a letter (e.g. anthropic)');
+  const baseUrl = input.baseUrl != null ? normaliseBaseUrl(input.baseUrl, issues) : undefined;
+  const prices = input.prices != null ? normalisePrices(input.prices, issues) : undefined;
+  if (input.apiKey != null && input.apiKey.trim().length === 0) issues.add('REQUIRED', 'apiKey', 'apiKey must not be empty');
+  issues.throwIfAny();
+
+  return inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    const existing = await trx.selectFrom('providers').selectAll().where('name', '=', name).executeTakeFirst();
+    const at = nowIso();
+    if (!existing) {
+      if (baseUrl === undefined) issues.add('REQUIRED', 'baseUrl', 'baseUrl is required for a new provider');
+      if (input.apiKey == null) issues.add('REQUIRED', 'apiKey', 'apiKey is required for a new provider (a value or env.NAME)');
+      issues.throwIfAny();
+      const id = randomUUID();
+      const row: ProviderRow = {
+        id,
+        name,
+        kind: input.kind ?? 'ANTHROPIC',
+        base_url: baseUrl!,
+        api_key: JSON.stringify(storeSecret(box, input.apiKey!.trim(), providerApiKeyAad(id))),
+        prices: JSON.stringify(prices ?? []),
+        created_at: at,
+        updated_at: at,
+      };
+      await trx.insertInto('providers').values(row).execute();
+      return toProvider(row);
+    }
+    await trx
+      .updateTable('providers')
+      .set({
+        ...(input.kind != null ? { kind: input.kind } : {}),
+        ...(baseUrl !== undefined ? { base_url: baseUrl } : {}),
+        ...(input.apiKey != null ? { api_key: JSON.stringify(storeSecret(box, input.apiKey.trim(), providerApiKeyAad(existing.id))) } : {}),
+        ...(prices !== undefined ? { prices: JSON.stringify(prices) } : {}),
+        updated_at: at,
+      })
+      .where('id', '=', existing.id)
+      .execute();
+    const updated = await getProviderByName(trx, name);
+    if (!updated) throw new Error('provider vanished inside its own transaction');
+    return updated;
+  });
+}
+
+export async function deleteProvider(db: Db, name: string): Promise<Provider> {
+  return inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    const current = await getProviderByName(trx, name);
+    if (!current) throw new InputError('NOT_FOUND', 'name', `no provider named "${name}"`);
+    await trx.deleteFrom('providers').where('id', '=', current.id).execute();
+    return current;
+  });
+}

@@ -1,0 +1,340 @@
+/**
+ * `/mcp/{server}`: one upstream MCP server behind the pipeline (`pipeline/pipeline.ts`: origin → key →
+ * parse → authorize → limits → credentials → forward → respond → record), its names unprefixed,
+ * everything it offers passed through (issue 9 item 1; SPEC §4). For a Streamable HTTP upstream the bytes
+ * go through `http-proxy-3` (`http-forward.ts`) with the gateway's header allowlists and the credentials
+ * stage's headers (`headers.ts`); the gateway reads a POST body only to decide, and answers itself only
+ * where it must. The route's stages:
+ *
+ *   parse      method (POST, GET, DELETE) → server granted to the key and usable on this node (404 alike for
+ *              "no such server" and "not yours") → the sealed session id, if any, opened (a refusal is 404
+ *              "session not found") → POST: bounded body, JSON, each message's kind.
+ *   authorize  a `tools/call` of a tool the key may not call is a JSON-RPC error (-32003, `tool_blocked`)
+ *              and never reaches the upstream; an allowed one is forwarded re-serialized, so the upstream
+ *              reads the very name that was checked (no duplicate-key JSON tricks).
+ *   forward    (inside `stages.call`, after limits and credentials) the request upstream; the answer is the
+ *              upstream's status, allowlisted headers and body as it streams, with its session id sealed; a
+ *              `tools/list` answer is filtered (JSON or SSE) when the key's grant is not every tool; an
+ *              upstream 401/403/3xx (its credentials, its redirects) becomes a 502 of ours.
+ *
+ * Server-to-client requests and the client's answers (POSTed back on the session), GET streams with
+ * `Last-Event-ID`, DELETE, progress, logging, cancellation and 2026-07-28 requests are MCP traffic like any
+ * other here: they pass through on the upstream session the sealed id names, whichever node serves them.
+ * Stdio and legacy SSE upstreams have no HTTP endpoint to proxy to: `pooled.ts` answers for them.
+ *
+ * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
+ */
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
+import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
+import { readBody } from '../http/body.js';
+import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
+import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
+import { grantAllows } from '../policy/tool-filter.js';
+import { describeError } from '../upstream/failures.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { HttpForwarder } from './http-forward.js';
+import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
+import { filterToolsListJson, toolsListSseFilter } from './tools-list-filter.js';
+
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
+const MAX_FILTERED_JSON_BYTES = 32 * 1024 * 1024;
+/** Server names as the control plane allows them (SPEC §2). */
+const SERVER_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+export const SERVER_ROUTE_PREFIX = '/mcp/';
+
+export interface ServerRouteOptions {
+  logger: Logger;
+  maxBodyBytes?: number;
+  /** Answers for stdio and legacy SSE upstreams (they have no HTTP endpoint to proxy to). */
+  pooled?: PooledForward;
+}
+
+/** What the parse stage established for one `/mcp/{server}` request. */
+export interface ServerRequest {
+  server: ResolvedServer;
+  grant: ToolGrant;
+  session: OpenedSession | null;
+  /** The POST body as received, or null for GET and DELETE. */
+  raw: Buffer | null;
+  /** What each message of the body is (one entry for a single message, several for a batch). */
+  messages: MessageCheck[];
+  batch: boolean;
+}
+
+/** Forwarding to an upstream reached through the pooled client (`pooled.ts`). */
+export type PooledForward = (ctx: RequestContext, request: ServerRequest, call: UpstreamCall, record: RequestRecord) => Promise<Answer>;
+
+export type ServerRoute = Route<ServerRequest> & { close(): void };
+
+export type MessageCheck =
+  /** A JSON-RPC request: its id, method, and for tools/call the tool name and arguments. */
+  | { kind: 'request'; id: JsonRpcId; method: string; tool: string | null; arguments: unknown; hello: ClientHello | null; message: Record<string, unknown> }
+  /** A notification (`method`, no id) or a response to a server-to-client request (no `method`). */
+  | { kind: 'other'; method: string | null; message: Record<string, unknown> };
+
+export function createServerRoute(options: ServerRouteOptions): ServerRoute {
+  const { logger } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const forwarder = new HttpForwarder();
+
+  /** 3. parse. */
+  async function parse(ctx: RequestContext): Promise<ServerRequest | GatewayError> {
+    const req = ctx.req;
+    const caller = ctx.caller as Caller;
+    const runtime = ctx.runtime;
+    const method = req.method ?? 'GET';
+    if (method !== 'POST' && method !== 'GET' && method !== 'DELETE') {
+      return new GatewayError('method_not_allowed', { message: HttpMessage.serverRouteMethods(), headers: { allow: 'GET, POST, DELETE' } });
+    }
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const name = (q === -1 ? url : url.slice(0, q)).slice(SERVER_ROUTE_PREFIX.length);
+    const server = runtime && SERVER_NAME.test(name) ? runtime.servers.get(name) : undefined;
+    const grant = server ? caller.key.tools.get(server.name) : undefined;
+    // The same answer whether the server does not exist or this key may not use it (no enumeration).
+    if (!runtime || !server || grant === undefined) return new GatewayError('not_found', { message: HttpMessage.noServerForKey(name), reason: server ? 'not_granted' : 'unknown_server' });
+    if (server.unavailable !== null) return new GatewayError('upstream_unavailable', { message: server.unavailable });
+
+    // Any node opens a sealed id; a refused one is "not found" to the client, which starts a new session.
+    const presented = req.headers['mcp-session-id'];
+    let session: OpenedSession | null = null;
+    if (typeof presented === 'string') {
+      session = openRouteSession(runtime, caller.key, server.name, presented, ctx.startedAt);
+      if (!session.ok) {
+        logger.info({ keyId: caller.key.id, server: server.name, reason: session.code }, 'sealed session id refused');
+        return new GatewayError('session_not_found', { reason: session.code });
+      }
+    }
+    if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false };
+
+    const body = await readBody(req, maxBodyBytes);
+    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
+    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
+    let json: unknown;
+    try {
+      json = JSON.parse(body.text);
+    } catch {
+      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
+    }
+    const items = Array.isArray(json) ? json : [json];
+    if (items.length === 0) return new GatewayError('invalid_message', { message: RpcMessage.emptyBatch() });
+    const messages: MessageCheck[] = [];
+    for (const item of items) {
+      const check = classify(item);
+      if (check === null) return new GatewayError('invalid_message', { message: RpcMessage.notAnObject() });
+      messages.push(check);
+    }
+    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json) };
+  }
+
+  /** 4 → (5, 6, 7 in `stages.call`): authorize, then forward once for the whole HTTP request. */
+  async function serve(ctx: RequestContext, request: ServerRequest, stages: CallStages): Promise<Answer> {
+    const { server, grant } = request;
+    const caller = ctx.caller as Caller;
+    const method = ctx.req.method ?? 'GET';
+    const records = request.messages.length === 0 ? [ctx.open(method)] : request.messages.map((m) => ctx.open(m.method));
+    let body = request.raw;
+    let filterId: JsonRpcId = null;
+    let reserialize = false;
+
+    // 4. authorize, per message.
+    for (const [i, check] of request.messages.entries()) {
+      const record = records[i] as RequestRecord;
+      record.server = server.name;
+      if (check.kind !== 'request') continue;
+      if (check.method === 'tools/call') {
+        record.tool = check.tool;
+        record.arguments = check.arguments;
+        if (check.tool === null) {
+          record.outcome = 'invalid';
+          record.error = 'invalid_message';
+          return answerAlone(request, jsonAnswer(200, rpcError(check.id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call'))));
+        }
+        if (!grantAllows(grant, check.tool)) {
+          logger.info({ keyId: caller.key.id, server: server.name, tool: check.tool }, 'tool call denied');
+          record.outcome = 'denied';
+          record.error = 'tool_blocked';
+          record.reason = 'not_granted';
+          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
+        }
+        reserialize = true;
+      } else if (check.method === 'tools/list' && grant !== '*') {
+        if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+        filterId = check.id;
+      }
+    }
+    if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? request.messages.map((m) => m.message) : request.messages[0]?.message));
+
+    const first = request.messages[0];
+    const primary = records[0] as RequestRecord;
+    const target = { server, tool: first?.kind === 'request' ? first.tool : null, method: first?.method ?? method };
+    const hello = first?.kind === 'request' ? first.hello : null;
+    const outcome = await stages.call(ctx, primary, target, (call) =>
+      server.connectionType === 'HTTP' || !options.pooled
+        ? forwardHttp(ctx, request, call, { body, filterId, hello }, primary)
+        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
+    );
+    for (const record of records.slice(1)) {
+      record.outcome = primary.outcome;
+      record.credentialIdentity = primary.credentialIdentity;
+    }
+    if (!(outcome instanceof GatewayError)) return outcome;
+    // A limits or credentials refusal: per JSON-RPC request, as a JSON-RPC error (like /mcp); else {type, message}.
+    if (first?.kind === 'request' && !request.batch) return jsonAnswer(200, rpcErrorOf(first.id, outcome));
+    return errorAnswer(outcome);
+  }
+
+  /** 7. forward to a Streamable HTTP upstream; resolves with the answer once the upstream has answered. */
+  function forwardHttp(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    payload: { body: Buffer | null; filterId: JsonRpcId; hello: ClientHello | null },
+    record: RequestRecord,
+  ): Promise<Forwarded<Answer>> {
+    const { server } = request;
+    const caller = ctx.caller as Caller;
+    const target = server.url;
+    if (!target) return Promise.resolve({ result: errorAnswer(new GatewayError('upstream_unavailable')) });
+    const upstreamSession = request.session?.ok ? request.session.upstream : null;
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (answer: Answer): void => {
+        if (settled) return;
+        settled = true;
+        resolve({ result: answer });
+      };
+      // The caller leaving before the upstream answered: http-proxy-3 aborts the upstream request and
+      // reports nothing, so the request ends here.
+      ctx.signal.addEventListener('abort', () => {
+        record.outcome = 'upstream_error';
+        record.reason = 'caller_gone';
+        done(errorAnswer(new GatewayError('upstream_error', { reason: 'caller_gone' })));
+      });
+      forwarder.forward(ctx.req, ctx.watchedResponse, {
+        target,
+        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length),
+        body: payload.body,
+        onResponse: (upstream) => done(answerFromUpstream(ctx, request, caller, upstream, payload, record)),
+        onError: (error) => {
+          const reason = describeError(error, server);
+          logger.warn({ server: server.name, reason }, 'upstream request failed on /mcp/{server}');
+          record.outcome = 'upstream_error';
+          record.reason = reason;
+          done(errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, reason) })));
+        },
+      });
+    });
+  }
+
+  function answerFromUpstream(
+    ctx: RequestContext,
+    request: ServerRequest,
+    caller: Caller,
+    upstream: IncomingMessage,
+    payload: { filterId: JsonRpcId; hello: ClientHello | null },
+    record: RequestRecord,
+  ): Answer {
+    const { server } = request;
+    const status = upstream.statusCode ?? 502;
+    if (status === 401 || status === 403 || (status >= 300 && status < 400)) {
+      // The upstream refused the gateway's credentials, or redirects somewhere: neither is the caller's to
+      // follow (a WWW-Authenticate would send an MCP client into the upstream's OAuth flow).
+      upstream.resume();
+      logger.warn({ server: server.name, status }, 'upstream refused a /mcp/{server} request');
+      record.outcome = 'upstream_error';
+      record.reason = `HTTP ${status}`;
+      return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamRefused(server.name, status) }));
+    }
+    const filtering = payload.filterId !== null && status >= 200 && status < 300;
+    const headers = clientResponseHeaders(upstream.headers, !filtering);
+    const issued = upstream.headers['mcp-session-id'];
+    if (typeof issued === 'string') {
+      const sealed = sealRouteSession(ctx.runtime as Runtime, caller.key, server.name, issued, request.session, payload.hello, ctx.startedAt);
+      if (sealed === null) {
+        upstream.resume();
+        record.outcome = 'upstream_error';
+        record.reason = 'no_session_secret';
+        return errorAnswer(new GatewayError('upstream_unavailable', { message: HttpMessage.noSessionSecret() }));
+      }
+      headers['mcp-session-id'] = sealed;
+    }
+    if (status >= 400) {
+      record.outcome = 'upstream_error';
+      record.reason = `HTTP ${status}`;
+    }
+    const type = headers['content-type'] ?? '';
+    let body: Readable = upstream;
+    if (filtering && payload.filterId !== null && type.includes('text/event-stream')) {
+      body = upstream.pipe(toolsListSseFilter(payload.filterId, request.grant));
+    } else if (filtering && payload.filterId !== null && type.includes('application/json')) {
+      body = filteredJson(upstream, payload.filterId, request.grant);
+    }
+    return { kind: 'stream', status, headers, body };
+  }
+
+  return {
+    name: 'mcp_server',
+    parse,
+    serve,
+    refusal(error) {
+      // A body that is not JSON or not a message is a JSON-RPC error (id null), HTTP 400; every other
+      // refusal is the table's `{type, message}` (a transport-level answer, as MCP clients expect).
+      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      return errorAnswer(error);
+    },
+    close: () => forwarder.close(),
+  };
+}
+
+/** A refusal of one message of a request that may be a batch: a batch is refused whole (see errors.ts). */
+function answerAlone(request: ServerRequest, answer: Answer): Answer {
+  return request.batch ? jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())) : answer;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all. */
+function classify(message: unknown): MessageCheck | null {
+  if (!isObject(message)) return null;
+  const method = typeof message.method === 'string' ? message.method : null;
+  const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+  if (method === null || id === null) return { kind: 'other', method, message };
+  const params = isObject(message.params) ? message.params : null;
+  const tool = method === 'tools/call' && typeof params?.name === 'string' ? params.name : null;
+  let hello: ClientHello | null = null;
+  if (method === 'initialize') {
+    hello = {
+      capabilities: isObject(params?.capabilities) ? params.capabilities : {},
+      protocolVersion: typeof params?.protocolVersion === 'string' ? params.protocolVersion.slice(0, 40) : '',
+    };
+  }
+  return { kind: 'request', id, method, tool, arguments: method === 'tools/call' ? params?.arguments : undefined, hello, message };
+}
+
+/** A JSON tools/list answer read whole (bounded) and filtered, as a stream for the respond stage. */
+function filteredJson(upstream: IncomingMessage, id: JsonRpcId, grant: ToolGrant): Readable {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const out = new PassThrough();
+  upstream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_FILTERED_JSON_BYTES) {
+      upstream.destroy();
+      out.destroy(new Error('upstream tools/list answer too large'));
+      return;
+    }
+    chunks.push(chunk);
+  });
+  upstream.on('end', () => out.end(id === null ? Buffer.concat(chunks) : filterToolsListJson(Buffer.concat(chunks).toString('utf8'), id, grant)));
+  upstream.on('error', (error) => out.destroy(error));
+  return out;
+}

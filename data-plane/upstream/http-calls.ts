@@ -1,0 +1,281 @@
+/**
+ * Tool calls to Streamable HTTP upstreams, made directly (undici, `streamable-http.ts`) with the explicit
+ * `UpstreamCall` from the pipeline's credentials stage, and upstream `Mcp-Session-Id` sessions kept per
+ * (server, credential identity): one identity's session never carries another identity's call.
+ *
+ * The `shared` identity (the server's own configured credential) rides the session of the pool's SDK
+ * client for that server (it holds the same credential, and its GET stream brings `list_changed`), so a
+ * server costs one `initialize` however many callers share its credential. Every other identity (a user's
+ * own credential) gets its own session, opened here with that identity's headers (initialize, then
+ * `notifications/initialized`), at most `MAX_SESSIONS_PER_SERVER` per server (the oldest is forgotten).
+ *
+ * The message sent is the caller's `tools/call` params with only the tool name rewritten (and our own
+ * request id: concurrent callers' ids would collide on a shared session). A 404 on a session (the upstream
+ * restarted) opens a new one and repeats the call once: the upstream ran nothing. 401/403 is
+ * `credentials_refused`. A call the caller abandons, or that runs past `toolTimeoutMs`, is cancelled
+ * upstream with `notifications/cancelled`. The result is relayed as the upstream gave it after a shape check
+ * (an object whose `content`, if present, is a list): the client validates it fully.
+ */
+import { LATEST_PROTOCOL_VERSION, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { Dispatcher } from 'undici';
+import type { ResolvedServer } from '../config/runtime.js';
+import { ToolFailure } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CredentialIdentity, UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY } from '../pipeline/credentials.js';
+import { UpstreamFailure, describeError, scrub, type CallOutcome } from './failures.js';
+import { exchange, type ExchangeResult } from './streamable-http.js';
+
+export interface HttpSession {
+  /** `Mcp-Session-Id` the upstream issued, or null for a stateless upstream. */
+  readonly id: string | null;
+  readonly protocolVersion: string;
+}
+
+/** Where the `shared` identity's session comes from (the pool's SDK client for the server). */
+export interface SharedSessions {
+  get(server: ResolvedServer): Promise<HttpSession>;
+  /** The upstream answered 404 for this session: drop it so the next `get` opens a new one. */
+  gone(server: ResolvedServer, session: HttpSession): void;
+}
+
+export const MAX_SESSIONS_PER_SERVER = 10_000;
+const MAX_LIST_PAGES = 100;
+
+interface ServerSessions {
+  readonly fingerprint: string;
+  readonly byIdentity: Map<CredentialIdentity, Promise<HttpSession>>;
+}
+
+export interface HttpCallsOptions {
+  dispatcher: Dispatcher;
+  shared: SharedSessions;
+  logger: Logger;
+  clientInfo: { name: string; version: string };
+}
+
+export class HttpCalls {
+  readonly #dispatcher: Dispatcher;
+  readonly #shared: SharedSessions;
+  readonly #logger: Logger;
+  readonly #clientInfo: { name: string; version: string };
+  readonly #servers = new Map<string, ServerSessions>();
+  #nextId = 1;
+
+  constructor(options: HttpCallsOptions) {
+    this.#dispatcher = options.dispatcher;
+    this.#shared = options.shared;
+    this.#logger = options.logger;
+    this.#clientInfo = options.clientInfo;
+  }
+
+  /** `params` are the caller's `tools/call` params; `tool` is the upstream's own name for the tool. */
+  async callTool(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+    const server = call.server;
+    const url = server.url;
+    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
+    const message = { ...params, name: tool };
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.#session(call);
+      const id = this.#nextId++;
+      const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
+      const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal);
+      if (result.kind === 'response') return outcomeOf(result.message, server);
+      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
+        // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
+        this.#forget(call, session);
+        continue;
+      }
+      throw failureOf(result, server);
+    }
+  }
+
+  /**
+   * `tools/list` (every page) through this call's credential and session: how servers whose credential is
+   * per caller (per-user, OAuth) are listed.
+   */
+  async listTools(call: UpstreamCall, timeoutMs: number): Promise<Tool[]> {
+    const server = call.server;
+    const url = server.url;
+    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0, attempt = 0; page < MAX_LIST_PAGES; ) {
+      const session = await this.#session(call);
+      const id = this.#nextId++;
+      const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } });
+      const result = await this.#send(call, session, url, body, id, timeoutMs, undefined);
+      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
+        this.#forget(call, session);
+        attempt++;
+        continue;
+      }
+      if (result.kind !== 'response') throw failureOf(result, server);
+      const listed = result.message.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+      if (!listed || !Array.isArray(listed.tools)) throw new UpstreamFailure('unreachable', ToolFailure.invalidResult(server.name));
+      for (const tool of listed.tools) if (typeof tool === 'object' && tool !== null && typeof (tool as Tool).name === 'string') tools.push(tool as Tool);
+      cursor = typeof listed.nextCursor === 'string' ? listed.nextCursor : undefined;
+      page++;
+      if (cursor === undefined) break;
+    }
+    return tools;
+  }
+
+  /** Forgets the sessions of a server that was removed or reconfigured. */
+  retire(serverName: string): void {
+    this.#servers.delete(serverName);
+  }
+
+  /** One exchange bounded by `timeoutMs` and the caller's signal; a call left behind is cancelled upstream. */
+  async #send(call: UpstreamCall, session: HttpSession, url: URL, body: string, id: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<ExchangeResult> {
+    const server = call.server;
+    const abort = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, timeoutMs);
+    const onCallerGone = (): void => abort.abort();
+    signal?.addEventListener('abort', onCallerGone, { once: true });
+    try {
+      if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      const result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id, signal: abort.signal });
+      if (abort.signal.aborted) throw new Error('aborted');
+      return result;
+    } catch (error) {
+      if (error instanceof UpstreamFailure) throw error;
+      if (timedOut || signal?.aborted) {
+        this.#cancel(call, session, url, id, timedOut ? 'timeout' : 'the caller went away');
+        throw timedOut ? new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeoutMs)) : new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      }
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerGone);
+    }
+  }
+
+  /** MCP basic/utilities/cancellation: tell the upstream to stop; best effort, nobody waits for it. */
+  #cancel(call: UpstreamCall, session: HttpSession, url: URL, requestId: number, reason: string): void {
+    const body = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } });
+    exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id: null, signal: AbortSignal.timeout(5_000) }).catch(
+      (error: unknown) => this.#logger.debug({ server: call.server.name, reason: describeError(error, call.server) }, 'could not cancel an upstream call'),
+    );
+  }
+
+  #sessionsOf(server: ResolvedServer): ServerSessions {
+    let sessions = this.#servers.get(server.name);
+    if (!sessions || sessions.fingerprint !== server.fingerprint) {
+      sessions = { fingerprint: server.fingerprint, byIdentity: new Map() };
+      this.#servers.set(server.name, sessions);
+    }
+    return sessions;
+  }
+
+  #session(call: UpstreamCall): Promise<HttpSession> {
+    if (call.identity === SHARED_IDENTITY) return this.#shared.get(call.server);
+    const sessions = this.#sessionsOf(call.server);
+    let session = sessions.byIdentity.get(call.identity);
+    if (!session) {
+      if (sessions.byIdentity.size >= MAX_SESSIONS_PER_SERVER) {
+        const oldest = sessions.byIdentity.keys().next().value;
+        if (oldest !== undefined) sessions.byIdentity.delete(oldest);
+      }
+      session = this.#open(call);
+      sessions.byIdentity.set(call.identity, session);
+      // A failed open is not kept: the next call tries again.
+      session.catch(() => {
+        if (sessions.byIdentity.get(call.identity) === session) sessions.byIdentity.delete(call.identity);
+      });
+    }
+    return session;
+  }
+
+  #forget(call: UpstreamCall, session: HttpSession): void {
+    if (call.identity === SHARED_IDENTITY) {
+      this.#shared.gone(call.server, session);
+      return;
+    }
+    this.#servers.get(call.server.name)?.byIdentity.delete(call.identity);
+  }
+
+  /** MCP lifecycle §Initialization with this identity's headers: initialize, then notifications/initialized. */
+  async #open(call: UpstreamCall): Promise<HttpSession> {
+    const server = call.server;
+    const url = server.url as URL;
+    const id = this.#nextId++;
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'initialize',
+      params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: this.#clientInfo },
+    });
+    const signal = AbortSignal.timeout(10_000);
+    let result: ExchangeResult;
+    try {
+      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: call.headers, body, id, signal });
+    } catch (error) {
+      throw new UpstreamFailure(signal.aborted ? 'timeout' : 'unreachable', signal.aborted ? ToolFailure.timeout(server.name, 10_000) : ToolFailure.unreachable(server.name, describeError(error, server)));
+    }
+    if (result.kind !== 'response') throw failureOf(result, server);
+    const answer = result.message.result as { protocolVersion?: unknown } | undefined;
+    if (typeof answer?.protocolVersion !== 'string') {
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'initialize failed'));
+    }
+    const session: HttpSession = { id: result.sessionId, protocolVersion: answer.protocolVersion };
+    const initialized = await exchange(this.#dispatcher, {
+      origin: url.origin,
+      path: url.pathname + url.search,
+      headers: sessionHeaders(call, session),
+      body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+      id: null,
+      signal: AbortSignal.timeout(10_000),
+    }).catch((error: unknown) => {
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
+    });
+    if (initialized.kind === 'http_error') throw failureOf(initialized, server);
+    this.#logger.info({ server: server.name, identity: call.identity.startsWith('user:') ? 'user' : call.identity }, 'upstream session opened');
+    return session;
+  }
+}
+
+const sessionHeaderCache = new WeakMap<HttpSession, WeakMap<Readonly<Record<string, string>>, Record<string, string>>>();
+
+/** The call's headers plus the session's; cached per (session, header object), as both are long-lived. */
+function sessionHeaders(call: UpstreamCall, session: HttpSession): Record<string, string> {
+  let byHeaders = sessionHeaderCache.get(session);
+  if (!byHeaders) {
+    byHeaders = new WeakMap();
+    sessionHeaderCache.set(session, byHeaders);
+  }
+  let headers = byHeaders.get(call.headers);
+  if (!headers) {
+    headers = { ...call.headers, 'mcp-protocol-version': session.protocolVersion };
+    if (session.id !== null) headers['mcp-session-id'] = session.id;
+    byHeaders.set(call.headers, headers);
+  }
+  return headers;
+}
+
+function failureOf(result: ExchangeResult, server: ResolvedServer): UpstreamFailure {
+  if (result.kind === 'http_error' && (result.status === 401 || result.status === 403)) {
+    return new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, result.status));
+  }
+  const detail = result.kind === 'http_error' ? result.detail : 'unexpected answer from upstream';
+  return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, detail));
+}
+
+function outcomeOf(message: Record<string, unknown>, server: ResolvedServer): CallOutcome {
+  const error = message.error;
+  if (error !== undefined) {
+    const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
+    const code = typeof e.code === 'number' && Number.isInteger(e.code) ? e.code : -32603;
+    const text = typeof e.message === 'string' ? scrub(e.message, server).slice(0, 1_000) : 'upstream error';
+    return e.data === undefined ? { kind: 'rpc_error', code, message: text } : { kind: 'rpc_error', code, message: text, data: e.data };
+  }
+  const result = message.result;
+  if (typeof result !== 'object' || result === null || Array.isArray(result) || ('content' in result && !Array.isArray((result as { content: unknown }).content))) {
+    return { kind: 'rpc_error', code: -32603, message: ToolFailure.invalidResult(server.name) };
+  }
+  return { kind: 'result', result: result as CallOutcome extends { kind: 'result'; result: infer R } ? R : never };
+}
