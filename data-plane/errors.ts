@@ -32,7 +32,11 @@ export type GatewayErrorCode =
   | 'internal_error'
   | 'session_not_found'
   | 'upstream_unavailable'
-  | 'upstream_error';
+  | 'upstream_error'
+  | 'limits_unavailable'
+  | 'model_blocked'
+  | 'provider_unavailable'
+  | 'provider_error';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -50,6 +54,8 @@ export const RpcCode = {
   BudgetExceeded: -32005,
   /** MCP 2025-11-25 `URLElicitationRequiredError`: the client must send its user to a URL. */
   UrlElicitationRequired: -32042,
+  /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
+  Governance: -32007,
 } as const;
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 
@@ -87,6 +93,12 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
   upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
   upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
+  // Governance (issue 7). A key whose limits cannot be checked (shared counters unreachable, the key set
+  // to FAIL_CLOSED) is refused rather than let through uncounted.
+  limits_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'limits cannot be checked right now (shared counters unreachable); retry shortly' },
+  model_blocked: { status: 403, rpc: RpcCode.Governance, message: 'this model is not available through the gateway (no price configured)' },
+  provider_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'the LLM provider is not configured or not available on this node' },
+  provider_error: { status: 502, rpc: RpcCode.Governance, message: 'the LLM provider could not be reached' },
 };
 
 export interface ErrorBody {

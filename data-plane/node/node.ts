@@ -20,6 +20,8 @@ import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '.
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { ControlPlaneCredentialSource } from '../credentials/source.js';
+import { createLimiter } from '../limits/limiter.js';
+import { SpendReporter } from '../limits/spend-reporter.js';
 import { registerAuditMetrics } from '../audit/metrics.js';
 import { AuditOutbox } from '../audit/outbox.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
@@ -47,6 +49,11 @@ export interface NodeOptions {
   /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
   compactAfterDeltas?: number;
   compactAfterBytes?: number;
+  /**
+   * Redis for rate limits and budgets shared by every node (`REDIS_URL`); absent = in-process counters,
+   * exact for this node alone (the embedded default).
+   */
+  redisUrl?: string | null;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -180,6 +187,10 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
 
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
+  // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
+  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
   const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
@@ -191,6 +202,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
     sinks: [createAuditSink({ recorder })],
     credentials,
+    limiter,
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -218,6 +230,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       await shipper.stop();
       await outbox.close();
       await pool.close();
+      await limiter.close();
+      await spend.close();
       await unlock();
     },
   };
