@@ -48,8 +48,11 @@ export interface UpstreamCall {
   /** Credential headers plus allowlisted caller headers, lower-cased names. */
   readonly headers: Readonly<Record<string, string>>;
   readonly identity: CredentialIdentity;
-  /** The credential's own headers (without caller headers): what an upstream connection for `identity` sends. */
-  readonly credentialHeaders: Readonly<Record<string, string>>;
+  /**
+   * The credential's own headers (without caller headers): what an upstream connection for `identity`
+   * sends. Absent: the server's configured headers.
+   */
+  readonly credentialHeaders?: Readonly<Record<string, string>>;
   /** See `Credentials.renew`. */
   readonly renew?: () => Promise<Credentials | GatewayError>;
 }

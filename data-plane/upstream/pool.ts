@@ -40,7 +40,7 @@ import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.credentialHeaders;
+  const configured = call.credentialHeaders ?? call.server.headers;
   if (call.headers === configured) return undefined;
   let extra: Record<string, string> | undefined;
   for (const [name, value] of Object.entries(call.headers)) {
