@@ -28,7 +28,8 @@ export type GatewayErrorCode =
   | 'internal_error'
   | 'session_not_found'
   | 'upstream_unavailable'
-  | 'upstream_error';
+  | 'upstream_error'
+  | 'secret_detected';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -44,6 +45,7 @@ export const RpcCode = {
   ToolBlocked: -32003,
   RateLimited: -32004,
   BudgetExceeded: -32005,
+  SecretDetected: -32008,
 } as const;
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 
@@ -79,6 +81,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
   upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
   upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
+  // The secrets guardrail (data-plane/guardrail) under a `block` policy; the message names the kind, never the value.
+  secret_detected: { status: 400, rpc: RpcCode.SecretDetected, message: 'a credential was detected and this gateway blocks it' },
 };
 
 export interface ErrorBody {
@@ -184,6 +188,12 @@ export const RpcMessage = {
   invalidParams: (method: string) => `invalid ${method} params`,
   methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,
   toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
+} as const;
+
+/** Texts of guardrail refusals: the kinds of secret and where, never a value. */
+export const GuardrailMessage = {
+  blocked: (direction: 'request' | 'response', kinds: readonly string[], where: string) =>
+    `blocked: the ${direction} contains what looks like a credential (${kinds.slice(0, 5).join(', ')}) in ${where.slice(0, 200)}; remove it or ask an admin to change the guardrail policy`,
 } as const;
 
 /** Texts of HTTP errors that say more than the table's default. */

@@ -54,6 +54,7 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import type { ContentGuard } from '../guardrail/policy.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -69,6 +70,8 @@ export interface McpRouteOptions {
   /** `serverInfo.version` in `initialize`. */
   version?: string;
   maxBodyBytes?: number;
+  /** The secrets guardrail on tool arguments and results (data-plane/guardrail); none: content passes as is. */
+  guard?: ContentGuard;
 }
 
 /** What the parse stage hands on: one message, or a batch already checked against the batch rules. */
@@ -78,7 +81,7 @@ type Reply = { status: number; body: unknown };
 const NO_REPLY: Reply = { status: 202, body: null };
 
 export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
-  const { pool, logger } = options;
+  const { pool, logger, guard } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
   /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
@@ -174,18 +177,49 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
     }
     const { server, tool } = check;
+    // The guardrail on the arguments (policy per key and server): redacted copy, or a refusal naming the kind.
+    let params = message.params ?? {};
+    if (guard) {
+      const checked = guard.request(caller.key.id, server.name, args, 'arguments');
+      if (checked.findings.length > 0) record.guardrail = checked.findings;
+      if (checked.error) {
+        record.server = server.name;
+        record.tool = tool;
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      if (checked.value !== args) {
+        params = { ...params, arguments: checked.value as Record<string, unknown> };
+        record.arguments = checked.value;
+      }
+    }
     // 5. limits → 6. credentials → 7. forward
     const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, message.params ?? {}, signal),
+      result: await pool.callTool(call, tool, params, signal),
     }));
     if (outcome instanceof GatewayError) return ok(rpcErrorOf(id, outcome));
     if (outcome.kind === 'rpc_error') {
       record.outcome = 'upstream_rpc_error';
       return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
     }
-    record.outcome = outcome.result.isError ? 'tool_error' : 'ok';
-    return ok({ jsonrpc: '2.0', id, result: outcome.result });
+    let result = outcome.result;
+    if (guard) {
+      const checked = guard.response(caller.key.id, server.name, result, 'result');
+      if (checked.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...checked.findings];
+      if (checked.error) {
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      result = checked.value as typeof result;
+    }
+    record.result = result;
+    record.outcome = result.isError ? 'tool_error' : 'ok';
+    return ok({ jsonrpc: '2.0', id, result });
   }
 
   /** One message, answered as if it had been POSTed alone. */
