@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { importSigningKey } from '../data-plane/snapshot/sign.js';
 import type { PublicJwk } from '../data-plane/snapshot/schema.js';
-import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_SPEND_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { handleSpendQuery, handleSpendReport } from './http/spend-routes.js';
 import { NODE_AUDIT_PATH } from '../data-plane/snapshot/audit-protocol.js';
 import { AUDIT_EXPORT_PATH, handleAuditExport, handleAuditIngest, type AuditRouteDeps } from './audit/routes.js';
 import { AuditStore } from './audit/store.js';
@@ -143,6 +144,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_JWKS_PATH && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
       if (path === NODE_SNAPSHOT_PATH && req.method === 'GET') return handleNodeSnapshot(req, res, nodeDeps);
       if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
+      if (path === NODE_SPEND_PATH && req.method === 'POST') return handleSpendReport(req, res, nodeDeps);
+      if (path === NODE_SPEND_PATH && req.method === 'GET') return handleSpendQuery(req, res, nodeDeps);
       if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
       if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
       if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);

@@ -29,6 +29,10 @@ export type GatewayErrorCode =
   | 'session_not_found'
   | 'upstream_unavailable'
   | 'upstream_error'
+  | 'limits_unavailable'
+  | 'model_blocked'
+  | 'provider_unavailable'
+  | 'provider_error'
   | 'secret_detected';
 
 /**
@@ -45,6 +49,8 @@ export const RpcCode = {
   ToolBlocked: -32003,
   RateLimited: -32004,
   BudgetExceeded: -32005,
+  /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
+  Governance: -32007,
   SecretDetected: -32008,
 } as const;
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
@@ -81,6 +87,12 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
   upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
   upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
+  // Governance (issue 7). A key whose limits cannot be checked (shared counters unreachable, the key set
+  // to FAIL_CLOSED) is refused rather than let through uncounted.
+  limits_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'limits cannot be checked right now (shared counters unreachable); retry shortly' },
+  model_blocked: { status: 403, rpc: RpcCode.Governance, message: 'this model is not available through the gateway (no price configured)' },
+  provider_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'the LLM provider is not configured or not available on this node' },
+  provider_error: { status: 502, rpc: RpcCode.Governance, message: 'the LLM provider could not be reached' },
   // The secrets guardrail (data-plane/guardrail) under a `block` policy; the message names the kind, never the value.
   secret_detected: { status: 400, rpc: RpcCode.SecretDetected, message: 'a credential was detected and this gateway blocks it' },
 };
@@ -205,6 +217,7 @@ export const HttpMessage = {
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
   serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
+  pooledRouteMethods: () => "this server is reached through the node's pooled connection: POST only (stateless; no GET stream, no session)",
   upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
   upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
   noSessionSecret: () => 'this node cannot issue MCP sessions yet (its snapshot carries no session secret)',

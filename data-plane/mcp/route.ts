@@ -54,6 +54,7 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -84,6 +85,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   const { pool, logger, guard } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
+  // Resources, templates, prompts and completions of every allowed server (aggregate/resources-prompts.ts).
+  const aggregate = createAggregate({ pool, logger });
   /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
   const prefixed = new WeakMap<readonly Tool[], { all: Tool[]; byName: Map<string, Tool> }>();
 
@@ -249,7 +252,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         const requested = init.data.params.protocolVersion;
         const result: InitializeResult = {
           protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
-          capabilities: { tools: { listChanged: false } },
+          capabilities: { tools: { listChanged: false }, ...aggregate.capabilities },
           serverInfo,
         };
         return ok({ jsonrpc: '2.0', id, result });
@@ -264,6 +267,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       case 'tools/call':
         return callTool(ctx, stages, caller, record, id, message);
       default:
+        if (AGGREGATED_METHODS.has(message.method)) {
+          return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
+        }
         record.outcome = 'invalid';
         record.error = 'not_found';
         return ok(rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(message.method)));

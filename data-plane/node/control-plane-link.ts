@@ -304,6 +304,17 @@ export class ControlPlaneLink {
   }
 
   /** The shared token, or a fresh credential signed by this node's identity key for exactly this request. */
+  /**
+   * A request to a node route of the control plane, authenticated as this node (the spend reporter and
+   * spend source of `data-plane/limits/` use it). `path` may carry a query; the credential binds the path.
+   */
+  async nodeFetch(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+    const bare = path.split('?')[0] ?? path;
+    const headers: Record<string, string> = { ...(await this.authHeaders(method, bare)) };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(new URL(path, this.options.controlPlaneUrl), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(10_000) });
+  }
+
   /** The node's credentials for one request to the control plane (also used by the audit shipper). */
   async authHeaders(method: string, path: string): Promise<Record<string, string>> {
     const { nodeToken, nodeId, identity } = this.options;

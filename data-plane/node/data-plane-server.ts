@@ -16,6 +16,7 @@ import type { RequestRecord } from '../pipeline/context.js';
 import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
 import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
+import { createPooledForward } from '../proxy/pooled.js';
 import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -73,6 +74,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   });
   const serverRoute = createServerRoute({
     logger,
+    pooled: createPooledForward(pool, logger),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);

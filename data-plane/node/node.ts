@@ -19,6 +19,8 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { createLimiter } from '../limits/limiter.js';
+import { SpendReporter } from '../limits/spend-reporter.js';
 import { registerAuditMetrics } from '../audit/metrics.js';
 import { AuditOutbox } from '../audit/outbox.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
@@ -49,6 +51,11 @@ export interface NodeOptions {
   /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
   compactAfterDeltas?: number;
   compactAfterBytes?: number;
+  /**
+   * Redis for rate limits and budgets shared by every node (`REDIS_URL`); absent = in-process counters,
+   * exact for this node alone (the embedded default).
+   */
+  redisUrl?: string | null;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -186,6 +193,10 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
+  // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
+  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
   const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
@@ -196,6 +207,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
     guard,
+    limiter,
     sinks: [
       createAuditSink({
         recorder,
@@ -231,6 +243,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       await shipper.stop();
       await outbox.close();
       await pool.close();
+      await limiter.close();
+      await spend.close();
       await unlock();
     },
   };

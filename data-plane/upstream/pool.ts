@@ -21,7 +21,10 @@ import {
   ErrorCode,
   LATEST_PROTOCOL_VERSION,
   McpError,
+  ResultSchema,
   ToolListChangedNotificationSchema,
+  type Progress,
+  type ServerCapabilities,
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -57,6 +60,26 @@ export interface UpstreamPoolOptions {
   listTimeoutMs?: number;
   /** Backoff after a failed connect: starts at `initialMs`, doubles, capped at `maxMs`. Default 250 ms → 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+}
+
+/** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
+export interface UpstreamInfo {
+  capabilities: ServerCapabilities;
+  serverInfo: { name: string; version: string } | null;
+  instructions: string | null;
+}
+
+/** Any request's outcome over the pooled client: the upstream's result object as sent, or its JSON-RPC error. */
+export type RequestOutcome =
+  | { kind: 'result'; result: Record<string, unknown> }
+  | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Progress notifications the upstream sends for this request (the SDK matches them by progress token). */
+  onprogress?: (progress: Progress) => void;
+  /** Default: the server's `toolTimeoutMs`; progress resets it. */
+  timeoutMs?: number;
 }
 
 export interface CallToolOptions {
@@ -149,6 +172,46 @@ export class UpstreamPool {
     } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
+    }
+  }
+
+  /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
+  async upstreamInfo(server: ResolvedServer): Promise<UpstreamInfo> {
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const client = await this.#getClient(this.#entryFor(server));
+    const info = client.getServerVersion();
+    return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+  }
+
+  /**
+   * Any MCP request over the pooled client, for `/mcp/{server}` in front of a stdio or legacy SSE upstream:
+   * the result as the upstream sent it (checked only to be a result object), or its JSON-RPC error, message
+   * scrubbed. Throws `UpstreamFailure` for the upstream's trouble (timeout, unreachable, caller gone).
+   */
+  async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
+    const server = call.server;
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const entry = this.#entryFor(server);
+    const client = await this.#getClient(entry);
+    const timeout = options.timeoutMs ?? server.toolTimeoutMs;
+    const requestOptions = {
+      timeout,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
+    };
+    const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
+    const extraHeaders = extraHeadersOf(call);
+    try {
+      return { kind: 'result', result: extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send() };
+    } catch (error) {
+      if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      if (error instanceof McpError) {
+        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
+      }
+      if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
+      this.#drop(entry, client, error);
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
 
