@@ -34,6 +34,10 @@ import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
+import { CredentialBroker } from './connect/broker.js';
+import { handleConnect, isConnectPath, type ConnectRouteDeps } from './connect/routes.js';
+import { handleNodeCredentials } from './http/credential-route.js';
+import { NODE_CREDENTIALS_PATH } from '../data-plane/snapshot/credential-protocol.js';
 import { handleClientMetadata, handleOAuthCallback, type OAuthRouteDeps } from './oauth/routes.js';
 import { CLIENT_METADATA_PATH, OAUTH_CALLBACK_PATH, OAuthService, type OAuthServiceOptions } from './oauth/service.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
@@ -118,6 +122,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     ...options.oauth,
   });
   const oauthDeps: OAuthRouteDeps = { oauth, logger };
+  const broker = new CredentialBroker({ db, box, oauth });
+  const connectDeps: ConnectRouteDeps = { db, box, oauth, env, logger };
 
   const yoga = createGraphQL({
     db,
@@ -149,6 +155,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
       if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
       if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);
+      if (path === NODE_CREDENTIALS_PATH && req.method === 'POST') return handleNodeCredentials(req, res, { node: nodeDeps, broker });
+      if (path !== undefined && isConnectPath(path)) return handleConnect(req, res, path, connectDeps);
       if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();

@@ -25,6 +25,10 @@ export type GatewayErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'not_ready'
+  /** A per-user server and a caller with no usable credential for it: `data.mcp_auth_required` says where to connect. */
+  | 'auth_required'
+  /** The server's credential cannot be had right now (authorization server down, shared OAuth needs an admin). */
+  | 'credentials_unavailable'
   | 'internal_error'
   | 'session_not_found'
   | 'upstream_unavailable'
@@ -48,6 +52,8 @@ export const RpcCode = {
   ToolBlocked: -32003,
   RateLimited: -32004,
   BudgetExceeded: -32005,
+  /** MCP 2025-11-25 `URLElicitationRequiredError`: the client must send its user to a URL. */
+  UrlElicitationRequired: -32042,
   /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
   Governance: -32007,
 } as const;
@@ -79,6 +85,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: 'method not allowed' },
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
+  auth_required: { status: 401, rpc: RpcCode.UrlElicitationRequired, message: 'authentication required' },
+  credentials_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream credential is unavailable' },
   internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },
   // `/mcp/{server}` (data-plane/proxy): a sealed session id that this node refuses is "session not found"
   // (404, so the client starts a new session, as 2025-11-25 transports §session management says).
@@ -237,5 +245,17 @@ export const UnavailableReason = {
   badUrl: () => 'its URL is not a valid http(s) URL',
   noUrl: () => 'it has no URL configured',
   noStdio: () => 'it has no stdio command configured',
-  perUser: (authType: string) => `${authType} servers need per-user credentials, which this node does not fetch yet`,
+  perUser: (authType: string) => `${authType} servers need an HTTP or SSE connection (their credentials are HTTP headers)`,
+} as const;
+
+/** Texts of credential answers a person acts on (`mcp_auth_required`, unavailable credentials). */
+export const CredentialMessage = {
+  oauthRequired: (server: string, url: string, reauth: boolean) =>
+    reauth
+      ? `Authentication required for ${server}: your authorization was refused and must be renewed. Open this URL to connect your account again: ${url}`
+      : `Authentication required for ${server}. Open this URL to connect your account: ${url}`,
+  headersRequired: (server: string, url: string, keys: readonly string[], update: boolean) =>
+    `${update ? `Your saved values for ${server} need updating` : `Credentials required for ${server}`} (${keys.join(', ')}). Open this URL to enter them: ${url}`,
+  elicitation: (server: string) => `Connect your ${server} account to continue`,
+  controlPlaneUnreachable: (server: string) => `the credential for ${server} cannot be fetched right now (control plane unreachable); try again shortly`,
 } as const;

@@ -432,7 +432,8 @@ function resolveServer(
     reason = UnavailableReason.missingEnv([...new Set(missingHere)]);
   } else if (entry.disabled) {
     reason = UnavailableReason.disabled();
-  } else if (entry.authType === 'PER_USER_OAUTH' || entry.authType === 'PER_USER_HEADERS') {
+  } else if ((entry.authType === 'PER_USER_OAUTH' || entry.authType === 'PER_USER_HEADERS' || entry.authType === 'OAUTH') && entry.connectionType === 'STDIO') {
+    // Per-user and OAuth credentials are HTTP headers (fetched per call, data-plane/credentials/).
     reason = UnavailableReason.perUser(entry.authType);
   } else if (entry.connectionType === 'STDIO') {
     if (!stdio) reason = UnavailableReason.noStdio();

@@ -47,13 +47,17 @@ import {
   rpcGatewayError,
   type JsonRpcId,
 } from '../errors.js';
+import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import { readBody } from '../http/body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
+import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
+import type { ResolvedServer } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -69,6 +73,8 @@ export interface McpRouteOptions {
   /** `serverInfo.version` in `initialize`. */
   version?: string;
   maxBodyBytes?: number;
+  /** Lists OAuth and per-user servers' tools with the caller's credential (the pipeline's source). */
+  credentials?: CredentialSource;
 }
 
 /** What the parse stage hands on: one message, or a batch already checked against the batch rules. */
@@ -78,9 +84,11 @@ type Reply = { status: number; body: unknown };
 const NO_REPLY: Reply = { status: 202, body: null };
 
 export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
-  const { pool, logger } = options;
+  const { pool, logger, credentials } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
+  // Resources, templates, prompts and completions of every allowed server (aggregate/resources-prompts.ts).
+  const aggregate = createAggregate({ pool, logger });
   /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
   const prefixed = new WeakMap<readonly Tool[], { all: Tool[]; byName: Map<string, Tool> }>();
 
@@ -128,6 +136,18 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return { batch: true, messages: json };
   }
 
+  /**
+   * A server's catalog for this caller. Servers whose credential is per caller (OAuth, per-user) are listed
+   * through the caller's own credential; a caller who has none yet sees the catalog another credential
+   * fetched on this node (so the call that asks them to connect can be made), or nothing.
+   */
+  async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
+    if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
+    const resolved = await credentials.resolve(server, caller, ctx.signal);
+    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? [];
+    return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
+  }
+
   async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {
     const runtime = ctx.runtime;
     if (!runtime) return { tools: [] };
@@ -137,7 +157,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         const server = runtime.servers.get(serverName);
         if (!server || server.unavailable !== null) return [];
         try {
-          const catalog = await pool.listTools(server);
+          const catalog = await catalogFor(ctx, caller, server);
           const { all, byName } = prefixTools(serverName, catalog);
           if (grant === '*') return all;
           return filterTools(grant, catalog).map((tool) => byName.get(tool.name) ?? tool);
@@ -179,7 +199,15 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
       result: await pool.callTool(call, tool, message.params ?? {}, signal),
     }));
-    if (outcome instanceof GatewayError) return ok(rpcErrorOf(id, outcome));
+    // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
+    if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+    if (outcome.kind === 'refused') {
+      // The upstream refused the credential and renewing it gave none (the user must connect again).
+      record.outcome = 'denied';
+      record.error = outcome.error.code;
+      record.reason = outcome.error.reason ?? null;
+      return ok(credentialRefusalReply(id, outcome.error, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome.error));
+    }
     if (outcome.kind === 'rpc_error') {
       record.outcome = 'upstream_rpc_error';
       return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
@@ -215,7 +243,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         const requested = init.data.params.protocolVersion;
         const result: InitializeResult = {
           protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
-          capabilities: { tools: { listChanged: false } },
+          capabilities: { tools: { listChanged: false }, ...aggregate.capabilities },
           serverInfo,
         };
         return ok({ jsonrpc: '2.0', id, result });
@@ -230,6 +258,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       case 'tools/call':
         return callTool(ctx, stages, caller, record, id, message);
       default:
+        if (AGGREGATED_METHODS.has(message.method)) {
+          return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
+        }
         record.outcome = 'invalid';
         record.error = 'not_found';
         return ok(rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(message.method)));

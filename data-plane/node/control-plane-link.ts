@@ -17,6 +17,7 @@ import { SnapshotError } from '../snapshot/errors.js';
 import { DeltaEnvelopeSchema, SnapshotEnvelopeSchema, type SnapshotDelta, type SnapshotPayload } from '../snapshot/schema.js';
 import { unwrapDataKey } from '../snapshot/seal.js';
 import { signNodeCredential } from '../snapshot/node-credential.js';
+import { NODE_CREDENTIALS_PATH, openCredentialAnswer, type CredentialAnswer, type CredentialRequest } from '../snapshot/credential-protocol.js';
 import {
   DELTA_EVENT,
   NODE_ENROLL_PATH,
@@ -301,6 +302,21 @@ export class ControlPlaneLink {
     } catch (error) {
       logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not fetch signing keys from the control plane');
     }
+  }
+
+  /**
+   * One server's credential for one user (or the shared one), from the control plane's credential route:
+   * authenticated like every node request, the answer sealed to this node's key and opened here.
+   */
+  async fetchCredential(request: CredentialRequest): Promise<CredentialAnswer> {
+    const res = await fetch(new URL(NODE_CREDENTIALS_PATH, this.options.controlPlaneUrl), {
+      method: 'POST',
+      headers: { ...(await this.authHeaders('POST', NODE_CREDENTIALS_PATH)), ...this.keyHeader(), 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+      signal: AbortSignal.timeout(15_000),
+    });
+    if (!res.ok) throw new Error(await this.refusal(res));
+    return openCredentialAnswer(await res.text(), this.options.nodePrivateJwk);
   }
 
   /** The shared token, or a fresh credential signed by this node's identity key for exactly this request. */

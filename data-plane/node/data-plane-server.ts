@@ -66,6 +66,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const mcp = createMcpRoute({
     pool,
     logger,
+    credentials: options.credentials ?? staticCredentials,
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });

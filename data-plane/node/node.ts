@@ -19,6 +19,7 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { ControlPlaneCredentialSource } from '../credentials/source.js';
 import { createLimiter } from '../limits/limiter.js';
 import { SpendReporter } from '../limits/spend-reporter.js';
 import { registerAuditMetrics } from '../audit/metrics.js';
@@ -184,6 +185,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
+  // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
+  const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
   const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
   const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
@@ -198,6 +201,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
     sinks: [createAuditSink({ recorder })],
+    credentials,
     limiter,
   });
   await new Promise<void>((resolve, reject) => {

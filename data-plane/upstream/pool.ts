@@ -30,17 +30,17 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
 import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
-import { ToolFailure } from '../errors.js';
+import { GatewayError, ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.server.headers;
+  const configured = call.credentialHeaders ?? call.server.headers;
   if (call.headers === configured) return undefined;
   let extra: Record<string, string> | undefined;
   for (const [name, value] of Object.entries(call.headers)) {
@@ -125,6 +125,8 @@ export class UpstreamPool {
   /** The upstream session of each pooled Streamable HTTP connection. */
   readonly #sessions = new WeakMap<Client, HttpSession>();
   readonly #http: HttpCalls;
+  /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
+  readonly #identityCatalogs = new Map<string, Tool[]>();
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -143,9 +145,19 @@ export class UpstreamPool {
     });
   }
 
-  /** Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. */
-  async listTools(server: ResolvedServer): Promise<Tool[]> {
+  /**
+   * Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. With a
+   * `call` whose credential is not the server's shared one (a user's own, an OAuth token), the catalog is
+   * listed through that credential's own upstream session (Streamable HTTP servers).
+   */
+  async listTools(server: ResolvedServer, call?: UpstreamCall): Promise<Tool[]> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
+      if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      this.#identityCatalogs.set(server.name, tools);
+      return tools;
+    }
     const entry = this.#entryFor(server);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     return entry.catalogLoading ?? this.#loadCatalog(entry);
@@ -170,9 +182,35 @@ export class UpstreamPool {
       const args = params.arguments as Record<string, unknown> | undefined;
       return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {
+      if (error instanceof UpstreamFailure) {
+        // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
+        if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+        return failureResult(error.message);
+      }
+      throw error;
+    }
+  }
+
+  async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+    const renewed = await call.renew?.();
+    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
+    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    // The caller headers of the first attempt stay; the credential's own are replaced.
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
+    try {
+      return await this.#http.callTool(next, tool, params, signal);
+    } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
     }
+  }
+
+  /**
+   * A catalog of `name` listed through some caller's own credential on this node, if any: per-user servers
+   * show their tools this way to a caller who has not connected yet, so the call that asks them to can be made.
+   */
+  cachedCatalog(name: string): Tool[] | null {
+    return this.#identityCatalogs.get(name) ?? null;
   }
 
   /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
