@@ -6,6 +6,7 @@
  */
 import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { ContentGuard } from '../guardrail/policy.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
 import { createHttpServer, type RouteHandler } from '../http/server.js';
@@ -42,6 +43,8 @@ export interface DataPlaneServerOptions {
   credentials?: CredentialSource;
   /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
   sinks?: readonly RecordSink[];
+  /** The secrets guardrail on tool arguments and results (none: content passes as is). */
+  guard?: ContentGuard;
   /** Registers more metrics (the audit outbox's) on this server's registry. */
   registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
@@ -69,6 +72,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     credentials: options.credentials ?? staticCredentials,
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });
   const serverRoute = createServerRoute({
     logger,
