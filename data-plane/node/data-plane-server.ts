@@ -18,6 +18,7 @@ import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
 import { createPooledForward } from '../proxy/pooled.js';
 import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
+import { ANTHROPIC_ROUTE_PREFIX, createAnthropicRoute } from '../anthropic/route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
@@ -79,8 +80,15 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
-  const prefixes: [string, RouteHandler][] = [[SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)]];
+  const anthropic = createAnthropicRoute({ logger });
+  const prefixes: [string, RouteHandler][] = [
+    [SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)],
+    [ANTHROPIC_ROUTE_PREFIX, (req, res) => run(anthropic, req, res)],
+  ];
   const server = createHttpServer({ holder, logger, metrics, routes, prefixes });
-  server.on('close', () => serverRoute.close());
+  server.on('close', () => {
+    serverRoute.close();
+    anthropic.close();
+  });
   return server;
 }
