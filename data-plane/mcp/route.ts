@@ -59,6 +59,7 @@ import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-f
 import type { UpstreamPool } from '../upstream/pool.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
 import type { ContentGuard } from '../guardrail/policy.js';
+import { traceFromMeta } from '../tracing/trace-context.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -216,7 +217,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
     }
     // 5. limits → 6. credentials → 7. forward
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
       result: await pool.callTool(call, tool, params, signal),
     }));
