@@ -36,7 +36,8 @@ export type GatewayErrorCode =
   | 'limits_unavailable'
   | 'model_blocked'
   | 'provider_unavailable'
-  | 'provider_error';
+  | 'provider_error'
+  | 'secret_detected';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -56,6 +57,7 @@ export const RpcCode = {
   UrlElicitationRequired: -32042,
   /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
   Governance: -32007,
+  SecretDetected: -32008,
 } as const;
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 
@@ -99,6 +101,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   model_blocked: { status: 403, rpc: RpcCode.Governance, message: 'this model is not available through the gateway (no price configured)' },
   provider_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'the LLM provider is not configured or not available on this node' },
   provider_error: { status: 502, rpc: RpcCode.Governance, message: 'the LLM provider could not be reached' },
+  // The secrets guardrail (data-plane/guardrail) under a `block` policy; the message names the kind, never the value.
+  secret_detected: { status: 400, rpc: RpcCode.SecretDetected, message: 'a credential was detected and this gateway blocks it' },
 };
 
 export interface ErrorBody {
@@ -204,6 +208,12 @@ export const RpcMessage = {
   invalidParams: (method: string) => `invalid ${method} params`,
   methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,
   toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
+} as const;
+
+/** Texts of guardrail refusals: the kinds of secret and where, never a value. */
+export const GuardrailMessage = {
+  blocked: (direction: 'request' | 'response', kinds: readonly string[], where: string) =>
+    `blocked: the ${direction} contains what looks like a credential (${kinds.slice(0, 5).join(', ')}) in ${where.slice(0, 200)}; remove it or ask an admin to change the guardrail policy`,
 } as const;
 
 /** Texts of HTTP errors that say more than the table's default. */

@@ -18,40 +18,44 @@ export interface AuditSinkOptions {
   recorder: AuditRecorder;
   /** Whether arguments/results may be stored for this key and server (default: yes). */
   contentLogging?: (keyId: string | null, server: string | null) => boolean;
-  /** Redacts secrets from stored content and says what was found (the guardrail); identity when absent. */
+  /**
+   * Redacts secrets from content before it is stored, saying what was found (the guardrail's scanner).
+   * Called unless `alreadyRedacted` says the request path did it (a `redact` policy) for this key and server.
+   */
   redact?: (value: unknown, where: string) => { value: unknown; findings: GuardrailFinding[] };
-}
-
-/** Record fields a later stage may add (trace id, guardrail findings, result) without the pipeline knowing audit. */
-export interface AuditExtras {
-  traceId?: string | null;
-  result?: unknown;
-  resultBytes?: number | null;
-  upstreamStatus?: number | null;
-  guardrail?: GuardrailFinding[];
+  alreadyRedacted?: (keyId: string | null, server: string | null) => boolean;
 }
 
 export function createAuditSink(options: AuditSinkOptions): RecordSink {
   const { recorder } = options;
   return {
     record(record) {
-      const extras = record as RequestRecord & AuditExtras;
       const content = options.contentLogging?.(record.keyId, record.server) ?? true;
-      const findings: GuardrailFinding[] = [...(extras.guardrail ?? [])];
-      let args: unknown = undefined;
-      let result: unknown = undefined;
-      if (content && record.arguments !== undefined) {
-        const redacted = options.redact ? options.redact(record.arguments, 'arguments') : { value: record.arguments, findings: [] };
-        args = redacted.value;
+      const findings: GuardrailFinding[] = [...(record.guardrail ?? [])];
+      const redact = options.redact && !options.alreadyRedacted?.(record.keyId, record.server) ? options.redact : null;
+      const stored = (value: unknown, where: string): unknown => {
+        if (!redact) return value;
+        const redacted = redact(value, where);
         for (const f of redacted.findings) if (!findings.some((g) => g.kind === f.kind && g.where === f.where)) findings.push(f);
+        return redacted.value;
+      };
+      const args = content && record.arguments !== undefined ? stored(record.arguments, 'arguments') : undefined;
+      const result = content && record.result !== undefined ? stored(record.result, 'result') : undefined;
+      // The size of what went back, kept even when content is not.
+      let resultBytes: number | null = null;
+      if (record.result !== undefined) {
+        try {
+          resultBytes = JSON.stringify(record.result)?.length ?? null;
+        } catch {
+          resultBytes = null;
+        }
       }
-      if (content && extras.result !== undefined) result = options.redact ? options.redact(extras.result, 'result').value : extras.result;
       const usage = record.usage;
       recorder.record({
         startedAt: record.at,
         route: ROUTE_PATHS[record.route],
         requestId: String(record.requestId),
-        traceId: extras.traceId ?? null,
+        traceId: record.traceId ?? null,
         keyId: record.keyId,
         keyHashPrefix: record.keyHashPrefix,
         userId: record.userId,
@@ -62,9 +66,9 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
         ...(result !== undefined ? { result } : {}),
         outcome: record.outcome,
         denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
-        upstreamStatus: extras.upstreamStatus ?? null,
+        upstreamStatus: null,
         latencyMs: Math.round(record.latencyMs * 1000) / 1000,
-        resultBytes: extras.resultBytes ?? null,
+        resultBytes,
         tokens:
           usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)
             ? {

@@ -59,6 +59,7 @@ import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
+import type { ContentGuard } from '../guardrail/policy.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -74,6 +75,8 @@ export interface McpRouteOptions {
   /** `serverInfo.version` in `initialize`. */
   version?: string;
   maxBodyBytes?: number;
+  /** The secrets guardrail on tool arguments and results (data-plane/guardrail); none: content passes as is. */
+  guard?: ContentGuard;
   /** Lists OAuth and per-user servers' tools with the caller's credential (the pipeline's source). */
   credentials?: CredentialSource;
 }
@@ -85,7 +88,7 @@ type Reply = { status: number; body: unknown };
 const NO_REPLY: Reply = { status: 202, body: null };
 
 export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
-  const { pool, logger, credentials } = options;
+  const { pool, logger, guard, credentials } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
   // Resources, templates, prompts and completions of every allowed server (aggregate/resources-prompts.ts).
@@ -209,10 +212,28 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
     }
     const { server, tool } = check;
+    // The guardrail on the arguments (policy per key and server): redacted copy, or a refusal naming the kind.
+    let params = message.params ?? {};
+    if (guard) {
+      const checked = guard.request(caller.key.id, server.name, args, 'arguments');
+      if (checked.findings.length > 0) record.guardrail = checked.findings;
+      if (checked.error) {
+        record.server = server.name;
+        record.tool = tool;
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      if (checked.value !== args) {
+        params = { ...params, arguments: checked.value as Record<string, unknown> };
+        record.arguments = checked.value;
+      }
+    }
     // 5. limits → 6. credentials → 7. forward
     const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, message.params ?? {}, signal),
+      result: await pool.callTool(call, tool, params, signal),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
@@ -227,8 +248,21 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       record.outcome = 'upstream_rpc_error';
       return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
     }
-    record.outcome = outcome.result.isError ? 'tool_error' : 'ok';
-    return ok({ jsonrpc: '2.0', id, result: outcome.result });
+    let result = outcome.result;
+    if (guard) {
+      const checked = guard.response(caller.key.id, server.name, result, 'result');
+      if (checked.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...checked.findings];
+      if (checked.error) {
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      result = checked.value as typeof result;
+    }
+    record.result = result;
+    record.outcome = result.isError ? 'tool_error' : 'ok';
+    return ok({ jsonrpc: '2.0', id, result });
   }
 
   /** One message, answered as if it had been POSTed alone. */

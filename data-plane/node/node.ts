@@ -27,6 +27,9 @@ import { AuditOutbox } from '../audit/outbox.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
 import { AuditShipper } from '../audit/shipper.js';
 import { createAuditSink } from '../audit/sink.js';
+import { AuditSettingsIndex, createContentGuard } from '../guardrail/policy.js';
+import { scanValue, SecretScanner } from '../guardrail/scanner.js';
+import { GuardrailPolicySchema } from '../snapshot/schema.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -153,6 +156,10 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const identity = await loadIdentityKey(env, options.stateDir);
 
   const holder = new RuntimeHolder();
+  const guardrailDefault = GuardrailPolicySchema.catch('off').parse(env.GATEHOUSE_GUARDRAIL_DEFAULT ?? 'off');
+  let auditSettings = new AuditSettingsIndex([], guardrailDefault);
+  const scanner = new SecretScanner();
+  const guard = createContentGuard(() => auditSettings, scanner);
   const pool = new UpstreamPool({ holder, logger });
   const link = new ControlPlaneLink({
     controlPlaneUrl: options.controlPlaneUrl,
@@ -178,6 +185,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       holder.set(runtime);
     },
     apply: (payload, dataKey) => {
+      // Audit settings change only with whole snapshots (the control plane sends one when they do).
+      auditSettings = new AuditSettingsIndex(payload.auditSettings ?? [], guardrailDefault);
       const { runtime, missingEnv } = buildRuntime(payload, dataKey, env);
       holder.set(runtime);
       return { missingEnv };
@@ -203,9 +212,17 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
-    sinks: [createAuditSink({ recorder })],
+    guard,
     credentials,
     limiter,
+    sinks: [
+      createAuditSink({
+        recorder,
+        contentLogging: (keyId, server) => auditSettings.contentLogging(keyId, server),
+        redact: (value, where) => scanValue(scanner, value, where),
+        alreadyRedacted: (keyId, server) => auditSettings.policy(keyId, server) === 'redact',
+      }),
+    ],
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

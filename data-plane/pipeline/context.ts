@@ -13,6 +13,7 @@ import type { Runtime, RuntimeKey } from '../config/runtime.js';
 import type { GatewayError, GatewayErrorCode } from '../errors.js';
 import type { UserEntry } from '../snapshot/schema.js';
 import type { Usage } from './limits.js';
+import type { GuardrailFinding } from '../snapshot/audit-protocol.js';
 
 /** The data-plane routes that run the pipeline. */
 export type RouteName = 'mcp' | 'mcp_server' | 'anthropic';
@@ -61,6 +62,12 @@ export interface RequestRecord {
   credentialIdentity: string | null;
   /** Metered usage, when the forward stage knows it (LLM tokens, tool price). */
   usage: Usage | null;
+  /** The result as returned to the caller (after the guardrail), for the audit trail; absent when not kept. */
+  result?: unknown;
+  /** Secrets the guardrail found in this message (kinds and JSON paths, never values). */
+  guardrail?: GuardrailFinding[];
+  /** W3C trace id (32 hex) of the request, when it had or got one. */
+  traceId?: string;
 }
 
 let nextRequestId = 1;

@@ -55,10 +55,14 @@ export interface CallTarget {
   readonly method: string;
 }
 
-/** What the forward stage returns: its result and, if it knows, what the call cost. */
+/**
+ * What the forward stage returns: its result and, if it knows, what the call cost. A streamed answer (an
+ * LLM's SSE) knows its usage only when the stream ends: it gives a promise, and the admission is settled
+ * when it resolves (the answer is not held back for it).
+ */
 export interface Forwarded<T> {
   readonly result: T;
-  readonly usage?: Usage | null;
+  readonly usage?: Usage | null | Promise<Usage | null>;
 }
 
 export interface CallStages {
@@ -100,6 +104,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       const admitted = await limiter.admit(subject);
       if (admitted instanceof GatewayError) return deny(record, admitted);
       let usage: Usage | null = null;
+      let later: Promise<Usage | null> | null = null;
       try {
         // 6. credentials
         const resolved = await credentials.resolve(target.server, caller, ctx.signal);
@@ -108,11 +113,24 @@ export function createPipeline(options: PipelineOptions): RunRoute {
         record.credentialIdentity = call.identity;
         // 7. forward
         const forwarded = await forward(call, ctx.signal);
-        usage = forwarded.usage ?? null;
+        if (forwarded.usage instanceof Promise) later = forwarded.usage;
+        else usage = forwarded.usage ?? null;
         record.usage = usage;
         return forwarded.result;
       } finally {
-        settle(admitted, usage);
+        if (later === null) settle(admitted, usage);
+        else {
+          later.then(
+            (u) => {
+              record.usage = u;
+              settle(admitted, u);
+            },
+            (error: unknown) => {
+              logger.error({ err: error }, 'usage of a streamed answer failed');
+              settle(admitted, null);
+            },
+          );
+        }
       }
     },
   };

@@ -6,7 +6,11 @@
  */
 import { auditEventCursor, listAuditEvents, verifyAuditChain, type ChainVerification, type StoredAuditEvent } from '../../audit/store.js';
 import type { AuditEvent, GuardrailFinding } from '../../../data-plane/snapshot/audit-protocol.js';
+import { listAuditSettings, setAuditSetting } from '../../audit/settings.js';
+import type { AuditSettingEntry, GuardrailPolicy } from '../../../data-plane/snapshot/schema.js';
 import { InputError } from '../../repos/errors.js';
+import { runMutation } from '../mutation.js';
+import { entityPayload } from './common.js';
 import { builder } from '../builder.js';
 import { resolvePage } from '../connections.js';
 import { badUserInput } from '../errors.js';
@@ -130,5 +134,60 @@ builder.queryFields((t) => ({
     description: 'Walks the audit hash chains over events received in [from, to] (everything when omitted) and the checkpoints signed in it.',
     args: { from: t.arg({ type: 'DateTime' }), to: t.arg({ type: 'DateTime' }) },
     resolve: (_root, args, ctx) => verifyAuditChain(ctx.db, ctx.auditTrustedKeys, { from: isoOrThrow(args.from, 'from'), to: isoOrThrow(args.to, 'to') }),
+  }),
+}));
+
+// ---- Settings: content logging and the secrets guardrail, per key and per server ----
+
+const AuditScopeEnum = builder.enumType('AuditScope', { values: { KEY: { description: 'A virtual key (target: its id)' }, SERVER: { description: 'An MCP server (target: its name)' } } as const });
+const GuardrailPolicyEnum = builder.enumType('GuardrailPolicy', {
+  values: {
+    OFF: { description: 'Content passes as it is (the audit trail still stores it redacted)' },
+    REDACT: { description: 'Each secret found is replaced with [REDACTED:<kind>] before it goes upstream or back to the caller' },
+    BLOCK: { description: 'A request or result holding a secret is refused (error secret_detected, naming the kind, never the value)' },
+  } as const,
+});
+
+const toScope = (s: 'KEY' | 'SERVER'): 'key' | 'server' => (s === 'KEY' ? 'key' : 'server');
+const toPolicy = (p: 'OFF' | 'REDACT' | 'BLOCK'): GuardrailPolicy => (p === 'OFF' ? 'off' : p === 'REDACT' ? 'redact' : 'block');
+
+const AuditSettingsRef = builder.objectRef<AuditSettingEntry>('AuditSettings').implement({
+  description: 'Audit settings of one key or server. Where a key and a server differ, content logging is off if either says so and the stricter guardrail applies.',
+  fields: (t) => ({
+    scope: t.field({ type: AuditScopeEnum, resolve: (e) => (e.scope === 'key' ? 'KEY' : 'SERVER') }),
+    target: t.exposeString('target'),
+    contentLogging: t.exposeBoolean('contentLogging', { description: 'Whether tool arguments and results are stored in the audit trail' }),
+    guardrail: t.field({ type: GuardrailPolicyEnum, resolve: (e) => (e.guardrail === 'off' ? 'OFF' : e.guardrail === 'redact' ? 'REDACT' : 'BLOCK') }),
+  }),
+});
+
+const SetAuditSettingsInput = builder.inputType('SetAuditSettingsInput', {
+  fields: (t) => ({
+    scope: t.field({ type: AuditScopeEnum, required: true }),
+    target: t.string({ required: true, description: 'Virtual key id (KEY) or server name (SERVER)' }),
+    contentLogging: t.boolean({ description: 'Leave out to keep the current value (default true)' }),
+    guardrail: t.field({ type: GuardrailPolicyEnum, description: 'Leave out to keep the current value (default OFF)' }),
+  }),
+});
+
+const SetAuditSettingsPayload = entityPayload('SetAuditSettingsPayload', 'auditSettings', AuditSettingsRef);
+
+builder.queryFields((t) => ({
+  auditSettings: t.field({ type: [AuditSettingsRef], description: 'Every key and server whose audit settings differ from the defaults', resolve: (_root, _args, ctx) => listAuditSettings(ctx.db) }),
+}));
+
+builder.mutationFields((t) => ({
+  setAuditSettings: t.field({
+    type: SetAuditSettingsPayload,
+    args: { input: t.arg({ type: SetAuditSettingsInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      runMutation(ctx, async (trx) => ({
+        value: await setAuditSetting(trx, {
+          scope: toScope(input.scope),
+          target: input.target,
+          contentLogging: input.contentLogging,
+          guardrail: input.guardrail ? toPolicy(input.guardrail) : null,
+        }),
+      })),
   }),
 }));
