@@ -59,7 +59,9 @@ import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
+import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
+import { traceFromMeta } from '../tracing/trace-context.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -182,7 +184,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return { tools: perServer.flat() };
   }
 
-  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest): Promise<Reply> {
+  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
     const parsed = CallToolRequestSchema.safeParse(message);
     if (!parsed.success) {
       record.outcome = 'invalid';
@@ -231,9 +233,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
     }
     // 5. limits → 6. credentials → 7. forward
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, params, signal),
+      result: await pool.callTool(call, tool, params, signal, notify),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
@@ -266,7 +268,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   /** One message, answered as if it had been POSTed alone. */
-  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown): Promise<Reply> {
+  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown, notify?: Notify): Promise<Reply> {
     if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
 
     if (!('method' in json)) {
@@ -305,7 +307,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         return ok({ jsonrpc: '2.0', id, result: await listTools(ctx, caller, record) });
       }
       case 'tools/call':
-        return callTool(ctx, stages, caller, record, id, message);
+        return callTool(ctx, stages, caller, record, id, message, notify);
       default:
         if (AGGREGATED_METHODS.has(message.method)) {
           return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
@@ -317,7 +319,14 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   async function serve(ctx: RequestContext, parsed: McpMessages, stages: CallStages): Promise<Answer> {
-    if (!parsed.batch) return toAnswer(await dispatch(ctx, stages, parsed.message));
+    if (!parsed.batch) {
+      // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
+      if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
+        const message = parsed.message;
+        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), (status, body) => toAnswer({ status, body }), logger);
+      }
+      return toAnswer(await dispatch(ctx, stages, parsed.message));
+    }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
     const replies = await Promise.all(

@@ -13,6 +13,7 @@ import type { Runtime, RuntimeKey } from '../config/runtime.js';
 import type { GatewayError, GatewayErrorCode } from '../errors.js';
 import type { UserEntry } from '../snapshot/schema.js';
 import type { Usage } from './limits.js';
+import { parseTraceparent, type TraceContext } from '../tracing/trace-context.js';
 import type { GuardrailFinding } from '../snapshot/audit-protocol.js';
 
 /** The data-plane routes that run the pipeline. */
@@ -96,7 +97,12 @@ export class RequestContext {
     this.req = req;
     this.#res = res;
     this.startedAt = startedAt;
+    // W3C Trace Context from the caller's headers (a message's `_meta.traceparent` may override it per call).
+    this.trace = req.headers.traceparent === undefined ? null : parseTraceparent(req.headers.traceparent, req.headers.tracestate);
   }
+
+  /** The caller's trace (or one started for the first upstream call); its id goes into every record. */
+  trace: TraceContext | null;
 
   /**
    * Aborted when the caller goes away before its answer is sent, so upstream calls are cancelled instead of
@@ -142,6 +148,7 @@ export class RequestContext {
       credentialIdentity: null,
       usage: null,
     };
+    if (this.trace) record.traceId = this.trace.traceId;
     this.records.push(record);
     return record;
   }

@@ -32,6 +32,7 @@ import { RequestContext, type Caller, type RequestRecord, type RouteName } from 
 import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
 import type { LimitSubject, Limiter, Usage } from './limits.js';
 import { deliverRecords, type RecordSink } from './record.js';
+import { newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
 
 /** What a route supplies: its own parse, authorize/forward/answer (`serve`) and refusal shape. */
 export interface Route<Parsed> {
@@ -53,6 +54,8 @@ export interface CallTarget {
   readonly tool: string | null;
   /** JSON-RPC method (or HTTP method and path), for limits and records. */
   readonly method: string;
+  /** The message's own trace context (`params._meta.traceparent`), which wins over the request's header. */
+  readonly trace?: TraceContext | null;
 }
 
 /**
@@ -109,7 +112,11 @@ export function createPipeline(options: PipelineOptions): RunRoute {
         // 6. credentials
         const resolved = await credentials.resolve(target.server, caller, ctx.signal);
         if (resolved instanceof GatewayError) return deny(record, resolved);
-        const call = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
+        // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
+        const trace = target.trace ?? (ctx.trace ??= newTrace());
+        record.traceId = trace.traceId;
+        const plain = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
+        const call: UpstreamCall = { ...plain, headers: { ...plain.headers, ...upstreamTraceHeaders(trace) } };
         record.credentialIdentity = call.identity;
         // 7. forward
         const forwarded = await forward(call, ctx.signal);

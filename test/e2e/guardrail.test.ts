@@ -151,6 +151,31 @@ describe('secrets guardrail end to end', () => {
     expect(JSON.stringify(await events())).not.toContain(bogus);
   });
 
+  it('a trace id sent by the caller (header or _meta) reaches the upstream and the audit trail', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const inHeader = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    const seen = () => upstream.requests.filter((r) => r.rpcMethod === 'tools/call').map((r) => String(r.headers.traceparent ?? ''));
+    const res = await fetch(`${node.url}/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, traceparent: inHeader, tracestate: 'vendor=x' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'docs-echo', arguments: { text: 'traced' } } }),
+    });
+    expect(res.status).toBe(200);
+    const upstreamParent = seen().at(-1)!;
+    expect(upstreamParent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+    expect(upstreamParent).not.toBe(inHeader);
+    expect(upstream.requests.filter((r) => r.rpcMethod === 'tools/call').at(-1)!.headers.tracestate).toBe('vendor=x');
+    await waitFor(async () => (await events()).some((e) => e.traceId === traceId), { what: 'traced audit event' });
+
+    // MCP clients without headers put it in _meta.
+    const metaTrace = randomBytes(16).toString('hex');
+    await postMcp(node.url, key, { id: 2, method: 'tools/call', params: { name: 'docs-echo', arguments: { text: 'meta' }, _meta: { traceparent: `00-${metaTrace}-${randomBytes(8).toString('hex')}-01` } } });
+    expect(seen().at(-1)).toMatch(new RegExp(`^00-${metaTrace}-`));
+    // Without one, the node starts a trace: every upstream call still carries a traceparent.
+    await call('untraced');
+    expect(seen().at(-1)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
   it('setAuditSettings refuses unknown targets', async () => {
     const r = await cp.gql<{ setAuditSettings: { errors: { code: string }[] } }>(`mutation { setAuditSettings(input: { scope: SERVER, target: "nope", guardrail: BLOCK }) { errors { code } } }`);
     expect(r.setAuditSettings.errors).toEqual([{ code: 'UNKNOWN_SERVER' }]);
