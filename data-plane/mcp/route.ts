@@ -48,14 +48,15 @@ import {
   type JsonRpcId,
 } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
+import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
 import { readBody } from '../http/body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
-import type { ResolvedServer } from '../config/runtime.js';
-import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
+import type { ResolvedServer, Runtime } from '../config/runtime.js';
+import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
 import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
@@ -149,9 +150,12 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
     if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
     const resolved = await credentials.resolve(server, caller, ctx.signal);
-    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? [];
+    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? (isPerUserServer(server) ? CONNECT_ONLY : []);
     return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
   }
+
+  /** A per-user server's catalog for a caller not connected yet, when none is known here: the connect tool. */
+  const CONNECT_ONLY: Tool[] = [];
 
   async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {
     const runtime = ctx.runtime;
@@ -163,6 +167,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         if (!server || server.unavailable !== null) return [];
         try {
           const catalog = await catalogFor(ctx, caller, server);
+          // Shown whatever the key's tool filter (it only asks the caller to connect), if the key grants the server.
+          if (catalog === CONNECT_ONLY) return [{ ...connectTool(serverName), name: aggregatedToolName(serverName, CONNECT_TOOL) }];
           const { all, byName } = prefixTools(serverName, catalog);
           if (grant === '*') return all;
           return filterTools(grant, catalog).map((tool) => byName.get(tool.name) ?? tool);
@@ -189,6 +195,15 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     record.arguments = args;
     // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
     const runtime = ctx.runtime;
+    const connect = runtime ? connectToolCall(runtime, caller, name) : null;
+    if (connect) {
+      // The credentials stage answers auth-required for a caller not connected; the upstream is never called.
+      const outcome = await stages.call(ctx, record, { server: connect, tool: CONNECT_TOOL, method: 'tools/call' }, () =>
+        Promise.resolve({ result: { kind: 'result' as const, result: alreadyConnected(connect.name) } }),
+      );
+      if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+      return ok({ jsonrpc: '2.0', id, result: outcome.result });
+    }
     const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
     if (!check.ok) {
       logger.info({ keyId: caller.key.id, tool: name, reason: check.reason }, 'tool call denied');
@@ -361,4 +376,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The id of a message that may be malformed, or null when it has none usable (JSON-RPC 2.0 §5). */
 function idOf(message: unknown): JsonRpcId {
   return isObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+}
+
+/** `{server}-gatehouse_connect_account` on a per-user server the key grants: the server, else null. */
+function connectToolCall(runtime: Runtime, caller: Caller, name: string): ResolvedServer | null {
+  if (!name.endsWith(`-${CONNECT_TOOL}`)) return null;
+  const parsed = parseToolName(runtime, name);
+  if (!parsed || parsed.tool !== CONNECT_TOOL || !isPerUserServer(parsed.server) || !caller.key.tools.has(parsed.server.name)) return null;
+  return parsed.server;
 }
