@@ -28,6 +28,8 @@ export interface ExchangeRequest {
   /** The id of the request in `body`; null for a notification (the answer is then 202). */
   id: number | null;
   signal: AbortSignal;
+  /** Notifications the upstream sends on this request's SSE stream before the response (progress, log messages). */
+  onNotification?: (message: Record<string, unknown>) => void;
 }
 
 export type ExchangeResult =
@@ -59,7 +61,7 @@ export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest)
     return { kind: 'http_error', status, detail: `HTTP ${status}` };
   }
   const type = headerValue(response.headers['content-type']) ?? '';
-  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId);
+  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.onNotification);
   if (!type.includes('application/json')) {
     response.body.resume();
     return { kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' };
@@ -78,9 +80,15 @@ export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest)
 
 /**
  * Reads SSE events until the response to `id` arrives (then keeps draining in the background, so the
- * keep-alive connection stays reusable). Notifications and server requests on the stream are skipped for now.
+ * keep-alive connection stays reusable). Notifications before it go to `onNotification`, if given; server
+ * requests on the stream are skipped for now.
  */
-function readEventStream(body: Dispatcher.ResponseData['body'], id: number | null, sessionId: string | null): Promise<ExchangeResult> {
+function readEventStream(
+  body: Dispatcher.ResponseData['body'],
+  id: number | null,
+  sessionId: string | null,
+  onNotification?: (message: Record<string, unknown>) => void,
+): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     let settled = false;
     let size = 0;
@@ -99,6 +107,7 @@ function readEventStream(body: Dispatcher.ResponseData['body'], id: number | nul
           return;
         }
         if (isResponseTo(message, id)) finish({ kind: 'response', message, sessionId });
+        else if (onNotification && isNotification(message)) onNotification(message);
       },
     });
     // undici's body yields Buffers whatever setEncoding says; a decoder keeps split UTF-8 sequences whole.
@@ -116,6 +125,10 @@ function readEventStream(body: Dispatcher.ResponseData['body'], id: number | nul
     // After our answer the rest is only drained; before it, a failure (or an abort) ends the exchange.
     body.on('error', () => finish({ kind: 'http_error', status: 0, detail: 'upstream stream failed' }));
   });
+}
+
+function isNotification(message: unknown): message is Record<string, unknown> {
+  return typeof message === 'object' && message !== null && !Array.isArray(message) && typeof (message as { method?: unknown }).method === 'string' && !('id' in message);
 }
 
 function isResponseTo(message: unknown, id: number | null): message is Record<string, unknown> {
