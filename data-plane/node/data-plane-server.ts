@@ -78,6 +78,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     logger,
     pooled: createPooledForward(pool, logger),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
   const anthropic = createAnthropicRoute({ logger, ...(options.guard !== undefined ? { guard: options.guard } : {}) });
