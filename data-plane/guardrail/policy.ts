@@ -46,6 +46,9 @@ export interface GuardOutcome {
 }
 
 export interface ContentGuard {
+  /** The policy for this key and server (routes that guard streams apply it themselves, see llm.ts). */
+  policy(keyId: string | null, server: string | null): GuardrailPolicy;
+  readonly scanner: SecretScanner;
   /** Tool arguments / an LLM request, before they go upstream. */
   request(keyId: string | null, server: string | null, value: unknown, where: string): GuardOutcome;
   /** A tool result / an LLM response, before it goes back to the caller. */
@@ -75,6 +78,8 @@ export function createContentGuard(settings: () => AuditSettingsIndex, scanner =
     return scanned;
   };
   return {
+    policy: (keyId, server) => settings().policy(keyId, server),
+    scanner,
     request: (keyId, server, value, where) => apply('request', keyId, server, value, where),
     response: (keyId, server, value, where) => apply('response', keyId, server, value, where),
     active: (keyId, server) => settings().policy(keyId, server) !== 'off',
