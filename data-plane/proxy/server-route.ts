@@ -28,7 +28,7 @@ import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
-import { readBody } from '../http/body.js';
+import { readBody } from '../snapshot/bounded-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
