@@ -68,11 +68,11 @@ export function isForwardableHeader(lowerName: string): boolean {
 /** RFC 6750 §2.1: `Bearer` (any case), one or more spaces or tabs, the token (no spaces), optional trailing space. */
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 
-/** Longest credential worth parsing: anything longer is not one Gatehouse issued (keys, tokens, node JWTs). */
-export const MAX_BEARER_LENGTH = 4096;
-
-/** `Authorization` value → the Bearer token, or null when it is absent, not Bearer, or malformed. */
+/**
+ * `Authorization` value → the Bearer token, or null when it is absent, not Bearer, or malformed. Length is
+ * the caller's to judge (a long token is a wrong key, not a missing one); Node bounds header size anyway.
+ */
 export function parseBearer(header: string | null | undefined): string | null {
-  if (header === null || header === undefined || header.length === 0 || header.length > MAX_BEARER_LENGTH + 16) return null;
+  if (header === null || header === undefined || header.length === 0) return null;
   return BEARER.exec(header)?.[1] ?? null;
 }
