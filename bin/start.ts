@@ -35,6 +35,7 @@ const node = await startNode({
   stateDir: defaultStateDir(nodeId, dataDir),
   trustedJwks: cp.trustedKeys,
   allowedOrigins: allowedOriginsFromEnv(process.env),
+  redisUrl: process.env.REDIS_URL ?? null,
 });
 
 if (cp.generatedAdminToken) {

@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import { importSigningKey } from '../data-plane/snapshot/sign.js';
 import type { PublicJwk } from '../data-plane/snapshot/schema.js';
-import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { NODE_ENROLL_PATH, NODE_JWKS_PATH, NODE_REPORT_PATH, NODE_SNAPSHOT_PATH, NODE_SPEND_PATH, NODE_STREAM_PATH } from '../data-plane/snapshot/stream-protocol.js';
+import { handleSpendQuery, handleSpendReport } from './http/spend-routes.js';
+import { NODE_AUDIT_PATH } from '../data-plane/snapshot/audit-protocol.js';
+import { AUDIT_EXPORT_PATH, handleAuditExport, handleAuditIngest, type AuditRouteDeps } from './audit/routes.js';
+import { AuditStore } from './audit/store.js';
 import { SecretBox } from './crypto/secret-box.js';
 import { hashToken } from './crypto/tokens.js';
 import { migrateToLatest, openDatabase } from './db/database.js';
@@ -30,6 +34,10 @@ import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
+import { CredentialBroker } from './connect/broker.js';
+import { handleConnect, isConnectPath, type ConnectRouteDeps } from './connect/routes.js';
+import { handleNodeCredentials } from './http/credential-route.js';
+import { NODE_CREDENTIALS_PATH } from '../data-plane/snapshot/credential-protocol.js';
 import { handleClientMetadata, handleOAuthCallback, type OAuthRouteDeps } from './oauth/routes.js';
 import { CLIENT_METADATA_PATH, OAUTH_CALLBACK_PATH, OAuthService, type OAuthServiceOptions } from './oauth/service.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
@@ -64,6 +72,7 @@ export interface ControlPlane {
   server: Server;
   db: Kysely<Database>;
   publisher: SnapshotPublisher;
+  audit: AuditStore;
   oauth: OAuthService;
   /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
   nodeToken: string | null;
@@ -98,6 +107,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
 
   const bootstrap = await ensureBootstrapAdminToken(db, env.GATEHOUSE_ADMIN_TOKEN);
 
+  // Checkpoints are signed with the active snapshot key: nodes and auditors already trust it (trustedKeys).
+  const audit = new AuditStore({ db, signingKey: activeKey, logger, ...(env.GATEHOUSE_AUDIT_PARTITION ? { partition: env.GATEHOUSE_AUDIT_PARTITION } : {}) });
+  audit.start();
   let publicUrl = options.publicUrl ?? env.GATEHOUSE_PUBLIC_URL ?? '';
   const oauth = new OAuthService({
     db,
@@ -110,11 +122,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     ...options.oauth,
   });
   const oauthDeps: OAuthRouteDeps = { oauth, logger };
+  const broker = new CredentialBroker({ db, box, oauth });
+  const connectDeps: ConnectRouteDeps = { db, box, oauth, env, logger };
 
   const yoga = createGraphQL({
     db,
     box,
     logger,
+    audit: { trustedKeys },
     oauth,
     onConfigChanged: () => {
       void publisher.changed();
@@ -125,6 +140,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   const metrics = createControlPlaneMetrics(publisher);
   const nodeDeps: NodeRouteDeps = { db, publisher, sharedTokenHash: keys.nodeToken === null ? null : hashToken(keys.nodeToken), trustedKeys, logger };
   const stopHeartbeat = startNodeHeartbeat(nodeDeps);
+  const auditDeps: AuditRouteDeps = { db, store: audit, sharedTokenHash: nodeDeps.sharedTokenHash, logger };
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const route = async (): Promise<void> => {
@@ -134,7 +150,13 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_JWKS_PATH && req.method === 'GET') return handleNodeJwks(req, res, nodeDeps);
       if (path === NODE_SNAPSHOT_PATH && req.method === 'GET') return handleNodeSnapshot(req, res, nodeDeps);
       if (path === NODE_ENROLL_PATH && req.method === 'POST') return handleNodeEnroll(req, res, nodeDeps);
+      if (path === NODE_SPEND_PATH && req.method === 'POST') return handleSpendReport(req, res, nodeDeps);
+      if (path === NODE_SPEND_PATH && req.method === 'GET') return handleSpendQuery(req, res, nodeDeps);
+      if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
+      if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
       if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);
+      if (path === NODE_CREDENTIALS_PATH && req.method === 'POST') return handleNodeCredentials(req, res, { node: nodeDeps, broker });
+      if (path !== undefined && isConnectPath(path)) return handleConnect(req, res, path, connectDeps);
       if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
       if (path === '/metrics' && req.method === 'GET') {
         const text = await metrics.metrics();
@@ -170,6 +192,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     server,
     db,
     publisher,
+    audit,
     oauth,
     nodeToken: keys.nodeToken,
     trustedKeys,
@@ -177,6 +200,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     async close() {
       stopHeartbeat();
       publisher.stop();
+      await audit.stop();
       await listener?.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -25,10 +25,19 @@ export type GatewayErrorCode =
   | 'method_not_allowed'
   | 'payload_too_large'
   | 'not_ready'
+  /** A per-user server and a caller with no usable credential for it: `data.mcp_auth_required` says where to connect. */
+  | 'auth_required'
+  /** The server's credential cannot be had right now (authorization server down, shared OAuth needs an admin). */
+  | 'credentials_unavailable'
   | 'internal_error'
   | 'session_not_found'
   | 'upstream_unavailable'
-  | 'upstream_error';
+  | 'upstream_error'
+  | 'limits_unavailable'
+  | 'model_blocked'
+  | 'provider_unavailable'
+  | 'provider_error'
+  | 'secret_detected';
 
 /**
  * JSON-RPC codes this gateway answers with. -32700…-32603 are JSON-RPC 2.0's own; -32000/-32001 are taken
@@ -44,6 +53,11 @@ export const RpcCode = {
   ToolBlocked: -32003,
   RateLimited: -32004,
   BudgetExceeded: -32005,
+  /** MCP 2025-11-25 `URLElicitationRequiredError`: the client must send its user to a URL. */
+  UrlElicitationRequired: -32042,
+  /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
+  Governance: -32007,
+  SecretDetected: -32008,
 } as const;
 export type RpcCode = (typeof RpcCode)[keyof typeof RpcCode];
 
@@ -73,12 +87,22 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: 'method not allowed' },
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
+  auth_required: { status: 401, rpc: RpcCode.UrlElicitationRequired, message: 'authentication required' },
+  credentials_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream credential is unavailable' },
   internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },
   // `/mcp/{server}` (data-plane/proxy): a sealed session id that this node refuses is "session not found"
   // (404, so the client starts a new session, as 2025-11-25 transports §session management says).
   session_not_found: { status: 404, rpc: RpcCode.InvalidRequest, message: 'session not found; start a new session with initialize' },
   upstream_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream server is unavailable on this node' },
   upstream_error: { status: 502, rpc: RpcCode.InternalError, message: 'the upstream server could not be reached' },
+  // Governance (issue 7). A key whose limits cannot be checked (shared counters unreachable, the key set
+  // to FAIL_CLOSED) is refused rather than let through uncounted.
+  limits_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'limits cannot be checked right now (shared counters unreachable); retry shortly' },
+  model_blocked: { status: 403, rpc: RpcCode.Governance, message: 'this model is not available through the gateway (no price configured)' },
+  provider_unavailable: { status: 503, rpc: RpcCode.Governance, message: 'the LLM provider is not configured or not available on this node' },
+  provider_error: { status: 502, rpc: RpcCode.Governance, message: 'the LLM provider could not be reached' },
+  // The secrets guardrail (data-plane/guardrail) under a `block` policy; the message names the kind, never the value.
+  secret_detected: { status: 400, rpc: RpcCode.SecretDetected, message: 'a credential was detected and this gateway blocks it' },
 };
 
 export interface ErrorBody {
@@ -186,6 +210,12 @@ export const RpcMessage = {
   toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
 } as const;
 
+/** Texts of guardrail refusals: the kinds of secret and where, never a value. */
+export const GuardrailMessage = {
+  blocked: (direction: 'request' | 'response', kinds: readonly string[], where: string) =>
+    `blocked: the ${direction} contains what looks like a credential (${kinds.slice(0, 5).join(', ')}) in ${where.slice(0, 200)}; remove it or ask an admin to change the guardrail policy`,
+} as const;
+
 /** Texts of HTTP errors that say more than the table's default. */
 export const HttpMessage = {
   onlyPost: () => 'only POST is supported on /mcp (stateless Streamable HTTP)',
@@ -195,6 +225,7 @@ export const HttpMessage = {
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
   serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
+  pooledRouteMethods: () => "this server is reached through the node's pooled connection: POST only (stateless; no GET stream, no session)",
   upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
   upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,
   noSessionSecret: () => 'this node cannot issue MCP sessions yet (its snapshot carries no session secret)',
@@ -224,5 +255,17 @@ export const UnavailableReason = {
   badUrl: () => 'its URL is not a valid http(s) URL',
   noUrl: () => 'it has no URL configured',
   noStdio: () => 'it has no stdio command configured',
-  perUser: (authType: string) => `${authType} servers need per-user credentials, which this node does not fetch yet`,
+  perUser: (authType: string) => `${authType} servers need an HTTP or SSE connection (their credentials are HTTP headers)`,
+} as const;
+
+/** Texts of credential answers a person acts on (`mcp_auth_required`, unavailable credentials). */
+export const CredentialMessage = {
+  oauthRequired: (server: string, url: string, reauth: boolean) =>
+    reauth
+      ? `Authentication required for ${server}: your authorization was refused and must be renewed. Open this URL to connect your account again: ${url}`
+      : `Authentication required for ${server}. Open this URL to connect your account: ${url}`,
+  headersRequired: (server: string, url: string, keys: readonly string[], update: boolean) =>
+    `${update ? `Your saved values for ${server} need updating` : `Credentials required for ${server}`} (${keys.join(', ')}). Open this URL to enter them: ${url}`,
+  elicitation: (server: string) => `Connect your ${server} account to continue`,
+  controlPlaneUnreachable: (server: string) => `the credential for ${server} cannot be fetched right now (control plane unreachable); try again shortly`,
 } as const;

@@ -349,6 +349,52 @@ export interface Database {
   access_profiles: AccessProfilesTable;
   providers: ProvidersTable;
   spend_events: SpendEventsTable;
+  audit_events: AuditEventsTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_settings: AuditSettingsTable;
+}
+
+/** One stored audit event (0013_audit): append-only, chained by `prev_hash`/`hash` within its partition. */
+export interface AuditEventsTable {
+  row_id: Generated<number>;
+  id: string;
+  partition: string;
+  seq: number;
+  time: IsoTime;
+  received_at: IsoTime;
+  node: string;
+  key_id: string | null;
+  user_id: string | null;
+  server: string | null;
+  tool: string | null;
+  outcome: string;
+  /** The whole event as canonical JSON: what the hash covers. */
+  event: JsonText;
+  prev_hash: string;
+  hash: string;
+}
+
+/** A signed head of one partition's chain (0013_audit). */
+export interface AuditCheckpointsTable {
+  partition: string;
+  seq: number;
+  hash: string;
+  created_at: IsoTime;
+  kid: string;
+  /** Flattened JWS (JSON) over {partition, seq, hash, createdAt, previous}. */
+  jws: JsonText;
+}
+
+/** Per key / per server audit settings (0013_audit), shipped to nodes in snapshots. */
+export interface AuditSettingsTable {
+  /** `key:<key id>` or `server:<server name>`. */
+  id: string;
+  scope: 'key' | 'server';
+  target: string;
+  content_logging: Generated<number>;
+  guardrail: Generated<string>;
+  updated_at: IsoTime;
+  change_version: ChangeVersion;
 }
 
 // Row types for repositories leave out `change_version`: triggers own it (0004_change_tracking).

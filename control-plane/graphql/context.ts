@@ -4,6 +4,7 @@
  * operation, introspection included). Role checks happen later, in scope-auth (builder.ts).
  */
 import type { Kysely } from 'kysely';
+import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { OAuthService } from '../oauth/service.js';
@@ -24,6 +25,8 @@ export interface GraphQLDeps {
   /** Called after a committed mutation changed the config version, to publish a new snapshot. */
   onConfigChanged: () => void;
   logger?: GraphQLLogger;
+  /** What verifyAuditChain checks checkpoints against (the signing keys the control plane trusts). */
+  audit?: { trustedKeys: readonly PublicJwk[] };
   /** Upstream OAuth (startServerOAuth); absent in harnesses that do not exercise it. */
   oauth?: OAuthService;
 }
@@ -34,6 +37,7 @@ export interface GraphQLContext {
   principal: AdminPrincipal;
   loaders: Loaders;
   logger: GraphQLLogger;
+  auditTrustedKeys: readonly PublicJwk[];
   oauth: OAuthService | null;
   /** Wraps deps.onConfigChanged so a failing listener cannot fail a mutation that already committed. */
   configChanged(): void;
@@ -50,6 +54,7 @@ export async function buildContext(deps: GraphQLDeps, logger: GraphQLLogger, req
     principal,
     loaders: createLoaders(deps.db),
     logger,
+    auditTrustedKeys: deps.audit?.trustedKeys ?? [],
     oauth: deps.oauth ?? null,
     configChanged() {
       try {

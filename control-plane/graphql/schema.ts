@@ -11,6 +11,7 @@ import './schema/admin-tokens.js';
 import './schema/nodes.js';
 import './schema/config.js';
 import './schema/session-secrets.js';
+import './schema/audit.js';
 import './schema/oauth.js';
 import './schema/access-profiles.js';
 import './schema/providers.js';

@@ -13,6 +13,8 @@ export type ControlPlaneErrorCode =
   | 'node_exists'
   | 'enrollment_token_invalid'
   | 'too_many_pending_nodes'
+  | 'admin_token_required'
+  | 'audit_unavailable'
   | 'invalid_request'
   | 'invalid_json'
   | 'payload_too_large'
@@ -38,6 +40,8 @@ export const CONTROL_PLANE_ERRORS: Readonly<Record<ControlPlaneErrorCode, ErrorS
   node_exists: { status: 409, message: 'a node with this id is already enrolled with other keys; use another --node-id or forgetNode first' },
   enrollment_token_invalid: { status: 401, message: 'the enrollment token is unknown, used, expired or for another node id: check GATEHOUSE_ENROLLMENT_TOKEN' },
   too_many_pending_nodes: { status: 429, message: 'too many nodes await approval; approve or forget some first' },
+  admin_token_required: { status: 401, message: 'an admin token is required: send Authorization: Bearer <admin token>' },
+  audit_unavailable: { status: 503, message: 'the audit store could not take this batch now; resend it later' },
   invalid_request: { status: 400, message: 'invalid request' },
   invalid_json: { status: 400, message: 'body is not valid JSON' },
   payload_too_large: { status: 413, message: 'request body is too large' },
@@ -54,7 +58,7 @@ export interface ControlPlaneErrorBody {
 export function controlPlaneError(code: ControlPlaneErrorCode, message?: string): { status: number; headers: Record<string, string>; body: ControlPlaneErrorBody } {
   const spec = CONTROL_PLANE_ERRORS[code];
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (spec.status === 401) headers['www-authenticate'] = 'Bearer realm="gatehouse-nodes"';
+  if (spec.status === 401) headers['www-authenticate'] = code === 'admin_token_required' ? 'Bearer realm="gatehouse"' : 'Bearer realm="gatehouse-nodes"';
   return { status: spec.status, headers, body: { type: code, message: message ?? spec.message } };
 }
 
@@ -65,5 +69,7 @@ export const ControlPlaneMessage = {
   badNodeId: (header: string) => `header ${header} must be 1-200 of [A-Za-z0-9._:-]`,
   badNodeKey: (header: string) => `header ${header} must be a base64url public X25519 JWK`,
   notAReport: () => 'body is not a node report',
+  notAnAuditBatch: (max: number) => `body must be {events: [...]} with 1 to ${max} audit events`,
+  badAuditRange: (field: string) => `${field} must be an ISO-8601 date-time`,
   notAnEnrollment: () => 'body must be {nodeId, identityJwk (public Ed25519 JWK), sealingJwk (public X25519 JWK)}',
 } as const;

@@ -31,7 +31,7 @@ export interface NodeRouteDeps {
 }
 
 /** Authenticates, or answers the refusal (and logs it: operators see who knocked and why) and returns null. */
-async function requireNode(req: IncomingMessage, res: ServerResponse, deps: NodeRouteDeps, anonymousSharedToken = false): Promise<NodeIdentity | null> {
+export async function requireNode(req: IncomingMessage, res: ServerResponse, deps: NodeRouteDeps, anonymousSharedToken = false): Promise<NodeIdentity | null> {
   const result = await authenticateNode(req, deps, { anonymousSharedToken });
   if (result.ok) return result.node;
   deps.logger.warn(
@@ -56,7 +56,7 @@ function parseNodeKey(value: string | undefined): JWK | null {
  * The key a node's data keys are wrapped for: for an enrolled node, its approved key (and it must present
  * that one); for a shared-token node, whatever it presents.
  */
-function sealingKey(req: IncomingMessage, res: ServerResponse, node: NodeIdentity): JWK | null {
+export function sealingKey(req: IncomingMessage, res: ServerResponse, node: NodeIdentity): JWK | null {
   const presented = parseNodeKey(req.headers[NODE_KEY_HEADER] as string | undefined);
   if (!presented) {
     sendError(res, 'invalid_request', ControlPlaneMessage.badNodeKey(NODE_KEY_HEADER));

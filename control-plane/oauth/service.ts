@@ -158,8 +158,13 @@ export class OAuthService {
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
+  /** The control plane's public base URL, without a trailing slash. */
+  publicBaseUrl(): string {
+    return this.options.publicUrl().replace(/\/$/, '');
+  }
+
   get endpoints(): ClientEndpoints {
-    const base = this.options.publicUrl().replace(/\/$/, '');
+    const base = this.publicBaseUrl();
     return {
       redirectUri: base + OAUTH_CALLBACK_PATH,
       metadataDocumentUrl: base + CLIENT_METADATA_PATH,

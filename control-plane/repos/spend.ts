@@ -5,27 +5,13 @@
  * the provider's price table) or enforce budgets (nodes do, against shared counters).
  */
 import { sql } from 'kysely';
-import { z } from 'zod';
 import { budgetWindowEnd, budgetWindowStart, nanosToUsd } from '../../data-plane/snapshot/budget-window.js';
 import type { Budget } from '../../data-plane/snapshot/schema.js';
+import type { SpendReport } from '../../data-plane/snapshot/stream-protocol.js';
+
+export type { SpendReport };
 import type { SpendEventRow } from '../db/schema.js';
 import { nowIso, type Db } from './transaction.js';
-
-/** What a node reports per priced request (the `/nodes/spend` body's items). */
-export const SpendReportSchema = z.object({
-  requestId: z.string().min(1).max(200),
-  keyId: z.string().min(1).max(200),
-  userId: z.string().min(1).max(200),
-  kind: z.enum(['llm', 'tool']),
-  model: z.string().max(200).nullable(),
-  inputTokens: z.number().int().nonnegative(),
-  outputTokens: z.number().int().nonnegative(),
-  cacheCreationTokens: z.number().int().nonnegative(),
-  cacheReadTokens: z.number().int().nonnegative(),
-  costNanos: z.number().int().nonnegative(),
-  at: z.iso.datetime({ offset: true }),
-});
-export type SpendReport = z.infer<typeof SpendReportSchema>;
 
 /** Records reports; a request id seen before is skipped. Returns how many were new. */
 export async function recordSpend(db: Db, nodeId: string, reports: readonly SpendReport[]): Promise<number> {

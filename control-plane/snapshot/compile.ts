@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { sealValue } from '../../data-plane/snapshot/seal.js';
+import { GuardrailPolicySchema, type AuditSettingEntry } from '../../data-plane/snapshot/schema.js';
 import {
   SNAPSHOT_FORMAT,
   sessionSecretAad,
@@ -25,6 +26,7 @@ import {
 } from '../../data-plane/snapshot/schema.js';
 import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database, LimitsFallback, McpServerRow, ProviderRow, SessionSecretRow } from '../db/schema.js';
+import { auditSettingSignature } from '../audit/settings.js';
 import { limitsEntry } from '../repos/limits.js';
 import { parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
 import type { Db, Trx } from '../repos/transaction.js';
@@ -152,6 +154,12 @@ function keyEntry(row: KeyRow): KeyEntry {
   };
 }
 
+const AUDIT_SETTING_COLUMNS = ['id', 'scope', 'target', 'content_logging', 'guardrail'] as const;
+
+function auditSettingEntry(row: { scope: 'key' | 'server'; target: string; content_logging: number; guardrail: string }): AuditSettingEntry {
+  return { scope: row.scope, target: row.target, contentLogging: row.content_logging === 1, guardrail: GuardrailPolicySchema.catch('off').parse(row.guardrail) };
+}
+
 const PROVIDER_COLUMNS = ['id', 'name', 'kind', 'base_url', 'api_key', 'prices', 'created_at', 'updated_at'] as const;
 
 /** The provider's configuration digest, in the server-signature map under `provider:<id>`. */
@@ -214,6 +222,7 @@ export async function compileSnapshot(
     const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).orderBy('id').execute();
     const sessionSecretRows = await readSessionSecretRows(trx);
     const providerRows = await trx.selectFrom('providers').select(PROVIDER_COLUMNS).orderBy('name').execute();
+    const auditRows = await trx.selectFrom('audit_settings').select(AUDIT_SETTING_COLUMNS).orderBy('id').execute();
     const input = { box: options.box, dataKey: options.dataKey };
     const limits: Record<string, KeyLimitsEntry> = {};
     // The compact key table: grant lists deduplicated by their stored text, parsed once each.
@@ -236,6 +245,7 @@ export async function compileSnapshot(
       serverSignatures: new Map([
         ...serverRows.map((r): [string, string] => [r.id, serverSignature(r)]),
         ...providerRows.map((r): [string, string] => [providerSignatureId(r.id), providerSignature(r)]),
+        ...auditRows.map((r): [string, string] => [`audit:${r.id}`, auditSettingSignature(r)]),
       ]),
       sessionSecretsDigest: sessionSecretsDigest(sessionSecretRows),
       payload: {
@@ -250,6 +260,7 @@ export async function compileSnapshot(
         keyLimits: limits,
         providers: providerRows.map((r) => compileProvider(input, r)),
         sessionSecrets: sealSessionSecrets(sessionSecretRows, options.box, options.dataKey),
+        auditSettings: auditRows.map(auditSettingEntry),
       },
     };
   });
@@ -288,7 +299,13 @@ export async function readChanges(
     const changedProviders = await trx.selectFrom('providers').select(PROVIDER_COLUMNS).where('change_version', '>', sinceVersion).execute();
     const liveProviderIds = new Set(changedProviders.map((r) => r.id));
     const removedProviders = (await tombstones(trx, 'providers', sinceVersion)).filter((id) => knownServers.has(providerSignatureId(id)) && !liveProviderIds.has(id));
+    // Audit settings travel in whole snapshots only (few rows; nodes index them when a snapshot applies).
+    const changedAudit = await trx.selectFrom('audit_settings').select(AUDIT_SETTING_COLUMNS).where('change_version', '>', sinceVersion).execute();
+    const liveAuditIds = new Set(changedAudit.map((r) => r.id));
+    const removedAudit = (await tombstones(trx, 'audit_settings', sinceVersion)).filter((id) => knownServers.has(`audit:${id}`) && !liveAuditIds.has(id));
     const serversChanged =
+      removedAudit.length > 0 ||
+      changedAudit.some((r) => knownServers.get(`audit:${r.id}`) !== auditSettingSignature(r)) ||
       removedServers.some((id) => !liveServerIds.has(id)) ||
       changedServers.some((r) => knownServers.get(r.id) !== serverSignature(r)) ||
       removedProviders.length > 0 ||

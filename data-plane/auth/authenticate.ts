@@ -16,7 +16,14 @@ export type AuthFailureCode = 'virtual_key_required' | 'invalid_key' | 'key_revo
 
 export type AuthResult =
   | { ok: true; key: RuntimeKey; user: UserEntry; /** The presented key value, only so it can be kept out of upstream requests. */ token: string }
-  | { ok: false; code: AuthFailureCode };
+  | {
+      ok: false;
+      code: AuthFailureCode;
+      /** Hash of the presented key (never the value), when one was presented: audit names a refused key by its prefix. */
+      keyHash?: string;
+      /** The key, when it exists but is revoked or expired. */
+      keyId?: string;
+    };
 
 /** Upper bound on a presented key; anything longer is not one of ours and is not worth hashing. */
 const MAX_KEY_LENGTH = 512;
@@ -29,16 +36,16 @@ export function authenticate(runtime: Runtime, authorization: string | undefined
 
   const hash = hashKey(token);
   const key = runtime.keysByHash.get(hash);
-  if (!key) return { ok: false, code: 'invalid_key' };
+  if (!key) return { ok: false, code: 'invalid_key', keyHash: hash };
   // The Map lookup already matched; the constant-time check guards against any lookup that is not an
   // exact comparison (and documents that hashes are compared as secrets).
   const computed = Buffer.from(hash, 'utf8');
   const stored = Buffer.from(key.hash, 'utf8');
   if (computed.length !== stored.length || !timingSafeEqual(computed, stored)) {
-    return { ok: false, code: 'invalid_key' };
+    return { ok: false, code: 'invalid_key', keyHash: hash };
   }
 
-  if (key.revoked) return { ok: false, code: 'key_revoked' };
-  if (key.expiresAtMs !== null && now >= key.expiresAtMs) return { ok: false, code: 'key_expired' };
+  if (key.revoked) return { ok: false, code: 'key_revoked', keyHash: hash, keyId: key.id };
+  if (key.expiresAtMs !== null && now >= key.expiresAtMs) return { ok: false, code: 'key_expired', keyHash: hash, keyId: key.id };
   return { ok: true, key, user: key.user, token };
 }

@@ -104,7 +104,15 @@ export interface ResolvedProvider {
   prices: readonly ModelPrice[];
   /** Why this provider cannot be used on this node, or null when it can. */
   unavailable: string | null;
+  /**
+   * The provider as the pipeline's credentials stage sees an upstream: its API key as the `x-api-key`
+   * header, and the Anthropic headers a caller may pass (`ANTHROPIC_FORWARDED_HEADERS`). Null when unavailable.
+   */
+  server: ResolvedServer | null;
 }
+
+/** Caller headers passed to an LLM provider (API version and beta flags); never the caller's credentials. */
+export const ANTHROPIC_FORWARDED_HEADERS: readonly string[] = ['anthropic-version', 'anthropic-beta', 'user-agent'];
 
 export interface Runtime {
   version: number;
@@ -406,7 +414,8 @@ function resolveServer(
     reason = UnavailableReason.missingEnv([...new Set(missingHere)]);
   } else if (entry.disabled) {
     reason = UnavailableReason.disabled();
-  } else if (entry.authType === 'PER_USER_OAUTH' || entry.authType === 'PER_USER_HEADERS') {
+  } else if ((entry.authType === 'PER_USER_OAUTH' || entry.authType === 'PER_USER_HEADERS' || entry.authType === 'OAUTH') && entry.connectionType === 'STDIO') {
+    // Per-user and OAuth credentials are HTTP headers (fetched per call, data-plane/credentials/).
     reason = UnavailableReason.perUser(entry.authType);
   } else if (entry.connectionType === 'STDIO') {
     if (!stdio) reason = UnavailableReason.noStdio();
@@ -457,14 +466,35 @@ function resolveProvider(
   let unavailable: string | null = null;
   if (missingHere.length > 0) unavailable = UnavailableReason.missingEnv([...new Set(missingHere)]);
   else if (baseUrl === null) unavailable = UnavailableReason.badUrl();
+  const usable = unavailable === null && baseUrl !== null && apiKey !== undefined;
+  const headers: Record<string, string> = usable ? { 'x-api-key': apiKey } : {};
   return {
     id: entry.id,
     name: entry.name,
     kind: entry.kind,
-    baseUrl: unavailable === null ? baseUrl : null,
-    apiKey: unavailable === null ? (apiKey ?? null) : null,
+    baseUrl: usable ? baseUrl : null,
+    apiKey: usable ? apiKey : null,
     prices: entry.prices,
     unavailable,
+    server: usable
+      ? {
+          id: `provider:${entry.id}`,
+          name: entry.name,
+          connectionType: 'HTTP',
+          authType: 'HEADERS',
+          url: baseUrl,
+          headers,
+          stdio: null,
+          toolsToExecute: null,
+          allowedExtraHeaders: ANTHROPIC_FORWARDED_HEADERS,
+          // A long generation streams for minutes; the caller going away still cancels it.
+          toolTimeoutMs: 10 * 60_000,
+          disabled: false,
+          unavailable: null,
+          fingerprint: fingerprint('HTTP', baseUrl.href, headers, null),
+          secrets: [apiKey],
+        }
+      : null,
   };
 }
 

@@ -46,13 +46,19 @@ import {
   rpcGatewayError,
   type JsonRpcId,
 } from '../errors.js';
+import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import { readBody } from '../snapshot/bounded-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
+import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
+import type { ResolvedServer } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
+import type { ContentGuard } from '../guardrail/policy.js';
+import { traceFromMeta } from '../tracing/trace-context.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -68,6 +74,10 @@ export interface McpRouteOptions {
   /** `serverInfo.version` in `initialize`. */
   version?: string;
   maxBodyBytes?: number;
+  /** The secrets guardrail on tool arguments and results (data-plane/guardrail); none: content passes as is. */
+  guard?: ContentGuard;
+  /** Lists OAuth and per-user servers' tools with the caller's credential (the pipeline's source). */
+  credentials?: CredentialSource;
 }
 
 /** What the parse stage hands on: one message, or a batch already checked against the batch rules. */
@@ -77,9 +87,11 @@ type Reply = { status: number; body: unknown };
 const NO_REPLY: Reply = { status: 202, body: null };
 
 export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
-  const { pool, logger } = options;
+  const { pool, logger, guard, credentials } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
+  // Resources, templates, prompts and completions of every allowed server (aggregate/resources-prompts.ts).
+  const aggregate = createAggregate({ pool, logger });
   /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
   const prefixed = new WeakMap<readonly Tool[], { all: Tool[]; byName: Map<string, Tool> }>();
 
@@ -127,6 +139,18 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return { batch: true, messages: json };
   }
 
+  /**
+   * A server's catalog for this caller. Servers whose credential is per caller (OAuth, per-user) are listed
+   * through the caller's own credential; a caller who has none yet sees the catalog another credential
+   * fetched on this node (so the call that asks them to connect can be made), or nothing.
+   */
+  async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
+    if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
+    const resolved = await credentials.resolve(server, caller, ctx.signal);
+    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? [];
+    return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
+  }
+
   async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {
     const runtime = ctx.runtime;
     if (!runtime) return { tools: [] };
@@ -136,7 +160,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         const server = runtime.servers.get(serverName);
         if (!server || server.unavailable !== null) return [];
         try {
-          const catalog = await pool.listTools(server);
+          const catalog = await catalogFor(ctx, caller, server);
           const { all, byName } = prefixTools(serverName, catalog);
           if (grant === '*') return all;
           return filterTools(grant, catalog).map((tool) => byName.get(tool.name) ?? tool);
@@ -173,18 +197,57 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
     }
     const { server, tool } = check;
+    // The guardrail on the arguments (policy per key and server): redacted copy, or a refusal naming the kind.
+    let params = message.params ?? {};
+    if (guard) {
+      const checked = guard.request(caller.key.id, server.name, args, 'arguments');
+      if (checked.findings.length > 0) record.guardrail = checked.findings;
+      if (checked.error) {
+        record.server = server.name;
+        record.tool = tool;
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      if (checked.value !== args) {
+        params = { ...params, arguments: checked.value as Record<string, unknown> };
+        record.arguments = checked.value;
+      }
+    }
     // 5. limits → 6. credentials → 7. forward
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call' }, async (call, signal) => ({
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, message.params ?? {}, signal),
+      result: await pool.callTool(call, tool, params, signal),
     }));
-    if (outcome instanceof GatewayError) return ok(rpcErrorOf(id, outcome));
+    // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
+    if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+    if (outcome.kind === 'refused') {
+      // The upstream refused the credential and renewing it gave none (the user must connect again).
+      record.outcome = 'denied';
+      record.error = outcome.error.code;
+      record.reason = outcome.error.reason ?? null;
+      return ok(credentialRefusalReply(id, outcome.error, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome.error));
+    }
     if (outcome.kind === 'rpc_error') {
       record.outcome = 'upstream_rpc_error';
       return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
     }
-    record.outcome = outcome.result.isError ? 'tool_error' : 'ok';
-    return ok({ jsonrpc: '2.0', id, result: outcome.result });
+    let result = outcome.result;
+    if (guard) {
+      const checked = guard.response(caller.key.id, server.name, result, 'result');
+      if (checked.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...checked.findings];
+      if (checked.error) {
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return ok(rpcErrorOf(id, checked.error));
+      }
+      result = checked.value as typeof result;
+    }
+    record.result = result;
+    record.outcome = result.isError ? 'tool_error' : 'ok';
+    return ok({ jsonrpc: '2.0', id, result });
   }
 
   /** One message, answered as if it had been POSTed alone. */
@@ -216,7 +279,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         const requested = init.data.params.protocolVersion;
         const result: InitializeResult = {
           protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
-          capabilities: { tools: { listChanged: false } },
+          capabilities: { tools: { listChanged: false }, ...aggregate.capabilities },
           serverInfo,
         };
         return ok({ jsonrpc: '2.0', id, result });
@@ -231,6 +294,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       case 'tools/call':
         return callTool(ctx, stages, caller, record, id, message);
       default:
+        if (AGGREGATED_METHODS.has(message.method)) {
+          return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
+        }
         record.outcome = 'invalid';
         record.error = 'not_found';
         return ok(rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(message.method)));

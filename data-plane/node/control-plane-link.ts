@@ -17,6 +17,7 @@ import { SnapshotError } from '../snapshot/errors.js';
 import { DeltaEnvelopeSchema, SnapshotEnvelopeSchema, type SnapshotDelta, type SnapshotPayload } from '../snapshot/schema.js';
 import { unwrapDataKey } from '../snapshot/seal.js';
 import { signNodeCredential } from '../snapshot/node-credential.js';
+import { NODE_CREDENTIALS_PATH, openCredentialAnswer, type CredentialAnswer, type CredentialRequest } from '../snapshot/credential-protocol.js';
 import {
   DELTA_EVENT,
   NODE_ENROLL_PATH,
@@ -303,8 +304,35 @@ export class ControlPlaneLink {
     }
   }
 
+  /**
+   * One server's credential for one user (or the shared one), from the control plane's credential route:
+   * authenticated like every node request, the answer sealed to this node's key and opened here.
+   */
+  async fetchCredential(request: CredentialRequest): Promise<CredentialAnswer> {
+    const res = await fetch(new URL(NODE_CREDENTIALS_PATH, this.options.controlPlaneUrl), {
+      method: 'POST',
+      headers: { ...(await this.authHeaders('POST', NODE_CREDENTIALS_PATH)), ...this.keyHeader(), 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+      signal: AbortSignal.timeout(15_000),
+    });
+    if (!res.ok) throw new Error(await this.refusal(res));
+    return openCredentialAnswer(await res.text(), this.options.nodePrivateJwk);
+  }
+
   /** The shared token, or a fresh credential signed by this node's identity key for exactly this request. */
-  private async authHeaders(method: string, path: string): Promise<Record<string, string>> {
+  /**
+   * A request to a node route of the control plane, authenticated as this node (the spend reporter and
+   * spend source of `data-plane/limits/` use it). `path` may carry a query; the credential binds the path.
+   */
+  async nodeFetch(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+    const bare = path.split('?')[0] ?? path;
+    const headers: Record<string, string> = { ...(await this.authHeaders(method, bare)) };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return fetch(new URL(path, this.options.controlPlaneUrl), { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(10_000) });
+  }
+
+  /** The node's credentials for one request to the control plane (also used by the audit shipper). */
+  async authHeaders(method: string, path: string): Promise<Record<string, string>> {
     const { nodeToken, nodeId, identity } = this.options;
     const credential = nodeToken ?? (await signNodeCredential(identity.privateJwk, { nodeId, method, path }));
     return { authorization: `Bearer ${credential}`, [NODE_ID_HEADER]: nodeId };

@@ -5,6 +5,8 @@
  * `CredentialSource`, the audit `RecordSink`).
  */
 import type { Server } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { ContentGuard } from '../guardrail/policy.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
 import { createHttpServer, type RouteHandler } from '../http/server.js';
@@ -14,7 +16,9 @@ import type { RequestRecord } from '../pipeline/context.js';
 import { staticCredentials, type CredentialSource } from '../pipeline/credentials.js';
 import { NO_LIMITS, type Limiter } from '../pipeline/limits.js';
 import { createPipeline } from '../pipeline/pipeline.js';
+import { createPooledForward } from '../proxy/pooled.js';
 import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js';
+import { ANTHROPIC_ROUTE_PREFIX, createAnthropicRoute } from '../anthropic/route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 
@@ -39,6 +43,10 @@ export interface DataPlaneServerOptions {
   credentials?: CredentialSource;
   /** Record sinks besides the node's metrics (audit); called after each answer is sent, must not block. */
   sinks?: readonly RecordSink[];
+  /** The secrets guardrail on tool arguments and results (none: content passes as is). */
+  guard?: ContentGuard;
+  /** Registers more metrics (the audit outbox's) on this server's registry. */
+  registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
   onRecord?: (record: RequestRecord) => void;
 }
@@ -46,6 +54,7 @@ export interface DataPlaneServerOptions {
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
+  options.registerMetrics?.(metrics.registry);
   const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
   if (options.onRecord) sinks.push({ record: options.onRecord });
   const run = createPipeline({
@@ -60,16 +69,26 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const mcp = createMcpRoute({
     pool,
     logger,
+    credentials: options.credentials ?? staticCredentials,
     ...(options.version !== undefined ? { version: options.version } : {}),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });
   const serverRoute = createServerRoute({
     logger,
+    pooled: createPooledForward(pool, logger),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
-  const prefixes: [string, RouteHandler][] = [[SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)]];
+  const anthropic = createAnthropicRoute({ logger });
+  const prefixes: [string, RouteHandler][] = [
+    [SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)],
+    [ANTHROPIC_ROUTE_PREFIX, (req, res) => run(anthropic, req, res)],
+  ];
   const server = createHttpServer({ holder, logger, metrics, routes, prefixes });
-  server.on('close', () => serverRoute.close());
+  server.on('close', () => {
+    serverRoute.close();
+    anthropic.close();
+  });
   return server;
 }

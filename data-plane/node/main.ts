@@ -91,6 +91,7 @@ try {
     trustedJwks,
     reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
     allowedOrigins: allowedOriginsFromEnv(process.env),
+    redisUrl: process.env.REDIS_URL ?? null,
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void node.close().then(() => process.exit(0)));

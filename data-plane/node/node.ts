@@ -19,6 +19,17 @@ import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } f
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
+import { ControlPlaneCredentialSource } from '../credentials/source.js';
+import { createLimiter } from '../limits/limiter.js';
+import { SpendReporter } from '../limits/spend-reporter.js';
+import { registerAuditMetrics } from '../audit/metrics.js';
+import { AuditOutbox } from '../audit/outbox.js';
+import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { AuditShipper } from '../audit/shipper.js';
+import { createAuditSink } from '../audit/sink.js';
+import { AuditSettingsIndex, createContentGuard } from '../guardrail/policy.js';
+import { scanValue, SecretScanner } from '../guardrail/scanner.js';
+import { GuardrailPolicySchema } from '../snapshot/schema.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -41,6 +52,11 @@ export interface NodeOptions {
   /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
   compactAfterDeltas?: number;
   compactAfterBytes?: number;
+  /**
+   * Redis for rate limits and budgets shared by every node (`REDIS_URL`); absent = in-process counters,
+   * exact for this node alone (the embedded default).
+   */
+  redisUrl?: string | null;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -54,6 +70,8 @@ export interface DataPlaneNode {
   server: Server;
   link: ControlPlaneLink;
   holder: RuntimeHolder;
+  /** The audit trail's durable outbox (`<stateDir>/audit`) and its shipper to the control plane. */
+  audit: { outbox: AuditOutbox; recorder: AuditRecorder };
   close(): Promise<void>;
 }
 
@@ -138,6 +156,10 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const identity = await loadIdentityKey(env, options.stateDir);
 
   const holder = new RuntimeHolder();
+  const guardrailDefault = GuardrailPolicySchema.catch('off').parse(env.GATEHOUSE_GUARDRAIL_DEFAULT ?? 'off');
+  let auditSettings = new AuditSettingsIndex([], guardrailDefault);
+  const scanner = new SecretScanner();
+  const guard = createContentGuard(() => auditSettings, scanner);
   const pool = new UpstreamPool({ holder, logger });
   const link = new ControlPlaneLink({
     controlPlaneUrl: options.controlPlaneUrl,
@@ -163,6 +185,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       holder.set(runtime);
     },
     apply: (payload, dataKey) => {
+      // Audit settings change only with whole snapshots (the control plane sends one when they do).
+      auditSettings = new AuditSettingsIndex(payload.auditSettings ?? [], guardrailDefault);
       const { runtime, missingEnv } = buildRuntime(payload, dataKey, env);
       holder.set(runtime);
       return { missingEnv };
@@ -170,7 +194,33 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   });
   await link.loadFromDisk();
 
-  const server = createDataPlaneServer({ holder, pool, logger, allowedOrigins: options.allowedOrigins ?? [] });
+  // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
+  const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
+  // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
+  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
+  const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
+  const recorder = createAuditRecorder(outbox, nodeId);
+  const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  const server = createDataPlaneServer({
+    holder,
+    pool,
+    logger,
+    allowedOrigins: options.allowedOrigins ?? [],
+    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
+    guard,
+    credentials,
+    limiter,
+    sinks: [
+      createAuditSink({
+        recorder,
+        contentLogging: (keyId, server) => auditSettings.contentLogging(keyId, server),
+        redact: (value, where) => scanValue(scanner, value, where),
+        alreadyRedacted: (keyId, server) => auditSettings.policy(keyId, server) === 'redact',
+      }),
+    ],
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
@@ -180,6 +230,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const url = `http://${host}:${address.port}`;
   logger.info({ url, nodeId, controlPlane: options.controlPlaneUrl }, 'data-plane node listening');
   link.start();
+  shipper.start();
 
   return {
     url,
@@ -187,11 +238,17 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     server,
     link,
     holder,
+    audit: { outbox, recorder },
     async close() {
       await link.stop();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // After the server: the last requests' events are flushed to disk before the process goes.
+      await shipper.stop();
+      await outbox.close();
       await pool.close();
+      await limiter.close();
+      await spend.close();
       await unlock();
     },
   };

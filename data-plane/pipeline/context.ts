@@ -13,6 +13,8 @@ import type { Runtime, RuntimeKey } from '../config/runtime.js';
 import type { GatewayError, GatewayErrorCode } from '../errors.js';
 import type { UserEntry } from '../snapshot/schema.js';
 import type { Usage } from './limits.js';
+import { parseTraceparent, type TraceContext } from '../tracing/trace-context.js';
+import type { GuardrailFinding } from '../snapshot/audit-protocol.js';
 
 /** The data-plane routes that run the pipeline. */
 export type RouteName = 'mcp' | 'mcp_server' | 'anthropic';
@@ -42,6 +44,8 @@ export interface RequestRecord {
   /** From arrival to the answer being sent (fractional ms). */
   latencyMs: number;
   keyId: string | null;
+  /** For a refused key: the first characters of the presented key's hash (never the value), for the audit trail. */
+  keyHashPrefix: string | null;
   userId: string | null;
   /** The JSON-RPC method (`tools/call`), or for non-JSON-RPC routes the HTTP method and path. */
   method: string | null;
@@ -59,6 +63,12 @@ export interface RequestRecord {
   credentialIdentity: string | null;
   /** Metered usage, when the forward stage knows it (LLM tokens, tool price). */
   usage: Usage | null;
+  /** The result as returned to the caller (after the guardrail), for the audit trail; absent when not kept. */
+  result?: unknown;
+  /** Secrets the guardrail found in this message (kinds and JSON paths, never values). */
+  guardrail?: GuardrailFinding[];
+  /** W3C trace id (32 hex) of the request, when it had or got one. */
+  traceId?: string;
 }
 
 let nextRequestId = 1;
@@ -75,6 +85,8 @@ export class RequestContext {
   runtime: Runtime | null = null;
   /** Set by the authenticate stage. */
   caller: Caller | null = null;
+  /** Set by the authenticate stage when it refuses a presented key: what the record may say about it. */
+  refusedKey: { keyId: string | null; hashPrefix: string | null } | null = null;
   readonly records: RequestRecord[] = [];
   readonly #res: ServerResponse;
   #abort: AbortController | null = null;
@@ -85,7 +97,12 @@ export class RequestContext {
     this.req = req;
     this.#res = res;
     this.startedAt = startedAt;
+    // W3C Trace Context from the caller's headers (a message's `_meta.traceparent` may override it per call).
+    this.trace = req.headers.traceparent === undefined ? null : parseTraceparent(req.headers.traceparent, req.headers.tracestate);
   }
+
+  /** The caller's trace (or one started for the first upstream call); its id goes into every record. */
+  trace: TraceContext | null;
 
   /**
    * Aborted when the caller goes away before its answer is sent, so upstream calls are cancelled instead of
@@ -118,7 +135,8 @@ export class RequestContext {
       requestId: this.requestId,
       at: this.startedAt,
       latencyMs: 0,
-      keyId: this.caller?.key.id ?? null,
+      keyId: this.caller?.key.id ?? this.refusedKey?.keyId ?? null,
+      keyHashPrefix: this.refusedKey?.hashPrefix ?? null,
       userId: this.caller?.user.id ?? null,
       method,
       server: null,
@@ -130,6 +148,7 @@ export class RequestContext {
       credentialIdentity: null,
       usage: null,
     };
+    if (this.trace) record.traceId = this.trace.traceId;
     this.records.push(record);
     return record;
   }

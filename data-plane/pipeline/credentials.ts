@@ -30,6 +30,11 @@ export function userIdentity(userId: string): CredentialIdentity {
 export interface Credentials {
   readonly headers: Readonly<Record<string, string>>;
   readonly identity: CredentialIdentity;
+  /**
+   * For credentials that can go stale (OAuth tokens): called when the upstream answered 401 with these,
+   * returning fresh credentials (refreshed on the control plane) or why there are none.
+   */
+  readonly renew?: () => Promise<Credentials | GatewayError>;
 }
 
 export interface CredentialSource {
@@ -43,6 +48,13 @@ export interface UpstreamCall {
   /** Credential headers plus allowlisted caller headers, lower-cased names. */
   readonly headers: Readonly<Record<string, string>>;
   readonly identity: CredentialIdentity;
+  /**
+   * The credential's own headers (without caller headers): what an upstream connection for `identity`
+   * sends. Absent: the server's configured headers.
+   */
+  readonly credentialHeaders?: Readonly<Record<string, string>>;
+  /** See `Credentials.renew`. */
+  readonly renew?: () => Promise<Credentials | GatewayError>;
 }
 
 const sharedByServer = new WeakMap<ResolvedServer, Credentials>();
@@ -77,5 +89,6 @@ export function upstreamCall(server: ResolvedServer, credentials: Credentials, i
     if (callerToken !== '' && value.includes(callerToken)) continue;
     (headers ??= Object.assign(Object.create(null) as Record<string, string>, credentials.headers))[name] = value;
   }
-  return { server, headers: headers ?? credentials.headers, identity: credentials.identity };
+  const call = { server, headers: headers ?? credentials.headers, identity: credentials.identity, credentialHeaders: credentials.headers };
+  return credentials.renew ? { ...call, renew: credentials.renew } : call;
 }

@@ -19,6 +19,8 @@ export interface Usage {
   outputTokens?: number;
   cacheReadTokens?: number;
   cacheWriteTokens?: number;
+  /** The LLM model the tokens were priced for (spend reports). */
+  model?: string;
 }
 
 /** What is being admitted. */

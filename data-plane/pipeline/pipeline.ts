@@ -32,6 +32,7 @@ import { RequestContext, type Caller, type RequestRecord, type RouteName } from 
 import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
 import type { LimitSubject, Limiter, Usage } from './limits.js';
 import { deliverRecords, type RecordSink } from './record.js';
+import { newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
 
 /** What a route supplies: its own parse, authorize/forward/answer (`serve`) and refusal shape. */
 export interface Route<Parsed> {
@@ -53,12 +54,18 @@ export interface CallTarget {
   readonly tool: string | null;
   /** JSON-RPC method (or HTTP method and path), for limits and records. */
   readonly method: string;
+  /** The message's own trace context (`params._meta.traceparent`), which wins over the request's header. */
+  readonly trace?: TraceContext | null;
 }
 
-/** What the forward stage returns: its result and, if it knows, what the call cost. */
+/**
+ * What the forward stage returns: its result and, if it knows, what the call cost. A streamed answer (an
+ * LLM's SSE) knows its usage only when the stream ends: it gives a promise, and the admission is settled
+ * when it resolves (the answer is not held back for it).
+ */
 export interface Forwarded<T> {
   readonly result: T;
-  readonly usage?: Usage | null;
+  readonly usage?: Usage | null | Promise<Usage | null>;
 }
 
 export interface CallStages {
@@ -102,20 +109,38 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       const admitted = admitting instanceof Promise ? await admitting : admitting;
       if (admitted instanceof GatewayError) return deny(record, admitted);
       let usage: Usage | null = null;
+      let later: Promise<Usage | null> | null = null;
       try {
         // 6. credentials
         const resolving = credentials.resolve(target.server, caller, ctx.signal);
         const resolved = resolving instanceof Promise ? await resolving : resolving;
         if (resolved instanceof GatewayError) return deny(record, resolved);
-        const call = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
+        // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
+        const trace = target.trace ?? (ctx.trace ??= newTrace());
+        record.traceId = trace.traceId;
+        const plain = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
+        const call: UpstreamCall = { ...plain, headers: { ...plain.headers, ...upstreamTraceHeaders(trace) } };
         record.credentialIdentity = call.identity;
         // 7. forward
         const forwarded = await forward(call, ctx.signal);
-        usage = forwarded.usage ?? null;
+        if (forwarded.usage instanceof Promise) later = forwarded.usage;
+        else usage = forwarded.usage ?? null;
         record.usage = usage;
         return forwarded.result;
       } finally {
-        settle(admitted, usage);
+        if (later === null) settle(admitted, usage);
+        else {
+          later.then(
+            (u) => {
+              record.usage = u;
+              settle(admitted, u);
+            },
+            (error: unknown) => {
+              logger.error({ err: error }, 'usage of a streamed answer failed');
+              settle(admitted, null);
+            },
+          );
+        }
       }
     },
   };
@@ -161,6 +186,8 @@ export function createPipeline(options: PipelineOptions): RunRoute {
     const apiKey = route.apiKeyHeader === true && req.headers.authorization === undefined ? req.headers['x-api-key'] : undefined;
     const auth = authenticate(runtime, typeof apiKey === 'string' ? `Bearer ${apiKey}` : req.headers.authorization, ctx.startedAt);
     if (!auth.ok) {
+      // Twelve base64url characters (72 bits) of the hash tell refused keys apart in the audit trail without being the key.
+      ctx.refusedKey = { keyId: auth.keyId ?? null, hashPrefix: auth.keyHash?.slice(0, 12) ?? null };
       refuse(route, ctx, res, new GatewayError(auth.code));
       return;
     }

@@ -180,6 +180,20 @@ export function sessionSecretAad(id: string): string {
   return `session-secret:${id}`;
 }
 
+/** The guardrail's policy: `off`, `redact` (replace each secret with `[REDACTED:<kind>]`), `block` (refuse). */
+export const GuardrailPolicySchema = z.enum(['off', 'redact', 'block']);
+export type GuardrailPolicy = z.infer<typeof GuardrailPolicySchema>;
+
+/** Audit settings for one key (`scope: key`, `target`: key id) or one server (`scope: server`, `target`: name). */
+export const AuditSettingEntrySchema = z.object({
+  scope: z.enum(['key', 'server']),
+  target: z.string(),
+  /** Arguments and results are stored in the audit trail (default); false keeps only the rest of the event. */
+  contentLogging: z.boolean(),
+  guardrail: GuardrailPolicySchema,
+});
+export type AuditSettingEntry = z.infer<typeof AuditSettingEntrySchema>;
+
 export const SnapshotPayloadSchema = z.object({
   format: z.literal(SNAPSHOT_FORMAT),
   /** Strictly increasing across every control-plane replica (it comes from the database). */
@@ -210,6 +224,8 @@ export const SnapshotPayloadSchema = z.object({
   providers: z.array(ProviderEntrySchema).optional(),
   /** Null until a control plane that issues them publishes (older snapshots parse as null). */
   sessionSecrets: SessionSecretsSchema.nullable().default(null),
+  /** Per key / per server audit content logging and guardrail policy (issue 8); older snapshots have none. */
+  auditSettings: z.array(AuditSettingEntrySchema).optional(),
 });
 export type SnapshotPayload = z.infer<typeof SnapshotPayloadSchema>;
 

@@ -65,3 +65,29 @@ export const NodeEnrollmentResultSchema = z.object({
   fingerprint: z.string(),
 });
 export type NodeEnrollmentResult = z.infer<typeof NodeEnrollmentResultSchema>;
+
+/**
+ * Spend (issue 7): nodes `POST` batches of priced calls here (idempotent per `requestId`: a batch retried
+ * after a lost answer counts once), and `GET ?keyId=&from=&to=` (epoch ms) the spend persisted in a budget
+ * window, to seed shared counters after a Redis or node restart.
+ */
+export const NODE_SPEND_PATH = '/nodes/spend';
+
+export const SpendReportSchema = z.object({
+  requestId: z.string().min(1).max(200),
+  keyId: z.string().min(1).max(200),
+  userId: z.string().min(1).max(200),
+  kind: z.enum(['llm', 'tool']),
+  model: z.string().max(200).nullable(),
+  inputTokens: z.number().int().nonnegative(),
+  outputTokens: z.number().int().nonnegative(),
+  cacheCreationTokens: z.number().int().nonnegative(),
+  cacheReadTokens: z.number().int().nonnegative(),
+  /** nano-USD (1e-9 USD). */
+  costNanos: z.number().int().nonnegative(),
+  at: z.iso.datetime({ offset: true }),
+});
+export type SpendReport = z.infer<typeof SpendReportSchema>;
+
+export const SpendBatchSchema = z.object({ events: z.array(SpendReportSchema).max(1000) });
+export type SpendBatch = z.infer<typeof SpendBatchSchema>;

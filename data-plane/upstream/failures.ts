@@ -6,7 +6,7 @@
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer } from '../config/runtime.js';
-import { ToolFailure } from '../errors.js';
+import { ToolFailure, type GatewayError } from '../errors.js';
 
 /**
  * - `credentials_refused`: the upstream answered 401/403: it is up, the credential is the problem;
@@ -27,6 +27,8 @@ export class UpstreamFailure extends Error {
 
 export type CallOutcome =
   | { kind: 'result'; result: CallToolResult }
+  /** The upstream refused the credential and renewing it gave none (e.g. the user must authorize again). */
+  | { kind: 'refused'; error: GatewayError }
   /** The upstream answered with a JSON-RPC error (e.g. invalid params); relayed as such, message scrubbed. */
   | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
 

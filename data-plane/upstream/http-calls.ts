@@ -16,7 +16,7 @@
  * upstream with `notifications/cancelled`. The result is relayed as the upstream gave it after a shape check
  * (an object whose `content`, if present, is a list): the client validates it fully.
  */
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { LATEST_PROTOCOL_VERSION, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Dispatcher } from 'undici';
 import type { ResolvedServer } from '../config/runtime.js';
 import { ToolFailure } from '../errors.js';
@@ -40,6 +40,7 @@ export interface SharedSessions {
 }
 
 export const MAX_SESSIONS_PER_SERVER = 10_000;
+const MAX_LIST_PAGES = 100;
 
 /** Deadline for opening a session (initialize, initialized). */
 const OPEN_TIMEOUT_MS = 10_000;
@@ -92,6 +93,37 @@ export class HttpCalls {
       }
       throw failureOf(result, server);
     }
+  }
+
+  /**
+   * `tools/list` (every page) through this call's credential and session: how servers whose credential is
+   * per caller (per-user, OAuth) are listed.
+   */
+  async listTools(call: UpstreamCall, timeoutMs: number): Promise<Tool[]> {
+    const server = call.server;
+    const url = server.url;
+    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0, attempt = 0; page < MAX_LIST_PAGES; ) {
+      const session = await this.#session(call);
+      const id = this.#nextId++;
+      const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } });
+      const result = await this.#send(call, session, url, body, id, timeoutMs, undefined);
+      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
+        this.#forget(call, session);
+        attempt++;
+        continue;
+      }
+      if (result.kind !== 'response') throw failureOf(result, server);
+      const listed = result.message.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+      if (!listed || !Array.isArray(listed.tools)) throw new UpstreamFailure('unreachable', ToolFailure.invalidResult(server.name));
+      for (const tool of listed.tools) if (typeof tool === 'object' && tool !== null && typeof (tool as Tool).name === 'string') tools.push(tool as Tool);
+      cursor = typeof listed.nextCursor === 'string' ? listed.nextCursor : undefined;
+      page++;
+      if (cursor === undefined) break;
+    }
+    return tools;
   }
 
   /** Forgets the sessions of a server that was removed or reconfigured. */

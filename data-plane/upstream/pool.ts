@@ -21,23 +21,26 @@ import {
   ErrorCode,
   LATEST_PROTOCOL_VERSION,
   McpError,
+  ResultSchema,
   ToolListChangedNotificationSchema,
+  type Progress,
+  type ServerCapabilities,
   type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
 import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
-import { ToolFailure } from '../errors.js';
+import { GatewayError, ToolFailure } from '../errors.js';
 import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.server.headers;
+  const configured = call.credentialHeaders ?? call.server.headers;
   if (call.headers === configured) return undefined;
   let extra: Record<string, string> | undefined;
   for (const [name, value] of Object.entries(call.headers)) {
@@ -57,6 +60,26 @@ export interface UpstreamPoolOptions {
   listTimeoutMs?: number;
   /** Backoff after a failed connect: starts at `initialMs`, doubles, capped at `maxMs`. Default 250 ms → 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+}
+
+/** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
+export interface UpstreamInfo {
+  capabilities: ServerCapabilities;
+  serverInfo: { name: string; version: string } | null;
+  instructions: string | null;
+}
+
+/** Any request's outcome over the pooled client: the upstream's result object as sent, or its JSON-RPC error. */
+export type RequestOutcome =
+  | { kind: 'result'; result: Record<string, unknown> }
+  | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Progress notifications the upstream sends for this request (the SDK matches them by progress token). */
+  onprogress?: (progress: Progress) => void;
+  /** Default: the server's `toolTimeoutMs`; progress resets it. */
+  timeoutMs?: number;
 }
 
 export interface CallToolOptions {
@@ -102,6 +125,8 @@ export class UpstreamPool {
   /** The upstream session of each pooled Streamable HTTP connection. */
   readonly #sessions = new WeakMap<Client, HttpSession>();
   readonly #http: HttpCalls;
+  /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
+  readonly #identityCatalogs = new Map<string, Tool[]>();
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -120,9 +145,19 @@ export class UpstreamPool {
     });
   }
 
-  /** Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. */
-  async listTools(server: ResolvedServer): Promise<Tool[]> {
+  /**
+   * Tool catalog of one server (its own tool names). Throws `UpstreamFailure` if it cannot be had. With a
+   * `call` whose credential is not the server's shared one (a user's own, an OAuth token), the catalog is
+   * listed through that credential's own upstream session (Streamable HTTP servers).
+   */
+  async listTools(server: ResolvedServer, call?: UpstreamCall): Promise<Tool[]> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
+      if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      this.#identityCatalogs.set(server.name, tools);
+      return tools;
+    }
     const entry = this.#entryFor(server);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     return entry.catalogLoading ?? this.#loadCatalog(entry);
@@ -147,8 +182,74 @@ export class UpstreamPool {
       const args = params.arguments as Record<string, unknown> | undefined;
       return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {
+      if (error instanceof UpstreamFailure) {
+        // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
+        if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+        return failureResult(error.message);
+      }
+      throw error;
+    }
+  }
+
+  async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+    const renewed = await call.renew?.();
+    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
+    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    // The caller headers of the first attempt stay; the credential's own are replaced.
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
+    try {
+      return await this.#http.callTool(next, tool, params, signal);
+    } catch (error) {
       if (error instanceof UpstreamFailure) return failureResult(error.message);
       throw error;
+    }
+  }
+
+  /**
+   * A catalog of `name` listed through some caller's own credential on this node, if any: per-user servers
+   * show their tools this way to a caller who has not connected yet, so the call that asks them to can be made.
+   */
+  cachedCatalog(name: string): Tool[] | null {
+    return this.#identityCatalogs.get(name) ?? null;
+  }
+
+  /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
+  async upstreamInfo(server: ResolvedServer): Promise<UpstreamInfo> {
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const client = await this.#getClient(this.#entryFor(server));
+    const info = client.getServerVersion();
+    return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+  }
+
+  /**
+   * Any MCP request over the pooled client, for `/mcp/{server}` in front of a stdio or legacy SSE upstream:
+   * the result as the upstream sent it (checked only to be a result object), or its JSON-RPC error, message
+   * scrubbed. Throws `UpstreamFailure` for the upstream's trouble (timeout, unreachable, caller gone).
+   */
+  async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
+    const server = call.server;
+    if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    const entry = this.#entryFor(server);
+    const client = await this.#getClient(entry);
+    const timeout = options.timeoutMs ?? server.toolTimeoutMs;
+    const requestOptions = {
+      timeout,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
+    };
+    const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
+    const extraHeaders = extraHeadersOf(call);
+    try {
+      return { kind: 'result', result: extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send() };
+    } catch (error) {
+      if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      if (error instanceof McpError) {
+        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
+      }
+      if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
+      this.#drop(entry, client, error);
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
 

@@ -6,8 +6,9 @@
  *   every tool of that upstream;
  * - the header-adding proxy (`header-proxy.ts`) in front of the node, because the suite cannot send the
  *   virtual key. On `/mcp` it also maps tool names: the node names aggregated tools `{server}-{tool}`
- *   (SPEC §4) while the suite calls the fixture's bare names, so `tools/call` gains the prefix on the way
- *   in and `tools/list` results lose it on the way out. Everything else passes through unchanged.
+ *   (SPEC §4) and prompts alike, and resources `gatehouse://{server}/{uri}`, while the suite uses the
+ *   fixture's bare names and URIs, so requests gain the prefixes on the way in and list/read results lose
+ *   them on the way out. Everything else passes through unchanged.
  *
  * For `/mcp/{server}` (issue 9) no mapping is needed (`startServerRouteTarget`): names are unprefixed there,
  * and the node hands out sealed session ids, so its snapshot carries a session secret. Two nodes serve it
@@ -35,19 +36,37 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** `tools/call` names gain the node's prefix on the way in. */
+/** The node's URI prefix for the upstream's resources (`gatehouse://{server}/{uri}`). */
+const URI_PREFIX = `gatehouse://${CONFORMANCE_SERVER}/`;
+
+/** Tool and prompt names gain the node's prefix on the way in, resource URIs its URI prefix. */
 function prefixToolCall(body: unknown): unknown {
-  if (!isObject(body) || body.method !== 'tools/call' || !isObject(body.params) || typeof body.params.name !== 'string') return body;
-  return { ...body, params: { ...body.params, name: PREFIX + body.params.name } };
+  if (!isObject(body) || !isObject(body.params)) return body;
+  const params = body.params;
+  if ((body.method === 'tools/call' || body.method === 'prompts/get') && typeof params.name === 'string') return { ...body, params: { ...params, name: PREFIX + params.name } };
+  if (body.method === 'resources/read' && typeof params.uri === 'string') return { ...body, params: { ...params, uri: URI_PREFIX + params.uri } };
+  if (body.method === 'completion/complete' && isObject(params.ref)) {
+    const ref = params.ref;
+    if (typeof ref.name === 'string') return { ...body, params: { ...params, ref: { ...ref, name: PREFIX + ref.name } } };
+    if (typeof ref.uri === 'string') return { ...body, params: { ...params, ref: { ...ref, uri: URI_PREFIX + ref.uri } } };
+  }
+  return body;
 }
 
-/** `tools/list` results lose the node's prefix on the way out. */
+function strip(value: unknown, field: string, prefix: string): unknown {
+  return isObject(value) && typeof value[field] === 'string' && value[field].startsWith(prefix) ? { ...value, [field]: value[field].slice(prefix.length) } : value;
+}
+
+/** List results (tools, prompts, resources, templates) and read contents lose the node's prefixes on the way out. */
 function unprefixToolList(body: unknown): unknown {
-  if (!isObject(body) || !isObject(body.result) || !Array.isArray(body.result.tools)) return body;
-  const tools = body.result.tools.map((t: unknown) =>
-    isObject(t) && typeof t.name === 'string' && t.name.startsWith(PREFIX) ? { ...t, name: t.name.slice(PREFIX.length) } : t,
-  );
-  return { ...body, result: { ...body.result, tools } };
+  if (!isObject(body) || !isObject(body.result)) return body;
+  const result = { ...body.result };
+  if (Array.isArray(result.tools)) result.tools = result.tools.map((t: unknown) => strip(t, 'name', PREFIX));
+  if (Array.isArray(result.prompts)) result.prompts = result.prompts.map((p: unknown) => strip(p, 'name', PREFIX));
+  if (Array.isArray(result.resources)) result.resources = result.resources.map((r: unknown) => strip(r, 'uri', URI_PREFIX));
+  if (Array.isArray(result.resourceTemplates)) result.resourceTemplates = result.resourceTemplates.map((r: unknown) => strip(r, 'uriTemplate', URI_PREFIX));
+  if (Array.isArray(result.contents)) result.contents = result.contents.map((c: unknown) => strip(c, 'uri', URI_PREFIX));
+  return { ...body, result };
 }
 
 /** Fixture + node + proxy, ready for the suite. */

@@ -2,6 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { authenticate } from '../../data-plane/auth/authenticate.js';
 import { buildRuntime, type Runtime } from '../../data-plane/config/runtime.js';
+import { hashKey } from '../../data-plane/snapshot/key-hash.js';
 import { buildSnapshot, type BuiltSnapshot } from './helpers.js';
 
 let runtime: Runtime;
@@ -44,18 +45,27 @@ describe('authenticate', () => {
   });
 
   it('invalid_key for an unknown or oversized key', () => {
-    expect(authenticate(runtime, 'Bearer gk_unknown', NOW)).toEqual({ ok: false, code: 'invalid_key' });
+    expect(authenticate(runtime, 'Bearer gk_unknown', NOW)).toMatchObject({ ok: false, code: 'invalid_key' });
     expect(authenticate(runtime, `Bearer ${'x'.repeat(10_000)}`, NOW)).toEqual({ ok: false, code: 'invalid_key' });
   });
 
   it('key_revoked before key_expired; expiry is inclusive of the instant', () => {
-    expect(authenticate(runtime, bearer('revoked'), NOW)).toEqual({ ok: false, code: 'key_revoked' });
-    expect(authenticate(runtime, bearer('expired'), NOW)).toEqual({ ok: false, code: 'key_expired' });
+    expect(authenticate(runtime, bearer('revoked'), NOW)).toMatchObject({ ok: false, code: 'key_revoked' });
+    expect(authenticate(runtime, bearer('expired'), NOW)).toMatchObject({ ok: false, code: 'key_expired' });
     expect(authenticate(runtime, bearer('soon'), NOW).ok).toBe(true);
-    expect(authenticate(runtime, bearer('soon'), NOW + 1_000)).toEqual({ ok: false, code: 'key_expired' });
+    expect(authenticate(runtime, bearer('soon'), NOW + 1_000)).toMatchObject({ ok: false, code: 'key_expired' });
   });
 
   it('treats an unparseable expiry as expired (fail closed)', () => {
-    expect(authenticate(runtime, bearer('garbled'), NOW)).toEqual({ ok: false, code: 'key_expired' });
+    expect(authenticate(runtime, bearer('garbled'), NOW)).toMatchObject({ ok: false, code: 'key_expired' });
+  });
+
+  it('a refusal names the presented key by its hash (for the audit trail), never by value', () => {
+    const unknown = authenticate(runtime, 'Bearer gk_unknown_key_value', NOW);
+    expect(unknown).toEqual({ ok: false, code: 'invalid_key', keyHash: hashKey('gk_unknown_key_value') });
+    expect(JSON.stringify(unknown)).not.toContain('gk_unknown_key_value');
+    const revoked = authenticate(runtime, bearer('revoked'), NOW);
+    expect(revoked).toMatchObject({ code: 'key_revoked', keyHash: hashKey(snap.keyValues.revoked!) });
+    expect(revoked.ok ? null : revoked.keyId).toEqual(expect.any(String));
   });
 });

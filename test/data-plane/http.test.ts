@@ -82,7 +82,7 @@ describe('with a snapshot', () => {
     expect((await res.json()) as unknown).toEqual({
       jsonrpc: '2.0',
       id: 'init-1',
-      result: { protocolVersion: '2025-03-26', capabilities: { tools: { listChanged: false } }, serverInfo: { name: 'gatehouse', version: '0.1.0' } },
+      result: { protocolVersion: '2025-03-26', capabilities: { tools: { listChanged: false }, resources: {}, prompts: {}, completions: {} }, serverInfo: { name: 'gatehouse', version: '0.1.0' } },
     });
     const future = await postMcp(node.mcpUrl, init('2099-01-01'), auth);
     expect(((await future.json()) as { result: { protocolVersion: string } }).result.protocolVersion).toBe(LATEST_PROTOCOL_VERSION);
@@ -129,7 +129,7 @@ describe('with a snapshot', () => {
           { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'crm-echo', arguments: { text: 'batched' } } },
           { jsonrpc: '2.0', id: 'c', method: 'tools/call', params: { name: 'crm-secret_tool', arguments: {} } },
           { jsonrpc: '2.0', id: 99, result: {} },
-          { jsonrpc: '2.0', id: 'd', method: 'resources/list' },
+          { jsonrpc: '2.0', id: 'd', method: 'resources/subscribe', params: { uri: 'x' } },
         ],
         old(),
       );
@@ -184,7 +184,7 @@ describe('with a snapshot', () => {
   });
 
   it('an unknown method is -32601; bad tools/call params are -32602', async () => {
-    const unknown = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'resources/list' }, auth);
+    const unknown = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'sampling/createMessage' }, auth);
     expect(unknown.status).toBe(200);
     expect((await unknown.json()) as unknown).toMatchObject({ id: 1, error: { code: -32601 } });
     const bad = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { arguments: {} } }, auth);

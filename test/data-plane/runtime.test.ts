@@ -58,7 +58,7 @@ describe('buildRuntime', () => {
     expect(runtime.servers.get('wiki')?.unavailable).toBe("server 'wiki' unavailable on this node: environment variables CRM_TOKEN, WIKI_URL are not set");
   });
 
-  it('marks disabled servers, bad URLs and per-user servers unavailable', async () => {
+  it('marks disabled servers and bad URLs unavailable; per-user HTTP servers are served (credentials per call)', async () => {
     const snap = await buildSnapshot({
       servers: [
         { name: 'off', url: 'http://x/mcp', disabled: true },
@@ -75,7 +75,8 @@ describe('buildRuntime', () => {
     expect(runtime.servers.get('bad')?.unavailable).toMatch(/URL is not a valid/);
     expect(runtime.servers.get('bad')?.unavailable).not.toContain('not a url');
     expect(runtime.servers.get('ftp')?.unavailable).toMatch(/URL is not a valid/);
-    expect(runtime.servers.get('peruser')?.unavailable).toMatch(/per-user credentials/);
+    expect(runtime.servers.get('peruser')?.unavailable).toBeNull();
+    expect(runtime.servers.get('peruser')?.url?.href).toBe('http://x/mcp');
     expect(runtime.servers.get('nourl')?.unavailable).toMatch(/no URL/);
   });
 

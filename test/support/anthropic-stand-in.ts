@@ -39,6 +39,8 @@ export interface StandInScript {
   finalText?: (results: ToolResultSeen[]) => string;
   /** Text for requests that are not the main conversation. Default: `OK`. */
   sideText?: string;
+  /** Prompt-cache token counts every answer reports (as the real API does with caching on). Default 0. */
+  cacheTokens?: { creation: number; read: number };
 }
 
 export type RequestKind = 'main' | 'side' | 'count_tokens' | 'unknown';
@@ -315,8 +317,8 @@ export async function startAnthropicStandIn(initialScript: StandInScript): Promi
     const usage: Usage = {
       input_tokens: estimateTokens(body.messages) + estimateTokens(body.system),
       output_tokens: estimateTokens(content as unknown as JsonValue),
-      cache_creation_input_tokens: 0,
-      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: script.cacheTokens?.creation ?? 0,
+      cache_read_input_tokens: script.cacheTokens?.read ?? 0,
     };
     const id = newId('msg');
     if (stream) {

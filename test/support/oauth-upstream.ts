@@ -261,3 +261,33 @@ export async function loginAndConsent(authorizationUrl: string, login: string, o
   }
   throw new Error('too many redirects while authorizing');
 }
+
+export interface ConnectResult {
+  /** The page the browser ended on. */
+  status: number;
+  body: string;
+}
+
+/**
+ * What a person does with a connect URL, without a browser: open the link (spent, cookie, redirect), read
+ * the session page's CSRF token, submit "continue", then log in and consent at the authorization server
+ * and follow the redirects back to the control plane's callback page.
+ */
+export async function connectWithLink(connectUrl: string, login: string, options: { deny?: boolean } = {}): Promise<ConnectResult> {
+  const link = await fetch(connectUrl, { redirect: 'manual' });
+  if (link.status !== 303) return { status: link.status, body: await link.text() };
+  const cookie = (link.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+  const sessionUrl = new URL(link.headers.get('location') ?? '', connectUrl);
+  const page = await fetch(sessionUrl, { headers: { cookie } });
+  const body = await page.text();
+  const csrf = /name="csrf" value="([^"]+)"/.exec(body)?.[1] ?? '';
+  const start = await fetch(new URL('/connect/session/oauth', connectUrl), {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ csrf }),
+  });
+  if (start.status !== 303) return { status: start.status, body: await start.text() };
+  const landed = await loginAndConsent(start.headers.get('location') ?? '', login, options);
+  return { status: landed.status, body: landed.body };
+}

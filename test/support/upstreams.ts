@@ -61,6 +61,9 @@ export function buildUpstreamServer(label: string, extraTools: readonly string[]
     text(headerOf(extra, header)),
   );
   server.registerTool('slow', { description: 'sleeps', inputSchema: { ms: z.number() } }, async ({ ms }, extra) => {
+    // With a progress token, one progress notification before sleeping (for relays of progress).
+    const progressToken = extra._meta?.progressToken;
+    if (progressToken !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress: 1, total: 2 } });
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       extra.signal.addEventListener('abort', () => {
@@ -74,6 +77,11 @@ export function buildUpstreamServer(label: string, extraTools: readonly string[]
   server.registerTool('find-contact', { description: 'a tool name with a hyphen', inputSchema: { name: z.string() } }, ({ name }) =>
     text(`${label}:contact:${name}`),
   );
+  // A resource and a prompt, for routes that relay more than tools (`/mcp/{server}`).
+  server.registerResource('note', 'mem://note', { mimeType: 'text/plain' }, (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `${label}:note` }] }));
+  server.registerPrompt('greet', { description: 'greets someone', argsSchema: { name: z.string() } }, ({ name }) => ({
+    messages: [{ role: 'user', content: { type: 'text', text: `${label}: hello ${name}` } }],
+  }));
   const add = (name: string): RegisteredTool => server.registerTool(name, { description: `added later to ${label}` }, () => text(`${label}:${name}`));
   for (const name of extraTools) add(name);
   return { server, add };

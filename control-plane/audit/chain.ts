@@ -1,0 +1,80 @@
+/**
+ * The audit hash chain, pure: how a stored row's hash is computed from the previous row's hash and its
+ * own content, what the first row of a partition links to, and whether a row as read back from the
+ * database still matches what was chained (its hash, its link, its seq, and its indexed columns against
+ * the event it stores). No I/O: store.ts reads rows and calls `checkRow` in chain order.
+ *
+ * hash = base64url(SHA-256("gatehouse-audit/v1" ‖ partition ‖ seq ‖ received_at ‖ prev_hash ‖ event JSON)),
+ * fields separated by a newline; the event JSON holds the event id, so every column is covered either
+ * directly or through the event it copies.
+ */
+import { createHash } from 'node:crypto';
+import type { Selectable } from 'kysely';
+import type { AuditEvent } from '../../data-plane/snapshot/audit-protocol.js';
+import type { AuditEventsTable } from '../db/schema.js';
+
+export const CHAIN_VERSION = 'gatehouse-audit/v1';
+
+export function genesisHash(partition: string): string {
+  return createHash('sha256').update(`${CHAIN_VERSION}\ngenesis\n${partition}`).digest('base64url');
+}
+
+export interface ChainedFields {
+  partition: string;
+  seq: number;
+  receivedAt: string;
+  prevHash: string;
+  /** The canonical event JSON exactly as stored. */
+  event: string;
+}
+
+export function rowHash(f: ChainedFields): string {
+  return createHash('sha256')
+    .update(`${CHAIN_VERSION}\n${f.partition}\n${f.seq}\n${f.receivedAt}\n${f.prevHash}\n`)
+    .update(f.event)
+    .digest('base64url');
+}
+
+/** A stored row as the store reads it back. */
+export type StoredAuditRow = Selectable<AuditEventsTable>;
+
+/** The columns a row copies out of its event (for indexes and filters), derived the one way. */
+export function indexedColumns(event: AuditEvent): Pick<StoredAuditRow, 'id' | 'time' | 'node' | 'key_id' | 'user_id' | 'server' | 'tool' | 'outcome'> {
+  return {
+    id: event.id,
+    time: event.time,
+    node: event.node,
+    key_id: event.keyId ?? null,
+    user_id: event.userId ?? null,
+    server: event.server ?? null,
+    tool: event.tool ?? null,
+    outcome: event.outcome,
+  };
+}
+
+export type BrokenReason = 'hash_mismatch' | 'link_mismatch' | 'seq_gap' | 'column_mismatch' | 'unparsable_event' | 'checkpoint_mismatch' | 'checkpoint_signature';
+
+/**
+ * Checks one row against the row before it in its partition (`previous`: its seq and hash; null when
+ * `row` should be the partition's first). Returns null when the row holds, else why not.
+ */
+export function checkRow(row: StoredAuditRow, previous: { seq: number; hash: string } | null): BrokenReason | null {
+  const expectedSeq = previous === null ? 1 : previous.seq + 1;
+  if (row.seq !== expectedSeq) return 'seq_gap';
+  const expectedPrev = previous === null ? genesisHash(row.partition) : previous.hash;
+  if (row.prev_hash !== expectedPrev) return 'link_mismatch';
+  if (rowHash({ partition: row.partition, seq: row.seq, receivedAt: row.received_at, prevHash: row.prev_hash, event: row.event }) !== row.hash) {
+    return 'hash_mismatch';
+  }
+  let event: AuditEvent;
+  try {
+    event = JSON.parse(row.event) as AuditEvent;
+  } catch {
+    return 'unparsable_event';
+  }
+  const columns = indexedColumns(event);
+  for (const [name, value] of Object.entries(columns) as [keyof typeof columns, string | null][]) {
+    if (row[name] !== value) return 'column_mismatch';
+  }
+  return null;
+}

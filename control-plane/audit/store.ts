@@ -1,0 +1,364 @@
+/**
+ * The tamper-evident audit store: appends the events nodes ship (idempotent on event id), chaining each
+ * row to the previous one of this process's partition (chain.ts), and signs a checkpoint of the chain head
+ * every `checkpointEvery` events or `checkpointIntervalMs`.
+ *
+ * How the partition chains join: every control-plane process writes its own partition (a fresh id per
+ * start unless GATEHOUSE_AUDIT_PARTITION names one), so replicas never contend for a chain head and each
+ * partition is one unbroken chain from its genesis hash. A checkpoint signs this partition's head *and* the
+ * latest checkpointed head of every other partition it can see, and links to this partition's previous
+ * checkpoint: the checkpoints form one signed record of all chains at points in time, so dropping a whole
+ * partition, or rows before a checkpointed head, fails verification too.
+ *
+ * Appends are serialised in-process (one chain head per partition); the `id` unique index makes a batch
+ * that raced another replica with the same events fail and be resent by the node, never stored twice.
+ * It does not authenticate nodes (the route does) or decide what nodes record.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Kysely } from 'kysely';
+import { AuditEventSchema, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
+import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
+import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
+import type { SigningKey } from '../../data-plane/snapshot/sign.js';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../log.js';
+import { applyKeysetPage, encodeCursor, type PageRequest } from '../repos/pagination.js';
+import { inTransaction, type Db } from '../repos/transaction.js';
+import { checkRow, genesisHash, indexedColumns, rowHash, type BrokenReason, type StoredAuditRow } from './chain.js';
+
+export const CHECKPOINT_TYPE = 'gatehouse-audit-checkpoint+jws';
+
+export interface CheckpointPayload {
+  partition: string;
+  seq: number;
+  hash: string;
+  createdAt: string;
+  /** This partition's previous checkpoint, or null for its first. */
+  previous: { seq: number; hash: string } | null;
+  /** The latest checkpointed head of every other partition, as this process saw them. */
+  others: { partition: string; seq: number; hash: string }[];
+}
+
+export interface AuditStoreOptions {
+  db: Kysely<Database>;
+  signingKey: SigningKey;
+  logger: Logger;
+  partition?: string;
+  checkpointEvery?: number;
+  checkpointIntervalMs?: number;
+  now?: () => Date;
+}
+
+/** A default partition id: this host plus random bits, new per process start. */
+export function newPartitionId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(6).toString('hex')}`;
+}
+
+const INSERT_CHUNK = 200;
+
+export class AuditStore {
+  readonly partition: string;
+  private head: { seq: number; hash: string; receivedAt: string } | null = null;
+  private lastCheckpoint: { seq: number; hash: string } | null | undefined = undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | null = null;
+  private readonly checkpointEvery: number;
+  private readonly now: () => Date;
+
+  constructor(private readonly options: AuditStoreOptions) {
+    this.partition = options.partition ?? newPartitionId();
+    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      void this.serial(() => this.checkpointIfBehind()).catch((error: unknown) =>
+        this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit checkpoint failed'),
+      );
+    }, this.options.checkpointIntervalMs ?? 30_000);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes a last checkpoint, so a clean shutdown leaves its whole chain signed. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.serial(() => this.checkpointIfBehind()).catch(() => undefined);
+  }
+
+  /** Validates and stores a node's batch; events already stored (by id) are counted, not stored again. */
+  async ingest(nodeId: string, raw: readonly unknown[]): Promise<AuditIngestResult> {
+    const rejected: AuditIngestResult['rejected'] = [];
+    const byId = new Map<string, AuditEvent>();
+    raw.forEach((candidate, index) => {
+      const parsed = AuditEventSchema.safeParse(candidate);
+      if (!parsed.success) {
+        rejected.push({ index, reason: parsed.error.issues[0]?.path.join('.') || 'invalid event' });
+        return;
+      }
+      // A node records for itself only.
+      byId.set(parsed.data.id, { ...parsed.data, node: nodeId });
+    });
+    const events = [...byId.values()];
+    const inBatchDuplicates = raw.length - rejected.length - events.length;
+    if (events.length === 0) return { accepted: 0, duplicates: inBatchDuplicates, rejected };
+    const stored = await this.serial(() => this.append(events));
+    return { accepted: stored, duplicates: inBatchDuplicates + events.length - stored, rejected };
+  }
+
+  /** Writes a checkpoint of the current head now (tests, shutdown). */
+  checkpoint(): Promise<void> {
+    return this.serial(() => this.checkpointIfBehind());
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadHead(): Promise<{ seq: number; hash: string; receivedAt: string }> {
+    if (this.head) return this.head;
+    const row = await this.options.db
+      .selectFrom('audit_events')
+      .select(['seq', 'hash', 'received_at'])
+      .where('partition', '=', this.partition)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    this.head = row ? { seq: Number(row.seq), hash: row.hash, receivedAt: row.received_at } : { seq: 0, hash: genesisHash(this.partition), receivedAt: '' };
+    return this.head;
+  }
+
+  private async append(events: AuditEvent[]): Promise<number> {
+    const head = await this.loadHead();
+    let next = head;
+    try {
+      await inTransaction(this.options.db, async (trx) => {
+        const known = new Set<string>();
+        for (let i = 0; i < events.length; i += 500) {
+          const ids = events.slice(i, i + 500).map((e) => e.id);
+          const rows = await trx.selectFrom('audit_events').select('id').where('id', 'in', ids).execute();
+          for (const r of rows) known.add(r.id);
+        }
+        const fresh = events.filter((e) => !known.has(e.id));
+        // received_at never goes backwards within a partition, even if the clock does.
+        const nowIso = this.now().toISOString();
+        const receivedAt = nowIso > head.receivedAt ? nowIso : head.receivedAt;
+        let { seq, hash } = head;
+        const rows = fresh.map((event) => {
+          const json = JSON.stringify(event);
+          seq += 1;
+          const prevHash = hash;
+          hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
+          return { ...indexedColumns(event), partition: this.partition, seq, received_at: receivedAt, event: json, prev_hash: prevHash, hash };
+        });
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        next = { seq, hash, receivedAt };
+      });
+    } catch (error) {
+      // The commit may or may not have happened (a lost connection): read the head again next time.
+      this.head = null;
+      throw error;
+    }
+    const stored = next.seq - head.seq;
+    this.head = next;
+    if (this.lastCheckpoint === undefined) await this.loadLastCheckpoint();
+    if (next.seq - (this.lastCheckpoint?.seq ?? 0) >= this.checkpointEvery) {
+      await this.checkpointIfBehind().catch((error: unknown) =>
+        this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit checkpoint failed'),
+      );
+    }
+    return stored;
+  }
+
+  private async loadLastCheckpoint(): Promise<void> {
+    const row = await this.options.db
+      .selectFrom('audit_checkpoints')
+      .select(['seq', 'hash'])
+      .where('partition', '=', this.partition)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    this.lastCheckpoint = row ? { seq: Number(row.seq), hash: row.hash } : null;
+  }
+
+  private async checkpointIfBehind(): Promise<void> {
+    const head = await this.loadHead();
+    if (this.lastCheckpoint === undefined) await this.loadLastCheckpoint();
+    if (head.seq === 0 || head.seq === (this.lastCheckpoint?.seq ?? 0)) return;
+    const { db, signingKey } = this.options;
+    const others = await db
+      .selectFrom('audit_checkpoints as c')
+      .select(['c.partition', 'c.seq', 'c.hash'])
+      .where('c.partition', '!=', this.partition)
+      .where(({ eb, selectFrom }) =>
+        eb('c.seq', '=', selectFrom('audit_checkpoints as d').select(({ fn }) => fn.max('d.seq').as('m')).whereRef('d.partition', '=', 'c.partition')),
+      )
+      .orderBy('c.partition')
+      .execute();
+    const payload: CheckpointPayload = {
+      partition: this.partition,
+      seq: head.seq,
+      hash: head.hash,
+      createdAt: this.now().toISOString(),
+      previous: this.lastCheckpoint ?? null,
+      others: others.map((o) => ({ partition: o.partition, seq: Number(o.seq), hash: o.hash })),
+    };
+    const jws = signFlattened(Buffer.from(JSON.stringify(payload)), { alg: 'EdDSA', kid: signingKey.kid, typ: CHECKPOINT_TYPE }, signingKey.privateKey);
+    await db
+      .insertInto('audit_checkpoints')
+      .values({ partition: this.partition, seq: head.seq, hash: head.hash, created_at: payload.createdAt, kid: signingKey.kid, jws: JSON.stringify(jws) })
+      .execute();
+    this.lastCheckpoint = { seq: head.seq, hash: head.hash };
+  }
+}
+
+// ---- Reading ----
+
+export interface AuditFilter {
+  keyId?: string | null | undefined;
+  userId?: string | null | undefined;
+  server?: string | null | undefined;
+  tool?: string | null | undefined;
+  outcome?: string | null | undefined;
+  /** Event time bounds (inclusive), ISO-8601. */
+  from?: string | null | undefined;
+  to?: string | null | undefined;
+}
+
+export interface StoredAuditEvent {
+  rowId: number;
+  partition: string;
+  seq: number;
+  receivedAt: string;
+  hash: string;
+  event: AuditEvent;
+}
+
+function toStored(row: StoredAuditRow): StoredAuditEvent {
+  return { rowId: Number(row.row_id), partition: row.partition, seq: Number(row.seq), receivedAt: row.received_at, hash: row.hash, event: JSON.parse(row.event) as AuditEvent };
+}
+
+function filtered(db: Db, filter: AuditFilter) {
+  let q = db.selectFrom('audit_events').selectAll();
+  if (filter.keyId) q = q.where('key_id', '=', filter.keyId);
+  if (filter.userId) q = q.where('user_id', '=', filter.userId);
+  if (filter.server) q = q.where('server', '=', filter.server);
+  if (filter.tool) q = q.where('tool', '=', filter.tool);
+  if (filter.outcome) q = q.where('outcome', '=', filter.outcome);
+  if (filter.from) q = q.where('time', '>=', filter.from);
+  if (filter.to) q = q.where('time', '<=', filter.to);
+  return q;
+}
+
+/** One page of events in arrival order (row id), filtered. */
+export async function listAuditEvents(db: Db, filter: AuditFilter, page: PageRequest): Promise<StoredAuditEvent[]> {
+  const rows = await applyKeysetPage(filtered(db, filter), ['row_id'], page).execute();
+  return rows.map((r) => toStored(r as StoredAuditRow));
+}
+
+export function auditEventCursor(event: StoredAuditEvent): string {
+  return encodeCursor([String(event.rowId)]);
+}
+
+/** Every matching event in arrival order, a page at a time (the JSONL export streams this). */
+export async function* iterateAuditEvents(db: Db, filter: AuditFilter, pageSize = 500): AsyncGenerator<StoredAuditEvent> {
+  let after = 0;
+  for (;;) {
+    const rows = await filtered(db, filter).where('row_id', '>', after).orderBy('row_id').limit(pageSize).execute();
+    for (const row of rows) yield toStored(row as StoredAuditRow);
+    if (rows.length < pageSize) return;
+    after = Number(rows[rows.length - 1]!.row_id);
+  }
+}
+
+// ---- Verifying ----
+
+export interface BrokenLink {
+  partition: string;
+  seq: number;
+  rowId: number | null;
+  eventId: string | null;
+  reason: BrokenReason;
+}
+
+export interface ChainVerification {
+  ok: boolean;
+  checkedEvents: number;
+  checkedCheckpoints: number;
+  /** Checkpoints signed by a key this control plane no longer trusts (after a rotation): not checked. */
+  uncheckedCheckpoints: number;
+  partitions: number;
+  firstBroken: BrokenLink | null;
+}
+
+/**
+ * Walks every partition's chain in seq order over rows received in [from, to] (all rows when unbounded),
+ * linking the first one to the row before it, then checks every checkpoint made in that window: its
+ * signature, and that its head row is still there with that hash. Reports the first broken link.
+ */
+export async function verifyAuditChain(db: Db, trustedKeys: readonly PublicJwk[], range: { from?: string | null; to?: string | null } = {}): Promise<ChainVerification> {
+  const result: ChainVerification = { ok: true, checkedEvents: 0, checkedCheckpoints: 0, uncheckedCheckpoints: 0, partitions: 0, firstBroken: null };
+  const partitions = await db.selectFrom('audit_events').select('partition').distinct().orderBy('partition').execute();
+  result.partitions = partitions.length;
+  const broken = (link: BrokenLink): ChainVerification => ({ ...result, ok: false, firstBroken: link });
+
+  for (const { partition } of partitions) {
+    let previous: { seq: number; hash: string } | null | undefined = undefined;
+    let afterSeq = -1;
+    for (;;) {
+      let q = db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq);
+      if (range.from) q = q.where('received_at', '>=', range.from);
+      if (range.to) q = q.where('received_at', '<=', range.to);
+      const rows = (await q.orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
+      for (const raw of rows) {
+        const row = { ...raw, row_id: Number(raw.row_id), seq: Number(raw.seq) };
+        if (previous === undefined) {
+          // The first row in the window links to the one before it (outside the window), if it should have one.
+          const before =
+            row.seq > 1
+              ? await db.selectFrom('audit_events').select(['seq', 'hash']).where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()
+              : undefined;
+          previous = before ? { seq: Number(before.seq), hash: before.hash } : null;
+        }
+        const reason = checkRow(row, previous);
+        if (reason) return broken({ partition, seq: row.seq, rowId: row.row_id, eventId: row.id, reason });
+        previous = { seq: row.seq, hash: row.hash };
+        result.checkedEvents += 1;
+      }
+      if (rows.length < 1000) break;
+      afterSeq = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
+  let cq = db.selectFrom('audit_checkpoints').selectAll();
+  if (range.from) cq = cq.where('created_at', '>=', range.from);
+  if (range.to) cq = cq.where('created_at', '<=', range.to);
+  const keys = new Map(trustedKeys.map((k) => [k.kid, ed25519PublicKey(k)]));
+  for (const checkpoint of await cq.orderBy('partition').orderBy('seq').execute()) {
+    const seq = Number(checkpoint.seq);
+    const at = { partition: checkpoint.partition, seq, rowId: null, eventId: null };
+    const key = keys.get(checkpoint.kid);
+    if (!key) {
+      result.uncheckedCheckpoints += 1;
+      continue;
+    }
+    let payload: CheckpointPayload | null = null;
+    try {
+      const bytes = verifyFlattened(JSON.parse(checkpoint.jws) as SignedSnapshot, key);
+      payload = bytes ? (JSON.parse(bytes.toString('utf8')) as CheckpointPayload) : null;
+    } catch {
+      payload = null;
+    }
+    if (!payload || payload.partition !== checkpoint.partition || payload.seq !== seq || payload.hash !== checkpoint.hash) {
+      return broken({ ...at, reason: 'checkpoint_signature' });
+    }
+    const row = await db.selectFrom('audit_events').select(['row_id', 'id', 'hash']).where('partition', '=', checkpoint.partition).where('seq', '=', seq).executeTakeFirst();
+    if (!row || row.hash !== checkpoint.hash) return broken({ ...at, rowId: row ? Number(row.row_id) : null, eventId: row?.id ?? null, reason: 'checkpoint_mismatch' });
+    result.checkedCheckpoints += 1;
+  }
+  return result;
+}

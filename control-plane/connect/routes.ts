@@ -1,0 +1,206 @@
+/**
+ * The `/connect/...` pages a person opens from an `mcp_auth_required` answer (no JavaScript needed):
+ *
+ *   GET  /connect/<link token>     spends the one-time link (bound to a user and server, 15 minutes), sets a
+ *                                  short session cookie and redirects to /connect/session, so the token is
+ *                                  useless in any log or history from then on
+ *   GET  /connect/session          the page: "continue to sign in" (OAuth) or the header form
+ *   POST /connect/session/oauth    CSRF-checked; starts the user's OAuth authorization (PKCE, state) and
+ *                                  redirects to the authorization server; the callback stores their tokens
+ *   POST /connect/session/headers  CSRF-checked; verifies the values against the upstream (initialize +
+ *                                  tools/list), then stores them sealed
+ *   POST /connect/session/clear    CSRF-checked; forgets the user's header values
+ *
+ * Identity is the link's user, never anything the browser sends. No stored value is ever shown back.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { Kysely } from 'kysely';
+import { parseEnvRef, type SecretBox } from '../crypto/secret-box.js';
+import { constantTimeEqual } from '../crypto/tokens.js';
+import type { Database } from '../db/schema.js';
+import {
+  createConnectSession,
+  deleteHeaderSet,
+  getConnectSession,
+  getHeaderSet,
+  headerSetAad,
+  saveHeaderSet,
+  spendConnectLink,
+  type ConnectSessionRow,
+} from '../repos/connect.js';
+import { getMcpServerById, recordToolCatalogs, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
+import { OAuthFlowError } from '../oauth/errors.js';
+import type { OAuthService } from '../oauth/service.js';
+import { html, layout, redirect, sendPage } from './html.js';
+import { errorPage, failureStatus, successPage, type ConnectFailure } from './pages.js';
+
+export const CONNECT_SESSION_PATH = '/connect/session';
+const COOKIE = 'gh_connect';
+const LINK_PATTERN = /^\/connect\/(ghc_[A-Za-z0-9_-]{43})$/;
+const MAX_FORM_BYTES = 32 * 1024;
+
+export interface ConnectRouteDeps {
+  db: Kysely<Database>;
+  box: SecretBox;
+  oauth: OAuthService;
+  env?: NodeJS.ProcessEnv;
+  logger: { info(fields: object, message?: string): void; warn(fields: object, message?: string): void };
+  /** Called after a user's credential changed (saved, cleared), so nodes drop cached copies. */
+  onCredentialChanged?: (serverId: string, userId: string) => void;
+}
+
+function fail(res: ServerResponse, code: ConnectFailure, detail?: string): void {
+  sendPage(res, failureStatus(code), errorPage(code, detail));
+}
+
+function cookieValue(req: IncomingMessage, name: string): string | null {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return null;
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_FORM_BYTES) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** Whether a request is one of ours: GET paths we serve under /connect/. */
+export function isConnectPath(path: string): boolean {
+  return path === CONNECT_SESSION_PATH || path.startsWith(`${CONNECT_SESSION_PATH}/`) || LINK_PATTERN.test(path);
+}
+
+export async function handleConnect(req: IncomingMessage, res: ServerResponse, path: string, deps: ConnectRouteDeps): Promise<void> {
+  const link = LINK_PATTERN.exec(path);
+  if (link?.[1] && req.method === 'GET') return spendLink(res, link[1], deps);
+  if (path === CONNECT_SESSION_PATH && req.method === 'GET') return showSession(req, res, deps);
+  if (req.method === 'POST' && path.startsWith(`${CONNECT_SESSION_PATH}/`)) return submit(req, res, path.slice(CONNECT_SESSION_PATH.length + 1), deps);
+  fail(res, 'LINK_INVALID');
+}
+
+async function spendLink(res: ServerResponse, token: string, deps: ConnectRouteDeps): Promise<void> {
+  const spent = await spendConnectLink(deps.db, token);
+  if (!spent.ok) return fail(res, spent.reason === 'used' ? 'LINK_USED' : spent.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID');
+  const session = await createConnectSession(deps.db, spent.userId, spent.serverId, spent.kind);
+  const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
+  redirect(res, CONNECT_SESSION_PATH, { 'set-cookie': `${COOKIE}=${session.sessionId}; Path=/connect; HttpOnly; SameSite=Lax; Max-Age=900${secure}` });
+}
+
+async function currentSession(req: IncomingMessage, deps: ConnectRouteDeps): Promise<{ session: ConnectSessionRow; server: McpServer } | null> {
+  const id = cookieValue(req, COOKIE);
+  if (!id) return null;
+  const session = await getConnectSession(deps.db, id);
+  if (!session) return null;
+  const server = await getMcpServerById(deps.db, session.server_id);
+  return server ? { session, server } : null;
+}
+
+async function showSession(req: IncomingMessage, res: ServerResponse, deps: ConnectRouteDeps): Promise<void> {
+  const current = await currentSession(req, deps);
+  if (!current) return fail(res, 'SESSION_EXPIRED');
+  const { session, server } = current;
+  const csrf = html`<input type="hidden" name="csrf" value="${session.csrf_token}">`;
+  if (session.kind === 'oauth') {
+    const body = html`<h1>Connect your ${server.name} account</h1>
+<p>Gatehouse will send you to ${server.name}'s sign-in page. After you approve, Gatehouse keeps the token for you; your agent never sees it.</p>
+<form method="post" action="${CONNECT_SESSION_PATH}/oauth">${csrf}<button type="submit">Continue to sign in</button></form>`;
+    return sendPage(res, 200, layout(`Connect ${server.name}`, body));
+  }
+  const stored = await getHeaderSet(deps.db, server.id, session.user_id);
+  const fields = server.perUserHeaderKeys.map(
+    (key, i) => html`<label for="h${i}">${key}</label><input type="password" id="h${i}" name="header:${key}" autocomplete="off" required>`,
+  );
+  const clear = stored
+    ? html`<p class="hint">You have values stored for ${server.name} (they are never shown). Submitting replaces them.</p>
+<form method="post" action="${CONNECT_SESSION_PATH}/clear">${csrf}<button type="submit">Clear my values</button></form>`
+    : html``;
+  const body = html`<h1>Your ${server.name} credentials</h1>
+<p>${server.name} needs values of your own. Gatehouse stores them encrypted and sends them only to ${server.name}; your agent never sees them.</p>
+<form method="post" action="${CONNECT_SESSION_PATH}/headers">${csrf}${fields}<button type="submit">Save</button></form>${clear}`;
+  sendPage(res, 200, layout(`Connect ${server.name}`, body));
+}
+
+async function submit(req: IncomingMessage, res: ServerResponse, action: string, deps: ConnectRouteDeps): Promise<void> {
+  const current = await currentSession(req, deps);
+  const form = await readForm(req);
+  if (!current) return fail(res, 'SESSION_EXPIRED');
+  if (!form) return fail(res, 'BAD_INPUT', 'The form is too large.');
+  const { session, server } = current;
+  if (!constantTimeEqual(form.get('csrf') ?? '', session.csrf_token)) {
+    deps.logger.warn({ serverId: server.id }, 'connect form refused: CSRF token mismatch');
+    return fail(res, 'CSRF_FAILED');
+  }
+  if (action === 'oauth' && session.kind === 'oauth') {
+    try {
+      const url = await deps.oauth.startAuthorization(server, session.user_id);
+      return redirect(res, url.href);
+    } catch (error) {
+      if (error instanceof OAuthFlowError) return fail(res, error.code);
+      throw error;
+    }
+  }
+  if (action === 'headers' && session.kind === 'headers') return saveHeaders(res, form, session, server, deps);
+  if (action === 'clear' && session.kind === 'headers') {
+    await deleteHeaderSet(deps.db, server.id, session.user_id);
+    deps.onCredentialChanged?.(server.id, session.user_id);
+    return sendPage(res, 200, successPage(server.name, 'cleared'));
+  }
+  fail(res, 'BAD_INPUT');
+}
+
+async function saveHeaders(res: ServerResponse, form: URLSearchParams, session: ConnectSessionRow, server: McpServer, deps: ConnectRouteDeps): Promise<void> {
+  const values: Record<string, string> = {};
+  for (const key of server.perUserHeaderKeys) {
+    const value = (form.get(`header:${key}`) ?? '').trim();
+    if (value === '' || /[\r\n]/.test(value)) return fail(res, 'BAD_INPUT', `A value for ${key} is required.`);
+    values[key] = value;
+  }
+  const verified = await verifyAgainstUpstream(server, values, deps);
+  if (!verified.ok) return fail(res, 'UPSTREAM_REJECTED', verified.detail);
+  await saveHeaderSet(deps.db, server.id, session.user_id, deps.box.seal(JSON.stringify(values), headerSetAad(server.id, session.user_id)), Object.keys(values));
+  if (verified.tools.length > 0) await recordToolCatalogs(deps.db, [{ server: server.name, tools: verified.tools }]).catch(() => undefined);
+  deps.onCredentialChanged?.(server.id, session.user_id);
+  deps.logger.info({ serverId: server.id }, 'per-user header values stored');
+  sendPage(res, 200, successPage(server.name, 'saved'));
+}
+
+/** initialize + tools/list with the server's static headers overridden by the user's values. */
+async function verifyAgainstUpstream(
+  server: McpServer,
+  values: Record<string, string>,
+  deps: ConnectRouteDeps,
+): Promise<{ ok: true; tools: Array<{ name: string; description: string | null }> } | { ok: false; detail: string }> {
+  const env = deps.env ?? process.env;
+  const urlText = server.connectionString === null ? null : parseEnvRef(server.connectionString) ? env[parseEnvRef(server.connectionString) ?? ''] : server.connectionString;
+  if (!urlText || server.connectionType === 'STDIO') return { ok: true, tools: [] };
+  const headers: Record<string, string> = {};
+  for (const [name, secret] of Object.entries(server.headers)) {
+    const value = secret.kind === 'enc' ? deps.box.open(secret.ciphertext, serverHeaderAad(server.id, name)) : env[secret.name];
+    if (value !== undefined) headers[name.toLowerCase()] = value;
+  }
+  for (const [name, value] of Object.entries(values)) headers[name.toLowerCase()] = value;
+  const client = new Client({ name: 'gatehouse-connect', version: '1' }, { capabilities: {} });
+  try {
+    const url = new URL(urlText);
+    const transport =
+      server.connectionType === 'SSE' ? new SSEClientTransport(url, { requestInit: { headers } }) : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
+    await client.connect(transport, { timeout: 10_000 });
+    const listed = await client.listTools(undefined, { timeout: 10_000 });
+    return { ok: true, tools: listed.tools.map((t) => ({ name: t.name, description: t.description ?? null })) };
+  } catch {
+    // The upstream's own error text could echo a value: say only that it refused.
+    return { ok: false, detail: `${server.name} did not accept these values (initialize and tools/list were tried).` };
+  } finally {
+    await client.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * `/anthropic/...`: the Anthropic Messages API passed through to the configured provider, behind the
+ * pipeline (origin → key → parse → authorize → limits → credentials → forward → respond → record).
+ *
+ *   authenticate  `Authorization: Bearer <virtual key>` or `x-api-key: <virtual key>` (Anthropic clients
+ *                 send either); expiry and revocation as on `/mcp`. The caller's key is never forwarded:
+ *                 the upstream request carries only the provider's API key (`x-api-key`, injected on this
+ *                 node by the credentials stage) and the Anthropic headers the provider allows.
+ *   parse         path allowlist (messages, count_tokens, models), bounded body, `model` priced in the
+ *                 provider's table (else `model_blocked`: an unpriced call could not be charged).
+ *   limits        `Limiter.admit` before anything reaches the provider (rate, tokens per minute, budgets);
+ *                 settled with the priced usage when the answer has ended.
+ *   forward       `http-proxy-3` (`proxy/http-forward.ts`); the answer streams to the caller event by event
+ *                 as the provider sends it, while `UsageMeter` reads usage from the same bytes.
+ *
+ * Refusals are `{type, message}` (SPEC) with Anthropic's `error: {type, message}` beside it, so Anthropic
+ * SDKs (Claude Code) show the message. It does not retry, cache, or rewrite bodies.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ResolvedProvider } from '../config/runtime.js';
+import { GatewayError } from '../errors.js';
+import { readBody } from '../snapshot/bounded-body.js';
+import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import type { RequestContext, RequestRecord } from '../pipeline/context.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
+import type { Usage } from '../pipeline/limits.js';
+import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
+import { HttpForwarder } from '../proxy/http-forward.js';
+import { costNanos, findPrice } from './pricing.js';
+import { UsageMeter } from './usage-meter.js';
+
+export const ANTHROPIC_ROUTE_PREFIX = '/anthropic/';
+const PROVIDER = 'anthropic';
+const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+
+/** What the gateway passes through: the calls Claude Code and the SDKs make. */
+const ALLOWED: ReadonlyArray<{ method: string; path: RegExp; priced: boolean }> = [
+  { method: 'POST', path: /^\/v1\/messages$/, priced: true },
+  { method: 'POST', path: /^\/v1\/messages\/count_tokens$/, priced: false },
+  { method: 'GET', path: /^\/v1\/models(\/[A-Za-z0-9._:-]+)?$/, priced: false },
+];
+
+/** Provider response headers a caller may see (no cookies, no hop-by-hop, no provider internals). */
+const RESPONSE_HEADERS = ['content-type', 'request-id', 'retry-after', 'anthropic-organization-id'];
+const RATE_HEADER_PREFIX = 'anthropic-ratelimit-';
+
+export interface AnthropicRequest {
+  provider: ResolvedProvider;
+  /** Upstream path and query, e.g. `/v1/messages?beta=true`. */
+  upstreamPath: string;
+  method: string;
+  body: Buffer | null;
+  /** The requested model (priced calls), for pricing when the answer does not name it. */
+  model: string | null;
+  priced: boolean;
+}
+
+export interface AnthropicRouteOptions {
+  logger: Logger;
+  maxBodyBytes?: number;
+}
+
+export type AnthropicRoute = Route<AnthropicRequest> & { close(): void };
+
+function refusalBody(error: GatewayError): Record<string, unknown> {
+  return { type: error.code, message: error.message, error: { type: error.code, message: error.message } };
+}
+
+function refusalAnswer(error: GatewayError): Answer {
+  return jsonAnswer(error.status, refusalBody(error), error.headers === undefined ? undefined : { ...error.headers });
+}
+
+export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicRoute {
+  const { logger } = options;
+  const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const forwarder = new HttpForwarder();
+
+  async function parse(ctx: RequestContext): Promise<AnthropicRequest | GatewayError> {
+    const url = ctx.req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = (q === -1 ? url : url.slice(0, q)).slice(ANTHROPIC_ROUTE_PREFIX.length - 1);
+    const query = q === -1 ? '' : url.slice(q);
+    const method = ctx.req.method ?? 'GET';
+    const rule = ALLOWED.find((r) => r.method === method && r.path.test(path));
+    if (!rule) {
+      ctx.req.resume();
+      return new GatewayError('not_found', { message: `no route for ${method} /anthropic${path.slice(0, 200)}` });
+    }
+    const provider = ctx.runtime?.providers.get(PROVIDER);
+    if (!provider || provider.server === null) {
+      ctx.req.resume();
+      return new GatewayError('provider_unavailable', { message: provider?.unavailable ?? `no provider named "${PROVIDER}" is configured`, reason: 'no_provider' });
+    }
+    let body: Buffer | null = null;
+    let model: string | null = null;
+    if (method === 'POST') {
+      const read = await readBody(ctx.req, maxBody);
+      if (read.kind === 'too_large') return new GatewayError('payload_too_large');
+      if (read.kind === 'aborted') return new GatewayError('invalid_request', { message: 'request body was cut off', reason: 'aborted' });
+      body = Buffer.from(read.text, 'utf8');
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(read.text);
+      } catch {
+        return new GatewayError('invalid_request', { message: 'request body is not valid JSON' });
+      }
+      const m = typeof parsed === 'object' && parsed !== null ? (parsed as { model?: unknown }).model : undefined;
+      if (typeof m !== 'string' || m.length === 0) return new GatewayError('invalid_request', { message: 'request body needs a "model"' });
+      model = m;
+      if (rule.priced && findPrice(provider.prices, model) === null) {
+        return new GatewayError('model_blocked', { message: `model "${model.slice(0, 100)}" has no price configured for provider "${provider.name}", so calls to it cannot be charged` });
+      }
+    }
+    return { provider, upstreamPath: `${path}${query}`, method, body, model, priced: rule.priced };
+  }
+
+  async function serve(ctx: RequestContext, request: AnthropicRequest, stages: CallStages): Promise<Answer> {
+    const record = ctx.open(`${request.method} ${request.upstreamPath.split('?')[0] ?? ''}`);
+    const server = request.provider.server!;
+    const outcome = await stages.call(ctx, record, { server, tool: null, method: record.method ?? request.method }, (call) => forward(ctx, request, call, record));
+    return outcome instanceof GatewayError ? refusalAnswer(outcome) : outcome;
+  }
+
+  function forward(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, record: RequestRecord): Promise<Forwarded<Answer>> {
+    const base = request.provider.baseUrl!;
+    const target = new URL(base.href.replace(/\/+$/, '') + request.upstreamPath);
+    const headers: Record<string, string> = { ...call.headers, accept: ctx.req.headers.accept ?? 'application/json' };
+    if (request.body !== null) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(request.body.length);
+    }
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (answer: Answer, usage?: Promise<Usage | null>): void => {
+        if (done) return;
+        done = true;
+        resolve(usage ? { result: answer, usage } : { result: answer });
+      };
+      ctx.signal.addEventListener('abort', () => {
+        record.outcome = 'upstream_error';
+        record.reason = 'caller_gone';
+        finish(errorAnswer(new GatewayError('provider_error', { reason: 'caller_gone' })));
+      });
+      forwarder.forward(ctx.req, ctx.watchedResponse, {
+        target,
+        headers,
+        body: request.body,
+        onResponse: (upstream) => {
+          const { answer, usage } = answerFromProvider(request, upstream, record);
+          finish(answer, usage);
+        },
+        onError: (error) => {
+          logger.warn({ provider: request.provider.name, err: error.message }, 'LLM provider request failed');
+          record.outcome = 'upstream_error';
+          record.reason = (error as { code?: string }).code ?? 'network';
+          finish(refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" could not be reached` })));
+        },
+      });
+    });
+  }
+
+  function answerFromProvider(request: AnthropicRequest, upstream: IncomingMessage, record: RequestRecord): { answer: Answer; usage?: Promise<Usage | null> } {
+    const status = upstream.statusCode ?? 502;
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(upstream.headers)) {
+      if (value === undefined) continue;
+      if (RESPONSE_HEADERS.includes(name) || name.startsWith(RATE_HEADER_PREFIX)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    if (status >= 400) record.outcome = 'upstream_error';
+    if (status === 401 || status === 403) {
+      // The provider refused the gateway's own API key: the caller can do nothing about it, and must not be
+      // sent looking for credentials of its own.
+      upstream.resume();
+      logger.warn({ provider: request.provider.name, status }, 'LLM provider refused the configured API key');
+      record.reason = `HTTP ${status}`;
+      return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" refused the gateway's API key (HTTP ${status}); tell your Gatehouse operator` })) };
+    }
+    if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream } };
+    const meter = new UsageMeter(headers['content-type'] ?? '');
+    upstream.on('error', (error) => meter.destroy(error));
+    upstream.pipe(meter);
+    const usage = meter.usage.then((u): Usage | null => {
+      if (u === null) return null;
+      const model = u.model ?? request.model ?? '';
+      const price = findPrice(request.provider.prices, model) ?? findPrice(request.provider.prices, request.model ?? '');
+      const nanos = price === null ? 0 : costNanos(price, u);
+      return {
+        model,
+        costUsd: nanos / 1e9,
+        inputTokens: u.inputTokens,
+        outputTokens: u.outputTokens,
+        cacheWriteTokens: u.cacheCreationTokens,
+        cacheReadTokens: u.cacheReadTokens,
+      };
+    });
+    return { answer: { kind: 'stream', status, headers, body: meter }, usage };
+  }
+
+  return {
+    name: 'anthropic',
+    apiKeyHeader: true,
+    parse,
+    serve,
+    refusal: refusalAnswer,
+    close: () => forwarder.close(),
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * Reads token usage from a Messages API answer while it passes through, without holding it back: every
+ * chunk is pushed on before it is parsed. For `text/event-stream`, `message_start` carries the input and
+ * cache token counts and `message_delta` the (cumulative) output count; for JSON, the body's `usage` is
+ * read when it ends (a JSON answer is bounded; beyond `maxJsonBytes` it is passed on unmetered).
+ * `usage` resolves when the answer ends (null if it carried none, or broke off).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import type { TokenUsage } from './pricing.js';
+
+export interface MeteredUsage extends TokenUsage {
+  model: string | null;
+}
+
+interface WireUsage {
+  input_tokens?: unknown;
+  output_tokens?: unknown;
+  cache_creation_input_tokens?: unknown;
+  cache_read_input_tokens?: unknown;
+}
+
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : null);
+
+export class UsageMeter extends Transform {
+  readonly usage: Promise<MeteredUsage | null>;
+  #resolve!: (u: MeteredUsage | null) => void;
+  #seen = false;
+  readonly #current: MeteredUsage = { model: null, inputTokens: 0, outputTokens: 0, cacheCreationTokens: 0, cacheReadTokens: 0 };
+  readonly #sse: ReturnType<typeof createParser> | null;
+  readonly #decoder = new TextDecoder();
+  #json: Buffer[] | null;
+  #jsonBytes = 0;
+
+  constructor(contentType: string, private readonly maxJsonBytes = 8 * 1024 * 1024) {
+    super();
+    this.usage = new Promise((resolve) => (this.#resolve = resolve));
+    const sse = contentType.toLowerCase().startsWith('text/event-stream');
+    this.#sse = sse ? createParser({ onEvent: (e) => this.#onEvent(e) }) : null;
+    this.#json = sse ? null : [];
+    // An answer cut off (caller gone, upstream broke) still settles what it reported so far.
+    this.once('close', () => this.#resolve(this.#seen ? { ...this.#current } : null));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.push(chunk);
+    try {
+      if (this.#sse) this.#sse.feed(this.#decoder.decode(chunk, { stream: true }));
+      else if (this.#json) {
+        this.#jsonBytes += chunk.length;
+        if (this.#jsonBytes > this.maxJsonBytes) this.#json = null;
+        else this.#json.push(chunk);
+      }
+    } catch {
+      // Metering never breaks the answer.
+    }
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    if (this.#json) {
+      try {
+        const body = JSON.parse(Buffer.concat(this.#json).toString('utf8')) as { model?: unknown; usage?: WireUsage };
+        if (typeof body.model === 'string') this.#current.model = body.model;
+        if (body.usage) this.#take(body.usage);
+      } catch {
+        // not JSON (an error page): nothing to meter
+      }
+    }
+    this.#resolve(this.#seen ? { ...this.#current } : null);
+    done();
+  }
+
+  #onEvent(event: EventSourceMessage): void {
+    if (event.event !== 'message_start' && event.event !== 'message_delta') return;
+    const data = JSON.parse(event.data) as { message?: { model?: unknown; usage?: WireUsage }; usage?: WireUsage };
+    if (event.event === 'message_start') {
+      if (typeof data.message?.model === 'string') this.#current.model = data.message.model;
+      if (data.message?.usage) this.#take(data.message.usage);
+    } else if (data.usage) this.#take(data.usage);
+  }
+
+  /** Counts are cumulative in the API (a later event repeats or raises them): keep the latest. */
+  #take(u: WireUsage): void {
+    this.#seen = true;
+    const input = count(u.input_tokens);
+    const output = count(u.output_tokens);
+    const write = count(u.cache_creation_input_tokens);
+    const read = count(u.cache_read_input_tokens);
+    if (input !== null) this.#current.inputTokens = input;
+    if (output !== null) this.#current.outputTokens = output;
+    if (write !== null) this.#current.cacheCreationTokens = write;
+    if (read !== null) this.#current.cacheReadTokens = read;
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * The node's audit outbox: events recorded on the request path are buffered in memory for at most
+ * `flushIntervalMs` (or `flushEvents` events), then appended as JSON lines to the current segment file in
+ * `<stateDir>/audit/` and fsynced together (one fsync per batch, not per event). A cursor file says how far
+ * the shipper got; segments it has passed are deleted. So a node that restarts (or whose control plane is
+ * away for hours) resends exactly what was not acknowledged, and the control plane stores each event id once.
+ *
+ * `record` never blocks and never throws: it is the record stage's sink. When the undelivered backlog
+ * exceeds `maxBytes`, new events are dropped and counted (`dropped`), never the ones already stored.
+ * A crash (not a clean stop) loses at most the events of the last flush interval. Without a state dir the
+ * outbox keeps its backlog in memory only. It does not send anything (shipper.ts does).
+ */
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
+import { open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AuditEvent } from '../snapshot/audit-protocol.js';
+import type { Logger } from '../log.js';
+
+export interface OutboxOptions {
+  /** `<stateDir>/audit`; null keeps the backlog in memory only. */
+  dir: string | null;
+  logger: Logger;
+  flushIntervalMs?: number;
+  flushEvents?: number;
+  /** A segment is closed and a new one started past this size. */
+  segmentBytes?: number;
+  /** Undelivered bytes beyond which new events are dropped (and counted). */
+  maxBytes?: number;
+  /** Events larger than this (as JSON) lose their arguments/result, keeping the rest. */
+  maxEventBytes?: number;
+}
+
+export interface OutboxStats {
+  /** Events recorded and not yet acknowledged by the control plane. */
+  depth: number;
+  /** Undelivered bytes (on disk or pending). */
+  bytes: number;
+  dropped: number;
+  shipped: number;
+}
+
+/** A run of lines the shipper may send, and where it ends (to acknowledge). */
+export interface OutboxBatch {
+  lines: string[];
+  bytes: number;
+  end: Position;
+}
+
+interface Position {
+  segment: number;
+  offset: number;
+}
+
+const CURSOR_FILE = 'cursor.json';
+const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+const segmentName = (n: number): string => `seg-${String(n).padStart(12, '0')}.jsonl`;
+
+export class AuditOutbox {
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Segment being written, its handle and its durable (fsynced) size. */
+  private writeSegment = 1;
+  private handle: FileHandle | null = null;
+  private durable = new Map<number, number>();
+  private cursor: Position = { segment: 1, offset: 0 };
+  /** In-memory mode: the backlog itself. */
+  private memory: string[] = [];
+  private readonly stats: OutboxStats = { depth: 0, bytes: 0, dropped: 0, shipped: 0 };
+  private readonly waiters = new Set<() => void>();
+  private readonly flushIntervalMs: number;
+  private readonly flushEvents: number;
+  private readonly segmentBytes: number;
+  private readonly maxBytes: number;
+  private readonly maxEventBytes: number;
+
+  constructor(private readonly options: OutboxOptions) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 20;
+    this.flushEvents = options.flushEvents ?? 512;
+    this.segmentBytes = options.segmentBytes ?? 8 * 1024 * 1024;
+    this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
+    this.maxEventBytes = options.maxEventBytes ?? 256 * 1024;
+    if (options.dir) this.recover(options.dir);
+  }
+
+  /** Reads the segments and cursor left by a previous run: trims a torn last line, counts the backlog. */
+  private recover(dir: string): void {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const segments = readdirSync(dir)
+      .map((f) => SEGMENT.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    try {
+      const saved = JSON.parse(readFileSync(join(dir, CURSOR_FILE), 'utf8')) as Position;
+      if (Number.isSafeInteger(saved.segment) && Number.isSafeInteger(saved.offset)) this.cursor = saved;
+    } catch {
+      // No cursor yet: ship from the first segment there is.
+      this.cursor = { segment: segments[0] ?? 1, offset: 0 };
+    }
+    // Segments before the cursor were delivered (a crash between ack and delete left them).
+    for (const n of segments.filter((s) => s < this.cursor.segment)) unlinkSync(join(dir, segmentName(n)));
+    const live = segments.filter((s) => s >= this.cursor.segment);
+    if (live.length > 0 && live[0]! > this.cursor.segment) this.cursor = { segment: live[0]!, offset: 0 };
+    for (const n of live) {
+      const path = join(dir, segmentName(n));
+      const fd = openSync(path, 'r+');
+      try {
+        const size = fstatSync(fd).size;
+        const content = Buffer.alloc(size);
+        readSync(fd, content, 0, size, 0);
+        // A crash mid-append leaves a line without its newline: it was never acknowledged to anyone, drop it.
+        const end = content.lastIndexOf(0x0a) + 1;
+        if (end !== size) ftruncateSync(fd, end);
+        this.durable.set(n, end);
+        const from = n === this.cursor.segment ? Math.min(this.cursor.offset, end) : 0;
+        let count = 0;
+        for (let i = from; i < end; i++) if (content[i] === 0x0a) count++;
+        this.stats.depth += count;
+        this.stats.bytes += end - from;
+      } finally {
+        closeSync(fd);
+      }
+    }
+    // Keep appending to the last segment, or start the first.
+    this.writeSegment = live.length > 0 ? live[live.length - 1]! : this.cursor.segment;
+    if (!this.durable.has(this.writeSegment)) {
+      writeFileSync(join(dir, segmentName(this.writeSegment)), '', { mode: 0o600 });
+      this.durable.set(this.writeSegment, 0);
+    }
+    if (this.stats.depth > 0) this.options.logger.info({ events: this.stats.depth }, 'audit events from before the restart are waiting to be shipped');
+  }
+
+  /** The record stage's sink: never blocks, never throws. */
+  record(event: AuditEvent): void {
+    if (this.closed) {
+      this.stats.dropped += 1;
+      return;
+    }
+    let line: string;
+    try {
+      line = JSON.stringify(event);
+      if (line.length > this.maxEventBytes) {
+        const { arguments: _a, result: _r, ...rest } = event;
+        line = JSON.stringify({ ...rest, denyReason: rest.denyReason ?? null, result: { truncated: true, bytes: line.length } });
+      }
+    } catch {
+      this.stats.dropped += 1;
+      return;
+    }
+    const bytes = Buffer.byteLength(line) + 1;
+    if (this.stats.bytes + bytes > this.maxBytes) {
+      this.stats.dropped += 1;
+      return;
+    }
+    this.pending.push(line);
+    this.pendingBytes += bytes;
+    this.stats.depth += 1;
+    this.stats.bytes += bytes;
+    if (this.pending.length >= this.flushEvents) this.scheduleFlush(0);
+    else this.scheduleFlush(this.flushIntervalMs);
+  }
+
+  private scheduleFlush(delay: number): void {
+    if (this.flushTimer && delay > 0) return;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.flush();
+    }, delay);
+  }
+
+  /** Appends and fsyncs everything pending; resolves once it is durable. */
+  flush(): Promise<void> {
+    const run = this.flushing.then(() => this.flushNow());
+    this.flushing = run.catch((error: unknown) => {
+      this.options.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'audit outbox write failed');
+    });
+    return this.flushing;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const dir = this.options.dir;
+    if (!dir) {
+      this.memory.push(...lines);
+      this.wake();
+      return;
+    }
+    try {
+      if ((this.durable.get(this.writeSegment) ?? 0) >= this.segmentBytes) await this.rotate(dir);
+      this.handle ??= await open(join(dir, segmentName(this.writeSegment)), 'a', 0o600);
+      await this.handle.write(lines.join('\n') + '\n');
+      await this.handle.datasync();
+      this.durable.set(this.writeSegment, (this.durable.get(this.writeSegment) ?? 0) + bytes);
+    } catch (error) {
+      // Put them back: the next flush tries again (a full disk may clear up).
+      this.pending = [...lines, ...this.pending];
+      this.pendingBytes += bytes;
+      if (!this.closed) this.scheduleFlush(1000);
+      throw error;
+    }
+    this.wake();
+  }
+
+  private async rotate(dir: string): Promise<void> {
+    await this.handle?.close();
+    this.handle = null;
+    this.writeSegment += 1;
+    await writeFile(join(dir, segmentName(this.writeSegment)), '', { mode: 0o600 });
+    this.durable.set(this.writeSegment, 0);
+  }
+
+  private wake(): void {
+    for (const w of this.waiters) w();
+    this.waiters.clear();
+  }
+
+  /** Resolves when new durable events may be available (or after `timeoutMs`). */
+  waitForEvents(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** The next durable, unacknowledged events (at most `maxEvents` / `maxBytes`), or null when there are none. */
+  async nextBatch(maxEvents: number, maxBytes: number): Promise<OutboxBatch | null> {
+    const dir = this.options.dir;
+    if (!dir) {
+      if (this.memory.length === 0) return null;
+      const lines: string[] = [];
+      let bytes = 0;
+      for (const line of this.memory) {
+        const size = Buffer.byteLength(line) + 1;
+        if (lines.length >= maxEvents || (lines.length > 0 && bytes + size > maxBytes)) break;
+        lines.push(line);
+        bytes += size;
+      }
+      return { lines, bytes, end: { segment: 0, offset: lines.length } };
+    }
+    let { segment, offset } = this.cursor;
+    for (;;) {
+      const durable = this.durable.get(segment);
+      if (durable === undefined) return null;
+      if (offset < durable) break;
+      // This segment is done; move on if a later one exists.
+      if (segment >= this.writeSegment) return null;
+      await this.acknowledge({ lines: [], bytes: 0, end: { segment: segment + 1, offset: 0 } });
+      ({ segment, offset } = this.cursor);
+    }
+    const durable = this.durable.get(segment)!;
+    const length = Math.min(durable - offset, maxBytes);
+    const handle = await open(join(dir, segmentName(segment)), 'r');
+    let chunk: Buffer;
+    try {
+      chunk = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(chunk, 0, length, offset);
+      chunk = chunk.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+    const lines: string[] = [];
+    let start = 0;
+    while (lines.length < maxEvents) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl === -1) break;
+      lines.push(chunk.toString('utf8', start, nl));
+      start = nl + 1;
+    }
+    if (lines.length === 0) {
+      // One line longer than a whole batch: it can never be sent, so it is dropped (and counted).
+      const nl = (await readFile(join(dir, segmentName(segment)))).indexOf(0x0a, offset);
+      this.options.logger.error({ segment, offset }, 'an audit event is larger than a batch may be; dropping it');
+      this.stats.dropped += 1;
+      await this.acknowledge({ lines: [''], bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } });
+      this.stats.shipped -= 1;
+      return this.nextBatch(maxEvents, maxBytes);
+    }
+    return { lines, bytes: start, end: { segment, offset: offset + start } };
+  }
+
+  /** The control plane stored (or already had) these events: move the cursor past them for good. */
+  async acknowledge(batch: OutboxBatch): Promise<void> {
+    this.stats.depth = Math.max(0, this.stats.depth - batch.lines.length);
+    this.stats.bytes = Math.max(0, this.stats.bytes - batch.bytes);
+    this.stats.shipped += batch.lines.length;
+    const dir = this.options.dir;
+    if (!dir) {
+      this.memory.splice(0, batch.end.offset);
+      return;
+    }
+    const previous = this.cursor.segment;
+    this.cursor = batch.end;
+    await writeFile(join(dir, `${CURSOR_FILE}.tmp`), JSON.stringify(this.cursor), { mode: 0o600 });
+    await rename(join(dir, `${CURSOR_FILE}.tmp`), join(dir, CURSOR_FILE));
+    for (let n = previous; n < this.cursor.segment; n++) {
+      this.durable.delete(n);
+      await unlink(join(dir, segmentName(n))).catch(() => undefined);
+    }
+  }
+
+  /** Counts events that will never be delivered (the control plane refused them as malformed). */
+  countDropped(n: number): void {
+    this.stats.dropped += n;
+  }
+
+  snapshot(): OutboxStats {
+    return { ...this.stats };
+  }
+
+  /** Flushes what is pending and closes the segment: a clean stop loses nothing. */
+  async close(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await this.flush();
+    this.closed = true;
+    await this.handle?.close().catch(() => undefined);
+    this.handle = null;
+    this.wake();
+  }
+}

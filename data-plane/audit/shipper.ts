@@ -1,0 +1,102 @@
+/**
+ * Ships the outbox to the control plane (`POST /nodes/audit`, the node's own credentials): one batch at a
+ * time, in order, acknowledged in the outbox only after a 200, so delivery is at least once and the
+ * control plane's id check makes it exactly once in the store. While the control plane is away it retries
+ * with capped exponential backoff and the outbox keeps growing on disk; it logs the outage once, not per try.
+ *
+ * It does not buffer events itself (the outbox does) or decide what is recorded.
+ */
+import { NODE_AUDIT_PATH, AuditIngestResultSchema, AUDIT_BATCH_MAX_EVENTS } from '../snapshot/audit-protocol.js';
+import type { Logger } from '../log.js';
+import type { AuditOutbox } from './outbox.js';
+
+export interface ShipperOptions {
+  outbox: AuditOutbox;
+  controlPlaneUrl: string;
+  /** The node's credentials for a request (per-node JWT bound to method and path, or the shared token). */
+  authHeaders(method: string, path: string): Promise<Record<string, string>>;
+  logger: Logger;
+  batchEvents?: number;
+  batchBytes?: number;
+  maxBackoffMs?: number;
+}
+
+export class AuditShipper {
+  private abort = new AbortController();
+  private running: Promise<void> | null = null;
+  private failing = false;
+
+  constructor(private readonly options: ShipperOptions) {}
+
+  start(): void {
+    this.running ??= this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.running;
+    this.running = null;
+  }
+
+  /** Sends everything durable now (tests; a clean shutdown does not wait for the control plane). */
+  private async loop(): Promise<void> {
+    const { outbox, logger } = this.options;
+    const batchEvents = Math.min(this.options.batchEvents ?? 500, AUDIT_BATCH_MAX_EVENTS);
+    const batchBytes = this.options.batchBytes ?? 4 * 1024 * 1024;
+    let backoff = 0;
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      let batch;
+      try {
+        batch = await outbox.nextBatch(batchEvents, batchBytes);
+      } catch (error) {
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'could not read the audit outbox');
+        await outbox.waitForEvents(1000, signal);
+        continue;
+      }
+      if (!batch) {
+        await outbox.waitForEvents(1000, signal);
+        continue;
+      }
+      const error = await this.send(batch.lines, signal);
+      if (signal.aborted) return;
+      if (typeof error === 'string') {
+        if (!this.failing) logger.warn({ reason: error, backlog: outbox.snapshot().depth }, 'audit events cannot reach the control plane; keeping them on disk and retrying');
+        this.failing = true;
+        backoff = Math.min(Math.max(backoff * 2, 250), this.options.maxBackoffMs ?? 5000);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff);
+          signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+        });
+        continue;
+      }
+      if (this.failing) logger.info({ backlog: outbox.snapshot().depth }, 'audit shipping resumed');
+      this.failing = false;
+      backoff = 0;
+      if (error.rejected > 0) {
+        logger.error({ rejected: error.rejected }, 'the control plane refused malformed audit events; they are dropped');
+        outbox.countDropped(error.rejected);
+      }
+      await outbox.acknowledge(batch);
+    }
+  }
+
+  /** Posts one batch: the ingest result's rejected count, or why it failed. */
+  private async send(lines: string[], signal: AbortSignal): Promise<{ rejected: number } | string> {
+    try {
+      const res = await fetch(new URL(NODE_AUDIT_PATH, this.options.controlPlaneUrl), {
+        method: 'POST',
+        headers: { ...(await this.options.authHeaders('POST', NODE_AUDIT_PATH)), 'content-type': 'application/json' },
+        // The lines are already JSON: join them instead of parsing and serialising again.
+        body: `{"events":[${lines.join(',')}]}`,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]),
+      });
+      const text = await res.text();
+      if (res.status !== 200) return `HTTP ${res.status}`;
+      const result = AuditIngestResultSchema.safeParse(JSON.parse(text) as unknown);
+      return result.success ? { rejected: result.data.rejected.length } : 'unexpected answer';
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The audit `RecordSink`: turns each pipeline `RequestRecord` (answered, refused at any stage, denied,
+ * failed upstream) into an audit event in the outbox. It runs after the answer is sent and only queues
+ * (the outbox writes in batches, the shipper sends in the background), so it never delays a caller.
+ *
+ * A refused key appears by the prefix of its hash (`keyHashPrefix`), never by value; arguments are kept
+ * only while content logging is on for that key and server (`contentLogging`), after the `redact` hook
+ * (the guardrail) has had them. It does not decide what the pipeline records.
+ */
+import type { RequestRecord } from '../pipeline/context.js';
+import type { RecordSink } from '../pipeline/record.js';
+import type { GuardrailFinding } from '../snapshot/audit-protocol.js';
+import type { AuditRecorder } from './recorder.js';
+
+const ROUTE_PATHS: Record<RequestRecord['route'], string> = { mcp: '/mcp', mcp_server: '/mcp/{server}', anthropic: '/anthropic' };
+
+export interface AuditSinkOptions {
+  recorder: AuditRecorder;
+  /** Whether arguments/results may be stored for this key and server (default: yes). */
+  contentLogging?: (keyId: string | null, server: string | null) => boolean;
+  /**
+   * Redacts secrets from content before it is stored, saying what was found (the guardrail's scanner).
+   * Called unless `alreadyRedacted` says the request path did it (a `redact` policy) for this key and server.
+   */
+  redact?: (value: unknown, where: string) => { value: unknown; findings: GuardrailFinding[] };
+  alreadyRedacted?: (keyId: string | null, server: string | null) => boolean;
+}
+
+export function createAuditSink(options: AuditSinkOptions): RecordSink {
+  const { recorder } = options;
+  return {
+    record(record) {
+      const content = options.contentLogging?.(record.keyId, record.server) ?? true;
+      const findings: GuardrailFinding[] = [...(record.guardrail ?? [])];
+      const redact = options.redact && !options.alreadyRedacted?.(record.keyId, record.server) ? options.redact : null;
+      const stored = (value: unknown, where: string): unknown => {
+        if (!redact) return value;
+        const redacted = redact(value, where);
+        for (const f of redacted.findings) if (!findings.some((g) => g.kind === f.kind && g.where === f.where)) findings.push(f);
+        return redacted.value;
+      };
+      const args = content && record.arguments !== undefined ? stored(record.arguments, 'arguments') : undefined;
+      const result = content && record.result !== undefined ? stored(record.result, 'result') : undefined;
+      // The size of what went back, kept even when content is not.
+      let resultBytes: number | null = null;
+      if (record.result !== undefined) {
+        try {
+          resultBytes = JSON.stringify(record.result)?.length ?? null;
+        } catch {
+          resultBytes = null;
+        }
+      }
+      const usage = record.usage;
+      recorder.record({
+        startedAt: record.at,
+        route: ROUTE_PATHS[record.route],
+        requestId: String(record.requestId),
+        traceId: record.traceId ?? null,
+        keyId: record.keyId,
+        keyHashPrefix: record.keyHashPrefix,
+        userId: record.userId,
+        method: record.method ?? 'http',
+        server: record.server,
+        tool: record.tool,
+        ...(args !== undefined ? { arguments: args } : {}),
+        ...(result !== undefined ? { result } : {}),
+        outcome: record.outcome,
+        denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
+        upstreamStatus: null,
+        latencyMs: Math.round(record.latencyMs * 1000) / 1000,
+        resultBytes,
+        tokens:
+          usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)
+            ? {
+                input: usage.inputTokens ?? 0,
+                output: usage.outputTokens ?? 0,
+                ...(usage.cacheReadTokens !== undefined ? { cacheRead: usage.cacheReadTokens } : {}),
+                ...(usage.cacheWriteTokens !== undefined ? { cacheWrite: usage.cacheWriteTokens } : {}),
+              }
+            : null,
+        costUsd: usage?.costUsd ?? null,
+        guardrail: findings.length > 0 ? findings : null,
+      });
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * The counter store contract behind the Limiter: one atomic decision per admit (rate limit and every budget
+ * checked, the request counted, or nothing changed) and one idempotent charge per settle. Two
+ * implementations: `memory-store.ts` (in-process, the embedded default) and `redis-store.ts` (shared by
+ * every node, one Lua script per decision). Plans are computed by the Limiter; stores only count.
+ *
+ * Budget counters start "unseeded": the first admit against a counter in a window returns `seed`, the
+ * Limiter fetches the spend the control plane has persisted for that window and seeds it once (after a
+ * Redis restart or a node restart, counters start from what was really spent, not from zero).
+ */
+
+export interface BudgetCounter {
+  /** Store key of this budget's window, e.g. `gh:{keyId}:b:DAILY:1733011200000`. */
+  counter: string;
+  /** The cap in nano-USD. */
+  maxNanos: number;
+  /** How long the counter must outlive its window's start (window length + slack). */
+  ttlMs: number;
+}
+
+export interface AdmitPlan {
+  keyId: string;
+  /** Unique per admission (also the spend report's request id). */
+  requestId: string;
+  requestsPerMinute: number | null;
+  tokensPerMinute: number | null;
+  /** Store key of the current minute's token counter. */
+  tokenCounter: string;
+  budgets: readonly BudgetCounter[];
+}
+
+export type AdmitResult =
+  | { kind: 'ok' }
+  /** Over the request or token rate: retry after this many ms. */
+  | { kind: 'rate'; retryAfterMs: number }
+  /** budgets[index] is spent. */
+  | { kind: 'budget'; index: number }
+  /** budgets[index] has no seeded counter yet in this store. */
+  | { kind: 'seed'; index: number };
+
+export interface SettlePlan {
+  keyId: string;
+  requestId: string;
+  tokens: number;
+  tokenCounter: string;
+  costNanos: number;
+  budgets: ReadonlyArray<{ counter: string; ttlMs: number }>;
+}
+
+export interface CounterStore {
+  admit(plan: AdmitPlan): AdmitResult | Promise<AdmitResult>;
+  /** Charges once per request id, whatever the number of calls. */
+  settle(plan: SettlePlan): void | Promise<void>;
+  /** Sets a budget counter's starting spend, once (a second seed of the same counter changes nothing). */
+  seed(counter: string, nanos: number, ttlMs: number): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Key names share the `{keyId}` hash tag, so one script's keys are in one Redis Cluster slot. */
+export const counterKeys = {
+  requests: (keyId: string) => `gh:{${keyId}}:rpm`,
+  tokens: (keyId: string, minuteStart: number) => `gh:{${keyId}}:tpm:${minuteStart}`,
+  budget: (keyId: string, period: string, windowStart: number) => `gh:{${keyId}}:b:${period}:${windowStart}`,
+  settled: (keyId: string, requestId: string) => `gh:{${keyId}}:s:${requestId}`,
+} as const;
+
+export const MINUTE_MS = 60_000;
+/** How long a settled-request marker is kept (a retried settle within this time counts once). */
+export const SETTLED_MARKER_MS = 10 * MINUTE_MS;

@@ -1,0 +1,288 @@
+/**
+ * The pipeline's limits stage (`pipeline/limits.ts` → `Limiter`) for real: per virtual key, a request rate
+ * (requests per minute, sliding window), an LLM token rate (tokens per minute) and budgets (USD per fixed UTC
+ * window), checked at `admit` against shared counters and charged at `settle` with what the call cost.
+ *
+ * Exactness across nodes: with Redis every admit is one atomic script, so N nodes admit exactly the cap of
+ * requests per minute between them. Budgets are checked at admit and charged at settle (the cost of an LLM
+ * call is known only when it ends), so the spend that gets through is at most the budget plus the cost of
+ * the key's requests already admitted and still in flight when the budget was crossed (each was admitted
+ * while spend was under the cap); no request is admitted after the crossing is settled.
+ *
+ * While Redis is unreachable, each key's `fallback` decides (SPEC: decide and document):
+ *  - FAIL_CLOSED (default): the key's requests are refused with `limits_unavailable` (503, Retry-After).
+ *  - LOCAL_ALLOWANCE: this node admits from its own in-process counters, with every cap scaled by
+ *    `localShare` (default 0.25, at least one request), so an outage lets through at most
+ *    nodes × localShare × cap extra, never an unbounded amount.
+ * Either way nothing is lost: settles that could not reach Redis are queued (bounded) and replayed when it
+ * is back (idempotent per request id), and every priced call goes to the `SpendSink` (the control plane
+ * persists it). Budget counters are seeded once per window from the persisted spend (`SpendSource`), so a
+ * Redis restart, a node restart or the embedded in-process store starts from what was really spent.
+ */
+import { randomUUID } from 'node:crypto';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Admission, LimitSubject, Limiter, Usage } from '../pipeline/limits.js';
+import { budgetWindowEnd, budgetWindowStart, usdToNanos } from '../snapshot/budget-window.js';
+import type { KeyLimitsEntry } from '../snapshot/schema.js';
+import { counterKeys, MINUTE_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { MemoryCounterStore } from './memory-store.js';
+import { RedisCounterStore } from './redis-store.js';
+
+/** One priced call, as the control plane persists it (`POST /nodes/spend`). */
+export interface SpendEvent {
+  requestId: string;
+  keyId: string;
+  userId: string;
+  kind: 'llm' | 'tool';
+  model: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  cacheCreationTokens: number;
+  cacheReadTokens: number;
+  costNanos: number;
+  /** ISO instant the call ended. */
+  at: string;
+}
+
+/** Where priced calls go (the node's reporter to the control plane); must not block or throw. */
+export interface SpendSink {
+  report(event: SpendEvent): void;
+}
+
+/** The spend the control plane has persisted for a key in [fromMs, toMs), in nano-USD. */
+export interface SpendSource {
+  windowSpend(keyId: string, fromMs: number, toMs: number): Promise<number>;
+}
+
+export interface LimiterOptions {
+  /** Shared counters; without it, in-process counters (exact for one node only). */
+  redisUrl?: string | undefined;
+  /** A store to use instead (tests). */
+  store?: CounterStore;
+  spendSink?: SpendSink;
+  spendSource?: SpendSource;
+  /** Share of each cap a node may admit on its own while Redis is unreachable (LOCAL_ALLOWANCE keys). */
+  localShare?: number;
+  /** At most this many settles are queued while Redis is unreachable (older ones are dropped, logged). */
+  maxPendingSettles?: number;
+  logger?: Pick<Logger, 'warn' | 'error'>;
+  now?: () => number;
+}
+
+export interface GovernanceLimiter extends Limiter {
+  /** Settles still waiting for Redis. */
+  readonly pendingSettles: number;
+  /** Replays queued settles now (also done whenever Redis becomes ready). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const NO_OP_ADMISSION: Admission = { settle: () => undefined };
+
+/** Tokens that count against tokens-per-minute: input, output and cache writes (cache reads are not new work). */
+function rateTokens(usage: Usage): number {
+  return (usage.inputTokens ?? 0) + (usage.outputTokens ?? 0) + (usage.cacheWriteTokens ?? 0);
+}
+
+function retryAfter(ms: number): Record<string, string> {
+  return { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) };
+}
+
+export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
+  const now = options.now ?? Date.now;
+  const localShare = options.localShare ?? 0.25;
+  const maxPending = options.maxPendingSettles ?? 100_000;
+  const logger = options.logger;
+  const local = new MemoryCounterStore(now);
+  const pending: SettlePlan[] = [];
+  let flushing: Promise<void> | null = null;
+  // Budget counters this node has seeded in the shared store; cleared when Redis reconnects (it may have restarted).
+  const seeded = new Set<string>();
+
+  const shared: CounterStore | null =
+    options.store ??
+    (options.redisUrl
+      ? new RedisCounterStore(options.redisUrl, {
+          onReady: () => {
+            seeded.clear();
+            void flush();
+          },
+        })
+      : null);
+  const primary: CounterStore = shared ?? local;
+
+  function plan(keyId: string, limits: KeyLimitsEntry, at: number, requestId: string, share: number): AdmitPlan {
+    const minute = at - (at % MINUTE_MS);
+    const scale = (n: number | null): number | null => (n === null ? null : Math.max(1, Math.floor(n * share)));
+    return {
+      keyId,
+      requestId,
+      requestsPerMinute: scale(limits.rateLimit?.requestsPerMinute ?? null),
+      tokensPerMinute: scale(limits.rateLimit?.tokensPerMinute ?? null),
+      tokenCounter: counterKeys.tokens(keyId, minute),
+      budgets: limits.budgets.map((b) => {
+        const start = budgetWindowStart(b.period, at);
+        const end = budgetWindowEnd(b.period, start);
+        return { counter: counterKeys.budget(keyId, b.period, start), maxNanos: Math.max(1, Math.floor(usdToNanos(b.maxUsd) * share)), ttlMs: end - start + MINUTE_MS };
+      }),
+    };
+  }
+
+  /**
+   * The persisted spend of a window; 0 when the control plane cannot say (it is down): serving goes on, and
+   * only a Redis restart during a control-plane outage can then undercount the spend before the restart.
+   */
+  async function persistedSpend(keyId: string, from: number, to: number): Promise<number> {
+    if (!options.spendSource) return 0;
+    try {
+      return await options.spendSource.windowSpend(keyId, from, to);
+    } catch (error) {
+      logger?.warn({ keyId, err: error instanceof Error ? error.message : String(error) }, 'persisted spend unavailable: budget counter seeded from 0');
+      return 0;
+    }
+  }
+
+  async function admitIn(store: CounterStore, admitPlan: AdmitPlan, limits: KeyLimitsEntry, at: number): Promise<AdmitResult> {
+    // One seed per budget at most, then the decision.
+    for (let attempt = 0; attempt <= admitPlan.budgets.length; attempt++) {
+      const result = await store.admit(admitPlan);
+      if (result.kind !== 'seed') return result;
+      const budget = admitPlan.budgets[result.index]!;
+      const period = limits.budgets[result.index]!.period;
+      const start = budgetWindowStart(period, at);
+      const spent = await persistedSpend(admitPlan.keyId, start, budgetWindowEnd(period, start));
+      await store.seed(budget.counter, spent, budget.ttlMs);
+      if (store === shared) seeded.add(budget.counter);
+    }
+    throw new Error('budget counters did not stay seeded');
+  }
+
+  function refusal(result: AdmitResult, limits: KeyLimitsEntry): GatewayError | null {
+    switch (result.kind) {
+      case 'ok':
+      case 'seed':
+        return null;
+      case 'rate':
+        return new GatewayError('rate_limited', { headers: retryAfter(result.retryAfterMs), reason: 'rate' });
+      case 'budget': {
+        const b = limits.budgets[result.index]!;
+        return new GatewayError('budget_exceeded', {
+          message: `budget exceeded: the ${b.period.toLowerCase()} budget of $${b.maxUsd} for this key is spent`,
+          data: { period: b.period, maxUsd: b.maxUsd },
+          reason: `budget_${b.period.toLowerCase()}`,
+        });
+      }
+    }
+  }
+
+  function queue(settle: SettlePlan): void {
+    if (pending.length >= maxPending) {
+      const dropped = pending.shift();
+      logger?.error({ keyId: dropped?.keyId }, 'settle queue full while Redis is unreachable: oldest counter update dropped (spend itself is still reported)');
+    }
+    pending.push(settle);
+  }
+
+  async function flush(): Promise<void> {
+    if (!shared || flushing) return flushing ?? undefined;
+    flushing = (async () => {
+      while (pending.length > 0) {
+        const next = pending[0]!;
+        try {
+          await shared.settle(next);
+          pending.shift();
+        } catch {
+          return; // still down: the next 'ready' retries
+        }
+      }
+    })().finally(() => {
+      flushing = null;
+    });
+    return flushing;
+  }
+
+  function admission(subject: LimitSubject, requestId: string, settlePlanOf: (usage: Usage) => SettlePlan | null, localToo: boolean): Admission {
+    let settled = false;
+    return {
+      settle(usage: Usage | null): void {
+        if (settled || usage === null) return;
+        settled = true;
+        const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
+        if (costNanos > 0 || rateTokens(usage) > 0) {
+          options.spendSink?.report({
+            requestId,
+            keyId: subject.caller.key.id,
+            userId: subject.caller.user.id,
+            kind: subject.route === 'anthropic' ? 'llm' : 'tool',
+            model: usage.model ?? null,
+            inputTokens: usage.inputTokens ?? 0,
+            outputTokens: usage.outputTokens ?? 0,
+            cacheCreationTokens: usage.cacheWriteTokens ?? 0,
+            cacheReadTokens: usage.cacheReadTokens ?? 0,
+            costNanos,
+            at: new Date(now()).toISOString(),
+          });
+        }
+        const settlePlan = settlePlanOf(usage);
+        if (settlePlan === null) return;
+        if (localToo) local.settle(settlePlan);
+        if (primary === local) {
+          if (!localToo) local.settle(settlePlan);
+          return;
+        }
+        if (pending.length > 0) {
+          queue(settlePlan);
+          return;
+        }
+        Promise.resolve()
+          .then(() => primary.settle(settlePlan))
+          .catch(() => queue(settlePlan));
+      },
+    };
+  }
+
+  const limiter: GovernanceLimiter = {
+    get pendingSettles() {
+      return pending.length;
+    },
+    flush,
+    admit(subject: LimitSubject): Admission | GatewayError | Promise<Admission | GatewayError> {
+      const limits = subject.caller.key.limits;
+      const requestId = randomUUID();
+      // No limits: nothing to count, only spend to report.
+      if (limits === null) return options.spendSink ? admission(subject, requestId, () => null, false) : NO_OP_ADMISSION;
+      const at = now();
+      const keyId = subject.caller.key.id;
+      const settlePlanOf = (share: number) => (usage: Usage): SettlePlan => {
+        const p = plan(keyId, limits, at, requestId, share);
+        return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos: usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0, budgets: p.budgets };
+      };
+      return admitIn(primary, plan(keyId, limits, at, requestId, 1), limits, at).then(
+        (result) => {
+          if (pending.length > 0) void flush(); // a transient failure queued settles without a reconnect
+          return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false);
+        },
+        async (error: unknown) => {
+          if (limits.fallback === 'FAIL_CLOSED') {
+            logger?.warn({ keyId, err: error instanceof Error ? error.message : String(error) }, 'shared counters unreachable: refusing (FAIL_CLOSED)');
+            return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'counters_unreachable' });
+          }
+          try {
+            const result = await admitIn(local, plan(keyId, limits, at, requestId, localShare), limits, at);
+            // Admitted locally: charge local counters now and the shared ones when Redis is back.
+            return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), true);
+          } catch (localError) {
+            logger?.error({ keyId, err: localError instanceof Error ? localError.message : String(localError) }, 'local limits failed');
+            return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'local_limits_failed' });
+          }
+        },
+      );
+    },
+    async close() {
+      await shared?.close();
+      await local.close();
+    },
+  };
+  return limiter;
+}

@@ -1,0 +1,93 @@
+/**
+ * In-process counters with the same semantics as the Redis store (sliding one-minute request log, per-
+ * minute token counter, per-window budget counters that need seeding, idempotent settle). The embedded
+ * default (`npm start`, no REDIS_URL) and the bounded local allowance while Redis is unreachable. Exact for
+ * one process; several nodes each keep their own (which is why production uses Redis).
+ */
+import { MINUTE_MS, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+
+interface Expiring {
+  value: number;
+  expiresAt: number;
+  /** Budget counters only: whether the persisted spend was added (see counters.ts). */
+  seeded: boolean;
+}
+
+export class MemoryCounterStore implements CounterStore {
+  readonly #logs = new Map<string, number[]>();
+  readonly #counters = new Map<string, Expiring>();
+  readonly #settled = new Map<string, number>();
+  #sweepAt = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  admit(plan: AdmitPlan): AdmitResult {
+    const now = this.now();
+    this.#sweep(now);
+    for (let i = 0; i < plan.budgets.length; i++) {
+      const b = plan.budgets[i]!;
+      const counter = this.#live(b.counter, now);
+      if (counter === undefined || !counter.seeded) return { kind: 'seed', index: i };
+      if (counter.value >= b.maxNanos) return { kind: 'budget', index: i };
+    }
+    if (plan.tokensPerMinute !== null && (this.#live(plan.tokenCounter, now)?.value ?? 0) >= plan.tokensPerMinute) {
+      return { kind: 'rate', retryAfterMs: MINUTE_MS - (now % MINUTE_MS) };
+    }
+    if (plan.requestsPerMinute !== null) {
+      const key = `rpm:${plan.keyId}`;
+      const log = (this.#logs.get(key) ?? []).filter((t) => t > now - MINUTE_MS);
+      if (log.length >= plan.requestsPerMinute) {
+        this.#logs.set(key, log);
+        return { kind: 'rate', retryAfterMs: Math.max(1, log[0]! + MINUTE_MS - now) };
+      }
+      log.push(now);
+      this.#logs.set(key, log);
+    }
+    return { kind: 'ok' };
+  }
+
+  settle(plan: SettlePlan): void {
+    const now = this.now();
+    const marker = `${plan.keyId}:${plan.requestId}`;
+    if (this.#settled.has(marker)) return;
+    this.#settled.set(marker, now + SETTLED_MARKER_MS);
+    if (plan.tokens > 0) this.#add(plan.tokenCounter, plan.tokens, now + 2 * MINUTE_MS, now);
+    if (plan.costNanos > 0) for (const b of plan.budgets) this.#add(b.counter, plan.costNanos, now + b.ttlMs, now);
+  }
+
+  seed(counter: string, nanos: number, ttlMs: number): void {
+    const now = this.now();
+    const existing = this.#live(counter, now);
+    if (existing === undefined) this.#counters.set(counter, { value: nanos, expiresAt: now + ttlMs, seeded: true });
+    else if (!existing.seeded) {
+      existing.value += nanos;
+      existing.seeded = true;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#logs.clear();
+    this.#counters.clear();
+  }
+
+  #live(counter: string, now: number): Expiring | undefined {
+    const c = this.#counters.get(counter);
+    return c !== undefined && c.expiresAt > now ? c : undefined;
+  }
+
+  // A settle against an unseeded counter still counts (it is seeded later on top of it), as in Redis.
+  #add(counter: string, amount: number, expiresAt: number, now: number): void {
+    const c = this.#counters.get(counter);
+    if (c !== undefined && c.expiresAt > now) c.value += amount;
+    else this.#counters.set(counter, { value: amount, expiresAt, seeded: false });
+  }
+
+  /** Drops expired entries at most once a minute, so memory stays bounded by the live windows. */
+  #sweep(now: number): void {
+    if (now < this.#sweepAt) return;
+    this.#sweepAt = now + MINUTE_MS;
+    for (const [k, c] of this.#counters) if (c.expiresAt <= now) this.#counters.delete(k);
+    for (const [k, t] of this.#settled) if (t <= now) this.#settled.delete(k);
+    for (const [k, log] of this.#logs) if (log.length === 0 || log[log.length - 1]! <= now - MINUTE_MS) this.#logs.delete(k);
+  }
+}

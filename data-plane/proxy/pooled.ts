@@ -1,0 +1,153 @@
+/**
+ * `/mcp/{server}` in front of a stdio or legacy SSE upstream: there is no HTTP endpoint to proxy to, so the
+ * node speaks Streamable HTTP to the caller itself and relays each request over its pooled MCP client
+ * (`UpstreamPool.request`), one isolated JSON-RPC exchange per POST (no SDK `Server` per request or shared
+ * across requests: SPEC §8, GHSA-345p-7cg4-v4c7). Stateless: no `Mcp-Session-Id`, no GET stream, so any node
+ * serves any request.
+ *
+ * Relayed: initialize (the upstream's own capabilities, info and instructions), ping, tools (the key's tools
+ * only; calls were authorized by the route), resources, resource templates, prompts, completions, and
+ * progress: a request carrying a progress token is answered as an SSE stream, its progress notifications
+ * first, then the response. Not relayed, because one pooled connection serves every caller and nothing
+ * ties an upstream message to one of them: server-to-client requests (the pool's client declares no
+ * sampling, elicitation or roots, so upstreams do not send them), log notifications (`logging` is not
+ * offered; `logging/setLevel` would change the level for every caller), resource subscriptions and
+ * list-changed notifications. Over HTTP upstreams the route passes all of these through instead.
+ *
+ * Upstream trouble is a tool result with `isError: true` for tools/call (as on `/mcp`) and a JSON-RPC error
+ * otherwise; neither carries a URL or a secret (the pool scrubs them).
+ */
+import { PassThrough } from 'node:stream';
+import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type InitializeResult, type Progress, type ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
+import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, type JsonRpcId } from '../errors.js';
+import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
+import type { Logger } from '../log.js';
+import type { RequestContext, RequestRecord } from '../pipeline/context.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
+import { filterTools } from '../policy/tool-filter.js';
+import { UpstreamFailure } from '../upstream/failures.js';
+import type { UpstreamPool } from '../upstream/pool.js';
+import type { MessageCheck, PooledForward, ServerRequest } from './server-route.js';
+
+/** Methods a pooled connection cannot serve per caller (see the module comment). */
+const NOT_RELAYED = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
+
+type Reply = { status: number; body: unknown } | null;
+
+export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledForward {
+  /** The upstream's capabilities minus what a pooled connection cannot relay to one caller. */
+  function relayable(capabilities: ServerCapabilities): ServerCapabilities {
+    const { logging: _logging, tasks: _tasks, experimental: _experimental, ...rest } = capabilities;
+    const out: ServerCapabilities = { ...rest };
+    if (out.tools) out.tools = {};
+    if (out.prompts) out.prompts = {};
+    if (out.resources) out.resources = {};
+    return out;
+  }
+
+  async function answerOne(request: ServerRequest, call: UpstreamCall, record: RequestRecord, check: MessageCheck, signal: AbortSignal, onprogress?: (p: Progress) => void): Promise<Reply> {
+    if (check.kind !== 'request') return null; // notifications and responses: nothing to answer (202)
+    const { id, method } = check;
+    const server = request.server;
+    const params = isObject(check.message.params) ? check.message.params : undefined;
+    try {
+      switch (method) {
+        case 'initialize': {
+          const info = await pool.upstreamInfo(server);
+          const requested = check.hello?.protocolVersion ?? '';
+          const result: InitializeResult = {
+            protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
+            capabilities: relayable(info.capabilities),
+            serverInfo: info.serverInfo ?? { name: server.name, version: '0.0.0' },
+            ...(info.instructions !== null ? { instructions: info.instructions } : {}),
+          };
+          return ok(id, result);
+        }
+        case 'ping':
+          return ok(id, {});
+        case 'tools/list': {
+          // The catalog is the pool's (cached, refreshed on list_changed), in one page.
+          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server)) });
+        }
+        case 'tools/call': {
+          const outcome = await pool.request(call, method, params, { signal, ...(onprogress ? { onprogress } : {}) });
+          if (outcome.kind === 'rpc_error') {
+            record.outcome = 'upstream_rpc_error';
+            return ok(id, null, outcome);
+          }
+          record.outcome = outcome.result.isError === true ? 'tool_error' : 'ok';
+          return ok(id, outcome.result);
+        }
+        default: {
+          if (NOT_RELAYED.has(method)) {
+            record.outcome = 'invalid';
+            return { status: 200, body: rpcError(id, RpcCode.MethodNotFound, RpcMessage.methodNotFound(method)) };
+          }
+          const outcome = await pool.request(call, method, params, { signal, ...(onprogress ? { onprogress } : {}) });
+          if (outcome.kind === 'rpc_error') {
+            record.outcome = 'upstream_rpc_error';
+            return ok(id, null, outcome);
+          }
+          return ok(id, outcome.result);
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof UpstreamFailure)) throw error;
+      record.outcome = 'upstream_error';
+      record.reason = error.kind;
+      logger.warn({ server: server.name, method, reason: error.kind }, 'pooled upstream request failed on /mcp/{server}');
+      // A tool that could not run is a result the model can read (as on /mcp); anything else a JSON-RPC error.
+      if (method === 'tools/call') return ok(id, { content: [{ type: 'text', text: error.message }], isError: true });
+      return { status: 200, body: rpcError(id, RpcCode.InternalError, error.message) };
+    }
+  }
+
+  return async function pooledForward(ctx: RequestContext, request: ServerRequest, call: UpstreamCall, record: RequestRecord): Promise<Answer> {
+    if (request.raw === null) {
+      return errorAnswer(new GatewayError('method_not_allowed', { message: HttpMessage.pooledRouteMethods(), headers: { allow: 'POST' } }));
+    }
+    const signal = ctx.signal;
+    if (request.batch) {
+      const replies: unknown[] = [];
+      for (const check of request.messages) {
+        const reply = await answerOne(request, call, record, check, signal);
+        if (reply) replies.push(reply.body);
+      }
+      return replies.length === 0 ? ACCEPTED : jsonAnswer(200, replies);
+    }
+    const check = request.messages[0] as MessageCheck;
+    const accept = String(ctx.req.headers.accept ?? '');
+    const meta = check.kind === 'request' && isObject(check.message.params) && isObject(check.message.params._meta) ? check.message.params._meta : null;
+    const token = meta?.progressToken;
+    if ((typeof token === 'string' || typeof token === 'number') && accept.includes('text/event-stream')) {
+      // Progress, then the response, on this request's own SSE stream (2025-11-25 transports §sending messages).
+      const stream = new PassThrough();
+      const send = (message: unknown): void => {
+        if (!stream.writableEnded) stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+      };
+      answerOne(request, call, record, check, signal, (progress) => send({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } })).then(
+        (reply) => {
+          if (reply) send(reply.body);
+          stream.end();
+        },
+        (error: unknown) => {
+          logger.error({ err: error, server: request.server.name }, 'pooled /mcp/{server} request failed');
+          send(rpcError(check.kind === 'request' ? check.id : null, RpcCode.InternalError, 'internal error'));
+          stream.end();
+        },
+      );
+      return { kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream };
+    }
+    const reply = await answerOne(request, call, record, check, signal);
+    return reply ? jsonAnswer(reply.status, reply.body) : ACCEPTED;
+  };
+}
+
+function ok(id: JsonRpcId, result: unknown, error?: { code: number; message: string; data?: unknown }): Reply {
+  if (error) return { status: 200, body: rpcError(id, error.code, error.message, error.data) };
+  return { status: 200, body: { jsonrpc: '2.0', id, result } };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

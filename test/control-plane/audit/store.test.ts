@@ -1,0 +1,127 @@
+/**
+ * The audit store on every test dialect: idempotent ingest (by event id, across batches and within one),
+ * the node id taken from authentication, a chain that verifies, and tampering found at the row tampered
+ * with: an edited, deleted or reordered row, an edited indexed column, a forged checkpoint.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditStore, listAuditEvents, verifyAuditChain } from '../../../control-plane/audit/store.js';
+import { createLogger } from '../../../control-plane/log.js';
+import { generateSigningKey, importSigningKey, type SigningKey } from '../../../data-plane/snapshot/sign.js';
+import { openTestDatabase, testDialects, type TestDatabase } from '../../support/db.js';
+import { LogCapture } from '../../support/log-capture.js';
+
+const event = (i: number, over: Record<string, unknown> = {}) => ({
+  id: randomUUID(),
+  time: new Date(Date.UTC(2026, 11, 1, 0, 0, i)).toISOString(),
+  node: 'claimed-node',
+  method: 'tools/call',
+  keyId: `key-${i % 3}`,
+  userId: 'user-1',
+  server: 'docs',
+  tool: i % 2 ? 'search' : 'fetch',
+  arguments: { q: `query ${i}` },
+  outcome: i % 5 === 0 ? 'denied' : 'ok',
+  latencyMs: 3,
+  ...over,
+});
+
+describe.each(testDialects)('audit store on %s', (dialect) => {
+  let t: TestDatabase;
+  let key: SigningKey;
+  let store: AuditStore;
+  beforeEach(async () => {
+    t = await openTestDatabase(dialect);
+    key = await importSigningKey(await generateSigningKey());
+    store = new AuditStore({ db: t.db, signingKey: key, logger: createLogger('audit-test', { destination: new LogCapture() }), checkpointEvery: 10 });
+  });
+  afterEach(async () => {
+    await t?.close();
+  });
+
+  it('stores each event id once, as the authenticated node, and the chain verifies', async () => {
+    const batch = Array.from({ length: 25 }, (_, i) => event(i));
+    expect(await store.ingest('node-a', batch)).toEqual({ accepted: 25, duplicates: 0, rejected: [] });
+    // Resent batch (the node never saw the answer), plus a duplicate inside the batch and a bad event.
+    const again = await store.ingest('node-a', [...batch.slice(20), batch[0], { id: 'x' }, event(99)]);
+    expect(again).toEqual({ accepted: 1, duplicates: 6, rejected: [{ index: 6, reason: expect.any(String) }] });
+    const rows = await t.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+    expect(rows).toHaveLength(26);
+    expect(new Set(rows.map((r) => r.node))).toEqual(new Set(['node-a']));
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 26 }, (_, i) => i + 1));
+
+    await store.checkpoint();
+    const verified = await verifyAuditChain(t.db, [key.publicJwk]);
+    expect(verified).toMatchObject({ ok: true, checkedEvents: 26, firstBroken: null, partitions: 1 });
+    expect(verified.checkedCheckpoints).toBe(2);
+  });
+
+  it('filters and pages events in arrival order', async () => {
+    await store.ingest('node-a', Array.from({ length: 12 }, (_, i) => event(i)));
+    const page = await listAuditEvents(t.db, { keyId: 'key-1' }, { limit: 10, inverted: false });
+    expect(page.map((e) => e.event.keyId)).toEqual(['key-1', 'key-1', 'key-1', 'key-1']);
+    const denied = await listAuditEvents(t.db, { outcome: 'denied', from: '2026-12-01T00:00:01Z', to: '2026-12-01T00:00:10Z' }, { limit: 10, inverted: false });
+    expect(denied.map((e) => e.event.time)).toEqual(['2026-12-01T00:00:05.000Z', '2026-12-01T00:00:10.000Z']);
+  });
+
+  describe('tampering directly in the database', () => {
+    let ids: string[];
+    beforeEach(async () => {
+      const batch = Array.from({ length: 20 }, (_, i) => event(i));
+      ids = batch.map((e) => e.id);
+      await store.ingest('node-a', batch.slice(0, 8));
+      await store.ingest('node-a', batch.slice(8));
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
+    });
+
+    it('finds an edited row at that row', async () => {
+      const row = await t.db.selectFrom('audit_events').select('event').where('seq', '=', 7).executeTakeFirstOrThrow();
+      await t.db.updateTable('audit_events').set({ event: row.event.replace('"ok"', '"denied"').replace('query 6', 'query X') }).where('seq', '=', 7).execute();
+      const v = await verifyAuditChain(t.db, [key.publicJwk]);
+      expect(v.ok).toBe(false);
+      expect(v.firstBroken).toMatchObject({ seq: 7, eventId: ids[6], reason: 'hash_mismatch' });
+    });
+
+    it('finds an edited indexed column at that row', async () => {
+      await t.db.updateTable('audit_events').set({ outcome: 'ok' }).where('seq', '=', 6).execute();
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 6, reason: 'column_mismatch' });
+    });
+
+    it('finds a deleted row where the chain breaks', async () => {
+      await t.db.deleteFrom('audit_events').where('seq', '=', 12).execute();
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 13, eventId: ids[12], reason: 'seq_gap' });
+    });
+
+    it('finds two rows swapped', async () => {
+      // Swap seq 4 and 5 (via a free seq, as the (partition, seq) pair is unique).
+      await t.db.updateTable('audit_events').set({ seq: 1000 }).where('seq', '=', 4).execute();
+      await t.db.updateTable('audit_events').set({ seq: 4 }).where('seq', '=', 5).execute();
+      await t.db.updateTable('audit_events').set({ seq: 5 }).where('seq', '=', 1000).execute();
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 4, eventId: ids[4] });
+    });
+
+    it('finds a rewritten tail that no longer matches its signed checkpoint', async () => {
+      // Deleting the last rows keeps the remaining chain intact; the checkpoint at seq 20 still names the head.
+      await t.db.deleteFrom('audit_events').where('seq', '>', 15).execute();
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 20, reason: 'checkpoint_mismatch' });
+    });
+
+    it('finds a forged checkpoint', async () => {
+      await t.db.updateTable('audit_checkpoints').set({ hash: 'forged' }).where('seq', '=', 20).execute();
+      expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 20, reason: 'checkpoint_signature' });
+    });
+  });
+
+  it('keeps one chain per partition; a second process appends to its own', async () => {
+    const other = new AuditStore({ db: t.db, signingKey: key, logger: createLogger('audit-test', { destination: new LogCapture() }), checkpointEvery: 5 });
+    await Promise.all([store.ingest('node-a', Array.from({ length: 10 }, (_, i) => event(i))), other.ingest('node-b', Array.from({ length: 10 }, (_, i) => event(i)))]);
+    await store.checkpoint();
+    await other.checkpoint();
+    const v = await verifyAuditChain(t.db, [key.publicJwk]);
+    expect(v).toMatchObject({ ok: true, partitions: 2, checkedEvents: 20 });
+    // A store restarted on the same partition continues its chain.
+    const again = new AuditStore({ db: t.db, signingKey: key, logger: createLogger('audit-test', { destination: new LogCapture() }), partition: store.partition });
+    await again.ingest('node-a', [event(50)]);
+    expect((await verifyAuditChain(t.db, [key.publicJwk])).checkedEvents).toBe(21);
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * `/anthropic` streaming is passed through as it arrives (data-plane/anthropic): a provider that sends
+ * `message_start` and then waits is seen by the caller before the provider goes on (no buffering of the
+ * answer), and the usage of that stream (input, output, cache-creation and cache-read tokens) is priced
+ * when it ends, settled against the key's limits, and reported once; a refused call never reaches the
+ * provider. Runs a node's server over a Runtime built from a snapshot payload (no control plane).
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRuntime, RuntimeHolder } from '../../../data-plane/config/runtime.js';
+import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
+import { createLogger } from '../../../data-plane/log.js';
+import { createDataPlaneServer } from '../../../data-plane/node/data-plane-server.js';
+import { hashKey } from '../../../data-plane/snapshot/key-hash.js';
+import type { SnapshotPayload } from '../../../data-plane/snapshot/schema.js';
+import { generateDataKey, sealValue } from '../../../data-plane/snapshot/seal.js';
+import { UpstreamPool } from '../../../data-plane/upstream/pool.js';
+
+const PROVIDER_KEY = 'sk-ant-stream-secret-abcdef0123';
+const VIRTUAL_KEY = 'gk_streamingTestKey0123456789abcdefghijklmnop';
+const PRICE = { model: 'claude-haiku-*', inputPerMTok: 0.8, outputPerMTok: 4, cacheWritePerMTok: 1, cacheReadPerMTok: 0.08 };
+const USAGE = { input_tokens: 1234, cache_creation_input_tokens: 500, cache_read_input_tokens: 10_000, output_tokens: 1 };
+const FINAL_OUTPUT = 777;
+
+describe('/anthropic streaming', () => {
+  let provider: Server;
+  let providerUrl: string;
+  let release: () => void = () => undefined;
+  const seen: IncomingMessage[] = [];
+  let node: Server;
+  let nodeUrl: string;
+  let limiter: GovernanceLimiter;
+  const events: SpendEvent[] = [];
+
+  beforeAll(async () => {
+    provider = createServer((req, res) => {
+      seen.push(req);
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_1', 'set-cookie': 'provider=internal' });
+      res.write(`event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`);
+      new Promise<void>((r) => (release = r)).then(() => {
+        res.write(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })}\n\n`);
+        res.write(`event: message_delta\ndata: ${JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: FINAL_OUTPUT } })}\n\n`);
+        res.end(`event: message_stop\ndata: {"type":"message_stop"}\n\n`);
+      });
+    });
+    await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
+    providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+
+    const dataKey = generateDataKey();
+    const payload: SnapshotPayload = {
+      format: 1,
+      version: 1,
+      issuedAt: new Date().toISOString(),
+      trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
+      servers: [],
+      keys: [
+        {
+          id: 'key_1',
+          name: 'k',
+          hash: hashKey(VIRTUAL_KEY),
+          userId: 'user_1',
+          servers: [],
+          expiresAt: null,
+          revoked: false,
+          limits: { budgets: [{ maxUsd: 0.02, period: 'MONTHLY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' },
+        },
+      ],
+      users: [{ id: 'user_1', email: 'dev@example.com' }],
+      sessionSecrets: null,
+      providers: [{ id: 'p1', name: 'anthropic', kind: 'ANTHROPIC', baseUrl: { kind: 'plain', value: providerUrl }, apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'), prices: [PRICE] }],
+    };
+    const holder = new RuntimeHolder();
+    holder.set(buildRuntime(payload, dataKey, {}).runtime);
+    const logger = createLogger('test-anthropic', { level: 'silent' });
+    limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
+    node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, limiter });
+    await new Promise<void>((r) => node.listen(0, '127.0.0.1', () => r()));
+    nodeUrl = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    node?.closeAllConnections();
+    await new Promise((r) => node?.close(r));
+    provider?.closeAllConnections();
+    await new Promise((r) => provider?.close(r));
+    await limiter?.close();
+  });
+
+  it('relays message_start before the provider sends the rest, then prices the whole stream', async () => {
+    const res = await fetch(`${nodeUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': VIRTUAL_KEY, 'content-type': 'application/json', 'anthropic-beta': 'prompt-caching-2024-07-31' },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toBeNull();
+    expect(res.headers.get('request-id')).toBe('req_1');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    // The provider is still holding the rest back: only a pass-through that does not buffer gets here.
+    while (!received.includes('event: message_start')) received += decoder.decode((await reader.read()).value, { stream: true });
+    expect(received).not.toContain('message_stop');
+    expect(events).toEqual([]);
+    release();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += decoder.decode(value, { stream: true });
+    }
+    expect(received).toContain('event: message_stop');
+
+    const upstream = seen[0]!;
+    expect(upstream.headers['x-api-key']).toBe(PROVIDER_KEY);
+    expect(upstream.headers['anthropic-beta']).toBe('prompt-caching-2024-07-31');
+    expect(JSON.stringify(upstream.headers)).not.toContain(VIRTUAL_KEY);
+
+    const expected =
+      Math.round(USAGE.input_tokens * 0.8 * 1000) + Math.round(FINAL_OUTPUT * 4 * 1000) + Math.round(USAGE.cache_creation_input_tokens * 1 * 1000) + Math.round(USAGE.cache_read_input_tokens * 0.08 * 1000);
+    for (let i = 0; i < 100 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({
+      keyId: 'key_1',
+      userId: 'user_1',
+      kind: 'llm',
+      model: 'claude-haiku-4-5',
+      inputTokens: 1234,
+      outputTokens: FINAL_OUTPUT,
+      cacheCreationTokens: 500,
+      cacheReadTokens: 10_000,
+      costNanos: expected,
+    });
+  });
+
+  it('refuses over budget with 402 before the provider sees the call', async () => {
+    // One stream cost ~0.0052 USD: spend the 0.02 monthly budget through the same key.
+    for (let i = 0; i < 10; i++) {
+      const r = await fetch(`${nodeUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${VIRTUAL_KEY}` },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', stream: true, messages: [] }),
+      });
+      if (r.status === 402) {
+        const body = (await r.json()) as { type: string; error: { type: string } };
+        expect(body).toMatchObject({ type: 'budget_exceeded', error: { type: 'budget_exceeded' } });
+        break;
+      }
+      const reading = r.text();
+      release();
+      await reading;
+      for (let j = 0; j < 100 && events.length < i + 2; j++) await new Promise((res) => setTimeout(res, 5));
+    }
+    const calls = seen.length;
+    const total = events.reduce((n, e) => n + e.costNanos, 0);
+    expect(total).toBeGreaterThanOrEqual(20_000_000);
+    const again = await fetch(`${nodeUrl}/anthropic/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${VIRTUAL_KEY}` }, body: JSON.stringify({ model: 'claude-haiku-4-5', messages: [] }) });
+    expect(again.status).toBe(402);
+    expect(seen.length).toBe(calls);
+  });
+});

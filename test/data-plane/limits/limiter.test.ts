@@ -1,0 +1,199 @@
+/**
+ * The Limiter (data-plane/limits) against real Redis (TEST_REDIS_URL) and in-process: requests per minute
+ * exact across three nodes sharing Redis under concurrent admits; budgets charged at settle, never more than
+ * the cap plus the requests in flight at the crossing; a settle counted once; counters seeded from persisted
+ * spend; and with Redis stopped and restarted mid-run, FAIL_CLOSED refuses, LOCAL_ALLOWANCE admits a bounded
+ * share, and settles made while it was down are replayed (no spend lost).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RuntimeKey } from '../../../data-plane/config/runtime.js';
+import { GatewayError } from '../../../data-plane/errors.js';
+import { counterKeys } from '../../../data-plane/limits/counters.js';
+import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
+import { RedisCounterStore } from '../../../data-plane/limits/redis-store.js';
+import type { Admission, LimitSubject } from '../../../data-plane/pipeline/limits.js';
+import type { KeyLimitsEntry } from '../../../data-plane/snapshot/schema.js';
+import { startRedisProcess, type RedisProcess } from '../../support/redis-process.js';
+
+const redisUrl = process.env.TEST_REDIS_URL;
+
+function subjectFor(limits: KeyLimitsEntry | null, keyId = randomUUID()): LimitSubject {
+  const user = { id: `user-${keyId}`, email: 'u@example.com' };
+  const key: RuntimeKey = { id: keyId, name: 'k', hash: 'h', user, revoked: false, expiresAtMs: null, tools: new Map(), limits };
+  return { route: 'mcp', caller: { key, user, token: 'gk_x' }, method: 'tools/call', server: 's', tool: 't' };
+}
+
+const rpm = (n: number, fallback: KeyLimitsEntry['fallback'] = 'FAIL_CLOSED'): KeyLimitsEntry => ({ budgets: [], rateLimit: { requestsPerMinute: n, tokensPerMinute: null }, fallback });
+const dailyBudget = (usd: number, fallback: KeyLimitsEntry['fallback'] = 'FAIL_CLOSED'): KeyLimitsEntry => ({ budgets: [{ maxUsd: usd, period: 'DAILY' }], rateLimit: null, fallback });
+
+function isAdmission(x: Admission | GatewayError): x is Admission {
+  return !(x instanceof GatewayError);
+}
+
+describe('in-process limiter (the embedded default)', () => {
+  it('admits exactly N requests per minute and answers rate_limited with Retry-After', async () => {
+    const limiter = createLimiter();
+    const subject = subjectFor(rpm(5));
+    const results = await Promise.all(Array.from({ length: 12 }, () => limiter.admit(subject)));
+    expect(results.filter(isAdmission)).toHaveLength(5);
+    const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
+    expect(refused.every((r) => r.code === 'rate_limited' && Number(r.headers?.['retry-after']) >= 1)).toBe(true);
+    await limiter.close();
+  });
+
+  it('refuses with budget_exceeded once settled spend reaches the budget, and reports every priced call', async () => {
+    const events: SpendEvent[] = [];
+    const limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
+    const subject = subjectFor(dailyBudget(0.3));
+    let admitted = 0;
+    for (let i = 0; i < 10; i++) {
+      const a = await limiter.admit(subject);
+      if (!isAdmission(a)) {
+        expect(a.code).toBe('budget_exceeded');
+        expect(a.status).toBe(402);
+        break;
+      }
+      admitted++;
+      a.settle({ costUsd: 0.1, inputTokens: 10, outputTokens: 5 });
+      a.settle({ costUsd: 0.1 }); // a second settle of one admission charges nothing
+    }
+    expect(admitted).toBe(3);
+    expect(events.map((e) => e.costNanos)).toEqual([100_000_000, 100_000_000, 100_000_000]);
+    expect(new Set(events.map((e) => e.requestId)).size).toBe(3);
+    await limiter.close();
+  });
+
+  it('seeds budget counters from persisted spend', async () => {
+    const limiter = createLimiter({ spendSource: { windowSpend: async () => 950_000_000 } });
+    const subject = subjectFor(dailyBudget(1));
+    const first = await limiter.admit(subject);
+    expect(isAdmission(first)).toBe(true);
+    if (isAdmission(first)) first.settle({ costUsd: 0.06 });
+    const second = await limiter.admit(subject);
+    expect(second).toBeInstanceOf(GatewayError);
+    await limiter.close();
+  });
+});
+
+describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
+  const nodes: GovernanceLimiter[] = [];
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) {
+      const store = new RedisCounterStore(redisUrl!);
+      await store.ready();
+      nodes.push(createLimiter({ store }));
+    }
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.close();
+  });
+
+  it('admits exactly N requests per minute across the three nodes under concurrent load', async () => {
+    const subject = subjectFor(rpm(25));
+    const results = await Promise.all(Array.from({ length: 90 }, (_, i) => nodes[i % 3]!.admit(subject)));
+    const admitted = results.filter(isAdmission).length;
+    expect(admitted).toBe(25);
+    const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
+    expect(refused).toHaveLength(65);
+    expect(refused.every((r) => r.code === 'rate_limited' && Number(r.headers?.['retry-after']) >= 1)).toBe(true);
+  });
+
+  it('lets through at most the budget plus the requests in flight when it was crossed', async () => {
+    const subject = subjectFor(dailyBudget(1));
+    const cost = 0.07;
+    let spent = 0;
+    let admittedCount = 0;
+    // Three workers (one per node), each: admit, wait a tick (the call), settle.
+    await Promise.all(
+      nodes.map(async (node) => {
+        for (;;) {
+          const a = await node.admit(subject);
+          if (!isAdmission(a)) {
+            expect(a.code).toBe('budget_exceeded');
+            return;
+          }
+          admittedCount++;
+          await new Promise((r) => setImmediate(r));
+          spent += cost;
+          a.settle({ costUsd: cost });
+          await new Promise((r) => setTimeout(r, 5)); // let the settle reach Redis
+        }
+      }),
+    );
+    expect(spent).toBeGreaterThanOrEqual(1);
+    // At most one request per node was in flight when the budget was crossed.
+    expect(spent).toBeLessThanOrEqual(1 + 3 * cost + 1e-9);
+    expect(admittedCount).toBeGreaterThanOrEqual(Math.ceil(1 / cost));
+  });
+
+  it('counts a retried settle once (idempotent on the request id)', async () => {
+    const store = new RedisCounterStore(redisUrl!);
+    await store.ready();
+    const keyId = randomUUID();
+    const counter = counterKeys.budget(keyId, 'DAILY', 0);
+    const plan = { keyId, requestId: 'r1', tokens: 10, tokenCounter: counterKeys.tokens(keyId, 0), costNanos: 5, budgets: [{ counter, ttlMs: 60_000 }] };
+    await store.settle(plan);
+    await store.settle(plan);
+    await store.seed(counter, 100, 60_000);
+    await store.seed(counter, 100, 60_000);
+    expect(await store.redis.hget(counter, 'n')).toBe('105');
+    await store.close();
+  });
+});
+
+describe('Redis stopped and restarted mid-run', () => {
+  let redis: RedisProcess;
+  beforeAll(async () => {
+    redis = await startRedisProcess();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('FAIL_CLOSED refuses while down; LOCAL_ALLOWANCE admits a bounded share; queued settles are replayed', async () => {
+    const persisted: SpendEvent[] = [];
+    const store = new RedisCounterStore(redis.url, { commandTimeoutMs: 300, onReady: () => void limiter.flush() });
+    const limiter = createLimiter({
+      store,
+      localShare: 0.25,
+      spendSink: { report: (e) => persisted.push(e) },
+      spendSource: { windowSpend: async (keyId) => persisted.filter((e) => e.keyId === keyId).reduce((n, e) => n + e.costNanos, 0) },
+    });
+    await store.ready();
+    const closed = subjectFor({ budgets: [{ maxUsd: 10, period: 'DAILY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' });
+    const open = subjectFor({ budgets: [{ maxUsd: 10, period: 'DAILY' }], rateLimit: { requestsPerMinute: 8, tokensPerMinute: null }, fallback: 'LOCAL_ALLOWANCE' });
+
+    const before = await limiter.admit(open);
+    if (!isAdmission(before)) throw new Error('expected admission');
+    before.settle({ costUsd: 1 });
+    // Wait for the settle to land.
+    for (let i = 0; i < 100 && (await store.redis.hget(counterKeys.budget(open.caller.key.id, 'DAILY', Date.now() - (Date.now() % 86_400_000)), 'n')) !== '1000000000'; i++) await new Promise((r) => setTimeout(r, 10));
+
+    await redis.stop();
+    const inFlight = await limiter.admit(open); // admitted locally; settled while down
+    expect(isAdmission(inFlight)).toBe(true);
+    const refused = await limiter.admit(closed);
+    expect(refused).toBeInstanceOf(GatewayError);
+    expect((refused as GatewayError).code).toBe('limits_unavailable');
+    expect((refused as GatewayError).headers?.['retry-after']).toBe('1');
+    // LOCAL_ALLOWANCE: a quarter of 8 rpm per node, i.e. 2 (the one above included).
+    const local = await Promise.all(Array.from({ length: 5 }, () => limiter.admit(open)));
+    expect(local.filter(isAdmission)).toHaveLength(1);
+    if (isAdmission(inFlight)) inFlight.settle({ costUsd: 2 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(limiter.pendingSettles).toBeGreaterThan(0);
+
+    await redis.start(); // a restart without persistence: Redis lost every counter
+    for (let i = 0; i < 300 && limiter.pendingSettles > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(limiter.pendingSettles).toBe(0);
+    // No spend lost: the control plane got both calls, and the counter after the restart is seeded from it.
+    expect(persisted.filter((e) => e.keyId === open.caller.key.id).map((e) => e.costNanos)).toEqual([1_000_000_000, 2_000_000_000]);
+    const after = await limiter.admit(open);
+    expect(isAdmission(after)).toBe(true);
+    const counter = await store.redis.hget(counterKeys.budget(open.caller.key.id, 'DAILY', Date.now() - (Date.now() % 86_400_000)), 'n');
+    // The replayed 2 USD settle plus the persisted 3 USD seed: over-counting the outage, never under.
+    expect(Number(counter)).toBeGreaterThanOrEqual(3_000_000_000);
+    await limiter.close();
+  }, 30_000);
+});
