@@ -35,6 +35,7 @@ import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
 import { CredentialBroker } from './connect/broker.js';
+import { announceCredentialChange } from './repos/connect.js';
 import { handleConnect, isConnectPath, type ConnectRouteDeps } from './connect/routes.js';
 import { handleNodeCredentials } from './http/credential-route.js';
 import { NODE_CREDENTIALS_PATH } from '../data-plane/snapshot/credential-protocol.js';
@@ -110,6 +111,10 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   // Checkpoints are signed with the active snapshot key: nodes and auditors already trust it (trustedKeys).
   const audit = new AuditStore({ db, signingKey: activeKey, logger, ...(env.GATEHOUSE_AUDIT_PARTITION ? { partition: env.GATEHOUSE_AUDIT_PARTITION } : {}) });
   audit.start();
+  const configChanged = (): void => {
+    void publisher.changed();
+    void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
+  };
   let publicUrl = options.publicUrl ?? env.GATEHOUSE_PUBLIC_URL ?? '';
   const oauth = new OAuthService({
     db,
@@ -123,7 +128,19 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   });
   const oauthDeps: OAuthRouteDeps = { oauth, logger };
   const broker = new CredentialBroker({ db, box, oauth });
-  const connectDeps: ConnectRouteDeps = { db, box, oauth, env, logger };
+  const connectDeps: ConnectRouteDeps = {
+    db,
+    box,
+    oauth,
+    env,
+    logger,
+    onCredentialChanged: (_serverId, userId) => {
+      void db
+        .transaction()
+        .execute((trx) => announceCredentialChange(trx, userId))
+        .then(configChanged, (error: unknown) => logger.warn({ err: String(error) }, 'could not announce a credential change'));
+    },
+  };
 
   const yoga = createGraphQL({
     db,
@@ -131,10 +148,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     logger,
     audit: { trustedKeys },
     oauth,
-    onConfigChanged: () => {
-      void publisher.changed();
-      void notifyConfigChanged(db, dialect).catch((error: unknown) => logger.warn({ err: String(error) }, 'NOTIFY failed'));
-    },
+    onConfigChanged: configChanged,
   });
 
   const metrics = createControlPlaneMetrics(publisher);

@@ -77,6 +77,11 @@ export type ApproveNodePayload = ops.GatehouseApproveNodeMutation['approveNode']
 export type RevokeNodePayload = ops.GatehouseRevokeNodeMutation['revokeNode'];
 export type ForgetNodePayload = ops.GatehouseForgetNodeMutation['forgetNode'];
 export type ApplyConfigPayload = ops.GatehouseApplyConfigMutation['applyConfig'];
+export type AccessProfile = ops.GatehouseAccessProfileFragment;
+export type CreateAccessProfilePayload = ops.GatehouseCreateAccessProfileMutation['createAccessProfile'];
+export type UpdateAccessProfilePayload = ops.GatehouseUpdateAccessProfileMutation['updateAccessProfile'];
+export type DeleteAccessProfilePayload = ops.GatehouseDeleteAccessProfileMutation['deleteAccessProfile'];
+export type ProvisionUserPayload = ops.GatehouseProvisionUserMutation['provisionUser'];
 export type ConfigChange = ApplyConfigPayload['changes'][number];
 
 /** A Relay connection as the list operations select it. */
@@ -175,6 +180,16 @@ export interface GatehouseClient {
   /** The payload's `token` is the plaintext value, returned this once. */
   createAdminToken(input: ops.CreateAdminTokenInput): Promise<CreateAdminTokenPayload>;
   revokeAdminToken(input: ops.RevokeAdminTokenInput): Promise<RevokeAdminTokenPayload>;
+
+  accessProfiles(args?: PageArgs): Promise<Connection<AccessProfile>>;
+  allAccessProfiles(options?: AllPagesOptions): Promise<AccessProfile[]>;
+  /** By id or name; null when there is none. */
+  accessProfile(idOrName: string): Promise<AccessProfile | null>;
+  createAccessProfile(input: ops.CreateAccessProfileInput): Promise<CreateAccessProfilePayload>;
+  updateAccessProfile(input: ops.UpdateAccessProfileInput): Promise<UpdateAccessProfilePayload>;
+  deleteAccessProfile(input: ops.DeleteAccessProfileInput): Promise<DeleteAccessProfilePayload>;
+  /** Finds or creates the user and allocates a key from the profile; the payload's `key` is shown this once. */
+  provisionUser(input: ops.ProvisionUserInput): Promise<ProvisionUserPayload>;
 }
 
 /**
@@ -338,6 +353,17 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
     },
     createAdminToken: async (input) => (await run(ops.GatehouseCreateAdminTokenDocument, { input })).createAdminToken,
     revokeAdminToken: async (input) => (await run(ops.GatehouseRevokeAdminTokenDocument, { input })).revokeAdminToken,
+
+    accessProfiles: async (args) => (await run(ops.GatehouseAccessProfilesDocument, { first: args?.first ?? null, after: args?.after ?? null })).accessProfiles,
+    allAccessProfiles: async (options) => {
+      const first = pageSizeOf(options);
+      return collect(paginate((after) => client.accessProfiles({ first, after })));
+    },
+    accessProfile: async (id) => (await run(ops.GatehouseAccessProfileDocument, { id })).accessProfile,
+    createAccessProfile: async (input) => (await run(ops.GatehouseCreateAccessProfileDocument, { input })).createAccessProfile,
+    updateAccessProfile: async (input) => (await run(ops.GatehouseUpdateAccessProfileDocument, { input })).updateAccessProfile,
+    deleteAccessProfile: async (input) => (await run(ops.GatehouseDeleteAccessProfileDocument, { input })).deleteAccessProfile,
+    provisionUser: async (input) => (await run(ops.GatehouseProvisionUserDocument, { input })).provisionUser,
   };
   return client;
 }

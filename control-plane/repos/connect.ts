@@ -7,7 +7,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { ConnectKind, ConnectSessionsTable, HeaderSetStatus, UserHeaderSetsTable } from '../db/schema.js';
-import { nowIso, type Db } from './transaction.js';
+import { bumpConfigVersion } from './config-state.js';
+import { nowIso, type Db, type Trx } from './transaction.js';
 
 export const CONNECT_LINK_TTL_MS = 15 * 60_000;
 export const CONNECT_SESSION_TTL_MS = 15 * 60_000;
@@ -155,4 +156,14 @@ export function headerSetCurrent(row: HeaderSetRow, perUserHeaderKeys: readonly 
   const stored = (JSON.parse(row.header_keys) as string[]).map((k) => k.toLowerCase()).sort();
   const wanted = perUserHeaderKeys.map((k) => k.toLowerCase()).sort();
   return row.status === 'ACTIVE' && stored.length === wanted.length && stored.every((k, i) => k === wanted[i]);
+}
+
+/**
+ * Tells nodes a user's credentials changed (revoked, replaced, cleared): the user row is touched in a
+ * config change, so every node receives a delta for that user and drops the credentials it cached.
+ * Per-user credentials themselves never ride in snapshots; only this nudge does.
+ */
+export async function announceCredentialChange(trx: Trx, userId: string): Promise<void> {
+  await bumpConfigVersion(trx);
+  await trx.updateTable('users').set({ updated_at: nowIso() }).where('id', '=', userId).execute();
 }

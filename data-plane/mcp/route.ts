@@ -47,16 +47,18 @@ import {
   type JsonRpcId,
 } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
+import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
 import { readBody } from '../snapshot/bounded-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
-import type { ResolvedServer } from '../config/runtime.js';
-import { aggregatedToolName, checkToolCall, filterTools } from '../policy/tool-filter.js';
+import type { ResolvedServer, Runtime } from '../config/runtime.js';
+import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
+import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import { traceFromMeta } from '../tracing/trace-context.js';
 
@@ -147,9 +149,12 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
     if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
     const resolved = await credentials.resolve(server, caller, ctx.signal);
-    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? [];
+    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? (isPerUserServer(server) ? CONNECT_ONLY : []);
     return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
   }
+
+  /** A per-user server's catalog for a caller not connected yet, when none is known here: the connect tool. */
+  const CONNECT_ONLY: Tool[] = [];
 
   async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {
     const runtime = ctx.runtime;
@@ -161,6 +166,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         if (!server || server.unavailable !== null) return [];
         try {
           const catalog = await catalogFor(ctx, caller, server);
+          // Shown whatever the key's tool filter (it only asks the caller to connect), if the key grants the server.
+          if (catalog === CONNECT_ONLY) return [{ ...connectTool(serverName), name: aggregatedToolName(serverName, CONNECT_TOOL) }];
           const { all, byName } = prefixTools(serverName, catalog);
           if (grant === '*') return all;
           return filterTools(grant, catalog).map((tool) => byName.get(tool.name) ?? tool);
@@ -176,7 +183,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return { tools: perServer.flat() };
   }
 
-  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest): Promise<Reply> {
+  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
     const parsed = CallToolRequestSchema.safeParse(message);
     if (!parsed.success) {
       record.outcome = 'invalid';
@@ -187,6 +194,15 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     record.arguments = args;
     // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
     const runtime = ctx.runtime;
+    const connect = runtime ? connectToolCall(runtime, caller, name) : null;
+    if (connect) {
+      // The credentials stage answers auth-required for a caller not connected; the upstream is never called.
+      const outcome = await stages.call(ctx, record, { server: connect, tool: CONNECT_TOOL, method: 'tools/call' }, () =>
+        Promise.resolve({ result: { kind: 'result' as const, result: alreadyConnected(connect.name) } }),
+      );
+      if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+      return ok({ jsonrpc: '2.0', id, result: outcome.result });
+    }
     const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
     if (!check.ok) {
       logger.info({ keyId: caller.key.id, tool: name, reason: check.reason }, 'tool call denied');
@@ -218,7 +234,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     // 5. limits → 6. credentials → 7. forward
     const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, signal) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, params, signal),
+      result: await pool.callTool(call, tool, params, signal, notify),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
@@ -251,7 +267,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   /** One message, answered as if it had been POSTed alone. */
-  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown): Promise<Reply> {
+  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown, notify?: Notify): Promise<Reply> {
     if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
 
     if (!('method' in json)) {
@@ -292,7 +308,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         return ok({ jsonrpc: '2.0', id, result: await listTools(ctx, caller, record) });
       }
       case 'tools/call':
-        return callTool(ctx, stages, caller, record, id, message);
+        return callTool(ctx, stages, caller, record, id, message, notify);
       default:
         if (AGGREGATED_METHODS.has(message.method)) {
           return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
@@ -304,7 +320,14 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   async function serve(ctx: RequestContext, parsed: McpMessages, stages: CallStages): Promise<Answer> {
-    if (!parsed.batch) return toAnswer(await dispatch(ctx, stages, parsed.message));
+    if (!parsed.batch) {
+      // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
+      if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
+        const message = parsed.message;
+        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), (status, body) => toAnswer({ status, body }), logger);
+      }
+      return toAnswer(await dispatch(ctx, stages, parsed.message));
+    }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
     const replies = await Promise.all(
@@ -367,4 +390,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The id of a message that may be malformed, or null when it has none usable (JSON-RPC 2.0 §5). */
 function idOf(message: unknown): JsonRpcId {
   return isObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+}
+
+/** `{server}-gatehouse_connect_account` on a per-user server the key grants: the server, else null. */
+function connectToolCall(runtime: Runtime, caller: Caller, name: string): ResolvedServer | null {
+  if (!name.endsWith(`-${CONNECT_TOOL}`)) return null;
+  const parsed = parseToolName(runtime, name);
+  if (!parsed || parsed.tool !== CONNECT_TOOL || !isPerUserServer(parsed.server) || !caller.key.tools.has(parsed.server.name)) return null;
+  return parsed.server;
 }

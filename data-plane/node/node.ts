@@ -196,6 +196,9 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
 
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
+  // Every applied change drops cached credentials: the control plane announces a revoked or replaced
+  // credential by touching its user, and a server's new settings may change what its credential is.
+  holder.onChange(() => credentials.invalidate());
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
   const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
   const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });

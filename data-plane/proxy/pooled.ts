@@ -23,7 +23,7 @@ import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, type JsonRpcI
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { RequestContext, RequestRecord } from '../pipeline/context.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { filterTools } from '../policy/tool-filter.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -105,6 +105,12 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
   return async function pooledForward(ctx: RequestContext, request: ServerRequest, call: UpstreamCall, record: RequestRecord): Promise<Answer> {
     if (request.raw === null) {
       return errorAnswer(new GatewayError('method_not_allowed', { message: HttpMessage.pooledRouteMethods(), headers: { allow: 'POST' } }));
+    }
+    if (call.identity !== SHARED_IDENTITY) {
+      // The pooled connection is the server's own; a caller's own credential must not ride its session.
+      record.outcome = 'upstream_error';
+      record.reason = 'per_user_over_pool';
+      return errorAnswer(new GatewayError('upstream_unavailable', { message: HttpMessage.perUserOverPool(request.server.name) }));
     }
     const signal = ctx.signal;
     if (request.batch) {

@@ -73,8 +73,17 @@ export class HttpCalls {
     this.#clientInfo = options.clientInfo;
   }
 
-  /** `params` are the caller's `tools/call` params; `tool` is the upstream's own name for the tool. */
-  async callTool(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+  /**
+   * `params` are the caller's `tools/call` params; `tool` is the upstream's own name for the tool.
+   * `onNotification` receives what the upstream sends on the call's stream before its answer (progress, logs).
+   */
+  async callTool(
+    call: UpstreamCall,
+    tool: string,
+    params: Readonly<Record<string, unknown>>,
+    signal?: AbortSignal,
+    onNotification?: (message: Record<string, unknown>) => void,
+  ): Promise<CallOutcome> {
     const server = call.server;
     const url = server.url;
     if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
@@ -84,7 +93,7 @@ export class HttpCalls {
       const session = pending instanceof Promise ? await pending : pending;
       const id = this.#nextId++;
       const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
-      const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal);
+      const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
       if (result.kind === 'response') return outcomeOf(result.message, server);
       if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
         // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
@@ -132,12 +141,21 @@ export class HttpCalls {
   }
 
   /** One exchange bounded by `timeoutMs` and the caller's signal; a call left behind is cancelled upstream. */
-  async #send(call: UpstreamCall, session: HttpSession, url: URL, body: string, id: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<ExchangeResult> {
+  async #send(
+    call: UpstreamCall,
+    session: HttpSession,
+    url: URL,
+    body: string,
+    id: number,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    onNotification?: (message: Record<string, unknown>) => void,
+  ): Promise<ExchangeResult> {
     const server = call.server;
     if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
     let result: ExchangeResult;
     try {
-      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id, signal, timeoutMs });
+      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
     } catch (error) {
       if (signal?.aborted) {
         this.#cancel(call, session, url, id, 'the caller went away');

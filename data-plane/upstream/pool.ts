@@ -87,6 +87,8 @@ export interface CallToolOptions {
   extraHeaders?: ExtraHeaders;
   /** Aborted when the caller goes away; the SDK then sends `notifications/cancelled` upstream. */
   signal?: AbortSignal;
+  /** Progress the upstream reports for this call. */
+  onprogress?: (progress: Progress) => void;
 }
 
 interface Entry {
@@ -169,16 +171,29 @@ export class UpstreamPool {
    * name. Streamable HTTP upstreams are called directly (`http-calls.ts`); stdio and legacy SSE through the
    * pooled SDK client. Upstream trouble becomes an `isError` result, never an exception.
    */
-  async callTool(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+  async callTool(
+    call: UpstreamCall,
+    tool: string,
+    params: Readonly<Record<string, unknown>>,
+    signal?: AbortSignal,
+    /** Notifications the upstream sends during this call (HTTP: progress and log messages; stdio/SSE: progress). */
+    onNotification?: (message: Record<string, unknown>) => void,
+  ): Promise<CallOutcome> {
     const server = call.server;
     if (server.unavailable !== null) return failureResult(server.unavailable);
     try {
       if (server.connectionType === 'HTTP') {
         if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-        return await this.#http.callTool(call, tool, params, signal);
+        return await this.#http.callTool(call, tool, params, signal, onNotification);
       }
       const extraHeaders = extraHeadersOf(call);
       const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+      const meta = params._meta;
+      const token = typeof meta === 'object' && meta !== null ? (meta as { progressToken?: unknown }).progressToken : undefined;
+      if (onNotification && (typeof token === 'string' || typeof token === 'number')) {
+        // The SDK puts its own progress token on the request; the caller gets its own back.
+        options.onprogress = (progress) => onNotification({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
+      }
       const args = params.arguments as Record<string, unknown> | undefined;
       return await this.#callOnce(server, tool, args, options, true);
     } catch (error) {
@@ -321,7 +336,11 @@ export class UpstreamPool {
     const entry = this.#entryFor(server);
     const client = await this.#getClient(entry);
     const params = args === undefined ? { name: tool } : { name: tool, arguments: args };
-    const requestOptions = options.signal ? { timeout: server.toolTimeoutMs, signal: options.signal } : { timeout: server.toolTimeoutMs };
+    const requestOptions = {
+      timeout: server.toolTimeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
+    };
     try {
       const result = options.extraHeaders
         ? await withExtraHeaders(options.extraHeaders, () => client.callTool(params, undefined, requestOptions))

@@ -34,6 +34,8 @@ export interface ExchangeRequest {
    * answer arrives with its headers) and, for an SSE answer, by one timer over the whole stream.
    */
   timeoutMs: number;
+  /** Notifications the upstream sends on this request's SSE stream before the response (progress, log messages). */
+  onNotification?: ((message: Record<string, unknown>) => void) | undefined;
 }
 
 export type ExchangeResult =
@@ -82,7 +84,7 @@ export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest)
     return { kind: 'http_error', status, detail: `HTTP ${status}` };
   }
   const type = headerValue(response.headers['content-type']) ?? '';
-  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.timeoutMs);
+  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.timeoutMs, request.onNotification);
   if (!type.includes('application/json')) {
     response.body.resume();
     return { kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' };
@@ -107,9 +109,16 @@ export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest)
 
 /**
  * Reads SSE events until the response to `id` arrives (then keeps draining in the background, so the
- * keep-alive connection stays reusable). Notifications and server requests on the stream are skipped for now.
+ * keep-alive connection stays reusable). Notifications before it go to `onNotification`, if given; server
+ * requests on the stream are skipped for now.
  */
-function readEventStream(body: Dispatcher.ResponseData['body'], id: number | null, sessionId: string | null, timeoutMs: number): Promise<ExchangeResult> {
+function readEventStream(
+  body: Dispatcher.ResponseData['body'],
+  id: number | null,
+  sessionId: string | null,
+  timeoutMs: number,
+  onNotification?: (message: Record<string, unknown>) => void,
+): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     let settled = false;
     let size = 0;
@@ -133,6 +142,7 @@ function readEventStream(body: Dispatcher.ResponseData['body'], id: number | nul
           return;
         }
         if (isResponseTo(message, id)) finish({ kind: 'response', message, sessionId });
+        else if (onNotification && isNotification(message)) onNotification(message);
       },
     });
     // undici's body yields Buffers whatever setEncoding says; a decoder keeps split UTF-8 sequences whole.
@@ -157,6 +167,10 @@ const TIMEOUT: ExchangeResult = { kind: 'timeout' };
 function isTimeout(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
+
+function isNotification(message: unknown): message is Record<string, unknown> {
+  return typeof message === 'object' && message !== null && !Array.isArray(message) && typeof (message as { method?: unknown }).method === 'string' && !('id' in message);
 }
 
 function isResponseTo(message: unknown, id: number | null): message is Record<string, unknown> {

@@ -6,6 +6,7 @@ import type { Command } from './command.js';
 import { configCommands } from './commands/config.js';
 import { keyCommands } from './commands/keys.js';
 import { nodeCommands } from './commands/nodes.js';
+import { profileCommands } from './commands/profiles.js';
 import { serverCommands } from './commands/servers.js';
 import { sessionCommands } from './commands/session.js';
 import { tokenCommands } from './commands/tokens.js';
@@ -15,6 +16,7 @@ export const COMMANDS: readonly Command[] = [
   ...serverCommands,
   ...userCommands,
   ...keyCommands,
+  ...profileCommands,
   ...nodeCommands,
   ...tokenCommands,
   ...configCommands,

@@ -4,6 +4,13 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { DocumentTypeDecoration } from '@graphql-typed-document-node/core';
+export type AccessProfileGrantInput = {
+  /** An existing server name */
+  server: string;
+  /** Tool names, or ["*"]; must not be empty */
+  tools: Array<string>;
+};
+
 export type AdminRole =
   | 'ADMIN'
   | 'VIEWER';
@@ -51,6 +58,19 @@ export type ConnectionType =
   | 'SSE'
   | 'STDIO';
 
+export type CreateAccessProfileInput = {
+  allowNoServers?: boolean | null | undefined;
+  budgets?: Array<BudgetInput> | null | undefined;
+  description?: string | null | undefined;
+  /** Keys allocated from the profile expire after this many days; leave out for no expiry */
+  keyLifetimeDays?: number | null | undefined;
+  /** Default FAIL_CLOSED */
+  limitsFallback?: LimitsFallback | null | undefined;
+  name: string;
+  rateLimit?: RateLimitInput | null | undefined;
+  servers: Array<AccessProfileGrantInput>;
+};
+
 export type CreateAdminTokenInput = {
   name: string;
   role: AdminRole;
@@ -97,6 +117,10 @@ export type CreateVirtualKeyInput = {
   /** At least one, unless allowNoServers */
   servers: Array<KeyServerGrantInput>;
   userId: string;
+};
+
+export type DeleteAccessProfileInput = {
+  id: string;
 };
 
 export type DeleteMcpServerInput = {
@@ -156,6 +180,17 @@ export type NodeState =
   /** No stream open (or its replica went away); see lastSeenAt */
   | 'DISCONNECTED';
 
+export type ProvisionUserInput = {
+  /** The user is created if no user has this email */
+  email: string;
+  /** Defaults to the profile's name */
+  keyName?: string | null | undefined;
+  /** The user's name, when the user is created */
+  name?: string | null | undefined;
+  /** Access profile id or name */
+  profile: string;
+};
+
 /** At least one of the two. */
 export type RateLimitInput = {
   requestsPerMinute?: number | null | undefined;
@@ -194,6 +229,19 @@ export type StdioInput = {
   command: string;
   /** Values are secret (write-only) */
   env?: Array<SecretInput> | null | undefined;
+};
+
+/** Fields left out stay as they are; rateLimit: null and keyLifetimeDays: null remove them. Keys allocated from the profile follow at the next snapshot. */
+export type UpdateAccessProfileInput = {
+  allowNoServers?: boolean | null | undefined;
+  budgets?: Array<BudgetInput> | null | undefined;
+  description?: string | null | undefined;
+  id: string;
+  keyLifetimeDays?: number | null | undefined;
+  limitsFallback?: LimitsFallback | null | undefined;
+  name?: string | null | undefined;
+  rateLimit?: RateLimitInput | null | undefined;
+  servers?: Array<AccessProfileGrantInput> | null | undefined;
 };
 
 /** Fields left out (or null) stay as they are; a list given replaces the stored list. */
@@ -249,6 +297,8 @@ export type GatehouseVirtualKeyFragment = { id: string, name: string, userId: st
 export type GatehouseNodeFragment = { id: string, state: NodeState, connected: boolean, health: string, appliedVersion: number | null, lastSeenAt: string, startedAt: string | null, enrollment: NodeEnrollment, fingerprint: string | null, missingEnv: Array<{ name: string, servers: Array<string> }>, lastRejection: { at: string, code: string, message: string } | null };
 
 export type GatehouseAdminTokenFragment = { id: string, name: string, role: AdminRole, tokenPreview: string, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string };
+
+export type GatehouseAccessProfileFragment = { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null };
 
 export type GatehousePageInfoFragment = { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null };
 
@@ -471,6 +521,49 @@ export type GatehouseApplyConfigMutationVariables = Exact<{
 
 export type GatehouseApplyConfigMutation = { applyConfig: { dryRun: boolean, applied: boolean, configVersion: number | null, changes: Array<{ kind: ConfigEntityKind, action: ConfigChangeAction, name: string, path: string | null, fields: Array<{ field: string, before: string | null, after: string | null }> }>, keys: Array<{ id: string, name: string, user: string, key: string }>, warnings: Array<{ field: string | null, code: string, message: string }>, errors: Array<{ field: string | null, code: string, message: string }> } };
 
+export type GatehouseAccessProfilesQueryVariables = Exact<{
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type GatehouseAccessProfilesQuery = { accessProfiles: { edges: Array<{ cursor: string, node: { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
+
+export type GatehouseAccessProfileQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type GatehouseAccessProfileQuery = { accessProfile: { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null } | null };
+
+export type GatehouseCreateAccessProfileMutationVariables = Exact<{
+  input: CreateAccessProfileInput;
+}>;
+
+
+export type GatehouseCreateAccessProfileMutation = { createAccessProfile: { accessProfile: { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseUpdateAccessProfileMutationVariables = Exact<{
+  input: UpdateAccessProfileInput;
+}>;
+
+
+export type GatehouseUpdateAccessProfileMutation = { updateAccessProfile: { accessProfile: { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseDeleteAccessProfileMutationVariables = Exact<{
+  input: DeleteAccessProfileInput;
+}>;
+
+
+export type GatehouseDeleteAccessProfileMutation = { deleteAccessProfile: { accessProfile: { id: string, name: string, description: string | null, limitsFallback: LimitsFallback, keyLifetimeDays: number | null, keyCount: number, createdAt: string, updatedAt: string, servers: Array<{ server: string, tools: Array<string> }>, budgets: Array<{ maxUsd: number, period: BudgetPeriod }>, rateLimit: { requestsPerMinute: number | null, tokensPerMinute: number | null } | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
+export type GatehouseProvisionUserMutationVariables = Exact<{
+  input: ProvisionUserInput;
+}>;
+
+
+export type GatehouseProvisionUserMutation = { provisionUser: { key: string | null, userCreated: boolean | null, user: { id: string, email: string, name: string | null, createdAt: string, updatedAt: string } | null, virtualKey: { id: string, name: string, userId: string, keyPreview: string, expiresAt: string | null, expired: boolean, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string, updatedAt: string, user: { id: string, email: string, name: string | null }, servers: Array<{ server: string, tools: Array<string> }> } | null, accessProfile: { id: string, name: string } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -591,6 +684,30 @@ export const GatehouseAdminTokenFragmentDoc = new TypedDocumentString(`
   createdAt
 }
     `, {"fragmentName":"GatehouseAdminToken"}) as unknown as TypedDocumentString<GatehouseAdminTokenFragment, unknown>;
+export const GatehouseAccessProfileFragmentDoc = new TypedDocumentString(`
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}
+    `, {"fragmentName":"GatehouseAccessProfile"}) as unknown as TypedDocumentString<GatehouseAccessProfileFragment, unknown>;
 export const GatehousePageInfoFragmentDoc = new TypedDocumentString(`
     fragment GatehousePageInfo on PageInfo {
   endCursor
@@ -1664,3 +1781,273 @@ fragment GatehouseUserWarning on UserWarning {
   code
   message
 }`) as unknown as TypedDocumentString<GatehouseApplyConfigMutation, GatehouseApplyConfigMutationVariables>;
+export const GatehouseAccessProfilesDocument = new TypedDocumentString(`
+    query GatehouseAccessProfiles($first: Int, $after: String) {
+  accessProfiles(first: $first, after: $after) {
+    edges {
+      cursor
+      node {
+        ...GatehouseAccessProfile
+      }
+    }
+    pageInfo {
+      ...GatehousePageInfo
+    }
+  }
+}
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}
+fragment GatehousePageInfo on PageInfo {
+  endCursor
+  hasNextPage
+  hasPreviousPage
+  startCursor
+}`) as unknown as TypedDocumentString<GatehouseAccessProfilesQuery, GatehouseAccessProfilesQueryVariables>;
+export const GatehouseAccessProfileDocument = new TypedDocumentString(`
+    query GatehouseAccessProfile($id: String!) {
+  accessProfile(id: $id) {
+    ...GatehouseAccessProfile
+  }
+}
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}`) as unknown as TypedDocumentString<GatehouseAccessProfileQuery, GatehouseAccessProfileQueryVariables>;
+export const GatehouseCreateAccessProfileDocument = new TypedDocumentString(`
+    mutation GatehouseCreateAccessProfile($input: CreateAccessProfileInput!) {
+  createAccessProfile(input: $input) {
+    accessProfile {
+      ...GatehouseAccessProfile
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseCreateAccessProfileMutation, GatehouseCreateAccessProfileMutationVariables>;
+export const GatehouseUpdateAccessProfileDocument = new TypedDocumentString(`
+    mutation GatehouseUpdateAccessProfile($input: UpdateAccessProfileInput!) {
+  updateAccessProfile(input: $input) {
+    accessProfile {
+      ...GatehouseAccessProfile
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseUpdateAccessProfileMutation, GatehouseUpdateAccessProfileMutationVariables>;
+export const GatehouseDeleteAccessProfileDocument = new TypedDocumentString(`
+    mutation GatehouseDeleteAccessProfile($input: DeleteAccessProfileInput!) {
+  deleteAccessProfile(input: $input) {
+    accessProfile {
+      ...GatehouseAccessProfile
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseAccessProfile on AccessProfile {
+  id
+  name
+  description
+  servers {
+    server
+    tools
+  }
+  budgets {
+    maxUsd
+    period
+  }
+  rateLimit {
+    requestsPerMinute
+    tokensPerMinute
+  }
+  limitsFallback
+  keyLifetimeDays
+  keyCount
+  createdAt
+  updatedAt
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseDeleteAccessProfileMutation, GatehouseDeleteAccessProfileMutationVariables>;
+export const GatehouseProvisionUserDocument = new TypedDocumentString(`
+    mutation GatehouseProvisionUser($input: ProvisionUserInput!) {
+  provisionUser(input: $input) {
+    key
+    userCreated
+    user {
+      ...GatehouseUser
+    }
+    virtualKey {
+      ...GatehouseVirtualKey
+    }
+    accessProfile {
+      id
+      name
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseUser on User {
+  id
+  email
+  name
+  createdAt
+  updatedAt
+}
+fragment GatehouseVirtualKey on VirtualKey {
+  id
+  name
+  userId
+  user {
+    id
+    email
+    name
+  }
+  keyPreview
+  servers {
+    server
+    tools
+  }
+  expiresAt
+  expired
+  revoked
+  revokedAt
+  lastUsedAt
+  createdAt
+  updatedAt
+}
+fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseProvisionUserMutation, GatehouseProvisionUserMutationVariables>;

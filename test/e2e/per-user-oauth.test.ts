@@ -89,6 +89,16 @@ describe('per-user OAuth through a node', () => {
 
   let aliceUrl = '';
 
+  it('before anyone connected, tools/list offers the connect tool, which answers auth-required', async () => {
+    const listed = await postMcp(node.url, keys.alice ?? null, { id: 9, method: 'tools/list', params: {} });
+    const names = (listed.body as { result: { tools: Array<{ name: string }> } }).result.tools.map((t) => t.name);
+    expect(names).toEqual(['notes-gatehouse_connect_account']);
+    const connect = await call('alice', 'notes-gatehouse_connect_account');
+    expect(connect.result?.isError).toBe(true);
+    expect(connect.result?.structuredContent?.mcp_auth_required).toMatchObject({ kind: 'oauth', server: 'notes' });
+    expect(upstream.callers).toEqual([]);
+  });
+
   it('a call without a credential answers auth-required and never reaches the upstream', async () => {
     const body = await call('alice');
     expect(body.result?.isError).toBe(true);
@@ -128,6 +138,12 @@ describe('per-user OAuth through a node', () => {
     expect(text(await call('bob'))).toBe('sub:bob-sub');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
     expect(upstream.callers).toEqual(['alice-sub', 'alice-sub', 'bob-sub', 'alice-sub']);
+  });
+
+  it('once connected, the connect tool says so without calling the upstream', async () => {
+    const before = upstream.callers.length;
+    expect(text(await call('alice', 'notes-gatehouse_connect_account'))).toContain('account is connected');
+    expect(upstream.callers.length).toBe(before);
   });
 
   it('tools/list shows a user their per-user server\'s tools', async () => {

@@ -58,6 +58,8 @@ export interface RecordedRequest {
   stream?: boolean;
   /** For `/v1/messages`: what was answered. */
   answered?: 'tool_use' | 'final_text' | 'side_text' | 'tool_not_offered';
+  /** For `/v1/messages`: the usage the answer reported (what a gateway should charge). */
+  usage?: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number };
 }
 
 export interface ToolResultSeen {
@@ -320,6 +322,7 @@ export async function startAnthropicStandIn(initialScript: StandInScript): Promi
       cache_creation_input_tokens: script.cacheTokens?.creation ?? 0,
       cache_read_input_tokens: script.cacheTokens?.read ?? 0,
     };
+    rec.usage = usage;
     const id = newId('msg');
     if (stream) {
       streamMessage(res, id, model, content, stopReason, usage);

@@ -141,7 +141,14 @@ function upstreamHandle(
 }
 
 /** Streamable HTTP upstream at `/mcp`, stateful (one McpServer per session), JSON or SSE answers per SDK default. */
-export async function startHttpUpstream(options: { port?: number; label?: string } = {}): Promise<HttpUpstream> {
+export async function startHttpUpstream(
+  options: {
+    port?: number;
+    label?: string;
+    /** Answer 401 to any request whose header `name` is not one of `values` (a per-user API key, say). */
+    requireHeader?: { name: string; values: readonly string[] };
+  } = {},
+): Promise<HttpUpstream> {
   const label = options.label ?? 'http';
   const requests: RecordedRequest[] = [];
   const sessions = new Map<string, { transport: StreamableHTTPServerTransport; server: McpServer; add(name: string): RegisteredTool }>();
@@ -151,6 +158,11 @@ export async function startHttpUpstream(options: { port?: number; label?: string
     void (async () => {
       const body = req.method === 'POST' ? await readJson(req) : undefined;
       requests.push({ httpMethod: req.method ?? '', path: req.url ?? '', headers: req.headers, rpcMethod: rpcMethodOf(body) });
+      const required = options.requireHeader;
+      if (required && !required.values.includes(String(req.headers[required.name.toLowerCase()] ?? ''))) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'unauthorized' }));
+        return;
+      }
       if (!req.url?.startsWith('/mcp')) {
         res.writeHead(404).end();
         return;

@@ -7,8 +7,12 @@
 import { getMcpServerById, getMcpServerByName, type McpServer } from '../../repos/mcp-servers.js';
 import { deleteCredential, findCredential, listServerCredentials, listUserCredentials, type OAuthCredentialRow } from '../../repos/oauth.js';
 import { OAuthFlowError } from '../../oauth/errors.js';
+import { CONNECT_PATH_PREFIX } from '../../connect/broker.js';
+import { announceCredentialChange, createConnectLink, headerSetCurrent, listServerHeaderSets, listUserHeaderSets, type HeaderSetRow } from '../../repos/connect.js';
 import { builder } from '../builder.js';
+import { runMutation } from '../mutation.js';
 import { UserErrorRef } from './common.js';
+import type { Db } from '../../repos/transaction.js';
 import { McpServerRef } from './mcp-servers.js';
 import { UserRef } from './users.js';
 
@@ -46,11 +50,58 @@ builder.objectFields(McpServerRef, (t) => ({
   }),
 }));
 
+const HeaderSetStatusEnum = builder.enumType('HeaderSetStatus', {
+  description: "ACTIVE: in use. NEEDS_UPDATE: the server's perUserHeaderKeys changed; the user must enter values again.",
+  values: ['ACTIVE', 'NEEDS_UPDATE'] as const,
+});
+
+interface HeaderSetView {
+  row: HeaderSetRow;
+  server: McpServer | null;
+}
+
+const HeaderSetRef = builder.objectRef<HeaderSetView>('UserHeaderSet').implement({
+  description: "A user's own header values for a PER_USER_HEADERS server. Only the header names and status are shown, never a value.",
+  fields: (t) => ({
+    status: t.field({
+      type: HeaderSetStatusEnum,
+      resolve: (h) => (h.server && headerSetCurrent(h.row, h.server.perUserHeaderKeys) ? 'ACTIVE' : 'NEEDS_UPDATE'),
+    }),
+    headerNames: t.stringList({ resolve: (h) => JSON.parse(h.row.header_keys) as string[] }),
+    updatedAt: t.field({ type: 'DateTime', resolve: (h) => h.row.updated_at }),
+    server: t.field({ type: McpServerRef, nullable: true, resolve: (h) => h.server }),
+    user: t.field({ type: UserRef, nullable: true, resolve: (h, _args, ctx) => ctx.loaders.userById.load(h.row.user_id) }),
+  }),
+});
+
+async function headerSetViews(ctx: { db: Db }, rows: HeaderSetRow[]): Promise<HeaderSetView[]> {
+  const servers = new Map<string, McpServer | null>();
+  const views: HeaderSetView[] = [];
+  for (const row of rows) {
+    if (!servers.has(row.server_id)) servers.set(row.server_id, await getMcpServerById(ctx.db, row.server_id));
+    views.push({ row, server: servers.get(row.server_id) ?? null });
+  }
+  return views;
+}
+
 builder.objectFields(UserRef, (t) => ({
   oauthConnections: t.field({
     type: [OAuthConnectionRef],
     description: "This user's per-user OAuth connections (status, expiry, scopes; never a token).",
     resolve: (u, _args, ctx) => listUserCredentials(ctx.db, u.id),
+  }),
+  headerSets: t.field({
+    type: [HeaderSetRef],
+    description: "This user's per-user header sets (names and status; never a value).",
+    resolve: async (u, _args, ctx) => headerSetViews(ctx, await listUserHeaderSets(ctx.db, u.id)),
+  }),
+}));
+
+builder.objectFields(McpServerRef, (t) => ({
+  userHeaderSets: t.field({
+    type: [HeaderSetRef],
+    description: 'Per-user header sets of a PER_USER_HEADERS server (status per user; never a value).',
+    resolve: async (s, _args, ctx) => (s.authType === 'PER_USER_HEADERS' ? headerSetViews(ctx, await listServerHeaderSets(ctx.db, s.id)) : []),
   }),
 }));
 
@@ -68,6 +119,18 @@ const StartServerOAuthPayload = builder.objectRef<StartOAuthShape>('StartServerO
       resolve: (p) => p.url ?? null,
     }),
     server: t.field({ type: McpServerRef, nullable: true, resolve: (p) => p.server ?? null }),
+    errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
+  }),
+});
+
+interface LinkShape {
+  url?: string | null;
+  errors: Array<{ field: string | null; code: string; message: string }>;
+}
+
+const CreateConnectLinkPayload = builder.objectRef<LinkShape>('CreateConnectLinkPayload').implement({
+  fields: (t) => ({
+    url: t.string({ nullable: true, description: 'One-time link for that user (15 minutes): connect, replace or clear their credential.', resolve: (p) => p.url ?? null }),
     errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
   }),
 });
@@ -110,6 +173,22 @@ builder.mutationFields((t) => ({
       }
     },
   }),
+  createConnectLink: t.field({
+    type: CreateConnectLinkPayload,
+    description: "A one-time connect link for a user and a PER_USER_OAUTH or PER_USER_HEADERS server, to hand to that user (e.g. to replace or clear their values).",
+    args: { userId: t.arg.id({ required: true }), server: t.arg.string({ required: true }) },
+    resolve: async (_root, args, ctx) => {
+      const server = await getMcpServerByName(ctx.db, args.server);
+      if (!server) return { errors: [{ field: 'server', code: 'NOT_FOUND', message: `no MCP server named "${args.server}"` }] };
+      if (server.authType !== 'PER_USER_OAUTH' && server.authType !== 'PER_USER_HEADERS') {
+        return { errors: [{ field: 'server', code: 'WRONG_AUTH_TYPE', message: `${server.name} uses ${server.authType} authentication; connect links are for per-user servers` }] };
+      }
+      if (!(await ctx.loaders.userById.load(args.userId))) return { errors: [{ field: 'userId', code: 'NOT_FOUND', message: 'no such user' }] };
+      if (!ctx.oauth) return { errors: [{ field: null, code: 'OAUTH_FAILED', message: 'connect links are not available on this control plane' }] };
+      const token = await createConnectLink(ctx.db, args.userId, server.id, server.authType === 'PER_USER_OAUTH' ? 'oauth' : 'headers');
+      return { url: `${ctx.oauth.publicBaseUrl()}${CONNECT_PATH_PREFIX}${token}`, errors: [] };
+    },
+  }),
   revokeUserOAuthConnection: t.field({
     type: RevokeUserOAuthConnectionPayload,
     description: "Forgets a user's OAuth tokens for a server; their next tool call asks them to connect again.",
@@ -117,8 +196,12 @@ builder.mutationFields((t) => ({
     resolve: async (_root, args, ctx) => {
       const server = await getMcpServerByName(ctx.db, args.server);
       if (!server) return { revoked: false, errors: [{ field: 'server', code: 'NOT_FOUND', message: `no MCP server named "${args.server}"` }] };
-      const revoked = await deleteCredential(ctx.db, server.id, args.userId);
-      return { revoked, errors: [] };
+      const payload = await runMutation(ctx, async (trx) => {
+        const revoked = await deleteCredential(trx, server.id, args.userId);
+        if (revoked) await announceCredentialChange(trx, args.userId);
+        return { revoked };
+      });
+      return { revoked: payload.revoked ?? false, errors: payload.errors };
     },
   }),
 }));

@@ -14,7 +14,7 @@ function keyState(key: VirtualKey): string {
 }
 
 /** `crm:search,fetch` → `{server: 'crm', tools: ['search', 'fetch']}`; `kb:*` → every tool. */
-function parseGrant(spec: string): KeyServerGrantInput {
+export function parseGrant(spec: string): KeyServerGrantInput {
   const colon = spec.indexOf(':');
   const server = colon < 0 ? '' : spec.slice(0, colon).trim();
   const tools = colon < 0 ? [] : spec.slice(colon + 1).split(',').map((t) => t.trim()).filter((t) => t.length > 0);

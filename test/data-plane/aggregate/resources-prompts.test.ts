@@ -4,11 +4,12 @@
  * collide (`gatehouse://{server}/{uri}`, `{server}-{prompt}`), with the SDK's real client.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { CallToolResultSchema, LoggingMessageNotificationSchema, type LoggingMessageNotification, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATIC_TEXT_URI, TEMPLATE } from '../../fixtures/conformance/content.js';
 import { startConformanceFixture, type ConformanceFixture } from '../../fixtures/conformance/server.js';
 import { startHttpUpstream, startSseUpstream, type HttpUpstream } from '../../support/upstreams.js';
-import { buildSnapshot, connectClient, startTestNode, type BuiltSnapshot, type TestNode } from '../helpers.js';
+import { buildSnapshot, connectClient, postMcp, resultText, startTestNode, type BuiltSnapshot, type TestNode } from '../helpers.js';
 
 describe('aggregated /mcp: resources, templates, prompts, completions', () => {
   let node: TestNode;
@@ -27,11 +28,11 @@ describe('aggregated /mcp: resources, templates, prompts, completions', () => {
     snapshot = await buildSnapshot({
       servers: [
         { name: 'crm', url: http.url },
-        { name: 'kb', connectionType: 'SSE', url: sse.url },
+        { name: 'kb', connectionType: 'SSE', url: sse.url, toolsToExecute: ['echo', 'slow'] },
         { name: 'conf', url: fixture.url },
       ],
       keys: [
-        { name: 'all', servers: [{ server: 'crm', tools: ['*'] }, { server: 'kb', tools: ['echo'] }, { server: 'conf', tools: ['*'] }] },
+        { name: 'all', servers: [{ server: 'crm', tools: ['*'] }, { server: 'kb', tools: ['echo', 'slow'] }, { server: 'conf', tools: ['*'] }] },
         { name: 'narrow', servers: [{ server: 'crm', tools: ['echo'] }] },
       ],
     });
@@ -84,5 +85,26 @@ describe('aggregated /mcp: resources, templates, prompts, completions', () => {
     await expect(narrow.readResource({ uri: 'gatehouse://kb/mem://note' })).rejects.toMatchObject({ code: -32602 });
     await expect(narrow.getPrompt({ name: 'kb-greet', arguments: { name: 'x' } })).rejects.toMatchObject({ code: -32602 });
     await expect(narrow.readResource({ uri: 'mem://note' })).rejects.toMatchObject({ code: -32602 });
+  });
+
+  it('relays progress and log notifications during a tools/call, on the call’s own SSE answer', async () => {
+    const progress: Progress[] = [];
+    const done = await client.callTool({ name: 'conf-test_tool_with_progress' }, CallToolResultSchema, { onprogress: (p) => progress.push(p) });
+    expect(resultText(done)).toBe('Progress tool completed');
+    expect(progress.map((p) => p.progress)).toEqual([0, 50, 100]);
+    const logs: LoggingMessageNotification['params'][] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params));
+    await client.callTool({ name: 'conf-test_tool_with_logging' });
+    expect(logs.map((l) => l.data)).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
+    // Progress from an SSE upstream over the pooled SDK client, matched back to the caller's token.
+    const fromPool: Progress[] = [];
+    await client.callTool({ name: 'kb-slow', arguments: { ms: 5 } }, CallToolResultSchema, { onprogress: (p) => fromPool.push(p) });
+    expect(fromPool).toEqual([{ progress: 1, total: 2 }]);
+  });
+
+  it('keeps a call without notifications a plain JSON answer', async () => {
+    const res = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'crm-echo', arguments: { text: 'x' } } }, { authorization: `Bearer ${snapshot.keyValues.all ?? ''}` });
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.json()).toMatchObject({ id: 1, result: { content: [{ type: 'text', text: 'http:x' }] } });
   });
 });
