@@ -27,7 +27,9 @@ export async function setAuditSetting(trx: Trx, input: AuditSettingInput): Promi
   const exists =
     input.scope === 'key'
       ? await trx.selectFrom('virtual_keys').select('id').where('id', '=', input.target).executeTakeFirst()
-      : await trx.selectFrom('mcp_servers').select('id').where('name', '=', input.target).executeTakeFirst();
+      : ((await trx.selectFrom('mcp_servers').select('id').where('name', '=', input.target).executeTakeFirst()) ??
+        // An LLM provider is a server for these settings too (its name, e.g. `anthropic`).
+        (await trx.selectFrom('providers').select('id').where('name', '=', input.target).executeTakeFirst()));
   if (!exists) throw new InputError(input.scope === 'key' ? 'NOT_FOUND' : 'UNKNOWN_SERVER', 'target', `no ${input.scope === 'key' ? 'virtual key with id' : 'server named'} ${input.target.slice(0, 200)}`);
   await bumpConfigVersion(trx);
   const id = `${input.scope}:${input.target}`;

@@ -29,6 +29,10 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { HttpForwarder } from '../proxy/http-forward.js';
 import { costNanos, findPrice } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
+import { Readable } from 'node:stream';
+import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
+import type { ContentGuard } from '../guardrail/policy.js';
+import type { GuardrailPolicy } from '../snapshot/schema.js';
 
 export const ANTHROPIC_ROUTE_PREFIX = '/anthropic/';
 const PROVIDER = 'anthropic';
@@ -54,11 +58,15 @@ export interface AnthropicRequest {
   /** The requested model (priced calls), for pricing when the answer does not name it. */
   model: string | null;
   priced: boolean;
+  /** The parsed request body (POST), for the guardrail and the audit trail. */
+  json?: unknown;
 }
 
 export interface AnthropicRouteOptions {
   logger: Logger;
   maxBodyBytes?: number;
+  /** The secrets guardrail on request and answer bodies (policy per key and provider name); none: off. */
+  guard?: ContentGuard;
 }
 
 export type AnthropicRoute = Route<AnthropicRequest> & { close(): void };
@@ -72,7 +80,7 @@ function refusalAnswer(error: GatewayError): Answer {
 }
 
 export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicRoute {
-  const { logger } = options;
+  const { logger, guard } = options;
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const forwarder = new HttpForwarder();
 
@@ -93,6 +101,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       return new GatewayError('provider_unavailable', { message: provider?.unavailable ?? `no provider named "${PROVIDER}" is configured`, reason: 'no_provider' });
     }
     let body: Buffer | null = null;
+    let parsedBody: unknown = undefined;
     let model: string | null = null;
     if (method === 'POST') {
       const read = await readBody(ctx.req, maxBody);
@@ -102,6 +111,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       let parsed: unknown;
       try {
         parsed = JSON.parse(read.text);
+        parsedBody = parsed;
       } catch {
         return new GatewayError('invalid_request', { message: 'request body is not valid JSON' });
       }
@@ -112,12 +122,32 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
         return new GatewayError('model_blocked', { message: `model "${model.slice(0, 100)}" has no price configured for provider "${provider.name}", so calls to it cannot be charged` });
       }
     }
-    return { provider, upstreamPath: `${path}${query}`, method, body, model, priced: rule.priced };
+    return { provider, upstreamPath: `${path}${query}`, method, body, model, priced: rule.priced, ...(body !== null ? { json: parsedBody } : {}) };
   }
 
-  async function serve(ctx: RequestContext, request: AnthropicRequest, stages: CallStages): Promise<Answer> {
+  async function serve(ctx: RequestContext, parsedRequest: AnthropicRequest, stages: CallStages): Promise<Answer> {
+    let request = parsedRequest;
     const record = ctx.open(`${request.method} ${request.upstreamPath.split('?')[0] ?? ''}`);
     const server = request.provider.server!;
+    // The guardrail (policy per key and provider) on the request body; the audit trail keeps it (redacted) as arguments.
+    const policy = guard ? guard.policy(ctx.caller?.key.id ?? null, request.provider.name) : 'off';
+    if (request.json !== undefined) record.arguments = request.json;
+    if (guard && policy !== 'off' && request.json !== undefined) {
+      const checked = guardLlmJson(guard.scanner, policy, request.json, 'request');
+      if (checked.findings.length > 0) record.guardrail = checked.findings;
+      if (checked.error) {
+        record.server = server.name;
+        record.outcome = 'denied';
+        record.error = checked.error.code;
+        record.reason = checked.error.reason ?? null;
+        return refusalAnswer(checked.error);
+      }
+      if (checked.changed) {
+        request = { ...request, body: Buffer.from(JSON.stringify(checked.json), 'utf8'), json: checked.json };
+        record.arguments = checked.json;
+      }
+    }
+    responsePolicy.set(record, policy);
     const outcome = await stages.call(ctx, record, { server, tool: null, method: record.method ?? request.method }, (call) => forward(ctx, request, call, record));
     return outcome instanceof GatewayError ? refusalAnswer(outcome) : outcome;
   }
@@ -148,7 +178,8 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
         body: request.body,
         onResponse: (upstream) => {
           const { answer, usage } = answerFromProvider(request, upstream, record);
-          finish(answer, usage);
+          if (answer instanceof Promise) void answer.then((a) => finish(a, usage));
+          else finish(answer, usage);
         },
         onError: (error) => {
           logger.warn({ provider: request.provider.name, err: error.message }, 'LLM provider request failed');
@@ -160,7 +191,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     });
   }
 
-  function answerFromProvider(request: AnthropicRequest, upstream: IncomingMessage, record: RequestRecord): { answer: Answer; usage?: Promise<Usage | null> } {
+  function answerFromProvider(request: AnthropicRequest, upstream: IncomingMessage, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const status = upstream.statusCode ?? 502;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
@@ -176,11 +207,18 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       record.reason = `HTTP ${status}`;
       return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" refused the gateway's API key (HTTP ${status}); tell your Gatehouse operator` })) };
     }
+    const policy = responsePolicy.get(record) ?? 'off';
+    if (guard && policy !== 'off' && status < 300) return guardedAnswer(request, upstream, record, status, headers, policy, guard);
     if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream } };
     const meter = new UsageMeter(headers['content-type'] ?? '');
     upstream.on('error', (error) => meter.destroy(error));
     upstream.pipe(meter);
-    const usage = meter.usage.then((u): Usage | null => {
+    const usage = meteredUsage(request, meter);
+    return { answer: { kind: 'stream', status, headers, body: meter }, usage };
+  }
+
+  function meteredUsage(request: AnthropicRequest, meter: UsageMeter): Promise<Usage | null> {
+    return meter.usage.then((u): Usage | null => {
       if (u === null) return null;
       const model = u.model ?? request.model ?? '';
       const price = findPrice(request.provider.prices, model) ?? findPrice(request.provider.prices, request.model ?? '');
@@ -194,7 +232,62 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
         cacheReadTokens: u.cacheReadTokens,
       };
     });
-    return { answer: { kind: 'stream', status, headers, body: meter }, usage };
+  }
+
+  /** The guardrail's policy for each call's answer, decided with its request. */
+  const responsePolicy = new WeakMap<RequestRecord, GuardrailPolicy>();
+
+  /**
+   * An answer under a redact/block policy: a stream goes through `SseSecretGuard` (after the usage meter,
+   * which reads the provider's own bytes); a JSON answer is read whole, scanned, then sent redacted or refused.
+   */
+  function guardedAnswer(
+    request: AnthropicRequest,
+    upstream: IncomingMessage,
+    record: RequestRecord,
+    status: number,
+    headers: Record<string, string>,
+    policy: 'redact' | 'block',
+    contentGuard: ContentGuard,
+  ): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
+    const meter = new UsageMeter(headers['content-type'] ?? '');
+    upstream.on('error', (error) => meter.destroy(error));
+    upstream.pipe(meter);
+    const usage = request.priced ? meteredUsage(request, meter) : undefined;
+    if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
+      const sse = new SseSecretGuard(contentGuard.scanner, policy);
+      meter.on('error', (error) => sse.destroy(error));
+      meter.pipe(sse);
+      sse.once('end', () => {
+        if (sse.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...sse.findings];
+      });
+      return { answer: { kind: 'stream', status, headers, body: sse }, ...(usage ? { usage } : {}) };
+    }
+    // Whole JSON: the answer (redacted, or a refusal with its own status) is decided once it is read.
+    const answer = new Promise<Answer>((resolve) => {
+      const chunks: Buffer[] = [];
+      meter.on('data', (c: Buffer) => chunks.push(c));
+      meter.on('error', () => resolve(refusalAnswer(new GatewayError('provider_error', { reason: 'answer_broken' }))));
+      meter.on('end', () => {
+        const raw = Buffer.concat(chunks);
+        let json: unknown;
+        try {
+          json = JSON.parse(raw.toString('utf8'));
+        } catch {
+          return resolve({ kind: 'stream', status, headers, body: Readable.from([raw]) });
+        }
+        const checked = guardLlmJson(contentGuard.scanner, policy, json, 'response');
+        if (checked.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...checked.findings];
+        if (checked.error) {
+          record.outcome = 'denied';
+          record.error = checked.error.code;
+          record.reason = checked.error.reason ?? null;
+          return resolve(refusalAnswer(checked.error));
+        }
+        resolve(checked.changed ? jsonAnswer(status, checked.json, headers) : { kind: 'stream', status, headers, body: Readable.from([raw]) });
+      });
+    });
+    return { answer, ...(usage ? { usage } : {}) };
   }
 
   return {

@@ -46,10 +46,18 @@ export interface GuardOutcome {
 }
 
 export interface ContentGuard {
+  /** The policy for this key and server (routes that guard streams apply it themselves, see llm.ts). */
+  policy(keyId: string | null, server: string | null): GuardrailPolicy;
+  readonly scanner: SecretScanner;
   /** Tool arguments / an LLM request, before they go upstream. */
   request(keyId: string | null, server: string | null, value: unknown, where: string): GuardOutcome;
   /** A tool result / an LLM response, before it goes back to the caller. */
   response(keyId: string | null, server: string | null, value: unknown, where: string): GuardOutcome;
+  /**
+   * Whether any policy but `off` applies to this key and server: a route that streams answers through
+   * unread (`/mcp/{server}`) reads them only when this is true. Absent: assume it applies.
+   */
+  active?(keyId: string | null, server: string | null): boolean;
 }
 
 export function createContentGuard(settings: () => AuditSettingsIndex, scanner = new SecretScanner(), options: ScanOptions = {}): ContentGuard {
@@ -70,7 +78,10 @@ export function createContentGuard(settings: () => AuditSettingsIndex, scanner =
     return scanned;
   };
   return {
+    policy: (keyId, server) => settings().policy(keyId, server),
+    scanner,
     request: (keyId, server, value, where) => apply('request', keyId, server, value, where),
     response: (keyId, server, value, where) => apply('response', keyId, server, value, where),
+    active: (keyId, server) => settings().policy(keyId, server) !== 'off',
   };
 }

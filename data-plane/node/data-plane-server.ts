@@ -78,9 +78,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     logger,
     pooled: createPooledForward(pool, logger),
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
+    ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });
   const routes = new Map<string, RouteHandler>([['/mcp', (req, res) => run(mcp, req, res)]]);
-  const anthropic = createAnthropicRoute({ logger });
+  const anthropic = createAnthropicRoute({ logger, ...(options.guard !== undefined ? { guard: options.guard } : {}) });
   const prefixes: [string, RouteHandler][] = [
     [SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)],
     [ANTHROPIC_ROUTE_PREFIX, (req, res) => run(anthropic, req, res)],

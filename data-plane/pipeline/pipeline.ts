@@ -155,7 +155,10 @@ export function createPipeline(options: PipelineOptions): RunRoute {
     sendAnswer(res, answer);
     const latencyMs = performance.now() - ctx.startedTick;
     for (const record of ctx.records) if (record.latencyMs === 0) record.latencyMs = latencyMs;
-    if (sinks.length > 0) deliverRecords(sinks, ctx.records, logger);
+    if (sinks.length === 0) return;
+    // A streamed answer's usage (and guardrail findings) are known only when it has ended: record then.
+    if (answer.kind === 'stream') res.once('close', () => deliverRecords(sinks, ctx.records, logger));
+    else deliverRecords(sinks, ctx.records, logger);
   }
 
   function refuse<P>(route: Route<P>, ctx: RequestContext, res: ServerResponse, error: GatewayError): void {

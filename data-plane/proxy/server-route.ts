@@ -26,8 +26,11 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
+import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
+import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
+import type { ContentGuard } from '../guardrail/policy.js';
 import { readBody } from '../http/body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
@@ -39,7 +42,7 @@ import { describeError } from '../upstream/failures.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { HttpForwarder } from './http-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { filterToolsListJson, toolsListSseFilter } from './tools-list-filter.js';
+import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -53,6 +56,11 @@ export interface ServerRouteOptions {
   maxBodyBytes?: number;
   /** Answers for stdio and legacy SSE upstreams (they have no HTTP endpoint to proxy to). */
   pooled?: PooledForward;
+  /**
+   * The secrets guardrail (data-plane/guardrail): tool arguments are checked before they go upstream; a
+   * tools/call answer is read (JSON, or its response event on SSE) and checked only where a policy applies.
+   */
+  guard?: ContentGuard;
 }
 
 /** What the parse stage established for one `/mcp/{server}` request. */
@@ -74,7 +82,7 @@ export type ServerRoute = Route<ServerRequest> & { close(): void };
 
 export type MessageCheck =
   /** A JSON-RPC request: its id, method, and for tools/call the tool name and arguments. */
-  | { kind: 'request'; id: JsonRpcId; method: string; tool: string | null; arguments: unknown; hello: ClientHello | null; message: Record<string, unknown> }
+  | { kind: 'request'; id: string | number; method: string; tool: string | null; arguments: unknown; hello: ClientHello | null; message: Record<string, unknown> }
   /** A notification (`method`, no id) or a response to a server-to-client request (no `method`). */
   | { kind: 'other'; method: string | null; message: Record<string, unknown> };
 
@@ -140,8 +148,9 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const method = ctx.req.method ?? 'GET';
     const records = request.messages.length === 0 ? [ctx.open(method)] : request.messages.map((m) => ctx.open(m.method));
     let body = request.raw;
-    let filterId: JsonRpcId = null;
+    let rewrite: ResponseRewrite | null = null;
     let reserialize = false;
+    const outgoing = request.messages.map((m) => m.message);
 
     // 4. authorize, per message.
     for (const [i, check] of request.messages.entries()) {
@@ -164,12 +173,31 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
         }
         reserialize = true;
+        const guard = options.guard;
+        if (guard) {
+          // The guardrail on the arguments: a redacted copy goes upstream, or the call is refused.
+          const checked = guard.request(caller.key.id, server.name, check.arguments, 'arguments');
+          if (checked.findings.length > 0) record.guardrail = checked.findings;
+          if (checked.error) {
+            record.outcome = 'denied';
+            record.error = checked.error.code;
+            record.reason = checked.error.reason ?? null;
+            return answerAlone(request, jsonAnswer(200, rpcErrorOf(check.id, checked.error)));
+          }
+          if (checked.value !== check.arguments) {
+            const params = isObject(check.message.params) ? check.message.params : {};
+            outgoing[i] = { ...check.message, params: { ...params, arguments: checked.value } };
+            record.arguments = checked.value;
+          }
+          if (!request.batch && (guard.active?.(caller.key.id, server.name) ?? true)) rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
+        }
       } else if (check.method === 'tools/list' && grant !== '*') {
         if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
-        filterId = check.id;
+        const id = check.id;
+        rewrite = (message) => filterToolsListResponse(message, id, grant);
       }
     }
-    if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? request.messages.map((m) => m.message) : request.messages[0]?.message));
+    if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? outgoing : outgoing[0]));
 
     const first = request.messages[0];
     const primary = records[0] as RequestRecord;
@@ -177,7 +205,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const hello = first?.kind === 'request' ? first.hello : null;
     const outcome = await stages.call(ctx, primary, target, (call) =>
       server.connectionType === 'HTTP' || !options.pooled
-        ? forwardHttp(ctx, request, call, { body, filterId, hello }, primary)
+        ? forwardHttp(ctx, request, call, { body, rewrite, hello }, primary)
         : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
     );
     for (const record of records.slice(1)) {
@@ -186,7 +214,16 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     }
     if (!(outcome instanceof GatewayError)) return outcome;
     // A limits or credentials refusal: per JSON-RPC request, as a JSON-RPC error (like /mcp); else {type, message}.
-    if (first?.kind === 'request' && !request.batch) return jsonAnswer(200, rpcErrorOf(first.id, outcome));
+    if (first?.kind === 'request' && !request.batch) {
+      if (first.method === 'tools/call') {
+        // A per-user server without the caller's credential: the auth-required answer, URL elicitation for
+        // a client that declared it (its capabilities are in the sealed session, or in the request's `_meta`).
+        const capabilities = request.session?.ok ? request.session.claims.clientCapabilities : undefined;
+        const reply = credentialRefusalReply(first.id, outcome, declaresUrlElicitation(first.message as unknown as JSONRPCRequest, capabilities));
+        if (reply !== null) return jsonAnswer(200, reply);
+      }
+      return jsonAnswer(200, rpcErrorOf(first.id, outcome));
+    }
     return errorAnswer(outcome);
   }
 
@@ -195,7 +232,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     ctx: RequestContext,
     request: ServerRequest,
     call: UpstreamCall,
-    payload: { body: Buffer | null; filterId: JsonRpcId; hello: ClientHello | null },
+    payload: { body: Buffer | null; rewrite: ResponseRewrite | null; hello: ClientHello | null },
     record: RequestRecord,
   ): Promise<Forwarded<Answer>> {
     const { server } = request;
@@ -238,7 +275,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     request: ServerRequest,
     caller: Caller,
     upstream: IncomingMessage,
-    payload: { filterId: JsonRpcId; hello: ClientHello | null },
+    payload: { rewrite: ResponseRewrite | null; hello: ClientHello | null },
     record: RequestRecord,
   ): Answer {
     const { server } = request;
@@ -252,7 +289,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       record.reason = `HTTP ${status}`;
       return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamRefused(server.name, status) }));
     }
-    const filtering = payload.filterId !== null && status >= 200 && status < 300;
+    const filtering = payload.rewrite !== null && status >= 200 && status < 300;
     const headers = clientResponseHeaders(upstream.headers, !filtering);
     const issued = upstream.headers['mcp-session-id'];
     if (typeof issued === 'string') {
@@ -271,10 +308,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     }
     const type = headers['content-type'] ?? '';
     let body: Readable = upstream;
-    if (filtering && payload.filterId !== null && type.includes('text/event-stream')) {
-      body = upstream.pipe(toolsListSseFilter(payload.filterId, request.grant));
-    } else if (filtering && payload.filterId !== null && type.includes('application/json')) {
-      body = filteredJson(upstream, payload.filterId, request.grant);
+    if (filtering && payload.rewrite !== null && type.includes('text/event-stream')) {
+      body = upstream.pipe(responseRewriter(payload.rewrite));
+    } else if (filtering && payload.rewrite !== null && type.includes('application/json')) {
+      body = rewrittenJson(upstream, payload.rewrite);
     }
     return { kind: 'stream', status, headers, body };
   }
@@ -320,8 +357,24 @@ function classify(message: unknown): MessageCheck | null {
   return { kind: 'request', id, method, tool, arguments: method === 'tools/call' ? params?.arguments : undefined, hello, message };
 }
 
-/** A JSON tools/list answer read whole (bounded) and filtered, as a stream for the respond stage. */
-function filteredJson(upstream: IncomingMessage, id: JsonRpcId, grant: ToolGrant): Readable {
+/** The guardrail on a tools/call result: the redacted result, or the refusal in its place. */
+function guardResult(guard: ContentGuard, keyId: string, server: string, id: JsonRpcId, record: RequestRecord): ResponseRewrite {
+  return (message) => {
+    if (!isObject(message) || message.id !== id || !isObject(message.result)) return null;
+    const checked = guard.response(keyId, server, message.result, 'result');
+    if (checked.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...checked.findings];
+    if (checked.error) {
+      record.outcome = 'denied';
+      record.error = checked.error.code;
+      record.reason = checked.error.reason ?? null;
+      return rpcErrorOf(id, checked.error);
+    }
+    return checked.value === message.result ? null : { ...message, result: checked.value };
+  };
+}
+
+/** A JSON answer read whole (bounded) and rewritten, as a stream for the respond stage. */
+function rewrittenJson(upstream: IncomingMessage, rewrite: ResponseRewrite): Readable {
   const chunks: Buffer[] = [];
   let size = 0;
   const out = new PassThrough();
@@ -334,7 +387,7 @@ function filteredJson(upstream: IncomingMessage, id: JsonRpcId, grant: ToolGrant
     }
     chunks.push(chunk);
   });
-  upstream.on('end', () => out.end(id === null ? Buffer.concat(chunks) : filterToolsListJson(Buffer.concat(chunks).toString('utf8'), id, grant)));
+  upstream.on('end', () => out.end(rewriteJsonBody(Buffer.concat(chunks).toString('utf8'), rewrite)));
   upstream.on('error', (error) => out.destroy(error));
   return out;
 }

@@ -1,13 +1,14 @@
 /**
- * The one answer `/mcp/{server}` rewrites: the upstream's `tools/list` result, cut down to the tools the
- * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed). The answer comes either as
- * one `application/json` body or as an SSE stream (notifications, then the response); on a stream every
- * event passes as it arrives, byte for byte, except the event that carries this request's response, which is
- * re-encoded with the filtered list (text/event-stream §parsing: lines end with CRLF, LF or CR; an event ends
+ * The answers `/mcp/{server}` rewrites: the upstream's `tools/list` result, cut down to the tools the
+ * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed), and, where a guardrail
+ * applies, a `tools/call` result (`responseRewriter` takes any rewrite of the one response). The answer
+ * comes either as one `application/json` body or as an SSE stream (notifications, then the response); on a
+ * stream every event passes as it arrives, byte for byte, except the event that carries this request's
+ * response, which is re-encoded (text/event-stream §parsing: lines end with CRLF, LF or CR; an event ends
  * at a blank line; its `data` lines are joined with LF).
  *
- * It does not decide who may see what (the grant is given) and does not filter tools/call (the route checks
- * that before anything reaches the upstream).
+ * It does not decide who may see what (the grant and the rewrite are given) and does not filter tools/call
+ * requests (the route checks those before anything reaches the upstream).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -30,20 +31,33 @@ export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: 
   return { ...message, result: { ...message.result, tools } };
 }
 
+/** A rewrite of one JSON-RPC message: the message to send instead, or null to pass it unchanged. */
+export type ResponseRewrite = (message: unknown) => unknown;
+
 /** Filters a whole JSON body; a body that is not the expected response passes unchanged. */
 export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant): string {
+  return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant));
+}
+
+/** Rewrites a whole JSON body with `rewrite`; a body that is not JSON passes unchanged. */
+export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string {
   let message: unknown;
   try {
     message = JSON.parse(body);
   } catch {
     return body;
   }
-  const filtered = filterToolsListResponse(message, id, grant);
-  return filtered === null ? body : JSON.stringify(filtered);
+  const out = rewrite(message);
+  return out === null ? body : JSON.stringify(out);
 }
 
-/** A stream transform over an SSE body: passes events through, rewriting the one response (see above). */
+/** A stream transform over an SSE body: passes events through, rewriting the tools/list response (see above). */
 export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
+  return responseRewriter((message) => filterToolsListResponse(message, id, grant));
+}
+
+/** A stream transform over an SSE body: passes events through, each message offered to `rewrite`. */
+export function responseRewriter(rewrite: ResponseRewrite): Transform {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   /** Raw text of the event being collected (its lines, with their line endings). */
@@ -60,7 +74,7 @@ export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
       } catch {
         message = undefined;
       }
-      const filtered = filterToolsListResponse(message, id, grant);
+      const filtered = message === undefined ? null : rewrite(message);
       if (filtered !== null) out = `${otherLines.map((line) => `${line}\n`).join('')}data: ${JSON.stringify(filtered)}\n\n`;
     }
     event = '';

@@ -185,7 +185,7 @@ export async function startTestNode(
     maxBodyBytes?: number;
     allowedOrigins?: string[];
     /** Pipeline hooks (limits, credentials, record sinks). */
-    hooks?: Pick<DataPlaneServerOptions, 'limiter' | 'credentials' | 'sinks' | 'onRecord'>;
+    hooks?: Pick<DataPlaneServerOptions, 'limiter' | 'credentials' | 'sinks' | 'onRecord' | 'guard'>;
   } = {},
 ): Promise<TestNode> {
   const logs = new LogCapture();
