@@ -33,10 +33,11 @@ import {
   storeRefreshedTokens,
   findOAuthClient,
   type OAuthCredentialRow,
+  type ServerOAuthSettingsRow,
 } from '../repos/oauth.js';
 import type { Db } from '../repos/transaction.js';
 import { clientConfiguration, clientMetadataDocument, ensureClient, type ClientEndpoints } from './client.js';
-import { discover, discoverAuthorizationServer } from './discovery.js';
+import { discover, discoverAuthorizationServer, type Discovered } from './discovery.js';
 import { OAuthFlowError } from './errors.js';
 
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
@@ -95,6 +96,21 @@ export interface CompletedFlow {
 export interface AccessTokenRequest {
   /** The generation an upstream answered 401 to: refresh unless the stored one is already newer. */
   rejectedGeneration?: number;
+}
+
+/**
+ * An admin-asserted authorization server (oauth.authorizeUrl + tokenUrl set): used as given, without
+ * discovery; its issuer is the token endpoint's origin. PKCE S256 is still always sent.
+ */
+function manualMetadata(settings: ServerOAuthSettingsRow | null): AuthorizationServer | null {
+  if (!settings?.authorize_url || !settings.token_url) return null;
+  return {
+    issuer: new URL(settings.token_url).origin,
+    authorization_endpoint: settings.authorize_url,
+    token_endpoint: settings.token_url,
+    ...(settings.registration_url ? { registration_endpoint: settings.registration_url } : {}),
+    code_challenge_methods_supported: ['S256'],
+  };
 }
 
 function hashState(state: string): string {
@@ -191,6 +207,16 @@ export class OAuthService {
     }
   }
 
+  /**
+   * Metadata for a credential's issuer: the admin's endpoints when they set authorizeUrl and tokenUrl (an
+   * authorization server without metadata), else discovered (and cached ten minutes).
+   */
+  private async metadataFor(serverId: string, issuer: string): Promise<AuthorizationServer> {
+    const manual = manualMetadata(await getServerOAuthSettings(this.db, serverId));
+    if (manual && manual.issuer === issuer) return manual;
+    return this.issuerMetadata(issuer);
+  }
+
   private async issuerMetadata(issuer: string): Promise<AuthorizationServer> {
     const cached = this.metadataCache.get(issuer);
     if (cached && Date.now() - cached.at < 600_000) return cached.metadata;
@@ -210,11 +236,10 @@ export class OAuthService {
       throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} uses ${server.authType} authentication, not ${expected}`);
     }
     const settings = await getServerOAuthSettings(this.db, server.id);
-    const discovered = await discover(this.serverUrl(server), {
-      allowInsecure: this.allowInsecure,
-      timeoutMs: this.timeoutMs,
-      resource: settings?.resource ?? null,
-    });
+    const manual = manualMetadata(settings);
+    const discovered: Discovered = manual
+      ? { issuer: manual.issuer, metadata: manual, resource: settings?.resource ?? this.serverUrl(server).href, scopes: [] }
+      : await discover(this.serverUrl(server), { allowInsecure: this.allowInsecure, timeoutMs: this.timeoutMs, resource: settings?.resource ?? null });
     this.metadataCache.set(discovered.issuer, { metadata: discovered.metadata, at: Date.now() });
     const endpoints = this.endpoints;
     const clientRow = await ensureClient(this.db, this.box, server.id, discovered.metadata, settings, endpoints);
@@ -264,7 +289,7 @@ export class OAuthService {
 
     const clientRow = await getOAuthClient(this.db, flow.client_row_id);
     if (!clientRow) throw new OAuthFlowError('STATE_INVALID', 'the client this authorization started with is gone: start again');
-    const metadata = await this.issuerMetadata(flow.issuer).catch((e: unknown) => {
+    const metadata = await this.metadataFor(flow.server_id, flow.issuer).catch((e: unknown) => {
       throw tokenEndpointError(e, flow.issuer);
     });
     const config = clientConfiguration(this.box, metadata, clientRow, this.endpoints);
@@ -369,7 +394,7 @@ export class OAuthService {
     for (let attempt = 0; attempt <= this.retryDelaysMs.length; attempt++) {
       if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, this.retryDelaysMs[attempt - 1]));
       try {
-        const metadata = await this.issuerMetadata(row.issuer);
+        const metadata = await this.metadataFor(serverId, row.issuer);
         const config = clientConfiguration(this.box, metadata, clientRow, this.endpoints);
         const tokens = await client.refreshTokenGrant(config, refreshToken, { resource: row.resource });
         const fields = {

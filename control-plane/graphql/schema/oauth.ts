@@ -5,7 +5,17 @@
  * are in control-plane/oauth/.
  */
 import { getMcpServerById, getMcpServerByName, type McpServer } from '../../repos/mcp-servers.js';
-import { deleteCredential, findCredential, listServerCredentials, listUserCredentials, type OAuthCredentialRow } from '../../repos/oauth.js';
+import {
+  deleteCredential,
+  findCredential,
+  getServerOAuthSettings,
+  listServerCredentials,
+  listUserCredentials,
+  settingsSecretAad,
+  upsertServerOAuthSettings,
+  type OAuthCredentialRow,
+  type ServerOAuthSettingsRow,
+} from '../../repos/oauth.js';
 import { OAuthFlowError } from '../../oauth/errors.js';
 import { CONNECT_PATH_PREFIX } from '../../connect/broker.js';
 import { announceCredentialChange, createConnectLink, headerSetCurrent, listServerHeaderSets, listUserHeaderSets, type HeaderSetRow } from '../../repos/connect.js';
@@ -105,6 +115,71 @@ builder.objectFields(McpServerRef, (t) => ({
   }),
 }));
 
+interface OAuthSettingsView {
+  row: ServerOAuthSettingsRow;
+}
+
+const OAuthSettingsRef = builder.objectRef<OAuthSettingsView>('McpServerOAuth').implement({
+  description: "An admin's OAuth settings for a server; anything null is discovered (RFC 9728 / RFC 8414) or registered.",
+  fields: (t) => ({
+    clientId: t.string({ nullable: true, description: 'Pre-registered client id (first in the MCP registration order)', resolve: (v) => v.row.client_id }),
+    clientSecret: t.string({ nullable: true, description: 'Redacted preview; never the value', resolve: (v) => (v.row.client_secret === null ? null : '••••') }),
+    authorizeUrl: t.string({ nullable: true, resolve: (v) => v.row.authorize_url }),
+    tokenUrl: t.string({ nullable: true, resolve: (v) => v.row.token_url }),
+    registrationUrl: t.string({ nullable: true, resolve: (v) => v.row.registration_url }),
+    scopes: t.stringList({ resolve: (v) => JSON.parse(v.row.scopes) as string[] }),
+    resource: t.string({ nullable: true, description: 'RFC 8707 resource indicator (default: from protected-resource metadata)', resolve: (v) => v.row.resource }),
+  }),
+});
+
+builder.objectFields(McpServerRef, (t) => ({
+  oauth: t.field({
+    type: OAuthSettingsRef,
+    nullable: true,
+    resolve: async (s, _args, ctx) => {
+      const row = await getServerOAuthSettings(ctx.db, s.id);
+      return row ? { row } : null;
+    },
+  }),
+}));
+
+const McpServerOAuthInput = builder.inputType('McpServerOAuthInput', {
+  fields: (t) => ({
+    name: t.string({ required: true, description: 'The server' }),
+    clientId: t.string(),
+    clientSecret: t.string({ description: 'Write-only; absent keeps the stored one, "" removes it' }),
+    authorizeUrl: t.string({ description: 'With tokenUrl: use these endpoints instead of discovery' }),
+    tokenUrl: t.string(),
+    registrationUrl: t.string(),
+    scopes: t.stringList(),
+    resource: t.string(),
+  }),
+});
+
+interface SettingsShape {
+  server?: McpServer | null;
+  errors: Array<{ field: string | null; code: string; message: string }>;
+}
+
+const SetMcpServerOAuthPayload = builder.objectRef<SettingsShape>('SetMcpServerOAuthPayload').implement({
+  fields: (t) => ({
+    mcpServer: t.field({ type: McpServerRef, nullable: true, resolve: (p) => p.server ?? null }),
+    errors: t.field({ type: [UserErrorRef], resolve: (p) => p.errors }),
+  }),
+});
+
+function checkUrl(value: string | null | undefined, field: string, errors: SettingsShape['errors']): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
+  } catch {
+    // reported below
+  }
+  errors.push({ field: `input.${field}`, code: 'INVALID_URL', message: `${field} must be an http(s) URL` });
+  return null;
+}
+
 interface StartOAuthShape {
   url?: string | null;
   server?: McpServer | null;
@@ -171,6 +246,45 @@ builder.mutationFields((t) => ({
         if (error instanceof OAuthFlowError) return { server, errors: [{ field: null, code: `OAUTH_${error.code}`, message: error.message }] };
         throw error;
       }
+    },
+  }),
+  setMcpServerOAuth: t.field({
+    type: SetMcpServerOAuthPayload,
+    description: "Sets an OAUTH or PER_USER_OAUTH server's OAuth settings: a pre-registered client, endpoints for an authorization server without metadata, scopes, resource.",
+    args: { input: t.arg({ type: McpServerOAuthInput, required: true }) },
+    resolve: async (_root, { input }, ctx) => {
+      const server = await getMcpServerByName(ctx.db, input.name);
+      if (!server) return { errors: [{ field: 'input.name', code: 'NOT_FOUND', message: `no MCP server named "${input.name}"` }] };
+      if (server.authType !== 'OAUTH' && server.authType !== 'PER_USER_OAUTH') {
+        return { errors: [{ field: 'input.name', code: 'WRONG_AUTH_TYPE', message: `${server.name} uses ${server.authType} authentication; OAuth settings apply to OAUTH and PER_USER_OAUTH servers` }] };
+      }
+      const errors: SettingsShape['errors'] = [];
+      const authorizeUrl = checkUrl(input.authorizeUrl, 'authorizeUrl', errors);
+      const tokenUrl = checkUrl(input.tokenUrl, 'tokenUrl', errors);
+      const registrationUrl = checkUrl(input.registrationUrl, 'registrationUrl', errors);
+      const resource = checkUrl(input.resource, 'resource', errors);
+      if ((authorizeUrl === null) !== (tokenUrl === null) && errors.length === 0) {
+        errors.push({ field: 'input.tokenUrl', code: 'REQUIRED', message: 'authorizeUrl and tokenUrl go together' });
+      }
+      if (errors.length > 0) return { server, errors };
+      const current = await getServerOAuthSettings(ctx.db, server.id);
+      const secret =
+        input.clientSecret === undefined || input.clientSecret === null
+          ? (current?.client_secret ?? null)
+          : input.clientSecret === ''
+            ? null
+            : ctx.box.seal(input.clientSecret, settingsSecretAad(server.id));
+      await upsertServerOAuthSettings(ctx.db, {
+        server_id: server.id,
+        client_id: input.clientId || null,
+        client_secret: secret,
+        authorize_url: authorizeUrl,
+        token_url: tokenUrl,
+        registration_url: registrationUrl,
+        scopes: JSON.stringify(input.scopes ?? []),
+        resource,
+      });
+      return { server, errors: [] };
     },
   }),
   createConnectLink: t.field({

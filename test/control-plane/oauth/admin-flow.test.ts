@@ -98,4 +98,40 @@ describe('shared OAuth through the control plane', () => {
       token_endpoint_auth_method: 'none',
     });
   });
+
+  it('uses a pre-registered client (setMcpServerOAuth) before anything else, and never shows its secret', async () => {
+    const clientSecret = 'pre-registered-secret-0123456789abcdef';
+    const preAs = await startAuthorizationServer({
+      noRegistration: true,
+      clients: [
+        {
+          client_id: 'gatehouse-pre',
+          client_secret: clientSecret,
+          redirect_uris: [`${cp.url}/oauth/callback`],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
+    });
+    const preUpstream = await startProtectedMcpServer(preAs);
+    try {
+      await cp.gql(`mutation { createMcpServer(input: { name: "pre", connectionType: HTTP, connectionString: "${preUpstream.url}", authType: OAUTH }) { errors { code } } }`);
+      const set = await cp.gql<{ setMcpServerOAuth: { errors: unknown[]; mcpServer: { oauth: { clientId: string; clientSecret: string } } } }>(
+        `mutation($i: McpServerOAuthInput!) { setMcpServerOAuth(input: $i) { errors { field code message } mcpServer { oauth { clientId clientSecret } } } }`,
+        { i: { name: 'pre', clientId: 'gatehouse-pre', clientSecret } },
+      );
+      expect(set.setMcpServerOAuth).toEqual({ errors: [], mcpServer: { oauth: { clientId: 'gatehouse-pre', clientSecret: '••••' } } });
+      const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "pre") { url errors { code message } } }');
+      expect(new URL(started.startServerOAuth.url).searchParams.get('client_id')).toBe('gatehouse-pre');
+      expect((await loginAndConsent(started.startServerOAuth.url, 'pre-admin')).status).toBe(200);
+      expect((await cp.gql<{ mcpServer: { status: string } }>('{ mcpServer(name: "pre") { status } }')).mcpServer.status).toBe('ACTIVE');
+      expect(preAs.grants).toEqual(['authorization_code']);
+      expect(cp.responses.join('\n')).not.toContain(clientSecret);
+      expect(cp.logs.text()).not.toContain(clientSecret);
+    } finally {
+      await preUpstream.close();
+      await preAs.close();
+    }
+  });
 });
