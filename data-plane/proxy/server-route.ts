@@ -194,7 +194,11 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             outgoing[i] = { ...check.message, params: { ...params, arguments: checked.value } };
             record.arguments = checked.value;
           }
-          if (!request.batch && (guard.active?.(caller.key.id, server.name) ?? true)) rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
+          if (guard.active?.(caller.key.id, server.name) ?? true) {
+            // A result the guardrail must read is read from a single answer; a batch's are not.
+            if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+            rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
+          }
         }
       } else if (check.method === 'tools/list' && grant !== '*') {
         if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
