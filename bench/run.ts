@@ -38,6 +38,7 @@ import {
   type ThroughputEntry,
 } from './lib/report.js';
 import { median } from './lib/stats.js';
+import { measureGovernance, renderGovernance, type GovernanceResults } from './lib/governance.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --duration S        recorded seconds per load run (default 10)
@@ -48,6 +49,7 @@ const USAGE = `usage: npm run bench -- [options]
   --revocations N     revocations to time with 10,000 keys (default 20)
   --skip-revocation   skip the 10,000-key phase
   --skip-scale        skip the 100,000-key phase
+  --skip-governance   skip /mcp with limits on (in-process, Redis) and /anthropic streaming (issue 7)
   --no-node-floor     skip the informational minimal-Node-proxy baseline
   --profile           CPU-profile the node and the control plane; print where each phase's time went
   --out FILE          results file (default bench/results/latest.json)`;
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
     revocations: { type: 'string', default: '20' },
     'skip-revocation': { type: 'boolean', default: false },
     'skip-scale': { type: 'boolean', default: false },
+    'skip-governance': { type: 'boolean', default: false },
     'no-node-floor': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/latest.json') },
@@ -369,6 +372,24 @@ async function main(): Promise<void> {
     };
     const baselineMemory = readMemory(node.proc.pid);
 
+    // 6b. Governance (issue 7): the limits stage on (in-process, Redis) against off, and /anthropic streaming.
+    let governance: GovernanceResults | null = null;
+    if (!args['skip-governance']) {
+      governance = await measureGovernance({
+        generator: gen.generator,
+        cp,
+        node,
+        nodeToken: cp.ready.nodeToken as string,
+        userId: user.createUser.user.id,
+        serverName: SERVER_NAME,
+        unlimitedKey: benchKey,
+        connections: opts.connections,
+        durationS: opts.durationS,
+        warmupS: opts.warmupS,
+        log,
+      });
+    }
+
     // 7. Revocation with 10,000 keys and 500 servers (SPEC: p99 under 200 ms).
     let snapshot10k: SnapshotMeasure | null = null;
     let revocation: RevocationMeasure | null = null;
@@ -479,6 +500,10 @@ async function main(): Promise<void> {
     mkdirSync(dirname(opts.out), { recursive: true });
     writeFileSync(opts.out, JSON.stringify(roundResults(report), null, 2) + '\n');
     process.stdout.write(renderReport(report));
+    if (governance) {
+      writeFileSync(join(dirname(opts.out), 'governance.json'), JSON.stringify(governance, null, 2) + '\n');
+      process.stdout.write(renderGovernance(governance));
+    }
     process.stdout.write(`results: ${relative(process.cwd(), opts.out) || opts.out}\n`);
   } finally {
     await Promise.all([

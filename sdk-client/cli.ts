@@ -5,10 +5,20 @@
  */
 import { runCli } from './cli/run.js';
 
+// Ctrl-C ends a following command (`audit tail`) cleanly; a second one ends the process.
+const interrupt = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupt.abort();
+    process.once(signal, () => process.exit(130));
+  });
+}
+
 // exitCode rather than process.exit(), so output still buffered in a pipe is written before Node exits.
 process.exitCode = await runCli(process.argv.slice(2), {
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
+  signal: interrupt.signal,
   // stdin is left out: runCli reads process.stdin only for `--file -` and `login`.
 });

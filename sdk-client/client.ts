@@ -52,6 +52,11 @@ export type VirtualKey = ops.GatehouseVirtualKeyFragment;
 export type KeyServerGrant = VirtualKey['servers'][number];
 export type DataPlaneNode = ops.GatehouseNodeFragment;
 export type AdminToken = ops.GatehouseAdminTokenFragment;
+export type AuditEvent = ops.GatehouseAuditEventFragment;
+export type AuditEventFilter = ops.AuditEventFilter;
+export type AuditChainVerification = ops.GatehouseVerifyAuditChainQuery['verifyAuditChain'];
+export type AuditSettings = ops.GatehouseAuditSettingsQuery['auditSettings'][number];
+export type SetAuditSettingsPayload = ops.GatehouseSetAuditSettingsMutation['setAuditSettings'];
 export type Viewer = ops.GatehouseViewerQuery['viewer'];
 export type PageInfo = ops.GatehousePageInfoFragment;
 /** A problem with a mutation's input; the mutation changed nothing. `field` is a path in the arguments. */
@@ -190,6 +195,18 @@ export interface GatehouseClient {
   deleteAccessProfile(input: ops.DeleteAccessProfileInput): Promise<DeleteAccessProfilePayload>;
   /** Finds or creates the user and allocates a key from the profile; the payload's `key` is shown this once. */
   provisionUser(input: ops.ProvisionUserInput): Promise<ProvisionUserPayload>;
+
+  /** A page of audit events in arrival order (`last: n` for the newest n). */
+  auditEvents(args?: PageArgs & { filter?: AuditEventFilter | null }): Promise<Connection<AuditEvent>>;
+  /** Walks the audit hash chains over events received in [from, to] (all when omitted). */
+  verifyAuditChain(range?: { from?: string | null; to?: string | null }): Promise<AuditChainVerification>;
+  auditSettings(): Promise<AuditSettings[]>;
+  setAuditSettings(input: ops.SetAuditSettingsInput): Promise<SetAuditSettingsPayload>;
+  /**
+   * Every matching event as a JSON line, streamed from `GET /audit/export` (filter names: key, user,
+   * server, tool, outcome, from, to), for a data lake. Each yielded string is one line without its newline.
+   */
+  exportAuditEvents(filter?: AuditEventFilter): AsyncGenerator<string, void, undefined>;
 }
 
 /**
@@ -292,9 +309,39 @@ export function createGatehouseClient(options: GatehouseClientOptions): Gatehous
     return size;
   };
 
+  async function* exportAuditEvents(filter: AuditEventFilter = {}): AsyncGenerator<string, void, undefined> {
+    const url = new URL(endpoint.replace(/\/graphql$/, '') + '/audit/export');
+    for (const [name, value] of Object.entries(filter)) if (typeof value === 'string' && value !== '') url.searchParams.set(name, value);
+    let response: Response;
+    try {
+      response = await doFetch(url.href, { method: 'GET', headers: { authorization: `Bearer ${adminToken}` } });
+    } catch (error) {
+      throw fail('NETWORK', `could not reach the control plane at ${url.origin}: ${describeFetchError(error, timeoutMs)}`);
+    }
+    if (response.status === 401) throw fail('UNAUTHENTICATED', 'the control plane refused the admin token (HTTP 401)', 401);
+    if (response.status !== 200 || !response.body) throw fail('HTTP', `the audit export answered HTTP ${response.status}${snippet(await response.text())}`, response.status);
+    const decoder = new TextDecoder();
+    let rest = '';
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += decoder.decode(value, { stream: true });
+      const lines = rest.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) if (line !== '') yield line;
+    }
+    if (rest !== '') throw fail('HTTP', 'the audit export ended in the middle of a line (the control plane cut it short)');
+  }
+
   const client: GatehouseClient = {
     endpoint,
     request,
+    exportAuditEvents,
+    auditEvents: async (args) => (await run(ops.GatehouseAuditEventsDocument, { ...page(args), filter: args?.filter ?? null })).auditEvents,
+    verifyAuditChain: async (range) => (await run(ops.GatehouseVerifyAuditChainDocument, { from: range?.from ?? null, to: range?.to ?? null })).verifyAuditChain,
+    auditSettings: async () => (await run(ops.GatehouseAuditSettingsDocument)).auditSettings,
+    setAuditSettings: async (input) => (await run(ops.GatehouseSetAuditSettingsDocument, { input })).setAuditSettings,
 
     configVersion: async () => (await run(ops.GatehouseConfigVersionDocument)).configVersion,
     viewer: async () => (await run(ops.GatehouseViewerDocument)).viewer,

@@ -4,6 +4,7 @@
  * row and field, so a ciphertext copied into another row does not open.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { parseEnvRef } from '../../data-plane/snapshot/rules.js';
 
 const PREFIX = 'enc:v1:';
 
@@ -36,12 +37,8 @@ export type StoredSecret =
   | { kind: 'enc'; ciphertext: string; preview: string }
   | { kind: 'env'; name: string };
 
-const ENV_REF = /^env\.([A-Za-z_][A-Za-z0-9_]*)$/;
-
-/** `env.NAME` → the variable name, else null. */
-export function parseEnvRef(value: string): string | null {
-  return ENV_REF.exec(value)?.[1] ?? null;
-}
+/** `env.NAME` → the variable name, else null: the one syntax both planes use (`data-plane/snapshot/rules.ts`). */
+export { parseEnvRef };
 
 /**
  * What reads show instead of a secret: `sk-a…x9f2` for long values, `••••` for short ones (where four

@@ -10,12 +10,10 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { authenticateAdminToken, type AdminPrincipal } from '../repos/admin-tokens.js';
 import { unauthenticated } from './errors.js';
+import { parseBearer } from '../../data-plane/snapshot/rules.js';
 
-/** `Bearer <token>` → token (RFC 6750 §2.1); anything else → null. */
-export function parseBearer(header: string | null): string | null {
-  const match = header === null ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  return match?.[1] ?? null;
-}
+/** `Bearer <token>` → token: the one parser both planes use (`data-plane/snapshot/rules.ts`). */
+export { parseBearer };
 
 const principals = new WeakMap<Request, AdminPrincipal>();
 

@@ -18,6 +18,7 @@ import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import { credentialSubject, verifyNodeCredential } from '../../data-plane/snapshot/node-credential.js';
 import { NODE_ID_HEADER } from '../../data-plane/snapshot/stream-protocol.js';
+import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import { constantTimeEqual, hashToken } from '../crypto/tokens.js';
 import type { Database } from '../db/schema.js';
 import { getNodeCredentials } from '../repos/nodes.js';
@@ -41,8 +42,7 @@ export interface NodeAuthDeps {
 export const NODE_ID_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
 
 function bearer(req: IncomingMessage): string | null {
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1] ?? null;
+  return parseBearer(req.headers.authorization);
 }
 
 /** The authenticated node behind a request, or why not (`reason` is for the log; it never holds a credential). */

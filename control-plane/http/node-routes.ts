@@ -11,6 +11,7 @@ import type { Kysely } from 'kysely';
 import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import { isPublicX25519Jwk } from '../../data-plane/snapshot/seal.js';
 import { NODE_ID_HEADER, NODE_KEY_HEADER, NODE_TRUST_HEADER, NODE_VERSION_HEADER, NodeEnrollmentSchema, NodeReportSchema } from '../../data-plane/snapshot/stream-protocol.js';
+import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { recordToolCatalogs } from '../repos/mcp-servers.js';
@@ -151,8 +152,7 @@ export async function handleNodeEnroll(req: IncomingMessage, res: ServerResponse
   if (!parsed.success || (parsed.data.identityJwk as JWK).d !== undefined || (parsed.data.sealingJwk as JWK).d !== undefined) {
     return sendError(res, 'invalid_request', ControlPlaneMessage.notAnEnrollment());
   }
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  const outcome = await enrollNode(deps.db, parsed.data, match?.[1] ?? null);
+  const outcome = await enrollNode(deps.db, parsed.data, parseBearer(req.headers.authorization));
   if (!outcome.ok) {
     deps.logger.warn({ code: outcome.code, nodeId: parsed.data.nodeId, remote: req.socket.remoteAddress }, 'refused a node enrollment');
     return sendError(res, outcome.code);

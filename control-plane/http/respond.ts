@@ -1,5 +1,6 @@
 /** Answers for the control plane's own routes: errors from the table in errors.ts, JSON, bounded JSON bodies. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBody } from '../../data-plane/snapshot/bounded-body.js';
 import { controlPlaneError, ControlPlaneMessage, type ControlPlaneErrorCode } from './errors.js';
 
 export function sendError(res: ServerResponse, code: ControlPlaneErrorCode, message?: string): void {
@@ -17,18 +18,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 
 /** Reads a JSON body up to `limit` bytes; on failure answers the request and returns undefined. */
 export async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(limit));
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
+  const body = await readBody(req, limit);
+  if (body.kind === 'too_large') {
+    sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(limit));
+    return undefined;
   }
+  if (body.kind === 'aborted') return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(body.text) as unknown;
   } catch {
     sendError(res, 'invalid_json');
     return undefined;

@@ -11,6 +11,7 @@ import {
   type ConnectionType,
 } from '../../data-plane/snapshot/schema.js';
 import type { McpServerRow, NewMcpServer } from '../db/schema.js';
+import { ENV_NAME_PATTERN, headerNameProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
@@ -180,25 +181,6 @@ export function mcpServerCursor(server: McpServer): string {
 
 // ---- Validation ----
 
-/** RFC 9110 §5.6.2 token: what an HTTP field name may contain. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Connection-level headers the upstream transport owns; setting them statically breaks the connection. */
-const TRANSPORT_HEADERS = new Set([
-  'host',
-  'connection',
-  'content-length',
-  'transfer-encoding',
-  'keep-alive',
-  'upgrade',
-  'te',
-  'trailer',
-  'proxy-connection',
-  'mcp-session-id',
-]);
-/** Headers that carry the caller's own virtual key: forwarding them upstream would leak it. */
-const CALLER_CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie']);
-
 /** A secret entry after merging with what is stored: either a new value, or a stored one kept. */
 interface SecretDraft {
   name: string;
@@ -276,12 +258,13 @@ export function normaliseToolList(tools: readonly string[], field: string, issue
   return out;
 }
 
-function normaliseHeaderNames(names: readonly string[], field: string, issues: IssueList, forbidden: ReadonlySet<string>): string[] {
+/** Header names for `use`, checked by the rules the node applies too (`data-plane/snapshot/rules.ts`). */
+function normaliseHeaderNames(names: readonly string[], field: string, issues: IssueList, use: HeaderUse): string[] {
   const out: string[] = [];
   names.forEach((raw, i) => {
     const name = raw.trim();
-    if (!HEADER_NAME.test(name)) issues.add('INVALID_VALUE', `${field}.${i}`, `"${raw}" is not a valid header name`);
-    else if (forbidden.has(name.toLowerCase())) issues.add('INVALID_VALUE', `${field}.${i}`, `header "${name}" cannot be used here`);
+    const problem = headerNameProblem(name, use);
+    if (problem !== null) issues.add('INVALID_VALUE', `${field}.${i}`, problem);
     else if (!out.some((n) => n.toLowerCase() === name.toLowerCase())) out.push(name);
   });
   return out;
@@ -303,15 +286,12 @@ function secretDrafts(
   entries.forEach((entry, i) => {
     const name = entry.name.trim();
     const path = `${field}.${i}`;
-    if (kind === 'header' && !HEADER_NAME.test(name)) {
-      issues.add('INVALID_VALUE', `${path}.name`, `"${entry.name}" is not a valid header name`);
+    const headerProblem = kind === 'header' ? headerNameProblem(name, 'configured') : null;
+    if (headerProblem !== null) {
+      issues.add('INVALID_VALUE', `${path}.name`, headerProblem);
       return;
     }
-    if (kind === 'header' && TRANSPORT_HEADERS.has(name.toLowerCase())) {
-      issues.add('INVALID_VALUE', `${path}.name`, `header "${name}" is managed by the transport and cannot be set`);
-      return;
-    }
-    if (kind === 'env' && !ENV_NAME.test(name)) {
+    if (kind === 'env' && !ENV_NAME_PATTERN.test(name)) {
       issues.add('INVALID_VALUE', `${path}.name`, `"${entry.name}" is not a valid environment variable name`);
       return;
     }
@@ -388,13 +368,13 @@ function draftFromCreate(input: CreateMcpServerInput, issues: IssueList, current
         : null,
     authType: input.authType ?? 'NONE',
     headers: secretDrafts(input.headers ?? [], current?.headers ?? {}, 'headers', issues, 'header'),
-    perUserHeaderKeys: normaliseHeaderNames(input.perUserHeaderKeys ?? [], 'perUserHeaderKeys', issues, CALLER_CREDENTIAL_HEADERS),
+    perUserHeaderKeys: normaliseHeaderNames(input.perUserHeaderKeys ?? [], 'perUserHeaderKeys', issues, 'configured'),
     toolsToExecute: normaliseToolList(input.toolsToExecute ?? [], 'toolsToExecute', issues),
     allowedExtraHeaders: normaliseHeaderNames(
       input.allowedExtraHeaders ?? [],
       'allowedExtraHeaders',
       issues,
-      new Set([...CALLER_CREDENTIAL_HEADERS, ...TRANSPORT_HEADERS]),
+      'forwarded',
     ).map((h) => h.toLowerCase()),
     toolTimeoutMs: input.toolTimeoutMs ?? DEFAULT_TOOL_TIMEOUT_MS,
     disabled: input.disabled ?? false,
@@ -430,7 +410,7 @@ function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues
     headers: patch.headers != null ? secretDrafts(patch.headers, current.headers, 'headers', issues, 'header') : keptDrafts(current.headers),
     perUserHeaderKeys:
       patch.perUserHeaderKeys != null
-        ? normaliseHeaderNames(patch.perUserHeaderKeys, 'perUserHeaderKeys', issues, CALLER_CREDENTIAL_HEADERS)
+        ? normaliseHeaderNames(patch.perUserHeaderKeys, 'perUserHeaderKeys', issues, 'configured')
         : current.perUserHeaderKeys,
     toolsToExecute: patch.toolsToExecute != null ? normaliseToolList(patch.toolsToExecute, 'toolsToExecute', issues) : current.toolsToExecute,
     allowedExtraHeaders:
@@ -439,7 +419,7 @@ function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues
             patch.allowedExtraHeaders,
             'allowedExtraHeaders',
             issues,
-            new Set([...CALLER_CREDENTIAL_HEADERS, ...TRANSPORT_HEADERS]),
+            'forwarded',
           ).map((h) => h.toLowerCase())
         : current.allowedExtraHeaders,
     toolTimeoutMs: patch.toolTimeoutMs ?? current.toolTimeoutMs,

@@ -19,7 +19,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ResolvedProvider } from '../config/runtime.js';
 import { GatewayError } from '../errors.js';
-import { readBody } from '../http/body.js';
+import { readBody } from '../snapshot/bounded-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { RequestContext, RequestRecord } from '../pipeline/context.js';

@@ -9,6 +9,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { UserEntry } from '../snapshot/schema.js';
 import { hashKey } from '../snapshot/key-hash.js';
+import { parseBearer } from '../snapshot/rules.js';
 import type { Runtime, RuntimeKey } from '../config/runtime.js';
 
 export type AuthFailureCode = 'virtual_key_required' | 'invalid_key' | 'key_revoked' | 'key_expired';
@@ -24,17 +25,13 @@ export type AuthResult =
       keyId?: string;
     };
 
-/** RFC 6750 §2.1: the scheme is case-insensitive; the token is the rest of the header. */
-const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
-
 /** Upper bound on a presented key; anything longer is not one of ours and is not worth hashing. */
 const MAX_KEY_LENGTH = 512;
 
 export function authenticate(runtime: Runtime, authorization: string | undefined, now: number): AuthResult {
   if (authorization === undefined || authorization === '') return { ok: false, code: 'virtual_key_required' };
-  const match = BEARER.exec(authorization);
-  const token = match?.[1];
-  if (token === undefined) return { ok: false, code: 'virtual_key_required' };
+  const token = parseBearer(authorization);
+  if (token === null) return { ok: false, code: 'virtual_key_required' };
   if (token.length > MAX_KEY_LENGTH) return { ok: false, code: 'invalid_key' };
 
   const hash = hashKey(token);

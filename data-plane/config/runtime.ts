@@ -27,6 +27,7 @@ import {
   type ValueRef,
 } from '../snapshot/schema.js';
 import { forEachKeyRow } from '../snapshot/key-table.js';
+import { headerNameProblem, isForwardableHeader } from '../snapshot/rules.js';
 import { editMap } from './layered-map.js';
 import { openValue } from '../snapshot/seal.js';
 import { SnapshotError } from '../snapshot/errors.js';
@@ -50,12 +51,12 @@ export interface ResolvedServer {
   authType: AuthType;
   /** Resolved URL for HTTP/SSE servers; null for STDIO or when unavailable. */
   url: URL | null;
-  /** Header name → plaintext value, injected on every upstream request. */
+  /** Lower-cased header name → plaintext value, injected on every upstream request (no prototype). */
   headers: Readonly<Record<string, string>>;
   stdio: ResolvedStdio | null;
   /** Server-side tool allowlist (`toolsToExecute`); null = none (deny by default). */
   toolsToExecute: ToolGrant | null;
-  /** Lower-cased caller header names that may be forwarded, minus those never forwarded (see `NEVER_FORWARDED`). */
+  /** Lower-cased caller header names that may be forwarded: those allowlisted that the shared rules let through (`snapshot/rules.ts`). */
   allowedExtraHeaders: readonly string[];
   toolTimeoutMs: number;
   disabled: boolean;
@@ -139,29 +140,6 @@ export interface BuildRuntimeResult {
   /** Inconsistencies that were tolerated (e.g. a key whose user is not in the snapshot, which is then dropped). */
   warnings: string[];
 }
-
-/**
- * Caller headers that are never forwarded upstream even when a server's `allowedExtraHeaders` lists them:
- * the caller's credentials (MCP security best practice: no token pass-through) and headers the transport
- * itself owns (framing, session, protocol version), which a caller must not be able to override.
- */
-export const NEVER_FORWARDED: ReadonlySet<string> = new Set([
-  'authorization',
-  'proxy-authorization',
-  'host',
-  'connection',
-  'content-length',
-  'content-type',
-  'transfer-encoding',
-  'keep-alive',
-  'upgrade',
-  'te',
-  'trailer',
-  'accept',
-  'mcp-session-id',
-  'mcp-protocol-version',
-  'last-event-id',
-]);
 
 /**
  * Builds the Runtime for a verified payload. Throws a `SnapshotError` (code `data_key`) if a sealed value
@@ -403,10 +381,14 @@ function resolveServer(
     return value;
   };
 
-  const headers: Record<string, string> = {};
+  // Lower-cased names (one spelling per header, so a caller's allowlisted header can never add a second
+  // value), in an object without a prototype (a name such as `__proto__` is a valid token); names the shared
+  // rules refuse (`snapshot/rules.ts`) are dropped, should an older control plane have stored one.
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, ref] of Object.entries(entry.headers)) {
+    if (headerNameProblem(name, 'configured') !== null) continue;
     const value = resolve(ref);
-    if (value !== undefined) headers[name] = value;
+    if (value !== undefined) headers[name.toLowerCase()] = value;
   }
 
   let urlText: string | undefined;
@@ -444,9 +426,7 @@ function resolveServer(
     if (!url) reason = UnavailableReason.badUrl();
   }
 
-  const allowedExtraHeaders = [...new Set(entry.allowedExtraHeaders.map((h) => h.toLowerCase()))].filter(
-    (h) => !NEVER_FORWARDED.has(h),
-  );
+  const allowedExtraHeaders = [...new Set(entry.allowedExtraHeaders.map((h) => h.toLowerCase()))].filter(isForwardableHeader);
 
   return {
     id: entry.id,

@@ -13,6 +13,21 @@ export interface NodeMetrics extends RecordSink {
   registry: Registry;
 }
 
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'server/discover',
+]);
+
 export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -43,14 +58,30 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
       this.set(holder.current?.version ?? 0);
     },
   });
+  // Labelled children, looked up once per label combination: prom-client hashes a label object per call.
+  const requestChildren = new Map<string, Counter.Internal>();
+  const durationChildren = new Map<string, Histogram.Internal<'method'>>();
   return {
     registry,
     record(record: RequestRecord) {
       if (record.error !== null) refusals.inc({ route: record.route, type: record.error });
       if (record.route !== 'mcp' && record.route !== 'mcp_server') return;
-      const method = record.method ?? '';
-      requests.inc({ method, outcome: record.outcome, server: record.server ?? '' });
-      duration.observe({ method }, record.latencyMs / 1000);
+      // A caller chooses the method name: only known ones become label values.
+      const method = record.method === null ? '' : KNOWN_METHODS.has(record.method) ? record.method : 'other';
+      const server = record.server ?? '';
+      const key = `${method}\n${record.outcome}\n${server}`;
+      let counter = requestChildren.get(key);
+      if (!counter) {
+        counter = requests.labels({ method, outcome: record.outcome, server });
+        if (requestChildren.size < 10_000) requestChildren.set(key, counter);
+      }
+      counter.inc();
+      let histogram = durationChildren.get(method);
+      if (!histogram) {
+        histogram = duration.labels({ method });
+        if (durationChildren.size < 1_000) durationChildren.set(method, histogram);
+      }
+      histogram.observe(record.latencyMs / 1000);
     },
   };
 }

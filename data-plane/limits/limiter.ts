@@ -176,6 +176,15 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     }
   }
 
+  // One line per outage, not one per refused request.
+  let lastWarned = 0;
+  function warnUnreachable(error: unknown): void {
+    const at = now();
+    if (at - lastWarned < 10_000) return;
+    lastWarned = at;
+    logger?.warn({ err: error instanceof Error ? error.message : String(error) }, 'shared counters unreachable: FAIL_CLOSED keys are refused, LOCAL_ALLOWANCE keys use local counters');
+  }
+
   function queue(settle: SettlePlan): void {
     if (pending.length >= maxPending) {
       const dropped = pending.shift();
@@ -264,8 +273,8 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
           return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false);
         },
         async (error: unknown) => {
+          warnUnreachable(error);
           if (limits.fallback === 'FAIL_CLOSED') {
-            logger?.warn({ keyId, err: error instanceof Error ? error.message : String(error) }, 'shared counters unreachable: refusing (FAIL_CLOSED)');
             return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'counters_unreachable' });
           }
           try {

@@ -13,8 +13,14 @@ interface Expiring {
   seeded: boolean;
 }
 
+/** Request times in arrival order; `head` skips those older than the window (dropped in bulk, not one shift each). */
+interface RequestLog {
+  times: number[];
+  head: number;
+}
+
 export class MemoryCounterStore implements CounterStore {
-  readonly #logs = new Map<string, number[]>();
+  readonly #logs = new Map<string, RequestLog>();
   readonly #counters = new Map<string, Expiring>();
   readonly #settled = new Map<string, number>();
   #sweepAt = 0;
@@ -34,14 +40,18 @@ export class MemoryCounterStore implements CounterStore {
       return { kind: 'rate', retryAfterMs: MINUTE_MS - (now % MINUTE_MS) };
     }
     if (plan.requestsPerMinute !== null) {
-      const key = `rpm:${plan.keyId}`;
-      const log = (this.#logs.get(key) ?? []).filter((t) => t > now - MINUTE_MS);
-      if (log.length >= plan.requestsPerMinute) {
-        this.#logs.set(key, log);
-        return { kind: 'rate', retryAfterMs: Math.max(1, log[0]! + MINUTE_MS - now) };
+      let log = this.#logs.get(plan.keyId);
+      if (!log) this.#logs.set(plan.keyId, (log = { times: [], head: 0 }));
+      const { times } = log;
+      while (log.head < times.length && times[log.head]! <= now - MINUTE_MS) log.head++;
+      if (log.head > 1024 && log.head * 2 > times.length) {
+        times.splice(0, log.head);
+        log.head = 0;
       }
-      log.push(now);
-      this.#logs.set(key, log);
+      if (times.length - log.head >= plan.requestsPerMinute) {
+        return { kind: 'rate', retryAfterMs: Math.max(1, times[log.head]! + MINUTE_MS - now) };
+      }
+      times.push(now);
     }
     return { kind: 'ok' };
   }
@@ -88,6 +98,6 @@ export class MemoryCounterStore implements CounterStore {
     this.#sweepAt = now + MINUTE_MS;
     for (const [k, c] of this.#counters) if (c.expiresAt <= now) this.#counters.delete(k);
     for (const [k, t] of this.#settled) if (t <= now) this.#settled.delete(k);
-    for (const [k, log] of this.#logs) if (log.length === 0 || log[log.length - 1]! <= now - MINUTE_MS) this.#logs.delete(k);
+    for (const [k, log] of this.#logs) if (log.times.length === log.head || log.times[log.times.length - 1]! <= now - MINUTE_MS) this.#logs.delete(k);
   }
 }

@@ -86,6 +86,8 @@ export class RedisCounterStore implements CounterStore {
   constructor(url: string, options: RedisStoreOptions = {}) {
     const redisOptions: RedisOptions = {
       enableOfflineQueue: false,
+      // Concurrent admits from one node share round trips (one pipeline per event-loop tick).
+      enableAutoPipelining: true,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs ?? 1000,
       // Keep reconnecting (capped backoff): a Redis restart must end in counters shared again.

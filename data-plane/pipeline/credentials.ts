@@ -80,13 +80,14 @@ export const staticCredentials: CredentialSource = {
 export function upstreamCall(server: ResolvedServer, credentials: Credentials, incoming: IncomingHttpHeaders, callerToken: string): UpstreamCall {
   let headers: Record<string, string> | null = null;
   for (const name of server.allowedExtraHeaders) {
+    // Own properties only: a name such as `constructor` must not find Object.prototype's.
+    if (!Object.hasOwn(incoming, name) || Object.hasOwn(credentials.headers, name)) continue;
     const raw = incoming[name];
     if (raw === undefined) continue;
-    if (Object.hasOwn(credentials.headers, name)) continue;
     const value = Array.isArray(raw) ? raw.join(', ') : raw;
     // A caller could put its key in any header; a forwarded header never carries it.
     if (callerToken !== '' && value.includes(callerToken)) continue;
-    (headers ??= { ...credentials.headers })[name] = value;
+    (headers ??= Object.assign(Object.create(null) as Record<string, string>, credentials.headers))[name] = value;
   }
   const call = { server, headers: headers ?? credentials.headers, identity: credentials.identity, credentialHeaders: credentials.headers };
   return credentials.renew ? { ...call, renew: credentials.renew } : call;

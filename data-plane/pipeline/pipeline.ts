@@ -104,13 +104,16 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       record.tool = target.tool;
       // 5. limits
       const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool };
-      const admitted = await limiter.admit(subject);
+      // Hooks may answer synchronously; awaiting only real promises spares a microtask turn per stage.
+      const admitting = limiter.admit(subject);
+      const admitted = admitting instanceof Promise ? await admitting : admitting;
       if (admitted instanceof GatewayError) return deny(record, admitted);
       let usage: Usage | null = null;
       let later: Promise<Usage | null> | null = null;
       try {
         // 6. credentials
-        const resolved = await credentials.resolve(target.server, caller, ctx.signal);
+        const resolving = credentials.resolve(target.server, caller, ctx.signal);
+        const resolved = resolving instanceof Promise ? await resolving : resolving;
         if (resolved instanceof GatewayError) return deny(record, resolved);
         // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
         const trace = target.trace ?? (ctx.trace ??= newTrace());

@@ -31,7 +31,7 @@ import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import type { ContentGuard } from '../guardrail/policy.js';
-import { readBody } from '../http/body.js';
+import { readBody } from '../snapshot/bounded-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';

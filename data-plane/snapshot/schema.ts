@@ -10,6 +10,7 @@
  * resolves from its own environment.
  */
 import { z } from 'zod';
+import { ENV_NAME_PATTERN } from './rules.js';
 
 export const SNAPSHOT_FORMAT = 1 as const;
 
@@ -20,7 +21,7 @@ export type SealedValue = z.infer<typeof SealedValueSchema>;
 /** A configuration value: a non-secret literal, a reference to the node's environment, or a sealed secret. */
 export const ValueRefSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('plain'), value: z.string() }),
-  z.object({ kind: z.literal('env'), name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/) }),
+  z.object({ kind: z.literal('env'), name: z.string().regex(ENV_NAME_PATTERN) }),
   SealedValueSchema,
 ]);
 export type ValueRef = z.infer<typeof ValueRefSchema>;

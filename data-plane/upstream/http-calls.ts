@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import type { CredentialIdentity, UpstreamCall } from '../pipeline/credentials.js';
 import { SHARED_IDENTITY } from '../pipeline/credentials.js';
 import { UpstreamFailure, describeError, scrub, type CallOutcome } from './failures.js';
-import { exchange, type ExchangeResult } from './streamable-http.js';
+import { exchange, requestHeaders, type ExchangeResult } from './streamable-http.js';
 
 export interface HttpSession {
   /** `Mcp-Session-Id` the upstream issued, or null for a stateless upstream. */
@@ -34,7 +34,7 @@ export interface HttpSession {
 
 /** Where the `shared` identity's session comes from (the pool's SDK client for the server). */
 export interface SharedSessions {
-  get(server: ResolvedServer): Promise<HttpSession>;
+  get(server: ResolvedServer): HttpSession | Promise<HttpSession>;
   /** The upstream answered 404 for this session: drop it so the next `get` opens a new one. */
   gone(server: ResolvedServer, session: HttpSession): void;
 }
@@ -42,9 +42,13 @@ export interface SharedSessions {
 export const MAX_SESSIONS_PER_SERVER = 10_000;
 const MAX_LIST_PAGES = 100;
 
+/** Deadline for opening a session (initialize, initialized). */
+const OPEN_TIMEOUT_MS = 10_000;
+
 interface ServerSessions {
   readonly fingerprint: string;
-  readonly byIdentity: Map<CredentialIdentity, Promise<HttpSession>>;
+  /** The session, or its opening while it opens (then replaced by the session itself). */
+  readonly byIdentity: Map<CredentialIdentity, HttpSession | Promise<HttpSession>>;
 }
 
 export interface HttpCallsOptions {
@@ -85,7 +89,8 @@ export class HttpCalls {
     if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
     const message = { ...params, name: tool };
     for (let attempt = 0; ; attempt++) {
-      const session = await this.#session(call);
+      const pending = this.#session(call);
+      const session = pending instanceof Promise ? await pending : pending;
       const id = this.#nextId++;
       const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
       const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
@@ -147,44 +152,33 @@ export class HttpCalls {
     onNotification?: (message: Record<string, unknown>) => void,
   ): Promise<ExchangeResult> {
     const server = call.server;
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, timeoutMs);
-    const onCallerGone = (): void => abort.abort();
-    signal?.addEventListener('abort', onCallerGone, { once: true });
+    if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+    let result: ExchangeResult;
     try {
-      if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
-      const result = await exchange(this.#dispatcher, {
-        origin: url.origin,
-        path: url.pathname + url.search,
-        headers: sessionHeaders(call, session),
-        body,
-        id,
-        signal: abort.signal,
-        ...(onNotification ? { onNotification } : {}),
-      });
-      if (abort.signal.aborted) throw new Error('aborted');
-      return result;
+      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
     } catch (error) {
-      if (error instanceof UpstreamFailure) throw error;
-      if (timedOut || signal?.aborted) {
-        this.#cancel(call, session, url, id, timedOut ? 'timeout' : 'the caller went away');
-        throw timedOut ? new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeoutMs)) : new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+      if (signal?.aborted) {
+        this.#cancel(call, session, url, id, 'the caller went away');
+        throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       }
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onCallerGone);
     }
+    if (signal?.aborted && result.kind !== 'response') {
+      // The caller left while the answer streamed in (an abort ends an SSE body as a stream failure).
+      this.#cancel(call, session, url, id, 'the caller went away');
+      throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
+    }
+    if (result.kind === 'timeout') {
+      this.#cancel(call, session, url, id, 'timeout');
+      throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeoutMs));
+    }
+    return result;
   }
 
   /** MCP basic/utilities/cancellation: tell the upstream to stop; best effort, nobody waits for it. */
   #cancel(call: UpstreamCall, session: HttpSession, url: URL, requestId: number, reason: string): void {
     const body = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } });
-    exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id: null, signal: AbortSignal.timeout(5_000) }).catch(
+    exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id: null, signal: undefined, timeoutMs: 5_000 }).catch(
       (error: unknown) => this.#logger.debug({ server: call.server.name, reason: describeError(error, call.server) }, 'could not cancel an upstream call'),
     );
   }
@@ -198,7 +192,7 @@ export class HttpCalls {
     return sessions;
   }
 
-  #session(call: UpstreamCall): Promise<HttpSession> {
+  #session(call: UpstreamCall): HttpSession | Promise<HttpSession> {
     if (call.identity === SHARED_IDENTITY) return this.#shared.get(call.server);
     const sessions = this.#sessionsOf(call.server);
     let session = sessions.byIdentity.get(call.identity);
@@ -207,12 +201,18 @@ export class HttpCalls {
         const oldest = sessions.byIdentity.keys().next().value;
         if (oldest !== undefined) sessions.byIdentity.delete(oldest);
       }
-      session = this.#open(call);
-      sessions.byIdentity.set(call.identity, session);
-      // A failed open is not kept: the next call tries again.
-      session.catch(() => {
-        if (sessions.byIdentity.get(call.identity) === session) sessions.byIdentity.delete(call.identity);
-      });
+      const opening = this.#open(call);
+      sessions.byIdentity.set(call.identity, opening);
+      opening.then(
+        (opened) => {
+          if (sessions.byIdentity.get(call.identity) === opening) sessions.byIdentity.set(call.identity, opened);
+        },
+        // A failed open is not kept: the next call tries again.
+        () => {
+          if (sessions.byIdentity.get(call.identity) === opening) sessions.byIdentity.delete(call.identity);
+        },
+      );
+      return opening;
     }
     return session;
   }
@@ -236,13 +236,13 @@ export class HttpCalls {
       method: 'initialize',
       params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: this.#clientInfo },
     });
-    const signal = AbortSignal.timeout(10_000);
     let result: ExchangeResult;
     try {
-      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: call.headers, body, id, signal });
+      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: requestHeaders(call.headers), body, id, signal: undefined, timeoutMs: OPEN_TIMEOUT_MS });
     } catch (error) {
-      throw new UpstreamFailure(signal.aborted ? 'timeout' : 'unreachable', signal.aborted ? ToolFailure.timeout(server.name, 10_000) : ToolFailure.unreachable(server.name, describeError(error, server)));
+      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
     }
+    if (result.kind === 'timeout') throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, OPEN_TIMEOUT_MS));
     if (result.kind !== 'response') throw failureOf(result, server);
     const answer = result.message.result as { protocolVersion?: unknown } | undefined;
     if (typeof answer?.protocolVersion !== 'string') {
@@ -255,20 +255,24 @@ export class HttpCalls {
       headers: sessionHeaders(call, session),
       body: '{"jsonrpc":"2.0","method":"notifications/initialized"}',
       id: null,
-      signal: AbortSignal.timeout(10_000),
+      signal: undefined,
+      timeoutMs: OPEN_TIMEOUT_MS,
     }).catch((error: unknown) => {
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
     });
-    if (initialized.kind === 'http_error') throw failureOf(initialized, server);
+    if (initialized.kind === 'http_error' || initialized.kind === 'timeout') throw failureOf(initialized, server);
     this.#logger.info({ server: server.name, identity: call.identity.startsWith('user:') ? 'user' : call.identity }, 'upstream session opened');
     return session;
   }
 }
 
-const sessionHeaderCache = new WeakMap<HttpSession, WeakMap<Readonly<Record<string, string>>, Record<string, string>>>();
+const sessionHeaderCache = new WeakMap<HttpSession, WeakMap<Readonly<Record<string, string>>, string[]>>();
 
-/** The call's headers plus the session's; cached per (session, header object), as both are long-lived. */
-function sessionHeaders(call: UpstreamCall, session: HttpSession): Record<string, string> {
+/**
+ * The call's headers plus the session's, as undici's flat list; cached per (session, header object), as
+ * both live as long as the session and the server's configuration (a call with caller headers has its own).
+ */
+function sessionHeaders(call: UpstreamCall, session: HttpSession): string[] {
   let byHeaders = sessionHeaderCache.get(session);
   if (!byHeaders) {
     byHeaders = new WeakMap();
@@ -276,14 +280,16 @@ function sessionHeaders(call: UpstreamCall, session: HttpSession): Record<string
   }
   let headers = byHeaders.get(call.headers);
   if (!headers) {
-    headers = { ...call.headers, 'mcp-protocol-version': session.protocolVersion };
-    if (session.id !== null) headers['mcp-session-id'] = session.id;
+    const all: Record<string, string> = { ...call.headers, 'mcp-protocol-version': session.protocolVersion };
+    if (session.id !== null) all['mcp-session-id'] = session.id;
+    headers = requestHeaders(all);
     byHeaders.set(call.headers, headers);
   }
   return headers;
 }
 
 function failureOf(result: ExchangeResult, server: ResolvedServer): UpstreamFailure {
+  if (result.kind === 'timeout') return new UpstreamFailure('timeout', ToolFailure.timeout(server.name, OPEN_TIMEOUT_MS));
   if (result.kind === 'http_error' && (result.status === 401 || result.status === 403)) {
     return new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, result.status));
   }

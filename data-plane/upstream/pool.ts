@@ -268,13 +268,19 @@ export class UpstreamPool {
     }
   }
 
-  /** The session of the server's pooled SDK connection (connecting it if needed): the shared identity's. */
-  async #sharedSession(server: ResolvedServer): Promise<HttpSession> {
+  /**
+   * The session of the server's pooled SDK connection (connecting it if needed): the shared identity's.
+   * Synchronous while connected, so the common call waits on nothing here.
+   */
+  #sharedSession(server: ResolvedServer): HttpSession | Promise<HttpSession> {
     const entry = this.#entryFor(server);
-    const client = await this.#getClient(entry);
-    const session = this.#sessions.get(client);
-    if (!session) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'no session'));
-    return session;
+    const connected = entry.client === null ? undefined : this.#sessions.get(entry.client);
+    if (connected) return connected;
+    return this.#getClient(entry).then((client) => {
+      const session = this.#sessions.get(client);
+      if (!session) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'no session'));
+      return session;
+    });
   }
 
   #sharedSessionGone(server: ResolvedServer, session: HttpSession): void {

@@ -21,15 +21,21 @@ export interface ExchangeRequest {
   /** Upstream origin (`http://host:port`) and path (+ query) of the MCP endpoint. */
   origin: string;
   path: string;
-  /** Every header to send besides content-type/accept (lower-cased names). */
-  headers: Readonly<Record<string, string>>;
+  /** Every header to send, as built by `requestHeaders` (flat name/value list, content-type and accept included). */
+  headers: readonly string[];
   /** The JSON-RPC message, serialised. */
   body: string;
   /** The id of the request in `body`; null for a notification (the answer is then 202). */
   id: number | null;
-  signal: AbortSignal;
+  /** Aborts the exchange (the caller went away); undefined when nobody can. */
+  signal: AbortSignal | undefined;
+  /**
+   * Whole-answer deadline. Enforced by undici's headers/body timeouts (no timer of our own per call: a JSON
+   * answer arrives with its headers) and, for an SSE answer, by one timer over the whole stream.
+   */
+  timeoutMs: number;
   /** Notifications the upstream sends on this request's SSE stream before the response (progress, log messages). */
-  onNotification?: (message: Record<string, unknown>) => void;
+  onNotification?: ((message: Record<string, unknown>) => void) | undefined;
 }
 
 export type ExchangeResult =
@@ -37,19 +43,36 @@ export type ExchangeResult =
   | { kind: 'response'; message: Record<string, unknown>; sessionId: string | null }
   /** 202 Accepted (the answer to a notification). */
   | { kind: 'accepted'; sessionId: string | null }
+  /** No answer within `timeoutMs`. */
+  | { kind: 'timeout' }
   /** Any other HTTP status, or a 2xx without our response; `status` 0 when the body was malformed. */
   | { kind: 'http_error'; status: number; detail: string };
 
+/** The flat header list undici takes as is (no per-request object walk): `headers` plus content-type and accept. */
+export function requestHeaders(headers: Readonly<Record<string, string>>): string[] {
+  const out = ['content-type', 'application/json', 'accept', ACCEPT];
+  for (const name in headers) {
+    if (name === 'content-type' || name === 'accept') continue;
+    out.push(name, headers[name] as string);
+  }
+  return out;
+}
+
 export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Promise<ExchangeResult> {
-  const headers: Record<string, string> = { ...request.headers, 'content-type': 'application/json', accept: ACCEPT };
   const response = await dispatcher.request({
     origin: request.origin,
     path: request.path,
     method: 'POST',
-    headers,
+    headers: request.headers as string[],
     body: request.body,
     signal: request.signal,
+    headersTimeout: request.timeoutMs,
+    bodyTimeout: request.timeoutMs,
+  }).catch((error: unknown) => {
+    if (isTimeout(error)) return null;
+    throw error;
   });
+  if (response === null) return TIMEOUT;
   const status = response.statusCode;
   const sessionId = headerValue(response.headers['mcp-session-id']);
   if (status === 202 || (status >= 200 && status < 300 && request.id === null)) {
@@ -61,12 +84,18 @@ export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest)
     return { kind: 'http_error', status, detail: `HTTP ${status}` };
   }
   const type = headerValue(response.headers['content-type']) ?? '';
-  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.onNotification);
+  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.timeoutMs, request.onNotification);
   if (!type.includes('application/json')) {
     response.body.resume();
     return { kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' };
   }
-  const text = await readBounded(response.body);
+  let text: string;
+  try {
+    text = await readBounded(response.body);
+  } catch (error) {
+    if (isTimeout(error)) return TIMEOUT;
+    throw error;
+  }
   let message: unknown;
   try {
     message = JSON.parse(text);
@@ -87,14 +116,20 @@ function readEventStream(
   body: Dispatcher.ResponseData['body'],
   id: number | null,
   sessionId: string | null,
+  timeoutMs: number,
   onNotification?: (message: Record<string, unknown>) => void,
 ): Promise<ExchangeResult> {
   return new Promise((resolve) => {
     let settled = false;
     let size = 0;
+    const timer = setTimeout(() => {
+      finish(TIMEOUT);
+      body.destroy();
+    }, timeoutMs);
     const finish = (result: ExchangeResult): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       resolve(result);
     };
     const parser = createParser({
@@ -127,6 +162,13 @@ function readEventStream(
   });
 }
 
+const TIMEOUT: ExchangeResult = { kind: 'timeout' };
+
+function isTimeout(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
+}
+
 function isNotification(message: unknown): message is Record<string, unknown> {
   return typeof message === 'object' && message !== null && !Array.isArray(message) && typeof (message as { method?: unknown }).method === 'string' && !('id' in message);
 }
@@ -142,20 +184,28 @@ function headerValue(value: string | string[] | undefined): string | null {
   return Array.isArray(value) ? (value[0] ?? null) : value;
 }
 
-/** Reads a whole body as UTF-8, refusing (`ResponseTooLarge`) beyond `MAX_RESPONSE_BYTES`. */
-export async function readBounded(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > MAX_RESPONSE_BYTES) {
-      body.destroy();
-      throw new ResponseTooLarge();
-    }
-    chunks.push(buffer);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
+/**
+ * Reads a whole body as UTF-8, refusing (`ResponseTooLarge`) beyond `MAX_RESPONSE_BYTES`. Events rather
+ * than `for await`: an async iterator per answer cost measurably on the hot path.
+ */
+export function readBounded(body: Dispatcher.ResponseData['body']): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let first: Buffer | null = null;
+    let rest: Buffer[] | null = null;
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        body.destroy();
+        reject(new ResponseTooLarge());
+        return;
+      }
+      if (first === null) first = chunk;
+      else (rest ??= [first]).push(chunk);
+    });
+    body.on('end', () => resolve(rest !== null ? Buffer.concat(rest).toString('utf8') : first === null ? '' : first.toString('utf8')));
+    body.on('error', reject);
+  });
 }
 
 export class ResponseTooLarge extends Error {

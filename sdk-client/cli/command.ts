@@ -31,6 +31,8 @@ export interface CliIO {
   cwd?: string;
   /** The user's home directory (the login file's default place); default os.homedir(). */
   home?: string;
+  /** Ends commands that follow (`audit tail`); the CLI's own entry point aborts it on SIGINT/SIGTERM. */
+  signal?: AbortSignal;
 }
 
 /** An option as node:util parseArgs takes it, plus the help text for it. */

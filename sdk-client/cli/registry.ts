@@ -3,6 +3,7 @@
  * under commands/ exporting its `Command[]`, plus one line here.
  */
 import type { Command } from './command.js';
+import { auditCommands } from './commands/audit.js';
 import { configCommands } from './commands/config.js';
 import { keyCommands } from './commands/keys.js';
 import { nodeCommands } from './commands/nodes.js';
@@ -21,4 +22,5 @@ export const COMMANDS: readonly Command[] = [
   ...tokenCommands,
   ...configCommands,
   ...sessionCommands,
+  ...auditCommands,
 ];

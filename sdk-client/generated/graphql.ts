@@ -21,6 +21,27 @@ export type ApproveNodeInput = {
   id: string;
 };
 
+export type AuditEventFilter = {
+  /** Events at or after this time */
+  from?: string | null | undefined;
+  /** Virtual key id */
+  key?: string | null | undefined;
+  /** ok, tool_error, upstream_error, denied, invalid, blocked, error */
+  outcome?: string | null | undefined;
+  server?: string | null | undefined;
+  /** Events at or before this time */
+  to?: string | null | undefined;
+  tool?: string | null | undefined;
+  /** User id */
+  user?: string | null | undefined;
+};
+
+export type AuditScope =
+  /** A virtual key (target: its id) */
+  | 'KEY'
+  /** An MCP server (target: its name) */
+  | 'SERVER';
+
 export type AuthType =
   | 'HEADERS'
   | 'NONE'
@@ -146,6 +167,14 @@ export type ForgetNodeInput = {
   id: string;
 };
 
+export type GuardrailPolicy =
+  /** A request or result holding a secret is refused (error secret_detected, naming the kind, never the value) */
+  | 'BLOCK'
+  /** Content passes as it is (the audit trail still stores it redacted) */
+  | 'OFF'
+  /** Each secret found is replaced with [REDACTED:<kind>] before it goes upstream or back to the caller */
+  | 'REDACT';
+
 export type KeyServerGrantInput = {
   /** An existing server name */
   server: string;
@@ -223,6 +252,16 @@ export type SecretInput = {
 export type SecretSource =
   | 'ENV'
   | 'STORED';
+
+export type SetAuditSettingsInput = {
+  /** Leave out to keep the current value (default true) */
+  contentLogging?: boolean | null | undefined;
+  /** Leave out to keep the current value (default OFF) */
+  guardrail?: GuardrailPolicy | null | undefined;
+  scope: AuditScope;
+  /** Virtual key id (KEY) or server name (SERVER) */
+  target: string;
+};
 
 export type StdioInput = {
   args?: Array<string> | null | undefined;
@@ -564,6 +603,39 @@ export type GatehouseProvisionUserMutationVariables = Exact<{
 
 export type GatehouseProvisionUserMutation = { provisionUser: { key: string | null, userCreated: boolean | null, user: { id: string, email: string, name: string | null, createdAt: string, updatedAt: string } | null, virtualKey: { id: string, name: string, userId: string, keyPreview: string, expiresAt: string | null, expired: boolean, revoked: boolean, revokedAt: string | null, lastUsedAt: string | null, createdAt: string, updatedAt: string, user: { id: string, email: string, name: string | null }, servers: Array<{ server: string, tools: Array<string> }> } | null, accessProfile: { id: string, name: string } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
 
+export type GatehouseAuditEventFragment = { id: string, time: string, receivedAt: string, node: string, requestId: string | null, traceId: string | null, route: string | null, keyId: string | null, keyHashPrefix: string | null, userId: string | null, method: string, server: string | null, tool: string | null, arguments: unknown, result: unknown, outcome: string, denyReason: string | null, upstreamStatus: number | null, latencyMs: number, resultBytes: number | null, costUsd: number | null, partition: string, seq: number, hash: string, tokens: { input: number, output: number, cacheRead: number | null, cacheWrite: number | null } | null, guardrail: Array<{ kind: string, where: string }> };
+
+export type GatehouseAuditEventsQueryVariables = Exact<{
+  filter?: AuditEventFilter | null | undefined;
+  first?: number | null | undefined;
+  after?: string | null | undefined;
+  last?: number | null | undefined;
+  before?: string | null | undefined;
+}>;
+
+
+export type GatehouseAuditEventsQuery = { auditEvents: { edges: Array<{ cursor: string, node: { id: string, time: string, receivedAt: string, node: string, requestId: string | null, traceId: string | null, route: string | null, keyId: string | null, keyHashPrefix: string | null, userId: string | null, method: string, server: string | null, tool: string | null, arguments: unknown, result: unknown, outcome: string, denyReason: string | null, upstreamStatus: number | null, latencyMs: number, resultBytes: number | null, costUsd: number | null, partition: string, seq: number, hash: string, tokens: { input: number, output: number, cacheRead: number | null, cacheWrite: number | null } | null, guardrail: Array<{ kind: string, where: string }> } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
+
+export type GatehouseVerifyAuditChainQueryVariables = Exact<{
+  from?: string | null | undefined;
+  to?: string | null | undefined;
+}>;
+
+
+export type GatehouseVerifyAuditChainQuery = { verifyAuditChain: { ok: boolean, checkedEvents: number, checkedCheckpoints: number, uncheckedCheckpoints: number, partitions: number, firstBroken: { partition: string, seq: number, eventId: string | null, reason: string } | null } };
+
+export type GatehouseAuditSettingsQueryVariables = Exact<{ [key: string]: never; }>;
+
+
+export type GatehouseAuditSettingsQuery = { auditSettings: Array<{ scope: AuditScope, target: string, contentLogging: boolean, guardrail: GuardrailPolicy }> };
+
+export type GatehouseSetAuditSettingsMutationVariables = Exact<{
+  input: SetAuditSettingsInput;
+}>;
+
+
+export type GatehouseSetAuditSettingsMutation = { setAuditSettings: { auditSettings: { scope: AuditScope, target: string, contentLogging: boolean, guardrail: GuardrailPolicy } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -730,6 +802,44 @@ export const GatehouseUserWarningFragmentDoc = new TypedDocumentString(`
   message
 }
     `, {"fragmentName":"GatehouseUserWarning"}) as unknown as TypedDocumentString<GatehouseUserWarningFragment, unknown>;
+export const GatehouseAuditEventFragmentDoc = new TypedDocumentString(`
+    fragment GatehouseAuditEvent on AuditEvent {
+  id
+  time
+  receivedAt
+  node
+  requestId
+  traceId
+  route
+  keyId
+  keyHashPrefix
+  userId
+  method
+  server
+  tool
+  arguments
+  result
+  outcome
+  denyReason
+  upstreamStatus
+  latencyMs
+  resultBytes
+  tokens {
+    input
+    output
+    cacheRead
+    cacheWrite
+  }
+  costUsd
+  guardrail {
+    kind
+    where
+  }
+  partition
+  seq
+  hash
+}
+    `, {"fragmentName":"GatehouseAuditEvent"}) as unknown as TypedDocumentString<GatehouseAuditEventFragment, unknown>;
 export const GatehouseConfigVersionDocument = new TypedDocumentString(`
     query GatehouseConfigVersion {
   configVersion
@@ -2051,3 +2161,119 @@ fragment GatehouseUserWarning on UserWarning {
   code
   message
 }`) as unknown as TypedDocumentString<GatehouseProvisionUserMutation, GatehouseProvisionUserMutationVariables>;
+export const GatehouseAuditEventsDocument = new TypedDocumentString(`
+    query GatehouseAuditEvents($filter: AuditEventFilter, $first: Int, $after: String, $last: Int, $before: String) {
+  auditEvents(
+    filter: $filter
+    first: $first
+    after: $after
+    last: $last
+    before: $before
+  ) {
+    edges {
+      cursor
+      node {
+        ...GatehouseAuditEvent
+      }
+    }
+    pageInfo {
+      ...GatehousePageInfo
+    }
+  }
+}
+    fragment GatehousePageInfo on PageInfo {
+  endCursor
+  hasNextPage
+  hasPreviousPage
+  startCursor
+}
+fragment GatehouseAuditEvent on AuditEvent {
+  id
+  time
+  receivedAt
+  node
+  requestId
+  traceId
+  route
+  keyId
+  keyHashPrefix
+  userId
+  method
+  server
+  tool
+  arguments
+  result
+  outcome
+  denyReason
+  upstreamStatus
+  latencyMs
+  resultBytes
+  tokens {
+    input
+    output
+    cacheRead
+    cacheWrite
+  }
+  costUsd
+  guardrail {
+    kind
+    where
+  }
+  partition
+  seq
+  hash
+}`) as unknown as TypedDocumentString<GatehouseAuditEventsQuery, GatehouseAuditEventsQueryVariables>;
+export const GatehouseVerifyAuditChainDocument = new TypedDocumentString(`
+    query GatehouseVerifyAuditChain($from: DateTime, $to: DateTime) {
+  verifyAuditChain(from: $from, to: $to) {
+    ok
+    checkedEvents
+    checkedCheckpoints
+    uncheckedCheckpoints
+    partitions
+    firstBroken {
+      partition
+      seq
+      eventId
+      reason
+    }
+  }
+}
+    `) as unknown as TypedDocumentString<GatehouseVerifyAuditChainQuery, GatehouseVerifyAuditChainQueryVariables>;
+export const GatehouseAuditSettingsDocument = new TypedDocumentString(`
+    query GatehouseAuditSettings {
+  auditSettings {
+    scope
+    target
+    contentLogging
+    guardrail
+  }
+}
+    `) as unknown as TypedDocumentString<GatehouseAuditSettingsQuery, GatehouseAuditSettingsQueryVariables>;
+export const GatehouseSetAuditSettingsDocument = new TypedDocumentString(`
+    mutation GatehouseSetAuditSettings($input: SetAuditSettingsInput!) {
+  setAuditSettings(input: $input) {
+    auditSettings {
+      scope
+      target
+      contentLogging
+      guardrail
+    }
+    errors {
+      ...GatehouseUserError
+    }
+    warnings {
+      ...GatehouseUserWarning
+    }
+  }
+}
+    fragment GatehouseUserError on UserError {
+  field
+  code
+  message
+}
+fragment GatehouseUserWarning on UserWarning {
+  field
+  code
+  message
+}`) as unknown as TypedDocumentString<GatehouseSetAuditSettingsMutation, GatehouseSetAuditSettingsMutationVariables>;

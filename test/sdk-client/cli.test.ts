@@ -214,7 +214,8 @@ describe('gatehouse CLI: usage, environment and auth', () => {
     [['keys', 'list', '--token', 'gha_x'], /Unknown option '--token'/],
     [['keys', 'frobnicate'], /unknown keys subcommand "frobnicate"; one of: list, create, update, rotate, revoke, delete/],
     [['keys'], /missing keys subcommand/],
-    [['audit', 'tail'], /unknown command "audit"/],
+    [['audit', 'tail', '-n', 'lots'], /-n must be a whole number from 0 to 100/],
+    [['audit', 'frobnicate'], /unknown audit subcommand "frobnicate"; one of: tail, export, verify, settings/],
   ])('%j is a usage error (exit 2, usage line)', async (argv, message) => {
     const run = await gatehouse(argv);
     expect(run.code).toBe(2);

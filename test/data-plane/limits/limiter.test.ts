@@ -64,6 +64,22 @@ describe('in-process limiter (the embedded default)', () => {
     await limiter.close();
   });
 
+  it('refuses with rate_limited once the minute\'s tokens reach tokensPerMinute (cache reads not counted)', async () => {
+    const limiter = createLimiter();
+    const subject = subjectFor({ budgets: [], rateLimit: { requestsPerMinute: null, tokensPerMinute: 1000 }, fallback: 'FAIL_CLOSED' });
+    const first = await limiter.admit(subject);
+    if (!isAdmission(first)) throw new Error('expected admission');
+    first.settle({ inputTokens: 400, outputTokens: 100, cacheReadTokens: 100_000 });
+    const second = await limiter.admit(subject);
+    if (!isAdmission(second)) throw new Error('expected admission');
+    second.settle({ inputTokens: 300, outputTokens: 150, cacheWriteTokens: 50 });
+    const third = await limiter.admit(subject);
+    expect(third).toBeInstanceOf(GatewayError);
+    expect((third as GatewayError).code).toBe('rate_limited');
+    expect(Number((third as GatewayError).headers?.['retry-after'])).toBeLessThanOrEqual(60);
+    await limiter.close();
+  });
+
   it('seeds budget counters from persisted spend', async () => {
     const limiter = createLimiter({ spendSource: { windowSpend: async () => 950_000_000 } });
     const subject = subjectFor(dailyBudget(1));

@@ -1,5 +1,6 @@
 /**
- * The bounded body reader of the node's routes: reads a request body as UTF-8 up to a byte limit and says
+ * The bounded body reader of both planes' HTTP routes (the node's pipeline routes, the control plane's
+ * node routes): reads a request body as UTF-8 up to a byte limit and says
  * `too_large` as soon as the limit is crossed (declared by Content-Length or counted while streaming),
  * draining the rest so the connection can answer.
  */
