@@ -27,7 +27,11 @@ import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { filterTools } from '../policy/tool-filter.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { META_SERVER_INFO, MODERN_VERSION } from './era.js';
 import type { MessageCheck, PooledForward, ServerRequest } from './server-route.js';
+
+/** List methods whose 2026-07-28 results carry caching hints (per key, so never shared: `private`). */
+const CACHEABLE = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
 
 /** Methods a pooled connection cannot serve per caller (see the module comment). */
 const NOT_RELAYED = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
@@ -45,8 +49,45 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
     return out;
   }
 
+  /**
+   * A 2026-07-28 result (era.ts bridge): `resultType`, who answered in `_meta`, caching hints on lists.
+   * Upstream results pass as they are otherwise.
+   */
+  async function decorate(request: ServerRequest, method: string, reply: Reply): Promise<Reply> {
+    if (!request.modern || reply === null) return reply;
+    const body = reply.body as { result?: unknown };
+    if (typeof body.result !== 'object' || body.result === null) return reply;
+    const result = body.result as Record<string, unknown>;
+    const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
+    const info = await pool.upstreamInfo(request.server).catch(() => null);
+    const serverInfo = info?.serverInfo ?? { name: request.server.name, version: '0.0.0' };
+    return {
+      status: reply.status,
+      body: {
+        ...body,
+        result: {
+          ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
+          ...result,
+          resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
+          _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
+        },
+      },
+    };
+  }
+
   async function answerOne(request: ServerRequest, call: UpstreamCall, record: RequestRecord, check: MessageCheck, signal: AbortSignal, onprogress?: (p: Progress) => void): Promise<Reply> {
     if (check.kind !== 'request') return null; // notifications and responses: nothing to answer (202)
+    return decorate(request, check.method, await answerRequest(request, call, record, check, signal, onprogress));
+  }
+
+  async function answerRequest(
+    request: ServerRequest,
+    call: UpstreamCall,
+    record: RequestRecord,
+    check: Extract<MessageCheck, { kind: 'request' }>,
+    signal: AbortSignal,
+    onprogress?: (p: Progress) => void,
+  ): Promise<Reply> {
     const { id, method } = check;
     const server = request.server;
     const params = isObject(check.message.params) ? check.message.params : undefined;
@@ -62,6 +103,11 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
             ...(info.instructions !== null ? { instructions: info.instructions } : {}),
           };
           return ok(id, result);
+        }
+        case 'server/discover': {
+          // 2026-07-28 clients only (era.ts bridge): what the upstream offers, as this era says it.
+          const info = await pool.upstreamInfo(server);
+          return ok(id, { supportedVersions: [MODERN_VERSION], capabilities: relayable(info.capabilities), ...(info.instructions !== null ? { instructions: info.instructions } : {}) });
         }
         case 'ping':
           return ok(id, {});

@@ -40,6 +40,7 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { describeError } from '../upstream/failures.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { EraProbe, isModernRequest } from './era.js';
 import { HttpForwarder } from './http-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
@@ -73,6 +74,8 @@ export interface ServerRequest {
   /** What each message of the body is (one entry for a single message, several for a batch). */
   messages: MessageCheck[];
   batch: boolean;
+  /** A sessionless request on the 2026-07-28 wire (see `era.ts`). */
+  modern: boolean;
 }
 
 /** Forwarding to an upstream reached through the pooled client (`pooled.ts`). */
@@ -90,6 +93,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
   const { logger } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const forwarder = new HttpForwarder();
+  const era = new EraProbe();
 
   /** 3. parse. */
   async function parse(ctx: RequestContext): Promise<ServerRequest | GatewayError> {
@@ -119,7 +123,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         return new GatewayError('session_not_found', { reason: session.code });
       }
     }
-    if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false };
+    if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false, modern: false };
 
     const body = await readBody(req, maxBodyBytes);
     if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
@@ -138,7 +142,8 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       if (check === null) return new GatewayError('invalid_message', { message: RpcMessage.notAnObject() });
       messages.push(check);
     }
-    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json) };
+    const modern = session === null && !Array.isArray(json) && isModernRequest(req.headers, json);
+    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json), modern };
   }
 
   /** 4 → (5, 6, 7 in `stages.call`): authorize, then forward once for the whole HTTP request. */
@@ -203,8 +208,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const primary = records[0] as RequestRecord;
     const target = { server, tool: first?.kind === 'request' ? first.tool : null, method: first?.method ?? method };
     const hello = first?.kind === 'request' ? first.hello : null;
+    // A 2026-07-28 client in front of an upstream that only speaks 2025: bridged over the pool (era.ts).
+    const bridge = server.connectionType === 'HTTP' && request.modern && options.pooled !== undefined && !(await era.speaksModern(server));
     const outcome = await stages.call(ctx, primary, target, (call) =>
-      server.connectionType === 'HTTP' || !options.pooled
+      (server.connectionType === 'HTTP' && !bridge) || !options.pooled
         ? forwardHttp(ctx, request, call, { body, rewrite, hello }, primary)
         : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
     );
@@ -326,7 +333,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
     },
-    close: () => forwarder.close(),
+    close: () => {
+      forwarder.close();
+      era.close();
+    },
   };
 }
 

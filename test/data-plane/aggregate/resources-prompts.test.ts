@@ -96,9 +96,10 @@ describe('aggregated /mcp: resources, templates, prompts, completions', () => {
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params));
     await client.callTool({ name: 'conf-test_tool_with_logging' });
     expect(logs.map((l) => l.data)).toEqual(['Tool execution started', 'Tool processing data', 'Tool execution completed']);
-    // Progress from an SSE upstream over the pooled SDK client, matched back to the caller's token.
+    // Progress from an SSE upstream over the pooled SDK client, matched back to the caller's token (the
+    // upstream sleeps after it, so the notification and the response do not reach the client in one read).
     const fromPool: Progress[] = [];
-    await client.callTool({ name: 'kb-slow', arguments: { ms: 5 } }, CallToolResultSchema, { onprogress: (p) => fromPool.push(p) });
+    await client.callTool({ name: 'kb-slow', arguments: { ms: 300 } }, CallToolResultSchema, { onprogress: (p) => fromPool.push(p) });
     expect(fromPool).toEqual([{ progress: 1, total: 2 }]);
   });
 

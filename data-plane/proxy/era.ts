@@ -1,0 +1,88 @@
+/**
+ * Protocol eras on `/mcp/{server}`: a client on MCP 2026-07-28 (no sessions, no `initialize`; the version in
+ * `MCP-Protocol-Version` and `_meta`) in front of an upstream that only speaks the 2025 versions. Such an
+ * upstream answers a sessionless request 400 ("no session"), so the route bridges instead of passing the
+ * bytes through: `pooled.ts` answers the request itself over the pool's 2025 connection, in the 2026 shape.
+ *
+ * Whether an upstream speaks 2026-07-28 is asked once per server configuration (a `server/discover` with the
+ * server's own credentials; any 2xx answer means yes), remembered for a few minutes and asked again after, so
+ * an upgraded upstream is passed through again without a restart.
+ *
+ * It does not translate anything itself.
+ */
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent } from 'undici';
+import type { ResolvedServer } from '../config/runtime.js';
+
+export const MODERN_VERSION = '2026-07-28';
+export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+const REMEMBER_MS = 5 * 60_000;
+const PROBE_TIMEOUT_MS = 5_000;
+
+/** Whether a sessionless request is on the 2026-07-28 wire (a non-2025 version header, or the `_meta` version). */
+export function isModernRequest(headers: IncomingHttpHeaders, message: unknown): boolean {
+  const version = headers['mcp-protocol-version'];
+  if (typeof version === 'string') return !SUPPORTED_PROTOCOL_VERSIONS.includes(version);
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return false;
+  const params = (message as { params?: unknown }).params;
+  const meta = typeof params === 'object' && params !== null ? (params as { _meta?: unknown })._meta : undefined;
+  return typeof meta === 'object' && meta !== null && META_PROTOCOL_VERSION in meta;
+}
+
+interface Known {
+  fingerprint: string;
+  until: number;
+  modern: Promise<boolean>;
+}
+
+export class EraProbe {
+  readonly #known = new Map<string, Known>();
+  readonly #agent = new Agent({ keepAliveTimeout: 10_000, connect: { timeout: PROBE_TIMEOUT_MS } });
+
+  /** Whether the server's upstream answers 2026-07-28 requests (asked at most once per few minutes). */
+  speaksModern(server: ResolvedServer, now = Date.now()): Promise<boolean> {
+    const known = this.#known.get(server.name);
+    if (known && known.fingerprint === server.fingerprint && known.until > now) return known.modern;
+    const modern = this.#probe(server);
+    this.#known.set(server.name, { fingerprint: server.fingerprint, until: now + REMEMBER_MS, modern });
+    return modern;
+  }
+
+  async #probe(server: ResolvedServer): Promise<boolean> {
+    const url = server.url;
+    if (!url) return false;
+    const meta = { [META_PROTOCOL_VERSION]: MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'gatehouse', version: '0.1.0' } };
+    try {
+      const response = await this.#agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers: {
+          ...lowerCased(server.headers),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': MODERN_VERSION,
+          'mcp-method': 'server/discover',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: meta } }),
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      });
+      response.body.resume();
+      return response.statusCode >= 200 && response.statusCode < 300;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    void this.#agent.close().catch(() => undefined);
+  }
+}
+
+function lowerCased(headers: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+  return out;
+}
