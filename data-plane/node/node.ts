@@ -201,7 +201,13 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   holder.onChange(() => credentials.invalidate());
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
   const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
-  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  const limiter = createLimiter({
+    redisUrl: options.redisUrl ?? undefined,
+    spendSink: spend,
+    spendSource: spend,
+    logger,
+    toolPrice: (server, tool) => holder.current?.servers.get(server)?.toolPricing?.[tool],
+  });
   if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
