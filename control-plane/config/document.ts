@@ -44,7 +44,7 @@ const SERVER_FIELDS: readonly FieldSpec[] = [
   { name: 'toolTimeoutMs', aliases: ['tool_timeout_ms'] },
   { name: 'disabled' },
   { name: 'oauth', aliases: ['oauth_config'], unsupported: 'OAuth settings are not supported in documents by this version of Gatehouse yet' },
-  { name: 'toolPricing', aliases: ['tool_pricing'], unsupported: 'tool pricing is not supported by this version of Gatehouse yet' },
+  { name: 'toolPricing', aliases: ['tool_pricing'], unsupported: 'tool pricing is not read from documents yet: set it with the setToolPricing mutation' },
 ];
 
 const STDIO_FIELDS: readonly FieldSpec[] = [{ name: 'command' }, { name: 'args' }, { name: 'env' }];

@@ -69,6 +69,8 @@ export interface McpServersTable {
   status: string;
   /** JSON array of synced tool descriptors ({name, description}) or null before the first sync. */
   tools: JsonText | null;
+  /** JSON Record<tool, USD per call> (0012_governance_tool_pricing): charged to the caller's budgets. */
+  tool_pricing: ColumnType<JsonText, JsonText | undefined, JsonText>;
   created_at: IsoTime;
   updated_at: IsoTime;
   change_version: ChangeVersion;

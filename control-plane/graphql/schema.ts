@@ -16,5 +16,6 @@ import './schema/oauth.js';
 import './schema/access-profiles.js';
 import './schema/providers.js';
 import './schema/spend.js';
+import './schema/tool-pricing.js';
 
 export const schema = builder.toSchema();

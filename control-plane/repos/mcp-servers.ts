@@ -640,6 +640,7 @@ function fullRowDefaults(row: NewMcpServer): McpServerRow {
     allowed_extra_headers: row.allowed_extra_headers ?? '[]',
     disabled: row.disabled ?? 0,
     tools: row.tools ?? null,
+    tool_pricing: row.tool_pricing ?? '{}',
   };
 }
 

@@ -110,6 +110,7 @@ function compileServer(input: SealInput, row: McpServerRow): ServerEntry {
     allowedExtraHeaders: (JSON.parse(row.allowed_extra_headers) as string[]).map((h) => h.toLowerCase()),
     toolTimeoutMs: row.tool_timeout_ms,
     disabled: row.disabled !== 0,
+    ...(row.tool_pricing !== '{}' ? { toolPricing: JSON.parse(row.tool_pricing) as Record<string, number> } : {}),
   };
 }
 
@@ -215,7 +216,7 @@ export async function compileSnapshot(
     const state = await readState(trx);
     const serverRows = await trx
       .selectFrom('mcp_servers')
-      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'created_at', 'updated_at'])
+      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
       .orderBy('name')
       .execute();
     const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
@@ -291,7 +292,7 @@ export async function readChanges(
     const state = await readState(trx);
     const changedServers = await trx
       .selectFrom('mcp_servers')
-      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'created_at', 'updated_at'])
+      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
       .where('change_version', '>', sinceVersion)
       .execute();
     const removedServers = (await tombstones(trx, 'mcp_servers', sinceVersion)).filter((id) => knownServers.has(id));

@@ -67,6 +67,8 @@ export interface ResolvedServer {
    * The pool keeps a connection while this stays the same across snapshots and replaces it otherwise.
    */
   fingerprint: string;
+  /** USD per call of each tool (issue 7), or absent when the server's tools are free. */
+  toolPricing?: Readonly<Record<string, number>>;
   /**
    * Plaintext secret values of this server (header values, stdio env values, URL), so that error texts from
    * upstream libraries can be scrubbed before they reach a caller or a log line.
@@ -442,6 +444,7 @@ function resolveServer(
     disabled: entry.disabled,
     unavailable: reason === null ? null : ToolFailure.unavailable(entry.name, reason),
     fingerprint: fingerprint(entry.connectionType, urlText, headers, stdio),
+    ...(entry.toolPricing !== undefined ? { toolPricing: entry.toolPricing } : {}),
     secrets: secrets.filter((s) => s.length >= 4),
   };
 }

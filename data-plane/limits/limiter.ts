@@ -68,6 +68,8 @@ export interface LimiterOptions {
   maxPendingSettles?: number;
   logger?: Pick<Logger, 'warn' | 'error'>;
   now?: () => number;
+  /** USD per call of an MCP tool (the server's `toolPricing`), charged like LLM usage; undefined = free. */
+  toolPrice?: (server: string, tool: string) => number | undefined;
 }
 
 export interface GovernanceLimiter extends Limiter {
@@ -213,10 +215,13 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
 
   function admission(subject: LimitSubject, requestId: string, settlePlanOf: (usage: Usage) => SettlePlan | null, localToo: boolean): Admission {
     let settled = false;
+    // An MCP tool call's price is known at admission; it is charged whatever the call's outcome.
+    const toolUsd = subject.route !== 'anthropic' && subject.server !== null && subject.tool !== null ? options.toolPrice?.(subject.server, subject.tool) : undefined;
     return {
-      settle(usage: Usage | null): void {
-        if (settled || usage === null) return;
+      settle(reported: Usage | null): void {
+        if (settled || (reported === null && !toolUsd)) return;
         settled = true;
+        const usage: Usage = toolUsd ? { ...reported, costUsd: (reported?.costUsd ?? 0) + toolUsd } : (reported as Usage);
         const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
         if (costNanos > 0 || rateTokens(usage) > 0) {
           options.spendSink?.report({

@@ -156,6 +156,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const identity = await loadIdentityKey(env, options.stateDir);
 
   const holder = new RuntimeHolder();
+  const auditEnabled = env.GATEHOUSE_AUDIT !== 'off';
+  if (!auditEnabled) logger.warn({}, 'GATEHOUSE_AUDIT=off: this node records no audit events and applies no secrets guardrail (for benchmarks only)');
   const guardrailDefault = GuardrailPolicySchema.catch('off').parse(env.GATEHOUSE_GUARDRAIL_DEFAULT ?? 'off');
   let auditSettings = new AuditSettingsIndex([], guardrailDefault);
   const scanner = new SecretScanner();
@@ -201,7 +203,13 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   holder.onChange(() => credentials.invalidate());
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
   const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
-  const limiter = createLimiter({ redisUrl: options.redisUrl ?? undefined, spendSink: spend, spendSource: spend, logger });
+  const limiter = createLimiter({
+    redisUrl: options.redisUrl ?? undefined,
+    spendSink: spend,
+    spendSource: spend,
+    logger,
+    toolPrice: (server, tool) => holder.current?.servers.get(server)?.toolPricing?.[tool],
+  });
   if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
@@ -212,10 +220,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
-    guard,
+    // GATEHOUSE_AUDIT=off (benchmarks' baseline only): no audit events and no guardrail on this node.
+    ...(auditEnabled ? { guard } : {}),
     credentials,
     limiter,
-    sinks: [
+    sinks: !auditEnabled ? [] : [
       createAuditSink({
         recorder,
         contentLogging: (keyId, server) => auditSettings.contentLogging(keyId, server),

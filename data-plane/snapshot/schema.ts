@@ -58,6 +58,8 @@ export const ServerEntrySchema = z.object({
   allowedExtraHeaders: z.array(z.string()),
   toolTimeoutMs: z.number().int().positive(),
   disabled: z.boolean(),
+  /** USD per call of each (unprefixed) tool, charged to the caller's budgets (issue 7); absent = free. */
+  toolPricing: z.record(z.string(), z.number().nonnegative()).optional(),
 });
 export type ServerEntry = z.infer<typeof ServerEntrySchema>;
 
