@@ -39,6 +39,7 @@ import {
 } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { measureGovernance, renderGovernance, type GovernanceResults } from './lib/governance.js';
+import { measureAudit, renderAudit, type AuditResults } from './lib/audit.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --duration S        recorded seconds per load run (default 10)
@@ -50,6 +51,7 @@ const USAGE = `usage: npm run bench -- [options]
   --skip-revocation   skip the 10,000-key phase
   --skip-scale        skip the 100,000-key phase
   --skip-governance   skip /mcp with limits on (in-process, Redis) and /anthropic streaming (issue 7)
+  --skip-audit        skip /mcp with the audit trail and guardrail (redact) on against off (issue 8)
   --no-node-floor     skip the informational minimal-Node-proxy baseline
   --workers N         also run a node with --workers N against nginx with worker_processes N (default 0: skip)
   --no-wide-grant     skip /mcp with a key granted 50 servers × 20 tools
@@ -67,6 +69,7 @@ const { values: args } = parseArgs({
     'skip-revocation': { type: 'boolean', default: false },
     'skip-scale': { type: 'boolean', default: false },
     'skip-governance': { type: 'boolean', default: false },
+    'skip-audit': { type: 'boolean', default: false },
     'no-node-floor': { type: 'boolean', default: false },
     workers: { type: 'string', default: '0' },
     'no-wide-grant': { type: 'boolean', default: false },
@@ -475,6 +478,23 @@ async function main(): Promise<void> {
       });
     }
 
+    // 6c. Audit trail + guardrail (issue 8): on against off, two fresh nodes.
+    let audit: AuditResults | null = null;
+    if (!args['skip-audit']) {
+      audit = await measureAudit({
+        generator: gen.generator,
+        cp,
+        nodeToken: cp.ready.nodeToken as string,
+        serverName: SERVER_NAME,
+        key: benchKey,
+        connections: opts.connections,
+        durationS: opts.durationS,
+        warmupS: opts.warmupS,
+        rounds: opts.rounds,
+        log,
+      });
+    }
+
     // 7. Revocation with 10,000 keys and 500 servers (SPEC: p99 under 200 ms).
     let snapshot10k: SnapshotMeasure | null = null;
     let revocation: RevocationMeasure | null = null;
@@ -585,6 +605,10 @@ async function main(): Promise<void> {
     mkdirSync(dirname(opts.out), { recursive: true });
     writeFileSync(opts.out, JSON.stringify(roundResults(report), null, 2) + '\n');
     process.stdout.write(renderReport(report));
+    if (audit) {
+      writeFileSync(join(dirname(opts.out), 'audit.json'), JSON.stringify(audit, null, 2) + '\n');
+      process.stdout.write(renderAudit(audit));
+    }
     if (governance) {
       writeFileSync(join(dirname(opts.out), 'governance.json'), JSON.stringify(governance, null, 2) + '\n');
       process.stdout.write(renderGovernance(governance));
