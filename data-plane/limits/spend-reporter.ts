@@ -9,7 +9,7 @@
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { NODE_SPEND_PATH, SpendReportSchema, type SpendReport } from '../snapshot/stream-protocol.js';
-import type { SpendEvent, SpendSink, SpendSource } from './limiter.js';
+import type { SpendEvent, SpendScope, SpendSink, SpendSource } from './limiter.js';
 
 export type NodeFetch = (method: 'GET' | 'POST', path: string, body?: unknown) => Promise<Response>;
 
@@ -121,14 +121,15 @@ export class SpendReporter implements SpendSink, SpendSource {
     return this.#flushing;
   }
 
-  async windowSpend(keyId: string, fromMs: number, toMs: number): Promise<number> {
-    const query = new URLSearchParams({ keyId, from: String(fromMs), to: String(toMs) });
+  async windowSpend(scope: SpendScope, fromMs: number, toMs: number): Promise<number> {
+    const query = new URLSearchParams({ ...scope, from: String(fromMs), to: String(toMs) });
     const res = await this.options.fetch('GET', `${NODE_SPEND_PATH}?${query.toString()}`);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = (await res.json()) as { costNanos?: unknown };
     if (typeof body.costNanos !== 'number') throw new Error('malformed spend answer');
     // Calls this node has not reported yet are part of the window too.
-    const unsent = this.#queue.filter((e) => e.keyId === keyId && Date.parse(e.at) >= fromMs && Date.parse(e.at) < toMs).reduce((n, e) => n + e.costNanos, 0);
+    const mine = (e: SpendReport): boolean => ('keyId' in scope ? e.keyId === scope.keyId : e.userId === scope.userId);
+    const unsent = this.#queue.filter((e) => mine(e) && Date.parse(e.at) >= fromMs && Date.parse(e.at) < toMs).reduce((n, e) => n + e.costNanos, 0);
     return body.costNanos + unsent;
   }
 

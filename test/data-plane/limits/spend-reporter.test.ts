@@ -34,7 +34,7 @@ describe('SpendReporter', () => {
     await new Promise((r) => setImmediate(r));
     await down.flush();
     // What this node has not sent yet counts in the window spend it answers.
-    expect(await down.windowSpend('k1', 0, Date.now() + 1000)).toBe(130);
+    expect(await down.windowSpend({ keyId: 'k1' }, 0, Date.now() + 1000)).toBe(130);
     expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(2);
     await down.close(); // the process goes away with r1 and r2 unsent
 
