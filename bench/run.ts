@@ -39,6 +39,7 @@ import {
 } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { measureGovernance, renderGovernance, type GovernanceResults } from './lib/governance.js';
+import { measureAudit, renderAudit, type AuditResults } from './lib/audit.js';
 
 const USAGE = `usage: npm run bench -- [options]
   --duration S        recorded seconds per load run (default 10)
@@ -50,7 +51,10 @@ const USAGE = `usage: npm run bench -- [options]
   --skip-revocation   skip the 10,000-key phase
   --skip-scale        skip the 100,000-key phase
   --skip-governance   skip /mcp with limits on (in-process, Redis) and /anthropic streaming (issue 7)
+  --skip-audit        skip /mcp with the audit trail and guardrail (redact) on against off (issue 8)
   --no-node-floor     skip the informational minimal-Node-proxy baseline
+  --workers N         also run a node with --workers N against nginx with worker_processes N (default 0: skip)
+  --no-wide-grant     skip /mcp with a key granted 50 servers × 20 tools
   --profile           CPU-profile the node and the control plane; print where each phase's time went
   --out FILE          results file (default bench/results/latest.json)`;
 
@@ -65,7 +69,10 @@ const { values: args } = parseArgs({
     'skip-revocation': { type: 'boolean', default: false },
     'skip-scale': { type: 'boolean', default: false },
     'skip-governance': { type: 'boolean', default: false },
+    'skip-audit': { type: 'boolean', default: false },
     'no-node-floor': { type: 'boolean', default: false },
+    workers: { type: 'string', default: '0' },
+    'no-wide-grant': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     out: { type: 'string', default: join(ROOT, 'bench/results/latest.json') },
     help: { type: 'boolean', default: false },
@@ -93,6 +100,8 @@ const opts = {
   skipRevocation: args['skip-revocation'],
   skipScale: args['skip-scale'],
   nodeFloor: !args['no-node-floor'],
+  workers: Math.round(numberArg('workers', args.workers, 0)),
+  wideGrant: !args['no-wide-grant'],
   profile: args.profile,
   out: args.out,
 };
@@ -169,7 +178,18 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const tmp = makeTempDir('gatehouse-bench-');
   // Everything started, so `finally` can stop it whatever failed.
-  const running: { upstream: Tracked | null; floor: Tracked | null; nginx: Nginx | null; cp: ControlPlaneProcess | null; node: NodeProcess | null; probe: NodeProbe | null } = {
+  const running: {
+    upstream: Tracked | null;
+    floor: Tracked | null;
+    nginx: Nginx | null;
+    nginxWorkers: Nginx | null;
+    cp: ControlPlaneProcess | null;
+    node: NodeProcess | null;
+    nodeWorkers: NodeProcess | null;
+    probe: NodeProbe | null;
+  } = {
+    nginxWorkers: null,
+    nodeWorkers: null,
     upstream: null,
     floor: null,
     nginx: null,
@@ -213,6 +233,10 @@ async function main(): Promise<void> {
     if (nginxBinary) {
       running.nginx = await startNginx(nginxBinary, upstreamPort);
       log(`nginx on ${running.nginx.url} (worker_processes ${running.nginx.workers})`);
+      if (opts.workers > 0) {
+        running.nginxWorkers = await startNginx(nginxBinary, upstreamPort, opts.workers);
+        log(`nginx on ${running.nginxWorkers.url} (worker_processes ${opts.workers})`);
+      }
     } else {
       nginxSkip = 'nginx not installed';
       const message = 'nginx is not installed: the nginx baseline is skipped and the two gatehouse ÷ nginx targets are not judged (apt-get install nginx).';
@@ -249,6 +273,26 @@ async function main(): Promise<void> {
     );
     const benchKey = issued.createVirtualKey.key;
     if (!benchKey) throw new Error(`createVirtualKey: ${JSON.stringify(issued.createVirtualKey.errors)}`);
+    // 4b. Issue 5: a key granted 50 servers × 20 tools (49 more servers on the same upstream), calling the
+    //     same tool, so per-request cost that grows with the grant shows up against the one-server key.
+    let wideKey: string | null = null;
+    if (opts.wideGrant) {
+      const tools = ['echo', ...Array.from({ length: 19 }, (_, i) => `tool_${i + 1}`)];
+      const names = [SERVER_NAME, ...Array.from({ length: 49 }, (_, i) => `wide_${i + 1}`)];
+      for (const name of names.slice(1)) {
+        const made = await cp.gql<{ createMcpServer: { errors: unknown[] } }>(
+          `mutation($input: CreateMcpServerInput!) { createMcpServer(input: $input) { mcpServer { name } errors { field code message } } }`,
+          { input: { name, connectionType: 'HTTP', connectionString: upstreamUrl, authType: 'NONE', toolsToExecute: ['*'] } },
+        );
+        if (made.createMcpServer.errors.length) throw new Error(`createMcpServer ${name}: ${JSON.stringify(made.createMcpServer.errors)}`);
+      }
+      const wide = await cp.gql<{ createVirtualKey: { key: string | null; errors: unknown[] } }>(
+        `mutation($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key errors { field code message } } }`,
+        { input: { userId: user.createUser.user.id, name: 'bench wide key', servers: names.map((server) => ({ server, tools })) } },
+      );
+      wideKey = wide.createVirtualKey.key;
+      if (!wideKey) throw new Error(`createVirtualKey (wide): ${JSON.stringify(wide.createVirtualKey.errors)}`);
+    }
     const { configVersion } = await cp.gql<{ configVersion: number }>('{ configVersion }');
 
     // 5. The node; ready once it serves the configuration just made.
@@ -265,6 +309,17 @@ async function main(): Promise<void> {
     const probe = new NodeProbe(node.url);
     running.probe = probe;
     await probe.waitForVersion(configVersion, 30_000, 20);
+    let nodeWorkers: NodeProcess | null = null;
+    if (opts.workers > 0) {
+      // Every worker is a node of its own (own link, own state dir); the bench waits until one answers with
+      // the configuration, then probes a few more connections so each worker has had time to apply it.
+      nodeWorkers = await startGatehouseNode({ controlPlaneUrl: cp.url, nodeToken: cp.ready.nodeToken, nodeId: 'bench-workers', workers: opts.workers });
+      running.nodeWorkers = nodeWorkers;
+      const probes = Array.from({ length: opts.workers * 4 }, () => new NodeProbe((nodeWorkers as NodeProcess).url));
+      await Promise.all(probes.map((p) => p.waitForVersion(configVersion, 60_000, 50)));
+      await Promise.all(probes.map((p) => p.close()));
+      log(`node with ${opts.workers} workers on ${nodeWorkers.url} serving config version ${configVersion}`);
+    }
     log(`node on ${node.url} (pid ${node.proc.pid}) serving config version ${configVersion}`);
 
     // 6. Throughput: the same tools/call against each system, one at a time.
@@ -304,6 +359,35 @@ async function main(): Promise<void> {
       check: () => sanityCheck('gatehouse', gatehouseUrl, gatehouseBody, `Bearer ${benchKey}`),
       pids: () => [node.proc.pid],
     });
+    if (wideKey) {
+      const key = wideKey;
+      systems.push({
+        name: 'gatehouseWide',
+        label: 'gatehouse /mcp, 50×20 grant → upstream',
+        spec: spec(gatehouseUrl, gatehouseBody, `Bearer ${key}`),
+        check: () => sanityCheck('gatehouse (wide grant)', gatehouseUrl, gatehouseBody, `Bearer ${key}`),
+        pids: () => [node.proc.pid],
+      });
+    }
+    const nginxN = running.nginxWorkers;
+    if (nginxN && nodeWorkers) {
+      const workersUrl = `${nodeWorkers.url}/mcp`;
+      const workersNode = nodeWorkers;
+      systems.push({
+        name: 'nginxWorkers',
+        label: `nginx, ${opts.workers} workers → upstream`,
+        spec: spec(`${nginxN.url}/mcp`, directBody, null),
+        check: () => sanityCheck('nginx (workers)', `${nginxN.url}/mcp`, directBody, null),
+        pids: () => withChildren(nginxN.proc.pid),
+      });
+      systems.push({
+        name: 'gatehouseWorkers',
+        label: `gatehouse /mcp, ${opts.workers} workers → upstream`,
+        spec: spec(workersUrl, gatehouseBody, `Bearer ${benchKey}`),
+        check: () => sanityCheck('gatehouse (workers)', workersUrl, gatehouseBody, `Bearer ${benchKey}`),
+        pids: () => withChildren(workersNode.proc.pid),
+      });
+    }
     // `/mcp/{server}` (issue 9): the same upstream, passed through; the tool keeps its own name.
     const serverRouteUrl = `${node.url}/mcp/${SERVER_NAME}`;
     systems.push({
@@ -369,6 +453,10 @@ async function main(): Promise<void> {
       nodeFloorToNginxRps: ratio(get('nodeFloor'), get('nginx'), rps),
       gatehouseToNodeFloorRps: ratio(get('gatehouse'), get('nodeFloor'), rps),
       serverRouteToMcpRps: ratio(get('gatehouseServer'), get('gatehouse'), rps),
+      gatehouseToNodeFloorP99: ratio(get('gatehouse'), get('nodeFloor'), (r) => r.p99Ms),
+      wideGrantToMcpRps: ratio(get('gatehouseWide'), get('gatehouse'), rps),
+      workersToNginxWorkersRps: ratio(get('gatehouseWorkers'), get('nginxWorkers'), rps),
+      workersToOneRps: ratio(get('gatehouseWorkers'), get('gatehouse'), rps),
     };
     const baselineMemory = readMemory(node.proc.pid);
 
@@ -386,6 +474,23 @@ async function main(): Promise<void> {
         connections: opts.connections,
         durationS: opts.durationS,
         warmupS: opts.warmupS,
+        log,
+      });
+    }
+
+    // 6c. Audit trail + guardrail (issue 8): on against off, two fresh nodes.
+    let audit: AuditResults | null = null;
+    if (!args['skip-audit']) {
+      audit = await measureAudit({
+        generator: gen.generator,
+        cp,
+        nodeToken: cp.ready.nodeToken as string,
+        serverName: SERVER_NAME,
+        key: benchKey,
+        connections: opts.connections,
+        durationS: opts.durationS,
+        warmupS: opts.warmupS,
+        rounds: opts.rounds,
         log,
       });
     }
@@ -500,6 +605,10 @@ async function main(): Promise<void> {
     mkdirSync(dirname(opts.out), { recursive: true });
     writeFileSync(opts.out, JSON.stringify(roundResults(report), null, 2) + '\n');
     process.stdout.write(renderReport(report));
+    if (audit) {
+      writeFileSync(join(dirname(opts.out), 'audit.json'), JSON.stringify(audit, null, 2) + '\n');
+      process.stdout.write(renderAudit(audit));
+    }
     if (governance) {
       writeFileSync(join(dirname(opts.out), 'governance.json'), JSON.stringify(governance, null, 2) + '\n');
       process.stdout.write(renderGovernance(governance));
@@ -509,8 +618,10 @@ async function main(): Promise<void> {
     await Promise.all([
       running.probe?.close().catch(() => undefined),
       running.node?.close(),
+      running.nodeWorkers?.close(),
       running.cp?.close(),
       running.nginx?.close(),
+      running.nginxWorkers?.close(),
       running.floor?.stop(),
       running.upstream?.stop(),
     ]);

@@ -206,6 +206,7 @@ export const RpcMessage = {
   invalidNotification: () => 'invalid JSON-RPC notification',
   invalidRequest: () => 'invalid JSON-RPC request',
   invalidParams: (method: string) => `invalid ${method} params`,
+  tooDeep: (max: number) => `params nest deeper than ${max} levels`,
   methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,
   toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
 } as const;

@@ -107,7 +107,7 @@ export interface NodeProcess {
 }
 
 /** `node [--cpu-prof …] --import tsx data-plane/node/main.ts --control-plane … --port 0`. */
-export async function startGatehouseNode(options: { controlPlaneUrl: string; nodeToken: string | null; cpuProfileDir?: string; nodeId?: string; env?: Record<string, string> }): Promise<NodeProcess> {
+export async function startGatehouseNode(options: { controlPlaneUrl: string; nodeToken: string | null; cpuProfileDir?: string; nodeId?: string; env?: Record<string, string>; workers?: number }): Promise<NodeProcess> {
   if (options.nodeToken === null) throw new Error('the bench control plane must accept the shared node token');
   const stateDir = makeTempDir('gatehouse-bench-node-');
   // Pin the signing keys as the README tells operators to (no trust-on-first-use warning in the logs).
@@ -119,7 +119,7 @@ export async function startGatehouseNode(options: { controlPlaneUrl: string; nod
   const proc = startTs(
     'gatehouse-node',
     join(ROOT, 'data-plane/node/main.ts'),
-    ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile],
+    ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile, ...(options.workers ? ['--workers', String(options.workers)] : [])],
     {
       nodeArgs,
       // What an operator would set; LOG_LEVEL stays at the production default (info).

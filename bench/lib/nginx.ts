@@ -52,10 +52,10 @@ http {
 `;
 }
 
-export async function startNginx(binary: string, upstreamPort: number): Promise<Nginx> {
+export async function startNginx(binary: string, upstreamPort: number, workerCount?: number): Promise<Nginx> {
   const prefix = makeTempDir('gatehouse-bench-nginx-');
   mkdirSync(join(prefix, 'tmp'), { recursive: true });
-  const workers = process.env.BENCH_NGINX_WORKERS ?? '1';
+  const workers = workerCount !== undefined ? String(workerCount) : (process.env.BENCH_NGINX_WORKERS ?? '1');
   const port = await freePort();
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(conf, nginxConfig(prefix, port, upstreamPort, workers));

@@ -8,7 +8,8 @@ import type { ProfileSummary } from './profile.js';
 import { round } from './stats.js';
 
 /** `nodeFloor`: informational baseline, a minimal node:http + undici proxy (bench/procs/node-proxy.ts). */
-export type SystemName = 'direct' | 'nginx' | 'nodeFloor' | 'gatehouse' | 'gatehouseServer';
+/** `gatehouseWide`: /mcp with a key granted 50 servers × 20 tools; `…Workers`: with --workers N (and nginx with N workers). */
+export type SystemName = 'direct' | 'nginx' | 'nodeFloor' | 'gatehouse' | 'gatehouseServer' | 'gatehouseWide' | 'nginxWorkers' | 'gatehouseWorkers';
 
 export interface ThroughputEntry {
   system: SystemName;
@@ -78,6 +79,13 @@ export interface BenchResults {
     gatehouseToNodeFloorRps: number | null;
     /** `/mcp/{server}` ÷ `/mcp` tools/call req/s (issue 9: the pass-through route within 0.9× of /mcp). */
     serverRouteToMcpRps: number | null;
+    /** Issue 5: /mcp ÷ the node floor, and p99 ratio (targets ≥ 0.8×, ≤ 1.5×). */
+    gatehouseToNodeFloorP99: number | null;
+    /** /mcp with a 50-server × 20-tool grant ÷ /mcp with a one-server grant. */
+    wideGrantToMcpRps: number | null;
+    /** `--workers N`: gatehouse with N workers ÷ nginx with N workers, and ÷ gatehouse with one. */
+    workersToNginxWorkersRps: number | null;
+    workersToOneRps: number | null;
   };
   snapshot10k: SnapshotMeasure | null;
   snapshot100k: SnapshotMeasure | null;
@@ -183,6 +191,10 @@ export function renderReport(r: BenchResults): string {
   if (r.ratios.gatehouseToNginxRps !== null) ratioRows.push(['gatehouse ÷ nginx req/s', fmtX(r.ratios.gatehouseToNginxRps)]);
   if (r.ratios.serverRouteToMcpRps !== null) ratioRows.push(['gatehouse /mcp/{server} ÷ /mcp req/s (target ≥ 0.9×)', fmtX(r.ratios.serverRouteToMcpRps)]);
   if (r.ratios.gatehouseToNginxP99 !== null) ratioRows.push(['gatehouse ÷ nginx p99', fmtX(r.ratios.gatehouseToNginxP99)]);
+  if (r.ratios.gatehouseToNodeFloorP99 !== null) ratioRows.push(['gatehouse ÷ node floor p99 (issue 5 target ≤ 1.5×)', fmtX(r.ratios.gatehouseToNodeFloorP99)]);
+  if (r.ratios.wideGrantToMcpRps !== null) ratioRows.push(['gatehouse, 50 servers × 20 tools grant ÷ 1 server req/s', fmtX(r.ratios.wideGrantToMcpRps)]);
+  if (r.ratios.workersToNginxWorkersRps !== null) ratioRows.push(['gatehouse --workers N ÷ nginx N workers req/s', fmtX(r.ratios.workersToNginxWorkersRps)]);
+  if (r.ratios.workersToOneRps !== null) ratioRows.push(['gatehouse --workers N ÷ gatehouse 1 process req/s', fmtX(r.ratios.workersToOneRps)]);
   if (ratioRows.length > 1) {
     out.push(table(ratioRows, ['l', 'r']));
     out.push('');

@@ -8,7 +8,6 @@ import * as client from 'openid-client';
 import {
   allowInsecureRequests as allowInsecureRequestsOption,
   dynamicClientRegistrationRequest,
-  processDynamicClientRegistrationResponse,
   type AuthorizationServer,
 } from 'oauth4webapi';
 import { randomUUID } from 'node:crypto';
@@ -49,7 +48,7 @@ function registrationAuthMethod(metadata: AuthorizationServer): string {
 }
 
 async function register(metadata: AuthorizationServer, endpoints: ClientEndpoints): Promise<{ clientId: string; clientSecret: string | null; method: string }> {
-  const method = registrationAuthMethod(metadata);
+  const requested = registrationAuthMethod(metadata);
   let response: Response;
   try {
     response = await dynamicClientRegistrationRequest(
@@ -59,7 +58,7 @@ async function register(metadata: AuthorizationServer, endpoints: ClientEndpoint
         redirect_uris: [endpoints.redirectUri],
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
-        token_endpoint_auth_method: method,
+        token_endpoint_auth_method: requested,
       },
       { [allowInsecureRequestsOption]: endpoints.allowInsecure, signal: AbortSignal.timeout(endpoints.timeoutMs) },
     );
@@ -67,13 +66,15 @@ async function register(metadata: AuthorizationServer, endpoints: ClientEndpoint
     throw new OAuthFlowError('AS_UNREACHABLE', `could not reach the registration endpoint of ${metadata.issuer}`);
   }
   if (response.status >= 500) throw new OAuthFlowError('AS_UNREACHABLE', `the registration endpoint of ${metadata.issuer} answered ${response.status}`);
-  try {
-    const registered = await processDynamicClientRegistrationResponse(response);
-    const secret = typeof registered.client_secret === 'string' ? registered.client_secret : null;
-    return { clientId: registered.client_id, clientSecret: secret, method: secret === null ? 'none' : method };
-  } catch {
+  // Read leniently (RFC 7591 §3.2.1): some servers omit client_secret_expires_at, which strict parsers refuse.
+  const body = response.status === 201 || response.status === 200 ? ((await response.json().catch(() => null)) as Record<string, unknown> | null) : null;
+  if (!body || typeof body.client_id !== 'string' || body.client_id === '') {
+    await response.body?.cancel().catch(() => undefined);
     throw new OAuthFlowError('AS_ERROR', `dynamic client registration at ${metadata.issuer} was refused`);
   }
+  const secret = typeof body.client_secret === 'string' && body.client_secret !== '' ? body.client_secret : null;
+  const method = typeof body.token_endpoint_auth_method === 'string' ? body.token_endpoint_auth_method : requested;
+  return { clientId: body.client_id, clientSecret: secret, method: secret === null ? 'none' : method };
 }
 
 /**
@@ -108,7 +109,8 @@ export async function ensureClient(
       redirect_uri: endpoints.redirectUri,
     });
   }
-  const cimdUsable = endpoints.metadataDocumentUrl.startsWith('https://');
+  // An authorization server fetches the document itself: https, unless http was opted into (development).
+  const cimdUsable = endpoints.metadataDocumentUrl.startsWith('https://') || endpoints.allowInsecure;
   if (metadata.client_id_metadata_document_supported === true && cimdUsable) {
     return saveOAuthClient(db, {
       id,
@@ -140,6 +142,19 @@ export async function ensureClient(
   });
 }
 
+/**
+ * HTTP Basic client authentication (RFC 6749 §2.3.1): id and secret form-urlencoded, then Base64. Written
+ * here because openid-client also percent-encodes unreserved characters such as `-`, which some servers
+ * compare without decoding.
+ */
+function clientSecretBasic(clientId: string, secret: string): client.ClientAuth {
+  const encode = (value: string): string => encodeURIComponent(value).replace(/%20/g, '+');
+  const credentials = Buffer.from(`${encode(clientId)}:${encode(secret)}`).toString('base64');
+  return (_as, _client, _body, headers) => {
+    headers.set('authorization', `Basic ${credentials}`);
+  };
+}
+
 /** The openid-client configuration for a stored client at an authorization server. */
 export function clientConfiguration(box: SecretBox, metadata: AuthorizationServer, row: OAuthClientRow, endpoints: Pick<ClientEndpoints, 'allowInsecure' | 'timeoutMs'>): client.Configuration {
   const secret = row.client_secret === null ? undefined : box.open(row.client_secret, clientSecretAad(row.id));
@@ -148,7 +163,7 @@ export function clientConfiguration(box: SecretBox, metadata: AuthorizationServe
       ? client.None()
       : row.token_endpoint_auth_method === 'client_secret_post'
         ? client.ClientSecretPost(secret)
-        : client.ClientSecretBasic(secret);
+        : clientSecretBasic(row.client_id, secret);
   const config = new client.Configuration(metadata, row.client_id, { redirect_uris: [row.redirect_uri] }, auth);
   config.timeout = Math.ceil(endpoints.timeoutMs / 1000);
   if (endpoints.allowInsecure) client.allowInsecureRequests(config);

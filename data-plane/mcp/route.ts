@@ -53,6 +53,7 @@ import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
+import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
@@ -287,6 +288,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     const id = message.id;
     const caller = ctx.caller as Caller;
     const record = ctx.open(message.method);
+    // Parse stage, per message: nesting is bounded before anything walks the params (issue 5, hostile input).
+    if (exceedsDepth(message.params)) {
+      record.outcome = 'invalid';
+      record.error = 'invalid_message';
+      record.reason = 'too_deep';
+      return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.tooDeep(MAX_JSON_DEPTH)));
+    }
 
     switch (message.method) {
       case 'initialize': {

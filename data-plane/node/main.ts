@@ -4,7 +4,9 @@
  * key pair (default; a one-time GATEHOUSE_ENROLLMENT_TOKEN approves it at once), or the shared
  * GATEHOUSE_NODE_TOKEN when the control plane accepts one.
  */
+import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode } from './node.js';
 
@@ -17,6 +19,10 @@ const USAGE = `usage: npm run node -- --control-plane URL [options]
   --state-dir DIR           keys, trust and the last verified snapshot (default ./data/nodes/<node id>,
                             or GATEHOUSE_NODE_STATE_DIR); locked: two running nodes never share one
   --no-state                keep nothing on disk
+  --workers N               serve with N processes (node:cluster, one listening port shared, default 1, or
+                            GATEHOUSE_NODE_WORKERS): each worker is a node of its own, with its own snapshot
+                            link, id <node id>-w<i> and state dir <state dir>/w<i>; size N to the cores left
+                            after the upstreams (see README)
   --trust-jwks FILE         seed trust in the control plane's signing keys (GET /nodes/jwks)
   --node-token-file FILE    read the shared node token from FILE (instead of GATEHOUSE_NODE_TOKEN)
   --enrollment-token-file FILE  read a one-time enrollment token from FILE (instead of GATEHOUSE_ENROLLMENT_TOKEN)
@@ -49,6 +55,7 @@ function parse() {
       'node-id': { type: 'string' },
       'state-dir': { type: 'string' },
       'no-state': { type: 'boolean' },
+      workers: { type: 'string' },
       'trust-jwks': { type: 'string' },
       'node-token-file': { type: 'string' },
       'enrollment-token-file': { type: 'string' },
@@ -79,25 +86,60 @@ if (trustSource) {
   trustedJwks = Array.isArray(parsed) ? parsed : ((parsed as { keys?: unknown[] }).keys ?? fail(`${trustSource} is not a JWKS`));
 }
 
-try {
-  const node = await startNode({
-    controlPlaneUrl,
-    nodeToken: readToken(values['node-token-file'], process.env.GATEHOUSE_NODE_TOKEN),
-    enrollmentToken: readToken(values['enrollment-token-file'], process.env.GATEHOUSE_ENROLLMENT_TOKEN),
-    port,
-    host: values.host ?? process.env.HOST ?? '0.0.0.0',
-    nodeId,
-    stateDir: values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? defaultStateDir(nodeId as string)),
-    trustedJwks,
-    reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
-    allowedOrigins: allowedOriginsFromEnv(process.env),
-    redisUrl: process.env.REDIS_URL ?? null,
-  });
+const workers = Number(values.workers ?? process.env.GATEHOUSE_NODE_WORKERS ?? 1);
+if (!Number.isInteger(workers) || workers < 1 || workers > 256) fail('--workers must be a whole number from 1 to 256');
+
+if (workers > 1 && cluster.isPrimary) {
+  // The primary only forks and restarts workers; the listening socket is shared by node:cluster and each
+  // connection goes to one worker (round-robin), so any worker can serve any request (nodes are stateless).
+  let stopping = false;
+  const fork = (index: number): void => {
+    cluster.fork({ GATEHOUSE_WORKER_INDEX: String(index) }).once('exit', (code, signal) => {
+      if (stopping) return;
+      process.stderr.write(`gatehouse node: worker ${index} exited (${signal ?? code}); restarting it\n`);
+      setTimeout(() => fork(index), 1_000).unref();
+    });
+  };
+  for (let i = 0; i < workers; i++) fork(i);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void node.close().then(() => process.exit(0)));
+    process.once(signal, () => {
+      stopping = true;
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+      cluster.once('exit', () => {
+        if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      });
+    });
   }
-} catch (error) {
-  if (!(error instanceof StateDirLockedError)) throw error;
-  process.stderr.write(`gatehouse node: ${error.message}\n`);
-  process.exit(1);
+} else {
+  await runNode();
+}
+
+/** One node in this process (the only one, or worker GATEHOUSE_WORKER_INDEX of a cluster). */
+async function runNode(): Promise<void> {
+  const worker = process.env.GATEHOUSE_WORKER_INDEX;
+  const workerId = worker === undefined ? nodeId : nodeId === undefined ? undefined : `${nodeId}-w${worker}`;
+  const baseStateDir = values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? defaultStateDir(nodeId as string));
+  const stateDir = baseStateDir === null || worker === undefined ? baseStateDir : join(baseStateDir, `w${worker}`);
+  try {
+    const node = await startNode({
+      controlPlaneUrl,
+      nodeToken: readToken(values['node-token-file'], process.env.GATEHOUSE_NODE_TOKEN),
+      enrollmentToken: readToken(values['enrollment-token-file'], process.env.GATEHOUSE_ENROLLMENT_TOKEN),
+      port,
+      host: values.host ?? process.env.HOST ?? '0.0.0.0',
+      nodeId: workerId,
+      stateDir,
+      trustedJwks,
+      reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
+      allowedOrigins: allowedOriginsFromEnv(process.env),
+      redisUrl: process.env.REDIS_URL ?? null,
+    });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(signal, () => void node.close().then(() => process.exit(0)));
+    }
+  } catch (error) {
+    if (!(error instanceof StateDirLockedError)) throw error;
+    process.stderr.write(`gatehouse node: ${error.message}\n`);
+    process.exit(1);
+  }
 }

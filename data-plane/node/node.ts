@@ -156,6 +156,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const identity = await loadIdentityKey(env, options.stateDir);
 
   const holder = new RuntimeHolder();
+  const auditEnabled = env.GATEHOUSE_AUDIT !== 'off';
+  if (!auditEnabled) logger.warn({}, 'GATEHOUSE_AUDIT=off: this node records no audit events and applies no secrets guardrail (for benchmarks only)');
   const guardrailDefault = GuardrailPolicySchema.catch('off').parse(env.GATEHOUSE_GUARDRAIL_DEFAULT ?? 'off');
   let auditSettings = new AuditSettingsIndex([], guardrailDefault);
   const scanner = new SecretScanner();
@@ -222,10 +224,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
-    guard,
+    // GATEHOUSE_AUDIT=off (benchmarks' baseline only): no audit events and no guardrail on this node.
+    ...(auditEnabled ? { guard } : {}),
     credentials,
     limiter,
-    sinks: [
+    sinks: !auditEnabled ? [] : [
       createAuditSink({
         recorder,
         contentLogging: (keyId, server) => auditSettings.contentLogging(keyId, server),
