@@ -31,7 +31,10 @@ export function authRequiredError(server: string, answer: Extract<CredentialAnsw
     answer.kind === 'headers'
       ? CredentialMessage.headersRequired(server, answer.url, answer.requiredHeaderKeys ?? [], answer.reason === 'needs_update')
       : CredentialMessage.oauthRequired(server, answer.url, answer.reason === 'needs_reauth');
-  return new GatewayError('auth_required', { message, data: { mcp_auth_required: payload }, reason: answer.reason });
+  // The standard -32042 shape rides along, so a route that answers this as a plain JSON-RPC error (e.g. to an
+  // `initialize` on /mcp/{server}) still gives clients MCP's URLElicitationRequiredError data.
+  const elicitations = [{ mode: 'url', elicitationId: randomUUID(), url: answer.url, message: CredentialMessage.elicitation(server) }];
+  return new GatewayError('auth_required', { message, data: { mcp_auth_required: payload, elicitations }, reason: answer.reason });
 }
 
 export function credentialsUnavailableError(message: string, retryable: boolean): GatewayError {

@@ -26,7 +26,13 @@ async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: s
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  const up = await waitFor(() => /GraphiQL:\s+(\S+)\s+MCP:\s+(\S+)/.exec(out), { timeoutMs: 30_000, what: `npm start to come up:\n${out}` });
+  // Generous: `npm start` compiles both planes with tsx, which on a loaded 2-core CI box is the slow part.
+  const up = await waitFor(() => /GraphiQL:\s+(\S+)\s+MCP:\s+(\S+)/.exec(out), { timeoutMs: 90_000, what: 'npm start to come up' }).catch(
+    (error: unknown) => {
+      // The output at the moment of giving up, not at the moment of starting to wait.
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; its output:\n${out}`);
+    },
+  );
   return {
     output: () => out,
     cpUrl: (up[1] ?? '').replace(/\/graphql$/, ''),
@@ -79,5 +85,5 @@ describe('npm start', () => {
     });
     expect(again.status).toBe(200);
     await second.stop();
-  }, 90_000);
+  }, 240_000);
 });

@@ -6,7 +6,13 @@
  * user can never cause another's token to be used (key, headers, replayed link). The shared OAUTH server
  * works through the node with the admin's token.
  */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UrlElicitationRequiredError } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NODE_CREDENTIALS_PATH, openCredentialAnswer } from '../../data-plane/snapshot/credential-protocol.js';
+import { generateNodeKeyPair } from '../../data-plane/snapshot/seal.js';
+import { NODE_ID_HEADER, NODE_KEY_HEADER } from '../../data-plane/snapshot/stream-protocol.js';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
 import { createLogger } from '../../data-plane/log.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
@@ -41,6 +47,15 @@ describe('per-user OAuth through a node', () => {
   let node: DataPlaneNode;
   const nodeLogs = new LogCapture();
   const keys: Record<string, string> = {};
+  /** Every connect/callback page a person saw, and the state of every authorization, for the leak search. */
+  const pages: string[] = [];
+  const states: string[] = [];
+
+  async function connect(url: string, login: string): Promise<{ status: number; body: string }> {
+    const result = await connectWithLink(url, login, { onAuthorizationUrl: (u) => states.push(new URL(u).searchParams.get('state') ?? '') });
+    pages.push(result.body);
+    return result;
+  }
 
   async function call(who: string, tool = 'notes-whoami', meta?: Record<string, unknown>): Promise<RpcBody> {
     const params: Record<string, unknown> = { name: tool, arguments: {} };
@@ -118,7 +133,7 @@ describe('per-user OAuth through a node', () => {
   });
 
   it('after each user connects, each call carries that user\'s own token', async () => {
-    const connected = await connectWithLink(aliceUrl, 'alice-sub');
+    const connected = await connect(aliceUrl, 'alice-sub');
     expect(connected.status).toBe(200);
     expect(connected.body).toContain('go back to Claude Code');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
@@ -129,12 +144,12 @@ describe('per-user OAuth through a node', () => {
     const bobUrl = bobFirst.result?.structuredContent?.mcp_auth_required?.url ?? '';
     expect(bobUrl).not.toBe(aliceUrl);
     // Alice's spent link cannot be replayed (by Bob or anyone).
-    const replay = await connectWithLink(aliceUrl, 'bob-sub');
+    const replay = await connect(aliceUrl, 'bob-sub');
     expect(replay.status).toBe(410);
     expect(replay.body).toContain('already used');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
 
-    expect((await connectWithLink(bobUrl, 'bob-sub')).status).toBe(200);
+    expect((await connect(bobUrl, 'bob-sub')).status).toBe(200);
     expect(text(await call('bob'))).toBe('sub:bob-sub');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
     expect(upstream.callers).toEqual(['alice-sub', 'alice-sub', 'bob-sub', 'alice-sub']);
@@ -178,14 +193,88 @@ describe('per-user OAuth through a node', () => {
     expect(text(await call('bob', 'crm-whoami'))).toBe('sub:ops-admin');
   });
 
-  it('no token leaks into node logs, control-plane logs or GraphQL responses', async () => {
+  it('on /mcp/{server}, a caller without a credential gets MCP\'s URLElicitationRequiredError with the connect URL', async () => {
+    const eve = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "eve@example.com" }) { user { id } } }');
+    const eveKey = await cp.gql<{ createVirtualKey: { key: string } }>(`mutation($i: CreateVirtualKeyInput!) { createVirtualKey(input: $i) { key } }`, {
+      i: { name: 'eve-key', userId: eve.createUser.user.id, servers: [{ server: 'notes', tools: ['*'] }] },
+    });
+    const client = new Client({ name: 'elicits', version: '1' }, { capabilities: { elicitation: { url: {} } } });
+    const before = upstream.callers.length;
+    let error: unknown = null;
+    try {
+      // The route opens the upstream session with the caller's own credential, so it stops at initialize.
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${node.url}/mcp/notes`), { requestInit: { headers: { authorization: `Bearer ${eveKey.createVirtualKey.key}` } } }));
+      await client.callTool({ name: 'whoami', arguments: {} });
+    } catch (e) {
+      error = e;
+    } finally {
+      await client.close();
+    }
+    expect(error).toBeInstanceOf(UrlElicitationRequiredError);
+    expect((error as UrlElicitationRequiredError).elicitations[0]).toMatchObject({ mode: 'url', url: expect.stringMatching(new RegExp(`^${cp.url}/connect/ghc_`)) });
+    expect(upstream.callers.length).toBe(before);
+  });
+
+  it('no token, client secret, code verifier or state appears in logs, GraphQL, metrics, snapshots or credential answers on the wire', async () => {
     const rows = await cp.cp.db.selectFrom('oauth_credentials').select(['server_id', 'user_id']).execute();
     expect(rows.length).toBe(3);
-    for (const row of rows) {
-      const token = await cp.cp.oauth.accessToken(row.server_id, row.user_id);
-      expect(nodeLogs.text()).not.toContain(token.token);
-      expect(cp.logs.text()).not.toContain(token.token);
-      expect(cp.responses.join('\n')).not.toContain(token.token);
+    const secrets: string[] = [];
+    for (const row of rows) secrets.push((await cp.cp.oauth.accessToken(row.server_id, row.user_id)).token);
+    // The client secret the authorization server issued at dynamic registration.
+    for (const client of await cp.cp.db.selectFrom('oauth_clients').selectAll().execute()) {
+      const registered = (await as.provider.Client.find(client.client_id)) as { clientSecret?: string } | undefined;
+      if (registered?.clientSecret) secrets.push(registered.clientSecret);
+      expect(client.client_secret === null || client.client_secret.startsWith('enc:v1:')).toBe(true);
+    }
+    expect(secrets.length).toBeGreaterThanOrEqual(4);
+    for (const flow of await cp.cp.db.selectFrom('oauth_flows').select(['code_verifier']).execute()) expect(flow.code_verifier.startsWith('enc:v1:')).toBe(true);
+
+    // Off the wire, as an eavesdropper holding the shared node token: a snapshot and a credential answer.
+    const pair = await generateNodeKeyPair();
+    const nodeHeaders = {
+      authorization: `Bearer ${cp.cp.nodeToken}`,
+      [NODE_ID_HEADER]: 'eavesdropper',
+      [NODE_KEY_HEADER]: Buffer.from(JSON.stringify(pair.publicJwk)).toString('base64url'),
+    };
+    const users = await cp.cp.db.selectFrom('users').select(['id']).where('email', '=', 'alice@example.com').executeTakeFirstOrThrow();
+    const answer = await fetch(`${cp.url}${NODE_CREDENTIALS_PATH}`, {
+      method: 'POST',
+      headers: { ...nodeHeaders, 'content-type': 'application/json' },
+      body: JSON.stringify({ server: 'notes', userId: users.id }),
+    });
+    const sealed = await answer.text();
+    expect(answer.headers.get('content-type')).toBe('application/jose');
+    // Only the key it was sealed to opens it.
+    expect((await openCredentialAnswer(sealed, pair.privateJwk)).status).toBe('ok');
+    const abort = new AbortController();
+    const stream = await fetch(`${cp.url}/nodes/stream`, { headers: nodeHeaders, signal: abort.signal });
+    const reader = stream.body!.getReader();
+    let captured = '';
+    while (!captured.includes('\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      captured += new TextDecoder().decode(value);
+    }
+    abort.abort();
+    const envelope = JSON.parse(/data: (.*)/.exec(captured)![1]!) as { snapshot: { payload: string } };
+    const haystacks: Record<string, string> = {
+      nodeLogs: nodeLogs.text(),
+      controlPlaneLogs: cp.logs.text(),
+      graphqlResponses: cp.responses.join('\n'),
+      nodeMetrics: await (await fetch(`${node.url}/metrics`)).text(),
+      controlPlaneMetrics: await (await fetch(`${cp.url}/metrics`)).text(),
+      credentialAnswerOnTheWire: sealed + Buffer.from(sealed.split('.')[0] ?? '', 'base64url').toString('utf8'),
+      snapshotOnTheWire: captured + Buffer.from(envelope.snapshot.payload, 'base64url').toString('utf8'),
+      connectPages: pages.join('\n'),
+    };
+    for (const [where, text] of Object.entries(haystacks)) {
+      expect(text.length, where).toBeGreaterThan(0);
+      for (const secret of secrets) expect(text.includes(secret), `${where} must not contain a token or client secret`).toBe(false);
+    }
+    // The states of the flows (in the authorization URLs people were given) never reach a log line.
+    for (const state of states) {
+      expect(nodeLogs.text().includes(state)).toBe(false);
+      expect(cp.logs.text().includes(state)).toBe(false);
     }
   });
 });

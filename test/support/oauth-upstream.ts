@@ -273,7 +273,11 @@ export interface ConnectResult {
  * the session page's CSRF token, submit "continue", then log in and consent at the authorization server
  * and follow the redirects back to the control plane's callback page.
  */
-export async function connectWithLink(connectUrl: string, login: string, options: { deny?: boolean } = {}): Promise<ConnectResult> {
+export async function connectWithLink(
+  connectUrl: string,
+  login: string,
+  options: { deny?: boolean; onAuthorizationUrl?: (url: string) => void } = {},
+): Promise<ConnectResult> {
   const link = await fetch(connectUrl, { redirect: 'manual' });
   if (link.status !== 303) return { status: link.status, body: await link.text() };
   const cookie = (link.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
@@ -288,6 +292,8 @@ export async function connectWithLink(connectUrl: string, login: string, options
     body: new URLSearchParams({ csrf }),
   });
   if (start.status !== 303) return { status: start.status, body: await start.text() };
-  const landed = await loginAndConsent(start.headers.get('location') ?? '', login, options);
+  const authorizationUrl = start.headers.get('location') ?? '';
+  options.onAuthorizationUrl?.(authorizationUrl);
+  const landed = await loginAndConsent(authorizationUrl, login, options.deny ? { deny: true } : {});
   return { status: landed.status, body: landed.body };
 }
