@@ -203,7 +203,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   // credential by touching its user, and a server's new settings may change what its credential is.
   holder.onChange(() => credentials.invalidate());
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
-  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const spend = new SpendReporter({
+    fetch: (method, path, body) => link.nodeFetch(method, path, body),
+    logger,
+    file: options.stateDir ? join(options.stateDir, 'spend-outbox.jsonl') : null,
+  });
   const limiter = createLimiter({
     redisUrl: options.redisUrl ?? undefined,
     spendSink: spend,

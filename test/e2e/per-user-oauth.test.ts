@@ -277,4 +277,35 @@ describe('per-user OAuth through a node', () => {
       expect(cp.logs.text().includes(state)).toBe(false);
     }
   });
+
+  it('an upstream 401 renews through the control plane; invalid_grant then asks the user to connect again', async () => {
+    // The upstream stops accepting Bob's current token: the node renews (the control plane refreshes) once.
+    const refreshesBefore = as.grants.filter((g) => g === 'refresh_token').length;
+    await upstream.revokeTokensOf('bob-sub');
+    expect(text(await call('bob'))).toBe('sub:bob-sub');
+    expect(as.grants.filter((g) => g === 'refresh_token').length).toBe(refreshesBefore + 1);
+
+    // Now the authorization server refuses the grant too: NEEDS_REAUTH, and the tool error says so.
+    await as.revokeRefreshTokens();
+    await upstream.revokeTokensOf('bob-sub');
+    const refused = await call('bob');
+    expect(refused.result?.isError).toBe(true);
+    expect(text(refused)).toContain('your authorization was refused and must be renewed');
+    expect(refused.result?.structuredContent?.mcp_auth_required?.kind).toBe('oauth');
+    const bob = await cp.cp.db.selectFrom('users').select('id').where('email', '=', 'bob@example.com').executeTakeFirstOrThrow();
+    const status = await cp.gql<{ user: { oauthConnections: Array<{ status: string }> } }>(`{ user(id: "${bob.id}") { oauthConnections { status } } }`);
+    expect(status.user.oauthConnections).toEqual([{ status: 'NEEDS_REAUTH' }]);
+    // Alice is untouched.
+    expect(text(await call('alice'))).toBe('sub:alice-sub');
+  });
+
+  it('revoking a user\'s connection reaches the node at once', async () => {
+    const alice = await cp.cp.db.selectFrom('users').select('id').where('email', '=', 'alice@example.com').executeTakeFirstOrThrow();
+    expect(text(await call('alice'))).toBe('sub:alice-sub');
+    const revoked = await cp.gql<{ revokeUserOAuthConnection: { revoked: boolean } }>(
+      `mutation { revokeUserOAuthConnection(userId: "${alice.id}", server: "notes") { revoked errors { code } } }`,
+    );
+    expect(revoked.revokeUserOAuthConnection.revoked).toBe(true);
+    await waitFor(async () => (await call('alice')).result?.structuredContent?.mcp_auth_required?.kind === 'oauth', { what: 'revocation applied on the node' });
+  });
 });

@@ -121,6 +121,11 @@ export interface ProtectedMcpServer {
   callers: string[];
   /** How many requests were refused for a bad or missing token. */
   unauthorized(): number;
+  /**
+   * From now on refuse the tokens of `sub` issued so far (as if they had been revoked). Resolves once the
+   * clock has moved to the next second, so tokens issued afterwards (`iat` has one-second resolution) pass.
+   */
+  revokeTokensOf(sub: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -139,6 +144,8 @@ export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'iss
   const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
   const callers: string[] = [];
   let unauthorized = 0;
+  /** sub → tokens issued at or before this time (seconds) are refused. */
+  const revokedBefore = new Map<string, number>();
 
   app.get('/.well-known/oauth-protected-resource/mcp', (_req, res) => {
     res.json({ resource, authorization_servers: [as.issuer], scopes_supported: ['mcp'], bearer_methods_supported: ['header'] });
@@ -147,6 +154,8 @@ export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'iss
     async verifyAccessToken(token: string): Promise<AuthInfo> {
       try {
         const { payload } = await jwtVerify(token, jwks, { issuer: as.issuer, audience: resource });
+        const cutoff = revokedBefore.get(String(payload.sub));
+        if (cutoff !== undefined && (payload.iat ?? 0) <= cutoff) throw new Error('revoked');
         return {
           token,
           clientId: String(payload.client_id ?? ''),
@@ -187,6 +196,11 @@ export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'iss
     url: resource,
     callers,
     unauthorized: () => unauthorized,
+    async revokeTokensOf(sub) {
+      const cutoff = Math.floor(Date.now() / 1000);
+      revokedBefore.set(sub, cutoff);
+      await new Promise((resolve) => setTimeout(resolve, (cutoff + 1) * 1000 - Date.now() + 5));
+    },
     close: () => closeServer(http),
   };
 }
