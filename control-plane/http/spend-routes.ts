@@ -1,6 +1,6 @@
 /**
  * The node routes for spend (issue 7): `POST /nodes/spend` records a batch of priced calls (idempotent per
- * request id), `GET /nodes/spend?keyId=&from=&to=` answers the spend persisted for a key in a window (epoch
+ * request id), `GET /nodes/spend?keyId=|userId=&from=&to=` answers the spend persisted for a key (or a user) in a window (epoch
  * ms), which nodes seed their shared budget counters from. Both authenticate with `authenticateNode`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -33,11 +33,13 @@ export async function handleSpendQuery(req: IncomingMessage, res: ServerResponse
   if ((await requireNode(req, res, deps)) === null) return;
   const url = new URL(req.url ?? '/', 'http://control-plane');
   const keyId = url.searchParams.get('keyId');
+  const userId = url.searchParams.get('userId');
   const from = Number(url.searchParams.get('from'));
   const to = Number(url.searchParams.get('to'));
-  if (!keyId || !Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from || to > 8.64e15) {
-    return sendError(res, 'invalid_request', 'expected ?keyId=&from=&to= (epoch ms, from < to)');
+  if ((keyId === null) === (userId === null) || !(keyId ?? userId) || !Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to <= from || to > 8.64e15) {
+    return sendError(res, 'invalid_request', 'expected ?keyId= or ?userId=, and &from=&to= (epoch ms, from < to)');
   }
-  const totals = await spendTotals(deps.db, { keyId, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
-  sendJson(res, 200, { keyId, from, to, costNanos: totals.costNanos, requests: totals.requests });
+  const scope = keyId !== null ? { keyId } : { userId: userId as string };
+  const totals = await spendTotals(deps.db, { ...scope, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+  sendJson(res, 200, { ...scope, from, to, costNanos: totals.costNanos, requests: totals.requests });
 }

@@ -27,7 +27,7 @@ import {
 import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database, LimitsFallback, McpServerRow, ProviderRow, SessionSecretRow } from '../db/schema.js';
 import { auditSettingSignature } from '../audit/settings.js';
-import { limitsEntry } from '../repos/limits.js';
+import { limitsEntry, parseBudgets } from '../repos/limits.js';
 import { parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
 import type { Db, Trx } from '../repos/transaction.js';
 import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
@@ -161,6 +161,11 @@ function auditSettingEntry(row: { scope: 'key' | 'server'; target: string; conte
   return { scope: row.scope, target: row.target, contentLogging: row.content_logging === 1, guardrail: GuardrailPolicySchema.catch('off').parse(row.guardrail) };
 }
 
+/** A user as nodes see it; budgets only when the user has some (most have none). */
+function userEntry(row: { id: string; email: string; budgets: string }): UserEntry {
+  return row.budgets === '[]' ? { id: row.id, email: row.email } : { id: row.id, email: row.email, budgets: parseBudgets(row.budgets) };
+}
+
 const PROVIDER_COLUMNS = ['id', 'name', 'kind', 'base_url', 'api_key', 'prices', 'created_at', 'updated_at'] as const;
 
 /** The provider's configuration digest, in the server-signature map under `provider:<id>`. */
@@ -219,7 +224,7 @@ export async function compileSnapshot(
       .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
       .orderBy('name')
       .execute();
-    const users = await trx.selectFrom('users').select(['id', 'email']).orderBy('id').execute();
+    const users = (await trx.selectFrom('users').select(['id', 'email', 'budgets']).orderBy('id').execute()).map(userEntry);
     const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).orderBy('id').execute();
     const sessionSecretRows = await readSessionSecretRows(trx);
     const providerRows = await trx.selectFrom('providers').select(PROVIDER_COLUMNS).orderBy('name').execute();
@@ -314,7 +319,7 @@ export async function readChanges(
 
     // No ORDER BY: with one, SQLite's planner may walk the primary key (every row) to avoid a sort, where
     // the change_version index reads the changed rows only.
-    const users = await trx.selectFrom('users').select(['id', 'email']).where('change_version', '>', sinceVersion).execute();
+    const users = (await trx.selectFrom('users').select(['id', 'email', 'budgets']).where('change_version', '>', sinceVersion).execute()).map(userEntry);
     const keys = await trx.selectFrom('virtual_keys').select(KEY_COLUMNS).where('change_version', '>', sinceVersion).execute();
     // A row deleted and then created again under the same id is an upsert, not a removal.
     const userIds = new Set(users.map((u) => u.id));

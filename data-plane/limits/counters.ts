@@ -56,11 +56,16 @@ export interface CounterStore {
   close(): Promise<void>;
 }
 
-/** Key names share the `{keyId}` hash tag, so one script's keys are in one Redis Cluster slot. */
+/** A key's counters share the `{keyId}` hash tag, so its script's keys are in one Redis Cluster slot. */
 export const counterKeys = {
   requests: (keyId: string) => `gh:{${keyId}}:rpm`,
   tokens: (keyId: string, minuteStart: number) => `gh:{${keyId}}:tpm:${minuteStart}`,
   budget: (keyId: string, period: string, windowStart: number) => `gh:{${keyId}}:b:${period}:${windowStart}`,
+  /**
+   * A user's budget (all of the user's keys). Its hash tag differs from the key's: one admit script then
+   * spans two slots, which a single Redis (or a cluster proxy) runs; Redis Cluster itself would refuse it.
+   */
+  userBudget: (userId: string, period: string, windowStart: number) => `gh:{u:${userId}}:ub:${period}:${windowStart}`,
   settled: (keyId: string, requestId: string) => `gh:{${keyId}}:s:${requestId}`,
 } as const;
 

@@ -24,7 +24,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Admission, LimitSubject, Limiter, Usage } from '../pipeline/limits.js';
 import { budgetWindowEnd, budgetWindowStart, usdToNanos } from '../snapshot/budget-window.js';
-import type { KeyLimitsEntry } from '../snapshot/schema.js';
+import type { Budget, KeyLimitsEntry, UserEntry } from '../snapshot/schema.js';
 import { counterKeys, MINUTE_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 import { MemoryCounterStore } from './memory-store.js';
 import { RedisCounterStore } from './redis-store.js';
@@ -50,9 +50,29 @@ export interface SpendSink {
   report(event: SpendEvent): void;
 }
 
-/** The spend the control plane has persisted for a key in [fromMs, toMs), in nano-USD. */
+/** Whose spend: one key's, or all of one user's keys'. */
+export type SpendScope = { keyId: string } | { userId: string };
+
+/** The spend the control plane has persisted for a key or user in [fromMs, toMs), in nano-USD. */
 export interface SpendSource {
-  windowSpend(keyId: string, fromMs: number, toMs: number): Promise<number>;
+  windowSpend(scope: SpendScope, fromMs: number, toMs: number): Promise<number>;
+}
+
+/** A key's limits with its user's budgets added (those count the spend of all the user's keys). */
+interface EffectiveLimits {
+  budgets: Array<Budget & { scope: 'key' | 'user' }>;
+  rateLimit: KeyLimitsEntry['rateLimit'];
+  fallback: KeyLimitsEntry['fallback'];
+}
+
+function effectiveLimits(key: KeyLimitsEntry | null, user: UserEntry): EffectiveLimits | null {
+  const userBudgets = user.budgets ?? [];
+  if (key === null && userBudgets.length === 0) return null;
+  return {
+    budgets: [...(key?.budgets ?? []).map((b) => ({ ...b, scope: 'key' as const })), ...userBudgets.map((b) => ({ ...b, scope: 'user' as const }))],
+    rateLimit: key?.rateLimit ?? null,
+    fallback: key?.fallback ?? 'FAIL_CLOSED',
+  };
 }
 
 export interface LimiterOptions {
@@ -114,7 +134,7 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       : null);
   const primary: CounterStore = shared ?? local;
 
-  function plan(keyId: string, limits: KeyLimitsEntry, at: number, requestId: string, share: number): AdmitPlan {
+  function plan(keyId: string, userId: string, limits: EffectiveLimits, at: number, requestId: string, share: number): AdmitPlan {
     const minute = at - (at % MINUTE_MS);
     const scale = (n: number | null): number | null => (n === null ? null : Math.max(1, Math.floor(n * share)));
     return {
@@ -126,7 +146,8 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       budgets: limits.budgets.map((b) => {
         const start = budgetWindowStart(b.period, at);
         const end = budgetWindowEnd(b.period, start);
-        return { counter: counterKeys.budget(keyId, b.period, start), maxNanos: Math.max(1, Math.floor(usdToNanos(b.maxUsd) * share)), ttlMs: end - start + MINUTE_MS };
+        const counter = b.scope === 'key' ? counterKeys.budget(keyId, b.period, start) : counterKeys.userBudget(userId, b.period, start);
+        return { counter, maxNanos: Math.max(1, Math.floor(usdToNanos(b.maxUsd) * share)), ttlMs: end - start + MINUTE_MS };
       }),
     };
   }
@@ -135,32 +156,32 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
    * The persisted spend of a window; 0 when the control plane cannot say (it is down): serving goes on, and
    * only a Redis restart during a control-plane outage can then undercount the spend before the restart.
    */
-  async function persistedSpend(keyId: string, from: number, to: number): Promise<number> {
+  async function persistedSpend(scope: SpendScope, from: number, to: number): Promise<number> {
     if (!options.spendSource) return 0;
     try {
-      return await options.spendSource.windowSpend(keyId, from, to);
+      return await options.spendSource.windowSpend(scope, from, to);
     } catch (error) {
-      logger?.warn({ keyId, err: error instanceof Error ? error.message : String(error) }, 'persisted spend unavailable: budget counter seeded from 0');
+      logger?.warn({ ...scope, err: error instanceof Error ? error.message : String(error) }, 'persisted spend unavailable: budget counter seeded from 0');
       return 0;
     }
   }
 
-  async function admitIn(store: CounterStore, admitPlan: AdmitPlan, limits: KeyLimitsEntry, at: number): Promise<AdmitResult> {
+  async function admitIn(store: CounterStore, admitPlan: AdmitPlan, limits: EffectiveLimits, userId: string, at: number): Promise<AdmitResult> {
     // One seed per budget at most, then the decision.
     for (let attempt = 0; attempt <= admitPlan.budgets.length; attempt++) {
       const result = await store.admit(admitPlan);
       if (result.kind !== 'seed') return result;
       const budget = admitPlan.budgets[result.index]!;
-      const period = limits.budgets[result.index]!.period;
+      const { period, scope } = limits.budgets[result.index]!;
       const start = budgetWindowStart(period, at);
-      const spent = await persistedSpend(admitPlan.keyId, start, budgetWindowEnd(period, start));
+      const spent = await persistedSpend(scope === 'key' ? { keyId: admitPlan.keyId } : { userId }, start, budgetWindowEnd(period, start));
       await store.seed(budget.counter, spent, budget.ttlMs);
       if (store === shared) seeded.add(budget.counter);
     }
     throw new Error('budget counters did not stay seeded');
   }
 
-  function refusal(result: AdmitResult, limits: KeyLimitsEntry): GatewayError | null {
+  function refusal(result: AdmitResult, limits: EffectiveLimits): GatewayError | null {
     switch (result.kind) {
       case 'ok':
       case 'seed':
@@ -170,8 +191,8 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       case 'budget': {
         const b = limits.budgets[result.index]!;
         return new GatewayError('budget_exceeded', {
-          message: `budget exceeded: the ${b.period.toLowerCase()} budget of $${b.maxUsd} for this key is spent`,
-          data: { period: b.period, maxUsd: b.maxUsd },
+          message: `budget exceeded: the ${b.period.toLowerCase()} budget of $${b.maxUsd} for this ${b.scope} is spent`,
+          data: { period: b.period, maxUsd: b.maxUsd, scope: b.scope },
           reason: `budget_${b.period.toLowerCase()}`,
         });
       }
@@ -262,17 +283,18 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     },
     flush,
     admit(subject: LimitSubject): Admission | GatewayError | Promise<Admission | GatewayError> {
-      const limits = subject.caller.key.limits;
+      const limits = effectiveLimits(subject.caller.key.limits, subject.caller.user);
       const requestId = randomUUID();
       // No limits: nothing to count, only spend to report.
       if (limits === null) return options.spendSink ? admission(subject, requestId, () => null, false) : NO_OP_ADMISSION;
       const at = now();
       const keyId = subject.caller.key.id;
+      const userId = subject.caller.user.id;
       const settlePlanOf = (share: number) => (usage: Usage): SettlePlan => {
-        const p = plan(keyId, limits, at, requestId, share);
+        const p = plan(keyId, userId, limits, at, requestId, share);
         return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos: usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0, budgets: p.budgets };
       };
-      return admitIn(primary, plan(keyId, limits, at, requestId, 1), limits, at).then(
+      return admitIn(primary, plan(keyId, userId, limits, at, requestId, 1), limits, userId, at).then(
         (result) => {
           if (pending.length > 0) void flush(); // a transient failure queued settles without a reconnect
           return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false);
@@ -283,7 +305,7 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
             return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'counters_unreachable' });
           }
           try {
-            const result = await admitIn(local, plan(keyId, limits, at, requestId, localShare), limits, at);
+            const result = await admitIn(local, plan(keyId, userId, limits, at, requestId, localShare), limits, userId, at);
             // Admitted locally: charge local counters now and the shared ones when Redis is back.
             return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), true);
           } catch (localError) {

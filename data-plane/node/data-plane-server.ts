@@ -45,6 +45,8 @@ export interface DataPlaneServerOptions {
   sinks?: readonly RecordSink[];
   /** The secrets guardrail on tool arguments and results (none: content passes as is). */
   guard?: ContentGuard;
+  /** Time stages 5–7 into records (for OpenTelemetry spans); off unless an OTLP endpoint is configured. */
+  timeStages?: boolean;
   /** Registers more metrics (the audit outbox's) on this server's registry. */
   registerMetrics?: (registry: Registry) => void;
   /** Convenience sink (tests): every record. */
@@ -65,6 +67,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     credentials: options.credentials ?? staticCredentials,
     sinks,
     ...(options.now !== undefined ? { now: options.now } : {}),
+    ...(options.timeStages ? { timeStages: true } : {}),
   });
   const mcp = createMcpRoute({
     pool,

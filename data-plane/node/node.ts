@@ -30,6 +30,7 @@ import { createAuditSink } from '../audit/sink.js';
 import { AuditSettingsIndex, createContentGuard } from '../guardrail/policy.js';
 import { scanValue, SecretScanner } from '../guardrail/scanner.js';
 import { GuardrailPolicySchema } from '../snapshot/schema.js';
+import { createOtelSink } from '../tracing/otel.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -202,7 +203,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   // credential by touching its user, and a server's new settings may change what its credential is.
   holder.onChange(() => credentials.invalidate());
   // Limits (issue 7): priced calls go to the control plane; budget counters are seeded from what it persisted.
-  const spend = new SpendReporter({ fetch: (method, path, body) => link.nodeFetch(method, path, body), logger });
+  const spend = new SpendReporter({
+    fetch: (method, path, body) => link.nodeFetch(method, path, body),
+    logger,
+    file: options.stateDir ? join(options.stateDir, 'spend-outbox.jsonl') : null,
+  });
   const limiter = createLimiter({
     redisUrl: options.redisUrl ?? undefined,
     spendSink: spend,
@@ -214,8 +219,11 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
   const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  // OpenTelemetry only when an OTLP endpoint is configured (nothing is loaded otherwise).
+  const otel = await createOtelSink(env, nodeId, logger);
   const server = createDataPlaneServer({
     holder,
+    ...(otel ? { timeStages: true } : {}),
     pool,
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
@@ -224,13 +232,16 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     ...(auditEnabled ? { guard } : {}),
     credentials,
     limiter,
-    sinks: !auditEnabled ? [] : [
+    sinks: [
+      ...(otel ? [otel] : []),
+      ...(!auditEnabled ? [] : [
       createAuditSink({
         recorder,
         contentLogging: (keyId, server) => auditSettings.contentLogging(keyId, server),
         redact: (value, where) => scanValue(scanner, value, where),
         alreadyRedacted: (keyId, server) => auditSettings.policy(keyId, server) === 'redact',
       }),
+      ]),
     ],
   });
   await new Promise<void>((resolve, reject) => {
@@ -258,6 +269,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
       // After the server: the last requests' events are flushed to disk before the process goes.
       await shipper.stop();
       await outbox.close();
+      await otel?.shutdown().catch(() => undefined);
       await pool.close();
       await limiter.close();
       await spend.close();

@@ -69,6 +69,11 @@ export interface RequestRecord {
   guardrail?: GuardrailFinding[];
   /** W3C trace id (32 hex) of the request, when it had or got one. */
   traceId?: string;
+  /** The trace the upstream call carried, and the span id sent upstream as its parent (this hop). */
+  trace?: TraceContext;
+  upstreamSpanId?: string;
+  /** When stages 5–7 ran (epoch ms), when the pipeline times stages (OpenTelemetry configured). */
+  stages?: { name: string; start: number; end: number }[];
 }
 
 let nextRequestId = 1;
@@ -148,7 +153,10 @@ export class RequestContext {
       credentialIdentity: null,
       usage: null,
     };
-    if (this.trace) record.traceId = this.trace.traceId;
+    if (this.trace) {
+      record.traceId = this.trace.traceId;
+      record.trace = this.trace;
+    }
     this.records.push(record);
     return record;
   }

@@ -32,7 +32,7 @@ import { RequestContext, type Caller, type RequestRecord, type RouteName } from 
 import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
 import type { LimitSubject, Limiter, Usage } from './limits.js';
 import { deliverRecords, type RecordSink } from './record.js';
-import { newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
+import { newSpanId, newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
 
 /** What a route supplies: its own parse, authorize/forward/answer (`serve`) and refusal shape. */
 export interface Route<Parsed> {
@@ -88,6 +88,8 @@ export interface PipelineOptions {
   sinks: readonly RecordSink[];
   /** Clock (epoch ms) for key expiry and record times; tests pass their own. */
   now?: () => number;
+  /** Record when each of stages 5–7 ran (`record.stages`), for OpenTelemetry spans; off: no clock reads. */
+  timeStages?: boolean;
 }
 
 export type RunRoute = <P>(route: Route<P>, req: IncomingMessage, res: ServerResponse) => void;
@@ -104,9 +106,17 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       record.tool = target.tool;
       // 5. limits
       const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool };
+      const timed = options.timeStages === true;
+      let mark = timed ? performance.timeOrigin + performance.now() : 0;
+      const stage = (name: string): void => {
+        const end = performance.timeOrigin + performance.now();
+        (record.stages ??= []).push({ name, start: mark, end });
+        mark = end;
+      };
       // Hooks may answer synchronously; awaiting only real promises spares a microtask turn per stage.
       const admitting = limiter.admit(subject);
       const admitted = admitting instanceof Promise ? await admitting : admitting;
+      if (timed) stage('limits');
       if (admitted instanceof GatewayError) return deny(record, admitted);
       let usage: Usage | null = null;
       let later: Promise<Usage | null> | null = null;
@@ -114,15 +124,19 @@ export function createPipeline(options: PipelineOptions): RunRoute {
         // 6. credentials
         const resolving = credentials.resolve(target.server, caller, ctx.signal);
         const resolved = resolving instanceof Promise ? await resolving : resolving;
+        if (timed) stage('credentials');
         if (resolved instanceof GatewayError) return deny(record, resolved);
         // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
         const trace = target.trace ?? (ctx.trace ??= newTrace());
         record.traceId = trace.traceId;
+        record.trace = trace;
+        record.upstreamSpanId = newSpanId();
         const plain = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
-        const call: UpstreamCall = { ...plain, headers: { ...plain.headers, ...upstreamTraceHeaders(trace) } };
+        const call: UpstreamCall = { ...plain, headers: { ...plain.headers, ...upstreamTraceHeaders(trace, record.upstreamSpanId) } };
         record.credentialIdentity = call.identity;
         // 7. forward
         const forwarded = await forward(call, ctx.signal);
+        if (timed) stage('forward');
         if (forwarded.usage instanceof Promise) later = forwarded.usage;
         else usage = forwarded.usage ?? null;
         record.usage = usage;
@@ -165,7 +179,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
   }
 
   function refuse<P>(route: Route<P>, ctx: RequestContext, res: ServerResponse, error: GatewayError): void {
-    ctx.refuse(error, error.code === 'parse_error' || error.code === 'invalid_message' ? 'invalid' : 'refused');
+    ctx.refuse(error, error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch' ? 'invalid' : 'refused');
     finish(ctx, res, route.refusal ? route.refusal(error) : errorAnswer(error));
   }
 

@@ -36,6 +36,7 @@ import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
+import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { describeError } from '../upstream/failures.js';
@@ -134,6 +135,8 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     } catch {
       return new GatewayError('parse_error', { message: RpcMessage.parseError() });
     }
+    // Nesting beyond any real message is refused before anything walks it (re-serializing, the guardrail).
+    if (exceedsDepth(json, MAX_JSON_DEPTH + 1)) return new GatewayError('invalid_message', { message: RpcMessage.tooDeep(MAX_JSON_DEPTH), reason: 'too_deep' });
     const items = Array.isArray(json) ? json : [json];
     if (items.length === 0) return new GatewayError('invalid_message', { message: RpcMessage.emptyBatch() });
     const messages: MessageCheck[] = [];
@@ -194,7 +197,11 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             outgoing[i] = { ...check.message, params: { ...params, arguments: checked.value } };
             record.arguments = checked.value;
           }
-          if (!request.batch && (guard.active?.(caller.key.id, server.name) ?? true)) rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
+          if (guard.active?.(caller.key.id, server.name) ?? true) {
+            // A result the guardrail must read is read from a single answer; a batch's are not.
+            if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+            rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
+          }
         }
       } else if (check.method === 'tools/list' && grant !== '*') {
         if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));

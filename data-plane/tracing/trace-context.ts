@@ -17,6 +17,8 @@ export interface TraceContext {
   /** 2 hex: trace flags (01 = sampled). */
   flags: string;
   tracestate?: string;
+  /** Started on this node (the caller sent none): `parentId` is then our own root span's id. */
+  local?: true;
 }
 
 // §3.2.2: version "00" has exactly four fields; a higher version may add more after a dash.
@@ -63,7 +65,7 @@ export function newSpanId(): string {
 
 /** A trace started here (the caller sent none), sampled. */
 export function newTrace(): TraceContext {
-  return { traceId: randomHex(16), parentId: newSpanId(), flags: '01' };
+  return { traceId: randomHex(16), parentId: newSpanId(), flags: '01', local: true };
 }
 
 /** The `traceparent` (and `tracestate`) headers for one upstream call of this trace, with `spanId` as this hop. */

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
 import { postMcp } from '../support/mcp-http.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
@@ -17,7 +18,9 @@ import { waitFor } from '../support/wait.js';
 
 const TOTAL = 1000;
 
-describe('audit survives a control-plane outage and a node restart', () => {
+describe.each(testDialects)('audit survives a control-plane outage and a node restart (%s)', (dialect) => {
+  let db: TestDatabase | null = null;
+  const dbOptions = () => (db ? { databaseUrl: db.url, databaseSchema: db.searchPath } : {});
   const cpDir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-cp-'));
   const nodeDir = mkdtempSync(join(tmpdir(), 'gatehouse-audit-node-'));
   const adminToken = `gha_audit${'x'.repeat(24)}`;
@@ -29,6 +32,7 @@ describe('audit survives a control-plane outage and a node restart', () => {
     await node?.stop();
     await cp?.close();
     await upstream?.close();
+    await db?.close();
   });
 
   const metric = async (name: string): Promise<number> => {
@@ -53,7 +57,8 @@ describe('audit survives a control-plane outage and a node restart', () => {
 
   it('delivers every event exactly once and the chain verifies', async () => {
     upstream = await startHttpUpstream({ label: 'docs' });
-    cp = await startTestControlPlane({ dataDir: cpDir, adminToken });
+    if (dialect === 'postgres') db = await openTestDatabase('postgres');
+    cp = await startTestControlPlane({ dataDir: cpDir, adminToken, ...dbOptions() });
     const port = Number(new URL(cp.url).port);
     await cp.gql(`mutation($u: String!) { createMcpServer(input: { name: "docs", connectionType: HTTP, connectionString: $u, toolsToExecute: ["*"] }) { errors { code } } }`, { u: upstream.url });
     const userId = (await cp.gql<{ createUser: { user: { id: string } } }>(`mutation { createUser(input: { email: "audit@example.com" }) { user { id } } }`)).createUser.user.id;
@@ -63,7 +68,7 @@ describe('audit survives a control-plane outage and a node restart', () => {
     );
     const key = created.createVirtualKey.key;
     const nodeToken = cp.cp.nodeToken!;
-    const start = (): Promise<NodeProcess> => spawnNode({ controlPlaneUrl: cp?.url ?? `http://127.0.0.1:${port}`, nodeToken, nodeId: 'audit-node', stateDir: nodeDir });
+    const start = (): Promise<NodeProcess> => spawnNode({ controlPlaneUrl: cp?.url ?? `http://127.0.0.1:${port}`, nodeToken, nodeId: `audit-node-${dialect}`, stateDir: nodeDir });
 
     node = await start();
     await waitFor(async () => (await postMcp(node!.url, key, { id: 0, method: 'tools/list' })).status === 200, { timeoutMs: 20_000, what: 'node serving the key' });
@@ -85,7 +90,7 @@ describe('audit survives a control-plane outage and a node restart', () => {
     await calls(500, 500, key);
 
     // The control plane comes back on the same address and database.
-    cp = await startTestControlPlane({ dataDir: cpDir, adminToken, port });
+    cp = await startTestControlPlane({ dataDir: cpDir, adminToken, port, ...dbOptions() });
     await waitFor(async () => (await metric('gatehouse_audit_buffer_events')) === 0, { timeoutMs: 60_000, what: 'outbox drained' });
     expect(await metric('gatehouse_audit_dropped_events')).toBe(0);
 
@@ -106,7 +111,7 @@ describe('audit survives a control-plane outage and a node restart', () => {
     // Each call by its arguments: all 1,000 there, none twice.
     expect(new Set(events.map((e) => e.arguments?.text)).size).toBe(TOTAL);
     expect(events.map((e) => e.arguments?.text).sort()).toEqual(Array.from({ length: TOTAL }, (_, i) => `call-${i}`).sort());
-    expect(events.every((e) => e.method === 'tools/call' && e.outcome === 'ok' && e.keyId === created.createVirtualKey.virtualKey.id && e.node === 'audit-node')).toBe(true);
+    expect(events.every((e) => e.method === 'tools/call' && e.outcome === 'ok' && e.keyId === created.createVirtualKey.virtualKey.id && e.node === `audit-node-${dialect}`)).toBe(true);
 
     const verify = `query { verifyAuditChain { ok checkedEvents firstBroken { partition seq eventId reason } } }`;
     const ok = await cp.gql<{ verifyAuditChain: { ok: boolean; checkedEvents: number } }>(verify);

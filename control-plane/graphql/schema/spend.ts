@@ -1,10 +1,15 @@
 /**
  * Spend in GraphQL: `VirtualKey.spend` / `User.spend` (exact sums of what nodes reported, optionally over a
- * time range) and `budgetUsage` (each budget with what was spent in its current window).
+ * time range) and `budgetUsage` (each budget with what was spent in its current window); `User.budgets`
+ * and `setUserBudgets` (caps over all of a user's keys).
  */
 import { budgetUsage, spendTotals } from '../../repos/spend.js';
+import { getUser } from '../../repos/users.js';
+import { getUserBudgets, setUserBudgets } from '../../repos/user-budgets.js';
 import { builder } from '../builder.js';
-import { BudgetUsageRef, SpendSummaryRef } from './limits.js';
+import { runMutation } from '../mutation.js';
+import { entityPayload } from './common.js';
+import { BudgetInput, BudgetRef, BudgetUsageRef, SpendSummaryRef } from './limits.js';
 import { UserRef } from './users.js';
 import { VirtualKeyRef } from './virtual-keys.js';
 
@@ -25,5 +30,35 @@ builder.objectFields(UserRef, (t) => ({
     args: { from: t.arg({ type: 'DateTime' }), to: t.arg({ type: 'DateTime' }) },
     resolve: (u, args, ctx) =>
       spendTotals(ctx.db, { userId: u.id, ...(args.from != null ? { from: new Date(args.from).toISOString() } : {}), ...(args.to != null ? { to: new Date(args.to).toISOString() } : {}) }),
+  }),
+}));
+
+builder.objectFields(UserRef, (t) => ({
+  budgets: t.field({ type: [BudgetRef], description: 'Budgets over all of the user\'s keys', resolve: (u, _args, ctx) => getUserBudgets(ctx.db, u.id) }),
+  budgetUsage: t.field({
+    type: [BudgetUsageRef],
+    resolve: async (u, _args, ctx) => budgetUsage(ctx.db, await getUserBudgets(ctx.db, u.id), { userId: u.id }),
+  }),
+}));
+
+const SetUserBudgetsInput = builder.inputType('SetUserBudgetsInput', {
+  description: 'Replaces the user\'s budgets ([] removes them); they cap the spend of all the user\'s keys together.',
+  fields: (t) => ({
+    userId: t.id({ required: true }),
+    budgets: t.field({ type: [BudgetInput], required: true }),
+  }),
+});
+
+const SetUserBudgetsPayload = entityPayload('SetUserBudgetsPayload', 'user', UserRef);
+
+builder.mutationFields((t) => ({
+  setUserBudgets: t.field({
+    type: SetUserBudgetsPayload,
+    args: { input: t.arg({ type: SetUserBudgetsInput, required: true }) },
+    resolve: (_root, { input }, ctx) =>
+      runMutation(ctx, async (trx) => {
+        await setUserBudgets(trx, input.userId, input.budgets);
+        return { value: (await getUser(trx, input.userId)) ?? undefined };
+      }),
   }),
 }));

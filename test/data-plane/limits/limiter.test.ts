@@ -143,6 +143,23 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
     expect(admittedCount).toBeGreaterThanOrEqual(Math.ceil(1 / cost));
   });
 
+  it('a user budget counts every key of the user on every node', async () => {
+    const userId = randomUUID();
+    const [a, b] = [subjectFor(null), subjectFor(null)].map((s) => ({ ...s, caller: { ...s.caller, user: { id: userId, email: 'u@example.com', budgets: [{ maxUsd: 0.3, period: 'DAILY' as const }] } } }));
+    let admitted = 0;
+    for (let i = 0; i < 6; i++) {
+      const adm = await nodes[i % 3]!.admit(i % 2 === 0 ? a! : b!);
+      if (!isAdmission(adm)) {
+        expect(adm.message).toContain('for this user');
+        break;
+      }
+      admitted++;
+      adm.settle({ costUsd: 0.1 });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(admitted).toBe(3);
+  });
+
   it('counts a retried settle once (idempotent on the request id)', async () => {
     const store = new RedisCounterStore(redisUrl!);
     await store.ready();
@@ -174,7 +191,7 @@ describe('Redis stopped and restarted mid-run', () => {
       store,
       localShare: 0.25,
       spendSink: { report: (e) => persisted.push(e) },
-      spendSource: { windowSpend: async (keyId) => persisted.filter((e) => e.keyId === keyId).reduce((n, e) => n + e.costNanos, 0) },
+      spendSource: { windowSpend: async (scope) => persisted.filter((e) => 'keyId' in scope && e.keyId === scope.keyId).reduce((n, e) => n + e.costNanos, 0) },
     });
     await store.ready();
     const closed = subjectFor({ budgets: [{ maxUsd: 10, period: 'DAILY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' });
