@@ -20,6 +20,7 @@ export type GatewayErrorCode =
   | 'budget_exceeded'
   | 'invalid_request'
   | 'parse_error'
+  | 'header_mismatch'
   | 'invalid_message'
   | 'not_found'
   | 'method_not_allowed'
@@ -53,6 +54,8 @@ export const RpcCode = {
   ToolBlocked: -32003,
   RateLimited: -32004,
   BudgetExceeded: -32005,
+  /** MCP 2026-07-28 basic/transports/streamable-http: header and body disagree. */
+  HeaderMismatch: -32020,
   /** MCP 2025-11-25 `URLElicitationRequiredError`: the client must send its user to a URL. */
   UrlElicitationRequired: -32042,
   /** Governance refusals other than rate limit and budget (limits unavailable, model blocked); `data.type` says which. */
@@ -81,6 +84,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   invalid_request: { status: 400, rpc: RpcCode.InvalidRequest, message: 'invalid request' },
   /** A JSON-RPC route's body is not JSON: answered as JSON-RPC -32700 (id null), HTTP 400. */
   parse_error: { status: 400, rpc: RpcCode.ParseError, message: 'request body is not valid JSON' },
+  /** MCP 2026-07-28 transports: `Mcp-Method`/`Mcp-Name` disagree with the body; JSON-RPC -32020 (id null), HTTP 400. */
+  header_mismatch: { status: 400, rpc: RpcCode.HeaderMismatch, message: 'the Mcp-Method or Mcp-Name header does not match the request body' },
   /** A JSON-RPC route's body is JSON but not an acceptable message: answered as JSON-RPC -32600 (id null), HTTP 400. */
   invalid_message: { status: 400, rpc: RpcCode.InvalidRequest, message: 'invalid JSON-RPC message' },
   not_found: { status: 404, rpc: RpcCode.MethodNotFound, message: 'not found' },

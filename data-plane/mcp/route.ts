@@ -24,6 +24,7 @@
  * It sends nothing itself (answers are values, `http/respond.ts` sends them) and records through the
  * per-request context.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import {
   CallToolRequestSchema,
   InitializeRequestSchema,
@@ -54,6 +55,7 @@ import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
+import { META_SERVER_INFO, MODERN_VERSION, isModernRequest } from '../proxy/era.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
@@ -84,7 +86,7 @@ export interface McpRouteOptions {
 }
 
 /** What the parse stage hands on: one message, or a batch already checked against the batch rules. */
-export type McpMessages = { batch: false; message: unknown } | { batch: true; messages: unknown[] };
+export type McpMessages = { batch: false; message: unknown; /** On the 2026-07-28 wire (era.ts). */ modern: boolean } | { batch: true; messages: unknown[] };
 
 type Reply = { status: number; body: unknown };
 const NO_REPLY: Reply = { status: 202, body: null };
@@ -118,9 +120,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     const req = ctx.req;
     // Stateless JSON responses only, so no GET stream and no session to DELETE.
     if (req.method !== 'POST') return new GatewayError('method_not_allowed', { message: HttpMessage.onlyPost(), headers: { allow: 'POST' } });
-    // MCP 2025-06-18 transports §protocol-version-header: reject unknown ones.
+    // MCP 2025-06-18 transports §protocol-version-header: reject unknown ones (every version the SDK knows,
+    // and 2026-07-28, whose messages this route answers in that era's shape: see `modernize`).
     const version = req.headers['mcp-protocol-version'];
-    if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+    if (typeof version === 'string' && version !== MODERN_VERSION && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return new GatewayError('invalid_request', { message: HttpMessage.unsupportedProtocolVersion(version), reason: 'protocol_version' });
     }
     const body = await readBody(req, maxBodyBytes);
@@ -132,7 +135,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     } catch {
       return new GatewayError('parse_error', { message: RpcMessage.parseError() });
     }
-    if (!Array.isArray(json)) return { batch: false, message: json };
+    if (!Array.isArray(json)) {
+      const mismatch = headerMismatch(req.headers, json);
+      return mismatch ?? { batch: false, message: json, modern: isModernRequest(req.headers, json) };
+    }
     // JSON-RPC 2.0 §6 and MCP 2025-03-26; see the module comment.
     if (typeof version === 'string' && version >= FIRST_VERSION_WITHOUT_BATCHES) return new GatewayError('invalid_message', { message: RpcMessage.batch() });
     if (json.length === 0) return new GatewayError('invalid_message', { message: RpcMessage.emptyBatch() });
@@ -310,6 +316,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
       case 'ping':
         return ok({ jsonrpc: '2.0', id, result: {} });
+      case 'server/discover':
+        // MCP 2026-07-28 (server/discover, required of servers): the versions and capabilities of this
+        // endpoint; `modernize` adds `resultType` and who answered. Answered to every client: it is harmless.
+        return ok({ jsonrpc: '2.0', id, result: { supportedVersions: [MODERN_VERSION, ...SUPPORTED_PROTOCOL_VERSIONS], capabilities: { tools: { listChanged: false } } } });
       case 'tools/list': {
         if (!ListToolsRequestSchema.safeParse(message).success) return invalidParams(record, id, 'tools/list');
         // Every visible tool is returned in one page, so any cursor is ignored and none is sent.
@@ -332,9 +342,11 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
       if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
         const message = parsed.message;
-        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), (status, body) => toAnswer({ status, body }), logger);
+        const shape = parsed.modern ? (status: number, body: unknown) => toAnswer(modernize({ status, body }, 'tools/call', serverInfo)) : (status: number, body: unknown) => toAnswer({ status, body });
+        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), shape, logger);
       }
-      return toAnswer(await dispatch(ctx, stages, parsed.message));
+      const reply = await dispatch(ctx, stages, parsed.message);
+      return toAnswer(parsed.modern ? modernize(reply, methodOf(parsed.message), serverInfo) : reply);
     }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
@@ -358,10 +370,60 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     refusal(error) {
       // A body that is not JSON or not an acceptable message is a JSON-RPC error (id null), HTTP 400;
       // every other refusal is the table's `{type, message}`.
-      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
     },
   };
+}
+
+/** List results whose 2026-07-28 form carries caching hints (per key, so never shared: `private`). */
+const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+
+/**
+ * A result in the MCP 2026-07-28 shape (schema: `docs/specification/2026-07-28`, basic §results): a
+ * required `resultType` (`complete` unless the result says otherwise), who answered in
+ * `_meta["io.modelcontextprotocol/serverInfo"]`, and `ttlMs`/`cacheScope` on list results. Errors pass as they are.
+ */
+function modernize(reply: Reply, method: string, serverInfo: { name: string; version: string }): Reply {
+  const body = reply.body as { result?: unknown } | null;
+  if (body === null || typeof body.result !== 'object' || body.result === null) return reply;
+  const result = body.result as Record<string, unknown>;
+  const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
+  return {
+    status: reply.status,
+    body: {
+      ...body,
+      result: {
+        ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
+        ...result,
+        resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
+        _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
+      },
+    },
+  };
+}
+
+function methodOf(message: unknown): string {
+  return isObject(message) && typeof message.method === 'string' ? message.method : '';
+}
+
+/**
+ * MCP 2026-07-28 transports: `Mcp-Method` must equal the body's method and `Mcp-Name` its `params.name`
+ * (tools/call, prompts/get) or `params.uri` (resources/read); when a client sends them, a disagreement is
+ * refused before anything is routed on either.
+ */
+function headerMismatch(headers: IncomingHttpHeaders, message: unknown): GatewayError | null {
+  const method = headers['mcp-method'];
+  const name = headers['mcp-name'];
+  if (method === undefined && name === undefined) return null;
+  const body = isObject(message) ? message : {};
+  if (typeof method === 'string' && method !== body.method) return new GatewayError('header_mismatch', { reason: 'mcp-method' });
+  if (typeof name === 'string') {
+    const params = isObject(body.params) ? body.params : {};
+    const named = body.method === 'resources/read' ? params.uri : params.name;
+    if (name !== named) return new GatewayError('header_mismatch', { reason: 'mcp-name' });
+  }
+  return null;
 }
 
 function ok(body: unknown): Reply {

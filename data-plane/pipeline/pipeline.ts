@@ -179,7 +179,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
   }
 
   function refuse<P>(route: Route<P>, ctx: RequestContext, res: ServerResponse, error: GatewayError): void {
-    ctx.refuse(error, error.code === 'parse_error' || error.code === 'invalid_message' ? 'invalid' : 'refused');
+    ctx.refuse(error, error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch' ? 'invalid' : 'refused');
     finish(ctx, res, route.refusal ? route.refusal(error) : errorAnswer(error));
   }
 

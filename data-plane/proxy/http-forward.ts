@@ -51,7 +51,10 @@ export class HttpForwarder {
   }
 
   forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): void {
-    // http-proxy-3 copies `req.headers` into the upstream request: give it exactly the computed set.
+    // http-proxy-3 copies `req.headers` into the upstream request (synchronously, inside `web`): give it
+    // exactly the computed set, then put the caller's back, so nothing that reads the request later sees
+    // the upstream's credential headers.
+    const callerHeaders = req.headers;
     req.headers = { ...request.headers };
     this.#waiting.set(req, request.onResponse);
     const https = request.target.protocol === 'https:';
@@ -69,6 +72,7 @@ export class HttpForwarder {
         request.onError(error);
       },
     );
+    req.headers = callerHeaders;
   }
 
   close(): void {

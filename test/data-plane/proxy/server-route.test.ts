@@ -276,4 +276,23 @@ describe('/mcp/{server} through two nodes', () => {
     expect(await res.json()).toMatchObject({ error: { code: -32600 } });
     expect(httpEvents().slice(before).filter((e) => e.httpMethod === 'POST')).toEqual([]);
   });
+
+  it('refuses to hand out a session it cannot seal (a snapshot without a session secret): 503, never the upstream id', async () => {
+    const bare = await startTestNode();
+    try {
+      const { sessionSecrets: _none, ...withoutSecret } = config;
+      const built = await buildSnapshot(withoutSecret, snapshot.keyValues);
+      bare.apply(built);
+      const res = await fetch(routeOf(bare), {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key('full')}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+      });
+      expect(res.status).toBe(503);
+      expect(res.headers.get('mcp-session-id')).toBeNull();
+      expect(await res.json()).toMatchObject({ type: 'upstream_unavailable' });
+    } finally {
+      await bare.close();
+    }
+  });
 });
