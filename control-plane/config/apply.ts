@@ -42,10 +42,11 @@ import {
   updateVirtualKey,
   type VirtualKey,
 } from '../repos/virtual-keys.js';
-import { readConfigDocument, type DesiredKey, type DesiredServer, type DesiredUser, type FieldPaths } from './document.js';
+import { readConfigDocument, type DesiredKey, type DesiredProfile, type DesiredServer, type DesiredUser, type FieldPaths } from './document.js';
+import { createAccessProfile, listAllAccessProfiles, updateAccessProfile, type AccessProfile } from '../repos/access-profiles.js';
 import { keyLimitsForRepository } from './key-limits.js';
 
-export type ConfigEntityKind = 'MCP_SERVER' | 'USER' | 'VIRTUAL_KEY';
+export type ConfigEntityKind = 'MCP_SERVER' | 'USER' | 'VIRTUAL_KEY' | 'ACCESS_PROFILE';
 export type ConfigChangeAction = 'CREATE' | 'UPDATE' | 'DELETE' | 'REVOKE';
 
 export interface ConfigChange {
@@ -151,6 +152,70 @@ function unique<T extends { path: string }>(entries: readonly T[], identity: (e:
     else seen.set(id, e);
   }
   return [...seen.values()];
+}
+
+/**
+ * Access profiles by name: created, or updated field by field (an update rewrites the keys allocated from
+ * the profile, as the mutation does). Not pruned: a profile keys follow cannot be deleted anyway.
+ */
+async function applyProfiles(run: Run, desired: readonly DesiredProfile[], stored: readonly AccessProfile[]): Promise<void> {
+  const byName = new Map(stored.map((p) => [p.name, p]));
+  for (const d of unique(desired, (p) => p.name, 'this access profile', run.issues)) {
+    const limits = keyLimitsForRepository(d.limits, run.issues);
+    const current = byName.get(d.name);
+    const fields: FieldChange[] = [];
+    const text = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+    if (!current) {
+      const created = await attempt(run.issues, d.paths, () =>
+        createAccessProfile(run.trx, {
+          name: d.name,
+          description: d.description,
+          servers: d.servers,
+          keyLifetimeDays: d.keyLifetimeDays,
+          limitsFallback: d.limitsFallback,
+          allowNoServers: d.servers.length === 0,
+          ...limits,
+        }),
+      );
+      if (created) {
+        fields.push({ field: 'servers', before: null, after: grantsText(created.servers) });
+        if (created.budgets.length > 0) fields.push({ field: 'budgets', before: null, after: text(created.budgets) });
+        if (created.rateLimit) fields.push({ field: 'rateLimit', before: null, after: text(created.rateLimit) });
+        run.changes.push({ kind: 'ACCESS_PROFILE', action: 'CREATE', name: d.name, path: d.path, fields });
+      }
+      continue;
+    }
+    const grants = await resolveGrantServers(run.trx, normaliseGrants(d.servers, true, new IssueList()), new IssueList());
+    const update: Parameters<typeof updateAccessProfile>[1] = { id: current.id };
+    if (serializeGrants(grants) !== serializeGrants(current.servers)) {
+      fields.push({ field: 'servers', before: grantsText(current.servers), after: grantsText(grants) });
+      update.servers = d.servers;
+      update.allowNoServers = d.servers.length === 0;
+    }
+    if (limits.budgets !== undefined && text(limits.budgets) !== text(current.budgets)) {
+      fields.push({ field: 'budgets', before: text(current.budgets), after: text(limits.budgets) });
+      update.budgets = limits.budgets;
+    }
+    if (limits.rateLimit !== undefined && text(limits.rateLimit) !== text(current.rateLimit)) {
+      fields.push({ field: 'rateLimit', before: text(current.rateLimit), after: text(limits.rateLimit) });
+      update.rateLimit = limits.rateLimit;
+    }
+    if (d.keyLifetimeDays !== current.keyLifetimeDays) {
+      fields.push({ field: 'keyLifetimeDays', before: text(current.keyLifetimeDays), after: text(d.keyLifetimeDays) });
+      update.keyLifetimeDays = d.keyLifetimeDays;
+    }
+    if (d.limitsFallback !== current.limitsFallback) {
+      fields.push({ field: 'limitsFallback', before: current.limitsFallback, after: d.limitsFallback });
+      update.limitsFallback = d.limitsFallback;
+    }
+    if ((d.description ?? null) !== current.description) {
+      fields.push({ field: 'description', before: current.description, after: d.description });
+      update.description = d.description;
+    }
+    if (fields.length === 0) continue;
+    const updated = await attempt(run.issues, d.paths, () => updateAccessProfile(run.trx, update));
+    if (updated) run.changes.push({ kind: 'ACCESS_PROFILE', action: 'UPDATE', name: d.name, path: d.path, fields });
+  }
 }
 
 async function applyUsers(run: Run, desired: readonly DesiredUser[], stored: readonly User[]): Promise<void> {
@@ -350,6 +415,7 @@ export async function applyConfig(db: Kysely<Database>, box: SecretBox, document
         const named = await applyServers(run, desired.servers, storedServers);
         if (run.prune) await pruneServers(run, storedServers, named, storedKeys);
       }
+      if (desired.profiles) await applyProfiles(run, desired.profiles, await listAllAccessProfiles(trx));
       let keysDeleted = new Set<string>();
       if (desired.keys) {
         const named = await applyKeys(run, desired.keys, storedKeys);

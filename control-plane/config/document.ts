@@ -27,7 +27,7 @@ const DOCUMENT_FIELDS: readonly FieldSpec[] = [
   { name: 'mcpServers', aliases: ['mcp_servers'] },
   { name: 'users' },
   { name: 'virtualKeys', aliases: ['virtual_keys'] },
-  { name: 'accessProfiles', aliases: ['access_profiles'], unsupported: laterVersion('access profiles') },
+  { name: 'accessProfiles', aliases: ['access_profiles'] },
   { name: 'providers', unsupported: laterVersion('providers') },
 ];
 
@@ -45,6 +45,15 @@ const SERVER_FIELDS: readonly FieldSpec[] = [
   { name: 'disabled' },
   { name: 'oauth', aliases: ['oauth_config'], unsupported: 'OAuth settings are not supported in documents by this version of Gatehouse yet' },
   { name: 'toolPricing', aliases: ['tool_pricing'], unsupported: 'tool pricing is not read from documents yet: set it with the setToolPricing mutation' },
+];
+
+const PROFILE_FIELDS: readonly FieldSpec[] = [
+  { name: 'name' },
+  { name: 'description' },
+  { name: 'servers', aliases: ['mcp_servers', 'mcpServers'] },
+  { name: 'keyLifetimeDays', aliases: ['key_lifetime_days'] },
+  { name: 'limitsFallback', aliases: ['limits_fallback'] },
+  ...KEY_LIMIT_FIELDS,
 ];
 
 const STDIO_FIELDS: readonly FieldSpec[] = [{ name: 'command' }, { name: 'args' }, { name: 'env' }];
@@ -133,11 +142,23 @@ export interface DesiredKey {
   paths: FieldPaths;
 }
 
+export interface DesiredProfile {
+  path: string;
+  name: string;
+  description: string | null;
+  servers: KeyGrantInput[];
+  keyLifetimeDays: number | null;
+  limitsFallback: 'FAIL_CLOSED' | 'LOCAL_ALLOWANCE';
+  limits: KeyLimits;
+  paths: FieldPaths;
+}
+
 /** A section is null when the document leaves it out: nothing in it is created, changed or pruned. */
 export interface DesiredConfig {
   servers: DesiredServer[] | null;
   users: DesiredUser[] | null;
   keys: DesiredKey[] | null;
+  profiles?: DesiredProfile[] | null;
 }
 
 /**
@@ -280,6 +301,28 @@ function readKey(k: ObjectReader): DesiredKey | null {
   };
 }
 
+function readProfile(p: ObjectReader): DesiredProfile | null {
+  const paths = new FieldPaths(p.path, p, PROFILE_FIELDS);
+  p.required('name');
+  p.required('servers');
+  const name = p.string('name');
+  const list = p.list('servers');
+  const servers = list ? readGrants(list, paths, p.issues) : [];
+  const limits = readKeyLimits(p);
+  const fallback = p.enumValue('limitsFallback', ['FAIL_CLOSED', 'LOCAL_ALLOWANCE'] as const);
+  if (name === undefined || list === undefined) return null;
+  return {
+    path: p.path,
+    name: name.trim(),
+    description: p.string('description') ?? null,
+    servers,
+    keyLifetimeDays: p.integer('keyLifetimeDays') ?? null,
+    limitsFallback: fallback ?? 'FAIL_CLOSED',
+    limits,
+    paths,
+  };
+}
+
 function section<T>(doc: ObjectReader, name: string, specs: readonly FieldSpec[], read: (r: ObjectReader) => T | null): T[] | null {
   const list = doc.list(name);
   if (!list) return doc.has(name) ? [] : null;
@@ -307,5 +350,6 @@ export function readConfigDocument(document: unknown, issues: IssueList): Desire
     servers: section(doc, 'mcpServers', SERVER_FIELDS, readServer),
     users: section(doc, 'users', USER_FIELDS, readUser),
     keys: section(doc, 'virtualKeys', KEY_FIELDS, readKey),
+    profiles: section(doc, 'accessProfiles', PROFILE_FIELDS, readProfile),
   };
 }

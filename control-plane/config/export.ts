@@ -5,6 +5,7 @@
  * as "keep the value stored under this name" (a sealed value cannot leave the control plane). It reads
  * only; it never opens a secret.
  */
+import { listAllAccessProfiles, type AccessProfile } from '../repos/access-profiles.js';
 import type { Kysely } from 'kysely';
 import { displaySecret, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
@@ -45,6 +46,40 @@ export interface ConfigDocument {
   mcpServers: ExportedServer[];
   users: Array<{ email: string; name?: string }>;
   virtualKeys: ExportedKey[];
+  /** Present when any exists. */
+  accessProfiles?: ExportedProfile[];
+}
+
+export interface ExportedProfile {
+  name: string;
+  description?: string;
+  servers: Array<{ server: string; tools: string[] }>;
+  budgets?: Array<{ maxUsd: number; period: string }>;
+  rateLimit?: { requestsPerMinute?: number; tokensPerMinute?: number };
+  limitsFallback?: 'LOCAL_ALLOWANCE';
+  keyLifetimeDays?: number;
+}
+
+function exportRateLimit(limit: { requestsPerMinute: number | null; tokensPerMinute: number | null } | null): { rateLimit?: { requestsPerMinute?: number; tokensPerMinute?: number } } {
+  if (limit === null) return {};
+  return {
+    rateLimit: {
+      ...(limit.requestsPerMinute !== null ? { requestsPerMinute: limit.requestsPerMinute } : {}),
+      ...(limit.tokensPerMinute !== null ? { tokensPerMinute: limit.tokensPerMinute } : {}),
+    },
+  };
+}
+
+function exportProfile(p: AccessProfile): ExportedProfile {
+  return {
+    name: p.name,
+    ...(p.description !== null ? { description: p.description } : {}),
+    servers: p.servers.map((g) => ({ server: g.server, tools: g.tools })),
+    ...(p.budgets.length > 0 ? { budgets: p.budgets.map((b) => ({ maxUsd: b.maxUsd, period: b.period })) } : {}),
+    ...exportRateLimit(p.rateLimit),
+    ...(p.limitsFallback === 'LOCAL_ALLOWANCE' ? { limitsFallback: 'LOCAL_ALLOWANCE' as const } : {}),
+    ...(p.keyLifetimeDays !== null ? { keyLifetimeDays: p.keyLifetimeDays } : {}),
+  };
 }
 
 function reference(secret: StoredSecret): SecretReference {
@@ -79,6 +114,7 @@ export async function exportConfig(db: Kysely<Database>): Promise<ConfigDocument
     const servers = await listAllMcpServers(trx);
     const users = await listAllUsers(trx);
     const keys = await listAllVirtualKeys(trx);
+    const profiles = await listAllAccessProfiles(trx);
     const emails = new Map(users.map((u) => [u.id, u.email]));
     return {
       version: DOCUMENT_VERSION,
@@ -105,6 +141,7 @@ export async function exportConfig(db: Kysely<Database>): Promise<ConfigDocument
           }),
         )
         .sort((a, b) => byText(`${a.user}/${a.name}`, `${b.user}/${b.name}`)),
+      ...(profiles.length > 0 ? { accessProfiles: profiles.map(exportProfile).sort((a, b) => byText(a.name, b.name)) } : {}),
     };
   });
 }

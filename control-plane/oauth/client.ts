@@ -32,6 +32,7 @@ export function clientMetadataDocument(endpoints: Pick<ClientEndpoints, 'redirec
   return {
     client_id: endpoints.metadataDocumentUrl,
     client_name: CLIENT_NAME,
+    application_type: 'web',
     redirect_uris: [endpoints.redirectUri],
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
@@ -55,6 +56,8 @@ async function register(metadata: AuthorizationServer, endpoints: ClientEndpoint
       metadata,
       {
         client_name: CLIENT_NAME,
+        // OIDC Registration §2 / MCP SEP-837: a server-side client with https (or loopback) redirect URIs.
+        application_type: 'web',
         redirect_uris: [endpoints.redirectUri],
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],

@@ -70,6 +70,7 @@ export type ConfigChangeAction =
   | 'UPDATE';
 
 export type ConfigEntityKind =
+  | 'ACCESS_PROFILE'
   | 'MCP_SERVER'
   | 'USER'
   | 'VIRTUAL_KEY';

@@ -17,11 +17,26 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ADAPTER = `${process.execPath} ${join(ROOT, 'node_modules/tsx/dist/cli.mjs')} ${join(ROOT, 'test/conformance/oauth-client.ts')}`;
 const RESULT_DIR = /^(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
 
-function runSuite(outDir: string): Promise<string> {
+/** Scenarios of the 2026-07-28 revision outside the `auth` suite: RFC 9207 `iss`, issuer and resource checks, AS migration. */
+const SCENARIOS_2026 = [
+  'iss-supported',
+  'iss-not-advertised',
+  'iss-supported-missing',
+  'iss-wrong-issuer',
+  'iss-unexpected',
+  'iss-normalized',
+  'metadata-issuer-mismatch',
+  'resource-mismatch',
+  'authorization-server-migration',
+  'offline-access-scope',
+  'offline-access-not-supported',
+];
+
+function runCli(selection: string[], outDir: string): Promise<string> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [suiteCli(), 'client', '--command', ADAPTER, '--suite', 'auth', '--timeout', '120000', '-o', outDir],
+      [suiteCli(), 'client', '--command', ADAPTER, ...selection, '--timeout', '150000', '-o', outDir],
       { cwd: ROOT, timeout: 240_000, maxBuffer: 64 * 1024 * 1024 },
       (_error, stdout, stderr) => resolve(`${stdout}\n${stderr}`),
     );
@@ -32,14 +47,8 @@ describe('conformance client --suite auth, Gatehouse as the OAuth client', () =>
   it('every applicable scenario passes; the rest are expected failures with reasons', async () => {
     const outDir = mkdtempSync(join(tmpdir(), 'gatehouse-oauth-conformance-'));
     try {
-      const output = await runSuite(outDir);
-      const results: ScenarioResult[] = [];
-      const base = join(outDir, 'auth');
-      for (const dir of existsSync(base) ? readdirSync(base) : []) {
-        const scenario = RESULT_DIR.exec(dir)?.[1];
-        const file = join(base, dir, 'checks.json');
-        if (scenario) results.push({ scenario, checks: existsSync(file) ? z.array(CheckSchema).parse(JSON.parse(readFileSync(file, 'utf8'))) : [] });
-      }
+      const output = await runCli(['--suite', 'auth'], outDir);
+      const results = readResults(outDir);
       const run: RevisionRun = { revision: '2025-11-25', scenarios: results.map((r) => r.scenario), results, output };
       expect(results.length, output.slice(-4000)).toBeGreaterThanOrEqual(10);
       const verdict = judge([run], loadExpectedFailures()['oauth-client']);
@@ -50,4 +59,29 @@ describe('conformance client --suite auth, Gatehouse as the OAuth client', () =>
       rmSync(outDir, { recursive: true, force: true });
     }
   }, 300_000);
+
+  it('2026-07-28: iss (RFC 9207), issuer and resource mismatches, re-registration when the AS changes', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'gatehouse-oauth-conformance-2026-'));
+    try {
+      const outputs = await Promise.all(SCENARIOS_2026.map((scenario) => runCli(['--scenario', `auth/${scenario}`, '--spec-version', '2026-07-28'], outDir)));
+      const results = readResults(outDir);
+      const run: RevisionRun = { revision: '2026-07-28', scenarios: SCENARIOS_2026, results, output: outputs.join('\n') };
+      expect(results.map((r) => r.scenario).sort(), run.output.slice(-4000)).toEqual([...SCENARIOS_2026].sort());
+      const verdict = judge([run], loadExpectedFailures()['oauth-client']);
+      expect(isClean(verdict), formatSummary('(scenario servers)', 'oauth-client', [run], verdict)).toBe(true);
+    } finally {
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
+
+function readResults(outDir: string): ScenarioResult[] {
+  const results: ScenarioResult[] = [];
+  const base = join(outDir, 'auth');
+  for (const dir of existsSync(base) ? readdirSync(base) : []) {
+    const scenario = RESULT_DIR.exec(dir)?.[1];
+    const file = join(base, dir, 'checks.json');
+    if (scenario) results.push({ scenario, checks: existsSync(file) ? z.array(CheckSchema).parse(JSON.parse(readFileSync(file, 'utf8'))) : [] });
+  }
+  return results;
+}

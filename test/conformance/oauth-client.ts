@@ -60,48 +60,96 @@ async function main(): Promise<void> {
         i: { name: 'scenario', clientId: context.client_id, ...(context.client_secret ? { clientSecret: context.client_secret } : {}) },
       });
     }
-    const started = await gql<{ startServerOAuth: { url: string | null; errors: Array<{ code: string; message: string }> } }>(
-      'mutation { startServerOAuth(name: "scenario") { url errors { code message } } }',
-    );
-    if (!started.startServerOAuth.url) fail(`startServerOAuth: ${JSON.stringify(started.startServerOAuth.errors)}`);
-
-    // The browser's part: follow redirects from the authorization endpoint to Gatehouse's callback.
-    let url = new URL(started.startServerOAuth.url);
-    let landed: Response | null = null;
-    for (let hop = 0; hop < 10; hop++) {
-      const res = await fetch(url, { redirect: 'manual' });
-      const location = res.headers.get('location');
-      if (res.status >= 300 && res.status < 400 && location) {
-        url = new URL(location, url);
-        continue;
+    /** An admin's part: startServerOAuth, then the browser following redirects back to the callback. */
+    const authorize = async (): Promise<void> => {
+      const started = await gql<{ startServerOAuth: { url: string | null; errors: Array<{ code: string; message: string }> } }>(
+        'mutation { startServerOAuth(name: "scenario") { url errors { code message } } }',
+      );
+      if (!started.startServerOAuth.url) fail(`startServerOAuth: ${JSON.stringify(started.startServerOAuth.errors)}`);
+      let url = new URL(started.startServerOAuth.url);
+      let landed: Response | null = null;
+      for (let hop = 0; hop < 10; hop++) {
+        const res = await fetch(url, { redirect: 'manual' });
+        const location = res.headers.get('location');
+        if (res.status >= 300 && res.status < 400 && location) {
+          url = new URL(location, url);
+          continue;
+        }
+        landed = res;
+        break;
       }
-      landed = res;
-      break;
-    }
-    if (!landed || !url.href.startsWith(`${cp.url}/oauth/callback`)) fail(`authorization did not come back to the callback (at ${url.origin}${url.pathname})`);
-    if (landed.status !== 200) fail(`callback refused (HTTP ${landed.status}): ${(await landed.text()).replace(/<[^>]+>/g, ' ').slice(0, 300)}`);
+      if (!landed || !url.href.startsWith(`${cp.url}/oauth/callback`)) fail(`authorization did not come back to the callback (at ${url.origin}${url.pathname})`);
+      if (landed.status !== 200) fail(`callback refused (HTTP ${landed.status}): ${(await landed.text()).replace(/<[^>]+>/g, ' ').slice(0, 300)}`);
+    };
 
-    const server = await cp.db.selectFrom('mcp_servers').select('id').where('name', '=', 'scenario').executeTakeFirstOrThrow();
-    let token = await cp.oauth.accessToken(server.id, null);
-    for (let attempt = 0; attempt < 2; attempt++) {
+    /** What a node does with the token Gatehouse holds: 'ok', or 'unauthorized' on a 401. */
+    const useToken = async (token: string): Promise<'ok' | 'unauthorized'> => {
+      if (process.env.MCP_CONFORMANCE_PROTOCOL_VERSION === '2026-07-28') {
+        // A stateless 2026-07-28 server: tools/list, then a call of its first tool, each with the
+        // per-request headers and _meta.
+        const version = '2026-07-28';
+        const meta = {
+          'io.modelcontextprotocol/protocolVersion': version,
+          'io.modelcontextprotocol/clientInfo': { name: 'gatehouse-conformance', version: '1.0.0' },
+          'io.modelcontextprotocol/clientCapabilities': {},
+        };
+        const post = async (method: string, params: Record<string, unknown>, name?: string): Promise<Response> =>
+          fetch(serverUrl, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${token}`,
+              'content-type': 'application/json',
+              accept: 'application/json, text/event-stream',
+              'mcp-protocol-version': version,
+              'mcp-method': method,
+              ...(name ? { 'mcp-name': name } : {}),
+            },
+            body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: meta } }),
+          });
+        const listed = await post('tools/list', {});
+        if (listed.status === 401) return 'unauthorized';
+        if (!listed.ok) fail(`tools/list answered HTTP ${listed.status}`);
+        const text = await listed.text();
+        const json = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? text) as { result?: { tools?: Array<{ name: string }> } };
+        const first = json.result?.tools?.[0]?.name;
+        if (first) {
+          const called = await post('tools/call', { name: first, arguments: {} }, first);
+          await called.body?.cancel();
+          if (called.status === 401) return 'unauthorized';
+        }
+        return 'ok';
+      }
       const client = new Client({ name: 'gatehouse-conformance', version: '1.0.0' });
       try {
-        await client.connect(new StreamableHTTPClientTransport(new URL(serverUrl), { requestInit: { headers: { authorization: `Bearer ${token.token}` } } }));
+        await client.connect(new StreamableHTTPClientTransport(new URL(serverUrl), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
         const { tools } = await client.listTools();
         const first = tools[0];
         if (first) await client.callTool({ name: first.name, arguments: {} });
-        await client.close();
-        return;
+        return 'ok';
       } catch (error) {
-        await client.close().catch(() => undefined);
         const message = error instanceof Error ? error.message : String(error);
-        if (attempt === 0 && /401/.test(message)) {
-          token = await cp.oauth.accessToken(server.id, null, { rejectedGeneration: token.generation });
-          continue;
-        }
-        fail(`MCP calls failed: ${message.slice(0, 300)}`);
+        if (/401/.test(message)) return 'unauthorized';
+        return fail(`MCP calls failed: ${message.slice(0, 300)}`);
+      } finally {
+        await client.close().catch(() => undefined);
       }
+    };
+
+    await authorize();
+    const server = await cp.db.selectFrom('mcp_servers').select('id').where('name', '=', 'scenario').executeTakeFirstOrThrow();
+    let token = await cp.oauth.accessToken(server.id, null);
+    if ((await useToken(token.token)) === 'ok') return;
+    // Refused: Gatehouse refreshes (as after a node's 401 report) ...
+    try {
+      token = await cp.oauth.accessToken(server.id, null, { rejectedGeneration: token.generation });
+      if ((await useToken(token.token)) === 'ok') return;
+    } catch {
+      // ... and when that cannot help, an admin authorizes again: discovery finds the (possibly new)
+      // authorization server, and a new issuer gets its own client registration.
     }
+    await authorize();
+    token = await cp.oauth.accessToken(server.id, null);
+    if ((await useToken(token.token)) !== 'ok') fail('still refused after authorizing again');
   } finally {
     await cp.close();
     rmSync(dataDir, { recursive: true, force: true });
