@@ -19,6 +19,7 @@ import { redactText, SCAN_LIMIT_KIND, scanValue, type SecretScanner, type Span }
 
 export const HOLDBACK = 256;
 const MAX_PEM_HOLD = 16 * 1024;
+const PEM_END = /-----END[ A-Za-z0-9_-]{0,100}-----/;
 
 function blocked(direction: 'request' | 'response', findings: GuardrailFinding[]): GatewayError {
   const kinds = [...new Set(findings.map((f) => f.kind))];
@@ -109,7 +110,8 @@ export class SseSecretGuard extends Transform {
     if (!final) {
       // An unterminated PEM block waits for its END line (bounded).
       const begin = held.text.lastIndexOf('-----BEGIN');
-      if (begin !== -1 && !held.text.includes('-----END', begin) && held.text.length - begin < MAX_PEM_HOLD) cut = Math.min(cut, begin);
+      // Until its whole END line (`-----END … -----`) has arrived.
+      if (begin !== -1 && !PEM_END.test(held.text.slice(begin)) && held.text.length - begin < MAX_PEM_HOLD) cut = Math.min(cut, begin);
       for (const s of spans) if (s.start < cut && s.end > cut) cut = s.start;
     }
     const sent = spans.filter((s) => s.end <= cut);

@@ -71,6 +71,9 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
       ids = batch.map((e) => e.id);
       await store.ingest('node-a', batch.slice(0, 8));
       await store.ingest('node-a', batch.slice(8));
+      // The head (seq 20) is checkpointed (by the append itself; this makes sure of it).
+      await store.checkpoint();
+      expect(await t.db.selectFrom('audit_checkpoints').select('seq').execute()).toEqual([{ seq: 20 }]);
       expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
     });
 
