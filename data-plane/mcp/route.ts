@@ -49,7 +49,7 @@ import {
 } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
-import { readBody } from '../snapshot/bounded-body.js';
+import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
@@ -126,15 +126,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     if (typeof version === 'string' && version !== MODERN_VERSION && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return new GatewayError('invalid_request', { message: HttpMessage.unsupportedProtocolVersion(version), reason: 'protocol_version' });
     }
-    const body = await readBody(req, maxBodyBytes);
-    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
-    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch {
-      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
-    }
+    const body = await readJsonRpcBody(req, maxBodyBytes);
+    if (body instanceof GatewayError) return body;
+    const json = body.json;
     if (!Array.isArray(json)) {
       const mismatch = headerMismatch(req.headers, json);
       return mismatch ?? { batch: false, message: json, modern: isModernRequest(req.headers, json) };
