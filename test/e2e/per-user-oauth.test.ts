@@ -149,7 +149,12 @@ describe('per-user OAuth through a node', () => {
     expect(replay.body).toContain('already used');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
 
-    expect((await connect(bobUrl, 'bob-sub')).status).toBe(200);
+    // Bob's link, finished in another browser (someone lured into completing it): refused, nothing stored.
+    const lured = await connectWithLink(bobUrl, 'mallory-sub', { otherBrowser: true });
+    expect(lured.status).toBe(400);
+    expect(lured.body).toContain('not match');
+    const bobAgain = (await call('bob')).result?.structuredContent?.mcp_auth_required?.url ?? '';
+    expect((await connect(bobAgain, 'bob-sub')).status).toBe(200);
     expect(text(await call('bob'))).toBe('sub:bob-sub');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
     expect(upstream.callers).toEqual(['alice-sub', 'alice-sub', 'bob-sub', 'alice-sub']);
