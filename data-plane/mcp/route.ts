@@ -49,13 +49,13 @@ import {
 } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
-import { readBody } from '../snapshot/bounded-body.js';
+import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
-import { META_SERVER_INFO, MODERN_VERSION, isModernRequest } from '../proxy/era.js';
+import { MODERN_VERSION, isModernRequest, modernize } from '../proxy/era.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
@@ -126,15 +126,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     if (typeof version === 'string' && version !== MODERN_VERSION && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return new GatewayError('invalid_request', { message: HttpMessage.unsupportedProtocolVersion(version), reason: 'protocol_version' });
     }
-    const body = await readBody(req, maxBodyBytes);
-    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
-    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch {
-      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
-    }
+    const body = await readJsonRpcBody(req, maxBodyBytes);
+    if (body instanceof GatewayError) return body;
+    const json = body.json;
     if (!Array.isArray(json)) {
       const mismatch = headerMismatch(req.headers, json);
       return mismatch ?? { batch: false, message: json, modern: isModernRequest(req.headers, json) };
@@ -372,33 +366,6 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // every other refusal is the table's `{type, message}`.
       if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
-    },
-  };
-}
-
-/** List results whose 2026-07-28 form carries caching hints (per key, so never shared: `private`). */
-const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
-
-/**
- * A result in the MCP 2026-07-28 shape (schema: `docs/specification/2026-07-28`, basic §results): a
- * required `resultType` (`complete` unless the result says otherwise), who answered in
- * `_meta["io.modelcontextprotocol/serverInfo"]`, and `ttlMs`/`cacheScope` on list results. Errors pass as they are.
- */
-function modernize(reply: Reply, method: string, serverInfo: { name: string; version: string }): Reply {
-  const body = reply.body as { result?: unknown } | null;
-  if (body === null || typeof body.result !== 'object' || body.result === null) return reply;
-  const result = body.result as Record<string, unknown>;
-  const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
-  return {
-    status: reply.status,
-    body: {
-      ...body,
-      result: {
-        ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
-        ...result,
-        resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
-        _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
-      },
     },
   };
 }

@@ -31,7 +31,7 @@ import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import type { ContentGuard } from '../guardrail/policy.js';
-import { readBody } from '../snapshot/bounded-body.js';
+import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
@@ -126,15 +126,9 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     }
     if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false, modern: false };
 
-    const body = await readBody(req, maxBodyBytes);
-    if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBodyBytes), headers: { connection: 'close' } });
-    if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
-    let json: unknown;
-    try {
-      json = JSON.parse(body.text);
-    } catch {
-      return new GatewayError('parse_error', { message: RpcMessage.parseError() });
-    }
+    const body = await readJsonRpcBody(req, maxBodyBytes);
+    if (body instanceof GatewayError) return body;
+    const json = body.json;
     // Nesting beyond any real message is refused before anything walks it (re-serializing, the guardrail).
     if (exceedsDepth(json, MAX_JSON_DEPTH + 1)) return new GatewayError('invalid_message', { message: RpcMessage.tooDeep(MAX_JSON_DEPTH), reason: 'too_deep' });
     const items = Array.isArray(json) ? json : [json];

@@ -264,6 +264,15 @@ describe.each(testDialects)('governance GraphQL on %s', (dialect) => {
     expect(spend.spend).toEqual({ requests: 3, costUsd: 0.00123467, costNanoUsd: '1234670', inputTokens: 300, outputTokens: 60, cacheCreationTokens: 21, cacheReadTokens: 9 });
     expect(spend.budgetUsage.map((u) => [u.period, u.spentUsd])).toEqual([['DAILY', 0.00123467], ['MONTHLY', 0.00123467]]);
     expect(spend.user.spend.costNanoUsd).toBe('1234670');
+    const ranged = dataOf(
+      await h.gql<{ virtualKey: { future: { requests: number }; past: { requests: number } } }>(
+        `query($id: ID!, $soon: DateTime!) { virtualKey(id: $id) { future: spend(from: $soon) { requests } past: spend(to: "2000-01-01T00:00:00Z") { requests } } }`,
+        { id: key.id, soon: new Date(Date.now() + 60_000).toISOString() },
+      ),
+    ).virtualKey;
+    expect(ranged).toEqual({ future: { requests: 0 }, past: { requests: 0 } });
+    const badRange = await h.gql(`query($id: ID!) { virtualKey(id: $id) { spend(from: "yesterday") { requests } } }`, { id: key.id });
+    expect(badRange.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'from', reason: 'INVALID_DATETIME' });
     expect(await currentConfigVersion(h.database.db)).toBe(versionBefore);
   });
 });
