@@ -13,6 +13,7 @@
  *
  * Identity is the link's user, never anything the browser sends. No stored value is ever shown back.
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -33,12 +34,14 @@ import {
 } from '../repos/connect.js';
 import { getMcpServerById, recordToolCatalogs, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
 import { OAuthFlowError } from '../oauth/errors.js';
-import type { OAuthService } from '../oauth/service.js';
+import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
 import { html, layout, redirect, sendPage } from './html.js';
 import { errorPage, failureStatus, successPage, type ConnectFailure } from './pages.js';
 
 export const CONNECT_SESSION_PATH = '/connect/session';
 const COOKIE = 'gh_connect';
+/** Binds a per-user authorization to the browser that started it (read by the OAuth callback). */
+export const FLOW_COOKIE = 'gh_oauth_flow';
 const LINK_PATTERN = /^\/connect\/(ghc_[A-Za-z0-9_-]{43})$/;
 const MAX_FORM_BYTES = 32 * 1024;
 
@@ -56,7 +59,7 @@ function fail(res: ServerResponse, code: ConnectFailure, detail?: string): void 
   sendPage(res, failureStatus(code), errorPage(code, detail));
 }
 
-function cookieValue(req: IncomingMessage, name: string): string | null {
+export function cookieValue(req: IncomingMessage, name: string): string | null {
   for (const part of (req.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
     if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
@@ -142,8 +145,11 @@ async function submit(req: IncomingMessage, res: ServerResponse, action: string,
   }
   if (action === 'oauth' && session.kind === 'oauth') {
     try {
-      const url = await deps.oauth.startAuthorization(server, session.user_id);
-      return redirect(res, url.href);
+      // The flow is bound to this browser: the callback refuses it without this cookie.
+      const binding = randomBytes(32).toString('base64url');
+      const url = await deps.oauth.startAuthorization(server, session.user_id, { browserBinding: binding });
+      const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
+      return redirect(res, url.href, { 'set-cookie': `${FLOW_COOKIE}=${binding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure}` });
     } catch (error) {
       if (error instanceof OAuthFlowError) return fail(res, error.code);
       throw error;

@@ -13,6 +13,7 @@ import * as m0004 from './migrations/0004_change_tracking.js';
 import * as m0005 from './migrations/0005_node_identity.js';
 import * as m0010 from './migrations/0010_sessions.js';
 import * as m0011 from './migrations/0011_oauth.js';
+import * as m0011b from './migrations/0011_oauth_flow_binding.js';
 import * as m0012 from './migrations/0012_governance.js';
 import * as m0012b from './migrations/0012_governance_tool_pricing.js';
 import * as m0013 from './migrations/0013_audit.js';
@@ -71,6 +72,7 @@ const migrations: Record<string, Migration> = {
   '0005_node_identity': m0005,
   '0010_sessions': m0010,
   '0011_oauth': m0011,
+  '0011_oauth_flow_binding': m0011b,
   '0012_governance': m0012,
   '0012_governance_tool_pricing': m0012b,
   '0013_audit': m0013,

@@ -288,6 +288,8 @@ export interface OAuthFlowsTable {
   created_at: IsoTime;
   expires_at: IsoTime;
   used_at: IsoTime | null;
+  /** Hash of the cookie of the browser that started a per-user flow (0011_oauth_flow_binding); null for admin flows. */
+  browser_binding: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type ConnectKind = 'oauth' | 'headers';

@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorPage, failureStatus, successPage } from '../connect/pages.js';
 import { sendPage } from '../connect/html.js';
+import { FLOW_COOKIE, cookieValue } from '../connect/routes.js';
 import { getMcpServerById } from '../repos/mcp-servers.js';
 import { OAuthFlowError } from './errors.js';
 import type { OAuthService } from './service.js';
@@ -24,7 +25,7 @@ export function handleClientMetadata(_req: IncomingMessage, res: ServerResponse,
 export async function handleOAuthCallback(req: IncomingMessage, res: ServerResponse, deps: OAuthRouteDeps): Promise<void> {
   const query = new URL(req.url ?? '/', 'http://callback.invalid').searchParams;
   try {
-    const completed = await deps.oauth.completeAuthorization(query);
+    const completed = await deps.oauth.completeAuthorization(query, cookieValue(req, FLOW_COOKIE));
     const server = await getMcpServerById(deps.oauth.db, completed.serverId);
     sendPage(res, 200, successPage(server?.name ?? 'the server', completed.userId === null ? 'admin' : 'connected'));
   } catch (error) {

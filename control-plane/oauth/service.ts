@@ -14,6 +14,7 @@ import type { Kysely } from 'kysely';
 import * as client from 'openid-client';
 import type { AuthorizationServer } from 'oauth4webapi';
 import { parseEnvRef, type SecretBox } from '../crypto/secret-box.js';
+import { constantTimeEqual } from '../crypto/tokens.js';
 import type { Dialect } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import type { McpServer } from '../repos/mcp-servers.js';
@@ -230,7 +231,7 @@ export class OAuthService {
    * the authorization server URL the person opens. Identity comes from the caller (an admin token, or a
    * spent connect link), never from anything in the URL.
    */
-  async startAuthorization(server: McpServer, userId: string | null): Promise<URL> {
+  async startAuthorization(server: McpServer, userId: string | null, options: { browserBinding?: string } = {}): Promise<URL> {
     const expected = userId === null ? 'OAUTH' : 'PER_USER_OAUTH';
     if (server.authType !== expected) {
       throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} uses ${server.authType} authentication, not ${expected}`);
@@ -261,6 +262,7 @@ export class OAuthService {
       resource: discovered.resource,
       scopes: JSON.stringify(scopes),
       expires_at: new Date(Date.now() + FLOW_TTL_MS).toISOString(),
+      browser_binding: options.browserBinding === undefined ? null : hashState(options.browserBinding),
     });
     const parameters: Record<string, string> = {
       redirect_uri: clientRow.redirect_uri,
@@ -279,11 +281,15 @@ export class OAuthService {
    * response (error, `iss`, state) and exchanges the code with the PKCE verifier and `resource`, then
    * stores the tokens for the flow's owner only.
    */
-  async completeAuthorization(callbackQuery: URLSearchParams): Promise<CompletedFlow> {
+  async completeAuthorization(callbackQuery: URLSearchParams, browserBinding?: string | null): Promise<CompletedFlow> {
     const state = callbackQuery.get('state');
     if (!state) throw new OAuthFlowError('STATE_INVALID', 'this authorization response carries no state');
     const flow = await spendFlow(this.db, hashState(state));
     if (!flow) throw new OAuthFlowError('STATE_INVALID', 'this authorization link is unknown, was already used, or has expired: start again');
+    // A per-user flow completes only in the browser that started it (the connect page's cookie).
+    if (flow.browser_binding !== null && (!browserBinding || !constantTimeEqual(hashState(browserBinding), flow.browser_binding))) {
+      throw new OAuthFlowError('STATE_INVALID', 'this sign-in was not started in this browser: start again from your own link');
+    }
     const error = callbackQuery.get('error');
     if (error === 'access_denied') throw new OAuthFlowError('ACCESS_DENIED', 'access was denied at the authorization server');
 

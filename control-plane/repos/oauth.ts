@@ -184,7 +184,7 @@ export async function listServerCredentials(db: Db, serverId: string): Promise<O
 
 // ---- Flows ----
 
-export async function insertFlow(db: Db, row: Omit<OAuthFlowRow, 'created_at' | 'used_at'>): Promise<void> {
+export async function insertFlow(db: Db, row: Omit<OAuthFlowRow, 'created_at' | 'used_at' | 'browser_binding'> & { browser_binding?: string | null }): Promise<void> {
   await db.insertInto('oauth_flows').values({ ...row, created_at: nowIso(), used_at: null }).execute();
 }
 

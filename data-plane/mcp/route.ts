@@ -55,7 +55,7 @@ import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
-import { META_SERVER_INFO, MODERN_VERSION, isModernRequest } from '../proxy/era.js';
+import { MODERN_VERSION, isModernRequest, modernize } from '../proxy/era.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
@@ -366,33 +366,6 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // every other refusal is the table's `{type, message}`.
       if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
-    },
-  };
-}
-
-/** List results whose 2026-07-28 form carries caching hints (per key, so never shared: `private`). */
-const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
-
-/**
- * A result in the MCP 2026-07-28 shape (schema: `docs/specification/2026-07-28`, basic §results): a
- * required `resultType` (`complete` unless the result says otherwise), who answered in
- * `_meta["io.modelcontextprotocol/serverInfo"]`, and `ttlMs`/`cacheScope` on list results. Errors pass as they are.
- */
-function modernize(reply: Reply, method: string, serverInfo: { name: string; version: string }): Reply {
-  const body = reply.body as { result?: unknown } | null;
-  if (body === null || typeof body.result !== 'object' || body.result === null) return reply;
-  const result = body.result as Record<string, unknown>;
-  const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
-  return {
-    status: reply.status,
-    body: {
-      ...body,
-      result: {
-        ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
-        ...result,
-        resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
-        _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
-      },
     },
   };
 }

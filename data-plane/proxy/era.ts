@@ -31,6 +31,34 @@ export function isModernRequest(headers: IncomingHttpHeaders, message: unknown):
   return typeof meta === 'object' && meta !== null && META_PROTOCOL_VERSION in meta;
 }
 
+/** List results whose 2026-07-28 form carries caching hints (per key, so never shared: `private`). */
+const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+
+/**
+ * A result in the MCP 2026-07-28 shape (schema: `docs/specification/2026-07-28`, basic §results): a
+ * required `resultType` (`complete` unless the result says otherwise), who answered in
+ * `_meta["io.modelcontextprotocol/serverInfo"]`, and `ttlMs`/`cacheScope` on list results. Errors pass as
+ * they are. Used by `/mcp` and by the `/mcp/{server}` bridge alike.
+ */
+export function modernize<R extends { status: number; body: unknown }>(reply: R, method: string, serverInfo: { name: string; version: string }): R {
+  const body = reply.body as { result?: unknown } | null;
+  if (body === null || typeof body.result !== 'object' || body.result === null) return reply;
+  const result = body.result as Record<string, unknown>;
+  const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
+  return {
+    ...reply,
+    body: {
+      ...body,
+      result: {
+        ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
+        ...result,
+        resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
+        _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
+      },
+    },
+  };
+}
+
 interface Known {
   fingerprint: string;
   until: number;

@@ -27,11 +27,8 @@ import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { filterTools } from '../policy/tool-filter.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { UpstreamPool } from '../upstream/pool.js';
-import { META_SERVER_INFO, MODERN_VERSION } from './era.js';
+import { MODERN_VERSION, modernize } from './era.js';
 import type { MessageCheck, PooledForward, ServerRequest } from './server-route.js';
-
-/** List methods whose 2026-07-28 results carry caching hints (per key, so never shared: `private`). */
-const CACHEABLE = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
 
 /** Methods a pooled connection cannot serve per caller (see the module comment). */
 const NOT_RELAYED = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
@@ -55,24 +52,8 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
    */
   async function decorate(request: ServerRequest, method: string, reply: Reply): Promise<Reply> {
     if (!request.modern || reply === null) return reply;
-    const body = reply.body as { result?: unknown };
-    if (typeof body.result !== 'object' || body.result === null) return reply;
-    const result = body.result as Record<string, unknown>;
-    const meta = typeof result._meta === 'object' && result._meta !== null ? (result._meta as Record<string, unknown>) : {};
     const info = await pool.upstreamInfo(request.server).catch(() => null);
-    const serverInfo = info?.serverInfo ?? { name: request.server.name, version: '0.0.0' };
-    return {
-      status: reply.status,
-      body: {
-        ...body,
-        result: {
-          ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
-          ...result,
-          resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
-          _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
-        },
-      },
-    };
+    return modernize(reply, method, info?.serverInfo ?? { name: request.server.name, version: '0.0.0' });
   }
 
   async function answerOne(request: ServerRequest, call: UpstreamCall, record: RequestRecord, check: MessageCheck, signal: AbortSignal, onprogress?: (p: Progress) => void): Promise<Reply> {

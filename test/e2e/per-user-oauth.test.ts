@@ -149,10 +149,30 @@ describe('per-user OAuth through a node', () => {
     expect(replay.body).toContain('already used');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
 
-    expect((await connect(bobUrl, 'bob-sub')).status).toBe(200);
+    // Bob's link, finished in another browser (someone lured into completing it): refused, nothing stored.
+    const lured = await connectWithLink(bobUrl, 'mallory-sub', { otherBrowser: true });
+    expect(lured.status).toBe(400);
+    expect(lured.body).toContain('not match');
+    const bobAgain = (await call('bob')).result?.structuredContent?.mcp_auth_required?.url ?? '';
+    expect((await connect(bobAgain, 'bob-sub')).status).toBe(200);
     expect(text(await call('bob'))).toBe('sub:bob-sub');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
     expect(upstream.callers).toEqual(['alice-sub', 'alice-sub', 'bob-sub', 'alice-sub']);
+  });
+
+  it('admins see each user\'s connection status per server (never a token)', async () => {
+    const view = await cp.gql<{ mcpServer: { userOAuthConnections: Array<{ status: string; issuer: string; scopes: string[]; expiresAt: string; user: { email: string } }> } }>(
+      '{ mcpServer(name: "notes") { userOAuthConnections { status issuer scopes expiresAt user { email } } } }',
+    );
+    const rows = view.mcpServer.userOAuthConnections.map((c) => ({ email: c.user.email, status: c.status, issuer: c.issuer, scopes: c.scopes }));
+    expect(rows.sort((a, b) => a.email.localeCompare(b.email))).toEqual([
+      { email: 'alice@example.com', status: 'CONNECTED', issuer: as.issuer, scopes: ['mcp'] },
+      { email: 'bob@example.com', status: 'CONNECTED', issuer: as.issuer, scopes: ['mcp'] },
+    ]);
+    const alice = await cp.gql<{ users: { edges: Array<{ node: { email: string; oauthConnections: Array<{ status: string; server: { name: string } }> } }> } }>(
+      '{ users(first: 10) { edges { node { email oauthConnections { status server { name } } } } } }',
+    );
+    expect(alice.users.edges.find((e) => e.node.email === 'alice@example.com')?.node.oauthConnections).toEqual([{ status: 'CONNECTED', server: { name: 'notes' } }]);
   });
 
   it('once connected, the connect tool says so without calling the upstream', async () => {

@@ -220,6 +220,15 @@ class CookieJar {
     this.jars.set(url.origin, jar);
   }
 
+  preset(origin: string, cookie: string): void {
+    const jar = this.jars.get(origin) ?? new Map<string, string>();
+    for (const pair of cookie.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0) jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    }
+    this.jars.set(origin, jar);
+  }
+
   header(url: URL): string {
     return [...(this.jars.get(url.origin) ?? new Map<string, string>()).entries()].map(([k, v]) => `${k}=${v}`).join('; ');
   }
@@ -236,8 +245,13 @@ export interface LoginResult {
  * Opens an authorization URL, logs in at the provider's dev login page as `login`, consents (or aborts,
  * with `deny`), and follows redirects back to wherever the provider sends the browser.
  */
-export async function loginAndConsent(authorizationUrl: string, login: string, options: { deny?: boolean; stopAt?: string } = {}): Promise<LoginResult> {
+export async function loginAndConsent(
+  authorizationUrl: string,
+  login: string,
+  options: { deny?: boolean; stopAt?: string; /** Cookies the browser already holds, by origin. */ cookies?: Record<string, string> } = {},
+): Promise<LoginResult> {
   const jar = new CookieJar();
+  for (const [origin, cookie] of Object.entries(options.cookies ?? {})) jar.preset(origin, cookie);
   let url = new URL(authorizationUrl);
   let method = 'GET';
   let body: URLSearchParams | undefined;
@@ -290,7 +304,7 @@ export interface ConnectResult {
 export async function connectWithLink(
   connectUrl: string,
   login: string,
-  options: { deny?: boolean; onAuthorizationUrl?: (url: string) => void } = {},
+  options: { deny?: boolean; onAuthorizationUrl?: (url: string) => void; /** Finish in another browser (without the flow cookie). */ otherBrowser?: boolean } = {},
 ): Promise<ConnectResult> {
   const link = await fetch(connectUrl, { redirect: 'manual' });
   if (link.status !== 303) return { status: link.status, body: await link.text() };
@@ -308,6 +322,8 @@ export async function connectWithLink(
   if (start.status !== 303) return { status: start.status, body: await start.text() };
   const authorizationUrl = start.headers.get('location') ?? '';
   options.onAuthorizationUrl?.(authorizationUrl);
-  const landed = await loginAndConsent(authorizationUrl, login, options.deny ? { deny: true } : {});
+  const flowCookie = (start.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
+  const cookies = options.otherBrowser ? {} : { [new URL(connectUrl).origin]: flowCookie };
+  const landed = await loginAndConsent(authorizationUrl, login, options.deny ? { deny: true, cookies } : { cookies });
   return { status: landed.status, body: landed.body };
 }
