@@ -8,21 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
-import { startAnthropicStandIn, type AnthropicStandIn } from '../support/anthropic-stand-in.js';
+import { expectedNanos, startAnthropicStandIn, type AnthropicStandIn, type WireUsage } from '../support/anthropic-stand-in.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { waitFor } from '../support/wait.js';
 
 const PROVIDER_KEY = 'sk-ant-provider-secret-0123456789';
 const PRICE = { model: 'claude-sonnet-4*', inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 };
 
-function nanos(u: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number }): number {
-  return (
-    Math.round(u.input_tokens * PRICE.inputPerMTok * 1000) +
-    Math.round(u.output_tokens * PRICE.outputPerMTok * 1000) +
-    Math.round(u.cache_creation_input_tokens * PRICE.cacheWritePerMTok * 1000) +
-    Math.round(u.cache_read_input_tokens * PRICE.cacheReadPerMTok * 1000)
-  );
-}
+const nanos = (u: WireUsage): number => expectedNanos(PRICE, u);
 
 describe('/anthropic through one node', () => {
   let cp: TestControlPlane;

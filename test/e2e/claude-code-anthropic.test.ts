@@ -7,7 +7,7 @@
  * usage exactly. After the budget is spent, a second run gets 402 and Claude Code shows the message.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../support/anthropic-stand-in.js';
+import { expectedNanos, startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../support/anthropic-stand-in.js';
 import { claudeMcpAdd, claudePrint, createClaudeHome, describeRun, type ClaudeHome } from '../support/claude-code.js';
 import { startGatewayFixture, type GatewayFixture } from '../support/gateway-fixture.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
@@ -17,15 +17,7 @@ const TOOL = 'mcp__gatehouse__crm_http-echo';
 const PROVIDER_KEY = 'sk-ant-api03-provider-only-secret-7f3a9c';
 const PRICE = { model: 'claude-*', inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 };
 
-function priced(r: RecordedRequest): number {
-  const u = r.usage!;
-  return (
-    Math.round(u.input_tokens * PRICE.inputPerMTok * 1000) +
-    Math.round(u.output_tokens * PRICE.outputPerMTok * 1000) +
-    Math.round(u.cache_creation_input_tokens * PRICE.cacheWritePerMTok * 1000) +
-    Math.round(u.cache_read_input_tokens * PRICE.cacheReadPerMTok * 1000)
-  );
-}
+const priced = (r: RecordedRequest): number => expectedNanos(PRICE, r.usage!);
 
 describe('Claude Code through Gatehouse for the model and the tools', () => {
   let gw: GatewayFixture;

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
-import { startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../support/anthropic-stand-in.js';
+import { expectedNanos, startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../support/anthropic-stand-in.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { startRedisProcess, type RedisProcess } from '../support/redis-process.js';
 import { waitFor } from '../support/wait.js';
@@ -17,15 +17,7 @@ import { waitFor } from '../support/wait.js';
 const PRICE = { model: 'claude-*', inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 };
 const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
 
-function priced(r: RecordedRequest): number {
-  const u = r.usage!;
-  return (
-    Math.round(u.input_tokens * PRICE.inputPerMTok * 1000) +
-    Math.round(u.output_tokens * PRICE.outputPerMTok * 1000) +
-    Math.round(u.cache_creation_input_tokens * PRICE.cacheWritePerMTok * 1000) +
-    Math.round(u.cache_read_input_tokens * PRICE.cacheReadPerMTok * 1000)
-  );
-}
+const priced = (r: RecordedRequest): number => expectedNanos(PRICE, r.usage!);
 
 describe('budgets on /anthropic across three nodes sharing Redis', () => {
   let redis: RedisProcess;

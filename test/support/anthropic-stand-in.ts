@@ -45,6 +45,35 @@ export interface StandInScript {
 
 export type RequestKind = 'main' | 'side' | 'count_tokens' | 'unknown';
 
+/** The usage a Messages API answer reports. */
+export interface WireUsage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+/** USD per million tokens, as a provider's price table gives them. */
+export interface TestPrice {
+  inputPerMTok: number;
+  outputPerMTok: number;
+  cacheWritePerMTok: number;
+  cacheReadPerMTok: number;
+}
+
+/**
+ * What a gateway should charge for `usage` at `price`, in nano-USD, computed here independently of the
+ * gateway's own pricing code (each kind rounded once, as the gateway documents).
+ */
+export function expectedNanos(price: TestPrice, usage: WireUsage): number {
+  return (
+    Math.round(usage.input_tokens * price.inputPerMTok * 1000) +
+    Math.round(usage.output_tokens * price.outputPerMTok * 1000) +
+    Math.round(usage.cache_creation_input_tokens * price.cacheWritePerMTok * 1000) +
+    Math.round(usage.cache_read_input_tokens * price.cacheReadPerMTok * 1000)
+  );
+}
+
 export interface RecordedRequest {
   kind: RequestKind;
   method: string;
@@ -59,7 +88,7 @@ export interface RecordedRequest {
   /** For `/v1/messages`: what was answered. */
   answered?: 'tool_use' | 'final_text' | 'side_text' | 'tool_not_offered';
   /** For `/v1/messages`: the usage the answer reported (what a gateway should charge). */
-  usage?: { input_tokens: number; output_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number };
+  usage?: WireUsage;
 }
 
 export interface ToolResultSeen {
