@@ -285,19 +285,21 @@ export class AuditOutbox {
       // One line longer than a whole batch: it can never be sent, so it is dropped (and counted).
       const nl = (await readFile(join(dir, segmentName(segment)))).indexOf(0x0a, offset);
       this.options.logger.error({ segment, offset }, 'an audit event is larger than a batch may be; dropping it');
-      this.stats.dropped += 1;
-      await this.acknowledge({ lines: [''], bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } });
-      this.stats.shipped -= 1;
+      await this.acknowledge({ lines: [''], bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } }, false);
       return this.nextBatch(maxEvents, maxBytes);
     }
     return { lines, bytes: start, end: { segment, offset: offset + start } };
   }
 
-  /** The control plane stored (or already had) these events: move the cursor past them for good. */
-  async acknowledge(batch: OutboxBatch): Promise<void> {
+  /**
+   * The control plane stored (or already had) these events, or (`delivered` false) they can never be
+   * delivered and are dropped: either way the cursor moves past them for good.
+   */
+  async acknowledge(batch: OutboxBatch, delivered = true): Promise<void> {
     this.stats.depth = Math.max(0, this.stats.depth - batch.lines.length);
     this.stats.bytes = Math.max(0, this.stats.bytes - batch.bytes);
-    this.stats.shipped += batch.lines.length;
+    if (delivered) this.stats.shipped += batch.lines.length;
+    else this.stats.dropped += batch.lines.length;
     const dir = this.options.dir;
     if (!dir) {
       this.memory.splice(0, batch.end.offset);

@@ -10,6 +10,8 @@ import { NODE_AUDIT_PATH, AuditIngestResultSchema, AUDIT_BATCH_MAX_EVENTS } from
 import type { Logger } from '../log.js';
 import type { AuditOutbox } from './outbox.js';
 
+const MALFORMED = Symbol('malformed');
+
 export interface ShipperOptions {
   outbox: AuditOutbox;
   controlPlaneUrl: string;
@@ -44,11 +46,14 @@ export class AuditShipper {
     const batchEvents = Math.min(this.options.batchEvents ?? 500, AUDIT_BATCH_MAX_EVENTS);
     const batchBytes = this.options.batchBytes ?? 4 * 1024 * 1024;
     let backoff = 0;
+    // After the control plane refused a batch as malformed (400/413), batches shrink to one event, so a
+    // single bad line (a damaged disk) is found and dropped instead of holding back every event after it.
+    let isolating = 0;
     const signal = this.abort.signal;
     while (!signal.aborted) {
       let batch;
       try {
-        batch = await outbox.nextBatch(batchEvents, batchBytes);
+        batch = await outbox.nextBatch(isolating > 0 ? 1 : batchEvents, batchBytes);
       } catch (error) {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'could not read the audit outbox');
         await outbox.waitForEvents(1000, signal);
@@ -60,6 +65,18 @@ export class AuditShipper {
       }
       const error = await this.send(batch.lines, signal);
       if (signal.aborted) return;
+      if (error === MALFORMED) {
+        if (batch.lines.length === 1) {
+          logger.error({}, 'the control plane refused an audit event as malformed; it is dropped');
+          await outbox.acknowledge(batch, false);
+          isolating -= 1;
+          continue;
+        }
+        logger.warn({ events: batch.lines.length }, 'the control plane refused an audit batch as malformed; sending its events one by one');
+        isolating = batch.lines.length;
+        continue;
+      }
+      if (isolating > 0) isolating -= 1;
       if (typeof error === 'string') {
         if (!this.failing) logger.warn({ reason: error, backlog: outbox.snapshot().depth }, 'audit events cannot reach the control plane; keeping them on disk and retrying');
         this.failing = true;
@@ -81,8 +98,8 @@ export class AuditShipper {
     }
   }
 
-  /** Posts one batch: the ingest result's rejected count, or why it failed. */
-  private async send(lines: string[], signal: AbortSignal): Promise<{ rejected: number } | string> {
+  /** Posts one batch: the ingest result's rejected count, MALFORMED (never acceptable as sent), or why it failed. */
+  private async send(lines: string[], signal: AbortSignal): Promise<{ rejected: number } | typeof MALFORMED | string> {
     try {
       const res = await fetch(new URL(NODE_AUDIT_PATH, this.options.controlPlaneUrl), {
         method: 'POST',
@@ -92,6 +109,7 @@ export class AuditShipper {
         signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]),
       });
       const text = await res.text();
+      if (res.status === 400 || res.status === 413) return MALFORMED;
       if (res.status !== 200) return `HTTP ${res.status}`;
       const result = AuditIngestResultSchema.safeParse(JSON.parse(text) as unknown);
       return result.success ? { rejected: result.data.rejected.length } : 'unexpected answer';

@@ -128,6 +128,13 @@ describe('per-user OAuth through a node', () => {
     // A client that declared URL-mode elicitation gets MCP's URLElicitationRequiredError instead.
     const elicited = await call('alice', 'notes-whoami', { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } });
     expect(elicited.error?.code).toBe(-32042);
+    // Under MCP 2026-07-28 (no server-to-client requests) the same is an InputRequiredResult with a URL elicitation.
+    const modern = (await call('alice', 'notes-whoami', {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
+    })) as unknown as { result: { resultType: string; inputRequests: Record<string, { method: string; params: { mode: string; url: string } }> } };
+    expect(modern.result.resultType).toBe('input_required');
+    expect(modern.result.inputRequests.connect_account).toMatchObject({ method: 'elicitation/create', params: { mode: 'url', url: expect.stringMatching(/\/connect\/ghc_/) } });
     expect(elicited.error?.data?.elicitations?.[0]).toMatchObject({ mode: 'url', url: expect.stringMatching(/\/connect\/ghc_/) });
     expect(upstream.callers).toEqual([]);
   });
@@ -158,6 +165,21 @@ describe('per-user OAuth through a node', () => {
     expect(text(await call('bob'))).toBe('sub:bob-sub');
     expect(text(await call('alice'))).toBe('sub:alice-sub');
     expect(upstream.callers).toEqual(['alice-sub', 'alice-sub', 'bob-sub', 'alice-sub']);
+  });
+
+  it('admins see each user\'s connection status per server (never a token)', async () => {
+    const view = await cp.gql<{ mcpServer: { userOAuthConnections: Array<{ status: string; issuer: string; scopes: string[]; expiresAt: string; user: { email: string } }> } }>(
+      '{ mcpServer(name: "notes") { userOAuthConnections { status issuer scopes expiresAt user { email } } } }',
+    );
+    const rows = view.mcpServer.userOAuthConnections.map((c) => ({ email: c.user.email, status: c.status, issuer: c.issuer, scopes: c.scopes }));
+    expect(rows.sort((a, b) => a.email.localeCompare(b.email))).toEqual([
+      { email: 'alice@example.com', status: 'CONNECTED', issuer: as.issuer, scopes: ['mcp'] },
+      { email: 'bob@example.com', status: 'CONNECTED', issuer: as.issuer, scopes: ['mcp'] },
+    ]);
+    const alice = await cp.gql<{ users: { edges: Array<{ node: { email: string; oauthConnections: Array<{ status: string; server: { name: string } }> } }> } }>(
+      '{ users(first: 10) { edges { node { email oauthConnections { status server { name } } } } } }',
+    );
+    expect(alice.users.edges.find((e) => e.node.email === 'alice@example.com')?.node.oauthConnections).toEqual([{ status: 'CONNECTED', server: { name: 'notes' } }]);
   });
 
   it('once connected, the connect tool says so without calling the upstream', async () => {
