@@ -21,6 +21,15 @@ export interface McpAuthRequired {
 
 /** The `_meta` key MCP 2026-07-28 clients put their capabilities under (per request). */
 const CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
+const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
+/** The first revision without server-to-client requests: URL elicitation is an `InputRequiredResult` there. */
+const MRTR_VERSION = '2026-07-28';
+
+/** Whether the request speaks MCP 2026-07-28 (per-request `_meta` protocol version). */
+export function speaksMrtr(message: JSONRPCRequest): boolean {
+  const version = (message.params?._meta as Record<string, unknown> | undefined)?.[PROTOCOL_VERSION_META];
+  return typeof version === 'string' && version >= MRTR_VERSION;
+}
 
 export function authRequiredError(server: string, answer: Extract<CredentialAnswer, { status: 'auth_required' }>): GatewayError {
   const payload: McpAuthRequired =
@@ -57,13 +66,37 @@ export function declaresUrlElicitation(message: JSONRPCRequest, sessionCapabilit
  * The JSON-RPC answer for a credential refusal, or null when `error` is not one (the caller answers it
  * the usual way).
  */
-export function credentialRefusalReply(id: JsonRpcId, error: GatewayError, urlElicitation: boolean): unknown {
+export function credentialRefusalReply(id: JsonRpcId, error: GatewayError, urlElicitation: boolean, mrtr = false): unknown {
   if (error.code === 'credentials_unavailable') {
     return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: error.message }], isError: true } };
   }
   if (error.code !== 'auth_required') return null;
   const payload = authRequiredOf(error);
   if (!payload) return null;
+  if (urlElicitation && mrtr) {
+    // MCP 2026-07-28 (basic/patterns/mrtr): no server-to-client request; the client fulfils the URL
+    // elicitation and retries the call, which then finds the user's credential.
+    const elicitation = (error.data?.elicitations as Array<Record<string, unknown>> | undefined)?.[0];
+    return {
+      jsonrpc: '2.0',
+      id,
+      result: {
+        resultType: 'input_required',
+        inputRequests: {
+          connect_account: {
+            method: 'elicitation/create',
+            params: {
+              mode: 'url',
+              message: CredentialMessage.elicitation(payload.server),
+              url: payload.url,
+              elicitationId: typeof elicitation?.elicitationId === 'string' ? elicitation.elicitationId : randomUUID(),
+            },
+          },
+        },
+        _meta: { mcp_auth_required: payload },
+      },
+    };
+  }
   if (urlElicitation) {
     return {
       jsonrpc: '2.0',
@@ -82,6 +115,7 @@ export function credentialRefusalReply(id: JsonRpcId, error: GatewayError, urlEl
     jsonrpc: '2.0',
     id,
     result: {
+      ...(mrtr ? { resultType: 'complete' } : {}),
       content: [{ type: 'text', text: error.message }],
       isError: true,
       structuredContent: { mcp_auth_required: payload },

@@ -47,7 +47,7 @@ import {
   rpcGatewayError,
   type JsonRpcId,
 } from '../errors.js';
-import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
+import { credentialRefusalReply, declaresUrlElicitation, speaksMrtr } from '../credentials/auth-required.js';
 import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
 import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
@@ -201,7 +201,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       const outcome = await stages.call(ctx, record, { server: connect, tool: CONNECT_TOOL, method: 'tools/call' }, () =>
         Promise.resolve({ result: { kind: 'result' as const, result: alreadyConnected(connect.name) } }),
       );
-      if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+      if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
       return ok({ jsonrpc: '2.0', id, result: outcome.result });
     }
     const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
@@ -238,13 +238,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       result: await pool.callTool(call, tool, params, signal, notify),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
-    if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome));
+    if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
     if (outcome.kind === 'refused') {
       // The upstream refused the credential and renewing it gave none (the user must connect again).
       record.outcome = 'denied';
       record.error = outcome.error.code;
       record.reason = outcome.error.reason ?? null;
-      return ok(credentialRefusalReply(id, outcome.error, declaresUrlElicitation(message)) ?? rpcErrorOf(id, outcome.error));
+      return ok(credentialRefusalReply(id, outcome.error, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome.error));
     }
     if (outcome.kind === 'rpc_error') {
       record.outcome = 'upstream_rpc_error';

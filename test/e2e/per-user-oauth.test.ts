@@ -128,6 +128,13 @@ describe('per-user OAuth through a node', () => {
     // A client that declared URL-mode elicitation gets MCP's URLElicitationRequiredError instead.
     const elicited = await call('alice', 'notes-whoami', { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } });
     expect(elicited.error?.code).toBe(-32042);
+    // Under MCP 2026-07-28 (no server-to-client requests) the same is an InputRequiredResult with a URL elicitation.
+    const modern = (await call('alice', 'notes-whoami', {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } },
+    })) as unknown as { result: { resultType: string; inputRequests: Record<string, { method: string; params: { mode: string; url: string } }> } };
+    expect(modern.result.resultType).toBe('input_required');
+    expect(modern.result.inputRequests.connect_account).toMatchObject({ method: 'elicitation/create', params: { mode: 'url', url: expect.stringMatching(/\/connect\/ghc_/) } });
     expect(elicited.error?.data?.elicitations?.[0]).toMatchObject({ mode: 'url', url: expect.stringMatching(/\/connect\/ghc_/) });
     expect(upstream.callers).toEqual([]);
   });
