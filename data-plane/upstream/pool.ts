@@ -300,6 +300,17 @@ export class UpstreamPool {
         entry.server = server;
       }
     }
+    // A server's catalog is fetched as soon as it appears in a snapshot (issue 5), not when a client first
+    // lists tools, so operators see `McpServer.tools` within a report interval. After the swap, so the new
+    // Runtime is the current one; servers whose credential is per user are left to their callers.
+    setImmediate(() => {
+      if (this.#closed || this.#holder.current !== runtime) return;
+      for (const server of runtime.servers.values()) {
+        if (server.unavailable !== null || this.#entries.has(server.name)) continue;
+        if (server.authType !== 'NONE' && server.authType !== 'HEADERS') continue;
+        this.listTools(server).catch(() => undefined);
+      }
+    }).unref();
   }
 
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */

@@ -239,6 +239,23 @@ describe('cancellation', () => {
 });
 
 describe('catalog', () => {
+  it('is fetched as soon as a server appears in a snapshot, before any client asks (per-user servers excepted)', async () => {
+    const http = await startHttpUpstream();
+    upstreams.push(http);
+    const snap = await buildSnapshot({
+      servers: [
+        { name: 'crm', url: http.url },
+        { name: 'mine', url: http.url, authType: 'PER_USER_HEADERS' },
+      ],
+      keys: [],
+    });
+    node.apply(snap);
+    const catalogs = await waitFor(() => (node.pool.catalogs().length > 0 ? node.pool.catalogs() : null), { what: 'an eager catalog' });
+    expect(catalogs.map((c) => c.server)).toEqual(['crm']);
+    expect(catalogs[0]?.tools.map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'add']));
+    expect(http.requests.filter((r) => r.rpcMethod === 'tools/list')).toHaveLength(1);
+  });
+
   it('refreshes on notifications/tools/list_changed', async () => {
     const http = await startHttpUpstream();
     upstreams.push(http);

@@ -82,6 +82,9 @@ describe('/mcp/{server} through two nodes', () => {
     snapshot = await buildSnapshot(config);
     nodeA.apply(snapshot);
     nodeB.apply(snapshot);
+    // Each node fetches conf's catalog as soon as the snapshot lands (its own pooled session): let that
+    // background traffic finish, so the upstream events the tests read are their own.
+    for (const node of [nodeA, nodeB]) await waitFor(() => node.pool.catalogs().some((c) => c.server === 'conf'), { what: 'the eager catalog fetch' });
     // A load balancer that sends every request to the other node than the one before.
     roundRobin = await startHeaderProxy({ target: [routeOf(nodeA), routeOf(nodeB)], headers: {} });
   });
