@@ -42,11 +42,13 @@ import {
   updateVirtualKey,
   type VirtualKey,
 } from '../repos/virtual-keys.js';
-import { readConfigDocument, type DesiredKey, type DesiredProfile, type DesiredServer, type DesiredUser, type FieldPaths } from './document.js';
+import { parseEnvRef, redactedPreview } from '../crypto/secret-box.js';
+import { parsePrices, parseProviderApiKey, providerApiKeyAad, upsertProvider, type UpsertProviderInput } from '../repos/providers.js';
+import { readConfigDocument, type DesiredKey, type DesiredProfile, type DesiredProvider, type DesiredServer, type DesiredUser, type FieldPaths } from './document.js';
 import { createAccessProfile, listAllAccessProfiles, updateAccessProfile, type AccessProfile } from '../repos/access-profiles.js';
 import { keyLimitsForRepository } from './key-limits.js';
 
-export type ConfigEntityKind = 'MCP_SERVER' | 'USER' | 'VIRTUAL_KEY' | 'ACCESS_PROFILE';
+export type ConfigEntityKind = 'MCP_SERVER' | 'USER' | 'VIRTUAL_KEY' | 'ACCESS_PROFILE' | 'PROVIDER';
 export type ConfigChangeAction = 'CREATE' | 'UPDATE' | 'DELETE' | 'REVOKE';
 
 export interface ConfigChange {
@@ -215,6 +217,57 @@ async function applyProfiles(run: Run, desired: readonly DesiredProfile[], store
     if (fields.length === 0) continue;
     const updated = await attempt(run.issues, d.paths, () => updateAccessProfile(run.trx, update));
     if (updated) run.changes.push({ kind: 'ACCESS_PROFILE', action: 'UPDATE', name: d.name, path: d.path, fields });
+  }
+}
+
+/** How a provider key shows in a change: its `env.NAME`, or a redacted preview; never the value. */
+function keyShown(value: string): string {
+  return parseEnvRef(value) ? value : redactedPreview(value);
+}
+
+/** Providers by name: created, or updated in the fields that differ (the API key compared by opening it). */
+async function applyProviders(run: Run, desired: readonly DesiredProvider[]): Promise<void> {
+  for (const d of unique(desired, (p) => p.name, 'this provider', run.issues)) {
+    const row = await run.trx.selectFrom('providers').selectAll().where('name', '=', d.name).executeTakeFirst();
+    const fields: FieldChange[] = [];
+    if (!row) {
+      const created = await attempt(run.issues, d.paths, () => upsertProvider(run.trx, run.box, { name: d.name, baseUrl: d.baseUrl, apiKey: d.apiKey, prices: d.prices }));
+      if (created) {
+        fields.push({ field: 'baseUrl', before: null, after: created.baseUrl }, { field: 'apiKey', before: null, after: created.apiKeyPreview });
+        run.changes.push({ kind: 'PROVIDER', action: 'CREATE', name: d.name, path: d.path, fields });
+      }
+      continue;
+    }
+    const update: UpsertProviderInput = { name: d.name };
+    const baseUrl = d.baseUrl.replace(/\/+$/, '');
+    if (baseUrl !== row.base_url) {
+      fields.push({ field: 'baseUrl', before: row.base_url, after: baseUrl });
+      update.baseUrl = d.baseUrl;
+    }
+    if (JSON.stringify(d.prices) !== JSON.stringify(parsePrices(row.prices))) {
+      fields.push({ field: 'prices', before: row.prices, after: JSON.stringify(d.prices) });
+      update.prices = d.prices;
+    }
+    if (d.apiKey !== null) {
+      const stored = parseProviderApiKey(row.api_key);
+      const env = parseEnvRef(d.apiKey.trim());
+      let same: boolean;
+      if (stored.kind === 'env') same = env === stored.name;
+      else {
+        try {
+          same = env === null && run.box.open(stored.ciphertext, providerApiKeyAad(row.id)) === d.apiKey.trim();
+        } catch {
+          same = false;
+        }
+      }
+      if (!same) {
+        fields.push({ field: 'apiKey', before: stored.kind === 'env' ? `env.${stored.name}` : stored.preview, after: keyShown(d.apiKey.trim()) });
+        update.apiKey = d.apiKey;
+      }
+    }
+    if (fields.length === 0) continue;
+    const updated = await attempt(run.issues, d.paths, () => upsertProvider(run.trx, run.box, update));
+    if (updated) run.changes.push({ kind: 'PROVIDER', action: 'UPDATE', name: d.name, path: d.path, fields });
   }
 }
 
@@ -415,6 +468,7 @@ export async function applyConfig(db: Kysely<Database>, box: SecretBox, document
         const named = await applyServers(run, desired.servers, storedServers);
         if (run.prune) await pruneServers(run, storedServers, named, storedKeys);
       }
+      if (desired.providers) await applyProviders(run, desired.providers);
       if (desired.profiles) await applyProfiles(run, desired.profiles, await listAllAccessProfiles(trx));
       let keysDeleted = new Set<string>();
       if (desired.keys) {

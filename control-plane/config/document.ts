@@ -28,7 +28,7 @@ const DOCUMENT_FIELDS: readonly FieldSpec[] = [
   { name: 'users' },
   { name: 'virtualKeys', aliases: ['virtual_keys'] },
   { name: 'accessProfiles', aliases: ['access_profiles'] },
-  { name: 'providers', unsupported: laterVersion('providers') },
+  { name: 'providers' },
 ];
 
 const SERVER_FIELDS: readonly FieldSpec[] = [
@@ -54,6 +54,21 @@ const PROFILE_FIELDS: readonly FieldSpec[] = [
   { name: 'keyLifetimeDays', aliases: ['key_lifetime_days'] },
   { name: 'limitsFallback', aliases: ['limits_fallback'] },
   ...KEY_LIMIT_FIELDS,
+];
+
+const PROVIDER_FIELDS: readonly FieldSpec[] = [
+  { name: 'name' },
+  { name: 'kind' },
+  { name: 'baseUrl', aliases: ['base_url'] },
+  { name: 'apiKey', aliases: ['api_key'] },
+  { name: 'prices' },
+];
+const PRICE_FIELDS: readonly FieldSpec[] = [
+  { name: 'model' },
+  { name: 'inputPerMTok', aliases: ['input_per_mtok'] },
+  { name: 'outputPerMTok', aliases: ['output_per_mtok'] },
+  { name: 'cacheWritePerMTok', aliases: ['cache_write_per_mtok'] },
+  { name: 'cacheReadPerMTok', aliases: ['cache_read_per_mtok'] },
 ];
 
 const STDIO_FIELDS: readonly FieldSpec[] = [{ name: 'command' }, { name: 'args' }, { name: 'env' }];
@@ -153,12 +168,23 @@ export interface DesiredProfile {
   paths: FieldPaths;
 }
 
+export interface DesiredProvider {
+  path: string;
+  name: string;
+  baseUrl: string;
+  /** A value or `env.NAME`; null = keep the stored key (`{stored: …}` or left out). */
+  apiKey: string | null;
+  prices: Array<{ model: string; inputPerMTok: number; outputPerMTok: number; cacheWritePerMTok: number; cacheReadPerMTok: number }>;
+  paths: FieldPaths;
+}
+
 /** A section is null when the document leaves it out: nothing in it is created, changed or pruned. */
 export interface DesiredConfig {
   servers: DesiredServer[] | null;
   users: DesiredUser[] | null;
   keys: DesiredKey[] | null;
   profiles?: DesiredProfile[] | null;
+  providers?: DesiredProvider[] | null;
 }
 
 /**
@@ -323,6 +349,39 @@ function readProfile(p: ObjectReader): DesiredProfile | null {
   };
 }
 
+function readProvider(p: ObjectReader): DesiredProvider | null {
+  const paths = new FieldPaths(p.path, p, PROVIDER_FIELDS);
+  p.required('name');
+  p.required('baseUrl');
+  const name = p.string('name');
+  const baseUrl = p.string('baseUrl');
+  let apiKey: string | null = null;
+  const rawKey = p.raw('apiKey');
+  if (rawKey) {
+    if (typeof rawKey.value === 'string') apiKey = rawKey.value;
+    else if (!(isRecord(rawKey.value) && typeof rawKey.value[STORED_MARKER_KEY] === 'string')) {
+      p.issues.add('INVALID_VALUE', rawKey.path, `must be a string (a value or env.NAME) or {${STORED_MARKER_KEY}: …} to keep the stored key`);
+    }
+  }
+  const prices: DesiredProvider['prices'] = [];
+  const list = p.list('prices');
+  if (list) {
+    for (const [i, item] of objectItems(list, p.issues, PRICE_FIELDS).entries()) {
+      paths.set(`prices.${i}`, item.path);
+      for (const spec of PRICE_FIELDS) paths.set(`prices.${i}.${spec.name}`, item.pathOf(spec.name));
+      for (const spec of PRICE_FIELDS) item.required(spec.name);
+      const model = item.string('model');
+      const n = (f: string) => item.number(f);
+      const [inputPerMTok, outputPerMTok, cacheWritePerMTok, cacheReadPerMTok] = [n('inputPerMTok'), n('outputPerMTok'), n('cacheWritePerMTok'), n('cacheReadPerMTok')];
+      if (model !== undefined && inputPerMTok !== undefined && outputPerMTok !== undefined && cacheWritePerMTok !== undefined && cacheReadPerMTok !== undefined) {
+        prices.push({ model, inputPerMTok, outputPerMTok, cacheWritePerMTok, cacheReadPerMTok });
+      }
+    }
+  }
+  if (name === undefined || baseUrl === undefined) return null;
+  return { path: p.path, name: name.trim(), baseUrl: baseUrl.trim(), apiKey, prices, paths };
+}
+
 function section<T>(doc: ObjectReader, name: string, specs: readonly FieldSpec[], read: (r: ObjectReader) => T | null): T[] | null {
   const list = doc.list(name);
   if (!list) return doc.has(name) ? [] : null;
@@ -351,5 +410,6 @@ export function readConfigDocument(document: unknown, issues: IssueList): Desire
     users: section(doc, 'users', USER_FIELDS, readUser),
     keys: section(doc, 'virtualKeys', KEY_FIELDS, readKey),
     profiles: section(doc, 'accessProfiles', PROFILE_FIELDS, readProfile),
+    providers: section(doc, 'providers', PROVIDER_FIELDS, readProvider),
   };
 }

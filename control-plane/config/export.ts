@@ -6,6 +6,7 @@
  * only; it never opens a secret.
  */
 import { listAllAccessProfiles, type AccessProfile } from '../repos/access-profiles.js';
+import { parsePrices, parseProviderApiKey } from '../repos/providers.js';
 import type { Kysely } from 'kysely';
 import { displaySecret, type StoredSecret } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
@@ -48,6 +49,15 @@ export interface ConfigDocument {
   virtualKeys: ExportedKey[];
   /** Present when any exists. */
   accessProfiles?: ExportedProfile[];
+  /** Present when any exists; API keys as references only. */
+  providers?: ExportedProvider[];
+}
+
+export interface ExportedProvider {
+  name: string;
+  baseUrl: string;
+  apiKey: SecretReference;
+  prices: Array<{ model: string; inputPerMTok: number; outputPerMTok: number; cacheWritePerMTok: number; cacheReadPerMTok: number }>;
 }
 
 export interface ExportedProfile {
@@ -115,6 +125,7 @@ export async function exportConfig(db: Kysely<Database>): Promise<ConfigDocument
     const users = await listAllUsers(trx);
     const keys = await listAllVirtualKeys(trx);
     const profiles = await listAllAccessProfiles(trx);
+    const providers = await trx.selectFrom('providers').selectAll().orderBy('name').execute();
     const emails = new Map(users.map((u) => [u.id, u.email]));
     return {
       version: DOCUMENT_VERSION,
@@ -142,6 +153,9 @@ export async function exportConfig(db: Kysely<Database>): Promise<ConfigDocument
         )
         .sort((a, b) => byText(`${a.user}/${a.name}`, `${b.user}/${b.name}`)),
       ...(profiles.length > 0 ? { accessProfiles: profiles.map(exportProfile).sort((a, b) => byText(a.name, b.name)) } : {}),
+      ...(providers.length > 0
+        ? { providers: providers.map((p) => ({ name: p.name, baseUrl: p.base_url, apiKey: reference(parseProviderApiKey(p.api_key)), prices: parsePrices(p.prices) })) }
+        : {}),
     };
   });
 }

@@ -72,6 +72,7 @@ export type ConfigChangeAction =
 export type ConfigEntityKind =
   | 'ACCESS_PROFILE'
   | 'MCP_SERVER'
+  | 'PROVIDER'
   | 'USER'
   | 'VIRTUAL_KEY';
 

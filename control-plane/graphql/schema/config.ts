@@ -19,7 +19,7 @@ builder.scalarType('JSON', {
   parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables ?? undefined),
 });
 
-const ConfigEntityKindEnum = builder.enumType('ConfigEntityKind', { values: ['MCP_SERVER', 'USER', 'VIRTUAL_KEY', 'ACCESS_PROFILE'] as const });
+const ConfigEntityKindEnum = builder.enumType('ConfigEntityKind', { values: ['MCP_SERVER', 'USER', 'VIRTUAL_KEY', 'ACCESS_PROFILE', 'PROVIDER'] as const });
 const ConfigChangeActionEnum = builder.enumType('ConfigChangeAction', { values: ['CREATE', 'UPDATE', 'DELETE', 'REVOKE'] as const });
 
 const FieldChangeRef = builder.objectRef<FieldChange>('FieldChange').implement({

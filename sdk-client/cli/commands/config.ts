@@ -12,7 +12,7 @@ import { EXIT_FAILED, EXIT_OK, printJson, printWarnings, UsageError, type Comman
 import { readDocumentFile } from '../input-file.js';
 
 const SIGN: Record<ConfigChange['action'], string> = { CREATE: '+', UPDATE: '~', DELETE: '-', REVOKE: '!' };
-const KIND: Record<ConfigChange['kind'], string> = { MCP_SERVER: 'mcp_server', USER: 'user', VIRTUAL_KEY: 'virtual_key', ACCESS_PROFILE: 'access_profile' };
+const KIND: Record<ConfigChange['kind'], string> = { MCP_SERVER: 'mcp_server', USER: 'user', VIRTUAL_KEY: 'virtual_key', ACCESS_PROFILE: 'access_profile', PROVIDER: 'provider' };
 
 /** `document.mcp_servers[0].name` → `mcp_servers[0].name`: paths are printed relative to the file. */
 function inFile(field: string | null): string {

@@ -78,12 +78,11 @@ describe('readConfigDocument', () => {
     expect(
       read({
         version: 2,
-        providers: [],
+        providers: [{ name: 'anthropic' }],
         mcp_servers: [{ name: 'x', connection_type: 'http', 'tools to execute': ['*'], headers: { A: 1 } }, 'nope'],
         virtual_keys: [{ name: 'k', user: 'u@example.com', mcp_servers: [{ server: 'crm' }], budget: {}, budgets: [{ maxUsd: 0, period: 'fortnightly' }] }],
       }).issues,
     ).toEqual([
-      'providers NOT_SUPPORTED',
       'version NOT_SUPPORTED',
       'mcp_servers[0]["tools to execute"] UNKNOWN_FIELD',
       'mcp_servers[1] INVALID_VALUE',
@@ -93,6 +92,7 @@ describe('readConfigDocument', () => {
       'virtual_keys[0].budget REQUIRED',
       'virtual_keys[0].budgets[0].period INVALID_VALUE',
       'virtual_keys[0].budgets[0].maxUsd INVALID_VALUE',
+      'providers[0].baseUrl REQUIRED',
     ]);
   });
 });

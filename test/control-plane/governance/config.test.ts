@@ -3,6 +3,8 @@
  * spelling) creates profiles with grants, budgets, a rate limit and a lifetime; re-applying changes nothing;
  * an edit is an UPDATE of exactly the changed fields and reaches the keys allocated from the profile;
  * export writes the section back and export → apply is a no-op; bad entries are reported at their paths.
+ * `providers`: created with a sealed key, re-applied as a no-op (the key compared by opening it), exported
+ * with the key as a reference only, a changed key reported without its value.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyConfig } from '../../../control-plane/config/apply.js';
@@ -65,5 +67,29 @@ describe.each(testDialects)('access profiles in documents on %s', (dialect) => {
       ]),
     );
     expect((await exportConfig(h.database.db)).accessProfiles?.map((p) => p.name)).toEqual(['support']);
+  });
+
+  it('applies providers: sealed key, no-op re-apply, export by reference, key changes never shown', async () => {
+    const secret = 'sk-ant-document-secret-0123456789';
+    const prices = [{ model: 'claude-*', input_per_mtok: 3, output_per_mtok: 15, cache_write_per_mtok: 3.75, cache_read_per_mtok: 0.3 }];
+    const docWith = (apiKey: unknown) => ({ providers: [{ name: 'anthropic', base_url: 'https://api.anthropic.example', api_key: apiKey, prices }] });
+    const created = await applyConfig(h.database.db, h.box, docWith(secret));
+    expect(created.changes.map((c) => [c.kind, c.action, c.name])).toEqual([['PROVIDER', 'CREATE', 'anthropic']]);
+    expect(JSON.stringify(created)).not.toContain(secret);
+    expect((await applyConfig(h.database.db, h.box, docWith(secret))).changes).toEqual([]);
+
+    const exported = await exportConfig(h.database.db);
+    expect(exported.providers).toEqual([
+      { name: 'anthropic', baseUrl: 'https://api.anthropic.example', apiKey: { stored: 'sk-a…6789' }, prices: [{ model: 'claude-*', inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 }] },
+    ]);
+    expect(JSON.stringify(exported)).not.toContain(secret);
+    expect((await applyConfig(h.database.db, h.box, exported)).changes).toEqual([]);
+
+    const rotated = await applyConfig(h.database.db, h.box, docWith('sk-ant-rotated-secret-9876543210'));
+    expect(rotated.changes).toEqual([expect.objectContaining({ kind: 'PROVIDER', action: 'UPDATE', fields: [{ field: 'apiKey', before: 'sk-a…6789', after: 'sk-a…3210' }] })]);
+    const env = await applyConfig(h.database.db, h.box, docWith('env.ANTHROPIC_API_KEY'));
+    expect(env.changes[0]?.fields).toEqual([{ field: 'apiKey', before: 'sk-a…3210', after: 'env.ANTHROPIC_API_KEY' }]);
+    const missing = await applyConfig(h.database.db, h.box, { providers: [{ name: 'other', base_url: 'https://x.example' }] }).catch((e: unknown) => e);
+    expect((missing as InputError).issues.map((i) => [i.field, i.code])).toEqual([['providers[0].apiKey', 'REQUIRED']]);
   });
 });
