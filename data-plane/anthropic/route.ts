@@ -193,6 +193,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
 
   function answerFromProvider(request: AnthropicRequest, upstream: IncomingMessage, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const status = upstream.statusCode ?? 502;
+    record.upstreamStatus = status;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value === undefined) continue;

@@ -66,7 +66,7 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
         ...(result !== undefined ? { result } : {}),
         outcome: record.outcome,
         denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
-        upstreamStatus: null,
+        upstreamStatus: record.upstreamStatus ?? null,
         latencyMs: Math.round(record.latencyMs * 1000) / 1000,
         resultBytes,
         tokens:

@@ -63,6 +63,8 @@ export interface RequestRecord {
   credentialIdentity: string | null;
   /** Metered usage, when the forward stage knows it (LLM tokens, tool price). */
   usage: Usage | null;
+  /** The HTTP status the upstream or provider answered with, where the route sees one. */
+  upstreamStatus?: number;
   /** The result as returned to the caller (after the guardrail), for the audit trail; absent when not kept. */
   result?: unknown;
   /** Secrets the guardrail found in this message (kinds and JSON paths, never values). */

@@ -288,6 +288,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
   ): Answer {
     const { server } = request;
     const status = upstream.statusCode ?? 502;
+    record.upstreamStatus = status;
     if (status === 401 || status === 403 || (status >= 300 && status < 400)) {
       // The upstream refused the gateway's credentials, or redirects somewhere: neither is the caller's to
       // follow (a WWW-Authenticate would send an MCP client into the upstream's OAuth flow).

@@ -90,7 +90,7 @@ describe('secrets guardrail on /anthropic', () => {
       const rows = await cp.cp.db.selectFrom('audit_events').select('event').orderBy('row_id').execute();
       return rows.map((r) => JSON.parse(r.event) as Record<string, unknown>).filter((e) => e.route === '/anthropic' && e.method === 'POST /v1/messages').at(1);
     }, { what: 'streamed LLM audit event' });
-    expect(event).toMatchObject({ keyId, server: 'anthropic', outcome: 'ok', guardrail: [{ kind: 'github-pat', where: 'response.content[0].text' }] });
+    expect(event).toMatchObject({ keyId, server: 'anthropic', outcome: 'ok', upstreamStatus: 200, guardrail: [{ kind: 'github-pat', where: 'response.content[0].text' }] });
     expect((event.tokens as { input: number; output: number }).output).toBeGreaterThan(0);
     expect(event.costUsd).toBeGreaterThan(0);
     expect(JSON.stringify(event)).not.toContain(leaked);
