@@ -43,13 +43,12 @@ describe('key table', () => {
     expect(bad((r) => r.pop())).toThrow(/whole number of rows/);
   });
 
-  it('builds a runtime from the table: 100,000 keys in well under a second, sharing tools maps', async () => {
+  // Its speed is measured by `npm run bench:scale` (100k keys applied on a real node), not by a timed test.
+  it('builds a runtime from the table: 100,000 keys, sharing tools maps', async () => {
     const base = await buildSnapshot({ servers: [{ name: 'crm', url: 'http://x/mcp', toolsToExecute: ['a', 'b'] }], keys: [] });
     const keys = Array.from({ length: 100_000 }, (_, i) => entry(i, i % 2 === 0 ? ['*'] : ['a']));
     const payload = { ...base.payload, keys: [], keyTable: encodeKeyTable(keys) };
-    const started = performance.now();
     const { runtime } = buildRuntime(payload, base.dataKey, {});
-    const elapsed = performance.now() - started;
     expect(runtime.keysByHash.size).toBe(100_000);
     const k0 = runtime.keysByHash.get(hashKey('gk_0'))!;
     const k2 = runtime.keysByHash.get(hashKey('gk_2'))!;
@@ -57,6 +56,5 @@ describe('key table', () => {
     expect(k0.tools.get('crm')).toEqual(new Set(['a', 'b']));
     expect(runtime.keysByHash.get(hashKey('gk_1'))).toMatchObject({ revoked: true, tools: new Map([['crm', new Set(['a'])]]) });
     expect(k2.expiresAtMs).toBe(Date.parse('2030-01-01T00:00:00.000Z'));
-    expect(elapsed).toBeLessThan(1_000);
   });
 });
