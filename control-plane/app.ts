@@ -39,7 +39,7 @@ import { announceCredentialChange } from './repos/connect.js';
 import { handleConnect, isConnectPath, type ConnectRouteDeps } from './connect/routes.js';
 import { handleNodeCredentials } from './http/credential-route.js';
 import { NODE_CREDENTIALS_PATH } from '../data-plane/snapshot/credential-protocol.js';
-import { handleClientMetadata, handleOAuthCallback, type OAuthRouteDeps } from './oauth/routes.js';
+import { handleClientMetadata, handleOAuthCallback, handleOAuthStart, isOAuthStartPath, type OAuthRouteDeps } from './oauth/routes.js';
 import { CLIENT_METADATA_PATH, OAUTH_CALLBACK_PATH, OAuthService, type OAuthServiceOptions } from './oauth/service.js';
 import { listenForConfigChanges, notifyConfigChanged, type ConfigListener } from './snapshot/config-notify.js';
 import { SnapshotPublisher } from './snapshot/publisher.js';
@@ -75,6 +75,8 @@ export interface ControlPlane {
   publisher: SnapshotPublisher;
   audit: AuditStore;
   oauth: OAuthService;
+  /** The secret box sealing stored secrets: for in-process tools and tests that must read a sealed row. */
+  box: SecretBox;
   /** The shared node token's plaintext, for starting nodes in the same process (`npm start`, tests); null when not accepted. */
   nodeToken: string | null;
   trustedKeys: PublicJwk[];
@@ -169,6 +171,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_AUDIT_PATH && req.method === 'POST') return handleAuditIngest(req, res, auditDeps);
       if (path === AUDIT_EXPORT_PATH && req.method === 'GET') return handleAuditExport(req, res, auditDeps);
       if (path === OAUTH_CALLBACK_PATH && req.method === 'GET') return handleOAuthCallback(req, res, oauthDeps);
+      if (path !== undefined && isOAuthStartPath(path)) return handleOAuthStart(req, res, path, oauthDeps);
       if (path === NODE_CREDENTIALS_PATH && req.method === 'POST') return handleNodeCredentials(req, res, { node: nodeDeps, broker });
       if (path !== undefined && isConnectPath(path)) return handleConnect(req, res, path, connectDeps);
       if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
@@ -208,6 +211,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     publisher,
     audit,
     oauth,
+    box,
     nodeToken: keys.nodeToken,
     trustedKeys,
     generatedAdminToken: bootstrap.created && !env.GATEHOUSE_ADMIN_TOKEN ? bootstrap.token : undefined,

@@ -17,6 +17,7 @@ import * as m0011b from './migrations/0011_oauth_flow_binding.js';
 import * as m0012 from './migrations/0012_governance.js';
 import * as m0012b from './migrations/0012_governance_tool_pricing.js';
 import * as m0013 from './migrations/0013_audit.js';
+import * as m0015 from './migrations/0015_oauth_start_links.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -76,6 +77,7 @@ const migrations: Record<string, Migration> = {
   '0012_governance': m0012,
   '0012_governance_tool_pricing': m0012b,
   '0013_audit': m0013,
+  '0015_oauth_start_links': m0015,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

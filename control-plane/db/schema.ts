@@ -290,6 +290,12 @@ export interface OAuthFlowsTable {
   used_at: IsoTime | null;
   /** Hash of the cookie of the browser that started a per-user flow (0011_oauth_flow_binding); null for admin flows. */
   browser_binding: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Hash of the admin flow's one-time start link token (0015_oauth_start_links); null for per-user flows. */
+  start_link_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  /** secret-box ciphertext of the authorization URL the start link redirects to (it carries the state). */
+  start_url: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the start link was opened (each works once). */
+  start_link_used_at: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type ConnectKind = 'oauth' | 'headers';

@@ -1,15 +1,16 @@
 /**
- * The OAuth routes of the control plane: the redirect callback (every flow, shared or per user, comes back
- * here) and the Client ID Metadata Document this control plane is known by. The callback answers with a
+ * The OAuth routes of the control plane: the admin's one-time start link (`/oauth/start/<token>`, what
+ * startServerOAuth returns), the redirect callback (every flow, shared or per user, comes back here) and
+ * the Client ID Metadata Document this control plane is known by. The callback answers with a
  * page a person can read; its query (code, state) never reaches a log line.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorPage, failureStatus, successPage } from '../connect/pages.js';
-import { sendPage } from '../connect/html.js';
+import { redirect, sendPage } from '../connect/html.js';
 import { FLOW_COOKIE, cookieValue } from '../connect/routes.js';
 import { getMcpServerById } from '../repos/mcp-servers.js';
 import { OAuthFlowError } from './errors.js';
-import type { OAuthService } from './service.js';
+import { OAUTH_CALLBACK_PATH, START_LINK_PATTERN, type OAuthService } from './service.js';
 
 export interface OAuthRouteDeps {
   oauth: OAuthService;
@@ -20,6 +21,32 @@ export function handleClientMetadata(_req: IncomingMessage, res: ServerResponse,
   res
     .writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' })
     .end(JSON.stringify(deps.oauth.clientMetadataDocument()));
+}
+
+/** Whether a request is for a start link (anything under /oauth/start/, so a malformed one gets a page too). */
+export function isOAuthStartPath(path: string): boolean {
+  return path.startsWith('/oauth/start/');
+}
+
+/**
+ * GET /oauth/start/<token>: spends the admin's one-time link, binds the flow to this browser (the same
+ * cookie the connect page sets for a per-user flow) and redirects to the authorization server. A second
+ * use or an expired link gets a page saying so; the token never reaches a log line.
+ */
+export async function handleOAuthStart(req: IncomingMessage, res: ServerResponse, path: string, deps: OAuthRouteDeps): Promise<void> {
+  const token = START_LINK_PATTERN.exec(path)?.[1];
+  const advice = 'Run startServerOAuth again for a fresh link.';
+  if (req.method !== 'GET' || !token) return sendPage(res, failureStatus('LINK_INVALID'), errorPage('LINK_INVALID', advice));
+  const opened = await deps.oauth.openStartLink(token);
+  if (!opened.ok) {
+    const code = opened.reason === 'used' ? 'LINK_USED' : opened.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID';
+    deps.logger.warn({ code }, 'OAuth start link refused');
+    return sendPage(res, failureStatus(code), errorPage(code, advice));
+  }
+  const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
+  redirect(res, opened.authorizationUrl, {
+    'set-cookie': `${FLOW_COOKIE}=${opened.browserBinding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure}`,
+  });
 }
 
 export async function handleOAuthCallback(req: IncomingMessage, res: ServerResponse, deps: OAuthRouteDeps): Promise<void> {

@@ -9,7 +9,7 @@
  * failures retry with backoff and keep the credential; only `invalid_grant` marks it NEEDS_REAUTH.
  * It does not render pages or decide who may connect (connect/ and the callers do).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as client from 'openid-client';
 import type { AuthorizationServer } from 'oauth4webapi';
@@ -21,6 +21,7 @@ import type { McpServer } from '../repos/mcp-servers.js';
 import {
   credentialAad,
   findCredential,
+  flowStartUrlAad,
   flowVerifierAad,
   getOAuthClient,
   getServerOAuthSettings,
@@ -31,6 +32,7 @@ import {
   pruneFlows,
   replaceCredential,
   spendFlow,
+  spendStartLink,
   storeRefreshedTokens,
   findOAuthClient,
   type OAuthCredentialRow,
@@ -43,6 +45,9 @@ import { OAuthFlowError } from './errors.js';
 
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
 export const CLIENT_METADATA_PATH = '/oauth/client-metadata.json';
+/** Where an admin's one-time start link lives: `<public URL>/oauth/start/<token>`. */
+export const OAUTH_START_PATH_PREFIX = '/oauth/start/';
+export const START_LINK_PATTERN = /^\/oauth\/start\/(gho_[A-Za-z0-9_-]{43})$/;
 /** How long an authorization started by startServerOAuth or a connect page may take. */
 const FLOW_TTL_MS = 15 * 60_000;
 
@@ -88,6 +93,8 @@ type RefreshOutcome = { token: AccessToken } | { error: OAuthFlowError };
  * everything in one process shares one refresh per credential.
  */
 const processInFlight = new Map<string, Promise<AccessToken>>();
+
+export type OpenedStartLink = { ok: true; authorizationUrl: string; browserBinding: string } | { ok: false; reason: 'invalid' | 'used' | 'expired' };
 
 export interface CompletedFlow {
   serverId: string;
@@ -232,6 +239,35 @@ export class OAuthService {
    * spent connect link), never from anything in the URL.
    */
   async startAuthorization(server: McpServer, userId: string | null, options: { browserBinding?: string } = {}): Promise<URL> {
+    const bindingHash = options.browserBinding === undefined ? null : hashState(options.browserBinding);
+    return this.prepare(server, userId, bindingHash, null);
+  }
+
+  /**
+   * Starts the shared credential's authorization behind a one-time control-plane link (what
+   * startServerOAuth returns): the authorization URL carries the state, so it is stored sealed and handed
+   * out only by a redirect when the link is opened, which also binds the flow to that browser. Until then
+   * the flow is bound to a value nobody holds, so no browser can complete it without the link.
+   */
+  async startAdminLink(server: McpServer): Promise<URL> {
+    if (server.authType !== 'OAUTH') {
+      throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} uses ${server.authType} authentication, not OAUTH`);
+    }
+    const token = `gho_${randomBytes(32).toString('base64url')}`;
+    await this.prepare(server, null, hashState(randomBytes(32).toString('base64url')), hashState(token));
+    return new URL(this.publicBaseUrl() + OAUTH_START_PATH_PREFIX + token);
+  }
+
+  /** Spends a start link: the authorization URL to redirect to and the cookie value binding this browser. */
+  async openStartLink(token: string): Promise<OpenedStartLink> {
+    const browserBinding = randomBytes(32).toString('base64url');
+    const spent = await spendStartLink(this.db, hashState(token), hashState(browserBinding));
+    if (!spent.ok) return spent;
+    if (spent.flow.start_url === null) return { ok: false, reason: 'invalid' };
+    return { ok: true, authorizationUrl: this.box.open(spent.flow.start_url, flowStartUrlAad(spent.flow.state_hash)), browserBinding };
+  }
+
+  private async prepare(server: McpServer, userId: string | null, bindingHash: string | null, startLinkHash: string | null): Promise<URL> {
     const expected = userId === null ? 'OAUTH' : 'PER_USER_OAUTH';
     if (server.authType !== expected) {
       throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} uses ${server.authType} authentication, not ${expected}`);
@@ -251,6 +287,16 @@ export class OAuthService {
     const verifier = client.randomPKCECodeVerifier();
     const state = client.randomState();
     const stateHash = hashState(state);
+    const parameters: Record<string, string> = {
+      redirect_uri: clientRow.redirect_uri,
+      response_type: 'code',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      resource: discovered.resource,
+    };
+    if (scopes.length > 0) parameters.scope = scopes.join(' ');
+    const url = client.buildAuthorizationUrl(config, parameters);
     await pruneFlows(this.db);
     await insertFlow(this.db, {
       state_hash: stateHash,
@@ -262,18 +308,11 @@ export class OAuthService {
       resource: discovered.resource,
       scopes: JSON.stringify(scopes),
       expires_at: new Date(Date.now() + FLOW_TTL_MS).toISOString(),
-      browser_binding: options.browserBinding === undefined ? null : hashState(options.browserBinding),
+      browser_binding: bindingHash,
+      start_link_hash: startLinkHash,
+      start_url: startLinkHash === null ? null : this.box.seal(url.href, flowStartUrlAad(stateHash)),
     });
-    const parameters: Record<string, string> = {
-      redirect_uri: clientRow.redirect_uri,
-      response_type: 'code',
-      code_challenge: await client.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      resource: discovered.resource,
-    };
-    if (scopes.length > 0) parameters.scope = scopes.join(' ');
-    return client.buildAuthorizationUrl(config, parameters);
+    return url;
   }
 
   /**
@@ -286,7 +325,7 @@ export class OAuthService {
     if (!state) throw new OAuthFlowError('STATE_INVALID', 'this authorization response carries no state');
     const flow = await spendFlow(this.db, hashState(state));
     if (!flow) throw new OAuthFlowError('STATE_INVALID', 'this authorization link is unknown, was already used, or has expired: start again');
-    // A per-user flow completes only in the browser that started it (the connect page's cookie).
+    // A flow completes only in the browser that started it (the connect page's or the start link's cookie).
     if (flow.browser_binding !== null && (!browserBinding || !constantTimeEqual(hashState(browserBinding), flow.browser_binding))) {
       throw new OAuthFlowError('STATE_INVALID', 'this sign-in was not started in this browser: start again from your own link');
     }

@@ -33,6 +33,10 @@ export function flowVerifierAad(stateHash: string): string {
   return `oauth_flows:${stateHash}:code_verifier`;
 }
 
+export function flowStartUrlAad(stateHash: string): string {
+  return `oauth_flows:${stateHash}:start_url`;
+}
+
 export function settingsSecretAad(serverId: string): string {
   return `server_oauth_settings:${serverId}:client_secret`;
 }
@@ -184,7 +188,14 @@ export async function listServerCredentials(db: Db, serverId: string): Promise<O
 
 // ---- Flows ----
 
-export async function insertFlow(db: Db, row: Omit<OAuthFlowRow, 'created_at' | 'used_at' | 'browser_binding'> & { browser_binding?: string | null }): Promise<void> {
+export async function insertFlow(
+  db: Db,
+  row: Omit<OAuthFlowRow, 'created_at' | 'used_at' | 'browser_binding' | 'start_link_hash' | 'start_url' | 'start_link_used_at'> & {
+    browser_binding?: string | null;
+    start_link_hash?: string | null;
+    start_url?: string | null;
+  },
+): Promise<void> {
   await db.insertInto('oauth_flows').values({ ...row, created_at: nowIso(), used_at: null }).execute();
 }
 
@@ -203,6 +214,28 @@ export async function spendFlow(db: Db, stateHash: string): Promise<OAuthFlowRow
     .executeTakeFirst();
   if (Number(result.numUpdatedRows) !== 1) return null;
   return (await db.selectFrom('oauth_flows').selectAll().where('state_hash', '=', stateHash).executeTakeFirst()) ?? null;
+}
+
+export type SpentStartLink = { ok: true; flow: OAuthFlowRow } | { ok: false; reason: 'invalid' | 'used' | 'expired' };
+
+/**
+ * Spends an admin flow's one-time start link and binds the flow to the browser that opened it, in one
+ * conditional update (replicas race safely: exactly one spends it).
+ */
+export async function spendStartLink(db: Db, linkHash: string, bindingHash: string): Promise<SpentStartLink> {
+  const now = nowIso();
+  const result = await db
+    .updateTable('oauth_flows')
+    .set({ start_link_used_at: now, browser_binding: bindingHash })
+    .where('start_link_hash', '=', linkHash)
+    .where('start_link_used_at', 'is', null)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  const row = await db.selectFrom('oauth_flows').selectAll().where('start_link_hash', '=', linkHash).executeTakeFirst();
+  if (!row) return { ok: false, reason: 'invalid' };
+  if (Number(result.numUpdatedRows) === 1) return { ok: true, flow: row };
+  return { ok: false, reason: row.start_link_used_at !== null || row.used_at !== null ? 'used' : 'expired' };
 }
 
 /** Drops flows that expired more than a day ago (called opportunistically when a flow starts). */

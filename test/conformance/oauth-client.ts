@@ -2,7 +2,7 @@
  * Gatehouse as the OAuth client of a conformance scenario's MCP server (`conformance client --suite auth`
  * runs this with the scenario server's URL as its last argument). A Gatehouse control plane starts in
  * process (SQLite, temp dir), registers the URL as an OAUTH server (with the scenario's pre-registered
- * client from MCP_CONFORMANCE_CONTEXT, if any), runs `startServerOAuth` and follows the authorization URL
+ * client from MCP_CONFORMANCE_CONTEXT, if any), runs `startServerOAuth` and follows its one-time link to the authorization URL
  * as a browser would (the scenario's authorization server approves at once) back to Gatehouse's callback,
  * then calls the server with the token Gatehouse holds: initialize, tools/list, tools/call, refreshing
  * through Gatehouse after a 401 once. Exit code 0 when the whole sequence worked.
@@ -66,10 +66,21 @@ async function main(): Promise<void> {
         'mutation { startServerOAuth(name: "scenario") { url errors { code message } } }',
       );
       if (!started.startServerOAuth.url) fail(`startServerOAuth: ${JSON.stringify(started.startServerOAuth.errors)}`);
+      // A one-time control-plane link: it sets the cookie binding the flow to this browser, which the
+      // callback on the same origin requires.
       let url = new URL(started.startServerOAuth.url);
       let landed: Response | null = null;
+      const cpCookies = new Map<string, string>();
       for (let hop = 0; hop < 10; hop++) {
-        const res = await fetch(url, { redirect: 'manual' });
+        const cookie = url.origin === cp.url ? [...cpCookies].map(([k, v]) => `${k}=${v}`).join('; ') : '';
+        const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+        if (url.origin === cp.url) {
+          for (const line of res.headers.getSetCookie()) {
+            const pair = line.split(';')[0] ?? '';
+            const eq = pair.indexOf('=');
+            if (eq > 0) cpCookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+          }
+        }
         const location = res.headers.get('location');
         if (res.status >= 300 && res.status < 400 && location) {
           url = new URL(location, url);

@@ -1,5 +1,5 @@
 /**
- * Upstream OAuth in GraphQL (issue 6): `startServerOAuth` (the authorization URL an admin opens for a
+ * Upstream OAuth in GraphQL (issue 6): `startServerOAuth` (a one-time start link an admin opens for a
  * server's shared credential), the status of shared and per-user OAuth connections on McpServer and User
  * (status, issuer, scopes, expiry: never a token), and revoking a user's connection. The flows themselves
  * are in control-plane/oauth/.
@@ -230,7 +230,7 @@ builder.mutationFields((t) => ({
   startServerOAuth: t.field({
     type: StartServerOAuthPayload,
     description:
-      "Starts the OAuth authorization of an OAUTH server's shared credential: discovery, client registration, PKCE. Returns the URL an admin opens; the callback on this control plane stores the tokens.",
+      "Starts the OAuth authorization of an OAUTH server's shared credential: discovery, client registration, PKCE. Returns a one-time link on this control plane (valid 15 minutes) that the admin opens in their browser: it redirects to the authorization server and binds the flow to that browser; the callback on this control plane stores the tokens.",
     args: { name: t.arg.string({ required: true }) },
     resolve: async (_root, args, ctx) => {
       const server = await getMcpServerByName(ctx.db, args.name);
@@ -240,7 +240,7 @@ builder.mutationFields((t) => ({
       }
       if (!ctx.oauth) return { server, errors: [{ field: null, code: 'OAUTH_FAILED', message: 'OAuth is not available on this control plane' }] };
       try {
-        const url = await ctx.oauth.startAuthorization(server, null);
+        const url = await ctx.oauth.startAdminLink(server);
         return { url: url.href, server, errors: [] };
       } catch (error) {
         if (error instanceof OAuthFlowError) return { server, errors: [{ field: null, code: `OAUTH_${error.code}`, message: error.message }] };

@@ -1,12 +1,32 @@
 /**
- * The admin's shared-OAuth flow through a whole control plane: `startServerOAuth` returns the URL, the
- * admin logs in and consents at oidc-provider, the callback on the control plane stores the tokens and
+ * The admin's shared-OAuth flow through a whole control plane: `startServerOAuth` returns a one-time
+ * start link on the control plane (no state in the GraphQL answer), opening it binds the flow to that
+ * browser and redirects to the authorization server, the admin logs in and consents at oidc-provider, the callback on the control plane stores the tokens and
  * answers a success page; McpServer.status and oauthConnection show the result; the client metadata
  * document is served; no token, code, state or verifier appears in any response or log line.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
 import { loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../../support/oauth-upstream.js';
+
+interface OpenedLink {
+  status: number;
+  /** The authorization server URL the link redirected to. */
+  location: string;
+  /** The binding cookie the link set, as a Cookie header value. */
+  cookie: string;
+  body: string;
+}
+
+/** What the admin's browser does first with a start link: open it (no redirect followed). */
+async function openStartLink(link: string): Promise<OpenedLink> {
+  const response = await fetch(link, { redirect: 'manual' });
+  const cookie = response.headers
+    .getSetCookie()
+    .map((line) => line.split(';')[0] ?? '')
+    .join('; ');
+  return { status: response.status, location: response.headers.get('location') ?? '', cookie, body: await response.text() };
+}
 
 interface ServerView {
   status: string;
@@ -39,11 +59,16 @@ describe('shared OAuth through the control plane', () => {
 
     const started = await cp.gql<{ startServerOAuth: { url: string | null; errors: unknown[] } }>('mutation { startServerOAuth(name: "crm") { url errors { code message } } }');
     expect(started.startServerOAuth.errors).toEqual([]);
-    const url = new URL(started.startServerOAuth.url ?? '');
+    const link = started.startServerOAuth.url ?? '';
+    expect(link.startsWith(`${cp.url}/oauth/start/gho_`)).toBe(true);
+    const opened = await openStartLink(link);
+    expect(opened.status).toBe(303);
+    expect(opened.cookie).toMatch(/^gh_oauth_flow=/);
+    const url = new URL(opened.location);
     expect(url.origin).toBe(as.issuer);
     expect(url.searchParams.get('redirect_uri')).toBe(`${cp.url}/oauth/callback`);
 
-    const landed = await loginAndConsent(url.href, 'ops-admin');
+    const landed = await loginAndConsent(url.href, 'ops-admin', { cookies: { [cp.url]: opened.cookie } });
     expect(landed.url.startsWith(`${cp.url}/oauth/callback?`)).toBe(true);
     expect(landed.status).toBe(200);
     expect(landed.body).toContain('All set');
@@ -57,8 +82,8 @@ describe('shared OAuth through the control plane', () => {
     const token = await cp.cp.oauth.accessToken((await cp.cp.db.selectFrom('mcp_servers').select('id').where('name', '=', 'crm').executeTakeFirstOrThrow()).id, null);
     // Nothing secret went out: not the token, not the code or state of the callback.
     const query = new URL(landed.url).searchParams;
-    // (The state is in the authorization URL the admin was given, by design; it must not be logged.)
-    for (const secret of [token.token, query.get('code') ?? 'x']) expect(cp.responses.join('\n')).not.toContain(secret);
+    // The state reaches the browser only in the start link's redirect: never in GraphQL or a log line.
+    for (const secret of [token.token, query.get('code') ?? 'x', query.get('state') ?? 'x']) expect(cp.responses.join('\n')).not.toContain(secret);
     for (const secret of [token.token, query.get('code') ?? 'x', query.get('state') ?? 'x']) {
       expect(cp.logs.text()).not.toContain(secret);
       expect(landed.body).not.toContain(secret);
@@ -68,6 +93,46 @@ describe('shared OAuth through the control plane', () => {
     const replay = await fetch(landed.url);
     expect(replay.status).toBe(400);
     expect(await replay.text()).toContain('does not match');
+  });
+
+  it('a start link works once, expires, and its flow completes only in the browser that opened it', async () => {
+    const created = await cp.gql<{ createMcpServer: { errors: unknown[] } }>(
+      `mutation { createMcpServer(input: { name: "crm_bound", connectionType: HTTP, connectionString: "${upstream.url}", authType: OAUTH }) { errors { field code message } } }`,
+    );
+    expect(created.createMcpServer.errors).toEqual([]);
+    const start = async (): Promise<string> => {
+      const started = await cp.gql<{ startServerOAuth: { url: string | null; errors: unknown[] } }>('mutation { startServerOAuth(name: "crm_bound") { url errors { code message } } }');
+      expect(started.startServerOAuth.errors).toEqual([]);
+      return started.startServerOAuth.url ?? '';
+    };
+
+    const link = await start();
+    const opened = await openStartLink(link);
+    expect(opened.status).toBe(303);
+    const again = await openStartLink(link);
+    expect(again.status).toBe(410);
+    expect(again.location).toBe('');
+    expect(again.body).toContain('already used');
+
+    // Another browser (no binding cookie) finishing the authorization is refused; nothing is stored.
+    const elsewhere = await loginAndConsent(opened.location, 'intruder');
+    expect(elsewhere.url.startsWith(`${cp.url}/oauth/callback?`)).toBe(true);
+    expect(elsewhere.status).toBe(400);
+    expect(elsewhere.body).toContain('was not started here');
+    expect((await cp.gql<{ mcpServer: ServerView }>('{ mcpServer(name: "crm_bound") { status oauthConnection { status issuer scopes expiresAt } } }')).mcpServer).toEqual({
+      status: 'NEEDS_AUTH',
+      oauthConnection: null,
+    });
+
+    // An expired link gets its own page, and a malformed one a not-valid page (never a 500).
+    const stale = await start();
+    await cp.cp.db.updateTable('oauth_flows').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).where('start_link_used_at', 'is', null).execute();
+    const expired = await openStartLink(stale);
+    expect(expired.status).toBe(410);
+    expect(expired.body).toContain('expired');
+    const malformed = await openStartLink(`${cp.url}/oauth/start/gho_nope`);
+    expect(malformed.status).toBe(404);
+    expect(cp.logs.text()).not.toContain(link.split('/').pop() ?? 'x');
   });
 
   it('refuses startServerOAuth for a server that is not OAUTH, and for an unknown one', async () => {
@@ -123,8 +188,9 @@ describe('shared OAuth through the control plane', () => {
       );
       expect(set.setMcpServerOAuth).toEqual({ errors: [], mcpServer: { oauth: { clientId: 'gatehouse-pre', clientSecret: '••••' } } });
       const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "pre") { url errors { code message } } }');
-      expect(new URL(started.startServerOAuth.url).searchParams.get('client_id')).toBe('gatehouse-pre');
-      expect((await loginAndConsent(started.startServerOAuth.url, 'pre-admin')).status).toBe(200);
+      const opened = await openStartLink(started.startServerOAuth.url);
+      expect(new URL(opened.location).searchParams.get('client_id')).toBe('gatehouse-pre');
+      expect((await loginAndConsent(opened.location, 'pre-admin', { cookies: { [cp.url]: opened.cookie } })).status).toBe(200);
       expect((await cp.gql<{ mcpServer: { status: string } }>('{ mcpServer(name: "pre") { status } }')).mcpServer.status).toBe('ACTIVE');
       expect(preAs.grants).toEqual(['authorization_code']);
       expect(cp.responses.join('\n')).not.toContain(clientSecret);
