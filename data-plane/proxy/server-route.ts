@@ -2,7 +2,7 @@
  * `/mcp/{server}`: one upstream MCP server behind the pipeline (`pipeline/pipeline.ts`: origin → key →
  * parse → authorize → limits → credentials → forward → respond → record), its names unprefixed,
  * everything it offers passed through (issue 9 item 1; SPEC §4). For a Streamable HTTP upstream the bytes
- * go through `http-proxy-3` (`http-forward.ts`) with the gateway's header allowlists and the credentials
+ * go through undici (`upstream-forward.ts`) with the gateway's header allowlists and the credentials
  * stage's headers (`headers.ts`); the gateway reads a POST body only to decide, and answers itself only
  * where it must. The route's stages:
  *
@@ -24,7 +24,6 @@
  *
  * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
  */
-import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
@@ -42,7 +41,7 @@ import { grantAllows } from '../policy/tool-filter.js';
 import { describeError } from '../upstream/failures.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
-import { HttpForwarder } from './http-forward.js';
+import { UpstreamForwarder, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
 
@@ -93,7 +92,7 @@ export type MessageCheck =
 export function createServerRoute(options: ServerRouteOptions): ServerRoute {
   const { logger } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const forwarder = new HttpForwarder();
+  const forwarder = new UpstreamForwarder();
   const era = new EraProbe();
 
   /** 3. parse. */
@@ -248,51 +247,48 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const target = server.url;
     if (!target) return Promise.resolve({ result: errorAnswer(new GatewayError('upstream_unavailable')) });
     const upstreamSession = request.session?.ok ? request.session.upstream : null;
-    return new Promise((resolve) => {
-      let settled = false;
-      const done = (answer: Answer): void => {
-        if (settled) return;
-        settled = true;
-        resolve({ result: answer });
-      };
-      // The caller leaving before the upstream answered: http-proxy-3 aborts the upstream request and
-      // reports nothing, so the request ends here.
-      ctx.signal.addEventListener('abort', () => {
-        record.outcome = 'upstream_error';
-        record.reason = 'caller_gone';
-        done(errorAnswer(new GatewayError('upstream_error', { reason: 'caller_gone' })));
-      });
-      forwarder.forward(ctx.req, ctx.watchedResponse, {
+    const method = ctx.req.method === 'GET' ? 'GET' : ctx.req.method === 'DELETE' ? 'DELETE' : 'POST';
+    return forwarder
+      .forward({
+        method,
         target,
         headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length),
         body: payload.body,
-        onResponse: (upstream) => done(answerFromUpstream(ctx, request, caller, upstream, payload, record)),
-        onError: (error) => {
+        signal: ctx.signal,
+      })
+      .then(
+        (upstream) => ({ result: answerFromUpstream(ctx, request, caller, upstream, payload, record) }),
+        (error: unknown) => {
+          if (ctx.signal.aborted) {
+            // The caller left before the upstream answered: the upstream request was aborted with it.
+            record.outcome = 'upstream_error';
+            record.reason = 'caller_gone';
+            return { result: errorAnswer(new GatewayError('upstream_error', { reason: 'caller_gone' })) };
+          }
           const reason = describeError(error, server);
           logger.warn({ server: server.name, reason }, 'upstream request failed on /mcp/{server}');
           record.outcome = 'upstream_error';
           record.reason = reason;
-          done(errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, reason) })));
+          return { result: errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, reason) })) };
         },
-      });
-    });
+      );
   }
 
   function answerFromUpstream(
     ctx: RequestContext,
     request: ServerRequest,
     caller: Caller,
-    upstream: IncomingMessage,
+    upstream: UpstreamAnswer,
     payload: { rewrite: ResponseRewrite | null; hello: ClientHello | null },
     record: RequestRecord,
   ): Answer {
     const { server } = request;
-    const status = upstream.statusCode ?? 502;
+    const status = upstream.statusCode;
     record.upstreamStatus = status;
     if (status === 401 || status === 403 || (status >= 300 && status < 400)) {
       // The upstream refused the gateway's credentials, or redirects somewhere: neither is the caller's to
       // follow (a WWW-Authenticate would send an MCP client into the upstream's OAuth flow).
-      upstream.resume();
+      upstream.body.resume();
       logger.warn({ server: server.name, status }, 'upstream refused a /mcp/{server} request');
       record.outcome = 'upstream_error';
       record.reason = `HTTP ${status}`;
@@ -304,7 +300,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     if (typeof issued === 'string') {
       const sealed = sealRouteSession(ctx.runtime as Runtime, caller.key, server.name, issued, request.session, payload.hello, ctx.startedAt);
       if (sealed === null) {
-        upstream.resume();
+        upstream.body.resume();
         record.outcome = 'upstream_error';
         record.reason = 'no_session_secret';
         return errorAnswer(new GatewayError('upstream_unavailable', { message: HttpMessage.noSessionSecret() }));
@@ -316,11 +312,11 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       record.reason = `HTTP ${status}`;
     }
     const type = headers['content-type'] ?? '';
-    let body: Readable = upstream;
+    let body: Readable = upstream.body;
     if (filtering && payload.rewrite !== null && type.includes('text/event-stream')) {
-      body = upstream.pipe(responseRewriter(payload.rewrite));
+      body = upstream.body.pipe(responseRewriter(payload.rewrite));
     } else if (filtering && payload.rewrite !== null && type.includes('application/json')) {
-      body = rewrittenJson(upstream, payload.rewrite);
+      body = rewrittenJson(upstream.body, payload.rewrite);
     }
     return { kind: 'stream', status, headers, body };
   }
@@ -386,7 +382,7 @@ function guardResult(guard: ContentGuard, keyId: string, server: string, id: Jso
 }
 
 /** A JSON answer read whole (bounded) and rewritten, as a stream for the respond stage. */
-function rewrittenJson(upstream: IncomingMessage, rewrite: ResponseRewrite): Readable {
+function rewrittenJson(upstream: Readable, rewrite: ResponseRewrite): Readable {
   const chunks: Buffer[] = [];
   let size = 0;
   const out = new PassThrough();

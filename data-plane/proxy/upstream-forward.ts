@@ -1,0 +1,71 @@
+/**
+ * The byte path of `/mcp/{server}` to a Streamable HTTP upstream: one undici `Agent` per route (keep-alive
+ * connections per upstream origin, the client `/mcp` uses too, `upstream/http-client.ts`), and per request
+ * the exact header set the route computed (`headers.ts`), the body the route already read (or none, for GET
+ * and DELETE). The answer is the upstream's status, headers and body stream, which the route swaps the
+ * session id in and may filter; everything else goes through unchanged, SSE event by event as the
+ * upstream flushes them.
+ *
+ * Why undici and not `http-proxy-3` over `node:http` (`http-forward.ts`, still the /anthropic path): per
+ * tools/call the node:http client costs far more CPU (ClientRequest, header validation, socket parsing),
+ * which kept `/mcp/{server}` well below `/mcp` in `npm run bench` (issue 9 acceptance).
+ *
+ * The caller going away aborts the upstream request (`signal`, before the answer; the respond stage
+ * destroys the body after), which is also how a 2026-07-28 client cancels a request. There is no idle
+ * timeout on the upstream (headers or body): a GET stream or a long tool call may stay quiet for minutes;
+ * connecting is bounded. Redirects are never followed (the route refuses a 3xx).
+ *
+ * It does not authenticate, authorize, or look at bodies.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+
+export interface UpstreamAnswer {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  /** The body as it arrives; destroying it aborts the upstream request. */
+  body: Readable;
+}
+
+export interface UpstreamRequest {
+  method: Dispatcher.HttpMethod;
+  /** The upstream's full URL (path and query are the upstream's, not the caller's). */
+  target: URL;
+  /** Every header the upstream request carries; the caller's own headers are not used. */
+  headers: Record<string, string>;
+  /** The request body, already read; null for none (GET, DELETE). */
+  body: Buffer | null;
+  /** Aborted when the caller goes away. */
+  signal: AbortSignal;
+}
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export class UpstreamForwarder {
+  readonly #agent = new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 120_000,
+    connect: { timeout: CONNECT_TIMEOUT_MS },
+    // No idle timeouts: an MCP GET stream or a long tool call may stay quiet for minutes (see above).
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  });
+
+  /** Resolves with the upstream's answer, rejects when it could not be reached (or broke before answering). */
+  async forward(request: UpstreamRequest): Promise<UpstreamAnswer> {
+    const response = await this.#agent.request({
+      origin: request.target.origin,
+      path: request.target.pathname + request.target.search,
+      method: request.method,
+      headers: request.headers,
+      body: request.body,
+      signal: request.signal,
+    });
+    return { statusCode: response.statusCode, headers: response.headers as IncomingHttpHeaders, body: response.body };
+  }
+
+  close(): void {
+    void this.#agent.destroy().catch(() => undefined);
+  }
+}
