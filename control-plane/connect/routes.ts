@@ -21,6 +21,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Kysely } from 'kysely';
 import { parseEnvRef, type SecretBox } from '../crypto/secret-box.js';
 import { constantTimeEqual } from '../crypto/tokens.js';
+import { readBody } from '../../data-plane/snapshot/bounded-body.js';
 import type { Database } from '../db/schema.js';
 import {
   createConnectSession,
@@ -67,15 +68,10 @@ export function cookieValue(req: IncomingMessage, name: string): string | null {
   return null;
 }
 
+/** The form body, or null when it is too large (or the browser went away while sending it). */
 async function readForm(req: IncomingMessage): Promise<URLSearchParams | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_FORM_BYTES) return null;
-    chunks.push(chunk as Buffer);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  const body = await readBody(req, MAX_FORM_BYTES);
+  return body.kind === 'ok' ? new URLSearchParams(body.text) : null;
 }
 
 /** Whether a request is one of ours: GET paths we serve under /connect/. */

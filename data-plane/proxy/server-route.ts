@@ -38,6 +38,7 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
+import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
 import { describeError } from '../upstream/failures.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
@@ -48,8 +49,6 @@ import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type Respon
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
 const MAX_FILTERED_JSON_BYTES = 32 * 1024 * 1024;
-/** Server names as the control plane allows them (SPEC §2). */
-const SERVER_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const SERVER_ROUTE_PREFIX = '/mcp/';
 
 export interface ServerRouteOptions {
@@ -107,7 +106,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const name = (q === -1 ? url : url.slice(0, q)).slice(SERVER_ROUTE_PREFIX.length);
-    const server = runtime && SERVER_NAME.test(name) ? runtime.servers.get(name) : undefined;
+    const server = runtime && SERVER_NAME_PATTERN.test(name) ? runtime.servers.get(name) : undefined;
     const grant = server ? caller.key.tools.get(server.name) : undefined;
     // The same answer whether the server does not exist or this key may not use it (no enumeration).
     if (!runtime || !server || grant === undefined) return new GatewayError('not_found', { message: HttpMessage.noServerForKey(name), reason: server ? 'not_granted' : 'unknown_server' });
