@@ -184,59 +184,67 @@ function pathOf(where: string, keys: readonly (string | number)[]): string {
   return path;
 }
 
+/** One walk's state: what it found, what it may still scan, the keys down to the value being walked. */
+interface Walk {
+  scanner: SecretScanner;
+  where: string;
+  findings: GuardrailFinding[];
+  budget: { left: number };
+  keys: (string | number)[];
+  limited: boolean;
+}
+
+function walk(w: Walk, node: unknown, field: string | null, depth: number): unknown {
+  if (typeof node === 'string') {
+    if (w.budget.left <= 0) {
+      w.limited = true;
+      return node;
+    }
+    const { spans, truncated } = w.scanner.scanText(node, w.budget);
+    if (truncated) w.limited = true;
+    let all = spans;
+    if (spans.length === 0 && field !== null) {
+      const span = highEntropyValue(field, node);
+      if (span) all = [span];
+    }
+    if (all.length === 0) return node;
+    const path = pathOf(w.where, w.keys);
+    for (const s of all) if (!w.findings.some((f) => f.kind === s.kind && f.where === path)) w.findings.push({ kind: s.kind, where: path });
+    return redactText(node, all);
+  }
+  if (depth > 64 || node === null || typeof node !== 'object') return node;
+  if (Array.isArray(node)) {
+    let copy: unknown[] | null = null;
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i];
+      w.keys.push(i);
+      const next = walk(w, item, field, depth + 1);
+      w.keys.pop();
+      if (next !== item) (copy ??= [...(node as unknown[])])[i] = next;
+    }
+    return copy ?? node;
+  }
+  const object = node as Record<string, unknown>;
+  let copy: Record<string, unknown> | null = null;
+  for (const key of Object.keys(object)) {
+    const item = object[key];
+    w.keys.push(key);
+    const next = walk(w, item, key, depth + 1);
+    w.keys.pop();
+    if (next !== item) (copy ??= { ...object })[key] = next;
+  }
+  return copy ?? node;
+}
+
 /**
  * Walks a JSON value: every string is scanned (and checked as a key-like field's value); `where` starts
  * the paths of findings (e.g. `arguments`). Copies only the containers on the way to a change. The path
- * of a value is kept as a stack of keys and spelled out only for a finding: the clean path allocates
- * nothing per value.
+ * of a value is kept as a stack of keys and spelled out only for a finding, and the walk is a plain
+ * function over one state object: the clean path allocates next to nothing per value.
  */
 export function scanValue(scanner: SecretScanner, value: unknown, where: string, options: ScanOptions = {}): ScanResult {
-  const findings: GuardrailFinding[] = [];
-  const budget = { left: options.maxScanBytes ?? 4 * 1024 * 1024 };
-  const keys: (string | number)[] = [];
-  let limited = false;
-  const walk = (node: unknown, field: string | null, depth: number): unknown => {
-    if (typeof node === 'string') {
-      if (budget.left <= 0) {
-        limited = true;
-        return node;
-      }
-      const { spans, truncated } = scanner.scanText(node, budget);
-      if (truncated) limited = true;
-      let all = spans;
-      if (spans.length === 0 && field !== null) {
-        const span = highEntropyValue(field, node);
-        if (span) all = [span];
-      }
-      if (all.length === 0) return node;
-      const path = pathOf(where, keys);
-      for (const s of all) if (!findings.some((f) => f.kind === s.kind && f.where === path)) findings.push({ kind: s.kind, where: path });
-      return redactText(node, all);
-    }
-    if (depth > 64 || node === null || typeof node !== 'object') return node;
-    if (Array.isArray(node)) {
-      let copy: unknown[] | null = null;
-      for (let i = 0; i < node.length; i++) {
-        const item: unknown = node[i];
-        keys.push(i);
-        const next = walk(item, field, depth + 1);
-        keys.pop();
-        if (next !== item) (copy ??= [...(node as unknown[])])[i] = next;
-      }
-      return copy ?? node;
-    }
-    const object = node as Record<string, unknown>;
-    let copy: Record<string, unknown> | null = null;
-    for (const key of Object.keys(object)) {
-      const item = object[key];
-      keys.push(key);
-      const next = walk(item, key, depth + 1);
-      keys.pop();
-      if (next !== item) (copy ??= { ...object })[key] = next;
-    }
-    return copy ?? node;
-  };
-  const out = walk(value, null, 0);
-  if (limited) findings.push({ kind: SCAN_LIMIT_KIND, where });
-  return { value: out, findings };
+  const w: Walk = { scanner, where, findings: [], budget: { left: options.maxScanBytes ?? 4 * 1024 * 1024 }, keys: [], limited: false };
+  const out = walk(w, value, null, 0);
+  if (w.limited) w.findings.push({ kind: SCAN_LIMIT_KIND, where });
+  return { value: out, findings: w.findings };
 }
