@@ -37,6 +37,7 @@ import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
 import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
+import { UpstreamHealthTracker } from './health.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
@@ -60,6 +61,11 @@ export interface UpstreamPoolOptions {
   listTimeoutMs?: number;
   /** Backoff after a failed connect: starts at `initialMs`, doubles, capped at `maxMs`. Default 250 ms → 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /**
+   * Servers with a shared credential that nothing observed for this long are pinged (see `#probe`), so
+   * their health is known without traffic. Default 30 s; 0 turns probing off.
+   */
+  probeIntervalMs?: number;
 }
 
 /** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
@@ -109,6 +115,8 @@ interface Entry {
   retryAt: number;
   lastError: string;
   closed: boolean;
+  /** A health probe is in flight (see `#probe`). */
+  probing: boolean;
 }
 
 const MAX_CATALOG_PAGES = 100;
@@ -129,6 +137,10 @@ export class UpstreamPool {
   readonly #http: HttpCalls;
   /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
   readonly #identityCatalogs = new Map<string, Tool[]>();
+  /** Per-server upstream health from calls, catalog fetches and probes (reported to the control plane). */
+  readonly health = new UpstreamHealthTracker();
+  readonly #probeIntervalMs: number;
+  #probeTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -138,6 +150,11 @@ export class UpstreamPool {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#listTimeoutMs = options.listTimeoutMs ?? 10_000;
     this.#backoff = options.backoff ?? { initialMs: 250, maxMs: 5_000 };
+    this.#probeIntervalMs = options.probeIntervalMs ?? 30_000;
+    if (this.#probeIntervalMs > 0) {
+      this.#probeTimer = setInterval(() => this.#probeIdle(), this.#probeIntervalMs);
+      this.#probeTimer.unref();
+    }
     this.#unsubscribe = this.#holder.onChange((runtime) => this.reconcile(runtime));
     this.#http = new HttpCalls({
       dispatcher: this.#agent,
@@ -156,7 +173,14 @@ export class UpstreamPool {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
     if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
       if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      let tools: Tool[];
+      try {
+        tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      } catch (error) {
+        if (error instanceof UpstreamFailure) this.health.failed(server, call.identity, error);
+        throw error;
+      }
+      this.health.reachable(server.name);
       this.#identityCatalogs.set(server.name, tools);
       return tools;
     }
@@ -184,7 +208,9 @@ export class UpstreamPool {
     try {
       if (server.connectionType === 'HTTP') {
         if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-        return await this.#http.callTool(call, tool, params, signal, onNotification);
+        const outcome = await this.#http.callTool(call, tool, params, signal, onNotification);
+        this.health.reachable(server.name);
+        return outcome;
       }
       const extraHeaders = extraHeadersOf(call);
       const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
@@ -195,11 +221,14 @@ export class UpstreamPool {
         options.onprogress = (progress) => onNotification({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       }
       const args = params.arguments as Record<string, unknown> | undefined;
-      return await this.#callOnce(server, tool, args, options, true);
+      const outcome = await this.#callOnce(server, tool, args, options, true);
+      this.health.reachable(server.name);
+      return outcome;
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
         if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+        this.health.failed(server, call.identity, error);
         return failureResult(error.message);
       }
       throw error;
@@ -208,14 +237,23 @@ export class UpstreamPool {
 
   async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const renewed = await call.renew?.();
-    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
-    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    if (!renewed || renewed instanceof GatewayError) {
+      // Refused, and no fresh credential to try: for the shared OAuth token that is the server's status.
+      this.health.failed(call.server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(call.server.name, 401)));
+      if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
+      return { kind: 'refused', error: renewed };
+    }
     // The caller headers of the first attempt stay; the credential's own are replaced.
     const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
     try {
-      return await this.#http.callTool(next, tool, params, signal);
+      const outcome = await this.#http.callTool(next, tool, params, signal);
+      this.health.reachable(call.server.name);
+      return outcome;
     } catch (error) {
-      if (error instanceof UpstreamFailure) return failureResult(error.message);
+      if (error instanceof UpstreamFailure) {
+        this.health.failed(next.server, next.identity, error);
+        return failureResult(error.message);
+      }
       throw error;
     }
   }
@@ -245,7 +283,9 @@ export class UpstreamPool {
     const server = call.server;
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
     const entry = this.#entryFor(server);
-    const client = await this.#getClient(entry);
+    const client = await this.#getClient(entry).catch((error: unknown) => {
+      throw error instanceof UpstreamFailure ? this.#failed(server, call, error) : error;
+    });
     const timeout = options.timeoutMs ?? server.toolTimeoutMs;
     const requestOptions = {
       timeout,
@@ -255,17 +295,25 @@ export class UpstreamPool {
     const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
     const extraHeaders = extraHeadersOf(call);
     try {
-      return { kind: 'result', result: extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send() };
+      const result = extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send();
+      this.health.reachable(server.name);
+      return { kind: 'result', result };
     } catch (error) {
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       if (error instanceof McpError) {
-        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code === ErrorCode.RequestTimeout) throw this.#failed(server, call, new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout)));
         if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
       }
       if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
       this.#drop(entry, client, error);
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
+      throw this.#failed(server, call, new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server))));
     }
+  }
+
+  /** Records a failure of `call` in the health tracker and returns it, for `throw`. */
+  #failed(server: ResolvedServer, call: UpstreamCall, failure: UpstreamFailure): UpstreamFailure {
+    this.health.failed(server, call.identity, failure);
+    return failure;
   }
 
   /**
@@ -291,6 +339,10 @@ export class UpstreamPool {
 
   /** Applies a new Runtime: closes connections whose server is gone or changed; keeps the rest. */
   reconcile(runtime: Runtime): void {
+    // Health of servers removed or unavailable here (disabled, env missing) would only be stale news.
+    const usable = new Set<string>();
+    for (const server of runtime.servers.values()) if (server.unavailable === null) usable.add(server.name);
+    this.health.retain(usable);
     for (const entry of [...this.#entries.values()]) {
       const server = runtime.servers.get(entry.name);
       if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
@@ -313,6 +365,57 @@ export class UpstreamPool {
     }).unref();
   }
 
+  /**
+   * Pings servers the pool reaches with their shared credential (NONE, HEADERS: the ones fetched eagerly)
+   * that no call, catalog fetch or probe observed for a probe interval, so a server that went down or came
+   * back with no traffic shows so within about one interval. A busy server costs nothing extra: its calls
+   * are its observations. Servers whose credential is per caller (OAuth, per-user) are observed by traffic only.
+   */
+  #probeIdle(): void {
+    const runtime = this.#holder.current;
+    if (this.#closed || !runtime) return;
+    const idleSince = Date.now() - this.#probeIntervalMs;
+    for (const server of runtime.servers.values()) {
+      if (server.unavailable !== null || (server.authType !== 'NONE' && server.authType !== 'HEADERS')) continue;
+      if (this.health.observedAt(server.name) > idleSince) continue;
+      void this.#probe(server);
+    }
+  }
+
+  /** One MCP `ping` over the server's pooled connection (connecting it if needed), recorded as health. */
+  async #probe(server: ResolvedServer): Promise<void> {
+    let entry: Entry;
+    try {
+      entry = this.#entryFor(server);
+    } catch {
+      return; // reconfigured or shutting down: nothing to observe
+    }
+    if (entry.probing) return;
+    entry.probing = true;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const client = await this.#getClient(entry);
+        try {
+          await outsideCallContext(() => client.ping({ timeout: this.#listTimeoutMs }));
+          break;
+        } catch (error) {
+          if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, this.#listTimeoutMs));
+          // Any JSON-RPC answer (even "method not found") means the upstream is up and took the credential.
+          if (error instanceof McpError && error.code !== ErrorCode.ConnectionClosed) break;
+          this.#drop(entry, client, error);
+          // A restarted upstream forgot the session: one more try on a fresh connection says how it is now.
+          if (attempt === 0 && isSessionGone(error)) continue;
+          throw reasonFailure(server.name, describeError(error, entry.server));
+        }
+      }
+      if (!entry.closed) this.health.reachable(server.name);
+    } catch (error) {
+      if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, SHARED_IDENTITY, error);
+    } finally {
+      entry.probing = false;
+    }
+  }
+
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
   catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
     const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
@@ -331,6 +434,7 @@ export class UpstreamPool {
   async close(): Promise<void> {
     this.#closed = true;
     this.#unsubscribe();
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
     const closing: Promise<void>[] = [];
     for (const entry of [...this.#entries.values()]) closing.push(this.#retire(entry));
     await Promise.all(closing);
@@ -405,6 +509,7 @@ export class UpstreamPool {
       retryAt: 0,
       lastError: '',
       closed: false,
+      probing: false,
     };
     this.#entries.set(server.name, entry);
     return entry;
@@ -515,13 +620,16 @@ export class UpstreamPool {
       (tools) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
         if (entry.closed) return;
+        this.health.reachable(entry.name);
         entry.catalog = tools;
         entry.catalogFor = generation;
         // A list_changed that arrived mid-load means these tools may already be old: load again.
         if (generation !== entry.catalogGeneration) this.#loadCatalog(entry).catch(() => undefined);
       },
-      () => {
+      (error: unknown) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
+        // The pool's own connection carries the server's configured (shared) credential.
+        if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, SHARED_IDENTITY, error);
       },
     );
     return loading;
