@@ -41,6 +41,7 @@ import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../
 import { HttpCalls, type HttpSession } from './http-calls.js';
 import { TRACE_HEADERS } from '../tracing/trace-context.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
+import { UpstreamHealthTracker } from './health.js';
 
 /**
  * A call's headers without its trace context: what an SDK connection for the call is opened with. Trace
@@ -97,6 +98,11 @@ export interface UpstreamPoolOptions {
   backoff?: { initialMs: number; maxMs: number };
   /** Legacy SSE connections opened per credential identity / header set (default 64 per server, 5 min idle). */
   identityConnections?: IdentityConnectionLimits;
+  /**
+   * Servers with a shared credential that nothing observed for this long are pinged (see `#probe`), so
+   * their health is known without traffic. Default 30 s; 0 turns probing off.
+   */
+  probeIntervalMs?: number;
 }
 
 /** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
@@ -150,6 +156,8 @@ interface Entry {
   retryAt: number;
   lastError: string;
   closed: boolean;
+  /** A health probe is in flight (see `#probe`). */
+  probing: boolean;
 }
 
 const MAX_CATALOG_PAGES = 100;
@@ -173,6 +181,10 @@ export class UpstreamPool {
   /** Legacy SSE connections for calls whose headers are not the server's configured ones. */
   readonly #identity: IdentityConnections<Entry>;
   readonly #sweepTimer: NodeJS.Timeout;
+  /** Per-server upstream health from calls, catalog fetches and probes (reported to the control plane). */
+  readonly health = new UpstreamHealthTracker();
+  readonly #probeIntervalMs: number;
+  #probeTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -186,6 +198,11 @@ export class UpstreamPool {
     this.#identity = new IdentityConnections<Entry>(limits, (entry) => void this.#retire(entry));
     this.#sweepTimer = setInterval(() => this.#identity.sweep(), Math.max(10, Math.min(limits.idleMs, 60_000)));
     this.#sweepTimer.unref();
+    this.#probeIntervalMs = options.probeIntervalMs ?? 30_000;
+    if (this.#probeIntervalMs > 0) {
+      this.#probeTimer = setInterval(() => this.#probeIdle(), this.#probeIntervalMs);
+      this.#probeTimer.unref();
+    }
     this.#unsubscribe = this.#holder.onChange((runtime) => this.reconcile(runtime));
     this.#http = new HttpCalls({
       dispatcher: this.#agent,
@@ -204,7 +221,14 @@ export class UpstreamPool {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
     if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
       if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      let tools: Tool[];
+      try {
+        tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      } catch (error) {
+        if (error instanceof UpstreamFailure) this.health.failed(server, call.identity, error);
+        throw error;
+      }
+      this.health.reachable(server.name);
       this.#identityCatalogs.set(server.name, tools);
       return tools;
     }
@@ -243,7 +267,9 @@ export class UpstreamPool {
     try {
       if (server.connectionType === 'HTTP') {
         if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-        return await this.#http.callTool(call, tool, params, signal, onNotification);
+        const outcome = await this.#http.callTool(call, tool, params, signal, onNotification);
+        this.health.reachable(server.name);
+        return outcome;
       }
       const options: CallToolOptions = signal ? { signal } : {};
       const meta = params._meta;
@@ -253,11 +279,14 @@ export class UpstreamPool {
         options.onprogress = (progress) => onNotification({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       }
       const args = params.arguments as Record<string, unknown> | undefined;
-      return await this.#callOnce(call, tool, args, options, true);
+      const outcome = await this.#callOnce(call, tool, args, options, true);
+      this.health.reachable(server.name);
+      return outcome;
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
         if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+        this.health.failed(server, call.identity, error);
         return failureResult(error.message);
       }
       throw error;
@@ -266,14 +295,23 @@ export class UpstreamPool {
 
   async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const renewed = await call.renew?.();
-    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
-    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    if (!renewed || renewed instanceof GatewayError) {
+      // Refused, and no fresh credential to try: for the shared OAuth token that is the server's status.
+      this.health.failed(call.server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(call.server.name, 401)));
+      if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
+      return { kind: 'refused', error: renewed };
+    }
     // The caller headers of the first attempt stay; the credential's own are replaced.
     const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
     try {
-      return await this.#http.callTool(next, tool, params, signal);
+      const outcome = await this.#http.callTool(next, tool, params, signal);
+      this.health.reachable(call.server.name);
+      return outcome;
     } catch (error) {
-      if (error instanceof UpstreamFailure) return failureResult(error.message);
+      if (error instanceof UpstreamFailure) {
+        this.health.failed(next.server, next.identity, error);
+        return failureResult(error.message);
+      }
       throw error;
     }
   }
@@ -312,7 +350,9 @@ export class UpstreamPool {
 
   async #requestOn(entry: Entry, call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {
     const server = call.server;
-    const client = await this.#getClient(entry);
+    const client = await this.#getClient(entry).catch((error: unknown) => {
+      throw error instanceof UpstreamFailure ? this.#failed(server, call, error) : error;
+    });
     const timeout = options.timeoutMs ?? server.toolTimeoutMs;
     const requestOptions = {
       timeout,
@@ -321,17 +361,25 @@ export class UpstreamPool {
     };
     try {
       const sent = withTraceMeta(params, traceMeta(call.headers));
-      return { kind: 'result', result: await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions) };
+      const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
+      this.health.reachable(server.name);
+      return { kind: 'result', result };
     } catch (error) {
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       if (error instanceof McpError) {
-        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code === ErrorCode.RequestTimeout) throw this.#failed(server, call, new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout)));
         if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
       }
       if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
       this.#drop(entry, client, error);
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
+      throw this.#failed(server, call, new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server))));
     }
+  }
+
+  /** Records a failure of `call` in the health tracker and returns it, for `throw`. */
+  #failed(server: ResolvedServer, call: UpstreamCall, failure: UpstreamFailure): UpstreamFailure {
+    this.health.failed(server, call.identity, failure);
+    return failure;
   }
 
   /**
@@ -357,6 +405,10 @@ export class UpstreamPool {
 
   /** Applies a new Runtime: closes connections whose server is gone or changed; keeps the rest. */
   reconcile(runtime: Runtime): void {
+    // Health of servers removed or unavailable here (disabled, env missing) would only be stale news.
+    const usable = new Set<string>();
+    for (const server of runtime.servers.values()) if (server.unavailable === null) usable.add(server.name);
+    this.health.retain(usable);
     for (const entry of [...this.#entries.values()]) {
       const server = runtime.servers.get(entry.name);
       if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
@@ -386,6 +438,57 @@ export class UpstreamPool {
     }).unref();
   }
 
+  /**
+   * Pings servers the pool reaches with their shared credential (NONE, HEADERS: the ones fetched eagerly)
+   * that no call, catalog fetch or probe observed for a probe interval, so a server that went down or came
+   * back with no traffic shows so within about one interval. A busy server costs nothing extra: its calls
+   * are its observations. Servers whose credential is per caller (OAuth, per-user) are observed by traffic only.
+   */
+  #probeIdle(): void {
+    const runtime = this.#holder.current;
+    if (this.#closed || !runtime) return;
+    const idleSince = Date.now() - this.#probeIntervalMs;
+    for (const server of runtime.servers.values()) {
+      if (server.unavailable !== null || (server.authType !== 'NONE' && server.authType !== 'HEADERS')) continue;
+      if (this.health.observedAt(server.name) > idleSince) continue;
+      void this.#probe(server);
+    }
+  }
+
+  /** One MCP `ping` over the server's pooled connection (connecting it if needed), recorded as health. */
+  async #probe(server: ResolvedServer): Promise<void> {
+    let entry: Entry;
+    try {
+      entry = this.#entryFor(server);
+    } catch {
+      return; // reconfigured or shutting down: nothing to observe
+    }
+    if (entry.probing) return;
+    entry.probing = true;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const client = await this.#getClient(entry);
+        try {
+          await client.ping({ timeout: this.#listTimeoutMs });
+          break;
+        } catch (error) {
+          if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, this.#listTimeoutMs));
+          // Any JSON-RPC answer (even "method not found") means the upstream is up and took the credential.
+          if (error instanceof McpError && error.code !== ErrorCode.ConnectionClosed) break;
+          this.#drop(entry, client, error);
+          // A restarted upstream forgot the session: one more try on a fresh connection says how it is now.
+          if (attempt === 0 && isSessionGone(error)) continue;
+          throw reasonFailure(server.name, describeError(error, entry.server));
+        }
+      }
+      if (!entry.closed) this.health.reachable(server.name);
+    } catch (error) {
+      if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, SHARED_IDENTITY, error);
+    } finally {
+      entry.probing = false;
+    }
+  }
+
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
   catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
     const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
@@ -410,6 +513,7 @@ export class UpstreamPool {
     this.#closed = true;
     this.#unsubscribe();
     clearInterval(this.#sweepTimer);
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
     const closing: Promise<void>[] = [];
     for (const entry of [...this.#entries.values()]) closing.push(this.#retire(entry));
     for (const name of this.#identity.servers()) for (const entry of this.#identity.values(name)) closing.push(this.#retire(entry));
@@ -607,13 +711,16 @@ export class UpstreamPool {
       (tools) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
         if (entry.closed) return;
+        this.health.reachable(entry.name);
         entry.catalog = tools;
         entry.catalogFor = generation;
         // A list_changed that arrived mid-load means these tools may already be old: load again.
         if (generation !== entry.catalogGeneration) this.#loadCatalog(entry).catch(() => undefined);
       },
-      () => {
+      (error: unknown) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
+        // Attributed to the connection's own identity: a user's refused credential is not the server's status.
+        if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, entry.identity, error);
       },
     );
     return loading;
@@ -661,6 +768,7 @@ function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers:
     retryAt: 0,
     lastError: '',
     closed: false,
+    probing: false,
   };
 }
 
