@@ -35,15 +35,15 @@ import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './crede
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
-import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, callHeaders, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
 
 /** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
 function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
   const configured = call.credentialHeaders ?? call.server.headers;
-  if (call.headers === configured) return undefined;
+  if (call.headers === configured && call.trace === undefined) return undefined;
   let extra: Record<string, string> | undefined;
-  for (const [name, value] of Object.entries(call.headers)) {
+  for (const [name, value] of Object.entries(callHeaders(call))) {
     if (configured[name] !== value) (extra ??= {})[name] = value;
   }
   return extra;
@@ -211,7 +211,7 @@ export class UpstreamPool {
     if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
     if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
     // The caller headers of the first attempt stay; the credential's own are replaced.
-    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers, ...(call.trace ? { trace: call.trace } : {}) };
     try {
       return await this.#http.callTool(next, tool, params, signal);
     } catch (error) {
