@@ -153,7 +153,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     onConfigChanged: configChanged,
   });
 
-  const metrics = createControlPlaneMetrics(publisher);
+  const metrics = createControlPlaneMetrics(publisher, db);
   const nodeDeps: NodeRouteDeps = { db, publisher, sharedTokenHash: keys.nodeToken === null ? null : hashToken(keys.nodeToken), trustedKeys, logger };
   const stopHeartbeat = startNodeHeartbeat(nodeDeps);
   const auditDeps: AuditRouteDeps = { db, store: audit, sharedTokenHash: nodeDeps.sharedTokenHash, logger };

@@ -190,6 +190,17 @@ export interface NodesTable {
 
 export type NodeEnrollment = 'SHARED_TOKEN' | 'PENDING' | 'APPROVED' | 'REVOKED';
 
+/** The latest upstream health any node reported for a server (0016_upstream_health). */
+export interface McpServerHealthTable {
+  server_id: string;
+  /** A NodeReport upstream status: reachable, credentials_refused, unreachable, timeout. */
+  status: string;
+  /** Scrubbed on the node; null when reachable. */
+  reason: string | null;
+  observed_at: IsoTime;
+  node_id: string;
+}
+
 export interface NodeEnrollmentTokensTable {
   id: string;
   /** base64url(SHA-256(token)); the `ghe_` value is shown once. */
@@ -349,6 +360,7 @@ export interface Database {
   config_state: ConfigStateTable;
   users: UsersTable;
   mcp_servers: McpServersTable;
+  mcp_server_health: McpServerHealthTable;
   virtual_keys: VirtualKeysTable;
   admin_tokens: AdminTokensTable;
   nodes: NodesTable;

@@ -1,5 +1,5 @@
 /**
- * Admin-token authentication as a yoga plugin, run before a document is parsed or validated: a request
+ * Admin-token authentication as a yoga plugin, run before the request body is read or a document parsed: a request
  * without a valid token gets 401 and learns nothing about the schema, not even from validation errors.
  * Validation errors then keep their "Did you mean …?" suggestions for ADMIN tokens only (anyone else gets
  * them masked, as graphql-armor's blockFieldSuggestion did for everyone). The principal is kept per request
@@ -47,7 +47,9 @@ export function withoutSuggestions<E extends Error>(error: E): E {
 
 export function adminAuthPlugin(db: Kysely<Database>): Plugin {
   return {
-    async onParams({ request }) {
+    // Before yoga reads the body (onRequestParse, not onParams): an anonymous caller's body is never
+    // parsed, however large, malformed or deeply nested, and every such request answers the same 401.
+    async onRequestParse({ request }) {
       await authenticateRequest(db, request);
     },
     onValidate({ context }) {

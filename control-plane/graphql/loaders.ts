@@ -8,11 +8,14 @@ import DataLoader from 'dataloader';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { getMcpServersByNames, type McpServer } from '../repos/mcp-servers.js';
+import { getServerHealth, type ServerHealth } from '../repos/server-health.js';
 import { getUsersByIds, type User } from '../repos/users.js';
 
 export interface Loaders {
   userById: DataLoader<string, User | null>;
   serverByName: DataLoader<string, McpServer | null>;
+  /** Upstream health by server id (a page of servers asks once). */
+  healthByServerId: DataLoader<string, ServerHealth | null>;
 }
 
 /** A batch function that answers every key in order, null for the ones not found (dataloader's contract). */
@@ -27,5 +30,6 @@ export function createLoaders(db: Kysely<Database>): Loaders {
   return {
     userById: new DataLoader(byKey((ids) => getUsersByIds(db, ids), (u) => u.id)),
     serverByName: new DataLoader(byKey((names) => getMcpServersByNames(db, names), (s) => s.name)),
+    healthByServerId: new DataLoader(byKey((ids) => getServerHealth(db, ids), (h) => h.serverId)),
   };
 }

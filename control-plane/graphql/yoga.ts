@@ -8,6 +8,7 @@ import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, maskError, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
 import { adminAuthPlugin } from './admin-auth.js';
+import { requestGuardPlugin } from './request-guard.js';
 import { buildContext, type GraphQLContext, type GraphQLDeps, type GraphQLLogger } from './context.js';
 import { schema } from './schema.js';
 
@@ -22,6 +23,13 @@ export const GRAPHQL_ENDPOINT = '/graphql';
  * (A `first` passed as a variable is not multiplied; connections cap pages at 100 anyway.)
  */
 export const QUERY_LIMITS = { maxDepth: 10, maxCost: 50_000, maxAliases: 15, maxTokens: 2000 } as const;
+
+/**
+ * An authenticated request's body is read up to this size (anonymous bodies are not read at all). The
+ * largest legitimate body is an applyConfig document for a big deployment; a few MB covers thousands of
+ * servers and users.
+ */
+export const MAX_REQUEST_BODY_BYTES = 8_000_000;
 
 const noopLogger: GraphQLLogger = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -47,6 +55,9 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
     schema,
     graphqlEndpoint: GRAPHQL_ENDPOINT,
     landingPage: false,
+    // The schema takes no file uploads; a multipart POST gets the guard's 415 like any other unread type.
+    multipart: false,
+    maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
     graphiql: {
       title: 'Gatehouse',
       headers: JSON.stringify({ Authorization: 'Bearer <admin token>' }),
@@ -83,7 +94,9 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
         // Suggestions are masked by adminAuthPlugin for everyone but ADMIN tokens.
         blockFieldSuggestion: { enabled: false },
       }),
+      // Order matters: authentication first (before the body is read), then the guard on what was sent.
       adminAuthPlugin(deps.db),
+      requestGuardPlugin({ maxDepth: QUERY_LIMITS.maxDepth }),
     ],
   });
 }

@@ -16,6 +16,7 @@ import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { recordToolCatalogs } from '../repos/mcp-servers.js';
 import { enrollNode, recordNodeReport, setNodeConnected, touchConnectedNodes } from '../repos/nodes.js';
+import { recordUpstreamHealth } from '../repos/server-health.js';
 import type { SnapshotPublisher } from '../snapshot/publisher.js';
 import { ControlPlaneMessage } from './errors.js';
 import { authenticateNode, type NodeIdentity } from './node-auth.js';
@@ -125,6 +126,7 @@ export async function handleNodeReport(req: IncomingMessage, res: ServerResponse
   if (parsed.data.nodeId !== node.nodeId) return sendError(res, 'invalid_request', 'nodeId in the report is not the authenticated node');
   await recordNodeReport(deps.db, parsed.data);
   if (parsed.data.catalogs) await recordToolCatalogs(deps.db, parsed.data.catalogs);
+  if (parsed.data.upstreams) await recordUpstreamHealth(deps.db, node.nodeId, parsed.data.upstreams);
   res.writeHead(204).end();
 }
 

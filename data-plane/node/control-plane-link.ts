@@ -3,7 +3,7 @@
  * node token, opens the snapshot stream (SSE) saying which version it runs, verifies and applies each
  * snapshot or delta, persists the last good one (compacting `deltas.jsonl` into a fresh base after
  * `compactAfterDeltas` deltas or `compactAfterBytes` bytes, so start-up replay stays bounded), and reports
- * status. Reconnects with capped exponential backoff; while the control plane is away the node keeps
+ * status (periodically, after each apply, and soon after an upstream's health changes: `reportSoon`). Reconnects with capped exponential backoff; while the control plane is away the node keeps
  * serving what it has (SPEC §3). Refusals of its credentials are logged naming the variable to check.
  *
  * It does not build runtimes or serve traffic: `apply` is handed in by the node.
@@ -58,8 +58,12 @@ export interface LinkOptions {
   applyDelta(delta: SnapshotDelta): void;
   /** Tool catalogs to include in reports (see NodeReport.catalogs). */
   catalogs?: () => NonNullable<NodeReport['catalogs']>;
+  /** Upstream health to include in reports (see NodeReport.upstreams). */
+  upstreams?: () => NonNullable<NodeReport['upstreams']>;
   logger: Logger;
   reportIntervalMs?: number;
+  /** How long `reportSoon` waits, gathering further changes into the same report. Default 500 ms. */
+  reportSoonMs?: number;
   /** Compact `deltas.jsonl` into a fresh base after this many deltas (default 500) or bytes (default 8 MB). */
   compactAfterDeltas?: number;
   compactAfterBytes?: number;
@@ -87,6 +91,8 @@ export class ControlPlaneLink {
   private abort: AbortController | null = null;
   private stopped = false;
   private reportTimer: NodeJS.Timeout | null = null;
+  /** A `reportSoon` report is pending. */
+  private soonTimer: NodeJS.Timeout | null = null;
   /** Envelopes are handled one at a time, in arrival order. */
   private queue: Promise<void> = Promise.resolve();
   /** Version of the whole snapshot in the state dir, and the deltas written after it. */
@@ -141,6 +147,7 @@ export class ControlPlaneLink {
     this.stopped = true;
     this.abort?.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
     await this.queue.catch(() => undefined);
     await this.compacting?.catch(() => undefined);
   }
@@ -458,6 +465,20 @@ export class ControlPlaneLink {
     return true;
   }
 
+  /**
+   * A report shortly (something operators should see changed, e.g. an upstream's health), not one per
+   * change: changes within `reportSoonMs` of the first share one report, so a flapping upstream costs the
+   * control plane at most a couple of reports a second.
+   */
+  reportSoon(): void {
+    if (this.stopped || this.soonTimer) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      void this.report();
+    }, this.options.reportSoonMs ?? 500);
+    this.soonTimer.unref();
+  }
+
   async report(): Promise<void> {
     if (this.stopped) return;
     const report: NodeReport = {
@@ -468,6 +489,7 @@ export class ControlPlaneLink {
       health: this.appliedVersion === null || this.missingEnv.length > 0 ? 'DEGRADED' : 'OK',
       startedAt: this.startedAt,
       ...(this.options.catalogs ? { catalogs: this.options.catalogs() } : {}),
+      ...(this.options.upstreams ? { upstreams: this.options.upstreams() } : {}),
     };
     try {
       await fetch(new URL(NODE_REPORT_PATH, this.options.controlPlaneUrl), {

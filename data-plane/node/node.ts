@@ -18,6 +18,7 @@ import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
+import { registerUpstreamHealthMetrics } from '../upstream/health.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { ControlPlaneCredentialSource } from '../credentials/source.js';
 import { createLimiter } from '../limits/limiter.js';
@@ -48,6 +49,11 @@ export interface NodeOptions {
   env?: Record<string, string | undefined>;
   logger?: Logger;
   reportIntervalMs?: number;
+  /**
+   * Idle upstreams (shared credential, no call for this long) are pinged so their health is known without
+   * traffic (`UpstreamPool`). Default: `GATEHOUSE_UPSTREAM_PROBE_MS`, else 30 s; 0 turns probing off.
+   */
+  upstreamProbeIntervalMs?: number;
   /** Browser origins allowed on `/mcp`; requests with any other `Origin` header are refused. */
   allowedOrigins?: readonly string[];
   /** Compact the state dir's deltas into a fresh base after this many deltas / bytes (see ControlPlaneLink). */
@@ -163,7 +169,12 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   let auditSettings = new AuditSettingsIndex([], guardrailDefault);
   const scanner = new SecretScanner();
   const guard = createContentGuard(() => auditSettings, scanner);
-  const pool = new UpstreamPool({ holder, logger });
+  const probeFromEnv = Number(env.GATEHOUSE_UPSTREAM_PROBE_MS);
+  const pool = new UpstreamPool({
+    holder,
+    logger,
+    probeIntervalMs: options.upstreamProbeIntervalMs ?? (Number.isFinite(probeFromEnv) && env.GATEHOUSE_UPSTREAM_PROBE_MS !== '' ? probeFromEnv : undefined),
+  });
   const link = new ControlPlaneLink({
     controlPlaneUrl: options.controlPlaneUrl,
     nodeToken: options.nodeToken ?? null,
@@ -179,6 +190,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     compactAfterDeltas: options.compactAfterDeltas,
     compactAfterBytes: options.compactAfterBytes,
     catalogs: () => pool.catalogs(),
+    upstreams: () => pool.health.report(),
     applyDelta: (delta) => {
       const base = holder.current;
       // verifyDelta already checked the delta's base is the applied version, so a runtime exists.
@@ -196,6 +208,8 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     },
   });
   await link.loadFromDisk();
+  // An upstream's health changed: the control plane hears of it within a second, not at the next interval.
+  pool.health.onTransition(() => link.reportSoon());
 
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
@@ -227,7 +241,10 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     pool,
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
-    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
+    registerMetrics: (registry) => {
+      registerAuditMetrics(registry, outbox);
+      registerUpstreamHealthMetrics(registry, pool.health);
+    },
     // GATEHOUSE_AUDIT=off (benchmarks' baseline only): no audit events and no guardrail on this node.
     ...(auditEnabled ? { guard } : {}),
     credentials,

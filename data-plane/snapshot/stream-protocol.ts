@@ -3,7 +3,8 @@
  *
  * A node opens `GET {controlPlane}/nodes/stream` (Server-Sent Events) with its node token and X25519
  * public key; the control plane sends an `snapshot` event with the current envelope at once and again on
- * every change. The node posts `NodeReport`s to `/nodes/report` after each apply and periodically.
+ * every change. The node posts `NodeReport`s to `/nodes/report` after each apply, periodically, and soon
+ * after an upstream's health changes.
  */
 import { z } from 'zod';
 
@@ -28,6 +29,26 @@ export const SNAPSHOT_EVENT = 'snapshot';
 /** SSE event carrying a `DeltaEnvelope` (keys and users changed since the version the node runs). */
 export const DELTA_EVENT = 'delta';
 
+/**
+ * How a node last found one upstream server: `reachable` (it answered; a tool's own error counts),
+ * `credentials_refused` (it answered 401/403 to the server's shared credential: it is up, the credential is
+ * the problem), `unreachable` (no connection, or an answer that is not MCP), `timeout` (no answer in time).
+ */
+export const UPSTREAM_STATUSES = ['reachable', 'credentials_refused', 'unreachable', 'timeout'] as const;
+export type UpstreamStatus = (typeof UPSTREAM_STATUSES)[number];
+/** The longest `reason` a node sends (nodes cut theirs shorter; the control plane refuses longer). */
+export const MAX_UPSTREAM_REASON = 300;
+
+export const UpstreamHealthSchema = z.object({
+  server: z.string().min(1).max(200),
+  status: z.enum(UPSTREAM_STATUSES),
+  /** Short and scrubbed on the node: no URL, header value or other secret. Null when reachable. */
+  reason: z.string().max(MAX_UPSTREAM_REASON).nullable(),
+  /** When the node last observed this status (a call, a catalog fetch or a probe). */
+  at: z.iso.datetime({ offset: true }),
+});
+export type UpstreamHealth = z.infer<typeof UpstreamHealthSchema>;
+
 export const NodeReportSchema = z.object({
   nodeId: z.string().min(1).max(200),
   appliedVersion: z.number().int().nullable(),
@@ -47,6 +68,8 @@ export const NodeReportSchema = z.object({
     )
     .max(2_000)
     .optional(),
+  /** Upstream health per server this node has talked to (optional: nodes older than it still validate). */
+  upstreams: z.array(UpstreamHealthSchema).max(2_000).optional(),
 });
 export type NodeReport = z.infer<typeof NodeReportSchema>;
 

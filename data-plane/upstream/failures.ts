@@ -100,6 +100,20 @@ export function describeError(error: unknown, server: ResolvedServer): string {
   return 'connection failed';
 }
 
+/**
+ * A reason fit for operators' eyes and the control plane's storage (upstream health): `scrub`bed, then
+ * anything shaped like a credential removed as well (an upstream may echo a token we never configured, e.g.
+ * a refreshed OAuth token or a caller's own header), control characters flattened, and cut to `max`.
+ */
+export function scrubReason(text: string, server: ResolvedServer, max = 200): string {
+  const out = scrub(text, server)
+    .replace(/\b(bearer|basic|token)\s+[^\s,;'"]+/gi, '$1 [redacted]')
+    .replace(/\b([a-z0-9_-]*(?:key|token|secret|password|authorization|cookie)[a-z0-9_-]*)(\s*[=:]\s*)[^\s,;&'"]+/gi, '$1$2[redacted]')
+    .replace(/[\u0000-\u001f\u007f]+/g, ' ')
+    .trim();
+  return out.length > max ? `${out.slice(0, max - 1)}…` : out;
+}
+
 /** Removes URLs and the server's secret values (header values, env values, its URL) from a text. */
 export function scrub(text: string, server: ResolvedServer): string {
   let out = text;

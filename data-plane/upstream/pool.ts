@@ -1,5 +1,8 @@
 /**
- * The pool of upstream MCP connections: one SDK `Client` per upstream server, shared by every caller.
+ * The pool of upstream MCP connections: one SDK `Client` per upstream server, shared by every caller whose
+ * call carries the server's configured headers; a legacy SSE call with other headers (a user's credential,
+ * allowlisted caller headers) goes over a connection opened with exactly those headers, kept per (server,
+ * credential identity, headers) in `identity-connections.ts` (bounded, idle ones closed).
  *
  * - Connects lazily on first use; a failed connect starts a short exponential backoff during which calls
  *   fail fast, so a dead upstream is not hammered. A connection that closes or fails is dropped and the
@@ -12,7 +15,7 @@
  *   unreachable upstream or a server unavailable on this node become a tool result with `isError: true`
  *   whose text names the server and holds no URL, header value or other secret.
  *
- * It does not authorize (policy/), pick caller headers (credentials.ts does) or speak to callers (mcp/).
+ * It does not authorize (policy/), pick caller headers (pipeline/credentials.ts does) or speak to callers (mcp/).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -31,23 +34,38 @@ import {
 import type { Logger } from '../log.js';
 import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
 import { GatewayError, ToolFailure } from '../errors.js';
-import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
-import { SHARED_IDENTITY, callHeaders, type UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
+import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
+import { UpstreamHealthTracker } from './health.js';
 
-/** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
-function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.credentialHeaders ?? call.server.headers;
-  if (call.headers === configured && call.trace === undefined) return undefined;
-  let extra: Record<string, string> | undefined;
-  for (const [name, value] of Object.entries(callHeaders(call))) {
-    if (configured[name] !== value) (extra ??= {})[name] = value;
-  }
-  return extra;
+/**
+ * The call's trace context (`UpstreamCall.trace`) as `_meta` fields (MCP's convention for trace context on
+ * a message), for SDK connections whose HTTP headers are fixed when they open (and stdio, which has none).
+ */
+function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
+  if (!meta) return params;
+  const own = params?._meta;
+  return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
 }
+
+/**
+ * Whether a call (headers without trace context) is exactly what the server's shared connection sends (its
+ * configured headers, the shared identity): then it may ride that connection. Stdio has no headers: always.
+ */
+function ridesSharedConnection(call: UpstreamCall, headers: Readonly<Record<string, string>>): boolean {
+  const server = call.server;
+  if (server.connectionType !== 'SSE') return true;
+  if (call.identity !== SHARED_IDENTITY) return false;
+  if (headers === server.headers) return true;
+  const names = Object.keys(headers);
+  return names.length === Object.keys(server.headers).length && names.every((name) => Object.hasOwn(server.headers, name) && server.headers[name] === headers[name]);
+}
+
+const noRelease = (): void => {};
 
 export interface UpstreamPoolOptions {
   holder: RuntimeHolder;
@@ -60,6 +78,13 @@ export interface UpstreamPoolOptions {
   listTimeoutMs?: number;
   /** Backoff after a failed connect: starts at `initialMs`, doubles, capped at `maxMs`. Default 250 ms → 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Legacy SSE connections opened per credential identity / header set (default 64 per server, 5 min idle). */
+  identityConnections?: IdentityConnectionLimits;
+  /**
+   * Servers with a shared credential that nothing observed for this long are pinged (see `#probe`), so
+   * their health is known without traffic. Default 30 s; 0 turns probing off.
+   */
+  probeIntervalMs?: number;
 }
 
 /** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
@@ -83,8 +108,6 @@ export interface RequestOptions {
 }
 
 export interface CallToolOptions {
-  /** Caller headers to forward on this call (already filtered by `pickExtraHeaders`). */
-  extraHeaders?: ExtraHeaders;
   /** Aborted when the caller goes away; the SDK then sends `notifications/cancelled` upstream. */
   signal?: AbortSignal;
   /** Progress the upstream reports for this call. */
@@ -95,6 +118,12 @@ interface Entry {
   readonly name: string;
   readonly fingerprint: string;
   server: ResolvedServer;
+  /** Whose credential the connection carries. */
+  readonly identity: CredentialIdentity;
+  /** The headers the connection was opened with; null: the server's configured headers (the shared entry). */
+  readonly headers: Readonly<Record<string, string>> | null;
+  /** Its key in `#identity` (null for the shared entry in `#entries`). */
+  readonly key: string | null;
   client: Client | null;
   connecting: Promise<Client> | null;
   catalog: Tool[] | null;
@@ -109,6 +138,8 @@ interface Entry {
   retryAt: number;
   lastError: string;
   closed: boolean;
+  /** A health probe is in flight (see `#probe`). */
+  probing: boolean;
 }
 
 const MAX_CATALOG_PAGES = 100;
@@ -129,6 +160,13 @@ export class UpstreamPool {
   readonly #http: HttpCalls;
   /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
   readonly #identityCatalogs = new Map<string, Tool[]>();
+  /** Legacy SSE connections for calls whose headers are not the server's configured ones. */
+  readonly #identity: IdentityConnections<Entry>;
+  readonly #sweepTimer: NodeJS.Timeout;
+  /** Per-server upstream health from calls, catalog fetches and probes (reported to the control plane). */
+  readonly health = new UpstreamHealthTracker();
+  readonly #probeIntervalMs: number;
+  #probeTimer: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -138,6 +176,15 @@ export class UpstreamPool {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#listTimeoutMs = options.listTimeoutMs ?? 10_000;
     this.#backoff = options.backoff ?? { initialMs: 250, maxMs: 5_000 };
+    const limits = options.identityConnections ?? DEFAULT_IDENTITY_CONNECTION_LIMITS;
+    this.#identity = new IdentityConnections<Entry>(limits, (entry) => void this.#retire(entry));
+    this.#sweepTimer = setInterval(() => this.#identity.sweep(), Math.max(10, Math.min(limits.idleMs, 60_000)));
+    this.#sweepTimer.unref();
+    this.#probeIntervalMs = options.probeIntervalMs ?? 30_000;
+    if (this.#probeIntervalMs > 0) {
+      this.#probeTimer = setInterval(() => this.#probeIdle(), this.#probeIntervalMs);
+      this.#probeTimer.unref();
+    }
     this.#unsubscribe = this.#holder.onChange((runtime) => this.reconcile(runtime));
     this.#http = new HttpCalls({
       dispatcher: this.#agent,
@@ -156,9 +203,27 @@ export class UpstreamPool {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
     if (call && call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') {
       if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-      const tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      let tools: Tool[];
+      try {
+        tools = await this.#http.listTools(call, this.#listTimeoutMs);
+      } catch (error) {
+        if (error instanceof UpstreamFailure) this.health.failed(server, call.identity, error);
+        throw error;
+      }
+      this.health.reachable(server.name);
       this.#identityCatalogs.set(server.name, tools);
       return tools;
+    }
+    if (call && !ridesSharedConnection(call, call.headers)) {
+      const lease = this.#lease(call);
+      try {
+        const own = lease.value;
+        const tools = own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        this.#identityCatalogs.set(server.name, tools);
+        return tools;
+      } finally {
+        lease.release();
+      }
     }
     const entry = this.#entryFor(server);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
@@ -184,10 +249,11 @@ export class UpstreamPool {
     try {
       if (server.connectionType === 'HTTP') {
         if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-        return await this.#http.callTool(call, tool, params, signal, onNotification);
+        const outcome = await this.#http.callTool(call, tool, params, signal, onNotification);
+        this.health.reachable(server.name);
+        return outcome;
       }
-      const extraHeaders = extraHeadersOf(call);
-      const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+      const options: CallToolOptions = signal ? { signal } : {};
       const meta = params._meta;
       const token = typeof meta === 'object' && meta !== null ? (meta as { progressToken?: unknown }).progressToken : undefined;
       if (onNotification && (typeof token === 'string' || typeof token === 'number')) {
@@ -195,11 +261,14 @@ export class UpstreamPool {
         options.onprogress = (progress) => onNotification({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       }
       const args = params.arguments as Record<string, unknown> | undefined;
-      return await this.#callOnce(server, tool, args, options, true);
+      const outcome = await this.#callOnce(call, tool, args, options, true);
+      this.health.reachable(server.name);
+      return outcome;
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
         if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+        this.health.failed(server, call.identity, error);
         return failureResult(error.message);
       }
       throw error;
@@ -208,14 +277,23 @@ export class UpstreamPool {
 
   async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
     const renewed = await call.renew?.();
-    if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
-    if (renewed instanceof GatewayError) return { kind: 'refused', error: renewed };
+    if (!renewed || renewed instanceof GatewayError) {
+      // Refused, and no fresh credential to try: for the shared OAuth token that is the server's status.
+      this.health.failed(call.server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(call.server.name, 401)));
+      if (!renewed) return failureResult(ToolFailure.credentialsRefused(call.server.name, 401));
+      return { kind: 'refused', error: renewed };
+    }
     // The caller headers of the first attempt stay; the credential's own are replaced.
     const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers, ...(call.trace ? { trace: call.trace } : {}) };
     try {
-      return await this.#http.callTool(next, tool, params, signal);
+      const outcome = await this.#http.callTool(next, tool, params, signal);
+      this.health.reachable(call.server.name);
+      return outcome;
     } catch (error) {
-      if (error instanceof UpstreamFailure) return failureResult(error.message);
+      if (error instanceof UpstreamFailure) {
+        this.health.failed(next.server, next.identity, error);
+        return failureResult(error.message);
+      }
       throw error;
     }
   }
@@ -244,28 +322,46 @@ export class UpstreamPool {
   async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
     const server = call.server;
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const entry = this.#entryFor(server);
-    const client = await this.#getClient(entry);
+    const lease = this.#lease(call);
+    try {
+      return await this.#requestOn(lease.value, call, method, params, options);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #requestOn(entry: Entry, call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {
+    const server = call.server;
+    const client = await this.#getClient(entry).catch((error: unknown) => {
+      throw error instanceof UpstreamFailure ? this.#failed(server, call, error) : error;
+    });
     const timeout = options.timeoutMs ?? server.toolTimeoutMs;
     const requestOptions = {
       timeout,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
-    const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
-    const extraHeaders = extraHeadersOf(call);
     try {
-      return { kind: 'result', result: extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send() };
+      const sent = withTraceMeta(params, call.trace);
+      const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
+      this.health.reachable(server.name);
+      return { kind: 'result', result };
     } catch (error) {
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       if (error instanceof McpError) {
-        if (error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout));
+        if (error.code === ErrorCode.RequestTimeout) throw this.#failed(server, call, new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout)));
         if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
       }
       if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
       this.#drop(entry, client, error);
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
+      throw this.#failed(server, call, new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server))));
     }
+  }
+
+  /** Records a failure of `call` in the health tracker and returns it, for `throw`. */
+  #failed(server: ResolvedServer, call: UpstreamCall, failure: UpstreamFailure): UpstreamFailure {
+    this.health.failed(server, call.identity, failure);
+    return failure;
   }
 
   /**
@@ -291,6 +387,10 @@ export class UpstreamPool {
 
   /** Applies a new Runtime: closes connections whose server is gone or changed; keeps the rest. */
   reconcile(runtime: Runtime): void {
+    // Health of servers removed or unavailable here (disabled, env missing) would only be stale news.
+    const usable = new Set<string>();
+    for (const server of runtime.servers.values()) if (server.unavailable === null) usable.add(server.name);
+    this.health.retain(usable);
     for (const entry of [...this.#entries.values()]) {
       const server = runtime.servers.get(entry.name);
       if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) {
@@ -298,6 +398,13 @@ export class UpstreamPool {
         void this.#retire(entry);
       } else {
         entry.server = server;
+      }
+    }
+    for (const name of this.#identity.servers()) {
+      const server = runtime.servers.get(name);
+      for (const entry of this.#identity.values(name)) {
+        if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) void this.#retire(entry);
+        else entry.server = server;
       }
     }
     // A server's catalog is fetched as soon as it appears in a snapshot (issue 5), not when a client first
@@ -311,6 +418,57 @@ export class UpstreamPool {
         this.listTools(server).catch(() => undefined);
       }
     }).unref();
+  }
+
+  /**
+   * Pings servers the pool reaches with their shared credential (NONE, HEADERS: the ones fetched eagerly)
+   * that no call, catalog fetch or probe observed for a probe interval, so a server that went down or came
+   * back with no traffic shows so within about one interval. A busy server costs nothing extra: its calls
+   * are its observations. Servers whose credential is per caller (OAuth, per-user) are observed by traffic only.
+   */
+  #probeIdle(): void {
+    const runtime = this.#holder.current;
+    if (this.#closed || !runtime) return;
+    const idleSince = Date.now() - this.#probeIntervalMs;
+    for (const server of runtime.servers.values()) {
+      if (server.unavailable !== null || (server.authType !== 'NONE' && server.authType !== 'HEADERS')) continue;
+      if (this.health.observedAt(server.name) > idleSince) continue;
+      void this.#probe(server);
+    }
+  }
+
+  /** One MCP `ping` over the server's pooled connection (connecting it if needed), recorded as health. */
+  async #probe(server: ResolvedServer): Promise<void> {
+    let entry: Entry;
+    try {
+      entry = this.#entryFor(server);
+    } catch {
+      return; // reconfigured or shutting down: nothing to observe
+    }
+    if (entry.probing) return;
+    entry.probing = true;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const client = await this.#getClient(entry);
+        try {
+          await client.ping({ timeout: this.#listTimeoutMs });
+          break;
+        } catch (error) {
+          if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, this.#listTimeoutMs));
+          // Any JSON-RPC answer (even "method not found") means the upstream is up and took the credential.
+          if (error instanceof McpError && error.code !== ErrorCode.ConnectionClosed) break;
+          this.#drop(entry, client, error);
+          // A restarted upstream forgot the session: one more try on a fresh connection says how it is now.
+          if (attempt === 0 && isSessionGone(error)) continue;
+          throw reasonFailure(server.name, describeError(error, entry.server));
+        }
+      }
+      if (!entry.closed) this.health.reachable(server.name);
+    } catch (error) {
+      if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, SHARED_IDENTITY, error);
+    } finally {
+      entry.probing = false;
+    }
   }
 
   /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
@@ -328,34 +486,44 @@ export class UpstreamPool {
     return this.#entries.get(name)?.client != null;
   }
 
+  /** How many legacy SSE connections `name` has open for callers' own identities or headers (for tests). */
+  identityConnectionCount(name: string): number {
+    return this.#identity.size(name);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#unsubscribe();
+    clearInterval(this.#sweepTimer);
+    if (this.#probeTimer) clearInterval(this.#probeTimer);
     const closing: Promise<void>[] = [];
     for (const entry of [...this.#entries.values()]) closing.push(this.#retire(entry));
+    for (const name of this.#identity.servers()) for (const entry of this.#identity.values(name)) closing.push(this.#retire(entry));
     await Promise.all(closing);
     await this.#agent.close().catch(() => undefined);
   }
 
-  async #callOnce(
-    server: ResolvedServer,
-    tool: string,
-    args: Record<string, unknown> | undefined,
-    options: CallToolOptions,
-    mayRetry: boolean,
-  ): Promise<CallOutcome> {
-    const entry = this.#entryFor(server);
+  async #callOnce(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, options: CallToolOptions, mayRetry: boolean): Promise<CallOutcome> {
+    const lease = this.#lease(call);
+    try {
+      return await this.#callOn(lease.value, call, tool, args, options, mayRetry);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #callOn(entry: Entry, call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, options: CallToolOptions, mayRetry: boolean): Promise<CallOutcome> {
+    const server = call.server;
     const client = await this.#getClient(entry);
-    const params = args === undefined ? { name: tool } : { name: tool, arguments: args };
+    const meta = call.trace;
+    const params = { name: tool, ...(args === undefined ? {} : { arguments: args }), ...(meta ? { _meta: meta } : {}) };
     const requestOptions = {
       timeout: server.toolTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
     try {
-      const result = options.extraHeaders
-        ? await withExtraHeaders(options.extraHeaders, () => client.callTool(params, undefined, requestOptions))
-        : await client.callTool(params, undefined, requestOptions);
+      const result = await client.callTool(params, undefined, requestOptions);
       return { kind: 'result', result: result as CallToolResult };
     } catch (error) {
       // The caller left: nothing is wrong with the connection, and nobody reads this answer.
@@ -375,7 +543,7 @@ export class UpstreamPool {
       this.#drop(entry, client, error);
       // An upstream that restarted forgets our session and answers 404 before running anything, so the
       // call is safe to repeat once on a fresh connection.
-      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false);
+      if (mayRetry && isSessionGone(error)) return this.#callOn(entry, call, tool, args, options, false);
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
@@ -391,23 +559,32 @@ export class UpstreamPool {
       throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
     }
     if (existing) void this.#retire(existing);
-    const entry: Entry = {
-      name: server.name,
-      fingerprint: server.fingerprint,
-      server,
-      client: null,
-      connecting: null,
-      catalog: null,
-      catalogLoading: null,
-      catalogGeneration: 0,
-      catalogFor: -1,
-      failures: 0,
-      retryAt: 0,
-      lastError: '',
-      closed: false,
-    };
+    const entry = newEntry(server, SHARED_IDENTITY, null, null);
     this.#entries.set(server.name, entry);
     return entry;
+  }
+
+  /**
+   * The connection a call goes over: the server's shared one, or (legacy SSE whose headers are not the
+   * configured ones) the connection opened with this call's own identity and headers. Release it when done.
+   */
+  #lease(call: UpstreamCall): Lease<Entry> {
+    const server = call.server;
+    const headers = call.headers;
+    if (ridesSharedConnection(call, headers)) return { value: this.#entryFor(server), release: noRelease };
+    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+    // As in #entryFor: only the current Runtime's settings may open a connection.
+    const current = this.#holder.current?.servers.get(server.name);
+    if (!current || current.fingerprint !== server.fingerprint) throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
+    const key = identityKey(call.identity, headers);
+    const lease = this.#identity.acquire(
+      server.name,
+      key,
+      () => newEntry(server, call.identity, headers, key),
+      (entry) => entry.fingerprint === server.fingerprint && !entry.closed,
+    );
+    if (!lease) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'too many concurrent connections for different credentials; try again shortly'));
+    return lease;
   }
 
   #getClient(entry: Entry): Promise<Client> {
@@ -416,8 +593,8 @@ export class UpstreamPool {
     if (Date.now() < entry.retryAt) {
       return Promise.reject(reasonFailure(entry.name, entry.lastError));
     }
-    // Connecting is the pool's own work: it must not carry the headers of the caller that triggered it.
-    const connecting = outsideCallContext(() => this.#connect(entry));
+    // With the entry's own headers: a shared connection never carries the extras of the call that opened it.
+    const connecting = this.#connect(entry);
     entry.connecting = connecting;
     const clear = (): void => {
       if (entry.connecting === connecting) entry.connecting = null;
@@ -451,6 +628,7 @@ export class UpstreamPool {
     try {
       transport = createTransport(server, {
         fetch: this.#fetch,
+        headers: entry.headers ?? server.headers,
         onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: scrub(chunk.slice(0, 2_000), server) }, 'stdio upstream stderr'),
       });
       const timeout = new Promise<never>((_, reject) => {
@@ -487,7 +665,7 @@ export class UpstreamPool {
 
   #loadCatalog(entry: Entry): Promise<Tool[]> {
     let generation = -1;
-    const loading = outsideCallContext(async () => {
+    const loading = (async () => {
       const client = await this.#getClient(entry);
       // Read after connecting: a new connection bumps the generation itself.
       generation = entry.catalogGeneration;
@@ -509,19 +687,22 @@ export class UpstreamPool {
         if (!(error instanceof McpError) || error.code === ErrorCode.ConnectionClosed) this.#drop(entry, client, error);
         throw new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, describeError(error, entry.server)));
       }
-    });
+    })();
     entry.catalogLoading = loading;
     loading.then(
       (tools) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
         if (entry.closed) return;
+        this.health.reachable(entry.name);
         entry.catalog = tools;
         entry.catalogFor = generation;
         // A list_changed that arrived mid-load means these tools may already be old: load again.
         if (generation !== entry.catalogGeneration) this.#loadCatalog(entry).catch(() => undefined);
       },
-      () => {
+      (error: unknown) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
+        // Attributed to the connection's own identity: a user's refused credential is not the server's status.
+        if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, entry.identity, error);
       },
     );
     return loading;
@@ -537,7 +718,8 @@ export class UpstreamPool {
 
   #retire(entry: Entry): Promise<void> {
     entry.closed = true;
-    this.#http.retire(entry.name);
+    if (entry.key === null) this.#http.retire(entry.name);
+    else this.#identity.forget(entry.name, entry.key, entry);
     if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     const client = entry.client;
     entry.client = null;
@@ -548,6 +730,28 @@ export class UpstreamPool {
     if (entry.connecting) closing.push(entry.connecting.then(() => undefined, () => undefined));
     return Promise.all(closing).then(() => undefined);
   }
+}
+
+function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers: Readonly<Record<string, string>> | null, key: string | null): Entry {
+  return {
+    name: server.name,
+    fingerprint: server.fingerprint,
+    server,
+    identity,
+    headers,
+    key,
+    client: null,
+    connecting: null,
+    catalog: null,
+    catalogLoading: null,
+    catalogGeneration: 0,
+    catalogFor: -1,
+    failures: 0,
+    retryAt: 0,
+    lastError: '',
+    closed: false,
+    probing: false,
+  };
 }
 
 function isInvalidResult(error: unknown): boolean {

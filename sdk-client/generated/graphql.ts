@@ -190,10 +190,20 @@ export type LimitsFallback =
   | 'LOCAL_ALLOWANCE';
 
 export type McpServerStatus =
+  /** Usable: nodes reach the upstream with its credential, or have not observed it yet (see statusObservedAt). */
   | 'ACTIVE'
+  /** The upstream answered HTTP 401/403 to the server's shared credential: it is up, the credential must be updated. */
+  | 'CREDENTIALS_REFUSED'
+  /** A stored status this version does not know. */
   | 'ERROR'
+  /** An OAuth server without a shared grant yet: an admin must authorize it (startServerOAuth). */
   | 'NEEDS_AUTH'
-  | 'NEEDS_REAUTH';
+  /** The authorization server refused the shared grant: an admin must authorize again. */
+  | 'NEEDS_REAUTH'
+  /** The upstream did not answer in time. */
+  | 'TIMEOUT'
+  /** Nodes could not connect to the upstream, or it did not answer as an MCP server. */
+  | 'UNREACHABLE';
 
 export type NodeEnrollment =
   /** Enrolled keys; data keys are wrapped for its own key only */
@@ -329,7 +339,15 @@ export type UpdateVirtualKeyInput = {
   servers?: Array<KeyServerGrantInput> | null | undefined;
 };
 
-export type GatehouseMcpServerFragment = { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null };
+/** How nodes last found the upstream, whatever the credential status (UNKNOWN: no node has observed it yet). */
+export type UpstreamStatus =
+  | 'CREDENTIALS_REFUSED'
+  | 'REACHABLE'
+  | 'TIMEOUT'
+  | 'UNKNOWN'
+  | 'UNREACHABLE';
+
+export type GatehouseMcpServerFragment = { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null };
 
 export type GatehouseUserFragment = { id: string, email: string, name: string | null, createdAt: string, updatedAt: string };
 
@@ -365,14 +383,14 @@ export type GatehouseMcpServersQueryVariables = Exact<{
 }>;
 
 
-export type GatehouseMcpServersQuery = { mcpServers: { edges: Array<{ cursor: string, node: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
+export type GatehouseMcpServersQuery = { mcpServers: { edges: Array<{ cursor: string, node: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } }>, pageInfo: { endCursor: string | null, hasNextPage: boolean, hasPreviousPage: boolean, startCursor: string | null } } };
 
 export type GatehouseMcpServerByNameQueryVariables = Exact<{
   name: string;
 }>;
 
 
-export type GatehouseMcpServerByNameQuery = { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null };
+export type GatehouseMcpServerByNameQuery = { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null };
 
 export type GatehouseUsersQueryVariables = Exact<{
   first?: number | null | undefined;
@@ -439,21 +457,21 @@ export type GatehouseCreateMcpServerMutationVariables = Exact<{
 }>;
 
 
-export type GatehouseCreateMcpServerMutation = { createMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+export type GatehouseCreateMcpServerMutation = { createMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
 
 export type GatehouseUpdateMcpServerMutationVariables = Exact<{
   input: UpdateMcpServerInput;
 }>;
 
 
-export type GatehouseUpdateMcpServerMutation = { updateMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+export type GatehouseUpdateMcpServerMutation = { updateMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
 
 export type GatehouseDeleteMcpServerMutationVariables = Exact<{
   input: DeleteMcpServerInput;
 }>;
 
 
-export type GatehouseDeleteMcpServerMutation = { deleteMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
+export type GatehouseDeleteMcpServerMutation = { deleteMcpServer: { mcpServer: { id: string, name: string, connectionType: ConnectionType, connectionString: string | null, authType: AuthType, perUserHeaderKeys: Array<string>, toolsToExecute: Array<string>, allowedExtraHeaders: Array<string>, toolTimeoutMs: number, disabled: boolean, status: McpServerStatus, statusReason: string | null, upstreamStatus: UpstreamStatus, statusObservedAt: string | null, statusObservedBy: string | null, createdAt: string, updatedAt: string, stdio: { command: string, args: Array<string>, env: Array<{ name: string, value: string, source: SecretSource }> } | null, headers: Array<{ name: string, value: string, source: SecretSource }>, tools: Array<{ name: string, description: string | null }> | null } | null, errors: Array<{ field: string | null, code: string, message: string }>, warnings: Array<{ field: string | null, code: string, message: string }> } };
 
 export type GatehouseCreateUserMutationVariables = Exact<{
   input: CreateUserInput;
@@ -683,6 +701,10 @@ export const GatehouseMcpServerFragmentDoc = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description
@@ -896,6 +918,10 @@ export const GatehouseMcpServersDocument = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description
@@ -941,6 +967,10 @@ export const GatehouseMcpServerByNameDocument = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description
@@ -1179,6 +1209,10 @@ export const GatehouseCreateMcpServerDocument = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description
@@ -1236,6 +1270,10 @@ export const GatehouseUpdateMcpServerDocument = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description
@@ -1293,6 +1331,10 @@ export const GatehouseDeleteMcpServerDocument = new TypedDocumentString(`
   toolTimeoutMs
   disabled
   status
+  statusReason
+  upstreamStatus
+  statusObservedAt
+  statusObservedBy
   tools {
     name
     description

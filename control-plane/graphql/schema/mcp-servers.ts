@@ -20,13 +20,60 @@ import { resolvePage } from '../connections.js';
 import { runMutation } from '../mutation.js';
 import { serverToolWarnings } from '../../repos/tool-warnings.js';
 import { entityPayload, toUserWarnings } from './common.js';
+import type { GraphQLContext } from '../context.js';
+import type { ServerHealth } from '../../repos/server-health.js';
+import type { UpstreamStatus } from '../../../data-plane/snapshot/stream-protocol.js';
 
 export const ConnectionTypeEnum = builder.enumType('ConnectionType', { values: ['HTTP', 'SSE', 'STDIO'] as const });
 export const AuthTypeEnum = builder.enumType('AuthType', {
   values: ['NONE', 'HEADERS', 'OAUTH', 'PER_USER_OAUTH', 'PER_USER_HEADERS'] as const,
 });
 const STATUSES = ['ACTIVE', 'NEEDS_AUTH', 'NEEDS_REAUTH', 'ERROR'] as const satisfies readonly McpServerStatus[];
-export const McpServerStatusEnum = builder.enumType('McpServerStatus', { values: STATUSES });
+/**
+ * `McpServer.status`: the server's own credential status (stored; NEEDS_AUTH and NEEDS_REAUTH come from
+ * OAuth) and, while that is ACTIVE, the upstream health nodes last observed (issue 5 item 4). ACTIVE keeps
+ * meaning "usable": reachable, or not observed yet, so clients written before health existed read it as before.
+ */
+type ServerStatusView = McpServerStatus | 'CREDENTIALS_REFUSED' | 'UNREACHABLE' | 'TIMEOUT';
+export const McpServerStatusEnum = builder.enumType('McpServerStatus', {
+  values: {
+    ACTIVE: { description: 'Usable: nodes reach the upstream with its credential, or have not observed it yet (see statusObservedAt).' },
+    NEEDS_AUTH: { description: 'An OAuth server without a shared grant yet: an admin must authorize it (startServerOAuth).' },
+    NEEDS_REAUTH: { description: 'The authorization server refused the shared grant: an admin must authorize again.' },
+    ERROR: { description: 'A stored status this version does not know.' },
+    CREDENTIALS_REFUSED: { description: "The upstream answered HTTP 401/403 to the server's shared credential: it is up, the credential must be updated." },
+    UNREACHABLE: { description: 'Nodes could not connect to the upstream, or it did not answer as an MCP server.' },
+    TIMEOUT: { description: 'The upstream did not answer in time.' },
+  } satisfies Record<ServerStatusView, { description: string }>,
+});
+const UpstreamStatusEnum = builder.enumType('UpstreamStatus', {
+  description: 'How nodes last found the upstream, whatever the credential status (UNKNOWN: no node has observed it yet).',
+  values: ['REACHABLE', 'CREDENTIALS_REFUSED', 'UNREACHABLE', 'TIMEOUT', 'UNKNOWN'] as const,
+});
+const HEALTH_STATUS: Readonly<Record<UpstreamStatus, ServerStatusView>> = {
+  reachable: 'ACTIVE',
+  credentials_refused: 'CREDENTIALS_REFUSED',
+  unreachable: 'UNREACHABLE',
+  timeout: 'TIMEOUT',
+};
+
+interface StatusView {
+  status: ServerStatusView;
+  /** Why, when the status is an upstream failure (scrubbed on the node). */
+  reason: string | null;
+  health: ServerHealth | null;
+}
+
+/** One place decides `status` and `statusReason`, so the two always agree. */
+async function statusOf(server: McpServer, ctx: GraphQLContext): Promise<StatusView> {
+  // The column is free text written by several subsystems; an unknown value must not break reads.
+  const own: McpServerStatus = (STATUSES as readonly string[]).includes(server.status) ? (server.status as McpServerStatus) : 'ERROR';
+  const health = await ctx.loaders.healthByServerId.load(server.id);
+  // What an admin must do about the credential comes first; a disabled server is called by nobody, so
+  // the last observation before it was disabled says nothing about it now.
+  if (own !== 'ACTIVE' || server.disabled || health === null || health.status === 'reachable') return { status: own, reason: null, health };
+  return { status: HEALTH_STATUS[health.status], reason: health.reason, health };
+}
 const SecretSourceEnum = builder.enumType('SecretSource', {
   description: 'Where a secret value comes from: sealed in the control plane, or the environment of each node.',
   values: ['STORED', 'ENV'] as const,
@@ -85,8 +132,32 @@ export const McpServerRef = builder.objectRef<McpServer>('McpServer').implement(
     disabled: t.exposeBoolean('disabled'),
     status: t.field({
       type: McpServerStatusEnum,
-      // The column is free text written by several subsystems; an unknown value must not break reads.
-      resolve: (s) => (STATUSES as readonly string[]).includes(s.status) ? (s.status as McpServerStatus) : 'ERROR',
+      description: 'The credential status, and while that is ACTIVE the upstream health nodes last reported (the latest observation of any node wins).',
+      resolve: async (s, _args, ctx) => (await statusOf(s, ctx)).status,
+    }),
+    statusReason: t.string({
+      nullable: true,
+      description: 'Why the status is CREDENTIALS_REFUSED, UNREACHABLE or TIMEOUT, as the node put it (short, no secrets); null otherwise.',
+      resolve: async (s, _args, ctx) => (await statusOf(s, ctx)).reason,
+    }),
+    upstreamStatus: t.field({
+      type: UpstreamStatusEnum,
+      description: 'How nodes last found the upstream, whatever the credential status.',
+      resolve: async (s, _args, ctx) => {
+        const health = (await statusOf(s, ctx)).health;
+        return health === null ? 'UNKNOWN' : (health.status.toUpperCase() as Uppercase<UpstreamStatus>);
+      },
+    }),
+    statusObservedAt: t.field({
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a node last observed the upstream health (null: never). May lag by up to 30 s while nothing changes.',
+      resolve: async (s, _args, ctx) => (await statusOf(s, ctx)).health?.observedAt ?? null,
+    }),
+    statusObservedBy: t.string({
+      nullable: true,
+      description: 'The node whose observation statusObservedAt is.',
+      resolve: async (s, _args, ctx) => (await statusOf(s, ctx)).health?.nodeId ?? null,
     }),
     tools: t.field({
       type: [McpToolRef],
