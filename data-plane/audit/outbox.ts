@@ -7,7 +7,10 @@
  *
  * `record` never blocks and never throws: it is the record stage's sink. When the undelivered backlog
  * exceeds `maxBytes`, new events are dropped and counted (`dropped`), never the ones already stored.
- * A crash (not a clean stop) loses at most the events of the last flush interval. Without a state dir the
+ * A crash (not a clean stop) loses at most the events of the last flush interval. The cursor file may lag
+ * the acknowledgements by up to `cursorIntervalMs` (it is written before a delivered segment is deleted,
+ * at most that often otherwise, and on close): a crash then resends what it lagged by, which the control
+ * plane counts as duplicates, so delivery stays at least once and the store exactly once. Without a state dir the
  * outbox keeps its backlog in memory only. It does not send anything (shipper.ts does).
  */
 import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -28,6 +31,8 @@ export interface OutboxOptions {
   maxBytes?: number;
   /** Events larger than this (as JSON) lose their arguments/result, keeping the rest. */
   maxEventBytes?: number;
+  /** The cursor file is rewritten at most this often while batches are acknowledged (default 1000 ms). */
+  cursorIntervalMs?: number;
 }
 
 export interface OutboxStats {
@@ -66,6 +71,9 @@ export class AuditOutbox {
   private handle: FileHandle | null = null;
   private durable = new Map<number, number>();
   private cursor: Position = { segment: 1, offset: 0 };
+  /** Whether `cursor` is ahead of the cursor file, and when that file was last written (performance.now()). */
+  private cursorDirty = false;
+  private cursorWrittenAt = Number.NEGATIVE_INFINITY;
   /** In-memory mode: the backlog itself. */
   private memory: string[] = [];
   private readonly stats: OutboxStats = { depth: 0, bytes: 0, dropped: 0, shipped: 0 };
@@ -75,6 +83,7 @@ export class AuditOutbox {
   private readonly segmentBytes: number;
   private readonly maxBytes: number;
   private readonly maxEventBytes: number;
+  private readonly cursorIntervalMs: number;
 
   constructor(private readonly options: OutboxOptions) {
     this.flushIntervalMs = options.flushIntervalMs ?? 20;
@@ -82,6 +91,7 @@ export class AuditOutbox {
     this.segmentBytes = options.segmentBytes ?? 8 * 1024 * 1024;
     this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
     this.maxEventBytes = options.maxEventBytes ?? 256 * 1024;
+    this.cursorIntervalMs = options.cursorIntervalMs ?? 1000;
     if (options.dir) this.recover(options.dir);
   }
 
@@ -307,12 +317,22 @@ export class AuditOutbox {
     }
     const previous = this.cursor.segment;
     this.cursor = batch.end;
-    await writeFile(join(dir, `${CURSOR_FILE}.tmp`), JSON.stringify(this.cursor), { mode: 0o600 });
-    await rename(join(dir, `${CURSOR_FILE}.tmp`), join(dir, CURSOR_FILE));
+    this.cursorDirty = true;
+    // Before a delivered segment goes, the file must point past it; otherwise a lagging cursor only means
+    // a few duplicates after a crash.
+    if (this.cursor.segment !== previous || performance.now() - this.cursorWrittenAt >= this.cursorIntervalMs) await this.writeCursor(dir);
     for (let n = previous; n < this.cursor.segment; n++) {
       this.durable.delete(n);
       await unlink(join(dir, segmentName(n))).catch(() => undefined);
     }
+  }
+
+  private async writeCursor(dir: string): Promise<void> {
+    const cursor = this.cursor;
+    await writeFile(join(dir, `${CURSOR_FILE}.tmp`), JSON.stringify(cursor), { mode: 0o600 });
+    await rename(join(dir, `${CURSOR_FILE}.tmp`), join(dir, CURSOR_FILE));
+    this.cursorWrittenAt = performance.now();
+    if (this.cursor === cursor) this.cursorDirty = false;
   }
 
   /** Counts events that will never be delivered (the control plane refused them as malformed). */
@@ -324,12 +344,22 @@ export class AuditOutbox {
     return { ...this.stats };
   }
 
+  /** Events recorded and not yet acknowledged (what `snapshot().depth` says, without a copy). */
+  get backlog(): number {
+    return this.stats.depth;
+  }
+
   /** Flushes what is pending and closes the segment: a clean stop loses nothing. */
   async close(): Promise<void> {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
     await this.flush();
     this.closed = true;
+    if (this.cursorDirty && this.options.dir) {
+      await this.writeCursor(this.options.dir).catch((error: unknown) => {
+        this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not save the audit outbox cursor; delivered events may be sent again');
+      });
+    }
     await this.handle?.close().catch(() => undefined);
     this.handle = null;
     this.wake();

@@ -9,18 +9,33 @@ import type { AuditEvent } from '../snapshot/audit-protocol.js';
 import type { AuditOutbox } from './outbox.js';
 
 /** What a record stage reports; everything but method, outcome and latency is optional. */
-export type AuditRecord = Omit<AuditEvent, 'id' | 'time' | 'node'> & { startedAt?: number };
+export type AuditRecord = Omit<AuditEvent, 'id' | 'time' | 'node'>;
 
 export interface AuditRecorder {
-  record(record: AuditRecord): void;
+  /**
+   * Records one event that arrived at `startedAt` (epoch ms). The recorder takes `record` over: it is
+   * stamped in place and becomes the event (no copy per request), so the caller must not reuse it.
+   */
+  record(startedAt: number, record: AuditRecord): void;
 }
 
-export function createAuditRecorder(outbox: AuditOutbox, nodeId: string, now: () => number = Date.now): AuditRecorder {
+export function createAuditRecorder(outbox: AuditOutbox, nodeId: string): AuditRecorder {
+  // Requests arriving in the same millisecond share one ISO string (thousands a second do under load).
+  let lastMs = Number.NaN;
+  let lastIso = '';
   return {
-    record(record) {
+    record(startedAt, record) {
       try {
-        const { startedAt, ...rest } = record;
-        outbox.record({ id: randomUUID(), time: new Date(startedAt ?? now() - record.latencyMs).toISOString(), node: nodeId, ...rest });
+        const ms = Math.floor(startedAt);
+        if (ms !== lastMs) {
+          lastIso = new Date(ms).toISOString();
+          lastMs = ms;
+        }
+        const event = record as AuditEvent;
+        event.id = randomUUID();
+        event.time = lastIso;
+        event.node = nodeId;
+        outbox.record(event);
       } catch {
         outbox.countDropped(1);
       }

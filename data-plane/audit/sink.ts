@@ -26,33 +26,35 @@ export interface AuditSinkOptions {
   alreadyRedacted?: (keyId: string | null, server: string | null) => boolean;
 }
 
+/** `value` as the event stores it, redacted by `redact`, its findings added to `findings` (kind and path once). */
+function stored(value: unknown, where: string, redact: NonNullable<AuditSinkOptions['redact']>, findings: GuardrailFinding[]): unknown {
+  const redacted = redact(value, where);
+  for (const f of redacted.findings) if (!findings.some((g) => g.kind === f.kind && g.where === f.where)) findings.push(f);
+  return redacted.value;
+}
+
+/** The size of what went back as JSON, kept even when content is not. */
+function jsonLength(value: unknown): number | null {
+  try {
+    return JSON.stringify(value)?.length ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export function createAuditSink(options: AuditSinkOptions): RecordSink {
   const { recorder } = options;
   return {
     record(record) {
       const content = options.contentLogging?.(record.keyId, record.server) ?? true;
-      const findings: GuardrailFinding[] = [...(record.guardrail ?? [])];
+      const findings: GuardrailFinding[] = record.guardrail ? [...record.guardrail] : [];
       const redact = options.redact && !options.alreadyRedacted?.(record.keyId, record.server) ? options.redact : null;
-      const stored = (value: unknown, where: string): unknown => {
-        if (!redact) return value;
-        const redacted = redact(value, where);
-        for (const f of redacted.findings) if (!findings.some((g) => g.kind === f.kind && g.where === f.where)) findings.push(f);
-        return redacted.value;
-      };
-      const args = content && record.arguments !== undefined ? stored(record.arguments, 'arguments') : undefined;
-      const result = content && record.result !== undefined ? stored(record.result, 'result') : undefined;
-      // The size of what went back, kept even when content is not.
-      let resultBytes: number | null = null;
-      if (record.result !== undefined) {
-        try {
-          resultBytes = JSON.stringify(record.result)?.length ?? null;
-        } catch {
-          resultBytes = null;
-        }
-      }
+      const args = content && record.arguments !== undefined ? (redact ? stored(record.arguments, 'arguments', redact, findings) : record.arguments) : undefined;
+      const result = content && record.result !== undefined ? (redact ? stored(record.result, 'result', redact, findings) : record.result) : undefined;
       const usage = record.usage;
-      recorder.record({
-        startedAt: record.at,
+      // One object literal, every field always present (one shape for every event): the recorder stamps it
+      // and the outbox serialises it; JSON leaves the undefined content fields out.
+      recorder.record(record.at, {
         route: ROUTE_PATHS[record.route],
         requestId: String(record.requestId),
         traceId: record.traceId ?? null,
@@ -62,13 +64,13 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
         method: record.method ?? 'http',
         server: record.server,
         tool: record.tool,
-        ...(args !== undefined ? { arguments: args } : {}),
-        ...(result !== undefined ? { result } : {}),
+        arguments: args,
+        result,
         outcome: record.outcome,
         denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
         upstreamStatus: record.upstreamStatus ?? null,
         latencyMs: Math.round(record.latencyMs * 1000) / 1000,
-        resultBytes,
+        resultBytes: record.result !== undefined ? jsonLength(record.result) : null,
         tokens:
           usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)
             ? {

@@ -26,6 +26,8 @@ export interface ScanOptions {
 }
 
 const WINDOW = 64 * 1024;
+/** The clean path's answer, shared (frozen: nobody may add to it). */
+const NO_SPANS: readonly Span[] = Object.freeze([]);
 const OVERLAP = 4 * 1024;
 export const SCAN_LIMIT_KIND = 'scan-limit';
 export const HIGH_ENTROPY_KIND = 'high-entropy-secret';
@@ -69,16 +71,27 @@ export class SecretScanner {
   }
 
   /** Secret spans in one piece of text (no windowing: callers pass at most a window). */
-  private scanWindow(text: string): Span[] {
+  private scanWindow(text: string): readonly Span[] {
+    // `exec` loops on the shared regexes rather than `matchAll`, which clones the regex on every call: the
+    // clean path (no keyword in the text, nearly every string) is then one regex pass and no allocation.
+    const keywords = this.keywordRegex;
+    let hit: RegExpExecArray | null = null;
+    if (keywords) {
+      keywords.lastIndex = 0;
+      hit = keywords.exec(text);
+    }
+    if (hit === null && this.always.length === 0) return NO_SPANS;
     const candidates = new Set<SecretRule>(this.always);
-    if (this.keywordRegex) {
-      this.keywordRegex.lastIndex = 0;
-      for (const m of text.matchAll(this.keywordRegex)) for (const rule of this.byKeyword.get(m[0].toLowerCase()) ?? []) candidates.add(rule);
+    while (keywords && hit !== null) {
+      for (const rule of this.byKeyword.get(hit[0].toLowerCase()) ?? []) candidates.add(rule);
+      hit = keywords.exec(text);
     }
     const spans: Span[] = [];
     for (const rule of candidates) {
-      rule.regex.lastIndex = 0;
-      for (const m of text.matchAll(rule.regex)) {
+      const regex = rule.regex;
+      regex.lastIndex = 0;
+      for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+        if (m[0].length === 0) regex.lastIndex += 1;
         // The secret is the first group that matched, else the whole match (gitleaks' convention).
         let index = 0;
         for (let g = 1; g < m.length; g++) {
@@ -99,15 +112,17 @@ export class SecretScanner {
   }
 
   /** Secret spans in `text`, windowed; `budget.left` bytes may still be scanned (decremented). */
-  scanText(text: string, budget: { left: number } = { left: Number.POSITIVE_INFINITY }): { spans: Span[]; truncated: boolean } {
+  scanText(text: string, budget: { left: number } = { left: Number.POSITIVE_INFINITY }): { spans: readonly Span[]; truncated: boolean } {
     const limit = Math.min(text.length, budget.left);
-    const spans: Span[] = [];
+    let spans: readonly Span[];
     if (limit <= WINDOW) {
-      spans.push(...this.scanWindow(limit === text.length ? text : text.slice(0, limit)));
+      spans = this.scanWindow(limit === text.length ? text : text.slice(0, limit));
     } else {
+      const windowed: Span[] = [];
+      spans = windowed;
       for (let start = 0; start < limit; start += WINDOW - OVERLAP) {
         const end = Math.min(limit, start + WINDOW);
-        for (const s of this.scanWindow(text.slice(start, end))) spans.push({ start: s.start + start, end: s.end + start, kind: s.kind });
+        for (const s of this.scanWindow(text.slice(start, end))) windowed.push({ start: s.start + start, end: s.end + start, kind: s.kind });
         if (end === limit) break;
       }
     }
@@ -117,9 +132,9 @@ export class SecretScanner {
 }
 
 /** Sorted, non-overlapping spans (overlaps merge; the first kind names the merged span). */
-function mergeSpans(spans: Span[]): Span[] {
-  if (spans.length <= 1) return spans;
-  spans.sort((a, b) => a.start - b.start || b.end - a.end);
+function mergeSpans(input: readonly Span[]): readonly Span[] {
+  if (input.length <= 1) return input;
+  const spans = [...input].sort((a, b) => a.start - b.start || b.end - a.end);
   const out: Span[] = [];
   for (const s of spans) {
     const last = out[out.length - 1];
@@ -143,7 +158,8 @@ export function redactText(text: string, spans: readonly Span[]): string {
 const KEY_LIKE = /(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?|authorization|auth[_-]?key|session[_-]?key|signing[_-]?key)$/i;
 
 function highEntropyValue(field: string, value: string): Span | null {
-  if (!KEY_LIKE.test(field)) return null;
+  // Too short to hold a 16-character secret: no need to look at the field name.
+  if (value.length < 16 || !KEY_LIKE.test(field)) return null;
   // `Bearer <token>` / `Basic <b64>`: the token is the secret.
   const scheme = /^(?:Bearer|Basic|Token)\s+/i.exec(value);
   const start = scheme ? scheme[0].length : 0;
@@ -159,51 +175,76 @@ export interface ScanResult {
   findings: GuardrailFinding[];
 }
 
-const pathOf = (base: string, key: string | number): string =>
-  typeof key === 'number' ? `${base}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(key) ? `${base}.${key}` : `${base}[${JSON.stringify(key)}]`;
+const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
+
+/** `where` and the keys down to a value, as a finding names it (`arguments.items[2].token`). */
+function pathOf(where: string, keys: readonly (string | number)[]): string {
+  let path = where;
+  for (const key of keys) path = typeof key === 'number' ? `${path}[${key}]` : IDENTIFIER.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
+  return path;
+}
+
+/** One walk's state: what it found, what it may still scan, the keys down to the value being walked. */
+interface Walk {
+  scanner: SecretScanner;
+  where: string;
+  findings: GuardrailFinding[];
+  budget: { left: number };
+  keys: (string | number)[];
+  limited: boolean;
+}
+
+function walk(w: Walk, node: unknown, field: string | null, depth: number): unknown {
+  if (typeof node === 'string') {
+    if (w.budget.left <= 0) {
+      w.limited = true;
+      return node;
+    }
+    const { spans, truncated } = w.scanner.scanText(node, w.budget);
+    if (truncated) w.limited = true;
+    let all = spans;
+    if (spans.length === 0 && field !== null) {
+      const span = highEntropyValue(field, node);
+      if (span) all = [span];
+    }
+    if (all.length === 0) return node;
+    const path = pathOf(w.where, w.keys);
+    for (const s of all) if (!w.findings.some((f) => f.kind === s.kind && f.where === path)) w.findings.push({ kind: s.kind, where: path });
+    return redactText(node, all);
+  }
+  if (depth > 64 || node === null || typeof node !== 'object') return node;
+  if (Array.isArray(node)) {
+    let copy: unknown[] | null = null;
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i];
+      w.keys.push(i);
+      const next = walk(w, item, field, depth + 1);
+      w.keys.pop();
+      if (next !== item) (copy ??= [...(node as unknown[])])[i] = next;
+    }
+    return copy ?? node;
+  }
+  const object = node as Record<string, unknown>;
+  let copy: Record<string, unknown> | null = null;
+  for (const key of Object.keys(object)) {
+    const item = object[key];
+    w.keys.push(key);
+    const next = walk(w, item, key, depth + 1);
+    w.keys.pop();
+    if (next !== item) (copy ??= { ...object })[key] = next;
+  }
+  return copy ?? node;
+}
 
 /**
  * Walks a JSON value: every string is scanned (and checked as a key-like field's value); `where` starts
- * the paths of findings (e.g. `arguments`). Copies only the containers on the way to a change.
+ * the paths of findings (e.g. `arguments`). Copies only the containers on the way to a change. The path
+ * of a value is kept as a stack of keys and spelled out only for a finding, and the walk is a plain
+ * function over one state object: the clean path allocates next to nothing per value.
  */
 export function scanValue(scanner: SecretScanner, value: unknown, where: string, options: ScanOptions = {}): ScanResult {
-  const findings: GuardrailFinding[] = [];
-  const budget = { left: options.maxScanBytes ?? 4 * 1024 * 1024 };
-  let limited = false;
-  const walk = (node: unknown, path: string, field: string | null, depth: number): unknown => {
-    if (typeof node === 'string') {
-      if (budget.left <= 0) {
-        limited = true;
-        return node;
-      }
-      const { spans, truncated } = scanner.scanText(node, budget);
-      if (truncated) limited = true;
-      let all = spans;
-      if (spans.length === 0 && field !== null) {
-        const span = highEntropyValue(field, node);
-        if (span) all = [span];
-      }
-      if (all.length === 0) return node;
-      for (const s of all) if (!findings.some((f) => f.kind === s.kind && f.where === path)) findings.push({ kind: s.kind, where: path });
-      return redactText(node, all);
-    }
-    if (depth > 64 || node === null || typeof node !== 'object') return node;
-    if (Array.isArray(node)) {
-      let copy: unknown[] | null = null;
-      node.forEach((item, i) => {
-        const next = walk(item, pathOf(path, i), field, depth + 1);
-        if (next !== item) (copy ??= [...node])[i] = next;
-      });
-      return copy ?? node;
-    }
-    let copy: Record<string, unknown> | null = null;
-    for (const [key, item] of Object.entries(node as Record<string, unknown>)) {
-      const next = walk(item, pathOf(path, key), key, depth + 1);
-      if (next !== item) (copy ??= { ...(node as Record<string, unknown>) })[key] = next;
-    }
-    return copy ?? node;
-  };
-  const out = walk(value, where, null, 0);
-  if (limited) findings.push({ kind: SCAN_LIMIT_KIND, where });
-  return { value: out, findings };
+  const w: Walk = { scanner, where, findings: [], budget: { left: options.maxScanBytes ?? 4 * 1024 * 1024 }, keys: [], limited: false };
+  const out = walk(w, value, null, 0);
+  if (w.limited) w.findings.push({ kind: SCAN_LIMIT_KIND, where });
+  return { value: out, findings: w.findings };
 }

@@ -81,6 +81,26 @@ describe('audit outbox', () => {
     await a.close();
   });
 
+  it('after a crash, resends what the lagging cursor file had not caught up with, and loses nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const a = new AuditOutbox({ dir, logger, cursorIntervalMs: 60_000 });
+    for (let i = 0; i < 10; i++) a.record(ev(i));
+    await a.flush();
+    // The first acknowledgement writes the cursor file; the second is only in memory (within the interval).
+    await a.acknowledge((await a.nextBatch(3, 1 << 20))!);
+    await a.acknowledge((await a.nextBatch(3, 1 << 20))!);
+    expect(a.snapshot().depth).toBe(4);
+    // A crash: no close. The reopened outbox starts from the cursor file.
+    const b = new AuditOutbox({ dir, logger });
+    expect(await drain(b)).toEqual(Array.from({ length: 7 }, (_, i) => ev(i + 3).id));
+    await b.close();
+    // A clean close saves the cursor: nothing is sent again.
+    const c = new AuditOutbox({ dir, logger });
+    expect(await drain(c)).toEqual([]);
+    await c.close();
+    await a.close();
+  });
+
   it('works in memory without a state dir', async () => {
     const a = new AuditOutbox({ dir: null, logger });
     for (let i = 0; i < 12; i++) a.record(ev(i));

@@ -90,6 +90,21 @@ describe('secret scanner', () => {
     expect(value).toMatchObject({ client_secret: '[REDACTED:high-entropy-secret]', apiKey: 'Bearer [REDACTED:high-entropy-secret]', password: 'hunter2', api_key_name: 'production-east' });
   });
 
+  it('finds every occurrence, the same on every scan (the rules\' regexes are shared between scans)', () => {
+    const a = SAMPLES['github-pat']!;
+    const b = SAMPLES['gatehouse-virtual-key']!;
+    const value = { text: `first ${a} then ${b} and ${a}`, list: ['clean', `x ${b}`] };
+    for (let i = 0; i < 3; i++) {
+      const { value: out, findings } = scanValue(scanner, value, 'result');
+      expect(findings).toEqual([
+        { kind: 'github-pat', where: 'result.text' },
+        { kind: 'gatehouse-virtual-key', where: 'result.text' },
+        { kind: 'gatehouse-virtual-key', where: 'result.list[1]' },
+      ]);
+      expect(out).toEqual({ text: 'first [REDACTED:github-pat] then [REDACTED:gatehouse-virtual-key] and [REDACTED:github-pat]', list: ['clean', 'x [REDACTED:gatehouse-virtual-key]'] });
+    }
+  });
+
   it('returns the same object when nothing is found (no copying on the clean path)', () => {
     const clean = { a: ['x', { b: 'y' }], n: 1 };
     expect(scanValue(scanner, clean, 'arguments').value).toBe(clean);
