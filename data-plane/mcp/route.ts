@@ -185,13 +185,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
-    const parsed = CallToolRequestSchema.safeParse(message);
-    if (!parsed.success) {
+    const params0 = plainToolCallParams(message.params) ?? CallToolRequestSchema.safeParse(message).data?.params;
+    if (params0 === undefined) {
       record.outcome = 'invalid';
       record.error = 'invalid_message';
       return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')));
     }
-    const { name, arguments: args } = parsed.data.params;
+    const { name, arguments: args } = params0;
     record.arguments = args;
     // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
     const runtime = ctx.runtime;
@@ -368,6 +368,18 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       return errorAnswer(error);
     },
   };
+}
+
+/**
+ * The params of the common `tools/call` (a name, arguments or none, no `_meta`, no `task`) when they are
+ * exactly what `CallToolRequestSchema` accepts, checked by hand: the SDK's zod schema showed in the hot
+ * path's profile. Anything else (null) is left to the schema itself.
+ */
+function plainToolCallParams(params: Record<string, unknown> | undefined): { name: string; arguments?: Record<string, unknown> } | null {
+  if (params === undefined || typeof params.name !== 'string' || '_meta' in params || 'task' in params) return null;
+  const args = params.arguments;
+  if (args === undefined) return { name: params.name };
+  return isObject(args) ? { name: params.name, arguments: args } : null;
 }
 
 function methodOf(message: unknown): string {

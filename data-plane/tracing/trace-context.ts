@@ -68,9 +68,6 @@ export function newTrace(): TraceContext {
   return { traceId: randomHex(16), parentId: newSpanId(), flags: '01', local: true };
 }
 
-/** The headers that carry trace context: per call (a fresh parent id each hop), never part of a connection. */
-export const TRACE_HEADERS: readonly string[] = ['traceparent', 'tracestate'];
-
 /** The `traceparent` (and `tracestate`) headers for one upstream call of this trace, with `spanId` as this hop. */
 export function upstreamTraceHeaders(trace: TraceContext, spanId: string = newSpanId()): Record<string, string> {
   const headers: Record<string, string> = { traceparent: `00-${trace.traceId}-${spanId}-${trace.flags}` };

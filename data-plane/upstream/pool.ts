@@ -39,32 +39,14 @@ import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
 import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
-import { TRACE_HEADERS } from '../tracing/trace-context.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
 
 /**
- * A call's headers without its trace context: what an SDK connection for the call is opened with. Trace
- * context differs on every call, so it cannot be a connection's; it rides in the message (`traceMeta`).
+ * The call's trace context (`UpstreamCall.trace`) as `_meta` fields (MCP's convention for trace context on
+ * a message), for SDK connections whose HTTP headers are fixed when they open (and stdio, which has none).
  */
-function connectionHeaders(headers: Readonly<Record<string, string>>): Readonly<Record<string, string>> {
-  if (!TRACE_HEADERS.some((name) => Object.hasOwn(headers, name))) return headers;
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) if (!TRACE_HEADERS.includes(name)) out[name] = value;
-  return out;
-}
-
-/**
- * The call's trace context as `_meta` fields (MCP's convention for trace context on a message), for SDK
- * connections whose HTTP headers are fixed when they open (and stdio, which has none).
- */
-function traceMeta(headers: Readonly<Record<string, string>>): Record<string, string> | undefined {
-  let meta: Record<string, string> | undefined;
-  for (const name of TRACE_HEADERS) if (Object.hasOwn(headers, name)) (meta ??= {})[name] = headers[name] as string;
-  return meta;
-}
-
-function withTraceMeta(params: Record<string, unknown> | undefined, meta: Record<string, string> | undefined): Record<string, unknown> | undefined {
+function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
   if (!meta) return params;
   const own = params?._meta;
   return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
@@ -232,7 +214,7 @@ export class UpstreamPool {
       this.#identityCatalogs.set(server.name, tools);
       return tools;
     }
-    if (call && !ridesSharedConnection(call, connectionHeaders(call.headers))) {
+    if (call && !ridesSharedConnection(call, call.headers)) {
       const lease = this.#lease(call);
       try {
         const own = lease.value;
@@ -302,7 +284,7 @@ export class UpstreamPool {
       return { kind: 'refused', error: renewed };
     }
     // The caller headers of the first attempt stay; the credential's own are replaced.
-    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers, ...(call.trace ? { trace: call.trace } : {}) };
     try {
       const outcome = await this.#http.callTool(next, tool, params, signal);
       this.health.reachable(call.server.name);
@@ -360,7 +342,7 @@ export class UpstreamPool {
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
     try {
-      const sent = withTraceMeta(params, traceMeta(call.headers));
+      const sent = withTraceMeta(params, call.trace);
       const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
       this.health.reachable(server.name);
       return { kind: 'result', result };
@@ -533,7 +515,7 @@ export class UpstreamPool {
   async #callOn(entry: Entry, call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, options: CallToolOptions, mayRetry: boolean): Promise<CallOutcome> {
     const server = call.server;
     const client = await this.#getClient(entry);
-    const meta = traceMeta(call.headers);
+    const meta = call.trace;
     const params = { name: tool, ...(args === undefined ? {} : { arguments: args }), ...(meta ? { _meta: meta } : {}) };
     const requestOptions = {
       timeout: server.toolTimeoutMs,
@@ -588,7 +570,7 @@ export class UpstreamPool {
    */
   #lease(call: UpstreamCall): Lease<Entry> {
     const server = call.server;
-    const headers = connectionHeaders(call.headers);
+    const headers = call.headers;
     if (ridesSharedConnection(call, headers)) return { value: this.#entryFor(server), release: noRelease };
     if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
     // As in #entryFor: only the current Runtime's settings may open a connection.
