@@ -155,7 +155,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   function forward(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, record: RequestRecord): Promise<Forwarded<Answer>> {
     const base = request.provider.baseUrl!;
     const target = new URL(base.href.replace(/\/+$/, '') + request.upstreamPath);
-    const headers: Record<string, string> = { ...call.headers, accept: ctx.req.headers.accept ?? 'application/json' };
+    const headers: Record<string, string> = { ...call.headers, ...call.trace, accept: ctx.req.headers.accept ?? 'application/json' };
     if (request.body !== null) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(request.body.length);

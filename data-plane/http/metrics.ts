@@ -4,7 +4,7 @@
  * method, outcome, server): never a key, user or argument, which belong in the audit trail, not in metrics.
  * Fed as a record sink of the pipeline (`pipeline/record.ts`).
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { RuntimeHolder } from '../config/runtime.js';
 import type { RequestRecord } from '../pipeline/context.js';
 import type { RecordSink } from '../pipeline/record.js';
@@ -28,14 +28,47 @@ const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'server/discover',
 ]);
 
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+
+/** Bound on request series kept (server names come from the configuration, but a bound costs nothing). */
+const MAX_REQUEST_SERIES = 10_000;
+
+/** One request-counter series, counted here and added to prom-client's counter when scraped. */
+interface RequestSeries {
+  readonly labels: { method: string; outcome: string; server: string };
+  count: number;
+}
+
+/** One duration-histogram series: cumulative bucket counts, as Prometheus exposes them. */
+interface DurationSeries {
+  readonly method: string;
+  readonly buckets: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * The record sink counts in plain numbers and prom-client sees them only when `/metrics` is scraped:
+ * prom-client validates and hashes the label set on every `inc`/`observe`, even through `labels()`
+ * children, which showed in the hot path's profile. The histogram is therefore a collector of our own
+ * registered with the registry (prom-client reads any object with `get()` in its exposition shape).
+ */
 export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({
+  const requestSeries = new Map<string, RequestSeries>();
+  new Counter({
     name: 'gatehouse_mcp_requests_total',
     help: 'MCP requests (JSON-RPC requests, and HTTP requests refused before any was read), by method and outcome',
     labelNames: ['method', 'outcome', 'server'] as const,
     registers: [registry],
+    collect() {
+      for (const series of requestSeries.values()) {
+        if (series.count === 0) continue;
+        this.inc(series.labels, series.count);
+        series.count = 0;
+      }
+    },
   });
   const refusals = new Counter({
     name: 'gatehouse_refusals_total',
@@ -43,13 +76,8 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
     labelNames: ['route', 'type'] as const,
     registers: [registry],
   });
-  const duration = new Histogram({
-    name: 'gatehouse_mcp_request_duration_seconds',
-    help: 'Time to answer an MCP request, upstream included',
-    labelNames: ['method'] as const,
-    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  });
+  const durations = new Map<string, DurationSeries>();
+  registry.registerMetric(durationCollector(durations) as unknown as Metric);
   new Gauge({
     name: 'gatehouse_snapshot_version',
     help: 'Version of the configuration snapshot this node serves (0 before the first)',
@@ -58,9 +86,6 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
       this.set(holder.current?.version ?? 0);
     },
   });
-  // Labelled children, looked up once per label combination: prom-client hashes a label object per call.
-  const requestChildren = new Map<string, Counter.Internal>();
-  const durationChildren = new Map<string, Histogram.Internal<'method'>>();
   return {
     registry,
     record(record: RequestRecord) {
@@ -70,18 +95,49 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
       const method = record.method === null ? '' : KNOWN_METHODS.has(record.method) ? record.method : 'other';
       const server = record.server ?? '';
       const key = `${method}\n${record.outcome}\n${server}`;
-      let counter = requestChildren.get(key);
-      if (!counter) {
-        counter = requests.labels({ method, outcome: record.outcome, server });
-        if (requestChildren.size < 10_000) requestChildren.set(key, counter);
+      let series = requestSeries.get(key);
+      if (!series) {
+        // Past the bound, further series are counted under server "other" (bounded, nothing lost).
+        const overflow = requestSeries.size >= MAX_REQUEST_SERIES;
+        const labels = { method, outcome: record.outcome, server: overflow ? 'other' : server };
+        const seriesKey = overflow ? `${method}\n${record.outcome}\nother` : key;
+        series = requestSeries.get(seriesKey) ?? { labels, count: 0 };
+        requestSeries.set(seriesKey, series);
       }
-      counter.inc();
-      let histogram = durationChildren.get(method);
-      if (!histogram) {
-        histogram = duration.labels({ method });
-        if (durationChildren.size < 1_000) durationChildren.set(method, histogram);
+      series.count++;
+      let duration = durations.get(method);
+      if (!duration) {
+        duration = { method, buckets: new Array<number>(DURATION_BUCKETS.length).fill(0), sum: 0, count: 0 };
+        durations.set(method, duration); // methods are the known ones, "other" and "": a handful
       }
-      histogram.observe(record.latencyMs / 1000);
+      const seconds = record.latencyMs / 1000;
+      for (let i = DURATION_BUCKETS.length - 1; i >= 0 && seconds <= (DURATION_BUCKETS[i] as number); i--) (duration.buckets[i] as number)++;
+      duration.sum += seconds;
+      duration.count++;
+    },
+  };
+}
+
+/** `gatehouse_mcp_request_duration_seconds` in prom-client's exposition shape (what `Registry` reads from a metric). */
+function durationCollector(series: ReadonlyMap<string, DurationSeries>) {
+  const name = 'gatehouse_mcp_request_duration_seconds';
+  const help = 'Time to answer an MCP request, upstream included';
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    labelNames: ['method'],
+    reset(): void {},
+    get() {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const s of series.values()) {
+        DURATION_BUCKETS.forEach((le, i) => values.push({ labels: { le, method: s.method }, value: s.buckets[i] as number, metricName: `${name}_bucket` }));
+        values.push({ labels: { le: '+Inf', method: s.method }, value: s.count, metricName: `${name}_bucket` });
+        values.push({ labels: { method: s.method }, value: s.sum, metricName: `${name}_sum` });
+        values.push({ labels: { method: s.method }, value: s.count, metricName: `${name}_count` });
+      }
+      return Promise.resolve({ name, help, type: 'histogram', values, aggregator: 'sum' });
     },
   };
 }

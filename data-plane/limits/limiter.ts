@@ -234,7 +234,8 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     return flushing;
   }
 
-  function admission(subject: LimitSubject, requestId: string, settlePlanOf: (usage: Usage) => SettlePlan | null, localToo: boolean): Admission {
+  /** `requestId` null: no counter was charged under an id, so one is made only if spend is reported. */
+  function admission(subject: LimitSubject, requestId: string | null, settlePlanOf: (usage: Usage) => SettlePlan | null, localToo: boolean): Admission {
     let settled = false;
     // An MCP tool call's price is known at admission; it is charged whatever the call's outcome.
     const toolUsd = subject.route !== 'anthropic' && subject.server !== null && subject.tool !== null ? options.toolPrice?.(subject.server, subject.tool) : undefined;
@@ -246,7 +247,7 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
         const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
         if (costNanos > 0 || rateTokens(usage) > 0) {
           options.spendSink?.report({
-            requestId,
+            requestId: requestId ?? randomUUID(),
             keyId: subject.caller.key.id,
             userId: subject.caller.user.id,
             kind: subject.route === 'anthropic' ? 'llm' : 'tool',
@@ -284,9 +285,9 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     flush,
     admit(subject: LimitSubject): Admission | GatewayError | Promise<Admission | GatewayError> {
       const limits = effectiveLimits(subject.caller.key.limits, subject.caller.user);
+      // No limits: nothing to count, only spend to report (a UUID per call showed in the hot path's profile).
+      if (limits === null) return options.spendSink ? admission(subject, null, () => null, false) : NO_OP_ADMISSION;
       const requestId = randomUUID();
-      // No limits: nothing to count, only spend to report.
-      if (limits === null) return options.spendSink ? admission(subject, requestId, () => null, false) : NO_OP_ADMISSION;
       const at = now();
       const keyId = subject.caller.key.id;
       const userId = subject.caller.user.id;

@@ -185,13 +185,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   }
 
   async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
-    const parsed = CallToolRequestSchema.safeParse(message);
-    if (!parsed.success) {
+    const params0 = plainToolCallParams(message.params) ?? CallToolRequestSchema.safeParse(message).data?.params;
+    if (params0 === undefined) {
       record.outcome = 'invalid';
       record.error = 'invalid_message';
       return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')));
     }
-    const { name, arguments: args } = parsed.data.params;
+    const { name, arguments: args } = params0;
     record.arguments = args;
     // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
     const runtime = ctx.runtime;
@@ -336,11 +336,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
       if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
         const message = parsed.message;
-        const shape = parsed.modern ? (status: number, body: unknown) => toAnswer(modernize({ status, body }, 'tools/call', serverInfo)) : (status: number, body: unknown) => toAnswer({ status, body });
-        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), shape, logger);
+        // Shaped before the relay chooses JSON or the stream's final event, so both carry the same result.
+        return relayDuringCall(async (notify) => eraShape(parsed, await dispatch(ctx, stages, message, notify), serverInfo), replyAnswer, logger);
       }
-      const reply = await dispatch(ctx, stages, parsed.message);
-      return toAnswer(parsed.modern ? modernize(reply, methodOf(parsed.message), serverInfo) : reply);
+      return toAnswer(eraShape(parsed, await dispatch(ctx, stages, parsed.message), serverInfo));
     }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
@@ -370,6 +369,18 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   };
 }
 
+/**
+ * The params of the common `tools/call` (a name, arguments or none, no `_meta`, no `task`) when they are
+ * exactly what `CallToolRequestSchema` accepts, checked by hand: the SDK's zod schema showed in the hot
+ * path's profile. Anything else (null) is left to the schema itself.
+ */
+function plainToolCallParams(params: Record<string, unknown> | undefined): { name: string; arguments?: Record<string, unknown> } | null {
+  if (params === undefined || typeof params.name !== 'string' || '_meta' in params || 'task' in params) return null;
+  const args = params.arguments;
+  if (args === undefined) return { name: params.name };
+  return isObject(args) ? { name: params.name, arguments: args } : null;
+}
+
 function methodOf(message: unknown): string {
   return isObject(message) && typeof message.method === 'string' ? message.method : '';
 }
@@ -391,6 +402,19 @@ function headerMismatch(headers: IncomingHttpHeaders, message: unknown): Gateway
     if (name !== named) return new GatewayError('header_mismatch', { reason: 'mcp-name' });
   }
   return null;
+}
+
+/**
+ * A reply in its client's era: the 2026-07-28 shape (`modernize`: `resultType`, who answered, list caching
+ * hints) for a client on that wire, as is otherwise. The one place both the JSON answer and a streamed
+ * answer's final event are shaped.
+ */
+function eraShape(parsed: Extract<McpMessages, { batch: false }>, reply: Reply, serverInfo: { name: string; version: string }): Reply {
+  return parsed.modern ? modernize(reply, methodOf(parsed.message), serverInfo) : reply;
+}
+
+function replyAnswer(status: number, body: unknown): Answer {
+  return toAnswer({ status, body });
 }
 
 function ok(body: unknown): Reply {

@@ -55,6 +55,17 @@ export interface UpstreamCall {
   readonly credentialHeaders?: Readonly<Record<string, string>>;
   /** See `Credentials.renew`. */
   readonly renew?: () => Promise<Credentials | GatewayError>;
+  /**
+   * This call's W3C trace headers (`traceparent`, `tracestate`), sent with `headers`. Kept apart from them so
+   * the credential's header object stays the same object from call to call (what upstream clients cache
+   * their wire header lists on), while the trace changes with every call.
+   */
+  readonly trace?: Readonly<Record<string, string>>;
+}
+
+/** Every header the call sends: `headers` plus its trace headers. */
+export function callHeaders(call: UpstreamCall): Readonly<Record<string, string>> {
+  return call.trace === undefined ? call.headers : { ...call.headers, ...call.trace };
 }
 
 const sharedByServer = new WeakMap<ResolvedServer, Credentials>();
@@ -77,7 +88,13 @@ export const staticCredentials: CredentialSource = {
  * credential header is never overridden by a caller's. Returns the credentials' own header object when
  * nothing is added, so the common call allocates nothing.
  */
-export function upstreamCall(server: ResolvedServer, credentials: Credentials, incoming: IncomingHttpHeaders, callerToken: string): UpstreamCall {
+export function upstreamCall(
+  server: ResolvedServer,
+  credentials: Credentials,
+  incoming: IncomingHttpHeaders,
+  callerToken: string,
+  trace?: Readonly<Record<string, string>>,
+): UpstreamCall {
   let headers: Record<string, string> | null = null;
   for (const name of server.allowedExtraHeaders) {
     // Own properties only: a name such as `constructor` must not find Object.prototype's.
@@ -89,6 +106,12 @@ export function upstreamCall(server: ResolvedServer, credentials: Credentials, i
     if (callerToken !== '' && value.includes(callerToken)) continue;
     (headers ??= Object.assign(Object.create(null) as Record<string, string>, credentials.headers))[name] = value;
   }
-  const call = { server, headers: headers ?? credentials.headers, identity: credentials.identity, credentialHeaders: credentials.headers };
-  return credentials.renew ? { ...call, renew: credentials.renew } : call;
+  return {
+    server,
+    headers: headers ?? credentials.headers,
+    identity: credentials.identity,
+    credentialHeaders: credentials.headers,
+    ...(credentials.renew ? { renew: credentials.renew } : {}),
+    ...(trace ? { trace } : {}),
+  };
 }

@@ -131,8 +131,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
         record.traceId = trace.traceId;
         record.trace = trace;
         record.upstreamSpanId = newSpanId();
-        const plain = upstreamCall(target.server, resolved, ctx.req.headers, caller.token);
-        const call: UpstreamCall = { ...plain, headers: { ...plain.headers, ...upstreamTraceHeaders(trace, record.upstreamSpanId) } };
+        const call = upstreamCall(target.server, resolved, ctx.req.headers, caller.token, upstreamTraceHeaders(trace, record.upstreamSpanId));
         record.credentialIdentity = call.identity;
         // 7. forward
         const forwarded = await forward(call, ctx.signal);

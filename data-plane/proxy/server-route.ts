@@ -34,7 +34,7 @@ import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { callHeaders, type UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
@@ -251,7 +251,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       .forward({
         method,
         target,
-        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length),
+        headers: upstreamRequestHeaders(ctx.req.headers, callHeaders(call), upstreamSession, payload.body === null ? null : payload.body.length),
         body: payload.body,
         signal: ctx.signal,
       })

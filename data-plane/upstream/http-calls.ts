@@ -21,7 +21,7 @@ import type { Dispatcher } from 'undici';
 import type { ResolvedServer } from '../config/runtime.js';
 import { ToolFailure } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CredentialIdentity, UpstreamCall } from '../pipeline/credentials.js';
+import { callHeaders, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { SHARED_IDENTITY } from '../pipeline/credentials.js';
 import { UpstreamFailure, describeError, scrub, type CallOutcome } from './failures.js';
 import { exchange, requestHeaders, type ExchangeResult } from './streamable-http.js';
@@ -238,7 +238,7 @@ export class HttpCalls {
     });
     let result: ExchangeResult;
     try {
-      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: requestHeaders(call.headers), body, id, signal: undefined, timeoutMs: OPEN_TIMEOUT_MS });
+      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: requestHeaders(callHeaders(call)), body, id, signal: undefined, timeoutMs: OPEN_TIMEOUT_MS });
     } catch (error) {
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
     }
@@ -271,8 +271,18 @@ const sessionHeaderCache = new WeakMap<HttpSession, WeakMap<Readonly<Record<stri
 /**
  * The call's headers plus the session's, as undici's flat list; cached per (session, header object), as
  * both live as long as the session and the server's configuration (a call with caller headers has its own).
+ * The call's trace headers, new on every call, are appended to a copy.
  */
 function sessionHeaders(call: UpstreamCall, session: HttpSession): string[] {
+  const headers = sessionCredentialHeaders(call, session);
+  const trace = call.trace;
+  if (trace === undefined) return headers;
+  const out = headers.slice();
+  for (const name in trace) out.push(name, trace[name] as string);
+  return out;
+}
+
+function sessionCredentialHeaders(call: UpstreamCall, session: HttpSession): string[] {
   let byHeaders = sessionHeaderCache.get(session);
   if (!byHeaders) {
     byHeaders = new WeakMap();

@@ -1,21 +1,20 @@
 /**
  * The `fetch` the pooled MCP SDK transports use for HTTP and SSE upstreams: undici's `Agent.request`
- * (keep-alive connection pool, no fetch machinery) adapted to the `FetchLike` signature the SDK accepts,
- * plus the per-call caller headers of legacy SSE calls from `credentials.ts`.
+ * (keep-alive connection pool, no fetch machinery) adapted to the `FetchLike` signature the SDK accepts.
  *
  * Only the pool's own SDK connections use it now (catalog, list_changed, stdio/legacy SSE calls): tool calls
  * to Streamable HTTP upstreams go through `http-calls.ts` without the SDK. JSON answers are read whole
  * (bounded) into a real `Response`; SSE streams are handed over as they arrive. Redirects are never
  * followed here: the SDK asks for `redirect: 'manual'` and follows same-origin redirects itself.
  *
- * It does not retry, time out (the SDK's request timeout does) or add credentials (the transport's
- * `requestInit.headers` carry those).
+ * It does not retry, time out (the SDK's request timeout does) or add headers: the transport's
+ * `requestInit.headers` carry every header a connection sends (credentials, and for a legacy SSE connection
+ * opened for one caller's headers, those: see `pool.ts`).
  */
 import { setMaxListeners } from 'node:events';
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { currentExtraHeaders } from './credentials.js';
 import { readBounded } from './streamable-http.js';
 
 
@@ -35,14 +34,9 @@ export function createUpstreamFetch(agent: Dispatcher): FetchLike {
     const body = init?.body;
     if (!METHODS.has(method) || (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof Uint8Array))) {
       // Not a shape the SDK sends today; keep working rather than guess.
-      return fetch(url, withExtraHeaders(init));
+      return fetch(url, init);
     }
     const headers = headerRecord(init?.headers);
-    const extra = currentExtraHeaders();
-    if (extra) {
-      // The transport's own headers (credentials, session, protocol version) win over a caller's.
-      for (const [name, value] of Object.entries(extra)) if (!(name in headers)) headers[name] = value;
-    }
     const signal = init?.signal ?? null;
     if (signal && !widened.has(signal)) {
       // The SDK passes one transport-wide signal to every request; with many calls in flight on one pooled
@@ -76,14 +70,6 @@ export function createUpstreamFetch(agent: Dispatcher): FetchLike {
     // SSE: handed over as it arrives.
     return new Response(Readable.toWeb(response.body) as ReadableStream<Uint8Array>, { status, headers: responseHeaders });
   };
-}
-
-function withExtraHeaders(init: RequestInit | undefined): RequestInit | undefined {
-  const extra = currentExtraHeaders();
-  if (!extra) return init;
-  const headers = new Headers(init?.headers);
-  for (const [name, value] of Object.entries(extra)) if (!headers.has(name)) headers.set(name, value);
-  return { ...init, headers };
 }
 
 /** Lower-cased header record from any `HeadersInit`. */

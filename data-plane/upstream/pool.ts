@@ -1,5 +1,8 @@
 /**
- * The pool of upstream MCP connections: one SDK `Client` per upstream server, shared by every caller.
+ * The pool of upstream MCP connections: one SDK `Client` per upstream server, shared by every caller whose
+ * call carries the server's configured headers; a legacy SSE call with other headers (a user's credential,
+ * allowlisted caller headers) goes over a connection opened with exactly those headers, kept per (server,
+ * credential identity, headers) in `identity-connections.ts` (bounded, idle ones closed).
  *
  * - Connects lazily on first use; a failed connect starts a short exponential backoff during which calls
  *   fail fast, so a dead upstream is not hammered. A connection that closes or fails is dropped and the
@@ -12,7 +15,7 @@
  *   unreachable upstream or a server unavailable on this node become a tool result with `isError: true`
  *   whose text names the server and holds no URL, header value or other secret.
  *
- * It does not authorize (policy/), pick caller headers (credentials.ts does) or speak to callers (mcp/).
+ * It does not authorize (policy/), pick caller headers (pipeline/credentials.ts does) or speak to callers (mcp/).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -31,24 +34,38 @@ import {
 import type { Logger } from '../log.js';
 import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
 import { GatewayError, ToolFailure } from '../errors.js';
-import { outsideCallContext, withExtraHeaders, type ExtraHeaders } from './credentials.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
-import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
+import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
 
-/** The headers of a call that the pooled transport does not already send (allowlisted caller headers). */
-function extraHeadersOf(call: UpstreamCall): ExtraHeaders | undefined {
-  const configured = call.credentialHeaders ?? call.server.headers;
-  if (call.headers === configured) return undefined;
-  let extra: Record<string, string> | undefined;
-  for (const [name, value] of Object.entries(call.headers)) {
-    if (configured[name] !== value) (extra ??= {})[name] = value;
-  }
-  return extra;
+/**
+ * The call's trace context (`UpstreamCall.trace`) as `_meta` fields (MCP's convention for trace context on
+ * a message), for SDK connections whose HTTP headers are fixed when they open (and stdio, which has none).
+ */
+function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
+  if (!meta) return params;
+  const own = params?._meta;
+  return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
 }
+
+/**
+ * Whether a call (headers without trace context) is exactly what the server's shared connection sends (its
+ * configured headers, the shared identity): then it may ride that connection. Stdio has no headers: always.
+ */
+function ridesSharedConnection(call: UpstreamCall, headers: Readonly<Record<string, string>>): boolean {
+  const server = call.server;
+  if (server.connectionType !== 'SSE') return true;
+  if (call.identity !== SHARED_IDENTITY) return false;
+  if (headers === server.headers) return true;
+  const names = Object.keys(headers);
+  return names.length === Object.keys(server.headers).length && names.every((name) => Object.hasOwn(server.headers, name) && server.headers[name] === headers[name]);
+}
+
+const noRelease = (): void => {};
 
 export interface UpstreamPoolOptions {
   holder: RuntimeHolder;
@@ -61,6 +78,8 @@ export interface UpstreamPoolOptions {
   listTimeoutMs?: number;
   /** Backoff after a failed connect: starts at `initialMs`, doubles, capped at `maxMs`. Default 250 ms → 5 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Legacy SSE connections opened per credential identity / header set (default 64 per server, 5 min idle). */
+  identityConnections?: IdentityConnectionLimits;
   /**
    * Servers with a shared credential that nothing observed for this long are pinged (see `#probe`), so
    * their health is known without traffic. Default 30 s; 0 turns probing off.
@@ -89,8 +108,6 @@ export interface RequestOptions {
 }
 
 export interface CallToolOptions {
-  /** Caller headers to forward on this call (already filtered by `pickExtraHeaders`). */
-  extraHeaders?: ExtraHeaders;
   /** Aborted when the caller goes away; the SDK then sends `notifications/cancelled` upstream. */
   signal?: AbortSignal;
   /** Progress the upstream reports for this call. */
@@ -101,6 +118,12 @@ interface Entry {
   readonly name: string;
   readonly fingerprint: string;
   server: ResolvedServer;
+  /** Whose credential the connection carries. */
+  readonly identity: CredentialIdentity;
+  /** The headers the connection was opened with; null: the server's configured headers (the shared entry). */
+  readonly headers: Readonly<Record<string, string>> | null;
+  /** Its key in `#identity` (null for the shared entry in `#entries`). */
+  readonly key: string | null;
   client: Client | null;
   connecting: Promise<Client> | null;
   catalog: Tool[] | null;
@@ -137,6 +160,9 @@ export class UpstreamPool {
   readonly #http: HttpCalls;
   /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
   readonly #identityCatalogs = new Map<string, Tool[]>();
+  /** Legacy SSE connections for calls whose headers are not the server's configured ones. */
+  readonly #identity: IdentityConnections<Entry>;
+  readonly #sweepTimer: NodeJS.Timeout;
   /** Per-server upstream health from calls, catalog fetches and probes (reported to the control plane). */
   readonly health = new UpstreamHealthTracker();
   readonly #probeIntervalMs: number;
@@ -150,6 +176,10 @@ export class UpstreamPool {
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.#listTimeoutMs = options.listTimeoutMs ?? 10_000;
     this.#backoff = options.backoff ?? { initialMs: 250, maxMs: 5_000 };
+    const limits = options.identityConnections ?? DEFAULT_IDENTITY_CONNECTION_LIMITS;
+    this.#identity = new IdentityConnections<Entry>(limits, (entry) => void this.#retire(entry));
+    this.#sweepTimer = setInterval(() => this.#identity.sweep(), Math.max(10, Math.min(limits.idleMs, 60_000)));
+    this.#sweepTimer.unref();
     this.#probeIntervalMs = options.probeIntervalMs ?? 30_000;
     if (this.#probeIntervalMs > 0) {
       this.#probeTimer = setInterval(() => this.#probeIdle(), this.#probeIntervalMs);
@@ -184,6 +214,17 @@ export class UpstreamPool {
       this.#identityCatalogs.set(server.name, tools);
       return tools;
     }
+    if (call && !ridesSharedConnection(call, call.headers)) {
+      const lease = this.#lease(call);
+      try {
+        const own = lease.value;
+        const tools = own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        this.#identityCatalogs.set(server.name, tools);
+        return tools;
+      } finally {
+        lease.release();
+      }
+    }
     const entry = this.#entryFor(server);
     if (entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     return entry.catalogLoading ?? this.#loadCatalog(entry);
@@ -212,8 +253,7 @@ export class UpstreamPool {
         this.health.reachable(server.name);
         return outcome;
       }
-      const extraHeaders = extraHeadersOf(call);
-      const options: CallToolOptions = signal ? (extraHeaders ? { extraHeaders, signal } : { signal }) : extraHeaders ? { extraHeaders } : {};
+      const options: CallToolOptions = signal ? { signal } : {};
       const meta = params._meta;
       const token = typeof meta === 'object' && meta !== null ? (meta as { progressToken?: unknown }).progressToken : undefined;
       if (onNotification && (typeof token === 'string' || typeof token === 'number')) {
@@ -221,7 +261,7 @@ export class UpstreamPool {
         options.onprogress = (progress) => onNotification({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       }
       const args = params.arguments as Record<string, unknown> | undefined;
-      const outcome = await this.#callOnce(server, tool, args, options, true);
+      const outcome = await this.#callOnce(call, tool, args, options, true);
       this.health.reachable(server.name);
       return outcome;
     } catch (error) {
@@ -244,7 +284,7 @@ export class UpstreamPool {
       return { kind: 'refused', error: renewed };
     }
     // The caller headers of the first attempt stay; the credential's own are replaced.
-    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers };
+    const next: UpstreamCall = { server: call.server, headers: { ...call.headers, ...renewed.headers }, identity: renewed.identity, credentialHeaders: renewed.headers, ...(call.trace ? { trace: call.trace } : {}) };
     try {
       const outcome = await this.#http.callTool(next, tool, params, signal);
       this.health.reachable(call.server.name);
@@ -282,7 +322,16 @@ export class UpstreamPool {
   async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
     const server = call.server;
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const entry = this.#entryFor(server);
+    const lease = this.#lease(call);
+    try {
+      return await this.#requestOn(lease.value, call, method, params, options);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #requestOn(entry: Entry, call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {
+    const server = call.server;
     const client = await this.#getClient(entry).catch((error: unknown) => {
       throw error instanceof UpstreamFailure ? this.#failed(server, call, error) : error;
     });
@@ -292,10 +341,9 @@ export class UpstreamPool {
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
-    const send = (): Promise<Record<string, unknown>> => client.request(params === undefined ? { method } : { method, params }, ResultSchema, requestOptions);
-    const extraHeaders = extraHeadersOf(call);
     try {
-      const result = extraHeaders ? await withExtraHeaders(extraHeaders, send) : await send();
+      const sent = withTraceMeta(params, call.trace);
+      const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
       this.health.reachable(server.name);
       return { kind: 'result', result };
     } catch (error) {
@@ -352,6 +400,13 @@ export class UpstreamPool {
         entry.server = server;
       }
     }
+    for (const name of this.#identity.servers()) {
+      const server = runtime.servers.get(name);
+      for (const entry of this.#identity.values(name)) {
+        if (!server || server.unavailable !== null || server.fingerprint !== entry.fingerprint) void this.#retire(entry);
+        else entry.server = server;
+      }
+    }
     // A server's catalog is fetched as soon as it appears in a snapshot (issue 5), not when a client first
     // lists tools, so operators see `McpServer.tools` within a report interval. After the swap, so the new
     // Runtime is the current one; servers whose credential is per user are left to their callers.
@@ -396,7 +451,7 @@ export class UpstreamPool {
       for (let attempt = 0; ; attempt++) {
         const client = await this.#getClient(entry);
         try {
-          await outsideCallContext(() => client.ping({ timeout: this.#listTimeoutMs }));
+          await client.ping({ timeout: this.#listTimeoutMs });
           break;
         } catch (error) {
           if (error instanceof McpError && error.code === ErrorCode.RequestTimeout) throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, this.#listTimeoutMs));
@@ -431,35 +486,44 @@ export class UpstreamPool {
     return this.#entries.get(name)?.client != null;
   }
 
+  /** How many legacy SSE connections `name` has open for callers' own identities or headers (for tests). */
+  identityConnectionCount(name: string): number {
+    return this.#identity.size(name);
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     this.#unsubscribe();
+    clearInterval(this.#sweepTimer);
     if (this.#probeTimer) clearInterval(this.#probeTimer);
     const closing: Promise<void>[] = [];
     for (const entry of [...this.#entries.values()]) closing.push(this.#retire(entry));
+    for (const name of this.#identity.servers()) for (const entry of this.#identity.values(name)) closing.push(this.#retire(entry));
     await Promise.all(closing);
     await this.#agent.close().catch(() => undefined);
   }
 
-  async #callOnce(
-    server: ResolvedServer,
-    tool: string,
-    args: Record<string, unknown> | undefined,
-    options: CallToolOptions,
-    mayRetry: boolean,
-  ): Promise<CallOutcome> {
-    const entry = this.#entryFor(server);
+  async #callOnce(call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, options: CallToolOptions, mayRetry: boolean): Promise<CallOutcome> {
+    const lease = this.#lease(call);
+    try {
+      return await this.#callOn(lease.value, call, tool, args, options, mayRetry);
+    } finally {
+      lease.release();
+    }
+  }
+
+  async #callOn(entry: Entry, call: UpstreamCall, tool: string, args: Record<string, unknown> | undefined, options: CallToolOptions, mayRetry: boolean): Promise<CallOutcome> {
+    const server = call.server;
     const client = await this.#getClient(entry);
-    const params = args === undefined ? { name: tool } : { name: tool, arguments: args };
+    const meta = call.trace;
+    const params = { name: tool, ...(args === undefined ? {} : { arguments: args }), ...(meta ? { _meta: meta } : {}) };
     const requestOptions = {
       timeout: server.toolTimeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
     try {
-      const result = options.extraHeaders
-        ? await withExtraHeaders(options.extraHeaders, () => client.callTool(params, undefined, requestOptions))
-        : await client.callTool(params, undefined, requestOptions);
+      const result = await client.callTool(params, undefined, requestOptions);
       return { kind: 'result', result: result as CallToolResult };
     } catch (error) {
       // The caller left: nothing is wrong with the connection, and nobody reads this answer.
@@ -479,7 +543,7 @@ export class UpstreamPool {
       this.#drop(entry, client, error);
       // An upstream that restarted forgets our session and answers 404 before running anything, so the
       // call is safe to repeat once on a fresh connection.
-      if (mayRetry && isSessionGone(error)) return this.#callOnce(server, tool, args, options, false);
+      if (mayRetry && isSessionGone(error)) return this.#callOn(entry, call, tool, args, options, false);
       throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, entry.server)));
     }
   }
@@ -495,24 +559,32 @@ export class UpstreamPool {
       throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
     }
     if (existing) void this.#retire(existing);
-    const entry: Entry = {
-      name: server.name,
-      fingerprint: server.fingerprint,
-      server,
-      client: null,
-      connecting: null,
-      catalog: null,
-      catalogLoading: null,
-      catalogGeneration: 0,
-      catalogFor: -1,
-      failures: 0,
-      retryAt: 0,
-      lastError: '',
-      closed: false,
-      probing: false,
-    };
+    const entry = newEntry(server, SHARED_IDENTITY, null, null);
     this.#entries.set(server.name, entry);
     return entry;
+  }
+
+  /**
+   * The connection a call goes over: the server's shared one, or (legacy SSE whose headers are not the
+   * configured ones) the connection opened with this call's own identity and headers. Release it when done.
+   */
+  #lease(call: UpstreamCall): Lease<Entry> {
+    const server = call.server;
+    const headers = call.headers;
+    if (ridesSharedConnection(call, headers)) return { value: this.#entryFor(server), release: noRelease };
+    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+    // As in #entryFor: only the current Runtime's settings may open a connection.
+    const current = this.#holder.current?.servers.get(server.name);
+    if (!current || current.fingerprint !== server.fingerprint) throw new UpstreamFailure('reconfigured', ToolFailure.reconfigured(server.name));
+    const key = identityKey(call.identity, headers);
+    const lease = this.#identity.acquire(
+      server.name,
+      key,
+      () => newEntry(server, call.identity, headers, key),
+      (entry) => entry.fingerprint === server.fingerprint && !entry.closed,
+    );
+    if (!lease) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'too many concurrent connections for different credentials; try again shortly'));
+    return lease;
   }
 
   #getClient(entry: Entry): Promise<Client> {
@@ -521,8 +593,8 @@ export class UpstreamPool {
     if (Date.now() < entry.retryAt) {
       return Promise.reject(reasonFailure(entry.name, entry.lastError));
     }
-    // Connecting is the pool's own work: it must not carry the headers of the caller that triggered it.
-    const connecting = outsideCallContext(() => this.#connect(entry));
+    // With the entry's own headers: a shared connection never carries the extras of the call that opened it.
+    const connecting = this.#connect(entry);
     entry.connecting = connecting;
     const clear = (): void => {
       if (entry.connecting === connecting) entry.connecting = null;
@@ -556,6 +628,7 @@ export class UpstreamPool {
     try {
       transport = createTransport(server, {
         fetch: this.#fetch,
+        headers: entry.headers ?? server.headers,
         onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: scrub(chunk.slice(0, 2_000), server) }, 'stdio upstream stderr'),
       });
       const timeout = new Promise<never>((_, reject) => {
@@ -592,7 +665,7 @@ export class UpstreamPool {
 
   #loadCatalog(entry: Entry): Promise<Tool[]> {
     let generation = -1;
-    const loading = outsideCallContext(async () => {
+    const loading = (async () => {
       const client = await this.#getClient(entry);
       // Read after connecting: a new connection bumps the generation itself.
       generation = entry.catalogGeneration;
@@ -614,7 +687,7 @@ export class UpstreamPool {
         if (!(error instanceof McpError) || error.code === ErrorCode.ConnectionClosed) this.#drop(entry, client, error);
         throw new UpstreamFailure('unreachable', ToolFailure.unreachable(entry.name, describeError(error, entry.server)));
       }
-    });
+    })();
     entry.catalogLoading = loading;
     loading.then(
       (tools) => {
@@ -628,8 +701,8 @@ export class UpstreamPool {
       },
       (error: unknown) => {
         if (entry.catalogLoading === loading) entry.catalogLoading = null;
-        // The pool's own connection carries the server's configured (shared) credential.
-        if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, SHARED_IDENTITY, error);
+        // Attributed to the connection's own identity: a user's refused credential is not the server's status.
+        if (!entry.closed && error instanceof UpstreamFailure) this.health.failed(entry.server, entry.identity, error);
       },
     );
     return loading;
@@ -645,7 +718,8 @@ export class UpstreamPool {
 
   #retire(entry: Entry): Promise<void> {
     entry.closed = true;
-    this.#http.retire(entry.name);
+    if (entry.key === null) this.#http.retire(entry.name);
+    else this.#identity.forget(entry.name, entry.key, entry);
     if (this.#entries.get(entry.name) === entry) this.#entries.delete(entry.name);
     const client = entry.client;
     entry.client = null;
@@ -656,6 +730,28 @@ export class UpstreamPool {
     if (entry.connecting) closing.push(entry.connecting.then(() => undefined, () => undefined));
     return Promise.all(closing).then(() => undefined);
   }
+}
+
+function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers: Readonly<Record<string, string>> | null, key: string | null): Entry {
+  return {
+    name: server.name,
+    fingerprint: server.fingerprint,
+    server,
+    identity,
+    headers,
+    key,
+    client: null,
+    connecting: null,
+    catalog: null,
+    catalogLoading: null,
+    catalogGeneration: 0,
+    catalogFor: -1,
+    failures: 0,
+    retryAt: 0,
+    lastError: '',
+    closed: false,
+    probing: false,
+  };
 }
 
 function isInvalidResult(error: unknown): boolean {

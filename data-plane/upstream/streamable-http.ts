@@ -8,8 +8,9 @@
  * It does not keep sessions, retry or decide what a status means for the pool (`http-calls.ts` does); it
  * reports what happened, bounded in size and time, and never echoes a header value or a URL.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import { createParser } from 'eventsource-parser';
+import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
 
 /** A JSON answer or SSE stream larger than this is refused (an MCP tool result is far smaller). */
@@ -58,108 +59,195 @@ export function requestHeaders(headers: Readonly<Record<string, string>>): strin
   return out;
 }
 
-export async function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Promise<ExchangeResult> {
-  const response = await dispatcher.request({
-    origin: request.origin,
-    path: request.path,
-    method: 'POST',
-    headers: request.headers as string[],
-    body: request.body,
-    signal: request.signal,
-    headersTimeout: request.timeoutMs,
-    bodyTimeout: request.timeoutMs,
-  }).catch((error: unknown) => {
-    if (isTimeout(error)) return null;
-    throw error;
+/**
+ * One exchange, through undici's `dispatch` with a handler of our own rather than `request()`: no body
+ * stream, no promise per stage and no web-style abort plumbing per call (all of which showed in the hot
+ * path's profile); the handler sees the status, the headers and each chunk, bounded as they arrive.
+ * Resolves with what happened; rejects only when no answer could be had (connection refused, reset,
+ * aborted by `signal`, a JSON answer over `MAX_RESPONSE_BYTES`), which the caller reports as unreachable.
+ */
+export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Promise<ExchangeResult> {
+  return new Promise((resolve, reject) => {
+    const signal = request.signal;
+    if (signal?.aborted) {
+      reject(new ExchangeAborted());
+      return;
+    }
+    const handler = new ExchangeHandler(request, resolve, reject);
+    dispatcher.dispatch(
+      {
+        origin: request.origin,
+        path: request.path,
+        method: 'POST',
+        headers: request.headers as string[],
+        body: request.body,
+        headersTimeout: request.timeoutMs,
+        bodyTimeout: request.timeoutMs,
+      },
+      handler,
+    );
   });
-  if (response === null) return TIMEOUT;
-  const status = response.statusCode;
-  const sessionId = headerValue(response.headers['mcp-session-id']);
-  if (status === 202 || (status >= 200 && status < 300 && request.id === null)) {
-    response.body.resume();
-    return { kind: 'accepted', sessionId };
-  }
-  if (status < 200 || status >= 300) {
-    response.body.resume();
-    return { kind: 'http_error', status, detail: `HTTP ${status}` };
-  }
-  const type = headerValue(response.headers['content-type']) ?? '';
-  if (type.includes('text/event-stream')) return readEventStream(response.body, request.id, sessionId, request.timeoutMs, request.onNotification);
-  if (!type.includes('application/json')) {
-    response.body.resume();
-    return { kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' };
-  }
-  let text: string;
-  try {
-    text = await readBounded(response.body);
-  } catch (error) {
-    if (isTimeout(error)) return TIMEOUT;
-    throw error;
-  }
-  let message: unknown;
-  try {
-    message = JSON.parse(text);
-  } catch {
-    return { kind: 'http_error', status: 0, detail: 'upstream answered invalid JSON' };
-  }
-  // A JSON answer is one message (or, from an older server, a batch holding ours).
-  const found = Array.isArray(message) ? message.find((m) => isResponseTo(m, request.id)) : isResponseTo(message, request.id) ? message : undefined;
-  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId };
 }
 
-/**
- * Reads SSE events until the response to `id` arrives (then keeps draining in the background, so the
- * keep-alive connection stays reusable). Notifications before it go to `onNotification`, if given; server
- * requests on the stream are skipped for now.
- */
-function readEventStream(
-  body: Dispatcher.ResponseData['body'],
-  id: number | null,
-  sessionId: string | null,
-  timeoutMs: number,
-  onNotification?: (message: Record<string, unknown>) => void,
-): Promise<ExchangeResult> {
-  return new Promise((resolve) => {
-    let settled = false;
-    let size = 0;
-    const timer = setTimeout(() => {
-      finish(TIMEOUT);
-      body.destroy();
-    }, timeoutMs);
-    const finish = (result: ExchangeResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(result);
-    };
-    const parser = createParser({
-      onEvent(event) {
-        if (settled || (event.event !== undefined && event.event !== 'message')) return;
+/** What the handler does with the body once the status and content type are known. */
+type BodyMode = 'pending' | 'json' | 'sse' | 'drain';
+
+class ExchangeHandler implements Dispatcher.DispatchHandler {
+  readonly #request: ExchangeRequest;
+  readonly #resolve: (result: ExchangeResult) => void;
+  readonly #reject: (error: unknown) => void;
+  #controller: Dispatcher.DispatchController | null = null;
+  #mode: BodyMode = 'pending';
+  #settled = false;
+  #aborted = false;
+  #size = 0;
+  #sessionId: string | null = null;
+  #first: Buffer | null = null;
+  #rest: Buffer[] | null = null;
+  #sse: { parser: EventSourceParser; decoder: StringDecoder; timer: NodeJS.Timeout } | null = null;
+  readonly #onAbort: (() => void) | null;
+
+  constructor(request: ExchangeRequest, resolve: (result: ExchangeResult) => void, reject: (error: unknown) => void) {
+    this.#request = request;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    const signal = request.signal;
+    if (signal) {
+      this.#onAbort = () => {
+        this.#aborted = true;
+        this.#controller?.abort(new ExchangeAborted());
+      };
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    } else this.#onAbort = null;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#aborted) controller.abort(new ExchangeAborted());
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    if (status < 200) return; // 1xx informational: the answer is still to come
+    this.#sessionId = headerValue(headers['mcp-session-id']);
+    if (status === 202 || (status >= 200 && status < 300 && this.#request.id === null)) {
+      this.#mode = 'drain';
+      this.#settle({ kind: 'accepted', sessionId: this.#sessionId });
+      return;
+    }
+    if (status < 200 || status >= 300) {
+      this.#mode = 'drain';
+      this.#settle({ kind: 'http_error', status, detail: `HTTP ${status}` });
+      return;
+    }
+    const type = headerValue(headers['content-type']) ?? '';
+    if (type.includes('text/event-stream')) {
+      this.#mode = 'sse';
+      this.#sse = { parser: this.#eventParser(), decoder: new StringDecoder('utf8'), timer: setTimeout(() => this.#timedOut(), this.#request.timeoutMs) };
+    } else if (type.includes('application/json')) this.#mode = 'json';
+    else {
+      this.#mode = 'drain';
+      this.#settle({ kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' });
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#size > MAX_RESPONSE_BYTES && this.#mode !== 'drain') {
+      if (this.#mode === 'json') this.#fail(new ResponseTooLarge());
+      else this.#settle({ kind: 'http_error', status: 0, detail: `upstream stream exceeds ${MAX_RESPONSE_BYTES} bytes` });
+      controller.abort(new ResponseTooLarge());
+      return;
+    }
+    if (this.#mode === 'json') {
+      if (this.#first === null) this.#first = chunk;
+      else (this.#rest ??= [this.#first]).push(chunk);
+    } else if (this.#mode === 'sse' && !this.#settled && this.#sse) this.#sse.parser.feed(this.#sse.decoder.write(chunk));
+  }
+
+  onResponseEnd(): void {
+    this.#done();
+    if (this.#mode === 'json') {
+      const first = this.#first;
+      const text = this.#rest !== null ? Buffer.concat(this.#rest).toString('utf8') : first === null ? '' : first.toString('utf8');
+      this.#settle(answerOf(text, this.#request.id, this.#sessionId));
+    } else if (this.#mode === 'sse') this.#settle({ kind: 'http_error', status: 0, detail: 'upstream stream ended without an answer' });
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#done();
+    if (this.#settled) return; // after our answer the rest was only drained
+    // Before it, an SSE stream that fails (or is aborted) ends the exchange with what the stream said.
+    if (this.#mode === 'sse') this.#settle({ kind: 'http_error', status: 0, detail: 'upstream stream failed' });
+    else if (isTimeout(error)) this.#settle(TIMEOUT);
+    else this.#fail(error);
+  }
+
+  #eventParser(): EventSourceParser {
+    return createParser({
+      onEvent: (event) => {
+        if (this.#settled || (event.event !== undefined && event.event !== 'message')) return;
         let message: unknown;
         try {
           message = JSON.parse(event.data);
         } catch {
           return;
         }
-        if (isResponseTo(message, id)) finish({ kind: 'response', message, sessionId });
-        else if (onNotification && isNotification(message)) onNotification(message);
+        if (isResponseTo(message, this.#request.id)) this.#settle({ kind: 'response', message, sessionId: this.#sessionId });
+        else if (this.#request.onNotification && isNotification(message)) this.#request.onNotification(message);
       },
     });
-    // undici's body yields Buffers whatever setEncoding says; a decoder keeps split UTF-8 sequences whole.
-    const decoder = new StringDecoder('utf8');
-    body.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_RESPONSE_BYTES) {
-        body.destroy();
-        finish({ kind: 'http_error', status: 0, detail: `upstream stream exceeds ${MAX_RESPONSE_BYTES} bytes` });
-        return;
-      }
-      if (!settled) parser.feed(decoder.write(chunk));
-    });
-    body.on('end', () => finish({ kind: 'http_error', status: 0, detail: 'upstream stream ended without an answer' }));
-    // After our answer the rest is only drained; before it, a failure (or an abort) ends the exchange.
-    body.on('error', () => finish({ kind: 'http_error', status: 0, detail: 'upstream stream failed' }));
-  });
+  }
+
+  /** The whole-stream deadline of an SSE answer. */
+  #timedOut(): void {
+    this.#settle(TIMEOUT);
+    this.#controller?.abort(new ExchangeTimeout());
+  }
+
+  #settle(result: ExchangeResult): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve(result);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#reject(error);
+  }
+
+  /** The exchange is over on the wire: its timer and abort listener go. */
+  #done(): void {
+    if (this.#sse) clearTimeout(this.#sse.timer);
+    if (this.#onAbort) this.#request.signal?.removeEventListener('abort', this.#onAbort);
+  }
+}
+
+/** A JSON answer is one message (or, from an older server, a batch holding ours). */
+function answerOf(text: string, id: number | null, sessionId: string | null): ExchangeResult {
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return { kind: 'http_error', status: 0, detail: 'upstream answered invalid JSON' };
+  }
+  const found = Array.isArray(message) ? message.find((m) => isResponseTo(m, id)) : isResponseTo(message, id) ? message : undefined;
+  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId };
+}
+
+/** The caller's signal aborted the exchange. */
+export class ExchangeAborted extends Error {
+  constructor() {
+    super('the upstream request was aborted');
+    this.name = 'AbortError';
+  }
+}
+
+class ExchangeTimeout extends Error {
+  constructor() {
+    super('the upstream stream ran past its deadline');
+    this.name = 'ExchangeTimeout';
+  }
 }
 
 const TIMEOUT: ExchangeResult = { kind: 'timeout' };

@@ -1,9 +1,9 @@
 /**
  * One MCP SDK client transport for a resolved server: Streamable HTTP, legacy SSE, or stdio.
  *
- * Configured credential headers go on the transport's `requestInit.headers` (sent with every request the
- * transport makes, including SSE's event-stream GET via its common headers); the pool's `fetch`
- * (`http-client.ts`) adds a caller's allowlisted headers per call. Stdio servers get only their configured
+ * The headers the pool gives (the server's configured credential headers, or for a legacy SSE connection
+ * opened for one credential identity, that call's own headers) go on the transport's `requestInit.headers`:
+ * sent with every request the transport makes, including SSE's event-stream GET. Stdio servers get only their configured
  * environment on top of the SDK's small inherited base (HOME, LOGNAME, PATH, SHELL, TERM, USER on POSIX),
  * never the node's whole environment. It does not connect, retry or pool: that is `pool.ts`.
  */
@@ -15,8 +15,10 @@ import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/tran
 import type { ResolvedServer } from '../config/runtime.js';
 
 export interface TransportOptions {
-  /** The pool's upstream fetch (see `http-client.ts`), which also adds per-call caller headers. */
+  /** The pool's upstream fetch (see `http-client.ts`). */
   fetch: FetchLike;
+  /** Headers sent on every request of this connection; default the server's configured headers. */
+  headers?: Readonly<Record<string, string>>;
   /** Receives a stdio server's stderr output (the pool logs it, scrubbed). */
   onStderr?: (chunk: string) => void;
 }
@@ -27,7 +29,7 @@ export function createTransport(server: ResolvedServer, options: TransportOption
     case 'HTTP': {
       const url = requireUrl(server);
       return new StreamableHTTPClientTransport(url, {
-        requestInit: { headers: { ...server.headers } },
+        requestInit: { headers: { ...(options.headers ?? server.headers) } },
         fetch: options.fetch,
         // A pooled connection re-opens its optional GET stream a few times, then relies on the pool to
         // reconnect on the next failed call; the SDK's default would keep retrying a dead upstream.
@@ -37,7 +39,7 @@ export function createTransport(server: ResolvedServer, options: TransportOption
     case 'SSE': {
       const url = requireUrl(server);
       return new SSEClientTransport(url, {
-        requestInit: { headers: { ...server.headers } },
+        requestInit: { headers: { ...(options.headers ?? server.headers) } },
         fetch: options.fetch,
       });
     }
