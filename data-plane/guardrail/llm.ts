@@ -2,8 +2,12 @@
  * The secrets guardrail on LLM traffic (`/anthropic`): the request body before it goes to the provider,
  * and the answer on its way back, whole JSON or streamed (SSE). A streamed answer is redacted event by
  * event: text-bearing deltas (`text_delta`, `input_json_delta`, `thinking_delta`) are held back per
- * content block by `HOLDBACK` characters (more while an unterminated `-----BEGIN` is pending), so a
- * secret split across deltas is still seen whole; a block policy ends the stream with an SSE `error`
+ * content block by `HOLDBACK` characters, and more: the whole run of non-space characters at the end of
+ * what has arrived (a token still growing: every rule's secret is such a run, and a JWT or a key has no
+ * fixed length), up to `MAX_TOKEN_HOLD` characters, and an unterminated `-----BEGIN` block up to
+ * `MAX_PEM_HOLD`. So a secret split across deltas is seen whole before any of it is sent, unless it is
+ * longer than those bounds (a run of more than 16 KiB without a space is sent in parts, each scanned with
+ * the `HOLDBACK` characters before it). A block policy ends the stream with an SSE `error`
  * event of type `secret_detected` (what was already sent cannot be recalled, but nothing after the
  * secret is). Findings are kinds and paths, never values.
  *
@@ -18,7 +22,20 @@ import type { GuardrailPolicy } from '../snapshot/schema.js';
 import { redactText, SCAN_LIMIT_KIND, scanValue, type SecretScanner, type Span } from './scanner.js';
 
 export const HOLDBACK = 256;
+/** The longest run of non-space characters held back whole while it may still grow. */
+export const MAX_TOKEN_HOLD = 16 * 1024;
 const MAX_PEM_HOLD = 16 * 1024;
+
+/** Where the run of non-space characters ending `text` starts, or -1 if it is longer than `limit`. */
+function trailingRunStart(text: string, limit: number): number {
+  const stop = Math.max(0, text.length - limit - 1);
+  for (let i = text.length - 1; i >= stop; i--) {
+    const c = text.charCodeAt(i);
+    // ASCII whitespace (what ends a token in every rule) and the Unicode spaces a model may write.
+    if (c <= 0x20 || c === 0xa0 || c === 0x2028 || c === 0x2029 || c === 0x3000) return i + 1;
+  }
+  return stop === 0 && text.length <= limit ? 0 : -1;
+}
 const PEM_END = /-----END[ A-Za-z0-9_-]{0,100}-----/;
 
 function blocked(direction: 'request' | 'response', findings: GuardrailFinding[]): GatewayError {
@@ -108,6 +125,9 @@ export class SseSecretGuard extends Transform {
     const { spans } = this.scanner.scanText(held.text);
     let cut = final ? held.text.length : Math.max(0, held.text.length - HOLDBACK);
     if (!final) {
+      // A token still growing at the end waits whole (bounded), however long its rule lets it be.
+      const run = trailingRunStart(held.text, MAX_TOKEN_HOLD);
+      if (run !== -1) cut = Math.min(cut, run);
       // An unterminated PEM block waits for its END line (bounded).
       const begin = held.text.lastIndexOf('-----BEGIN');
       // Until its whole END line (`-----END … -----`) has arrived.

@@ -63,6 +63,16 @@ describe('SseSecretGuard', () => {
     expect((await run(sse(clean), 'redact')).text).toBe(clean.join(''));
   });
 
+  it('holds back a token longer than the fixed holdback until it ends: a long JWT leaks no part of itself', async () => {
+    // ~800 characters: three times the fixed 256-character holdback, so only holding the growing token helps.
+    const jwt = `eyJ${rand(60)}.eyJ${rand(650)}.${rand(86)}`;
+    const prose = 'Your session token is ';
+    const { text, raw, guard } = await run(sse(split(`${prose}${jwt} and it expires soon. ${'more text '.repeat(40)}`, 20)), 'redact');
+    expect(text).toBe(`${prose}[REDACTED:jwt] and it expires soon. ${'more text '.repeat(40)}`);
+    for (let i = 0; i + 24 <= jwt.length; i += 24) expect(raw).not.toContain(jwt.slice(i, i + 24));
+    expect(guard.findings).toEqual([{ kind: 'jwt', where: 'response.content[0].text' }]);
+  });
+
   it('block: ends the stream with a secret_detected error event and none of the secret', async () => {
     const token = `xoxb-${'1'.repeat(12)}-${'2'.repeat(13)}-${rand(24)}`;
     const { raw, guard } = await run(sse(split(`${'lead-in text '.repeat(40)}${token} trailing`, 11)), 'block');
