@@ -10,7 +10,8 @@
  * own stream, or progress matched by token), never another caller's. The pipeline delivers the request's
  * record when the answer starts, so for a streamed call the record is sent before the result is known.
  *
- * It does not call anything itself: `run` does the call, given where to send notifications.
+ * It does not call anything itself: `run` does the call, given where to send notifications, and answers the
+ * reply already in its final shape (era, see `mcp/route.ts`), which goes out as JSON or as the last event alike.
  */
 import { PassThrough } from 'node:stream';
 import type { Answer } from '../http/respond.js';

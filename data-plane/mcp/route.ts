@@ -336,11 +336,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
       if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
         const message = parsed.message;
-        const shape = parsed.modern ? (status: number, body: unknown) => toAnswer(modernize({ status, body }, 'tools/call', serverInfo)) : (status: number, body: unknown) => toAnswer({ status, body });
-        return relayDuringCall((notify) => dispatch(ctx, stages, message, notify), shape, logger);
+        // Shaped before the relay chooses JSON or the stream's final event, so both carry the same result.
+        return relayDuringCall(async (notify) => eraShape(parsed, await dispatch(ctx, stages, message, notify), serverInfo), replyAnswer, logger);
       }
-      const reply = await dispatch(ctx, stages, parsed.message);
-      return toAnswer(parsed.modern ? modernize(reply, methodOf(parsed.message), serverInfo) : reply);
+      return toAnswer(eraShape(parsed, await dispatch(ctx, stages, parsed.message), serverInfo));
     }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
@@ -403,6 +402,19 @@ function headerMismatch(headers: IncomingHttpHeaders, message: unknown): Gateway
     if (name !== named) return new GatewayError('header_mismatch', { reason: 'mcp-name' });
   }
   return null;
+}
+
+/**
+ * A reply in its client's era: the 2026-07-28 shape (`modernize`: `resultType`, who answered, list caching
+ * hints) for a client on that wire, as is otherwise. The one place both the JSON answer and a streamed
+ * answer's final event are shaped.
+ */
+function eraShape(parsed: Extract<McpMessages, { batch: false }>, reply: Reply, serverInfo: { name: string; version: string }): Reply {
+  return parsed.modern ? modernize(reply, methodOf(parsed.message), serverInfo) : reply;
+}
+
+function replyAnswer(status: number, body: unknown): Answer {
+  return toAnswer({ status, body });
 }
 
 function ok(body: unknown): Reply {

@@ -21,6 +21,7 @@ import { createServerRoute, SERVER_ROUTE_PREFIX } from '../proxy/server-route.js
 import { ANTHROPIC_ROUTE_PREFIX, createAnthropicRoute } from '../anthropic/route.js';
 import type { RecordSink } from '../pipeline/record.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import { registerUpstreamHealthMetrics } from '../upstream/health.js';
 
 export interface DataPlaneServerOptions {
   holder: RuntimeHolder;
@@ -56,6 +57,7 @@ export interface DataPlaneServerOptions {
 export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
+  registerUpstreamHealthMetrics(metrics.registry, pool.health);
   options.registerMetrics?.(metrics.registry);
   const sinks: RecordSink[] = [metrics, ...(options.sinks ?? [])];
   if (options.onRecord) sinks.push({ record: options.onRecord });

@@ -18,7 +18,6 @@ import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
 import { UpstreamPool } from '../upstream/pool.js';
-import { registerUpstreamHealthMetrics } from '../upstream/health.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { ControlPlaneCredentialSource } from '../credentials/source.js';
 import { createLimiter } from '../limits/limiter.js';
@@ -241,10 +240,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     pool,
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
-    registerMetrics: (registry) => {
-      registerAuditMetrics(registry, outbox);
-      registerUpstreamHealthMetrics(registry, pool.health);
-    },
+    registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
     // GATEHOUSE_AUDIT=off (benchmarks' baseline only): no audit events and no guardrail on this node.
     ...(auditEnabled ? { guard } : {}),
     credentials,

@@ -36,6 +36,8 @@ export const DELTA_EVENT = 'delta';
  */
 export const UPSTREAM_STATUSES = ['reachable', 'credentials_refused', 'unreachable', 'timeout'] as const;
 export type UpstreamStatus = (typeof UPSTREAM_STATUSES)[number];
+/** The most servers one report carries health for (a node with more reports the first ones). */
+export const MAX_REPORTED_UPSTREAMS = 2_000;
 /** The longest `reason` a node sends (nodes cut theirs shorter; the control plane refuses longer). */
 export const MAX_UPSTREAM_REASON = 300;
 
@@ -69,7 +71,7 @@ export const NodeReportSchema = z.object({
     .max(2_000)
     .optional(),
   /** Upstream health per server this node has talked to (optional: nodes older than it still validate). */
-  upstreams: z.array(UpstreamHealthSchema).max(2_000).optional(),
+  upstreams: z.array(UpstreamHealthSchema).max(MAX_REPORTED_UPSTREAMS).optional(),
 });
 export type NodeReport = z.infer<typeof NodeReportSchema>;
 

@@ -18,7 +18,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { ResolvedServer } from '../config/runtime.js';
 import { userIdentity, type CredentialIdentity } from '../pipeline/credentials.js';
-import { UPSTREAM_STATUSES, type UpstreamHealth as UpstreamHealthReport, type UpstreamStatus } from '../snapshot/stream-protocol.js';
+import { MAX_REPORTED_UPSTREAMS, UPSTREAM_STATUSES, type UpstreamHealth as UpstreamHealthReport, type UpstreamStatus } from '../snapshot/stream-protocol.js';
 import { scrubReason, type UpstreamFailure } from './failures.js';
 
 interface Observation {
@@ -84,10 +84,13 @@ export class UpstreamHealthTracker {
     for (const name of this.#servers.keys()) if (!names.has(name)) this.#servers.delete(name);
   }
 
-  /** What a node report carries. */
+  /** What a node report carries (bounded as the contract bounds it, so a huge fleet of servers cannot void the report). */
   report(): UpstreamHealthReport[] {
     const out: UpstreamHealthReport[] = [];
-    for (const [server, o] of this.#servers) out.push({ server, status: o.status, reason: o.reason, at: new Date(o.at).toISOString() });
+    for (const [server, o] of this.#servers) {
+      if (out.length === MAX_REPORTED_UPSTREAMS) break;
+      out.push({ server, status: o.status, reason: o.reason, at: new Date(o.at).toISOString() });
+    }
     return out;
   }
 

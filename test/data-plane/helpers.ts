@@ -18,6 +18,7 @@ import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { generateSigningKey, importSigningKey, signSnapshot, type SigningKey } from '../../data-plane/snapshot/sign.js';
 import { TrustStore, verifySnapshot } from '../../data-plane/snapshot/verify.js';
 import { UpstreamPool, type UpstreamPoolOptions } from '../../data-plane/upstream/pool.js';
+import { SHARED_IDENTITY, userIdentity, type CredentialSource } from '../../data-plane/pipeline/credentials.js';
 
 /** A value in a test server spec: `{secret}` is sealed, `{env}` is an env reference, a string is plain. */
 export type TestValue = string | { secret: string } | { env: string };
@@ -247,4 +248,17 @@ export async function postMcp(mcpUrl: string, body: unknown, headers: Record<str
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+}
+
+/**
+ * A credentials stage for tests: `perUserServer` gets each caller's own token (`x-user-token:
+ * token-of-<user id>`, identity `user:<id>`); every other server its configured headers (identity `shared`).
+ */
+export function perUserTokens(perUserServer: string): CredentialSource {
+  return {
+    resolve(server, caller) {
+      if (server.name !== perUserServer) return { headers: server.headers, identity: SHARED_IDENTITY };
+      return { headers: { 'x-user-token': `token-of-${caller.user.id}` }, identity: userIdentity(caller.user.id) };
+    },
+  };
 }

@@ -21,7 +21,13 @@ let snapshot: BuiltSnapshot;
 beforeAll(async () => {
   upstream = await startHttpUpstream();
   node = await startTestNode();
-  snapshot = await buildSnapshot({ servers: [{ name: 'crm', url: upstream.url }], keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['echo', 'add'] }] }] });
+  snapshot = await buildSnapshot({
+    servers: [{ name: 'crm', url: upstream.url }],
+    keys: [
+      { name: 'dev', servers: [{ server: 'crm', tools: ['echo', 'add'] }] },
+      { name: 'streamer', servers: [{ server: 'crm', tools: ['slow', 'echo'] }] },
+    ],
+  });
   node.apply(snapshot);
 });
 
@@ -92,5 +98,53 @@ describe('MCP 2026-07-28 client on /mcp', () => {
     expect(body.result.resultType).toBeUndefined();
     const unknown = await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 7, method: 'ping' }, { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'mcp-protocol-version': '2099-01-01' });
     expect(unknown.status).toBe(400);
+  });
+});
+
+/** The JSON messages of an SSE body, in order. */
+function sseMessages(text: string): Record<string, unknown>[] {
+  return text
+    .split(/\r?\n\r?\n/)
+    .map((event) => event.split(/\r?\n/).filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart()).join('\n'))
+    .filter((data) => data !== '')
+    .map((data) => JSON.parse(data) as Record<string, unknown>);
+}
+
+describe('MCP 2026-07-28 client: a tools/call answered as a stream', () => {
+  async function streamedCall(headers: Record<string, string>, meta: Record<string, unknown>, id: number): Promise<{ type: string | null; messages: Record<string, unknown>[] }> {
+    const res = await postMcp(
+      node.mcpUrl,
+      { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'crm-slow', arguments: { ms: 10 }, _meta: { ...meta, progressToken: `p-${id}` } } },
+      { authorization: `Bearer ${snapshot.keyValues.streamer ?? ''}`, accept: 'application/json, text/event-stream', ...headers },
+    );
+    expect(res.status).toBe(200);
+    return { type: res.headers.get('content-type'), messages: sseMessages(await res.text()) };
+  }
+
+  it('the final result event is shaped like the JSON answer (resultType, serverInfo), after the relayed progress', async () => {
+    // The upstream streams its answer (a progress notification, then the result): the gateway relays it as SSE.
+    for (const [how, headers, meta] of [
+      ['version header and _meta', { 'mcp-protocol-version': VERSION, 'mcp-method': 'tools/call', 'mcp-name': 'crm-slow' }, META],
+      ['_meta only', {}, META],
+    ] as const) {
+      const { type, messages } = await streamedCall(headers, meta, how.length);
+      expect(type, how).toMatch(/^text\/event-stream/);
+      expect(messages.map((m) => m.method ?? 'response'), how).toEqual(['notifications/progress', 'response']);
+      const result = messages.at(-1)?.result as Record<string, unknown>;
+      expect(result, how).toMatchObject({ content: [{ type: 'text', text: 'slept 10' }], resultType: 'complete', _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'gatehouse' } } });
+    }
+    // The same call answered as JSON (no progress token: nothing to stream) has the same shape.
+    const json = await post('tools/call', { name: 'crm-echo', arguments: { text: 'j' } }, 40, 'crm-echo');
+    expect(json.headers.get('content-type')).toMatch(/^application\/json/);
+    const answered = (await json.json()) as { result: Record<string, unknown> };
+    expect(answered.result).toMatchObject({ resultType: 'complete', _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'gatehouse' } } });
+  });
+
+  it('a 2025 client streamed the same call gets the result as the upstream sent it', async () => {
+    const { messages } = await streamedCall({ 'mcp-protocol-version': '2025-06-18' }, {}, 50);
+    expect(messages.map((m) => m.method ?? 'response')).toEqual(['notifications/progress', 'response']);
+    const result = messages.at(-1)?.result as Record<string, unknown>;
+    expect(result.resultType).toBeUndefined();
+    expect(result.content).toEqual([{ type: 'text', text: 'slept 10' }]);
   });
 });

@@ -5,21 +5,15 @@
  * other's; callers sharing the server's credential share one session.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SHARED_IDENTITY, userIdentity, type CredentialSource } from '../../data-plane/pipeline/credentials.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
-import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
+import { buildSnapshot, perUserTokens, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
 
 let upstream: HttpUpstream;
 let node: TestNode;
 let snapshot: BuiltSnapshot;
 
-/** `mine` is a per-user server: each user's own token; `team` shares the server's configured credential. */
-const credentials: CredentialSource = {
-  resolve(server, caller) {
-    if (server.name !== 'mine') return { headers: server.headers, identity: SHARED_IDENTITY };
-    return { headers: { 'x-user-token': `token-of-${caller.user.id}` }, identity: userIdentity(caller.user.id) };
-  },
-};
+/** `mine` takes each user's own token; the other servers share their configured credential. */
+const credentials = perUserTokens('mine');
 
 beforeAll(async () => {
   upstream = await startHttpUpstream();

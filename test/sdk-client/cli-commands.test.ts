@@ -168,7 +168,11 @@ describe('gatehouse apply and export', () => {
 
 describe('gatehouse nouns and verbs', () => {
   it('servers get / update / delete', async () => {
-    expect(ok(await gatehouse(['servers', 'get', 'internal_crm'])).stdout).toMatch(/^tools to execute\s+get_customer,list_accounts$/m);
+    const shown = ok(await gatehouse(['servers', 'get', 'internal_crm'])).stdout;
+    expect(shown).toMatch(/^tools to execute\s+get_customer,list_accounts$/m);
+    // No node has reported on it: usable as far as anyone knows, and said so.
+    expect(shown).toMatch(/^status\s+ACTIVE$/m);
+    expect(shown).toMatch(/^upstream\s+UNKNOWN \(not observed yet\)$/m);
     write('patch.yaml', 'toolsToExecute: [get_customer]\ntoolTimeoutMs: 5000\n');
     const updated = ok(await gatehouse(['servers', 'update', 'internal_crm', '-f', 'patch.yaml']));
     expect(updated.stdout).toMatch(/^updated MCP server internal_crm/);

@@ -1,6 +1,6 @@
 /** `gatehouse servers list|get|create|update|delete`: MCP server registrations. */
 import type { CreateMcpServerInput, McpServer, SecretEntry, UpdateMcpServerInput } from '../../client.js';
-import { clean, details, table, toolList } from '../../format.js';
+import { clean, details, table, toolList, when } from '../../format.js';
 import { EXIT_FAILED, EXIT_OK, finish, printJson, quoted, type Command } from '../command.js';
 import { readObjectFile } from '../input-file.js';
 
@@ -30,6 +30,8 @@ export function serverDetails(s: McpServer): string {
     ['extra headers', s.allowedExtraHeaders.length === 0 ? '-' : s.allowedExtraHeaders.join(', ')],
     ['tool timeout', `${s.toolTimeoutMs} ms`],
     ['status', s.disabled ? `${s.status} (disabled)` : s.status],
+    ['status reason', s.statusReason ?? '-'],
+    ['upstream', s.statusObservedAt === null ? `${s.upstreamStatus} (not observed yet)` : `${s.upstreamStatus} at ${when(s.statusObservedAt)} by ${s.statusObservedBy ?? '-'}`],
     ['synced tools', s.tools === null ? '(not synced yet)' : s.tools.length === 0 ? '(none)' : s.tools.map((t) => t.name).join(', ')],
     ['created', s.createdAt],
     ['updated', s.updatedAt],
