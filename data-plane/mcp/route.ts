@@ -239,6 +239,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
+    if (outcome.kind !== 'refused' && outcome.upstreamStatus !== undefined) record.upstreamStatus = outcome.upstreamStatus;
     if (outcome.kind === 'refused') {
       // The upstream refused the credential and renewing it gave none (the user must connect again).
       record.outcome = 'denied';

@@ -19,18 +19,21 @@ export class UpstreamFailure extends Error {
   constructor(
     readonly kind: UpstreamFailureKind,
     message: string,
+    /** The HTTP status the upstream answered with, when it answered (for the audit trail). */
+    readonly status?: number,
   ) {
     super(message);
     this.name = 'UpstreamFailure';
   }
 }
 
+/** `upstreamStatus`: the HTTP status the upstream answered with, where there was one (for the audit trail). */
 export type CallOutcome =
-  | { kind: 'result'; result: CallToolResult }
+  | { kind: 'result'; result: CallToolResult; upstreamStatus?: number }
   /** The upstream refused the credential and renewing it gave none (e.g. the user must authorize again). */
   | { kind: 'refused'; error: GatewayError }
   /** The upstream answered with a JSON-RPC error (e.g. invalid params); relayed as such, message scrubbed. */
-  | { kind: 'rpc_error'; code: number; message: string; data?: unknown };
+  | { kind: 'rpc_error'; code: number; message: string; data?: unknown; upstreamStatus?: number };
 
 
 export class ConnectTimeout extends Error {
@@ -47,8 +50,9 @@ export function reasonFailure(server: string, reason: string): UpstreamFailure {
   return new UpstreamFailure('unreachable', ToolFailure.unreachable(server, reason));
 }
 
-export function failureResult(text: string): CallOutcome {
-  return { kind: 'result', result: { content: [{ type: 'text', text }], isError: true } };
+export function failureResult(text: string, upstreamStatus?: number): CallOutcome {
+  const result: CallToolResult = { content: [{ type: 'text', text }], isError: true };
+  return upstreamStatus === undefined ? { kind: 'result', result } : { kind: 'result', result, upstreamStatus };
 }
 
 export function stripMcpPrefix(error: McpError): string {

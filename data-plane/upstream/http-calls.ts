@@ -94,7 +94,7 @@ export class HttpCalls {
       const id = this.#nextId++;
       const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
       const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
-      if (result.kind === 'response') return outcomeOf(result.message, server);
+      if (result.kind === 'response') return outcomeOf(result.message, server, result.status);
       if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
         // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
         this.#forget(call, session);
@@ -301,23 +301,23 @@ function sessionCredentialHeaders(call: UpstreamCall, session: HttpSession): str
 function failureOf(result: ExchangeResult, server: ResolvedServer): UpstreamFailure {
   if (result.kind === 'timeout') return new UpstreamFailure('timeout', ToolFailure.timeout(server.name, OPEN_TIMEOUT_MS));
   if (result.kind === 'http_error' && (result.status === 401 || result.status === 403)) {
-    return new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, result.status));
+    return new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, result.status), result.status);
   }
   const detail = result.kind === 'http_error' ? result.detail : 'unexpected answer from upstream';
-  return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, detail));
+  return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, detail), result.kind === 'http_error' && result.status > 0 ? result.status : undefined);
 }
 
-function outcomeOf(message: Record<string, unknown>, server: ResolvedServer): CallOutcome {
+function outcomeOf(message: Record<string, unknown>, server: ResolvedServer, upstreamStatus: number): CallOutcome {
   const error = message.error;
   if (error !== undefined) {
     const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
     const code = typeof e.code === 'number' && Number.isInteger(e.code) ? e.code : -32603;
     const text = typeof e.message === 'string' ? scrub(e.message, server).slice(0, 1_000) : 'upstream error';
-    return e.data === undefined ? { kind: 'rpc_error', code, message: text } : { kind: 'rpc_error', code, message: text, data: e.data };
+    return e.data === undefined ? { kind: 'rpc_error', code, message: text, upstreamStatus } : { kind: 'rpc_error', code, message: text, data: e.data, upstreamStatus };
   }
   const result = message.result;
   if (typeof result !== 'object' || result === null || Array.isArray(result) || ('content' in result && !Array.isArray((result as { content: unknown }).content))) {
-    return { kind: 'rpc_error', code: -32603, message: ToolFailure.invalidResult(server.name) };
+    return { kind: 'rpc_error', code: -32603, message: ToolFailure.invalidResult(server.name), upstreamStatus };
   }
-  return { kind: 'result', result: result as CallOutcome extends { kind: 'result'; result: infer R } ? R : never };
+  return { kind: 'result', upstreamStatus, result: result as CallOutcome extends { kind: 'result'; result: infer R } ? R : never };
 }

@@ -269,7 +269,7 @@ export class UpstreamPool {
         // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
         if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
         this.health.failed(server, call.identity, error);
-        return failureResult(error.message);
+        return failureResult(error.message, error.status);
       }
       throw error;
     }
@@ -292,7 +292,7 @@ export class UpstreamPool {
     } catch (error) {
       if (error instanceof UpstreamFailure) {
         this.health.failed(next.server, next.identity, error);
-        return failureResult(error.message);
+        return failureResult(error.message, error.status);
       }
       throw error;
     }

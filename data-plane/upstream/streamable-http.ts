@@ -40,8 +40,8 @@ export interface ExchangeRequest {
 }
 
 export type ExchangeResult =
-  /** The upstream's JSON-RPC response to our id (`result` or `error`), and the session id it set, if any. */
-  | { kind: 'response'; message: Record<string, unknown>; sessionId: string | null }
+  /** The upstream's JSON-RPC response to our id (`result` or `error`), the session id it set, if any, and the HTTP status. */
+  | { kind: 'response'; message: Record<string, unknown>; sessionId: string | null; status: number }
   /** 202 Accepted (the answer to a notification). */
   | { kind: 'accepted'; sessionId: string | null }
   /** No answer within `timeoutMs`. */
@@ -108,6 +108,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   #aborted = false;
   #size = 0;
   #sessionId: string | null = null;
+  #status = 0;
   #first: Buffer | null = null;
   #rest: Buffer[] | null = null;
   #sse: { parser: EventSourceParser; decoder: StringDecoder; timer: NodeJS.Timeout } | null = null;
@@ -135,6 +136,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
     if (status < 200) return; // 1xx informational: the answer is still to come
     this.#sessionId = headerValue(headers['mcp-session-id']);
+    this.#status = status;
     if (status === 202 || (status >= 200 && status < 300 && this.#request.id === null)) {
       this.#mode = 'drain';
       this.#settle({ kind: 'accepted', sessionId: this.#sessionId });
@@ -174,7 +176,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     if (this.#mode === 'json') {
       const first = this.#first;
       const text = this.#rest !== null ? Buffer.concat(this.#rest).toString('utf8') : first === null ? '' : first.toString('utf8');
-      this.#settle(answerOf(text, this.#request.id, this.#sessionId));
+      this.#settle(answerOf(text, this.#request.id, this.#sessionId, this.#status));
     } else if (this.#mode === 'sse') this.#settle({ kind: 'http_error', status: 0, detail: 'upstream stream ended without an answer' });
     this.#done();
   }
@@ -198,7 +200,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
         } catch {
           return;
         }
-        if (isResponseTo(message, this.#request.id)) this.#settle({ kind: 'response', message, sessionId: this.#sessionId });
+        if (isResponseTo(message, this.#request.id)) this.#settle({ kind: 'response', message, sessionId: this.#sessionId, status: this.#status });
         else if (this.#request.onNotification && isNotification(message)) this.#request.onNotification(message);
       },
     });
@@ -244,7 +246,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
 const DONE_REQUEST: ExchangeRequest = { origin: '', path: '', headers: [], body: '', id: null, signal: undefined, timeoutMs: 0 };
 
 /** A JSON answer is one message (or, from an older server, a batch holding ours). */
-function answerOf(text: string, id: number | null, sessionId: string | null): ExchangeResult {
+function answerOf(text: string, id: number | null, sessionId: string | null, status: number): ExchangeResult {
   let message: unknown;
   try {
     message = JSON.parse(text);
@@ -252,7 +254,7 @@ function answerOf(text: string, id: number | null, sessionId: string | null): Ex
     return { kind: 'http_error', status: 0, detail: 'upstream answered invalid JSON' };
   }
   const found = Array.isArray(message) ? message.find((m) => isResponseTo(m, id)) : isResponseTo(message, id) ? message : undefined;
-  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId };
+  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId, status };
 }
 
 /** The caller's signal aborted the exchange. */

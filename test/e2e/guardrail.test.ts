@@ -134,7 +134,8 @@ describe('secrets guardrail end to end', () => {
     await setPolicy('KEY', keyId, 'guardrail: OFF');
     await call('private words');
     const event = await lastCall(7);
-    expect(event).toMatchObject({ method: 'tools/call', server: 'docs', tool: 'echo', outcome: 'ok', keyId });
+    // The upstream's HTTP status is kept for /mcp tool calls too (the aggregated route), not only for /mcp/{server}.
+    expect(event).toMatchObject({ method: 'tools/call', server: 'docs', tool: 'echo', outcome: 'ok', keyId, upstreamStatus: 200 });
     expect(event.arguments).toBeUndefined();
     expect(event.result).toBeUndefined();
     expect(event.resultBytes).toBeGreaterThan(0);
