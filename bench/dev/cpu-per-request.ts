@@ -5,7 +5,7 @@
  *
  * Usage: node --import tsx bench/dev/cpu-per-request.ts [seconds=5] [connections=16] [--audit] [--profile DIR]
  * Environment:
- *   ONLY=mcp             measure only /mcp on the node (with DUMP_FLOOR=file: then the floor too)
+ *   ONLY=mcp|server      measure only /mcp (with DUMP_FLOOR=file: then the floor too) or /mcp/{server}
  *   NODE_FLAGS='…'       NODE_OPTIONS for the node, e.g. `--import ./gc-trace.mjs` where that module runs
  *                        `v8.setFlagsFromString('--trace-gc-nvp')` (V8 refuses --trace-gc in NODE_OPTIONS);
  *                        with DUMP_NODE=file the node's output lands in a file: sum `allocated` and
@@ -90,6 +90,12 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   const only = process.env.ONLY;
+  if (only === 'server') {
+    await measure('gatehouse /mcp/{server}', node.proc.pid as number, `${node.url}/mcp/bench`, body('echo'), `Bearer ${issued.createVirtualKey.key}`);
+    if (process.env.DUMP_NODE) writeFileSync(process.env.DUMP_NODE, node.proc.tail(100_000));
+    await node.close();
+    return;
+  }
   if (only === 'mcp') {
     await measure('gatehouse /mcp', node.proc.pid as number, `${node.url}/mcp`, body('bench-echo'), `Bearer ${issued.createVirtualKey.key}`);
     if (process.env.DUMP_NODE) writeFileSync(process.env.DUMP_NODE, node.proc.tail(100_000));
