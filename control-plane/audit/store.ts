@@ -16,11 +16,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Statement } from 'better-sqlite3';
 import type { Kysely } from 'kysely';
 import { AuditEventSchema, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
 import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
 import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
 import type { SigningKey } from '../../data-plane/snapshot/sign.js';
+import { sqliteHandle } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from '../repos/pagination.js';
@@ -63,6 +65,8 @@ export class AuditStore {
   private lastCheckpoint: { seq: number; hash: string } | null | undefined = undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  /** SQLite: the row insert, prepared once (see `append`). */
+  private insertRow: Statement<unknown[]> | null = null;
   private readonly checkpointEvery: number;
   private readonly now: () => Date;
 
@@ -135,27 +139,50 @@ export class AuditStore {
   private async append(events: AuditEvent[]): Promise<number> {
     const head = await this.loadHead();
     let next = head;
+    const sqlite = sqliteHandle(this.options.db);
     try {
       await inTransaction(this.options.db, async (trx) => {
-        const known = new Set<string>();
-        for (let i = 0; i < events.length; i += 500) {
-          const ids = events.slice(i, i + 500).map((e) => e.id);
-          const rows = await trx.selectFrom('audit_events').select('id').where('id', 'in', ids).execute();
-          for (const r of rows) known.add(r.id);
-        }
-        const fresh = events.filter((e) => !known.has(e.id));
         // received_at never goes backwards within a partition, even if the clock does.
         const nowIso = this.now().toISOString();
         const receivedAt = nowIso > head.receivedAt ? nowIso : head.receivedAt;
         let { seq, hash } = head;
-        const rows = fresh.map((event) => {
-          const json = JSON.stringify(event);
-          seq += 1;
-          const prevHash = hash;
-          hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
-          return { ...indexedColumns(event), partition: this.partition, seq, received_at: receivedAt, event: json, prev_hash: prevHash, hash };
-        });
-        for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        if (sqlite) {
+          // SQLite: one statement prepared once, run per row inside this transaction (it holds the one
+          // connection). An id already stored changes nothing (`on conflict do nothing`) and takes no
+          // place in the chain, so no lookup of the batch's ids is needed first.
+          this.insertRow ??= sqlite.prepare(
+            'insert into audit_events (id, partition, seq, time, received_at, node, key_id, user_id, server, tool, outcome, event, prev_hash, hash) ' +
+              'values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing',
+          );
+          for (const event of events) {
+            const json = JSON.stringify(event);
+            const rowSeq = seq + 1;
+            const rowHashValue = rowHash({ partition: this.partition, seq: rowSeq, receivedAt, prevHash: hash, event: json });
+            const c = indexedColumns(event);
+            const { changes } = this.insertRow.run(c.id, this.partition, rowSeq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, hash, rowHashValue);
+            if (changes === 1) {
+              seq = rowSeq;
+              hash = rowHashValue;
+            }
+          }
+        } else {
+          const known = new Set<string>();
+          for (let i = 0; i < events.length; i += 500) {
+            const ids = events.slice(i, i + 500).map((e) => e.id);
+            const rows = await trx.selectFrom('audit_events').select('id').where('id', 'in', ids).execute();
+            for (const r of rows) known.add(r.id);
+          }
+          const rows = events
+            .filter((e) => !known.has(e.id))
+            .map((event) => {
+              const json = JSON.stringify(event);
+              seq += 1;
+              const prevHash = hash;
+              hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
+              return { ...indexedColumns(event), partition: this.partition, seq, received_at: receivedAt, event: json, prev_hash: prevHash, hash };
+            });
+          for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+        }
         next = { seq, hash, receivedAt };
       });
     } catch (error) {

@@ -30,6 +30,18 @@ export interface OpenedDatabase {
   url: string;
 }
 
+/** The better-sqlite3 handle behind each Kysely that `openDatabase` opened on SQLite. */
+const sqliteHandles = new WeakMap<Kysely<Database>, SQLite.Database>();
+
+/**
+ * The better-sqlite3 handle behind `db` (SQLite only), for a hot path that runs statements prepared once
+ * (Kysely prepares every query anew). Only inside a Kysely transaction on `db`: that holds the one
+ * connection, so the statements join that transaction instead of interleaving with another.
+ */
+export function sqliteHandle(db: Kysely<Database>): SQLite.Database | undefined {
+  return sqliteHandles.get(db);
+}
+
 // pg returns int8 as a string by default; our bigints (config versions) fit in a double.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
@@ -61,7 +73,9 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) }), dialect: 'sqlite', url };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  sqliteHandles.set(db, sqlite);
+  return { db, dialect: 'sqlite', url };
 }
 
 // Migrations are listed here (not read from disk) so they work the same under tsx, vitest and a bundle.

@@ -44,11 +44,26 @@ export interface OutboxStats {
   shipped: number;
 }
 
-/** A run of lines the shipper may send, and where it ends (to acknowledge). */
+/**
+ * A run of events the shipper may send, as the bytes on disk (so sending them needs no decoding, splitting
+ * or re-encoding), and where it ends (to acknowledge).
+ */
 export interface OutboxBatch {
-  lines: string[];
+  /** How many events. */
+  count: number;
+  /** The events as JSON lines, each ending in a newline (UTF-8). JSON text never holds a raw newline. */
+  data: Buffer;
   bytes: number;
   end: Position;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A batch's events, one JSON text each. */
+export function batchLines(batch: OutboxBatch): string[] {
+  const lines: string[] = [];
+  for (let start = 0, nl = batch.data.indexOf(0x0a); nl !== -1; start = nl + 1, nl = batch.data.indexOf(0x0a, start)) lines.push(batch.data.toString('utf8', start, nl));
+  return lines;
 }
 
 interface Position {
@@ -260,7 +275,7 @@ export class AuditOutbox {
         lines.push(line);
         bytes += size;
       }
-      return { lines, bytes, end: { segment: 0, offset: lines.length } };
+      return { count: lines.length, data: Buffer.from(lines.join('\n') + '\n'), bytes, end: { segment: 0, offset: lines.length } };
     }
     let { segment, offset } = this.cursor;
     for (;;) {
@@ -269,7 +284,7 @@ export class AuditOutbox {
       if (offset < durable) break;
       // This segment is done; move on if a later one exists.
       if (segment >= this.writeSegment) return null;
-      await this.acknowledge({ lines: [], bytes: 0, end: { segment: segment + 1, offset: 0 } });
+      await this.acknowledge({ count: 0, data: EMPTY, bytes: 0, end: { segment: segment + 1, offset: 0 } });
       ({ segment, offset } = this.cursor);
     }
     const durable = this.durable.get(segment)!;
@@ -277,28 +292,28 @@ export class AuditOutbox {
     const handle = await open(join(dir, segmentName(segment)), 'r');
     let chunk: Buffer;
     try {
-      chunk = Buffer.alloc(length);
+      chunk = Buffer.allocUnsafe(length);
       const { bytesRead } = await handle.read(chunk, 0, length, offset);
       chunk = chunk.subarray(0, bytesRead);
     } finally {
       await handle.close();
     }
-    const lines: string[] = [];
+    let count = 0;
     let start = 0;
-    while (lines.length < maxEvents) {
+    while (count < maxEvents) {
       const nl = chunk.indexOf(0x0a, start);
       if (nl === -1) break;
-      lines.push(chunk.toString('utf8', start, nl));
+      count += 1;
       start = nl + 1;
     }
-    if (lines.length === 0) {
+    if (count === 0) {
       // One line longer than a whole batch: it can never be sent, so it is dropped (and counted).
       const nl = (await readFile(join(dir, segmentName(segment)))).indexOf(0x0a, offset);
       this.options.logger.error({ segment, offset }, 'an audit event is larger than a batch may be; dropping it');
-      await this.acknowledge({ lines: [''], bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } }, false);
+      await this.acknowledge({ count: 1, data: EMPTY, bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } }, false);
       return this.nextBatch(maxEvents, maxBytes);
     }
-    return { lines, bytes: start, end: { segment, offset: offset + start } };
+    return { count, data: chunk.subarray(0, start), bytes: start, end: { segment, offset: offset + start } };
   }
 
   /**
@@ -306,10 +321,10 @@ export class AuditOutbox {
    * delivered and are dropped: either way the cursor moves past them for good.
    */
   async acknowledge(batch: OutboxBatch, delivered = true): Promise<void> {
-    this.stats.depth = Math.max(0, this.stats.depth - batch.lines.length);
+    this.stats.depth = Math.max(0, this.stats.depth - batch.count);
     this.stats.bytes = Math.max(0, this.stats.bytes - batch.bytes);
-    if (delivered) this.stats.shipped += batch.lines.length;
-    else this.stats.dropped += batch.lines.length;
+    if (delivered) this.stats.shipped += batch.count;
+    else this.stats.dropped += batch.count;
     const dir = this.options.dir;
     if (!dir) {
       this.memory.splice(0, batch.end.offset);

@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditOutbox } from '../../../data-plane/audit/outbox.js';
+import { AuditOutbox, batchLines } from '../../../data-plane/audit/outbox.js';
 import { createLogger } from '../../../data-plane/log.js';
 import type { AuditEvent } from '../../../data-plane/snapshot/audit-protocol.js';
 import { LogCapture } from '../../support/log-capture.js';
@@ -20,7 +20,7 @@ async function drain(outbox: AuditOutbox, maxEvents = 7): Promise<string[]> {
   for (;;) {
     const batch = await outbox.nextBatch(maxEvents, 1 << 20);
     if (!batch) return ids;
-    ids.push(...batch.lines.map((l) => (JSON.parse(l) as AuditEvent).id));
+    ids.push(...batchLines(batch).map((l) => (JSON.parse(l) as AuditEvent).id));
     await outbox.acknowledge(batch);
   }
 }

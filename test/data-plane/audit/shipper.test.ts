@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditOutbox } from '../../../data-plane/audit/outbox.js';
-import { AuditShipper } from '../../../data-plane/audit/shipper.js';
+import { AuditShipper, batchBody } from '../../../data-plane/audit/shipper.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { NODE_ID_HEADER } from '../../../data-plane/snapshot/stream-protocol.js';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
@@ -26,6 +26,17 @@ afterAll(async () => {
 const event = (n: number) => ({ id: randomUUID(), time: new Date().toISOString(), node: 'x', method: 'tools/call', outcome: 'ok', latencyMs: n });
 
 describe('audit shipper', () => {
+  it('sends a batch as the outbox bytes joined into one JSON body', async () => {
+    const outbox = new AuditOutbox({ dir: mkdtempSync(join(tmpdir(), 'shipper-')), logger: createLogger('shipper-test', { destination: new LogCapture() }) });
+    const events = [event(1), { ...event(2), arguments: { text: 'multi\nline, "quoted" — ünïcode ✓' } }, event(3)];
+    for (const e of events) outbox.record(e);
+    await outbox.flush();
+    const batch = (await outbox.nextBatch(10, 1 << 20))!;
+    expect(batch.count).toBe(3);
+    expect(JSON.parse(batchBody(batch).toString('utf8'))).toEqual({ events });
+    await outbox.close();
+  });
+
   it('delivers every event and drops (counts) a damaged line without holding back the rest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'shipper-'));
     const logger = createLogger('shipper-test', { destination: new LogCapture() });
