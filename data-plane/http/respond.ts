@@ -16,6 +16,8 @@ export type Answer =
   | { readonly kind: 'empty'; readonly status: number; readonly headers?: Readonly<Record<string, string>> }
   /** A typed HTTP error: `{type, message}` with the table's status. */
   | { readonly kind: 'error'; readonly error: GatewayError }
+  /** A body already in hand, sent as is in one write (a small upstream answer relayed byte for byte). */
+  | { readonly kind: 'bytes'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: Buffer }
   /** A body relayed as it arrives (SSE, a streamed LLM answer); the stream is destroyed if the caller leaves. */
   | { readonly kind: 'stream'; readonly status: number; readonly headers: Readonly<Record<string, string>>; readonly body: Readable };
 
@@ -37,6 +39,10 @@ export function sendAnswer(res: ServerResponse, answer: Answer): void {
     case 'empty':
       res.writeHead(answer.status, answer.headers);
       res.end();
+      return;
+    case 'bytes':
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
       return;
     case 'error': {
       const error = httpErrorOf(answer.error);

@@ -24,7 +24,6 @@
  * It sends nothing itself (answers are values, `http/respond.ts` sends them) and records through the
  * per-request context.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import {
   CallToolRequestSchema,
   InitializeRequestSchema,
@@ -64,6 +63,7 @@ import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prom
 import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import { traceFromMeta } from '../tracing/trace-context.js';
+import { headerMismatch, refusedByHeaders } from './method-headers.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -126,6 +126,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     if (typeof version === 'string' && version !== MODERN_VERSION && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return new GatewayError('invalid_request', { message: HttpMessage.unsupportedProtocolVersion(version), reason: 'protocol_version' });
     }
+    // MCP 2026-07-28: `Mcp-Method` / `Mcp-Name` route (and refuse) before the body is read.
+    const early = refusedByHeaders(req.headers, ctx.runtime, ctx.caller?.key ?? null);
+    if (early) return early;
     const body = await readJsonRpcBody(req, maxBodyBytes);
     if (body instanceof GatewayError) return body;
     const json = body.json;
@@ -363,8 +366,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     serve,
     refusal(error) {
       // A body that is not JSON or not an acceptable message is a JSON-RPC error (id null), HTTP 400;
-      // every other refusal is the table's `{type, message}`.
-      if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      // so are the refusals `Mcp-Method` / `Mcp-Name` decide before the body (method-headers.ts); every
+      // other refusal is the table's `{type, message}`.
+      if (JSON_RPC_REFUSALS.has(error.code)) return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
     },
   };
@@ -382,27 +386,10 @@ function plainToolCallParams(params: Record<string, unknown> | undefined): { nam
   return isObject(args) ? { name: params.name, arguments: args } : null;
 }
 
+const JSON_RPC_REFUSALS: ReadonlySet<string> = new Set(['parse_error', 'invalid_message', 'header_mismatch', 'not_found', 'tool_blocked']);
+
 function methodOf(message: unknown): string {
   return isObject(message) && typeof message.method === 'string' ? message.method : '';
-}
-
-/**
- * MCP 2026-07-28 transports: `Mcp-Method` must equal the body's method and `Mcp-Name` its `params.name`
- * (tools/call, prompts/get) or `params.uri` (resources/read); when a client sends them, a disagreement is
- * refused before anything is routed on either.
- */
-function headerMismatch(headers: IncomingHttpHeaders, message: unknown): GatewayError | null {
-  const method = headers['mcp-method'];
-  const name = headers['mcp-name'];
-  if (method === undefined && name === undefined) return null;
-  const body = isObject(message) ? message : {};
-  if (typeof method === 'string' && method !== body.method) return new GatewayError('header_mismatch', { reason: 'mcp-method' });
-  if (typeof name === 'string') {
-    const params = isObject(body.params) ? body.params : {};
-    const named = body.method === 'resources/read' ? params.uri : params.name;
-    if (name !== named) return new GatewayError('header_mismatch', { reason: 'mcp-name' });
-  }
-  return null;
 }
 
 /**

@@ -45,6 +45,8 @@ export function upstreamRequestHeaders(
   callHeaders: Readonly<Record<string, string>>,
   sessionId: string | null,
   contentLength: number | null,
+  /** The call's trace headers (`UpstreamCall.trace`). */
+  trace?: Readonly<Record<string, string>>,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of TRANSPORT_REQUEST_HEADERS) {
@@ -56,6 +58,7 @@ export function upstreamRequestHeaders(
   }
   if (sessionId !== null) out['mcp-session-id'] = sessionId;
   if (contentLength !== null) out['content-length'] = String(contentLength);
+  if (trace !== undefined) for (const name in trace) out[name] = trace[name] as string;
   // Credentials (and allowlisted extras) last: nothing else a caller sends can replace them.
   for (const [name, value] of Object.entries(callHeaders)) out[name.toLowerCase()] = value;
   return out;

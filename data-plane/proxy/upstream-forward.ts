@@ -18,14 +18,13 @@
  * It does not authenticate, authorize, or look at bodies.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 
 export interface UpstreamAnswer {
   statusCode: number;
   headers: IncomingHttpHeaders;
-  /** The body as it arrives; destroying it aborts the upstream request. */
-  body: Readable;
+  /** The body as it arrives (or whole, `arrayBuffer()`); destroying it aborts the upstream request. */
+  body: Dispatcher.ResponseData['body'];
 }
 
 export interface UpstreamRequest {

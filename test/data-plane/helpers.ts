@@ -241,6 +241,13 @@ export function resultText(result: unknown): string {
   return content[0]?.text ?? '';
 }
 
+/** The `_meta` a client on MCP 2026-07-28 puts on every request (basic §request metadata). */
+export const MODERN_META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientCapabilities': {},
+  'io.modelcontextprotocol/clientInfo': { name: 'modern-test', version: '1.0.0' },
+} as const;
+
 /** POSTs a raw body to `/mcp` (for HTTP-level assertions the SDK client would hide). */
 export async function postMcp(mcpUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(mcpUrl, {

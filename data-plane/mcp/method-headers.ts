@@ -1,0 +1,125 @@
+/**
+ * MCP 2026-07-28 request metadata headers on `/mcp` (basic/transports/streamable-http §Request Metadata):
+ * `Mcp-Method` mirrors the body's `method`, `Mcp-Name` its `params.name` (tools/call, prompts/get) or
+ * `params.uri` (resources/read), possibly in the Base64 sentinel form `=?base64?…?=` (§Value Encoding).
+ *
+ * Two checks, for the parse stage:
+ * - `refusedByHeaders`, before the body is read: a request whose `Mcp-Method` is not one `/mcp` serves is
+ *   404 Method not found (§Protocol Version Header: -32601), and a `tools/call` whose `Mcp-Name` is a tool
+ *   the key may not call is refused as `tool_blocked` (the same decision `authorize` makes from the body), so
+ *   neither costs reading or parsing a body.
+ * - `headerMismatch`, after: headers that disagree with the body, and (on the 2026-07-28 wire, announced by
+ *   `MCP-Protocol-Version`) a required header that is missing, are 400 HeaderMismatch (-32020, §Server
+ *   Validation) with a message that names the header.
+ *
+ * Both answer a `GatewayError` (or null); the pipeline records the refusal like any other.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { AGGREGATED_METHODS } from '../aggregate/resources-prompts.js';
+import type { Runtime, RuntimeKey } from '../config/runtime.js';
+import { CONNECT_TOOL } from '../credentials/connect-tool.js';
+import { GatewayError, RpcMessage } from '../errors.js';
+import { checkToolCall } from '../policy/tool-filter.js';
+import { META_PROTOCOL_VERSION, MODERN_VERSION } from '../proxy/era.js';
+
+/** The requests `/mcp` answers (its dispatch in route.ts); any `notifications/…` is accepted too. */
+const SERVED_METHODS: ReadonlySet<string> = new Set(['initialize', 'ping', 'server/discover', 'tools/list', 'tools/call', ...AGGREGATED_METHODS]);
+
+/** The methods whose `Mcp-Name` is required on the 2026-07-28 wire, and the param it mirrors. */
+const NAMED_PARAM: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+
+const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+
+/** How a value appears in an error message: quoted, bounded. */
+function shown(value: unknown): string {
+  const text = typeof value === 'string' ? value : value === undefined ? 'nothing' : JSON.stringify(value);
+  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+}
+
+function mismatch(message: string, reason: string): GatewayError {
+  return new GatewayError('header_mismatch', { message: `Header mismatch: ${message}`, reason });
+}
+
+function single(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** `Mcp-Name` as the body would spell it: the Base64 sentinel decoded (strictly, as UTF-8); null when malformed. */
+export function decodeMcpName(value: string): string | null {
+  // Only a value that starts with `=?base64?` and ends with `?=` is encoded; any other is literal.
+  if (!value.startsWith('=?base64?') || !value.endsWith('?=') || value.length < 11) return value;
+  const encoded = SENTINEL.exec(value)?.[1];
+  if (encoded === undefined || encoded.length % 4 !== 0) return null;
+  const bytes = Buffer.from(encoded, 'base64');
+  // Only a canonical encoding round-trips; anything else (stray padding, bits past the end) is malformed.
+  if (bytes.toString('base64') !== encoded) return null;
+  const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  try {
+    return text.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Before the body is read: the refusal `Mcp-Method` / `Mcp-Name` already decide, or null to go on (also
+ * when the headers are absent: the body decides then).
+ */
+export function refusedByHeaders(headers: IncomingHttpHeaders, runtime: Runtime | null, key: RuntimeKey | null): GatewayError | null {
+  const method = single(headers, 'mcp-method');
+  if (method === undefined) return null;
+  if (!SERVED_METHODS.has(method) && !method.startsWith('notifications/')) {
+    return new GatewayError('not_found', { message: RpcMessage.methodNotFound(method), reason: 'mcp-method' });
+  }
+  const raw = single(headers, 'mcp-name');
+  if (method !== 'tools/call' || raw === undefined || runtime === null || key === null) return null;
+  const name = decodeMcpName(raw);
+  if (name === null) return mismatch('the Mcp-Name header is not a valid =?base64?…?= value', 'mcp-name');
+  // The connect tool of a per-user server is the body path's to answer (route.ts), whatever the grant says.
+  if (name.endsWith(`-${CONNECT_TOOL}`)) return null;
+  const check = checkToolCall(runtime, key, name);
+  if (check.ok) return null;
+  return new GatewayError('tool_blocked', { message: RpcMessage.toolBlocked(name), reason: `mcp-name:${check.reason}` });
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * After the body is read: headers that disagree with the one message in it. On the 2026-07-28 wire
+ * (`MCP-Protocol-Version: 2026-07-28`) `Mcp-Method`, and `Mcp-Name` for named methods, are required, and
+ * the version header must equal the body's `_meta` version when it has one; on older versions the headers
+ * are optional and only checked when sent.
+ */
+export function headerMismatch(headers: IncomingHttpHeaders, message: unknown): GatewayError | null {
+  const method = single(headers, 'mcp-method');
+  const rawName = single(headers, 'mcp-name');
+  const version = single(headers, 'mcp-protocol-version');
+  const modern = version === MODERN_VERSION;
+  if (method === undefined && rawName === undefined && !modern) return null;
+  const body = isObject(message) ? message : {};
+  const isRequest = typeof body.method === 'string' && 'id' in body;
+  const params = isObject(body.params) ? body.params : {};
+  if (modern && isRequest) {
+    const meta = isObject(params._meta) ? params._meta : {};
+    const declared = meta[META_PROTOCOL_VERSION];
+    if (declared !== undefined && declared !== version) {
+      return mismatch(`MCP-Protocol-Version header value ${shown(version)} does not match the body's _meta value ${shown(declared)}`, 'mcp-protocol-version');
+    }
+    if (method === undefined) return mismatch('the Mcp-Method header is required', 'mcp-method');
+  }
+  if (method !== undefined && method !== body.method) {
+    return mismatch(`Mcp-Method header value ${shown(method)} does not match body value ${shown(body.method)}`, 'mcp-method');
+  }
+  const param = typeof body.method === 'string' ? NAMED_PARAM[body.method] : undefined;
+  if (rawName === undefined) {
+    return modern && isRequest && param !== undefined && params[param] !== undefined ? mismatch('the Mcp-Name header is required', 'mcp-name') : null;
+  }
+  const name = decodeMcpName(rawName);
+  if (name === null) return mismatch('the Mcp-Name header is not a valid =?base64?…?= value', 'mcp-name');
+  const named = param === undefined ? undefined : params[param];
+  if (name !== named) return mismatch(`Mcp-Name header value ${shown(name)} does not match body value ${shown(named)}`, 'mcp-name');
+  return null;
+}
