@@ -162,11 +162,13 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(request.body.length);
     }
-    // The caller leaving at any point (before the answer, or mid-stream) is what the record says; the
+    // The caller leaving at any point (before the answer, or mid-stream) is what the record says, unless it
+    // already says why the call failed (the provider broke off, and the caller's stream was cut for it); the
     // record stage runs on the same 'close', so this is set synchronously, not from the streams' errors.
     ctx.signal.addEventListener(
       'abort',
       () => {
+        if (record.reason !== null) return;
         record.outcome = 'upstream_error';
         record.reason = 'caller_gone';
       },
@@ -197,16 +199,17 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   /**
    * The provider's body through `stages` (usage meter, guardrail), chained so that an error or an early end
    * anywhere destroys them all: the respond stage destroying the last one (the caller left) aborts the
-   * provider request, and the provider breaking off reaches the caller as a broken stream (recorded here).
+   * provider request, and the provider breaking off reaches the caller as a broken stream. That break is
+   * recorded as it happens: the record goes out when the caller's stream closes, which the break causes.
    */
-  function chain(ctx: RequestContext, record: RequestRecord, streams: readonly Readable[]): void {
-    const done = (error: NodeJS.ErrnoException | null): void => {
+  function chain(ctx: RequestContext, record: RequestRecord, body: Readable, ...stages: Readable[]): void {
+    body.once('error', (error: NodeJS.ErrnoException) => {
       // An early end downstream is the caller leaving (recorded on abort, in `forward`).
-      if (!error || ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      if (ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
       record.outcome = 'upstream_error';
       record.reason = 'answer_broken';
-    };
-    pipeline(streams, done);
+    });
+    pipeline([body, ...stages], () => undefined);
   }
 
   function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
@@ -230,7 +233,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard);
     if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream.body } };
     const meter = new UsageMeter(headers['content-type'] ?? '');
-    chain(ctx, record, [upstream.body, meter]);
+    chain(ctx, record, upstream.body, meter);
     const usage = meteredUsage(request, meter);
     return { answer: { kind: 'stream', status, headers, body: meter }, usage };
   }
@@ -276,14 +279,14 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     const usage = request.priced ? meteredUsage(request, meter) : undefined;
     if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
       const sse = new SseSecretGuard(contentGuard.scanner, policy);
-      chain(ctx, record, [upstream.body, meter, sse]);
+      chain(ctx, record, upstream.body, meter, sse);
       sse.once('end', () => {
         if (sse.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...sse.findings];
       });
       return { answer: { kind: 'stream', status, headers, body: sse }, ...(usage ? { usage } : {}) };
     }
     // Whole JSON: the answer (redacted, or a refusal with its own status) is decided once it is read.
-    chain(ctx, record, [upstream.body, meter]);
+    chain(ctx, record, upstream.body, meter);
     const answer = new Promise<Answer>((resolve) => {
       const chunks: Buffer[] = [];
       meter.on('data', (c: Buffer) => chunks.push(c));

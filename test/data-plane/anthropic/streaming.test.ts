@@ -47,7 +47,10 @@ describe('/anthropic streaming', () => {
         if (!res.writableFinished) cutOff++;
       });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_1', 'set-cookie': 'provider=internal' });
-      res.write(`event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`);
+      const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`;
+      // `?break=1`: the provider's connection breaks right after message_start.
+      if (req.url?.includes('break=1')) return void res.write(start, () => res.destroy());
+      res.write(start);
       new Promise<void>((r) => (release = r)).then(() => {
         res.write(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })}\n\n`);
         res.write(`event: message_delta\ndata: ${JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: FINAL_OUTPUT } })}\n\n`);
@@ -200,5 +203,21 @@ describe('/anthropic streaming', () => {
     for (let i = 0; i < 200 && !events.some((e) => e.keyId === 'key_2'); i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.filter((e) => e.keyId === 'key_2')).toEqual([expect.objectContaining({ keyId: 'key_2', inputTokens: 1234, outputTokens: 1 })]);
     expect(records.filter((r) => r.keyId === 'key_2')).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'caller_gone', upstreamStatus: 200 })]);
+  });
+
+  it('a provider that breaks off mid-stream breaks the caller\'s stream; the record says so and what it reported is settled', async () => {
+    const ofKey2 = <T extends { keyId: string | null }>(list: T[]): T[] => list.filter((e) => e.keyId === 'key_2');
+    const before = ofKey2(records).length;
+    const res = await fetch(`${nodeUrl}/anthropic/v1/messages?break=1`, {
+      method: 'POST',
+      headers: { 'x-api-key': OTHER_KEY },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    for (let i = 0; i < 200 && ofKey2(records).length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ofKey2(records).slice(before)).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'answer_broken', upstreamStatus: 200 })]);
+    for (let i = 0; i < 200 && ofKey2(events).length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ofKey2(events).slice(before)).toEqual([expect.objectContaining({ inputTokens: 1234, outputTokens: 1 })]);
   });
 });
