@@ -151,7 +151,11 @@ export class AuditShipper {
         headers: { ...(await this.options.authHeaders('POST', NODE_AUDIT_PATH)), 'content-type': 'application/json' },
         // The lines are already JSON: joined as bytes instead of parsed and serialised again.
         body: batchBody(batch),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]),
+        // undici's own timeouts rather than AbortSignal.any + AbortSignal.timeout: those leave a 30 s timer
+        // and a dependent signal alive per batch, garbage that outlives the young generation.
+        signal,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
       });
       const text = await res.body.text();
       if (res.statusCode === 400 || res.statusCode === 413) return MALFORMED;
