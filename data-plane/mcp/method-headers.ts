@@ -19,7 +19,8 @@ import { AGGREGATED_METHODS } from '../aggregate/resources-prompts.js';
 import type { Runtime, RuntimeKey } from '../config/runtime.js';
 import { CONNECT_TOOL } from '../credentials/connect-tool.js';
 import { GatewayError, RpcMessage } from '../errors.js';
-import { checkToolCall } from '../policy/tool-filter.js';
+import type { Declared } from '../pipeline/context.js';
+import { checkToolCall, parseToolName } from '../policy/tool-filter.js';
 import { META_PROTOCOL_VERSION, MODERN_VERSION } from '../proxy/era.js';
 
 /** The requests `/mcp` answers (its dispatch in route.ts); any `notifications/…` is accepted too. */
@@ -81,6 +82,24 @@ export function refusedByHeaders(headers: IncomingHttpHeaders, runtime: Runtime 
   const check = checkToolCall(runtime, key, name);
   if (check.ok) return null;
   return new GatewayError('tool_blocked', { message: RpcMessage.toolBlocked(name), reason: `mcp-name:${check.reason}` });
+}
+
+/**
+ * What a refused request said it is, for its record: the method and, for a `tools/call`, the server and the
+ * upstream's own tool name (the name as sent when no configured server has its prefix). From the headers
+ * when they are there (a refusal before the body), else from the body. Only called on the refusal path.
+ */
+export function declaredBy(headers: IncomingHttpHeaders, message: unknown, runtime: Runtime | null): Declared | null {
+  const body = isObject(message) ? message : {};
+  const method = single(headers, 'mcp-method') ?? (typeof body.method === 'string' ? body.method : undefined);
+  if (method === undefined) return null;
+  if (method !== 'tools/call') return { method, server: null, tool: null };
+  const raw = single(headers, 'mcp-name');
+  const params = isObject(body.params) ? body.params : {};
+  const name = raw === undefined ? (typeof params.name === 'string' ? params.name : null) : decodeMcpName(raw);
+  if (name === null) return { method, server: null, tool: null };
+  const parsed = runtime === null ? null : parseToolName(runtime, name);
+  return parsed ? { method, server: parsed.server.name, tool: parsed.tool } : { method, server: null, tool: name };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

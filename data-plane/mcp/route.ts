@@ -63,7 +63,7 @@ import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prom
 import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import { traceFromMeta } from '../tracing/trace-context.js';
-import { headerMismatch, refusedByHeaders } from './method-headers.js';
+import { declaredBy, headerMismatch, refusedByHeaders } from './method-headers.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -128,13 +128,19 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     }
     // MCP 2026-07-28: `Mcp-Method` / `Mcp-Name` route (and refuse) before the body is read.
     const early = refusedByHeaders(req.headers, ctx.runtime, ctx.caller?.key ?? null);
-    if (early) return early;
+    if (early) {
+      ctx.declared = declaredBy(req.headers, undefined, ctx.runtime);
+      return early;
+    }
     const body = await readJsonRpcBody(req, maxBodyBytes);
     if (body instanceof GatewayError) return body;
     const json = body.json;
     if (!Array.isArray(json)) {
       const mismatch = headerMismatch(req.headers, json);
-      return mismatch ?? { batch: false, message: json, modern: isModernRequest(req.headers, json) };
+      if (mismatch === null) return { batch: false, message: json, modern: isModernRequest(req.headers, json) };
+      // The body is what would have run: the record names it, not what the disagreeing headers said.
+      ctx.declared = declaredBy({}, json, ctx.runtime);
+      return mismatch;
     }
     // JSON-RPC 2.0 §6 and MCP 2025-03-26; see the module comment.
     if (typeof version === 'string' && version >= FIRST_VERSION_WITHOUT_BATCHES) return new GatewayError('invalid_message', { message: RpcMessage.batch() });

@@ -82,6 +82,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const serverRoute = createServerRoute({
     logger,
     pooled: createPooledForward(pool, logger),
+    health: pool.health,
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.guard !== undefined ? { guard: options.guard } : {}),
   });

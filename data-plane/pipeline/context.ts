@@ -78,6 +78,14 @@ export interface RequestRecord {
   stages?: { name: string; start: number; end: number }[];
 }
 
+/** What a request says it is before its body is read: the method and, for a tool call, the server and tool. */
+export interface Declared {
+  readonly method: string;
+  readonly server: string | null;
+  /** The upstream's own tool name; the name as sent when it names no configured server. */
+  readonly tool: string | null;
+}
+
 let nextRequestId = 1;
 
 export class RequestContext {
@@ -95,6 +103,11 @@ export class RequestContext {
   /** Set by the authenticate stage when it refuses a presented key: what the record may say about it. */
   refusedKey: { keyId: string | null; hashPrefix: string | null } | null = null;
   readonly records: RequestRecord[] = [];
+  /**
+   * Set by a parse stage that refuses a request for what its headers say it is (MCP `Mcp-Method` /
+   * `Mcp-Name`, before the body is read), so the refusal's record still says what was refused.
+   */
+  declared: Declared | null = null;
   readonly #res: ServerResponse;
   #abort: AbortController | null = null;
 
@@ -165,7 +178,12 @@ export class RequestContext {
 
   /** Records a refusal of the request as a whole (before or instead of any message). */
   refuse(error: GatewayError, outcome: RecordOutcome = 'refused'): void {
-    const record = this.open(null);
+    const declared = this.declared;
+    const record = this.open(declared?.method ?? null);
+    if (declared) {
+      record.server = declared.server;
+      record.tool = declared.tool;
+    }
     record.outcome = outcome;
     record.error = error.code;
     record.reason = error.reason ?? null;

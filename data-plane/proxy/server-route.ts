@@ -27,7 +27,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
-import { GatewayError, HttpMessage, RpcCode, RpcMessage, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
+import { GatewayError, HttpMessage, RpcCode, RpcMessage, ToolFailure, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import { readJsonRpcBody } from '../pipeline/json-body.js';
@@ -39,7 +39,8 @@ import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { describeError } from '../upstream/failures.js';
+import { UpstreamFailure, describeError, transportFailure } from '../upstream/failures.js';
+import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
 import { UpstreamForwarder, type UpstreamAnswer } from './upstream-forward.js';
@@ -56,6 +57,12 @@ export interface ServerRouteOptions {
   maxBodyBytes?: number;
   /** Answers for stdio and legacy SSE upstreams (they have no HTTP endpoint to proxy to). */
   pooled?: PooledForward;
+  /**
+   * Upstream health (the pool's tracker): Streamable HTTP upstreams reached directly by this route feed it
+   * as tool calls through the pool do (an answer: reachable; 401/403 to the shared credential:
+   * credentials_refused; no answer: unreachable or timeout). Pooled upstreams feed it in the pool.
+   */
+  health?: UpstreamHealthTracker;
   /**
    * The secrets guardrail (data-plane/guardrail): tool arguments are checked before they go upstream; a
    * tools/call answer is read (JSON, or its response event on SSE) and checked only where a policy applies.
@@ -89,7 +96,7 @@ export type MessageCheck =
   | { kind: 'other'; method: string | null; message: Record<string, unknown> };
 
 export function createServerRoute(options: ServerRouteOptions): ServerRoute {
-  const { logger } = options;
+  const { logger, health } = options;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const forwarder = new UpstreamForwarder();
   const era = new EraProbe();
@@ -257,6 +264,12 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       })
       .then(
         (upstream) => {
+          if (health) {
+            const status = upstream.statusCode;
+            // Only a refusal of the shared credential marks the server (the tracker tells identities apart).
+            if (status === 401 || status === 403) health.failed(server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, status), status));
+            else health.reachable(server.name);
+          }
           const answer = answerFromUpstream(ctx, request, caller, upstream, payload, record);
           return answer instanceof Promise ? answer.then((result) => ({ result })) : { result: answer };
         },
@@ -269,6 +282,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           }
           const reason = describeError(error, server);
           logger.warn({ server: server.name, reason }, 'upstream request failed on /mcp/{server}');
+          health?.failed(server, call.identity, transportFailure(server.name, reason));
           record.outcome = 'upstream_error';
           record.reason = reason;
           return { result: errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, reason) })) };

@@ -75,6 +75,14 @@ const NETWORK_CODES: Readonly<Record<string, string>> = {
   UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
 };
 
+/** The `describeError` reasons that mean no answer came in time (rather than none could come). */
+const TIMEOUT_REASONS: ReadonlySet<string> = new Set(['connection timed out', 'no response headers in time']);
+
+/** The failure for an upstream request that got no answer, from its `describeError` reason: timed out or unreachable. */
+export function transportFailure(server: string, reason: string): UpstreamFailure {
+  return new UpstreamFailure(TIMEOUT_REASONS.has(reason) ? 'timeout' : 'unreachable', ToolFailure.unreachable(server, reason));
+}
+
 /**
  * A short, secret-free reason for an upstream failure. Known network and HTTP failures get fixed texts;
  * anything else keeps its message only after URLs and the server's secret values are removed from it.

@@ -98,6 +98,21 @@ describe('refused from the headers, before the body is read', () => {
     expect(records.map((r) => [r.outcome, r.error, r.keyId])).toEqual(Array.from({ length: 4 }, () => ['refused', 'tool_blocked', 'key_dev']));
     expect(records[0]?.reason).toBe('mcp-name:not_granted');
     expect(records[2]?.reason).toBe('mcp-name:unknown_server');
+    // What was refused, from the headers alone: the server and the upstream's own tool name (Base64 decoded),
+    // or the name as sent when no configured server has its prefix.
+    expect(records.map((r) => [r.method, r.server, r.tool])).toEqual([
+      ['tools/call', 'crm', 'secret_tool'],
+      ['tools/call', 'crm', 'secret_tool'],
+      ['tools/call', null, 'nowhere-echo'],
+      ['tools/call', 'crm', 'ünïcode'],
+    ]);
+  });
+
+  it('a malformed Base64 Mcp-Name is recorded as the tools/call it claimed to be', async () => {
+    const answer = await postWithoutBody({ ...auth(), 'mcp-protocol-version': VERSION, 'mcp-method': 'tools/call', 'mcp-name': '=?base64?QR==?=' });
+    expect(answer.status).toBe(400);
+    await waitFor(() => records.length >= 1, { what: 'a record' });
+    expect(records[0]).toMatchObject({ outcome: 'invalid', error: 'header_mismatch', method: 'tools/call', server: null, tool: null });
   });
 
   it('a request whose Mcp-Method is not one /mcp serves: 404 with -32601', async () => {
@@ -109,6 +124,7 @@ describe('refused from the headers, before the body is read', () => {
     }
     await waitFor(() => records.length >= 3, { what: 'three records' });
     expect(records.map((r) => [r.outcome, r.error, r.reason])).toEqual(Array.from({ length: 3 }, () => ['refused', 'not_found', 'mcp-method']));
+    expect(records.map((r) => [r.method, r.server, r.tool])).toEqual(['tasks/get', 'sampling/createMessage', 'tools/delete'].map((m) => [m, null, null]));
   });
 
   it('still authenticates first: no key is 401, not a header answer', async () => {
@@ -156,7 +172,9 @@ describe('header/body mismatch: 400 HeaderMismatch (-32020) naming the header, n
     expect(answer.body.error?.message).toMatch(message);
     expect(toolCalls()).toBe(before);
     await waitFor(() => records.length >= 1, { what: 'a record' });
-    expect(records[0]).toMatchObject({ outcome: 'invalid', error: 'header_mismatch' });
+    // The record names what the body would have run (a malformed Mcp-Name is refused before the body: no tool).
+    const early = headers['mcp-name']?.startsWith('=?base64?%') === true;
+    expect(records[0]).toMatchObject({ outcome: 'invalid', error: 'header_mismatch', method: 'tools/call', server: early ? null : 'crm', tool: early ? null : 'echo' });
   });
 });
 
