@@ -8,7 +8,7 @@
  * fields separated by a newline; the event JSON holds the event id, so every column is covered either
  * directly or through the event it copies.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { AuditEvent } from '../../data-plane/snapshot/audit-protocol.js';
 import type { AuditEventsTable } from '../db/schema.js';
@@ -29,10 +29,9 @@ export interface ChainedFields {
 }
 
 export function rowHash(f: ChainedFields): string {
-  return createHash('sha256')
-    .update(`${CHAIN_VERSION}\n${f.partition}\n${f.seq}\n${f.receivedAt}\n${f.prevHash}\n`)
-    .update(f.event)
-    .digest('base64url');
+  // One-shot `hash` over the joined text: the same bytes as a Hash object fed the parts in turn, without
+  // the object (a few µs per row, paid for every event stored and every row verified).
+  return hash('sha256', `${CHAIN_VERSION}\n${f.partition}\n${f.seq}\n${f.receivedAt}\n${f.prevHash}\n${f.event}`, 'base64url');
 }
 
 /** A stored row as the store reads it back. */

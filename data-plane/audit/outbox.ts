@@ -84,6 +84,8 @@ export class AuditOutbox {
   /** Segment being written, its handle and its durable (fsynced) size. */
   private writeSegment = 1;
   private handle: FileHandle | null = null;
+  /** The segment the shipper reads, kept open between batches (it is read batch after batch). */
+  private reader: { segment: number; handle: FileHandle } | null = null;
   private durable = new Map<number, number>();
   private cursor: Position = { segment: 1, offset: 0 };
   /** Whether `cursor` is ahead of the cursor file, and when that file was last written (performance.now()). */
@@ -92,7 +94,8 @@ export class AuditOutbox {
   /** In-memory mode: the backlog itself. */
   private memory: string[] = [];
   private readonly stats: OutboxStats = { depth: 0, bytes: 0, dropped: 0, shipped: 0 };
-  private readonly waiters = new Set<() => void>();
+  /** Who waits for durable events, and how large the backlog must be to wake them. */
+  private readonly waiters = new Map<() => void, number>();
   private readonly flushIntervalMs: number;
   private readonly flushEvents: number;
   private readonly segmentBytes: number;
@@ -242,13 +245,16 @@ export class AuditOutbox {
     this.durable.set(this.writeSegment, 0);
   }
 
-  private wake(): void {
-    for (const w of this.waiters) w();
-    this.waiters.clear();
+  /** Wakes the waiters whose backlog is reached (all of them on close). */
+  private wake(all = false): void {
+    for (const [w, minBacklog] of this.waiters) if (all || this.stats.depth >= minBacklog) w();
   }
 
-  /** Resolves when new durable events may be available (or after `timeoutMs`). */
-  waitForEvents(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when new durable events may be available and the backlog is at least `minBacklog` events
+   * (a shipper waiting for a full batch is not woken by every flush), or after `timeoutMs`.
+   */
+  waitForEvents(timeoutMs: number, signal?: AbortSignal, minBacklog = 0): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -257,7 +263,7 @@ export class AuditOutbox {
         resolve();
       };
       const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
+      this.waiters.set(done, minBacklog);
       signal?.addEventListener('abort', done, { once: true });
     });
   }
@@ -289,14 +295,17 @@ export class AuditOutbox {
     }
     const durable = this.durable.get(segment)!;
     const length = Math.min(durable - offset, maxBytes);
-    const handle = await open(join(dir, segmentName(segment)), 'r');
-    let chunk: Buffer;
+    if (this.reader?.segment !== segment) {
+      await this.closeReader();
+      this.reader = { segment, handle: await open(join(dir, segmentName(segment)), 'r') };
+    }
+    let chunk = Buffer.allocUnsafe(length);
     try {
-      chunk = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(chunk, 0, length, offset);
+      const { bytesRead } = await this.reader.handle.read(chunk, 0, length, offset);
       chunk = chunk.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
+    } catch (error) {
+      await this.closeReader();
+      throw error;
     }
     let count = 0;
     let start = 0;
@@ -336,10 +345,17 @@ export class AuditOutbox {
     // Before a delivered segment goes, the file must point past it; otherwise a lagging cursor only means
     // a few duplicates after a crash.
     if (this.cursor.segment !== previous || performance.now() - this.cursorWrittenAt >= this.cursorIntervalMs) await this.writeCursor(dir);
+    if (this.reader && this.reader.segment < this.cursor.segment) await this.closeReader();
     for (let n = previous; n < this.cursor.segment; n++) {
       this.durable.delete(n);
       await unlink(join(dir, segmentName(n))).catch(() => undefined);
     }
+  }
+
+  private async closeReader(): Promise<void> {
+    const reader = this.reader;
+    this.reader = null;
+    await reader?.handle.close().catch(() => undefined);
   }
 
   private async writeCursor(dir: string): Promise<void> {
@@ -377,6 +393,7 @@ export class AuditOutbox {
     }
     await this.handle?.close().catch(() => undefined);
     this.handle = null;
-    this.wake();
+    await this.closeReader();
+    this.wake(true);
   }
 }

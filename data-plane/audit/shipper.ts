@@ -4,7 +4,7 @@
  * control plane's id check makes it exactly once in the store. While the control plane is away it retries
  * with capped exponential backoff and the outbox keeps growing on disk; it logs the outage once, not per try.
  *
- * Batches linger: one goes out when it is full (`batchEvents`) or `lingerMs` after the previous one (or
+ * Batches linger: one goes out when it is full (`batchEvents`, by default the protocol's 1,000) or `lingerMs` after the previous one (or
  * after the first event of a quiet spell), not after every outbox flush. Under load the control plane then
  * gets a few large batches a second instead of one per 20 ms flush, and what each batch costs on both
  * sides (a request, a read of the segment, a transaction, a cursor write) is paid that much less often;
@@ -75,7 +75,7 @@ export class AuditShipper {
   /** Sends everything durable now (tests; a clean shutdown does not wait for the control plane). */
   private async loop(): Promise<void> {
     const { outbox, logger } = this.options;
-    const batchEvents = Math.min(this.options.batchEvents ?? 500, AUDIT_BATCH_MAX_EVENTS);
+    const batchEvents = Math.min(this.options.batchEvents ?? AUDIT_BATCH_MAX_EVENTS, AUDIT_BATCH_MAX_EVENTS);
     const batchBytes = this.options.batchBytes ?? 4 * 1024 * 1024;
     let backoff = 0;
     // After the control plane refused a batch as malformed (400/413), batches shrink to one event, so a
@@ -89,7 +89,7 @@ export class AuditShipper {
       if (isolating === 0 && lingerMs > 0) {
         const until = lastSent + lingerMs;
         for (let left = until - performance.now(); left > 0 && outbox.backlog < batchEvents && !signal.aborted; left = until - performance.now()) {
-          await outbox.waitForEvents(left, signal);
+          await outbox.waitForEvents(left, signal, batchEvents);
         }
       }
       let batch;
@@ -151,7 +151,11 @@ export class AuditShipper {
         headers: { ...(await this.options.authHeaders('POST', NODE_AUDIT_PATH)), 'content-type': 'application/json' },
         // The lines are already JSON: joined as bytes instead of parsed and serialised again.
         body: batchBody(batch),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(30_000)]),
+        // undici's own timeouts rather than AbortSignal.any + AbortSignal.timeout: those leave a 30 s timer
+        // and a dependent signal alive per batch, garbage that outlives the young generation.
+        signal,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
       });
       const text = await res.body.text();
       if (res.statusCode === 400 || res.statusCode === 413) return MALFORMED;
