@@ -69,6 +69,7 @@ export const ControlPlaneMessage = {
   badNodeId: (header: string) => `header ${header} must be 1-200 of [A-Za-z0-9._:-]`,
   badNodeKey: (header: string) => `header ${header} must be a base64url public X25519 JWK`,
   notAReport: () => 'body is not a node report',
+  reportTooLarge: (limit: number) => `node report exceeds ${limit} bytes and was dropped: the node must send fewer tool catalogs (nodes since this bound trim their reports themselves)`,
   notAnAuditBatch: (max: number) => `body must be {events: [...]} with 1 to ${max} audit events`,
   badAuditRange: (field: string) => `${field} must be an ISO-8601 date-time`,
   notAnEnrollment: () => 'body must be {nodeId, identityJwk (public Ed25519 JWK), sealingJwk (public X25519 JWK)}',

@@ -10,7 +10,7 @@ import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
 import type { PublicJwk } from '../../data-plane/snapshot/schema.js';
 import { isPublicX25519Jwk } from '../../data-plane/snapshot/seal.js';
-import { NODE_ID_HEADER, NODE_KEY_HEADER, NODE_TRUST_HEADER, NODE_VERSION_HEADER, NodeEnrollmentSchema, NodeReportSchema } from '../../data-plane/snapshot/stream-protocol.js';
+import { MAX_NODE_REPORT_BYTES, NODE_ID_HEADER, NODE_KEY_HEADER, NODE_TRUST_HEADER, NODE_VERSION_HEADER, NodeEnrollmentSchema, NodeReportSchema } from '../../data-plane/snapshot/stream-protocol.js';
 import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
@@ -118,8 +118,12 @@ export async function handleNodeStream(req: IncomingMessage, res: ServerResponse
 export async function handleNodeReport(req: IncomingMessage, res: ServerResponse, deps: NodeRouteDeps): Promise<void> {
   const node = await requireNode(req, res, deps);
   if (!node) return;
-  const body = await readJsonBody(req, res, 256 * 1024);
-  if (body === undefined) return;
+  const body = await readJsonBody(req, res, MAX_NODE_REPORT_BYTES, ControlPlaneMessage.reportTooLarge(MAX_NODE_REPORT_BYTES));
+  if (body === undefined) {
+    // Not silent on this side either: an operator sees which node's reports are lost.
+    if (res.statusCode === 413) deps.logger.warn({ nodeId: node.nodeId, maxBytes: MAX_NODE_REPORT_BYTES }, 'refused an oversized node report');
+    return;
+  }
   const parsed = NodeReportSchema.safeParse(body);
   if (!parsed.success) return sendError(res, 'invalid_request', ControlPlaneMessage.notAReport());
   // A node reports for itself only.

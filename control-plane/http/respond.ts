@@ -16,11 +16,14 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
 }
 
-/** Reads a JSON body up to `limit` bytes; on failure answers the request and returns undefined. */
-export async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<unknown> {
+/**
+ * Reads a JSON body up to `limit` bytes; on failure answers the request and returns undefined. A route may
+ * say in `tooLarge` what its oversized body is and what the sender should do (413 `payload_too_large`).
+ */
+export async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number, tooLarge?: string): Promise<unknown> {
   const body = await readBody(req, limit);
   if (body.kind === 'too_large') {
-    sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(limit));
+    sendError(res, 'payload_too_large', tooLarge ?? ControlPlaneMessage.bodyTooLarge(limit));
     return undefined;
   }
   if (body.kind === 'aborted') return undefined;

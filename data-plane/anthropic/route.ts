@@ -10,13 +10,15 @@
  *                 provider's table (else `model_blocked`: an unpriced call could not be charged).
  *   limits        `Limiter.admit` before anything reaches the provider (rate, tokens per minute, budgets);
  *                 settled with the priced usage when the answer has ended.
- *   forward       `http-proxy-3` (`proxy/http-forward.ts`); the answer streams to the caller event by event
- *                 as the provider sends it, while `UsageMeter` reads usage from the same bytes.
+ *   forward       undici (`proxy/upstream-forward.ts`, the forwarder `/mcp/{server}` uses: keep-alive per
+ *                 origin, bounded connect, no idle timeout on a streamed answer); the answer streams to the
+ *                 caller event by event as the provider sends it, while `UsageMeter` reads usage from the same
+ *                 bytes. The caller going away aborts the provider request (`ctx.signal`, and the answer's
+ *                 streams are chained so destroying the last one destroys the provider's body).
  *
  * Refusals are `{type, message}` (SPEC) with Anthropic's `error: {type, message}` beside it, so Anthropic
  * SDKs (Claude Code) show the message. It does not retry, cache, or rewrite bodies.
  */
-import type { IncomingMessage } from 'node:http';
 import type { ResolvedProvider } from '../config/runtime.js';
 import { GatewayError } from '../errors.js';
 import { readBody } from '../snapshot/bounded-body.js';
@@ -26,10 +28,10 @@ import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
-import { HttpForwarder } from '../proxy/http-forward.js';
+import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
 import { costNanos, findPrice } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import type { GuardrailPolicy } from '../snapshot/schema.js';
@@ -82,7 +84,7 @@ function refusalAnswer(error: GatewayError): Answer {
 export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicRoute {
   const { logger, guard } = options;
   const maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const forwarder = new HttpForwarder();
+  const forwarder = new UpstreamForwarder();
 
   async function parse(ctx: RequestContext): Promise<AnthropicRequest | GatewayError> {
     const url = ctx.req.url ?? '/';
@@ -160,39 +162,58 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(request.body.length);
     }
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (answer: Answer, usage?: Promise<Usage | null>): void => {
-        if (done) return;
-        done = true;
-        resolve(usage ? { result: answer, usage } : { result: answer });
-      };
-      ctx.signal.addEventListener('abort', () => {
+    // The caller leaving at any point (before the answer, or mid-stream) is what the record says, unless it
+    // already says why the call failed (the provider broke off, and the caller's stream was cut for it); the
+    // record stage runs on the same 'close', so this is set synchronously, not from the streams' errors.
+    ctx.signal.addEventListener(
+      'abort',
+      () => {
+        if (record.reason !== null) return;
         record.outcome = 'upstream_error';
         record.reason = 'caller_gone';
-        finish(errorAnswer(new GatewayError('provider_error', { reason: 'caller_gone' })));
-      });
-      forwarder.forward(ctx.req, ctx.watchedResponse, {
-        target,
-        headers,
-        body: request.body,
-        onResponse: (upstream) => {
-          const { answer, usage } = answerFromProvider(request, upstream, record);
-          if (answer instanceof Promise) void answer.then((a) => finish(a, usage));
-          else finish(answer, usage);
+      },
+      { once: true },
+    );
+    return forwarder
+      .forward({ method: request.method === 'GET' ? 'GET' : 'POST', target, headers, body: request.body, signal: ctx.signal })
+      .then(
+        (upstream): Forwarded<Answer> | Promise<Forwarded<Answer>> => {
+          const { answer, usage } = answerFromProvider(ctx, request, upstream, record);
+          const forwarded = (a: Answer): Forwarded<Answer> => (usage ? { result: a, usage } : { result: a });
+          return answer instanceof Promise ? answer.then(forwarded) : forwarded(answer);
         },
-        onError: (error) => {
-          logger.warn({ provider: request.provider.name, err: error.message }, 'LLM provider request failed');
+        (error: unknown): Forwarded<Answer> => {
+          if (ctx.signal.aborted) {
+            // The caller left before the provider answered: the provider request was aborted with it.
+            return { result: errorAnswer(new GatewayError('provider_error', { reason: 'caller_gone' })) };
+          }
+          const reason = (error as { code?: unknown }).code;
           record.outcome = 'upstream_error';
-          record.reason = (error as { code?: string }).code ?? 'network';
-          finish(refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" could not be reached` })));
+          logger.warn({ provider: request.provider.name, err: error instanceof Error ? error.message : String(error) }, 'LLM provider request failed');
+          record.reason = typeof reason === 'string' ? reason : 'network';
+          return { result: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" could not be reached` })) };
         },
-      });
-    });
+      );
   }
 
-  function answerFromProvider(request: AnthropicRequest, upstream: IncomingMessage, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
-    const status = upstream.statusCode ?? 502;
+  /**
+   * The provider's body through `stages` (usage meter, guardrail), chained so that an error or an early end
+   * anywhere destroys them all: the respond stage destroying the last one (the caller left) aborts the
+   * provider request, and the provider breaking off reaches the caller as a broken stream. That break is
+   * recorded as it happens: the record goes out when the caller's stream closes, which the break causes.
+   */
+  function chain(ctx: RequestContext, record: RequestRecord, body: Readable, ...stages: Readable[]): void {
+    body.once('error', (error: NodeJS.ErrnoException) => {
+      // An early end downstream is the caller leaving (recorded on abort, in `forward`).
+      if (ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      record.outcome = 'upstream_error';
+      record.reason = 'answer_broken';
+    });
+    pipeline([body, ...stages], () => undefined);
+  }
+
+  function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
+    const status = upstream.statusCode;
     record.upstreamStatus = status;
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
@@ -203,23 +224,22 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     if (status === 401 || status === 403) {
       // The provider refused the gateway's own API key: the caller can do nothing about it, and must not be
       // sent looking for credentials of its own.
-      upstream.resume();
+      upstream.body.resume();
       logger.warn({ provider: request.provider.name, status }, 'LLM provider refused the configured API key');
       record.reason = `HTTP ${status}`;
       return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" refused the gateway's API key (HTTP ${status}); tell your Gatehouse operator` })) };
     }
     const policy = responsePolicy.get(record) ?? 'off';
-    if (guard && policy !== 'off' && status < 300) return guardedAnswer(request, upstream, record, status, headers, policy, guard);
-    if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream } };
+    if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard);
+    if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream.body } };
     const meter = new UsageMeter(headers['content-type'] ?? '');
-    upstream.on('error', (error) => meter.destroy(error));
-    upstream.pipe(meter);
+    chain(ctx, record, upstream.body, meter);
     const usage = meteredUsage(request, meter);
     return { answer: { kind: 'stream', status, headers, body: meter }, usage };
   }
 
   function meteredUsage(request: AnthropicRequest, meter: UsageMeter): Promise<Usage | null> {
-    return meter.usage.then((u): Usage | null => {
+    const usage = meter.usage.then((u): Usage | null => {
       if (u === null) return null;
       const model = u.model ?? request.model ?? '';
       const price = findPrice(request.provider.prices, model) ?? findPrice(request.provider.prices, request.model ?? '');
@@ -233,6 +253,9 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
         cacheReadTokens: u.cacheReadTokens,
       };
     });
+    // Its record goes out when the caller's stream closes (the pipeline's record stage): it must be priced by then.
+    meter.endAfter(usage);
+    return usage;
   }
 
   /** The guardrail's policy for each call's answer, decided with its request. */
@@ -243,8 +266,9 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
    * which reads the provider's own bytes); a JSON answer is read whole, scanned, then sent redacted or refused.
    */
   function guardedAnswer(
+    ctx: RequestContext,
     request: AnthropicRequest,
-    upstream: IncomingMessage,
+    upstream: UpstreamAnswer,
     record: RequestRecord,
     status: number,
     headers: Record<string, string>,
@@ -252,19 +276,17 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     contentGuard: ContentGuard,
   ): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const meter = new UsageMeter(headers['content-type'] ?? '');
-    upstream.on('error', (error) => meter.destroy(error));
-    upstream.pipe(meter);
     const usage = request.priced ? meteredUsage(request, meter) : undefined;
     if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
       const sse = new SseSecretGuard(contentGuard.scanner, policy);
-      meter.on('error', (error) => sse.destroy(error));
-      meter.pipe(sse);
+      chain(ctx, record, upstream.body, meter, sse);
       sse.once('end', () => {
         if (sse.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...sse.findings];
       });
       return { answer: { kind: 'stream', status, headers, body: sse }, ...(usage ? { usage } : {}) };
     }
     // Whole JSON: the answer (redacted, or a refusal with its own status) is decided once it is read.
+    chain(ctx, record, upstream.body, meter);
     const answer = new Promise<Answer>((resolve) => {
       const chunks: Buffer[] = [];
       meter.on('data', (c: Buffer) => chunks.push(c));

@@ -31,6 +31,7 @@ export class UsageMeter extends Transform {
   readonly #decoder = new TextDecoder();
   #json: Buffer[] | null;
   #jsonBytes = 0;
+  #endAfter: Promise<unknown> | null = null;
 
   constructor(contentType: string, private readonly maxJsonBytes = 8 * 1024 * 1024) {
     super();
@@ -40,6 +41,14 @@ export class UsageMeter extends Transform {
     this.#json = sse ? null : [];
     // An answer cut off (caller gone, upstream broke) still settles what it reported so far.
     this.once('close', () => this.#resolve(this.#seen ? { ...this.#current } : null));
+  }
+
+  /**
+   * Holds the end of the answer until `settled` (derived from `usage`) has settled: the caller's stream
+   * closing is what delivers the call's record, which must carry the usage priced from this answer.
+   */
+  endAfter(settled: Promise<unknown>): void {
+    this.#endAfter = settled;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
@@ -68,7 +77,9 @@ export class UsageMeter extends Transform {
       }
     }
     this.#resolve(this.#seen ? { ...this.#current } : null);
-    done();
+    const hold = this.#endAfter;
+    if (hold === null) done();
+    else hold.then(() => done(), () => done());
   }
 
   #onEvent(event: EventSourceMessage): void {

@@ -24,6 +24,7 @@ import {
   NODE_ID_HEADER,
   NODE_JWKS_PATH,
   NODE_KEY_HEADER,
+  MAX_NODE_REPORT_BYTES,
   NODE_REPORT_PATH,
   NODE_SNAPSHOT_PATH,
   NODE_STREAM_PATH,
@@ -35,6 +36,7 @@ import {
 } from '../snapshot/stream-protocol.js';
 import { TrustStore, verifyDelta, verifySnapshot } from '../snapshot/verify.js';
 import type { Logger } from '../log.js';
+import { fitReport } from './report-size.js';
 
 export type MissingEnv = NodeReport['missingEnv'];
 
@@ -62,6 +64,8 @@ export interface LinkOptions {
   upstreams?: () => NonNullable<NodeReport['upstreams']>;
   logger: Logger;
   reportIntervalMs?: number;
+  /** The most bytes a report may be; default the control plane's bound (`MAX_NODE_REPORT_BYTES`). */
+  maxReportBytes?: number;
   /** How long `reportSoon` waits, gathering further changes into the same report. Default 500 ms. */
   reportSoonMs?: number;
   /** Compact `deltas.jsonl` into a fresh base after this many deltas (default 500) or bytes (default 8 MB). */
@@ -104,6 +108,10 @@ export class ControlPlaneLink {
   private compactNotBefore = 0;
   /** The last credential refusal logged, so a node retrying every few seconds logs it once. */
   private lastRefusal = '';
+  /** The last refusal of a report logged (cleared by an accepted one), so a refusal repeated every interval is logged once. */
+  private lastReportRefusal = '';
+  /** A report has had to be trimmed to fit the control plane's bound (logged the first time only). */
+  private reportTrimmed = false;
   private enrolled = false;
 
   constructor(private readonly options: LinkOptions) {}
@@ -491,15 +499,35 @@ export class ControlPlaneLink {
       ...(this.options.catalogs ? { catalogs: this.options.catalogs() } : {}),
       ...(this.options.upstreams ? { upstreams: this.options.upstreams() } : {}),
     };
+    const fitted = fitReport(report, this.options.maxReportBytes ?? MAX_NODE_REPORT_BYTES);
+    if ((fitted.droppedCatalogs > 0 || fitted.droppedUpstreams > 0) && !this.reportTrimmed) {
+      this.reportTrimmed = true;
+      this.options.logger.warn(
+        { droppedCatalogs: fitted.droppedCatalogs, droppedUpstreams: fitted.droppedUpstreams, maxBytes: this.options.maxReportBytes ?? MAX_NODE_REPORT_BYTES },
+        'node report is over the control plane bound: left out tool catalogs (then healthy upstreams) to fit; logged once',
+      );
+    }
+    let res: Response;
     try {
-      await fetch(new URL(NODE_REPORT_PATH, this.options.controlPlaneUrl), {
+      res = await fetch(new URL(NODE_REPORT_PATH, this.options.controlPlaneUrl), {
         method: 'POST',
         headers: { ...(await this.authHeaders('POST', NODE_REPORT_PATH)), 'content-type': 'application/json' },
-        body: JSON.stringify(report),
+        body: fitted.body,
       });
     } catch {
       // The control plane may be away; the next report or reconnect catches up.
+      return;
     }
+    if (res.ok) {
+      this.lastReportRefusal = '';
+      await res.body?.cancel();
+      return;
+    }
+    // A refused report (too large, malformed, a credential problem) is lost: say why, once until one is accepted.
+    const text = (await this.refusal(res)).replace('refused this node', 'refused a node report');
+    if (text === this.lastReportRefusal) return;
+    this.lastReportRefusal = text;
+    this.options.logger.error({ controlPlane: this.options.controlPlaneUrl, status: res.status }, text);
   }
 }
 

@@ -1,14 +1,16 @@
 /**
- * The byte path of `/mcp/{server}` to a Streamable HTTP upstream: one undici `Agent` per route (keep-alive
+ * The byte path of `/mcp/{server}` to a Streamable HTTP upstream, and of `/anthropic` to the LLM provider
+ * (`anthropic/route.ts`, which meters and guards the answer it streams): one undici `Agent` per route (keep-alive
  * connections per upstream origin, the client `/mcp` uses too, `upstream/http-client.ts`), and per request
  * the exact header set the route computed (`headers.ts`), the body the route already read (or none, for GET
  * and DELETE). The answer is the upstream's status, headers and body stream, which the route swaps the
  * session id in and may filter; everything else goes through unchanged, SSE event by event as the
  * upstream flushes them.
  *
- * Why undici and not `http-proxy-3` over `node:http` (`http-forward.ts`, still the /anthropic path): per
- * tools/call the node:http client costs far more CPU (ClientRequest, header validation, socket parsing),
- * which kept `/mcp/{server}` well below `/mcp` in `npm run bench` (issue 9 acceptance).
+ * Why undici and not `http-proxy-3` over `node:http` (what both routes used before): per request the
+ * node:http client costs far more CPU (ClientRequest, header validation, socket parsing), which kept
+ * `/mcp/{server}` well below `/mcp` in `npm run bench` (issue 9 acceptance) and `/anthropic` far below its
+ * provider.
  *
  * The caller going away aborts the upstream request (`signal`, before the answer; the respond stage
  * destroys the body after), which is also how a 2026-07-28 client cancels a request. There is no idle

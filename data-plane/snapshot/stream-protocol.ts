@@ -36,6 +36,11 @@ export const DELTA_EVENT = 'delta';
  */
 export const UPSTREAM_STATUSES = ['reachable', 'credentials_refused', 'unreachable', 'timeout'] as const;
 export type UpstreamStatus = (typeof UPSTREAM_STATUSES)[number];
+/**
+ * The most bytes one `NodeReport` may be (its JSON, UTF-8): the control plane refuses a larger one with 413
+ * `payload_too_large`, and a node trims its report to fit (catalogs go first, health stays; `node/report-size.ts`).
+ */
+export const MAX_NODE_REPORT_BYTES = 256 * 1024;
 /** The most servers one report carries health for (a node with more reports the first ones). */
 export const MAX_REPORTED_UPSTREAMS = 2_000;
 /** The longest `reason` a node sends (nodes cut theirs shorter; the control plane refuses longer). */

@@ -16,9 +16,12 @@ import { hashKey } from '../../../data-plane/snapshot/key-hash.js';
 import type { SnapshotPayload } from '../../../data-plane/snapshot/schema.js';
 import { generateDataKey, sealValue } from '../../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../../data-plane/upstream/pool.js';
+import type { RequestRecord } from '../../../data-plane/pipeline/context.js';
 
 const PROVIDER_KEY = 'sk-ant-stream-secret-abcdef0123';
 const VIRTUAL_KEY = 'gk_streamingTestKey0123456789abcdefghijklmnop';
+/** A second key without a budget, for a call made after the first key's budget is spent. */
+const OTHER_KEY = 'gk_streamingOtherKey0123456789abcdefghijklmno';
 const PRICE = { model: 'claude-haiku-*', inputPerMTok: 0.8, outputPerMTok: 4, cacheWritePerMTok: 1, cacheReadPerMTok: 0.08 };
 const USAGE = { input_tokens: 1234, cache_creation_input_tokens: 500, cache_read_input_tokens: 10_000, output_tokens: 1 };
 const FINAL_OUTPUT = 777;
@@ -28,17 +31,26 @@ describe('/anthropic streaming', () => {
   let providerUrl: string;
   let release: () => void = () => undefined;
   const seen: IncomingMessage[] = [];
+  /** Provider answers whose connection closed before the provider finished them. */
+  let cutOff = 0;
   let node: Server;
   let nodeUrl: string;
   let limiter: GovernanceLimiter;
   const events: SpendEvent[] = [];
+  const records: RequestRecord[] = [];
 
   beforeAll(async () => {
     provider = createServer((req, res) => {
       seen.push(req);
       req.resume();
+      res.once('close', () => {
+        if (!res.writableFinished) cutOff++;
+      });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_1', 'set-cookie': 'provider=internal' });
-      res.write(`event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`);
+      const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`;
+      // `?break=1`: the provider's connection breaks right after message_start.
+      if (req.url?.includes('break=1')) return void res.write(start, () => res.destroy());
+      res.write(start);
       new Promise<void>((r) => (release = r)).then(() => {
         res.write(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })}\n\n`);
         res.write(`event: message_delta\ndata: ${JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: FINAL_OUTPUT } })}\n\n`);
@@ -66,6 +78,15 @@ describe('/anthropic streaming', () => {
           revoked: false,
           limits: { budgets: [{ maxUsd: 0.02, period: 'MONTHLY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' },
         },
+        {
+          id: 'key_2',
+          name: 'k2',
+          hash: hashKey(OTHER_KEY),
+          userId: 'user_1',
+          servers: [],
+          expiresAt: null,
+          revoked: false,
+        },
       ],
       users: [{ id: 'user_1', email: 'dev@example.com' }],
       sessionSecrets: null,
@@ -75,7 +96,7 @@ describe('/anthropic streaming', () => {
     holder.set(buildRuntime(payload, dataKey, {}).runtime);
     const logger = createLogger('test-anthropic', { level: 'silent' });
     limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
-    node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, limiter });
+    node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, limiter, onRecord: (r) => records.push(r) });
     await new Promise<void>((r) => node.listen(0, '127.0.0.1', () => r()));
     nodeUrl = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
   });
@@ -158,5 +179,45 @@ describe('/anthropic streaming', () => {
     const again = await fetch(`${nodeUrl}/anthropic/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${VIRTUAL_KEY}` }, body: JSON.stringify({ model: 'claude-haiku-4-5', messages: [] }) });
     expect(again.status).toBe(402);
     expect(seen.length).toBe(calls);
+  });
+
+  it('a caller that goes away mid-stream closes the provider request, and what it reported so far is settled', async () => {
+    const caller = new AbortController();
+    const before = seen.length;
+    const res = await fetch(`${nodeUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': OTHER_KEY },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      signal: caller.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while (!received.includes('event: message_start')) received += decoder.decode((await reader.read()).value, { stream: true });
+    expect(seen.length).toBe(before + 1);
+    // The provider is holding the rest back (never released): the caller leaves in the middle of the stream.
+    caller.abort();
+    for (let i = 0; i < 200 && cutOff === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(cutOff).toBe(1);
+    for (let i = 0; i < 200 && !events.some((e) => e.keyId === 'key_2'); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events.filter((e) => e.keyId === 'key_2')).toEqual([expect.objectContaining({ keyId: 'key_2', inputTokens: 1234, outputTokens: 1 })]);
+    expect(records.filter((r) => r.keyId === 'key_2')).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'caller_gone', upstreamStatus: 200 })]);
+  });
+
+  it('a provider that breaks off mid-stream breaks the caller\'s stream; the record says so and what it reported is settled', async () => {
+    const ofKey2 = <T extends { keyId: string | null }>(list: T[]): T[] => list.filter((e) => e.keyId === 'key_2');
+    const before = ofKey2(records).length;
+    const res = await fetch(`${nodeUrl}/anthropic/v1/messages?break=1`, {
+      method: 'POST',
+      headers: { 'x-api-key': OTHER_KEY },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    for (let i = 0; i < 200 && ofKey2(records).length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ofKey2(records).slice(before)).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'answer_broken', upstreamStatus: 200 })]);
+    for (let i = 0; i < 200 && ofKey2(events).length === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ofKey2(events).slice(before)).toEqual([expect.objectContaining({ inputTokens: 1234, outputTokens: 1 })]);
   });
 });
