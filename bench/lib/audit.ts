@@ -4,11 +4,14 @@
  * fsynced in batches and shipped to the control plane; arguments and results scanned and redacted under a
  * `redact` policy on the server) against a node with both off (GATEHOUSE_AUDIT=off), as a ratio
  * (target ≥ 0.9). It also reports whether the "on" node dropped any event and how long its outbox took to
- * drain after the load.
+ * drain after the load, and the CPU each request cost (node on and off, and the control plane storing the
+ * "on" node's events) during the recorded runs: on a shared 2-core box the req/s ratio moves with whatever
+ * else runs, the CPU per request much less, and the control plane's share competes with the node for cores.
  */
 import { request } from 'undici';
 import { startGatehouseNode, type ControlPlaneProcess, type NodeProcess } from './gatehouse.js';
 import { runLoad, type Generator, type LoadResult, type LoadSpec } from './load.js';
+import { cpuSeconds } from './procs.js';
 
 export interface AuditBenchOptions {
   generator: Generator;
@@ -32,6 +35,8 @@ export interface AuditResults {
   droppedEvents: number | null;
   /** Seconds from the end of the load until the node's outbox was empty. */
   drainS: number | null;
+  /** CPU µs per request during the recorded runs (median over rounds); null without /proc. */
+  cpuUsPerRequest: { nodeOff: number; nodeOn: number; controlPlaneOn: number } | null;
 }
 
 async function metric(nodeUrl: string, name: string): Promise<number | null> {
@@ -65,15 +70,28 @@ export async function measureAudit(o: AuditBenchOptions): Promise<AuditResults> 
     }
     const spec = (node: NodeProcess): LoadSpec => ({ url: `${node.url}/mcp`, body, authorization: `Bearer ${o.key}`, connections: o.connections, durationS: o.durationS, warmupS: o.warmupS });
     const runs: { off: LoadResult[]; on: LoadResult[] } = { off: [], on: [] };
+    const cpu: { off: number[]; on: number[]; cp: number[] } = { off: [], on: [], cp: [] };
     for (let round = 0; round < o.rounds; round++) {
       for (const which of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
         o.log(`load: /mcp tools/call, audit + guardrail (redact) ${which}, ${o.warmupS} s warm-up + ${o.durationS} s`);
-        const r = await runLoad(o.generator, spec(which === 'off' ? off : on));
+        const node = which === 'off' ? off : on;
+        let before: [number | null, number | null] = [null, null];
+        let after: [number | null, number | null] = [null, null];
+        const r = await runLoad(o.generator, spec(node), {
+          start: () => (before = [cpuSeconds([node.proc.pid]), cpuSeconds([o.cp.proc.pid])]),
+          end: () => (after = [cpuSeconds([node.proc.pid]), cpuSeconds([o.cp.proc.pid])]),
+        });
+        if (before[0] !== null && after[0] !== null && before[1] !== null && after[1] !== null && r.requests > 0) {
+          cpu[which].push(((after[0] - before[0]) * 1e6) / r.requests);
+          if (which === 'on') cpu.cp.push(((after[1] - before[1]) * 1e6) / r.requests);
+        }
         o.log(`  ${Math.round(r.rps)} req/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors`);
         runs[which].push(r);
       }
     }
     const median = (rs: LoadResult[]): LoadResult | null => [...rs].sort((a, b) => a.rps - b.rps)[Math.floor((rs.length - 1) / 2)] ?? null;
+    const mid = (xs: number[]): number | null => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? null;
+    const [nodeOff, nodeOn, controlPlaneOn] = [mid(cpu.off), mid(cpu.on), mid(cpu.cp)];
     const offResult = median(runs.off);
     const onResult = median(runs.on);
     const drainStart = performance.now();
@@ -92,6 +110,7 @@ export async function measureAudit(o: AuditBenchOptions): Promise<AuditResults> 
       p99Ratio: offResult && onResult ? onResult.p99Ms / offResult.p99Ms : null,
       droppedEvents: await metric(on.url, 'gatehouse_audit_dropped_events'),
       drainS,
+      cpuUsPerRequest: nodeOff !== null && nodeOn !== null && controlPlaneOn !== null ? { nodeOff, nodeOn, controlPlaneOn } : null,
     };
   } finally {
     await o.cp.gql(`mutation($t: String!) { setAuditSettings(input: { scope: SERVER, target: $t, guardrail: OFF }) { errors { code } } }`, { t: o.serverName }).catch(() => undefined);
@@ -108,6 +127,10 @@ export function renderAudit(r: AuditResults): string {
     row('audit + guardrail off (GATEHOUSE_AUDIT=off)', r.off) +
     row('audit on, guardrail redact', r.on) +
     `  on ÷ off: ${r.rpsRatio === null ? '-' : r.rpsRatio.toFixed(2)}× req/s (target ≥ 0.9×: ${verdict}), p99 ${r.p99Ratio === null ? '-' : r.p99Ratio.toFixed(2)}×\n` +
-    `  events dropped: ${r.droppedEvents ?? '-'}; outbox drained ${r.drainS === null ? 'not within 60 s' : `${r.drainS.toFixed(1)} s`} after the load\n`
+    `  events dropped: ${r.droppedEvents ?? '-'}; outbox drained ${r.drainS === null ? 'not within 60 s' : `${r.drainS.toFixed(1)} s`} after the load\n` +
+    (r.cpuUsPerRequest
+      ? `  CPU per request (median run): node ${r.cpuUsPerRequest.nodeOff.toFixed(0)} µs off, ${r.cpuUsPerRequest.nodeOn.toFixed(0)} µs on; ` +
+        `control plane storing the "on" node's events ${r.cpuUsPerRequest.controlPlaneOn.toFixed(0)} µs\n`
+      : '')
   );
 }

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { Kysely } from 'kysely';
 import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, AuditBatchSchema } from '../../data-plane/snapshot/audit-protocol.js';
+import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import type { Database } from '../db/schema.js';
 import { ControlPlaneMessage } from '../http/errors.js';
 import { authenticateNode } from '../http/node-auth.js';
@@ -49,8 +50,8 @@ export async function handleAuditIngest(req: IncomingMessage, res: ServerRespons
 const FILTER_PARAMS = { key: 'keyId', user: 'userId', server: 'server', tool: 'tool', outcome: 'outcome', from: 'from', to: 'to' } as const;
 
 export async function handleAuditExport(req: IncomingMessage, res: ServerResponse, deps: AuditRouteDeps): Promise<void> {
-  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  const principal = match?.[1] ? await authenticateAdminToken(deps.db, match[1]) : null;
+  const presented = parseBearer(req.headers.authorization);
+  const principal = presented !== null ? await authenticateAdminToken(deps.db, presented) : null;
   if (!principal) return sendError(res, 'admin_token_required');
   const params = new URL(req.url ?? '/', 'http://x').searchParams;
   const filter: AuditFilter = {};

@@ -56,17 +56,23 @@ interface DurationSeries {
 export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const requestSeries = new Map<string, RequestSeries>();
+  /** method → outcome → server → series. */
+  const requestSeries = new Map<string, Map<string, Map<string, RequestSeries>>>();
+  let seriesCount = 0;
   new Counter({
     name: 'gatehouse_mcp_requests_total',
     help: 'MCP requests (JSON-RPC requests, and HTTP requests refused before any was read), by method and outcome',
     labelNames: ['method', 'outcome', 'server'] as const,
     registers: [registry],
     collect() {
-      for (const series of requestSeries.values()) {
-        if (series.count === 0) continue;
-        this.inc(series.labels, series.count);
-        series.count = 0;
+      for (const byOutcome of requestSeries.values()) {
+        for (const byServer of byOutcome.values()) {
+          for (const series of byServer.values()) {
+            if (series.count === 0) continue;
+            this.inc(series.labels, series.count);
+            series.count = 0;
+          }
+        }
       }
     },
   });
@@ -94,15 +100,22 @@ export function createNodeMetrics(holder: RuntimeHolder): NodeMetrics {
       // A caller chooses the method name: only known ones become label values.
       const method = record.method === null ? '' : KNOWN_METHODS.has(record.method) ? record.method : 'other';
       const server = record.server ?? '';
-      const key = `${method}\n${record.outcome}\n${server}`;
-      let series = requestSeries.get(key);
+      // Nested by label rather than one joined key: no string is built per request.
+      let byOutcome = requestSeries.get(method);
+      if (!byOutcome) requestSeries.set(method, (byOutcome = new Map()));
+      let byServer = byOutcome.get(record.outcome);
+      if (!byServer) byOutcome.set(record.outcome, (byServer = new Map()));
+      let series = byServer.get(server);
       if (!series) {
         // Past the bound, further series are counted under server "other" (bounded, nothing lost).
-        const overflow = requestSeries.size >= MAX_REQUEST_SERIES;
-        const labels = { method, outcome: record.outcome, server: overflow ? 'other' : server };
-        const seriesKey = overflow ? `${method}\n${record.outcome}\nother` : key;
-        series = requestSeries.get(seriesKey) ?? { labels, count: 0 };
-        requestSeries.set(seriesKey, series);
+        const overflow = seriesCount >= MAX_REQUEST_SERIES;
+        const name = overflow ? 'other' : server;
+        series = byServer.get(name);
+        if (!series) {
+          series = { labels: { method, outcome: record.outcome, server: name }, count: 0 };
+          byServer.set(name, series);
+          seriesCount++;
+        }
       }
       series.count++;
       let duration = durations.get(method);

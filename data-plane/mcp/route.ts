@@ -63,7 +63,7 @@ import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prom
 import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import { traceFromMeta } from '../tracing/trace-context.js';
-import { declaredBy, headerMismatch, refusedByHeaders } from './method-headers.js';
+import { declaredBy, hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch, refusedByHeaders } from './method-headers.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -193,6 +193,19 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return { tools: perServer.flat() };
   }
 
+  /** The tools/call's `Mcp-Param-*` headers checked against the tool's `x-mcp-header` declarations in its catalog. */
+  async function paramHeadersRefusal(ctx: RequestContext, caller: Caller, server: ResolvedServer, tool: string, args: unknown, modern: boolean): Promise<GatewayError | null> {
+    let catalog: Tool[];
+    try {
+      catalog = await catalogFor(ctx, caller, server);
+    } catch {
+      // Without the catalog the declarations are unknown: the call goes on and meets the same upstream trouble.
+      return null;
+    }
+    const entry = prefixTools(server.name, catalog).byName.get(tool);
+    return paramHeaderMismatch(ctx.req.headers, paramBindings(entry?.inputSchema), args, modern);
+  }
+
   async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
     const params0 = plainToolCallParams(message.params) ?? CallToolRequestSchema.safeParse(message).data?.params;
     if (params0 === undefined) {
@@ -223,6 +236,20 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
     }
     const { server, tool } = check;
+    // MCP 2026-07-28 `Mcp-Param-*` headers against the arguments (method-headers.ts): only for a request on
+    // that wire or carrying one, so the common call pays a header lookup and a scan of header names.
+    const modern = ctx.req.headers['mcp-protocol-version'] === MODERN_VERSION;
+    if (modern || hasParamHeaders(ctx.req.rawHeaders)) {
+      const refused = await paramHeadersRefusal(ctx, caller, server, tool, args, modern);
+      if (refused) {
+        record.server = server.name;
+        record.tool = tool;
+        record.outcome = 'invalid';
+        record.error = refused.code;
+        record.reason = refused.reason ?? null;
+        return { status: refused.status, body: rpcErrorOf(id, refused) };
+      }
+    }
     // The guardrail on the arguments (policy per key and server): redacted copy, or a refusal naming the kind.
     let params = message.params ?? {};
     if (guard) {

@@ -167,6 +167,15 @@ export class RequestContext {
       reason: null,
       credentialIdentity: null,
       usage: null,
+      // The optional members too, so every record has one shape from the start: stages and sinks then see
+      // one hidden class rather than one per set of members added later (megamorphic property access).
+      upstreamStatus: undefined,
+      result: undefined,
+      guardrail: undefined,
+      traceId: undefined,
+      trace: undefined,
+      upstreamSpanId: undefined,
+      stages: undefined,
     };
     if (this.trace) {
       record.traceId = this.trace.traceId;

@@ -30,7 +30,7 @@ const TRANSPORT_REQUEST_HEADERS = [
 ] as const;
 
 /** MCP 2026-07-28 streamable-http §custom headers: tool parameters mirrored as `Mcp-Param-{Name}`. */
-const PARAM_HEADER_PREFIX = 'mcp-param-';
+export const PARAM_HEADER_PREFIX = 'mcp-param-';
 
 const RESPONSE_HEADERS = ['content-type', 'cache-control', 'mcp-protocol-version', 'retry-after', 'allow'] as const;
 

@@ -1,0 +1,31 @@
+/**
+ * The recorder stamps events with time-ordered ids (UUID version 7 layout), so the control plane's unique
+ * id index grows at its end: ids of later arrivals sort after earlier ones, and every id is a valid UUID
+ * the audit protocol accepts.
+ */
+import { describe, expect, it } from 'vitest';
+import { AuditOutbox, batchLines } from '../../../data-plane/audit/outbox.js';
+import { createAuditRecorder, timeOrderedId } from '../../../data-plane/audit/recorder.js';
+import { createLogger } from '../../../data-plane/log.js';
+import { AuditEventSchema } from '../../../data-plane/snapshot/audit-protocol.js';
+import { LogCapture } from '../../support/log-capture.js';
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('audit recorder', () => {
+  it('gives events time-ordered UUIDv7 ids that the protocol accepts', async () => {
+    const outbox = new AuditOutbox({ dir: null, logger: createLogger('recorder-test', { destination: new LogCapture() }) });
+    const recorder = createAuditRecorder(outbox, 'node-1');
+    const t0 = Date.UTC(2026, 11, 1, 6, 0, 0);
+    for (let i = 0; i < 5; i++) recorder.record(t0 + i * 7, { method: 'tools/call', outcome: 'ok', latencyMs: 1 });
+    await outbox.flush();
+    const batch = (await outbox.nextBatch(10, 1 << 20))!;
+    const events = batchLines(batch).map((l) => AuditEventSchema.parse(JSON.parse(l)));
+    expect(events.map((e) => e.time)).toEqual([0, 7, 14, 21, 28].map((d) => new Date(t0 + d).toISOString()));
+    for (const e of events) expect(e.id).toMatch(UUID_V7);
+    expect([...events.map((e) => e.id)].sort()).toEqual(events.map((e) => e.id));
+    expect(new Set(events.map((e) => e.id)).size).toBe(5);
+    expect(timeOrderedId(t0).slice(0, 13)).toBe(`${t0.toString(16).padStart(12, '0').slice(0, 8)}-${t0.toString(16).padStart(12, '0').slice(8)}`);
+    await outbox.close();
+  });
+});
