@@ -51,11 +51,19 @@ export function sendAnswer(res: ServerResponse, answer: Answer): void {
     }
     case 'stream': {
       res.writeHead(answer.status, answer.headers);
-      // A body of unknown length (SSE) gets its headers now, not with the first chunk: such a stream may stay
-      // quiet for a long time (an MCP GET stream, a long tool call), and a client waits for the headers
-      // before it reads anything. A body of known length goes out with them, in one write.
-      if (answer.headers['content-length'] === undefined) res.flushHeaders();
       const body = answer.body;
+      // A body of unknown length (SSE) gets its headers within a turn of the event loop, not only with the
+      // first chunk: such a stream may stay quiet for a long time (an MCP GET stream, a long tool call), and a
+      // client waits for the headers before it reads anything. A chunk already at hand (a short streamed LLM
+      // answer usually is whole by now) carries them in its write: one syscall fewer per answer. A body of
+      // known length goes out with them, in one write.
+      if (answer.headers['content-length'] === undefined) {
+        let wrote = false;
+        body.once('data', () => (wrote = true));
+        setImmediate(() => {
+          if (!wrote && !res.writableEnded && !res.destroyed) res.flushHeaders();
+        });
+      }
       res.once('close', () => {
         if (!body.destroyed) body.destroy();
       });
