@@ -31,7 +31,7 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
 import { costNanos, findPrice } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
-import { pipeline, Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';
 import type { GuardrailPolicy } from '../snapshot/schema.js';
@@ -202,14 +202,26 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
    * provider request, and the provider breaking off reaches the caller as a broken stream. That break is
    * recorded as it happens: the record goes out when the caller's stream closes, which the break causes.
    */
-  function chain(ctx: RequestContext, record: RequestRecord, body: Readable, ...stages: Readable[]): void {
+  function chain(ctx: RequestContext, record: RequestRecord, body: Readable, ...stages: Transform[]): void {
     body.once('error', (error: NodeJS.ErrnoException) => {
       // An early end downstream is the caller leaving (recorded on abort, in `forward`).
       if (ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
       record.outcome = 'upstream_error';
       record.reason = 'answer_broken';
     });
-    pipeline([body, ...stages], () => undefined);
+    // By hand rather than `stream.pipeline`, which costs an AbortController (and its DOMException) per answer.
+    let from: Readable = body;
+    for (const to of stages) {
+      const source = from;
+      source.on('error', (error) => to.destroy(error));
+      to.once('close', () => {
+        if (!source.readableEnded) source.destroy();
+      });
+      source.pipe(to);
+      from = to;
+    }
+    // Until the respond stage listens (it destroys the caller's response), a break must not go unhandled.
+    from.on('error', () => undefined);
   }
 
   function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
