@@ -140,14 +140,6 @@ export class RequestContext {
     return this.#abort.signal;
   }
 
-  /**
-   * The response, only for a library that must be handed it to watch the caller leave (http-proxy-3 aborts
-   * its upstream request when it closes, `proxy/http-forward.ts`); no stage writes to it.
-   */
-  get watchedResponse(): ServerResponse {
-    return this.#res;
-  }
-
   /** Starts a record for one message (or for the request as a whole), filled in by later stages. */
   open(method: string | null): RequestRecord {
     const record: RequestRecord = {

@@ -258,7 +258,7 @@ function answerOf(text: string, id: number | null, sessionId: string | null, sta
 }
 
 /** The caller's signal aborted the exchange. */
-export class ExchangeAborted extends Error {
+class ExchangeAborted extends Error {
   constructor() {
     super('the upstream request was aborted');
     this.name = 'AbortError';
