@@ -13,7 +13,7 @@
  *   FLOOR_FLAGS='…'      node flags for the floor proxy
  *   STRACE=1 / PERF=1    syscalls per request (strace -c) / a perf record of the node (--perf-basic-prof)
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ControlPlaneProcess, startGatehouseNode } from '../lib/gatehouse.js';
@@ -81,7 +81,13 @@ async function main(): Promise<void> {
     `mutation($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key } }`,
     { input: { userId: user.createUser.user.id, name: 'k', servers: [{ server: 'bench', tools: ['*'] }] } },
   );
-  const node = await startGatehouseNode({ controlPlaneUrl: cp.url, nodeToken: cp.ready.nodeToken, env: { ...(process.env.EXP_NOSIGNAL ? { EXP_NOSIGNAL: '1' } : {}), ...(audit ? {} : { GATEHOUSE_AUDIT: 'off' }), ...(process.env.PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {}), ...(process.env.NODE_FLAGS ? { NODE_OPTIONS: process.env.NODE_FLAGS } : {}) }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
+  const node = await startGatehouseNode({ controlPlaneUrl: cp.url, nodeToken: cp.ready.nodeToken, env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('EXP_')) as [string, string][]), ...(audit ? {} : { GATEHOUSE_AUDIT: 'off' }), ...(process.env.PERF ? { NODE_OPTIONS: '--perf-basic-prof' } : {}), ...(process.env.NODE_FLAGS ? { NODE_OPTIONS: process.env.NODE_FLAGS } : {}) }, ...(profileDir ? { cpuProfileDir: profileDir } : {}) });
+  // PIN=1 (run the tool itself under `taskset -c 1`): the node alone on CPU 0, everything else on CPU 1, so
+  // CPU per request and req/s move less with how the scheduler happens to mix the processes on 2 cores.
+  if (process.env.PIN) {
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(node.proc.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-p', '-c', '0', String(floor.pid)], { stdio: 'ignore' });
+  }
   const body = (name: string): string => JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: { text: 'hello' } } });
   for (let i = 0; i < 100; i++) {
     const res = await fetch(`${node.url}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${issued.createVirtualKey.key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: body('bench-echo') });
