@@ -38,15 +38,16 @@ function event(message: unknown): string {
 export function relayDuringCall(run: (notify: Notify) => Promise<{ status: number; body: unknown }>, json: (status: number, body: unknown) => Answer, logger: Logger): Promise<Answer> {
   return new Promise<Answer>((resolve, reject) => {
     let stream: PassThrough | null = null;
-    const notify: Notify = (message) => {
+    // Passed inline, not bound to a name: under tsx a named closure is also renamed (`Object.defineProperty`)
+    // each time it is created, and this one is created for every tools/call.
+    run((message) => {
       if (typeof message.method !== 'string' || !RELAYED.has(message.method)) return;
       if (stream === null) {
         stream = new PassThrough();
         resolve({ kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream });
       }
       if (!stream.writableEnded) stream.write(event(message));
-    };
-    run(notify).then(
+    }).then(
       (reply) => {
         if (stream === null) resolve(json(reply.status, reply.body));
         else if (!stream.writableEnded) stream.end(event(reply.body));

@@ -163,9 +163,10 @@ export function createAggregate(options: AggregateOptions): Aggregate {
       const message = server.unavailable ?? `server '${server.name}' needs your own credential: use /mcp/${server.name}`;
       return { status: 200, body: rpcErrorOf(id, new GatewayError('upstream_unavailable', { message })) };
     }
-    const outcome = await stages.call<RequestOutcome | UpstreamFailure>(ctx, record, { server, tool: null, method }, async (call, signal) => {
+    const outcome = await stages.call<RequestOutcome | UpstreamFailure>(ctx, record, { server, tool: null, method }, async (call) => {
       try {
-        return { result: await pool.request(call, method, params, { signal }) };
+        // The SDK client takes a real AbortSignal (the forward stage's `Departure` is lighter and not one).
+        return { result: await pool.request(call, method, params, { signal: ctx.signal }) };
       } catch (error) {
         if (error instanceof UpstreamFailure) return { result: error };
         throw error;

@@ -12,7 +12,7 @@
  */
 import type { ResolvedServer } from '../config/runtime.js';
 import { CredentialMessage, GatewayError } from '../errors.js';
-import type { Caller } from '../pipeline/context.js';
+import { NEVER_DEPARTS, type Caller } from '../pipeline/context.js';
 import { staticCredentials, userIdentity, type CredentialSource, type Credentials } from '../pipeline/credentials.js';
 import type { CredentialAnswer, CredentialRequest } from '../snapshot/credential-protocol.js';
 import { authRequiredError, credentialsUnavailableError } from './auth-required.js';
@@ -51,7 +51,8 @@ export class ControlPlaneCredentialSource implements CredentialSource {
       case 'PER_USER_HEADERS':
         return this.get(server, caller.user.id);
       default:
-        return staticCredentials.resolve(server, caller, new AbortController().signal);
+        // No AbortController per call (the static source waits for nothing): the response's departure is not needed either.
+        return staticCredentials.resolve(server, caller, NEVER_DEPARTS);
     }
   }
 

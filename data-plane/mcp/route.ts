@@ -158,7 +158,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
    */
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
     if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
-    const resolved = await credentials.resolve(server, caller, ctx.signal);
+    const resolved = await credentials.resolve(server, caller, ctx.departure);
     if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? (isPerUserServer(server) ? CONNECT_ONLY : []);
     return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
   }
@@ -269,9 +269,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
     }
     // 5. limits → 6. credentials → 7. forward
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, signal) => ({
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, departure) => ({
       // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, params, signal, notify),
+      result: await pool.callTool(call, tool, params, departure, notify),
     }));
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));

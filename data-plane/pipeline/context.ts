@@ -78,6 +78,60 @@ export interface RequestRecord {
   stages?: { name: string; start: number; end: number }[];
 }
 
+/**
+ * The caller leaving before its answer is sent, as an upstream call watches for it: the part of `AbortSignal`
+ * that call uses (so an AbortSignal is one too). The pipeline's forward stage gets
+ * `RequestContext.departure`, which costs a plain listener on the response rather than an AbortController:
+ * the controller, and adding and removing an EventTarget listener for every upstream call, showed in the
+ * hot path's profile, while almost no caller ever leaves. Code that needs a real AbortSignal (fetch, the
+ * MCP SDK) uses `RequestContext.signal` or `abortSignalOf`.
+ */
+export interface Departure {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** A caller that never leaves: for work nobody is waiting on to give up. */
+export const NEVER_DEPARTS: Departure = { aborted: false, addEventListener: () => undefined, removeEventListener: () => undefined };
+
+/** A real AbortSignal that aborts when `departure` does (itself, when it already is one). */
+export function abortSignalOf(departure: Departure): AbortSignal {
+  if (departure instanceof AbortSignal) return departure;
+  const controller = new AbortController();
+  if (departure.aborted) controller.abort();
+  else departure.addEventListener('abort', () => controller.abort(), { once: true });
+  return controller.signal;
+}
+
+/** `Departure` over a response: aborted when the response closes before it finished (the caller left). */
+class ResponseDeparture implements Departure {
+  aborted = false;
+  #listeners: (() => void)[] | null = null;
+
+  constructor(res: ServerResponse) {
+    res.once('close', () => {
+      if (res.writableFinished) return;
+      this.aborted = true;
+      const listeners = this.#listeners;
+      this.#listeners = null;
+      // As an AbortSignal does: each listener once, in the order they were added.
+      if (listeners) for (const listener of listeners) listener();
+    });
+  }
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    // Like an AbortSignal, one that has aborted calls no listener added later.
+    if (!this.aborted) (this.#listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    const listeners = this.#listeners;
+    const at = listeners === null ? -1 : listeners.indexOf(listener);
+    if (at !== -1) (listeners as (() => void)[]).splice(at, 1);
+  }
+}
+
 /** What a request says it is before its body is read: the method and, for a tool call, the server and tool. */
 export interface Declared {
   readonly method: string;
@@ -110,6 +164,7 @@ export class RequestContext {
   declared: Declared | null = null;
   readonly #res: ServerResponse;
   #abort: AbortController | null = null;
+  #departure: ResponseDeparture | null = null;
 
   constructor(route: RouteName, req: IncomingMessage, res: ServerResponse, startedAt: number) {
     this.route = route;
@@ -138,6 +193,11 @@ export class RequestContext {
       });
     }
     return this.#abort.signal;
+  }
+
+  /** The caller leaving, for upstream calls to give up on (see `Departure`); created on first use, one per request. */
+  get departure(): Departure {
+    return (this.#departure ??= new ResponseDeparture(this.#res));
   }
 
   /** Starts a record for one message (or for the request as a whole), filled in by later stages. */

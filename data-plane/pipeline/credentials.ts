@@ -15,7 +15,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ResolvedServer } from '../config/runtime.js';
 import type { GatewayError } from '../errors.js';
-import type { Caller } from './context.js';
+import type { Caller, Departure } from './context.js';
 
 /** Whose credential a call carries: `shared` (the server's own) or `user:<userId>` (a per-user one). */
 export type CredentialIdentity = string;
@@ -39,7 +39,7 @@ export interface Credentials {
 
 export interface CredentialSource {
   /** Must not throw: a caller without credentials is a `GatewayError`, an unreachable store too. */
-  resolve(server: ResolvedServer, caller: Caller, signal: AbortSignal): Credentials | GatewayError | Promise<Credentials | GatewayError>;
+  resolve(server: ResolvedServer, caller: Caller, departure: Departure): Credentials | GatewayError | Promise<Credentials | GatewayError>;
 }
 
 /** The explicit upstream call: everything the upstream client needs besides the message itself. */

@@ -23,6 +23,7 @@ import { ToolFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { callHeaders, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { SHARED_IDENTITY } from '../pipeline/credentials.js';
+import type { Departure } from '../pipeline/context.js';
 import { UpstreamFailure, describeError, scrub, type CallOutcome } from './failures.js';
 import { exchange, requestHeaders, type ExchangeResult } from './streamable-http.js';
 
@@ -81,7 +82,7 @@ export class HttpCalls {
     call: UpstreamCall,
     tool: string,
     params: Readonly<Record<string, unknown>>,
-    signal?: AbortSignal,
+    signal?: Departure,
     onNotification?: (message: Record<string, unknown>) => void,
   ): Promise<CallOutcome> {
     const server = call.server;
@@ -148,7 +149,7 @@ export class HttpCalls {
     body: string,
     id: number,
     timeoutMs: number,
-    signal: AbortSignal | undefined,
+    signal: Departure | undefined,
     onNotification?: (message: Record<string, unknown>) => void,
   ): Promise<ExchangeResult> {
     const server = call.server;

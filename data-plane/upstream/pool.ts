@@ -38,6 +38,7 @@ import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
 import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
 import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
+import { abortSignalOf, type Departure } from '../pipeline/context.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
@@ -240,7 +241,7 @@ export class UpstreamPool {
     call: UpstreamCall,
     tool: string,
     params: Readonly<Record<string, unknown>>,
-    signal?: AbortSignal,
+    signal?: Departure,
     /** Notifications the upstream sends during this call (HTTP: progress and log messages; stdio/SSE: progress). */
     onNotification?: (message: Record<string, unknown>) => void,
   ): Promise<CallOutcome> {
@@ -253,7 +254,7 @@ export class UpstreamPool {
         this.health.reachable(server.name);
         return outcome;
       }
-      const options: CallToolOptions = signal ? { signal } : {};
+      const options: CallToolOptions = signal ? { signal: abortSignalOf(signal) } : {};
       const meta = params._meta;
       const token = typeof meta === 'object' && meta !== null ? (meta as { progressToken?: unknown }).progressToken : undefined;
       if (onNotification && (typeof token === 'string' || typeof token === 'number')) {
@@ -275,7 +276,7 @@ export class UpstreamPool {
     }
   }
 
-  async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: AbortSignal): Promise<CallOutcome> {
+  async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: Departure): Promise<CallOutcome> {
     const renewed = await call.renew?.();
     if (!renewed || renewed instanceof GatewayError) {
       // Refused, and no fresh credential to try: for the shared OAuth token that is the server's status.

@@ -12,6 +12,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
+import type { Departure } from '../pipeline/context.js';
 
 /** A JSON answer or SSE stream larger than this is refused (an MCP tool result is far smaller). */
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
@@ -28,8 +29,8 @@ export interface ExchangeRequest {
   body: string;
   /** The id of the request in `body`; null for a notification (the answer is then 202). */
   id: number | null;
-  /** Aborts the exchange (the caller went away); undefined when nobody can. */
-  signal: AbortSignal | undefined;
+  /** Aborts the exchange (the caller went away): an AbortSignal or the pipeline's lighter `Departure`; undefined when nobody can. */
+  signal: Departure | undefined;
   /**
    * Whole-answer deadline. Enforced by undici's headers/body timeouts (no timer of our own per call: a JSON
    * answer arrives with its headers) and, for an SSE answer, by one timer over the whole stream.
