@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Statement } from 'better-sqlite3';
 import type { Kysely } from 'kysely';
-import { AuditEventSchema, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
+import { parseAuditEvent, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
 import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
 import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
 import type { SigningKey } from '../../data-plane/snapshot/sign.js';
@@ -97,13 +97,15 @@ export class AuditStore {
     const rejected: AuditIngestResult['rejected'] = [];
     const byId = new Map<string, AuditEvent>();
     raw.forEach((candidate, index) => {
-      const parsed = AuditEventSchema.safeParse(candidate);
-      if (!parsed.success) {
-        rejected.push({ index, reason: parsed.error.issues[0]?.path.join('.') || 'invalid event' });
+      const parsed = parseAuditEvent(candidate);
+      if (!parsed.ok) {
+        rejected.push({ index, reason: parsed.reason });
         return;
       }
-      // A node records for itself only.
-      byId.set(parsed.data.id, { ...parsed.data, node: nodeId });
+      // A node records for itself only. The event is the batch's own object or the schema's fresh copy: stamped in place.
+      const event = parsed.event;
+      event.node = nodeId;
+      byId.set(event.id, event);
     });
     const events = [...byId.values()];
     const inBatchDuplicates = raw.length - rejected.length - events.length;
