@@ -5,7 +5,7 @@
  * wrong type, plus unknown and prototype-named members, as a hostile or buggy node might send them.
  */
 import { describe, expect, it } from 'vitest';
-import { AuditEventSchema, PLAIN_EVENT_MEMBERS, parseAuditEvent } from '../../../data-plane/snapshot/audit-protocol.js';
+import { AuditBatchSchema, AuditEventSchema, PLAIN_EVENT_MEMBERS, decodeAuditBatch, encodeAuditBatch, parseAuditEvent } from '../../../data-plane/snapshot/audit-protocol.js';
 
 const base = {
   id: '0192abcd-1234-7bbb-8ccc-0123456789ab',
@@ -111,5 +111,37 @@ describe('parseAuditEvent', () => {
     expect(Object.keys(parsed.event)).not.toContain('extra');
     expect(Object.hasOwn(parsed.event, '__proto__')).toBe(false);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('audit batch layout', () => {
+  const lines = [JSON.stringify(base), JSON.stringify({ ...base, id: 'second-event-id', arguments: { text: 'a,\\n],"x":[' } }), JSON.stringify({ ...base, id: 'third-event-id' })];
+  const encode = (ls: string[]) => encodeAuditBatch(Buffer.from(ls.map((l) => `${l}\n`).join(''))).toString();
+
+  it('round-trips events with their texts, for one event or many', () => {
+    for (const ls of [lines, lines.slice(0, 1)]) {
+      const decoded = decodeAuditBatch(encode(ls))!;
+      expect(decoded.texts).toEqual(ls);
+      expect(decoded.body).toEqual({ events: ls.map((l) => JSON.parse(l) as unknown) });
+      expect(JSON.parse(encode(ls))).toEqual(decoded.body);
+    }
+  });
+
+  it('reads any other spelling as the JSON it is, without texts, and refuses what is not JSON', () => {
+    for (const text of [JSON.stringify({ events: lines.map((l) => JSON.parse(l) as unknown) }), JSON.stringify({ events: [] }, null, 1), '{"events":[\n]}']) {
+      const decoded = decodeAuditBatch(text)!;
+      expect(decoded.texts).toEqual([]);
+      expect(decoded.body).toEqual(JSON.parse(text));
+    }
+    expect(decodeAuditBatch(`{"events":[\n${lines[0]}\n${lines[1]}\n]}`)).toBeNull();
+    expect(decodeAuditBatch(`{"events":[\n${lines[0]},\n,\n]}`)).toBeNull();
+    expect(decodeAuditBatch('{"events":[\nnot json\n]}')).toBeNull();
+  });
+
+  it('stops reading lines one past the most a batch may hold', () => {
+    const many = Array.from({ length: 1500 }, () => lines[0]!);
+    const decoded = decodeAuditBatch(encode(many))!;
+    expect((decoded.body as { events: unknown[] }).events).toHaveLength(1001);
+    expect(AuditBatchSchema.safeParse(decoded.body).success).toBe(false);
   });
 });
