@@ -7,12 +7,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { Kysely } from 'kysely';
-import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, AuditBatchSchema } from '../../data-plane/snapshot/audit-protocol.js';
+import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, AuditBatchSchema, decodeAuditBatch } from '../../data-plane/snapshot/audit-protocol.js';
+import { readBody } from '../../data-plane/snapshot/bounded-body.js';
 import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import type { Database } from '../db/schema.js';
 import { ControlPlaneMessage } from '../http/errors.js';
 import { authenticateNode } from '../http/node-auth.js';
-import { readJsonBody, sendError, sendJson } from '../http/respond.js';
+import { sendError, sendJson } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import { authenticateAdminToken } from '../repos/admin-tokens.js';
 import { iterateAuditEvents, type AuditFilter, type AuditStore } from './store.js';
@@ -32,12 +33,16 @@ export async function handleAuditIngest(req: IncomingMessage, res: ServerRespons
     deps.logger.warn({ code: auth.code, reason: auth.reason, remote: req.socket.remoteAddress }, 'refused an audit batch');
     return sendError(res, auth.code);
   }
-  const body = await readJsonBody(req, res, AUDIT_BATCH_MAX_BYTES);
-  if (body === undefined) return;
-  const batch = AuditBatchSchema.safeParse(body);
+  const body = await readBody(req, AUDIT_BATCH_MAX_BYTES);
+  if (body.kind === 'too_large') return sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(AUDIT_BATCH_MAX_BYTES));
+  if (body.kind === 'aborted') return;
+  // One event per line when the node laid the batch out so (each event's text is then kept as sent).
+  const decoded = decodeAuditBatch(body.text);
+  if (decoded === null) return sendError(res, 'invalid_json');
+  const batch = AuditBatchSchema.safeParse(decoded.body);
   if (!batch.success) return sendError(res, 'invalid_request', ControlPlaneMessage.notAnAuditBatch(AUDIT_BATCH_MAX_EVENTS));
   try {
-    const result = await deps.store.ingest(auth.node.nodeId, batch.data.events);
+    const result = await deps.store.ingest(auth.node.nodeId, batch.data.events, decoded.texts);
     if (result.rejected.length > 0) deps.logger.warn({ nodeId: auth.node.nodeId, rejected: result.rejected.slice(0, 5) }, 'audit events rejected');
     sendJson(res, 200, result);
   } catch (error) {

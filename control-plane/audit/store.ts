@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Statement } from 'better-sqlite3';
 import type { Kysely } from 'kysely';
-import { AuditEventSchema, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
+import { parseAuditEvent, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
 import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
 import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
 import type { SigningKey } from '../../data-plane/snapshot/sign.js';
@@ -59,6 +59,12 @@ export function newPartitionId(): string {
 
 const INSERT_CHUNK = 200;
 
+/** An event to store and the JSON text it is stored (and chained) as. */
+interface StoredEvent {
+  event: AuditEvent;
+  json: string;
+}
+
 export class AuditStore {
   readonly partition: string;
   private head: { seq: number; hash: string; receivedAt: string } | null = null;
@@ -92,18 +98,25 @@ export class AuditStore {
     await this.serial(() => this.checkpointIfBehind()).catch(() => undefined);
   }
 
-  /** Validates and stores a node's batch; events already stored (by id) are counted, not stored again. */
-  async ingest(nodeId: string, raw: readonly unknown[]): Promise<AuditIngestResult> {
+  /**
+   * Validates and stores a node's batch; events already stored (by id) are counted, not stored again.
+   * `texts[i]`, when given, is `raw[i]`'s JSON text as the node sent it: an event accepted exactly as sent
+   * (nothing stripped, the node's own id) is stored as that text instead of being serialised again.
+   */
+  async ingest(nodeId: string, raw: readonly unknown[], texts: readonly string[] = []): Promise<AuditIngestResult> {
     const rejected: AuditIngestResult['rejected'] = [];
-    const byId = new Map<string, AuditEvent>();
+    const byId = new Map<string, StoredEvent>();
     raw.forEach((candidate, index) => {
-      const parsed = AuditEventSchema.safeParse(candidate);
-      if (!parsed.success) {
-        rejected.push({ index, reason: parsed.error.issues[0]?.path.join('.') || 'invalid event' });
+      const parsed = parseAuditEvent(candidate);
+      if (!parsed.ok) {
+        rejected.push({ index, reason: parsed.reason });
         return;
       }
-      // A node records for itself only.
-      byId.set(parsed.data.id, { ...parsed.data, node: nodeId });
+      // A node records for itself only. The event is the batch's own object or the schema's fresh copy: stamped in place.
+      const event = parsed.event;
+      const text = parsed.exact && event.node === nodeId ? (texts[index] ?? null) : null;
+      event.node = nodeId;
+      byId.set(event.id, { event, json: text ?? JSON.stringify(event) });
     });
     const events = [...byId.values()];
     const inBatchDuplicates = raw.length - rejected.length - events.length;
@@ -136,7 +149,7 @@ export class AuditStore {
     return this.head;
   }
 
-  private async append(events: AuditEvent[]): Promise<number> {
+  private async append(events: StoredEvent[]): Promise<number> {
     const head = await this.loadHead();
     let next = head;
     const sqlite = sqliteHandle(this.options.db);
@@ -154,8 +167,7 @@ export class AuditStore {
             'insert into audit_events (id, partition, seq, time, received_at, node, key_id, user_id, server, tool, outcome, event, prev_hash, hash) ' +
               'values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing',
           );
-          for (const event of events) {
-            const json = JSON.stringify(event);
+          for (const { event, json } of events) {
             const rowSeq = seq + 1;
             const rowHashValue = rowHash({ partition: this.partition, seq: rowSeq, receivedAt, prevHash: hash, event: json });
             const c = indexedColumns(event);
@@ -168,14 +180,13 @@ export class AuditStore {
         } else {
           const known = new Set<string>();
           for (let i = 0; i < events.length; i += 500) {
-            const ids = events.slice(i, i + 500).map((e) => e.id);
+            const ids = events.slice(i, i + 500).map((e) => e.event.id);
             const rows = await trx.selectFrom('audit_events').select('id').where('id', 'in', ids).execute();
             for (const r of rows) known.add(r.id);
           }
           const rows = events
-            .filter((e) => !known.has(e.id))
-            .map((event) => {
-              const json = JSON.stringify(event);
+            .filter((e) => !known.has(e.event.id))
+            .map(({ event, json }) => {
               seq += 1;
               const prevHash = hash;
               hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });

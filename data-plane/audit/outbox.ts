@@ -59,6 +59,23 @@ export interface OutboxBatch {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Events are encoded into chunks of this size (larger for a larger event). */
+const CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Writes every byte of `parts` at `offset` (`writev` may write less than asked), cutting the file there
+ * first if a failed write left a torn tail: the segment's bytes must stay exactly the durable events, since
+ * the shipper reads it by offset.
+ */
+async function writeAll(handle: FileHandle, parts: Buffer[], bytes: number, offset: number): Promise<void> {
+  if ((await handle.stat()).size !== offset) await handle.truncate(offset);
+  let { bytesWritten } = await handle.writev(parts);
+  while (bytesWritten < bytes) {
+    const rest = Buffer.concat(parts).subarray(bytesWritten);
+    bytesWritten += (await handle.write(rest)).bytesWritten;
+  }
+}
+
 /** A batch's events, one JSON text each. */
 export function batchLines(batch: OutboxBatch): string[] {
   const lines: string[] = [];
@@ -76,7 +93,18 @@ const SEGMENT = /^seg-(\d{12})\.jsonl$/;
 const segmentName = (n: number): string => `seg-${String(n).padStart(12, '0')}.jsonl`;
 
 export class AuditOutbox {
-  private pending: string[] = [];
+  /**
+   * Events not yet written: each is encoded into `chunk` as it is recorded (its JSON string is garbage at
+   * once, instead of living until the flush and being promoted to the old generation, then joined and
+   * encoded again), so a flush hands the file whole buffers. `chunk[chunkStart, chunkUsed)` is the current
+   * chunk's unwritten part, `queued` the unwritten parts of earlier chunks (and of a failed write). Bytes
+   * before `chunkStart` may still be in a write in flight, so a chunk is only ever appended to.
+   */
+  private chunk: Buffer = Buffer.allocUnsafe(0);
+  private chunkStart = 0;
+  private chunkUsed = 0;
+  private queued: Buffer[] = [];
+  private pendingEvents = 0;
   private pendingBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> = Promise.resolve();
@@ -161,8 +189,12 @@ export class AuditOutbox {
     if (this.stats.depth > 0) this.options.logger.info({ events: this.stats.depth }, 'audit events from before the restart are waiting to be shipped');
   }
 
-  /** The record stage's sink: never blocks, never throws. */
-  record(event: AuditEvent): void {
+  /**
+   * The record stage's sink: never blocks, never throws. `resultJson`: the event's result already as JSON
+   * (the sink had to serialise it to measure it), spliced in rather than serialised again; the event's own
+   * `result` is then left undefined.
+   */
+  record(event: AuditEvent, resultJson?: string): void {
     if (this.closed) {
       this.stats.dropped += 1;
       return;
@@ -170,6 +202,8 @@ export class AuditOutbox {
     let line: string;
     try {
       line = JSON.stringify(event);
+      // An event always has members (id, method, outcome, …), so the result goes before its closing brace.
+      if (resultJson !== undefined) line = `${line.slice(0, -1)},"result":${resultJson}}`;
       if (line.length > this.maxEventBytes) {
         const { arguments: _a, result: _r, ...rest } = event;
         line = JSON.stringify({ ...rest, denyReason: rest.denyReason ?? null, result: { truncated: true, bytes: line.length } });
@@ -178,17 +212,46 @@ export class AuditOutbox {
       this.stats.dropped += 1;
       return;
     }
-    const bytes = Buffer.byteLength(line) + 1;
-    if (this.stats.bytes + bytes > this.maxBytes) {
+    // A UTF-8 byte is at least one UTF-16 unit: a line this long cannot fit whatever it encodes to.
+    if (this.stats.bytes + line.length + 1 > this.maxBytes) {
       this.stats.dropped += 1;
       return;
     }
-    this.pending.push(line);
+    // At most 3 bytes per UTF-16 unit, plus the newline: room for the worst case, so nothing is cut off.
+    if (this.chunk.length - this.chunkUsed < line.length * 3 + 1) this.nextChunk(line.length * 3 + 1);
+    const bytes = this.chunk.write(line, this.chunkUsed) + 1;
+    if (this.stats.bytes + bytes > this.maxBytes) {
+      // Not kept: the bytes just written past `chunkUsed` are overwritten by the next event.
+      this.stats.dropped += 1;
+      return;
+    }
+    this.chunk[this.chunkUsed + bytes - 1] = 0x0a;
+    this.chunkUsed += bytes;
+    this.pendingEvents += 1;
     this.pendingBytes += bytes;
     this.stats.depth += 1;
     this.stats.bytes += bytes;
-    if (this.pending.length >= this.flushEvents) this.scheduleFlush(0);
+    if (this.pendingEvents >= this.flushEvents) this.scheduleFlush(0);
     else this.scheduleFlush(this.flushIntervalMs);
+  }
+
+  /** Queues the current chunk's unwritten part and starts a new chunk with room for at least `min` bytes. */
+  private nextChunk(min: number): void {
+    if (this.chunkUsed > this.chunkStart) this.queued.push(this.chunk.subarray(this.chunkStart, this.chunkUsed));
+    this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, min));
+    this.chunkStart = 0;
+    this.chunkUsed = 0;
+  }
+
+  /** Everything recorded and not yet written, as buffers in order; the pending counts start again at zero. */
+  private takePending(): Buffer[] {
+    const parts = this.queued;
+    if (this.chunkUsed > this.chunkStart) parts.push(this.chunk.subarray(this.chunkStart, this.chunkUsed));
+    this.queued = [];
+    this.chunkStart = this.chunkUsed;
+    this.pendingEvents = 0;
+    this.pendingBytes = 0;
+    return parts;
   }
 
   private scheduleFlush(delay: number): void {
@@ -210,26 +273,29 @@ export class AuditOutbox {
   }
 
   private async flushNow(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const lines = this.pending;
+    if (this.pendingEvents === 0) return;
+    const events = this.pendingEvents;
     const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
+    const parts = this.takePending();
     const dir = this.options.dir;
     if (!dir) {
-      this.memory.push(...lines);
+      for (const part of parts) {
+        for (let start = 0, nl = part.indexOf(0x0a); nl !== -1; start = nl + 1, nl = part.indexOf(0x0a, start)) this.memory.push(part.toString('utf8', start, nl));
+      }
       this.wake();
       return;
     }
     try {
       if ((this.durable.get(this.writeSegment) ?? 0) >= this.segmentBytes) await this.rotate(dir);
       this.handle ??= await open(join(dir, segmentName(this.writeSegment)), 'a', 0o600);
-      await this.handle.write(lines.join('\n') + '\n');
+      // The segment ends where its durable part does: a write that failed half-way left nothing after it.
+      await writeAll(this.handle, parts, bytes, this.durable.get(this.writeSegment) ?? 0);
       await this.handle.datasync();
       this.durable.set(this.writeSegment, (this.durable.get(this.writeSegment) ?? 0) + bytes);
     } catch (error) {
       // Put them back: the next flush tries again (a full disk may clear up).
-      this.pending = [...lines, ...this.pending];
+      this.queued = [...parts, ...this.queued];
+      this.pendingEvents += events;
       this.pendingBytes += bytes;
       if (!this.closed) this.scheduleFlush(1000);
       throw error;

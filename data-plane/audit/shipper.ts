@@ -10,13 +10,13 @@
  * sides (a request, a read of the segment, a transaction, a cursor write) is paid that much less often;
  * an event reaches the store at most `lingerMs` later for it.
  *
- * A batch goes out as the outbox's bytes, newlines turned into commas inside `{"events":[…]}` (no parsing,
- * no string building), over one kept-alive undici connection of its own.
+ * A batch goes out as the outbox's bytes in the protocol's layout (`encodeAuditBatch`: one event per line
+ * inside `{"events":[…]}`, no parsing, no string building), over one kept-alive undici connection of its own.
  *
  * It does not buffer events itself (the outbox does) or decide what is recorded.
  */
 import { Client } from 'undici';
-import { NODE_AUDIT_PATH, AuditIngestResultSchema, AUDIT_BATCH_MAX_EVENTS } from '../snapshot/audit-protocol.js';
+import { NODE_AUDIT_PATH, AuditIngestResultSchema, AUDIT_BATCH_MAX_EVENTS, encodeAuditBatch } from '../snapshot/audit-protocol.js';
 import type { Logger } from '../log.js';
 import type { AuditOutbox, OutboxBatch } from './outbox.js';
 
@@ -35,20 +35,9 @@ export interface ShipperOptions {
   lingerMs?: number;
 }
 
-const BODY_START = Buffer.from('{"events":[');
-const BODY_END = Buffer.from(']}');
-
-/** `{"events":[<line>,<line>,…]}` from a batch's JSON lines. */
+/** The batch body for a run of the outbox's JSON lines (the protocol's layout: one event per line). */
 export function batchBody(batch: OutboxBatch): Buffer {
-  const { data } = batch;
-  // The last line's newline is dropped; every other one becomes the comma between events.
-  const length = data.length - 1;
-  const body = Buffer.allocUnsafe(BODY_START.length + length + BODY_END.length);
-  BODY_START.copy(body, 0);
-  data.copy(body, BODY_START.length, 0, length);
-  for (let nl = body.indexOf(0x0a, BODY_START.length); nl !== -1; nl = body.indexOf(0x0a, nl + 1)) body[nl] = 0x2c;
-  BODY_END.copy(body, BODY_START.length + length);
-  return body;
+  return encodeAuditBatch(batch.data);
 }
 
 export class AuditShipper {

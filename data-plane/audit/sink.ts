@@ -33,12 +33,12 @@ function stored(value: unknown, where: string, redact: NonNullable<AuditSinkOpti
   return redacted.value;
 }
 
-/** The size of what went back as JSON, kept even when content is not. */
-function jsonLength(value: unknown): number | null {
+/** What went back, as JSON (its size is kept even when content is not); undefined if it has none. */
+function toJson(value: unknown): string | undefined {
   try {
-    return JSON.stringify(value)?.length ?? null;
+    return JSON.stringify(value);
   } catch {
-    return null;
+    return undefined;
   }
 }
 
@@ -50,7 +50,12 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
       const findings: GuardrailFinding[] = record.guardrail ? [...record.guardrail] : [];
       const redact = options.redact && !options.alreadyRedacted?.(record.keyId, record.server) ? options.redact : null;
       const args = content && record.arguments !== undefined ? (redact ? stored(record.arguments, 'arguments', redact, findings) : record.arguments) : undefined;
-      const result = content && record.result !== undefined ? (redact ? stored(record.result, 'result', redact, findings) : record.result) : undefined;
+      const resultJson = record.result !== undefined ? toJson(record.result) : undefined;
+      // A result that is not JSON (it never reaches a caller as such) is left out rather than losing the event.
+      let result = content && resultJson !== undefined ? (redact ? stored(record.result, 'result', redact, findings) : record.result) : undefined;
+      // Stored as it went back (nothing redacted): the JSON just made is spliced into the event, not made again.
+      const storedJson = result !== undefined && result === record.result ? resultJson : undefined;
+      if (storedJson !== undefined) result = undefined;
       const usage = record.usage;
       // One object literal, every field always present (one shape for every event): the recorder stamps it
       // and the outbox serialises it; JSON leaves the undefined content fields out.
@@ -70,7 +75,7 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
         denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
         upstreamStatus: record.upstreamStatus ?? null,
         latencyMs: Math.round(record.latencyMs * 1000) / 1000,
-        resultBytes: record.result !== undefined ? jsonLength(record.result) : null,
+        resultBytes: resultJson?.length ?? null,
         tokens:
           usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)
             ? {
@@ -82,7 +87,7 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
             : null,
         costUsd: usage?.costUsd ?? null,
         guardrail: findings.length > 0 ? findings : null,
-      });
+      }, storedJson);
     },
   };
 }

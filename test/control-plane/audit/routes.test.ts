@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NODE_AUDIT_PATH } from '../../../data-plane/snapshot/audit-protocol.js';
+import { NODE_AUDIT_PATH, encodeAuditBatch } from '../../../data-plane/snapshot/audit-protocol.js';
+import { verifyAuditChain } from '../../../control-plane/audit/store.js';
 import { NODE_ID_HEADER } from '../../../data-plane/snapshot/stream-protocol.js';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
 
@@ -56,5 +57,31 @@ describe('audit routes', () => {
     const ok = await fetch(`${cp.url}/audit/export?outcome=ok`, { headers: { authorization: `Bearer ${cp.adminToken}` } });
     expect(ok.headers.get('content-type')).toBe('application/x-ndjson');
     expect((await ok.text()).trim().split('\n')).toHaveLength(2);
+  });
+
+  it('keeps the text of an event sent one per line as it was sent, and only such an event', async () => {
+    const node = 'node-lines';
+    const exact = { ...event(), node, outcome: 'denied', arguments: { q: 'héllo ✓' } };
+    const claimed = { ...event(), outcome: 'denied' }; // claims another node: stored as node-lines, re-serialised
+    const extra = { ...event(), node, outcome: 'denied', smuggled: 'x' }; // a member the protocol lacks: stripped
+    const lines = [exact, claimed, extra].map((e) => JSON.stringify(e));
+    const body = encodeAuditBatch(Buffer.from(lines.map((l) => `${l}\n`).join('')));
+    // Still one JSON text for any reader, one event per line for this one.
+    expect((JSON.parse(body.toString()) as { events: unknown[] }).events).toHaveLength(3);
+    const res = await fetch(`${cp.url}${NODE_AUDIT_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json', ...asNode(node) }, body: body.toString() });
+    expect(await res.json()).toEqual({ accepted: 3, duplicates: 0, rejected: [] });
+    const rows = await cp.cp.db.selectFrom('audit_events').select(['id', 'node', 'event']).where('id', 'in', [exact.id, claimed.id, extra.id]).execute();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    expect(byId.get(exact.id)!.event).toBe(lines[0]);
+    expect(JSON.parse(byId.get(claimed.id)!.event)).toEqual({ ...claimed, node });
+    expect(byId.get(extra.id)!.event).not.toContain('smuggled');
+    expect(rows.every((r) => r.node === node)).toBe(true);
+    // The same batch, pretty-printed across lines, is read as the JSON it is: all duplicates.
+    const pretty = JSON.stringify({ events: [exact, claimed, extra] }, null, 2);
+    expect(await (await post(pretty, asNode(node))).json()).toEqual({ accepted: 0, duplicates: 3, rejected: [] });
+    // A line layout broken half-way (a missing comma) is not a batch either way.
+    const broken = `{"events":[\n${lines[0]}\n${lines[1]}\n]}`;
+    expect((await post(broken, asNode(node))).status).toBe(400);
+    expect((await verifyAuditChain(cp.cp.db, [])).ok).toBe(true);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AuditOutbox, batchLines } from '../../../data-plane/audit/outbox.js';
-import { createAuditRecorder, timeOrderedId } from '../../../data-plane/audit/recorder.js';
+import { EventIds, createAuditRecorder, timeOrderedId } from '../../../data-plane/audit/recorder.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { AuditEventSchema } from '../../../data-plane/snapshot/audit-protocol.js';
 import { LogCapture } from '../../support/log-capture.js';
@@ -27,5 +27,24 @@ describe('audit recorder', () => {
     expect(new Set(events.map((e) => e.id)).size).toBe(5);
     expect(timeOrderedId(t0).slice(0, 13)).toBe(`${t0.toString(16).padStart(12, '0').slice(0, 8)}-${t0.toString(16).padStart(12, '0').slice(8)}`);
     await outbox.close();
+  });
+});
+
+describe('event ids', () => {
+  it('are unique and ordered within one millisecond, across a counter wrap, and differ between id sources', () => {
+    const ids = new EventIds();
+    const t0 = Date.UTC(2026, 11, 1, 6, 0, 0);
+    const same = Array.from({ length: 20_000 }, () => ids.next(t0));
+    for (const id of same) expect(id).toMatch(UUID_V7);
+    expect(new Set(same).size).toBe(same.length);
+    expect([...same].sort()).toEqual(same);
+    // The counter is 26 bits: across its wrap ids stay unique within one millisecond, because the tail is drawn again.
+    const wrapping = new EventIds(0x4000000 - 3);
+    const around = Array.from({ length: 6 }, () => wrapping.next(t0));
+    for (const id of around) expect(id).toMatch(UUID_V7);
+    expect(new Set(around).size).toBe(6);
+    expect(new Set(around.map((id) => id.slice(-12))).size).toBe(2);
+    // Another process (another source) draws another tail.
+    expect(new EventIds().next(t0).slice(-12)).not.toBe(new EventIds().next(t0).slice(-12));
   });
 });
