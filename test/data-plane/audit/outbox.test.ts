@@ -101,6 +101,27 @@ describe('audit outbox', () => {
     await a.close();
   });
 
+  it('keeps events of every size and script intact across buffer chunks, on disk and in memory', async () => {
+    const text = (i: number): string => (i % 3 === 0 ? 'é✓🚀'.repeat(1 + (i % 700)) : i % 3 === 1 ? 'x'.repeat(70_000 + i) : `plain ${i}`);
+    const events = Array.from({ length: 60 }, (_, i) => ({ ...ev(i), arguments: { text: text(i) } }));
+    for (const dir of [mkdtempSync(join(tmpdir(), 'outbox-')), null]) {
+      const outbox = new AuditOutbox({ dir, logger, maxEventBytes: 1 << 20, flushEvents: 1000 });
+      // A quarter-megabyte chunk holds a few of these: most flushes span several chunks, and events cross none.
+      for (const event of events) outbox.record(event);
+      await outbox.flush();
+      const lines: string[] = [];
+      for (;;) {
+        const batch = await outbox.nextBatch(1000, 16 << 20);
+        if (!batch) break;
+        lines.push(...batchLines(batch));
+        await outbox.acknowledge(batch);
+      }
+      expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual(events);
+      expect(outbox.snapshot()).toMatchObject({ depth: 0, bytes: 0, dropped: 0, shipped: 60 });
+      await outbox.close();
+    }
+  });
+
   it('works in memory without a state dir', async () => {
     const a = new AuditOutbox({ dir: null, logger });
     for (let i = 0; i < 12; i++) a.record(ev(i));
