@@ -357,7 +357,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
         return ok({ jsonrpc: '2.0', id, result: await listTools(ctx, caller, record) });
       }
       case 'tools/call':
-        return callTool(ctx, stages, caller, record, id, message, notify);
+        // `return await`, not `return`: an async function that returns a promise settles two microtask
+        // turns later than one that awaits it (the hot path's tools/call goes through here).
+        return await callTool(ctx, stages, caller, record, id, message, notify);
       default:
         if (AGGREGATED_METHODS.has(message.method)) {
           return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
@@ -374,7 +376,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
         const message = parsed.message;
         // Shaped before the relay chooses JSON or the stream's final event, so both carry the same result.
-        return relayDuringCall(async (notify) => eraShape(parsed, await dispatch(ctx, stages, message, notify), serverInfo), replyAnswer, logger);
+        return await relayDuringCall(async (notify) => eraShape(parsed, await dispatch(ctx, stages, message, notify), serverInfo), replyAnswer, logger);
       }
       return toAnswer(eraShape(parsed, await dispatch(ctx, stages, parsed.message), serverInfo));
     }
