@@ -2,12 +2,15 @@
  * Developer tool (not part of `npm run bench`): control-plane CPU per audit event ingested, on SQLite in a
  * temp dir, in batches of the size a node ships at load, split into the steps `AuditStore.ingest` takes.
  *
- * Usage: node --import tsx bench/dev/audit-ingest.ts [events=20000] [batch=1000]
+ * Usage: node --import tsx bench/dev/audit-ingest.ts [events=20000] [batch=1000] [--postgres URL]
+ * (with --postgres: in a fresh schema of that database, dropped at the end; the database server's own
+ * CPU is not counted, only this process's)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { AuditStore } from '../../control-plane/audit/store.js';
 import { rowHash } from '../../control-plane/audit/chain.js';
 import { migrateToLatest, openDatabase } from '../../control-plane/db/database.js';
@@ -40,9 +43,17 @@ function event(i: number): Record<string, unknown> {
   };
 }
 
+const pgAt = process.argv.indexOf('--postgres');
+const pgUrl = pgAt >= 0 ? process.argv[pgAt + 1] : undefined;
+const schema = `gh_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
 const dir = mkdtempSync(join(tmpdir(), 'gh-audit-ingest-'));
-const { db } = openDatabase(join(dir, 'cp.db'));
-await migrateToLatest(db);
+if (pgUrl) {
+  const admin = openDatabase(pgUrl).db;
+  await sql.raw(`create schema ${schema}`).execute(admin);
+  await admin.destroy();
+}
+const { db } = pgUrl ? openDatabase(pgUrl, { searchPath: schema }) : openDatabase(join(dir, 'cp.db'));
+await migrateToLatest(db, pgUrl ? schema : undefined);
 const store = new AuditStore({ db, signingKey: await importSigningKey(await generateSigningKey()), logger: createLogger('bench', { level: 'warn' }) });
 // Laid out as a node sends them (one event per line) and read as the route reads them.
 const encode = (events: Record<string, unknown>[]): string => encodeAuditBatch(Buffer.from(events.map((e) => `${JSON.stringify(e)}\n`).join(''))).toString();
@@ -80,5 +91,6 @@ for (const text of batches.slice(0, 5)) decodeAuditBatch(text);
 const parseUs = (cpu() - c0) / (5 * batchSize);
 
 console.log(`ingest ${ingestUs.toFixed(1)} µs/event (batch ${batchSize}); of it: batch decode ${parseUs.toFixed(1)}, event check ${checkUs.toFixed(1)} (the schema alone: ${zodUs.toFixed(1)}), stringify (only for events not stored as sent) ${stringifyUs.toFixed(1)}, chain hash ${hashUs.toFixed(1)}; the rest is the row insert`);
+if (pgUrl) await sql.raw(`drop schema ${schema} cascade`).execute(db);
 await db.destroy();
 rmSync(dir, { recursive: true, force: true });

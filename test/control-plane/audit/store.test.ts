@@ -56,6 +56,22 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
     expect(verified.checkedCheckpoints).toBe(2);
   });
 
+  it('stores values that need quoting exactly, in arrival order, and nulls as nulls', async () => {
+    const awkward = ['NULL', 'null', '{a,b}', '"quoted"', 'back\\slash', 'tab\there', "it's", 'é✓🚀', ' spaced ', '', ','];
+    const batch = awkward.map((text, i) => event(i, { keyId: text, tool: text, server: i % 2 ? null : text, arguments: { text }, userId: i % 3 ? undefined : text }));
+    expect(await store.ingest('node-q', batch)).toMatchObject({ accepted: awkward.length });
+    const rows = await t.db.selectFrom('audit_events').select(['id', 'key_id', 'tool', 'server', 'user_id', 'event']).orderBy('row_id').execute();
+    expect(rows.map((r) => r.id)).toEqual(batch.map((e) => e.id));
+    rows.forEach((row, i) => {
+      expect(row.key_id).toBe(awkward[i]);
+      expect(row.tool).toBe(awkward[i]);
+      expect(row.server).toBe(i % 2 ? null : awkward[i]);
+      expect(row.user_id).toBe(i % 3 ? null : awkward[i]);
+      expect((JSON.parse(row.event) as { arguments: unknown }).arguments).toEqual({ text: awkward[i] });
+    });
+    expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
+  });
+
   it('filters and pages events in arrival order', async () => {
     await store.ingest('node-a', Array.from({ length: 12 }, (_, i) => event(i)));
     const page = await listAuditEvents(t.db, { keyId: 'key-1' }, { limit: 10, inverted: false });

@@ -4,9 +4,10 @@
  * deleted and never resent, and a full outbox drops new events (counted) instead of old ones.
  */
 import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuditOutbox, batchLines } from '../../../data-plane/audit/outbox.js';
 import { createLogger } from '../../../data-plane/log.js';
 import type { AuditEvent } from '../../../data-plane/snapshot/audit-protocol.js';
@@ -119,6 +120,37 @@ describe('audit outbox', () => {
       expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual(events);
       expect(outbox.snapshot()).toMatchObject({ depth: 0, bytes: 0, dropped: 0, shipped: 60 });
       await outbox.close();
+    }
+  });
+
+  it('writes at every flush and fsyncs at most once per sync interval, the last write included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const probe = await open(join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { datasync(): Promise<void>; writev(...args: unknown[]): Promise<unknown> };
+    await probe.close();
+    const syncs = vi.spyOn(handleProto, 'datasync');
+    const writes = vi.spyOn(handleProto, 'writev');
+    try {
+      const outbox = new AuditOutbox({ dir, logger, flushIntervalMs: 1, syncIntervalMs: 300 });
+      const started = performance.now();
+      for (let i = 0; i < 8; i++) {
+        outbox.record(ev(i));
+        const before = writes.mock.calls.length;
+        await vi.waitFor(() => expect(writes.mock.calls.length).toBeGreaterThan(before), { timeout: 2000, interval: 1 });
+      }
+      const elapsed = performance.now() - started;
+      // Eight writes; at most one fsync per 300 ms of them (the first write syncs at once).
+      expect(writes.mock.calls.length).toBe(8);
+      expect(syncs.mock.calls.length).toBeLessThanOrEqual(1 + Math.floor(elapsed / 300));
+      // The last write is synced within the interval without another event or a flush.
+      const lastWrite = writes.mock.invocationCallOrder.at(-1)!;
+      await vi.waitFor(() => expect(syncs.mock.invocationCallOrder.at(-1) ?? 0).toBeGreaterThan(lastWrite), { timeout: 2000, interval: 10 });
+      // The shipper may read what was written before it was synced.
+      expect(await drain(outbox, 100)).toEqual(Array.from({ length: 8 }, (_, i) => ev(i).id));
+      await outbox.close();
+    } finally {
+      syncs.mockRestore();
+      writes.mockRestore();
     }
   });
 
