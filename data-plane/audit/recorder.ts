@@ -1,12 +1,12 @@
 /**
  * Turns what the request path knows about a finished request into an audit event and hands it to the
  * outbox: a fresh event id, the node id, the arrival time. Event ids are time-ordered UUIDs (version 7
- * layout: the arrival millisecond, then a counter and a per-process random tail, see `EventIds`): the control plane's unique index on the id then grows
- * at its end like the others instead of taking every insert at a random page, which made each stored event
- * cost more as the table grew (measured: ~17 → ~31 µs per row over 240k rows with random ids, ~16 flat with
- * these). It must stay cheap and never throw, since
- * the record stage calls it for every request; content (arguments, results) is included only when the
- * caller says content logging is on for that key and server.
+ * layout: the arrival millisecond, then a counter and a per-process random tail, see `EventIds`): the
+ * control plane's unique index on the id then grows at its end like the others instead of taking every
+ * insert at a random page, which made each stored event cost more as the table grew (measured: ~17 → ~31
+ * µs per row over 240k rows with random ids, ~16 flat with these). It must stay cheap and never throw,
+ * since the record stage calls it for every request; content (arguments, results) is included only when
+ * the caller says content logging is on for that key and server.
  */
 import { randomBytes } from 'node:crypto';
 import type { AuditEvent } from '../snapshot/audit-protocol.js';
