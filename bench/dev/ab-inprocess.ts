@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { runLoad } from '../lib/load.js';
 import { ROOT, startTs, stopAll } from '../lib/procs.js';
+import { median } from '../lib/stats.js';
 
 interface Helpers {
   buildSnapshot(config: unknown): Promise<{ keyValues: Record<string, string> }>;
@@ -24,11 +25,6 @@ if (!dirA || !dirB) throw new Error('usage: ab-inprocess.ts <checkout A> <checko
 const seconds = Number(process.argv[4] ?? 3);
 const rounds = Number(process.argv[5] ?? 6);
 const connections = Number(process.argv[6] ?? 32);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? (s[(s.length - 1) / 2] as number) : ((s[s.length / 2 - 1] as number) + (s[s.length / 2] as number)) / 2;
-}
 
 async function main(): Promise<void> {
   const up = startTs('upstream', join(ROOT, 'bench/procs/upstream.ts'), [], {});
