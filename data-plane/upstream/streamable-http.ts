@@ -8,7 +8,6 @@
  * It does not keep sessions, retry or decide what a status means for the pool (`http-calls.ts` does); it
  * reports what happened, bounded in size and time, and never echoes a header value or a URL.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
@@ -64,6 +63,13 @@ export function requestHeaders(headers: Readonly<Record<string, string>>): strin
  * One exchange, through undici's `dispatch` with a handler of our own rather than `request()`: no body
  * stream, no promise per stage and no web-style abort plumbing per call (all of which showed in the hot
  * path's profile); the handler sees the status, the headers and each chunk, bounded as they arrive.
+ *
+ * The handler speaks undici's original handler interface (`onConnect`, `onHeaders`, `onData`,
+ * `onComplete`, `onError`: the one its HTTP/1 client calls), not the newer controller one: undici wraps a
+ * newer-style handler per request in an adapter that turns every response's raw headers (and trailers)
+ * into an object, and that adapter and `parseHeaders` were ~4% of the node's instructions per tools/call
+ * (callgrind, bench/dev/instructions.ts). The original interface is marked deprecated in undici 7's types
+ * but is what its clients still run; test/data-plane/upstream-* cover every callback.
  * Resolves with what happened; rejects only when no answer could be had (connection refused, reset,
  * aborted by `signal`, a JSON answer over `MAX_RESPONSE_BYTES`), which the caller reports as unreachable.
  */
@@ -90,7 +96,7 @@ export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Prom
       );
     } catch (error) {
       // Refused before it started (a closed dispatcher, bad options): no handler callback will come.
-      handler.onResponseError(null, error instanceof Error ? error : new Error(String(error)));
+      handler.onError(error instanceof Error ? error : new Error(String(error)));
     }
   });
 }
@@ -103,7 +109,8 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   #request: ExchangeRequest;
   #resolve: ((result: ExchangeResult) => void) | null;
   #reject: ((error: unknown) => void) | null;
-  #controller: Dispatcher.DispatchController | null = null;
+  /** undici's abort for this request, from `onConnect`. */
+  #abort: ((error?: Error) => void) | null = null;
   #mode: BodyMode = 'pending';
   #settled = false;
   #aborted = false;
@@ -123,32 +130,40 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     if (signal) {
       this.#onAbort = () => {
         this.#aborted = true;
-        this.#controller?.abort(new ExchangeAborted());
+        this.#abort?.(new ExchangeAborted());
       };
       signal.addEventListener('abort', this.#onAbort, { once: true });
     } else this.#onAbort = null;
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#aborted) controller.abort(new ExchangeAborted());
+  onConnect(abort: (error?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#aborted) abort(new ExchangeAborted());
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
-    if (status < 200) return; // 1xx informational: the answer is still to come
-    this.#sessionId = headerValue(headers['mcp-session-id']);
+  onHeaders(status: number, rawHeaders: Buffer[], _resume: () => void): boolean {
+    if (status < 200) return true; // 1xx informational: the answer is still to come
+    // The two headers read here, from the raw name/value list (first of each, as a parsed object gave).
+    let sessionId: string | null = null;
+    let type: string | null = null;
+    for (let i = 0; i + 1 < rawHeaders.length && (sessionId === null || type === null); i += 2) {
+      const name = rawHeaders[i] as Buffer;
+      if (sessionId === null && name.length === 14 && name.toString('latin1').toLowerCase() === 'mcp-session-id') sessionId = (rawHeaders[i + 1] as Buffer).toString('latin1');
+      else if (type === null && name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') type = (rawHeaders[i + 1] as Buffer).toString('latin1');
+    }
+    this.#sessionId = sessionId;
     this.#status = status;
     if (status === 202 || (status >= 200 && status < 300 && this.#request.id === null)) {
       this.#mode = 'drain';
       this.#settle({ kind: 'accepted', sessionId: this.#sessionId });
-      return;
+      return true;
     }
     if (status < 200 || status >= 300) {
       this.#mode = 'drain';
       this.#settle({ kind: 'http_error', status, detail: `HTTP ${status}` });
-      return;
+      return true;
     }
-    const type = headerValue(headers['content-type']) ?? '';
+    type ??= '';
     if (type.includes('text/event-stream')) {
       this.#mode = 'sse';
       this.#sse = { parser: this.#eventParser(), decoder: new StringDecoder('utf8'), timer: setTimeout(() => this.#timedOut(), this.#request.timeoutMs) };
@@ -157,23 +172,25 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
       this.#mode = 'drain';
       this.#settle({ kind: 'http_error', status: 0, detail: 'unexpected content type from upstream' });
     }
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     this.#size += chunk.length;
     if (this.#size > MAX_RESPONSE_BYTES && this.#mode !== 'drain') {
       if (this.#mode === 'json') this.#fail(new ResponseTooLarge());
       else this.#settle({ kind: 'http_error', status: 0, detail: `upstream stream exceeds ${MAX_RESPONSE_BYTES} bytes` });
-      controller.abort(new ResponseTooLarge());
-      return;
+      this.#abort?.(new ResponseTooLarge());
+      return false;
     }
     if (this.#mode === 'json') {
       if (this.#first === null) this.#first = chunk;
       else (this.#rest ??= [this.#first]).push(chunk);
     } else if (this.#mode === 'sse' && !this.#settled && this.#sse) this.#sse.parser.feed(this.#sse.decoder.write(chunk));
+    return true;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (this.#mode === 'json') {
       const first = this.#first;
       const text = this.#rest !== null ? Buffer.concat(this.#rest).toString('utf8') : first === null ? '' : first.toString('utf8');
@@ -182,7 +199,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     this.#done();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+  onError(error: Error): void {
     // After our answer the rest was only drained; before it, an SSE stream that fails (or is aborted) ends
     // the exchange with what the stream said.
     if (this.#mode === 'sse') this.#settle({ kind: 'http_error', status: 0, detail: 'upstream stream failed' });
@@ -210,7 +227,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   /** The whole-stream deadline of an SSE answer. */
   #timedOut(): void {
     this.#settle(TIMEOUT);
-    this.#controller?.abort(new ExchangeTimeout());
+    this.#abort?.(new ExchangeTimeout());
   }
 
   #settle(result: ExchangeResult): void {
@@ -237,7 +254,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     this.#request = DONE_REQUEST;
     this.#resolve = null;
     this.#reject = null;
-    this.#controller = null;
+    this.#abort = null;
     this.#first = null;
     this.#rest = null;
     this.#sse = null;
@@ -288,11 +305,6 @@ function isResponseTo(message: unknown, id: number | null): message is Record<st
   return (
     typeof message === 'object' && message !== null && !Array.isArray(message) && (message as { id?: unknown }).id === id && ('result' in message || 'error' in message)
   );
-}
-
-function headerValue(value: string | string[] | undefined): string | null {
-  if (value === undefined) return null;
-  return Array.isArray(value) ? (value[0] ?? null) : value;
 }
 
 /**
