@@ -154,6 +154,36 @@ describe('audit outbox', () => {
     }
   });
 
+  it('reads about a batch per batch while a backlog drains, and still finds an event longer than that', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const outbox = new AuditOutbox({ dir, logger, maxEventBytes: 1 << 20 });
+    const events = Array.from({ length: 3000 }, (_, i) => (i === 2500 ? { ...ev(i), arguments: { text: 'y'.repeat(300_000) } } : ev(i)));
+    for (const event of events) outbox.record(event);
+    await outbox.flush();
+    const probe = await open(join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { read(...args: unknown[]): Promise<unknown> };
+    await probe.close();
+    const reads = vi.spyOn(handleProto, 'read');
+    try {
+      const ids: string[] = [];
+      for (;;) {
+        const batch = await outbox.nextBatch(100, 4 << 20);
+        if (!batch) break;
+        ids.push(...batchLines(batch).map((l) => (JSON.parse(l) as AuditEvent).id));
+        await outbox.acknowledge(batch);
+      }
+      expect(ids).toEqual(events.map((e) => e.id));
+      const lengths = reads.mock.calls.map((call) => call[2] as number);
+      const backlog = events.length * 120;
+      // Most reads are about one batch (100 lines of ~110 bytes, plus slack), far below the backlog.
+      expect(lengths.filter((n) => n < backlog / 2).length).toBeGreaterThanOrEqual(lengths.length - 3);
+      expect(Math.max(...lengths)).toBeGreaterThan(300_000);
+    } finally {
+      reads.mockRestore();
+    }
+    await outbox.close();
+  });
+
   it('works in memory without a state dir', async () => {
     const a = new AuditOutbox({ dir: null, logger });
     for (let i = 0; i < 12; i++) a.record(ev(i));
