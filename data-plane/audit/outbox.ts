@@ -68,13 +68,8 @@ const EMPTY = Buffer.alloc(0);
 /** Events are encoded into chunks of this size (larger for a larger event). */
 const CHUNK_BYTES = 256 * 1024;
 
-/**
- * Writes every byte of `parts` at `offset` (`writev` may write less than asked), cutting the file there
- * first if a failed write left a torn tail: the segment's bytes must stay exactly the written events, since
- * the shipper reads it by offset.
- */
-async function writeAll(handle: FileHandle, parts: Buffer[], bytes: number, offset: number): Promise<void> {
-  if ((await handle.stat()).size !== offset) await handle.truncate(offset);
+/** Writes every byte of `parts` at the end of the file (`writev` may write less than asked). */
+async function writeAll(handle: FileHandle, parts: Buffer[], bytes: number): Promise<void> {
   let { bytesWritten } = await handle.writev(parts);
   while (bytesWritten < bytes) {
     const rest = Buffer.concat(parts).subarray(bytesWritten);
@@ -123,6 +118,8 @@ export class AuditOutbox {
   private written = new Map<number, number>();
   /** Written and not yet fsynced; when the last fsync was (performance.now()); the timer of the next one. */
   private unsynced = false;
+  /** A write failed: the segment may hold part of it past its written size. */
+  private tornTail = false;
   private syncedAt = Number.NEGATIVE_INFINITY;
   private syncTimer: NodeJS.Timeout | null = null;
   private cursor: Position = { segment: 1, offset: 0 };
@@ -332,12 +329,13 @@ export class AuditOutbox {
     try {
       if ((this.written.get(this.writeSegment) ?? 0) >= this.segmentBytes) await this.rotate(dir);
       this.handle ??= await open(join(dir, segmentName(this.writeSegment)), 'a', 0o600);
-      // The segment ends where its written part does: a write that failed half-way leaves nothing after it.
-      await writeAll(this.handle, parts, bytes, this.written.get(this.writeSegment) ?? 0);
-      this.written.set(this.writeSegment, (this.written.get(this.writeSegment) ?? 0) + bytes);
-      this.unsynced = true;
-      await (syncNow ? this.sync() : this.syncSoon());
+      // A write that failed half-way may have left a torn tail: the segment must end where its written
+      // events do, since the shipper reads it by offset.
+      if (this.tornTail) await this.handle.truncate(this.written.get(this.writeSegment) ?? 0);
+      this.tornTail = false;
+      await writeAll(this.handle, parts, bytes);
     } catch (error) {
+      this.tornTail = true;
       // Put them back: the next flush tries again (a full disk may clear up).
       this.queued = [...parts, ...this.queued];
       this.pendingEvents += events;
@@ -345,7 +343,11 @@ export class AuditOutbox {
       if (!this.closed) this.scheduleFlush(1000);
       throw error;
     }
+    this.written.set(this.writeSegment, (this.written.get(this.writeSegment) ?? 0) + bytes);
+    this.unsynced = true;
     this.wake();
+    // Written is kept, whatever the sync does: a failed sync is tried again at the next one.
+    await (syncNow ? this.sync() : this.syncSoon());
   }
 
   private async rotate(dir: string): Promise<void> {
