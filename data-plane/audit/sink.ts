@@ -61,6 +61,9 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
       // and the outbox serialises it. What does not apply is undefined, not null, so JSON leaves it out
       // (the protocol's optional members): ~80 bytes fewer per event to write, ship, parse and store.
       recorder.record(record.at, {
+        id: undefined,
+        time: undefined,
+        node: undefined,
         route: ROUTE_PATHS[record.route],
         requestId: String(record.requestId),
         traceId: record.traceId,
