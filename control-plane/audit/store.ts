@@ -17,13 +17,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Statement } from 'better-sqlite3';
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { parseAuditEvent, type AuditEvent, type AuditIngestResult } from '../../data-plane/snapshot/audit-protocol.js';
 import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
 import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
 import type { SigningKey } from '../../data-plane/snapshot/sign.js';
 import { sqliteHandle } from '../db/database.js';
-import type { Database } from '../db/schema.js';
+import type { AuditEventsTable, Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from '../repos/pagination.js';
 import { inTransaction, type Db } from '../repos/transaction.js';
@@ -58,6 +58,20 @@ export function newPartitionId(): string {
 }
 
 const INSERT_CHUNK = 200;
+
+/** The columns every stored row fills, in the order the inserts list them (checked against the table's type). */
+const INSERT_COLUMNS = ['id', 'partition', 'seq', 'time', 'received_at', 'node', 'key_id', 'user_id', 'server', 'tool', 'outcome', 'event', 'prev_hash', 'hash'] as const satisfies readonly (keyof AuditEventsTable)[];
+let fullChunkStatement: string | null = null;
+
+/** `insert into audit_events (…) values ($1, …), (…)` for `rows` rows (PostgreSQL placeholders); a full chunk's is made once. */
+function insertStatement(rows: number): string {
+  if (rows === INSERT_CHUNK && fullChunkStatement !== null) return fullChunkStatement;
+  const tuples: string[] = [];
+  for (let r = 0; r < rows; r++) tuples.push(`(${INSERT_COLUMNS.map((_, c) => `$${r * INSERT_COLUMNS.length + c + 1}`).join(', ')})`);
+  const text = `insert into audit_events (${INSERT_COLUMNS.join(', ')}) values ${tuples.join(', ')}`;
+  if (rows === INSERT_CHUNK) fullChunkStatement = text;
+  return text;
+}
 
 /** An event to store and the JSON text it is stored (and chained) as. */
 interface StoredEvent {
@@ -178,21 +192,28 @@ export class AuditStore {
             }
           }
         } else {
-          const known = new Set<string>();
-          for (let i = 0; i < events.length; i += 500) {
-            const ids = events.slice(i, i + 500).map((e) => e.event.id);
-            const rows = await trx.selectFrom('audit_events').select('id').where('id', 'in', ids).execute();
-            for (const r of rows) known.add(r.id);
+          // PostgreSQL: the batch's ids already stored (one array parameter), then its new rows in multi-row
+          // inserts whose text is made once per row count. Built through Kysely's query builder, 14 values
+          // a row cost ~10 µs per event to compile; the statement and its parameters are the same.
+          const ids = events.map((e) => e.event.id);
+          const found = await trx.executeQuery(CompiledQuery.raw('select id from audit_events where id = any($1::text[])', [ids]));
+          const known = new Set((found.rows as { id: string }[]).map((r) => r.id));
+          let params: (string | number | null)[] = [];
+          const flush = async (): Promise<void> => {
+            if (params.length === 0) return;
+            await trx.executeQuery(CompiledQuery.raw(insertStatement(params.length / INSERT_COLUMNS.length), params));
+            params = [];
+          };
+          for (const { event, json } of events) {
+            if (known.has(event.id)) continue;
+            seq += 1;
+            const prevHash = hash;
+            hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
+            const c = indexedColumns(event);
+            params.push(c.id, this.partition, seq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, prevHash, hash);
+            if (params.length >= INSERT_CHUNK * INSERT_COLUMNS.length) await flush();
           }
-          const rows = events
-            .filter((e) => !known.has(e.event.id))
-            .map(({ event, json }) => {
-              seq += 1;
-              const prevHash = hash;
-              hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
-              return { ...indexedColumns(event), partition: this.partition, seq, received_at: receivedAt, event: json, prev_hash: prevHash, hash };
-            });
-          for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto('audit_events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+          await flush();
         }
         next = { seq, hash, receivedAt };
       });

@@ -70,6 +70,11 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
   const path = url.replace(/^sqlite:(\/\/)?/, '');
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new SQLite(path);
+  // 16 KiB pages for a new database (an existing one keeps its own: WAL mode cannot change it): the audit
+  // trail's appends, most of what this database writes under load, cost ~20% less per row than with the
+  // default 4 KiB (bench/dev/audit-ingest.ts; interleaved runs, 17 → 14 µs per row). Must precede the
+  // first write, which the journal mode below may be.
+  sqlite.pragma('page_size = 16384');
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');

@@ -68,13 +68,8 @@ const EMPTY = Buffer.alloc(0);
 /** Events are encoded into chunks of this size (larger for a larger event). */
 const CHUNK_BYTES = 256 * 1024;
 
-/**
- * Writes every byte of `parts` at `offset` (`writev` may write less than asked), cutting the file there
- * first if a failed write left a torn tail: the segment's bytes must stay exactly the written events, since
- * the shipper reads it by offset.
- */
-async function writeAll(handle: FileHandle, parts: Buffer[], bytes: number, offset: number): Promise<void> {
-  if ((await handle.stat()).size !== offset) await handle.truncate(offset);
+/** Writes every byte of `parts` at the end of the file (`writev` may write less than asked). */
+async function writeAll(handle: FileHandle, parts: Buffer[], bytes: number): Promise<void> {
   let { bytesWritten } = await handle.writev(parts);
   while (bytesWritten < bytes) {
     const rest = Buffer.concat(parts).subarray(bytesWritten);
@@ -123,12 +118,16 @@ export class AuditOutbox {
   private written = new Map<number, number>();
   /** Written and not yet fsynced; when the last fsync was (performance.now()); the timer of the next one. */
   private unsynced = false;
+  /** A write failed: the segment may hold part of it past its written size. */
+  private tornTail = false;
   private syncedAt = Number.NEGATIVE_INFINITY;
   private syncTimer: NodeJS.Timeout | null = null;
   private cursor: Position = { segment: 1, offset: 0 };
   /** Whether `cursor` is ahead of the cursor file, and when that file was last written (performance.now()). */
   private cursorDirty = false;
   private cursorWrittenAt = Number.NEGATIVE_INFINITY;
+  /** Bytes per line of the last batch read (a first guess until then), to size the next read. */
+  private lineBytes = 1024;
   /** In-memory mode: the backlog itself. */
   private memory: string[] = [];
   private readonly stats: OutboxStats = { depth: 0, bytes: 0, dropped: 0, shipped: 0 };
@@ -330,12 +329,13 @@ export class AuditOutbox {
     try {
       if ((this.written.get(this.writeSegment) ?? 0) >= this.segmentBytes) await this.rotate(dir);
       this.handle ??= await open(join(dir, segmentName(this.writeSegment)), 'a', 0o600);
-      // The segment ends where its written part does: a write that failed half-way leaves nothing after it.
-      await writeAll(this.handle, parts, bytes, this.written.get(this.writeSegment) ?? 0);
-      this.written.set(this.writeSegment, (this.written.get(this.writeSegment) ?? 0) + bytes);
-      this.unsynced = true;
-      await (syncNow ? this.sync() : this.syncSoon());
+      // A write that failed half-way may have left a torn tail: the segment must end where its written
+      // events do, since the shipper reads it by offset.
+      if (this.tornTail) await this.handle.truncate(this.written.get(this.writeSegment) ?? 0);
+      this.tornTail = false;
+      await writeAll(this.handle, parts, bytes);
     } catch (error) {
+      this.tornTail = true;
       // Put them back: the next flush tries again (a full disk may clear up).
       this.queued = [...parts, ...this.queued];
       this.pendingEvents += events;
@@ -343,7 +343,11 @@ export class AuditOutbox {
       if (!this.closed) this.scheduleFlush(1000);
       throw error;
     }
+    this.written.set(this.writeSegment, (this.written.get(this.writeSegment) ?? 0) + bytes);
+    this.unsynced = true;
     this.wake();
+    // Written is kept, whatever the sync does: a failed sync is tried again at the next one.
+    await (syncNow ? this.sync() : this.syncSoon());
   }
 
   private async rotate(dir: string): Promise<void> {
@@ -404,28 +408,17 @@ export class AuditOutbox {
       await this.acknowledge({ count: 0, data: EMPTY, bytes: 0, end: { segment: segment + 1, offset: 0 } });
       ({ segment, offset } = this.cursor);
     }
-    const written = this.written.get(segment)!;
-    const length = Math.min(written - offset, maxBytes);
+    const available = Math.min(this.written.get(segment)! - offset, maxBytes);
     if (this.reader?.segment !== segment) {
       await this.closeReader();
       this.reader = { segment, handle: await open(join(dir, segmentName(segment)), 'r') };
     }
-    let chunk = Buffer.allocUnsafe(length);
-    try {
-      const { bytesRead } = await this.reader.handle.read(chunk, 0, length, offset);
-      chunk = chunk.subarray(0, bytesRead);
-    } catch (error) {
-      await this.closeReader();
-      throw error;
-    }
-    let count = 0;
-    let start = 0;
-    while (count < maxEvents) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl === -1) break;
-      count += 1;
-      start = nl + 1;
-    }
+    // Read about what `maxEvents` lines take (from the sizes seen so far), not all that is there: while a
+    // backlog drains after an outage, reading `maxBytes` for every batch read ~6x what was sent.
+    const expected = Math.ceil(this.lineBytes * maxEvents * 1.25) + 64 * 1024;
+    let { chunk, count, start } = await this.readLines(offset, Math.min(available, expected), maxEvents);
+    // Not one whole line in that much (a long event): read all the batch may hold before deciding.
+    if (count === 0 && available > chunk.length) ({ chunk, count, start } = await this.readLines(offset, available, maxEvents));
     if (count === 0) {
       // One line longer than a whole batch: it can never be sent, so it is dropped (and counted).
       const nl = (await readFile(join(dir, segmentName(segment)))).indexOf(0x0a, offset);
@@ -433,7 +426,30 @@ export class AuditOutbox {
       await this.acknowledge({ count: 1, data: EMPTY, bytes: nl + 1 - offset, end: { segment, offset: nl + 1 } }, false);
       return this.nextBatch(maxEvents, maxBytes);
     }
+    this.lineBytes = start / count;
     return { count, data: chunk.subarray(0, start), bytes: start, end: { segment, offset: offset + start } };
+  }
+
+  /** Reads `length` bytes of the shipper's segment at `offset`; how many whole lines (at most `maxLines`) they hold, and where those end. */
+  private async readLines(offset: number, length: number, maxLines: number): Promise<{ chunk: Buffer; count: number; start: number }> {
+    const reader = this.reader!;
+    let chunk = Buffer.allocUnsafe(length);
+    try {
+      const { bytesRead } = await reader.handle.read(chunk, 0, length, offset);
+      chunk = chunk.subarray(0, bytesRead);
+    } catch (error) {
+      await this.closeReader();
+      throw error;
+    }
+    let count = 0;
+    let start = 0;
+    while (count < maxLines) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl === -1) break;
+      count += 1;
+      start = nl + 1;
+    }
+    return { chunk, count, start };
   }
 
   /**

@@ -58,13 +58,17 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
       if (storedJson !== undefined) result = undefined;
       const usage = record.usage;
       // One object literal, every field always present (one shape for every event): the recorder stamps it
-      // and the outbox serialises it; JSON leaves the undefined content fields out.
+      // and the outbox serialises it. What does not apply is undefined, not null, so JSON leaves it out
+      // (the protocol's optional members): ~80 bytes fewer per event to write, ship, parse and store.
       recorder.record(record.at, {
+        id: undefined,
+        time: undefined,
+        node: undefined,
         route: ROUTE_PATHS[record.route],
         requestId: String(record.requestId),
-        traceId: record.traceId ?? null,
+        traceId: record.traceId,
         keyId: record.keyId,
-        keyHashPrefix: record.keyHashPrefix,
+        keyHashPrefix: record.keyHashPrefix ?? undefined,
         userId: record.userId,
         method: record.method ?? 'http',
         server: record.server,
@@ -72,10 +76,10 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
         arguments: args,
         result,
         outcome: record.outcome,
-        denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : record.reason,
-        upstreamStatus: record.upstreamStatus ?? null,
+        denyReason: record.error ? (record.reason ? `${record.error}: ${record.reason}` : record.error) : (record.reason ?? undefined),
+        upstreamStatus: record.upstreamStatus,
         latencyMs: Math.round(record.latencyMs * 1000) / 1000,
-        resultBytes: resultJson?.length ?? null,
+        resultBytes: resultJson?.length,
         tokens:
           usage && (usage.inputTokens !== undefined || usage.outputTokens !== undefined)
             ? {
@@ -84,9 +88,9 @@ export function createAuditSink(options: AuditSinkOptions): RecordSink {
                 ...(usage.cacheReadTokens !== undefined ? { cacheRead: usage.cacheReadTokens } : {}),
                 ...(usage.cacheWriteTokens !== undefined ? { cacheWrite: usage.cacheWriteTokens } : {}),
               }
-            : null,
-        costUsd: usage?.costUsd ?? null,
-        guardrail: findings.length > 0 ? findings : null,
+            : undefined,
+        costUsd: usage?.costUsd ?? undefined,
+        guardrail: findings.length > 0 ? findings : undefined,
       }, storedJson);
     },
   };

@@ -187,6 +187,7 @@ const BATCH_TAIL = '\n]}';
 
 /** The batch body for events given as JSON lines, each ending in a newline (how the node's outbox holds them). */
 export function encodeAuditBatch(lines: Buffer): Buffer {
+  if (lines.length === 0) return Buffer.from('{"events":[]}');
   let count = 0;
   for (let nl = lines.indexOf(0x0a); nl !== -1; nl = lines.indexOf(0x0a, nl + 1)) count += 1;
   // Every newline stays; a comma goes before each but the last, which the tail replaces.

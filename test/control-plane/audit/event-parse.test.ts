@@ -118,6 +118,12 @@ describe('audit batch layout', () => {
   const lines = [JSON.stringify(base), JSON.stringify({ ...base, id: 'second-event-id', arguments: { text: 'a,\\n],"x":[' } }), JSON.stringify({ ...base, id: 'third-event-id' })];
   const encode = (ls: string[]) => encodeAuditBatch(Buffer.from(ls.map((l) => `${l}\n`).join(''))).toString();
 
+  it('encodes no lines as an empty batch (which the schema refuses)', () => {
+    const body = encodeAuditBatch(Buffer.alloc(0)).toString();
+    expect(JSON.parse(body)).toEqual({ events: [] });
+    expect(AuditBatchSchema.safeParse(decodeAuditBatch(body)!.body).success).toBe(false);
+  });
+
   it('round-trips events with their texts, for one event or many', () => {
     for (const ls of [lines, lines.slice(0, 1)]) {
       const decoded = decodeAuditBatch(encode(ls))!;

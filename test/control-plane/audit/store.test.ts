@@ -72,6 +72,16 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
     expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
   });
 
+  it('stores a batch larger than one insert, after some of it was stored before, in order and once', async () => {
+    const events = Array.from({ length: 450 }, (_, i) => event(i));
+    expect(await store.ingest('node-a', events.slice(100, 150))).toMatchObject({ accepted: 50 });
+    expect(await store.ingest('node-a', events)).toEqual({ accepted: 400, duplicates: 50, rejected: [] });
+    const rows = await t.db.selectFrom('audit_events').select(['id', 'seq']).orderBy('row_id').execute();
+    expect(rows.map((r) => r.id)).toEqual([...events.slice(100, 150), ...events.slice(0, 100), ...events.slice(150)].map((e) => e.id));
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 450 }, (_, i) => i + 1));
+    expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
+  });
+
   it('filters and pages events in arrival order', async () => {
     await store.ingest('node-a', Array.from({ length: 12 }, (_, i) => event(i)));
     const page = await listAuditEvents(t.db, { keyId: 'key-1' }, { limit: 10, inverted: false });

@@ -154,6 +154,69 @@ describe('audit outbox', () => {
     }
   });
 
+  it('reads about a batch per batch while a backlog drains, and still finds an event longer than that', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const outbox = new AuditOutbox({ dir, logger, maxEventBytes: 1 << 20 });
+    const events = Array.from({ length: 3000 }, (_, i) => (i === 2500 ? { ...ev(i), arguments: { text: 'y'.repeat(300_000) } } : ev(i)));
+    for (const event of events) outbox.record(event);
+    await outbox.flush();
+    const probe = await open(join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { read(...args: unknown[]): Promise<unknown> };
+    await probe.close();
+    const reads = vi.spyOn(handleProto, 'read');
+    try {
+      const ids: string[] = [];
+      for (;;) {
+        const batch = await outbox.nextBatch(100, 4 << 20);
+        if (!batch) break;
+        ids.push(...batchLines(batch).map((l) => (JSON.parse(l) as AuditEvent).id));
+        await outbox.acknowledge(batch);
+      }
+      expect(ids).toEqual(events.map((e) => e.id));
+      const lengths = reads.mock.calls.map((call) => call[2] as number);
+      const backlog = events.length * 120;
+      // Most reads are about one batch (100 lines of ~110 bytes, plus slack), far below the backlog.
+      expect(lengths.filter((n) => n < backlog / 2).length).toBeGreaterThanOrEqual(lengths.length - 3);
+      expect(Math.max(...lengths)).toBeGreaterThan(300_000);
+    } finally {
+      reads.mockRestore();
+    }
+    await outbox.close();
+  });
+
+  it('after a write that failed half-way (a full disk), keeps every event once and no torn line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const probe = await open(join(dir, 'probe'), 'w');
+    const handleProto = Object.getPrototypeOf(probe) as { writev(buffers: Buffer[], position?: number): Promise<{ bytesWritten: number }> };
+    await probe.close();
+    const original = handleProto.writev;
+    let failures = 1;
+    const writes = vi.spyOn(handleProto, 'writev').mockImplementation(async function (this: unknown, buffers: Buffer[]) {
+      if (failures-- > 0) {
+        // Part of the first buffer reaches the file, then the disk is full.
+        await original.call(this, [buffers[0]!.subarray(0, Math.ceil(buffers[0]!.length / 2))]);
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+      }
+      return original.call(this, buffers);
+    });
+    try {
+      const outbox = new AuditOutbox({ dir, logger });
+      for (let i = 0; i < 20; i++) outbox.record(ev(i));
+      await outbox.flush();
+      for (let i = 20; i < 30; i++) outbox.record(ev(i));
+      await outbox.flush();
+      expect(writes.mock.calls.length).toBeGreaterThanOrEqual(2);
+      expect(await drain(outbox, 100)).toEqual(Array.from({ length: 30 }, (_, i) => ev(i).id));
+      await outbox.close();
+      // What a restart finds is the same: nothing torn, nothing twice.
+      const again = new AuditOutbox({ dir, logger });
+      expect(again.snapshot()).toMatchObject({ depth: 0 });
+      await again.close();
+    } finally {
+      writes.mockRestore();
+    }
+  });
+
   it('works in memory without a state dir', async () => {
     const a = new AuditOutbox({ dir: null, logger });
     for (let i = 0; i < 12; i++) a.record(ev(i));

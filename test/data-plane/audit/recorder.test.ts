@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AuditOutbox, batchLines } from '../../../data-plane/audit/outbox.js';
-import { EventIds, createAuditRecorder, timeOrderedId } from '../../../data-plane/audit/recorder.js';
+import { EventIds, IsoClock, createAuditRecorder, timeOrderedId } from '../../../data-plane/audit/recorder.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { AuditEventSchema } from '../../../data-plane/snapshot/audit-protocol.js';
 import { LogCapture } from '../../support/log-capture.js';
@@ -46,5 +46,15 @@ describe('event ids', () => {
     expect(new Set(around.map((id) => id.slice(-12))).size).toBe(2);
     // Another process (another source) draws another tail.
     expect(new EventIds().next(t0).slice(-12)).not.toBe(new EventIds().next(t0).slice(-12));
+  });
+});
+
+describe('event times', () => {
+  it('are what Date#toISOString says, across seconds, years and the epoch', () => {
+    const clock = new IsoClock();
+    const samples = [0, 1, 999, 1000, 1001, -1, -1000, -1001, Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(10_000, 0, 1, 0, 0, 0, 5), 8.64e15];
+    for (let i = 0; i < 2000; i++) samples.push(Date.UTC(2026, 11, 1) + Math.floor(i * 7.3));
+    for (let i = 0; i < 200; i++) samples.push(Math.floor(Math.random() * 4e12));
+    for (const ms of samples) expect(clock.iso(ms)).toBe(new Date(ms).toISOString());
   });
 });
