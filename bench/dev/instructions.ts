@@ -134,7 +134,8 @@ async function main(): Promise<void> {
   for (const s of subjects) console.log(`${s.label}: median ${Math.round(median(s.counts)).toLocaleString('en')} instructions per tools/call (min ${Math.round(Math.min(...s.counts)).toLocaleString('en')})`);
   const [a, b] = subjects as [Subject, Subject];
   console.log(`B/A: ${(median(b.counts) / median(a.counts)).toFixed(3)}`);
-  for (const s of subjects) s.proc.kill('SIGTERM');
+  // valgrind writes a last dump as its node exits: only then may the directory go.
+  await Promise.all(subjects.map((s) => new Promise((resolve) => (s.proc.once('exit', resolve), s.proc.kill('SIGTERM')))));
   if (keep) console.log(`dumps kept in ${work} (node pids ${subjects.map((s) => s.proc.pid).join(', ')})`);
   else rmSync(work, { recursive: true, force: true });
 }
