@@ -182,7 +182,11 @@ export class AuditOutbox {
         const end = content.lastIndexOf(0x0a) + 1;
         if (end !== size) ftruncateSync(fd, end);
         this.written.set(n, end);
-        const from = n === this.cursor.segment ? Math.min(this.cursor.offset, end) : 0;
+        // A machine crash can take the unsynced tail of a segment whose events were already shipped and
+        // acknowledged (the cursor file survived): the cursor then points past the end, and new events
+        // appended from there must not be skipped.
+        if (n === this.cursor.segment && this.cursor.offset > end) this.cursor = { segment: n, offset: end };
+        const from = n === this.cursor.segment ? this.cursor.offset : 0;
         let count = 0;
         for (let i = from; i < end; i++) if (content[i] === 0x0a) count++;
         this.stats.depth += count;

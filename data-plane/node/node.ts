@@ -136,7 +136,11 @@ export class StateDirLockedError extends Error {
   }
 }
 
-/** Locks the state dir for this process (released on close; a crashed holder's lock goes stale in 10 s). */
+/**
+ * Locks the state dir for this process (released on close; a crashed holder's lock goes stale in 10 s).
+ * A node restarted at once may find its previous process still closing (flushing the audit outbox,
+ * closing upstreams): it waits up to ~5 s for the lock before saying the state dir is in use.
+ */
 async function lockStateDir(stateDir: string, logger: Logger): Promise<() => Promise<void>> {
   try {
     return await lockfile.lock(stateDir, {
@@ -144,6 +148,7 @@ async function lockStateDir(stateDir: string, logger: Logger): Promise<() => Pro
       realpath: false,
       stale: 10_000,
       update: 2_000,
+      retries: { retries: 12, factor: 1.3, minTimeout: 100, maxTimeout: 800 },
       onCompromised: (error) => logger.error({ err: error.message, stateDir }, 'lost the lock on the state dir'),
     });
   } catch (error) {

@@ -3,7 +3,7 @@
  * restart) with the backlog counted, a torn last line from a crash is dropped, acknowledged segments are
  * deleted and never resent, and a full outbox drops new events (counted) instead of old ones.
  */
-import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -215,6 +215,25 @@ describe('audit outbox', () => {
     } finally {
       writes.mockRestore();
     }
+  });
+
+  it('after a machine crash took a shipped, unsynced tail, ships the events recorded after the restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'outbox-'));
+    const a = new AuditOutbox({ dir, logger });
+    for (let i = 0; i < 10; i++) a.record(ev(i));
+    await a.flush();
+    expect(await drain(a, 100)).toHaveLength(10);
+    await a.close();
+    // The segment loses its last 4 events (never synced), the cursor file (pointing past them) survives.
+    const segment = readdirSync(dir).find((f) => f.startsWith('seg-'))!;
+    const lines = readFileSync(join(dir, segment), 'utf8').split('\n').filter(Boolean);
+    writeFileSync(join(dir, segment), lines.slice(0, 6).map((l) => `${l}\n`).join(''));
+    const b = new AuditOutbox({ dir, logger });
+    expect(b.snapshot().depth).toBe(0);
+    for (let i = 10; i < 13; i++) b.record(ev(i));
+    await b.flush();
+    expect(await drain(b, 100)).toEqual([ev(10).id, ev(11).id, ev(12).id]);
+    await b.close();
   });
 
   it('works in memory without a state dir', async () => {
