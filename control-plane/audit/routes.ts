@@ -8,12 +8,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { Kysely } from 'kysely';
 import { AUDIT_BATCH_MAX_BYTES, AUDIT_BATCH_MAX_EVENTS, AuditBatchSchema, decodeAuditBatch } from '../../data-plane/snapshot/audit-protocol.js';
-import { readBody } from '../../data-plane/snapshot/bounded-body.js';
 import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import type { Database } from '../db/schema.js';
 import { ControlPlaneMessage } from '../http/errors.js';
 import { authenticateNode } from '../http/node-auth.js';
-import { sendError, sendJson } from '../http/respond.js';
+import { readTextBody, sendError, sendJson } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import { authenticateAdminToken } from '../repos/admin-tokens.js';
 import { iterateAuditEvents, type AuditFilter, type AuditStore } from './store.js';
@@ -33,11 +32,10 @@ export async function handleAuditIngest(req: IncomingMessage, res: ServerRespons
     deps.logger.warn({ code: auth.code, reason: auth.reason, remote: req.socket.remoteAddress }, 'refused an audit batch');
     return sendError(res, auth.code);
   }
-  const body = await readBody(req, AUDIT_BATCH_MAX_BYTES);
-  if (body.kind === 'too_large') return sendError(res, 'payload_too_large', ControlPlaneMessage.bodyTooLarge(AUDIT_BATCH_MAX_BYTES));
-  if (body.kind === 'aborted') return;
+  const text = await readTextBody(req, res, AUDIT_BATCH_MAX_BYTES);
+  if (text === undefined) return;
   // One event per line when the node laid the batch out so (each event's text is then kept as sent).
-  const decoded = decodeAuditBatch(body.text);
+  const decoded = decodeAuditBatch(text);
   if (decoded === null) return sendError(res, 'invalid_json');
   const batch = AuditBatchSchema.safeParse(decoded.body);
   if (!batch.success) return sendError(res, 'invalid_request', ControlPlaneMessage.notAnAuditBatch(AUDIT_BATCH_MAX_EVENTS));

@@ -63,6 +63,12 @@ const INSERT_CHUNK = 200;
 const INSERT_COLUMNS = ['id', 'partition', 'seq', 'time', 'received_at', 'node', 'key_id', 'user_id', 'server', 'tool', 'outcome', 'event', 'prev_hash', 'hash'] as const satisfies readonly (keyof AuditEventsTable)[];
 let fullChunkStatement: string | null = null;
 
+/** One row's values in `INSERT_COLUMNS` order, for either dialect's insert. */
+function rowValues(event: AuditEvent, json: string, partition: string, seq: number, receivedAt: string, prevHash: string, hash: string): (string | number | null)[] {
+  const c = indexedColumns(event);
+  return [c.id, partition, seq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, prevHash, hash];
+}
+
 /** `insert into audit_events (…) values ($1, …), (…)` for `rows` rows (PostgreSQL placeholders); a full chunk's is made once. */
 function insertStatement(rows: number): string {
   if (rows === INSERT_CHUNK && fullChunkStatement !== null) return fullChunkStatement;
@@ -178,14 +184,12 @@ export class AuditStore {
           // connection). An id already stored changes nothing (`on conflict do nothing`) and takes no
           // place in the chain, so no lookup of the batch's ids is needed first.
           this.insertRow ??= sqlite.prepare(
-            'insert into audit_events (id, partition, seq, time, received_at, node, key_id, user_id, server, tool, outcome, event, prev_hash, hash) ' +
-              'values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) on conflict (id) do nothing',
+            `insert into audit_events (${INSERT_COLUMNS.join(', ')}) values (${INSERT_COLUMNS.map(() => '?').join(', ')}) on conflict (id) do nothing`,
           );
           for (const { event, json } of events) {
             const rowSeq = seq + 1;
             const rowHashValue = rowHash({ partition: this.partition, seq: rowSeq, receivedAt, prevHash: hash, event: json });
-            const c = indexedColumns(event);
-            const { changes } = this.insertRow.run(c.id, this.partition, rowSeq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, hash, rowHashValue);
+            const { changes } = this.insertRow.run(rowValues(event, json, this.partition, rowSeq, receivedAt, hash, rowHashValue));
             if (changes === 1) {
               seq = rowSeq;
               hash = rowHashValue;
@@ -193,8 +197,8 @@ export class AuditStore {
           }
         } else {
           // PostgreSQL: the batch's ids already stored (one array parameter), then its new rows in multi-row
-          // inserts whose text is made once per row count. Built through Kysely's query builder, 14 values
-          // a row cost ~10 µs per event to compile; the statement and its parameters are the same.
+          // inserts written as SQL (a full chunk's text made once). Built through Kysely's query builder, 14
+          // values a row cost ~10 µs per event to compile; the statement and its parameters are the same.
           const ids = events.map((e) => e.event.id);
           const found = await trx.executeQuery(CompiledQuery.raw('select id from audit_events where id = any($1::text[])', [ids]));
           const known = new Set((found.rows as { id: string }[]).map((r) => r.id));
@@ -209,8 +213,7 @@ export class AuditStore {
             seq += 1;
             const prevHash = hash;
             hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
-            const c = indexedColumns(event);
-            params.push(c.id, this.partition, seq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, prevHash, hash);
+            params.push(...rowValues(event, json, this.partition, seq, receivedAt, prevHash, hash));
             if (params.length >= INSERT_CHUNK * INSERT_COLUMNS.length) await flush();
           }
           await flush();

@@ -17,18 +17,25 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 }
 
 /**
- * Reads a JSON body up to `limit` bytes; on failure answers the request and returns undefined. A route may
- * say in `tooLarge` what its oversized body is and what the sender should do (413 `payload_too_large`).
+ * Reads a body as text up to `limit` bytes; if it is too large, answers 413 `payload_too_large` (a route
+ * may say in `tooLarge` what its oversized body is and what the sender should do) and returns undefined,
+ * as it does when the sender went away.
  */
-export async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number, tooLarge?: string): Promise<unknown> {
+export async function readTextBody(req: IncomingMessage, res: ServerResponse, limit: number, tooLarge?: string): Promise<string | undefined> {
   const body = await readBody(req, limit);
   if (body.kind === 'too_large') {
     sendError(res, 'payload_too_large', tooLarge ?? ControlPlaneMessage.bodyTooLarge(limit));
     return undefined;
   }
-  if (body.kind === 'aborted') return undefined;
+  return body.kind === 'aborted' ? undefined : body.text;
+}
+
+/** Reads a JSON body as `readTextBody` does; a body that is not JSON is answered 400 `invalid_json`. */
+export async function readJsonBody(req: IncomingMessage, res: ServerResponse, limit: number, tooLarge?: string): Promise<unknown> {
+  const text = await readTextBody(req, res, limit, tooLarge);
+  if (text === undefined) return undefined;
   try {
-    return JSON.parse(body.text) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     sendError(res, 'invalid_json');
     return undefined;

@@ -35,11 +35,6 @@ export interface ShipperOptions {
   lingerMs?: number;
 }
 
-/** The batch body for a run of the outbox's JSON lines (the protocol's layout: one event per line). */
-export function batchBody(batch: OutboxBatch): Buffer {
-  return encodeAuditBatch(batch.data);
-}
-
 export class AuditShipper {
   private abort = new AbortController();
   private running: Promise<void> | null = null;
@@ -139,7 +134,7 @@ export class AuditShipper {
         method: 'POST',
         headers: { ...(await this.options.authHeaders('POST', NODE_AUDIT_PATH)), 'content-type': 'application/json' },
         // The lines are already JSON: joined as bytes instead of parsed and serialised again.
-        body: batchBody(batch),
+        body: encodeAuditBatch(batch.data),
         // undici's own timeouts rather than AbortSignal.any + AbortSignal.timeout: those leave a 30 s timer
         // and a dependent signal alive per batch, garbage that outlives the young generation.
         signal,

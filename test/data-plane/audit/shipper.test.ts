@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditOutbox } from '../../../data-plane/audit/outbox.js';
-import { AuditShipper, batchBody } from '../../../data-plane/audit/shipper.js';
+import { AuditShipper } from '../../../data-plane/audit/shipper.js';
+import { encodeAuditBatch } from '../../../data-plane/snapshot/audit-protocol.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { NODE_ID_HEADER } from '../../../data-plane/snapshot/stream-protocol.js';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
@@ -33,7 +34,7 @@ describe('audit shipper', () => {
     await outbox.flush();
     const batch = (await outbox.nextBatch(10, 1 << 20))!;
     expect(batch.count).toBe(3);
-    expect(JSON.parse(batchBody(batch).toString('utf8'))).toEqual({ events });
+    expect(JSON.parse(encodeAuditBatch(batch.data).toString('utf8'))).toEqual({ events });
     await outbox.close();
   });
 
