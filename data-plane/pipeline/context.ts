@@ -163,7 +163,7 @@ export class RequestContext {
    */
   declared: Declared | null = null;
   readonly #res: ServerResponse;
-  #abort: AbortController | null = null;
+  #signal: AbortSignal | null = null;
   #departure: ResponseDeparture | null = null;
 
   constructor(route: RouteName, req: IncomingMessage, res: ServerResponse, startedAt: number) {
@@ -184,15 +184,8 @@ export class RequestContext {
    * running to their timeout. Created on first use: one listener per request, however many calls it makes.
    */
   get signal(): AbortSignal {
-    if (!this.#abort) {
-      const abort = new AbortController();
-      this.#abort = abort;
-      const res = this.#res;
-      res.once('close', () => {
-        if (!res.writableFinished) abort.abort();
-      });
-    }
-    return this.#abort.signal;
+    // Over the departure, so the response carries one 'close' listener however both are used.
+    return (this.#signal ??= abortSignalOf(this.departure));
   }
 
   /** The caller leaving, for upstream calls to give up on (see `Departure`); created on first use, one per request. */
