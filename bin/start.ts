@@ -44,8 +44,14 @@ if (cp.generatedAdminToken) {
 }
 process.stdout.write(`\nGatehouse is up.\n  GraphiQL:  ${cp.url}/graphql\n  MCP:       ${node.url}/mcp\n\n`);
 
+// `on`, not `once`: a stop signal often comes twice (to the process group, and relayed by tsx or npm), and
+// a second one with no listener would kill the process mid-close, losing its last audit events and leaving
+// its state dir locked until the lock goes stale.
+let closing = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (closing) return;
+    closing = true;
     void Promise.all([node.close(), cp.close()]).then(() => process.exit(0));
   });
 }

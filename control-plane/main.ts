@@ -35,6 +35,12 @@ if (cp.generatedAdminToken) {
   // Printed once, to stdout only: it is not stored anywhere in plaintext and cannot be shown again.
   process.stdout.write(`\nBootstrap admin token (shown once, keep it safe): ${cp.generatedAdminToken}\n\n`);
 }
+// `on`, not `once`: a repeated stop signal (to the process group and relayed by tsx) must not kill it mid-close.
+let closing = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cp.close().then(() => process.exit(0)));
+  process.on(signal, () => {
+    if (closing) return;
+    closing = true;
+    void cp.close().then(() => process.exit(0));
+  });
 }

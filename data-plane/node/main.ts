@@ -134,8 +134,15 @@ async function runNode(): Promise<void> {
       allowedOrigins: allowedOriginsFromEnv(process.env),
       redisUrl: process.env.REDIS_URL ?? null,
     });
+    // `on`, not `once`: a repeated stop signal (to the process group and relayed by tsx) must not kill the
+    // node mid-close, losing its last audit events and leaving its state dir locked until the lock goes stale.
+    let closing = false;
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => void node.close().then(() => process.exit(0)));
+      process.on(signal, () => {
+        if (closing) return;
+        closing = true;
+        void node.close().then(() => process.exit(0));
+      });
     }
   } catch (error) {
     if (!(error instanceof StateDirLockedError)) throw error;
