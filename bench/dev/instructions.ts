@@ -7,17 +7,27 @@
  *
  * How: one real upstream (`bench/procs/upstream.ts`); per checkout, a test node (its own
  * `test/data-plane/helpers.ts`) under `valgrind --tool=callgrind --instr-atstart=no`, warmed up (JIT) with
- * unmeasured calls; then rounds alternate between A and B: instrumentation on, exactly `n` tools/calls
- * over 8 keep-alive connections, instrumentation off, dump, instructions ÷ n. Medians are printed; a
+ * unmeasured calls; then each round measures A and B at the same time: `rewarm` unmeasured calls to each,
+ * instrumentation on in both, exactly `n` tools/calls to each over 8 keep-alive connections (both loads
+ * concurrent), instrumentation off, dump, instructions ÷ n. Measuring them one after the other (as this tool
+ * first did) went wrong on a busy box: the node that had sat idle under valgrind for minutes while the other
+ * was measured re-compiled code inside its measured round and read ~2× (2026-12-01: every second
+ * measurement doubled, and a third of a round's instructions were TurboFan and lazy compilation); the
+ * warm-up runs both nodes together for the same reason. Hence also `--no-flush-bytecode` and
+ * `--no-memory-reducer` (no code dropped and no GCs while a node waits for its next round: what a node under
+ * steady load has anyway, its code never goes idle) and `--single-threaded`: V8 then
+ * compiles on the main thread when a function gets hot, during the warm-up, instead of in background
+ * jobs that valgrind (one thread at a time, and slower still on a loaded box) ran late, inside the
+ * measured rounds. The flags apply to both checkouts alike. Medians are printed; a
  * round that caught a major GC shows as an outlier, which the median ignores. With `--keep`, the dumps
  * stay in the printed directory, and V8's perf map (`/tmp/perf-<pid>.map`) lets `callgrind_annotate`'s
  * JIT addresses be named (see bench/README.md).
  *
- * Usage: node --import tsx bench/dev/instructions.ts <checkout A> <checkout B> [rounds=5] [n=3000] [warm-up n=6000] [--keep]
+ * Usage: node --import tsx bench/dev/instructions.ts <checkout A> <checkout B> [rounds=5] [n=3000] [warm-up n=6000] [re-warm n=500] [--keep]
  * Needs valgrind (apt install valgrind). Takes ~2 minutes per 5 rounds.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -27,10 +37,11 @@ import { median } from '../lib/stats.js';
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const keep = process.argv.includes('--keep');
 const [dirA, dirB] = [args[0], args[1]];
-if (!dirA || !dirB) throw new Error('usage: instructions.ts <checkout A> <checkout B> [rounds] [n] [warm-up n] [--keep]');
+if (!dirA || !dirB) throw new Error('usage: instructions.ts <checkout A> <checkout B> [rounds] [n] [warm-up n] [re-warm n] [--keep]');
 const rounds = Number(args[2] ?? 5);
 const n = Number(args[3] ?? 3000);
 const warmup = Number(args[4] ?? 6000);
+const rewarm = Number(args[5] ?? 500);
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-instructions-'));
 
 /** The node under valgrind: a test node of `dir` against `upstreamUrl`, which writes `{url, key}` to `out`. */
@@ -62,8 +73,16 @@ async function calls(subject: Subject, count: number): Promise<void> {
   const worker = async (): Promise<void> => {
     while (sent < count) {
       sent++;
-      const res = await pool.request({ path: subject.url.pathname, method: 'POST', headers, body });
-      const text = await res.body.text();
+      let text: string;
+      try {
+        const res = await pool.request({ path: subject.url.pathname, method: 'POST', headers, body });
+        text = await res.body.text();
+      } catch (error) {
+        // A keep-alive connection the valgrind-slowed node closed as the next request went out: send it again.
+        if ((error as { code?: unknown }).code !== 'ECONNRESET' && (error as { code?: unknown }).code !== 'UND_ERR_SOCKET') throw error;
+        sent--;
+        continue;
+      }
       if (!text.includes('"ok"')) throw new Error(`${subject.label}: unexpected answer ${text.slice(0, 200)}`);
     }
   };
@@ -87,18 +106,30 @@ function lastDumpTotal(pid: number): number {
   return Number(total[1]);
 }
 
-async function measure(subject: Subject): Promise<number> {
-  const pid = subject.proc.pid as number;
-  const before = readdirSync(work).length;
-  control(pid, '-z');
-  control(pid, '-i', 'on');
-  await calls(subject, n);
-  control(pid, '-i', 'off');
-  control(pid, '-d');
+/** The number of dumps of `pid` so far. */
+function dumpsOf(pid: number): number {
+  return readdirSync(work).filter((f) => f.startsWith(`cg.${pid}.`)).length;
+}
+
+/**
+ * One round: both nodes re-warmed, then measured at the same time (instrumentation on in both, `n` calls to
+ * each, concurrently), so whatever depends on the wall clock (timers, GCs of an idle heap, V8's tiering
+ * against a valgrind-slowed clock) falls on both alike; measured one after the other, the node that had
+ * sat idle read up to 2× (see the module comment).
+ */
+async function measureBoth(subjects: readonly Subject[]): Promise<number[]> {
+  await Promise.all(subjects.map((s) => calls(s, rewarm)));
+  const pids = subjects.map((s) => s.proc.pid as number);
+  const before = pids.map(dumpsOf);
+  for (const pid of pids) control(pid, '-z');
+  for (const pid of pids) control(pid, '-i', 'on');
+  await Promise.all(subjects.map((s) => calls(s, n)));
+  for (const pid of pids) control(pid, '-i', 'off');
+  for (const pid of pids) control(pid, '-d');
   // callgrind writes the dump asynchronously to the request.
-  for (let i = 0; i < 200 && readdirSync(work).length === before; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 400 && pids.some((pid, k) => dumpsOf(pid) === before[k]); i++) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 300));
-  return lastDumpTotal(pid) / n;
+  return pids.map((pid) => lastDumpTotal(pid) / n);
 }
 
 async function main(): Promise<void> {
@@ -111,25 +142,29 @@ async function main(): Promise<void> {
     const out = join(work, `${label}.json`);
     const proc = spawn(
       'valgrind',
-      ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(work, 'cg.%p')}`, process.execPath, ...(keep ? ['--perf-basic-prof'] : []), '--import', 'tsx', script, dir, `http://127.0.0.1:${upPort}/mcp`, out],
-      { cwd: ROOT, stdio: 'ignore' },
+      ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(work, 'cg.%p')}`, process.execPath, '--single-threaded', '--no-flush-bytecode', '--no-memory-reducer', ...(keep ? ['--perf-basic-prof'] : []), '--import', 'tsx', script, dir, `http://127.0.0.1:${upPort}/mcp`, out],
+      // valgrind's and the node's own messages go to a file beside the dumps, for when a node dies.
+      { cwd: ROOT, stdio: ['ignore', 'ignore', openSync(join(work, `${label}.log`), 'w')] },
     );
+    started.push(proc);
     for (let i = 0; i < 600 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 200));
     if (!existsSync(out)) throw new Error(`${label}: the node under valgrind did not start`);
     await new Promise((r) => setTimeout(r, 500));
     const { url, key } = JSON.parse(readFileSync(out, 'utf8')) as { url: string; key: string };
     subjects.push({ label: `${label} ${dir}`, proc, url: new URL(url), key, counts: [] });
   }
-  for (const subject of subjects) await calls(subject, warmup);
+  // The first calls one node at a time (they connect upstream, which a cold node under valgrind sharing the
+  // box may not do within the test node's 5 s connect timeout), the rest together: neither sits idle.
+  for (const subject of subjects) await calls(subject, 50);
+  await Promise.all(subjects.map((s) => calls(s, warmup)));
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? subjects : [...subjects].reverse();
+    const perCall = await measureBoth(subjects);
     const line: string[] = [];
-    for (const subject of order) {
-      const perCall = await measure(subject);
-      subject.counts.push(perCall);
-      line.push(`${subject.label.slice(0, 1)} ${Math.round(perCall).toLocaleString('en')}`);
-    }
-    console.log(`round ${r + 1}: ${line.join(' | ')} instructions/call`);
+    subjects.forEach((subject, k) => {
+      subject.counts.push(perCall[k] as number);
+      line.push(`${subject.label.slice(0, 1)} ${Math.round(perCall[k] as number).toLocaleString('en')}`);
+    });
+    console.log(`round ${r + 1}: ${line.join(' | ')} instructions/call (B/A ${((perCall[1] as number) / (perCall[0] as number)).toFixed(3)})`);
   }
   for (const s of subjects) console.log(`${s.label}: median ${Math.round(median(s.counts)).toLocaleString('en')} instructions per tools/call (min ${Math.round(Math.min(...s.counts)).toLocaleString('en')})`);
   const [a, b] = subjects as [Subject, Subject];
@@ -140,10 +175,14 @@ async function main(): Promise<void> {
   else rmSync(work, { recursive: true, force: true });
 }
 
+/** The valgrind processes started, so a failed run does not leave them running (they would skew the next). */
+const started: ChildProcess[] = [];
+
 main().then(
   () => stopAll().then(() => process.exit(0)),
   (error: unknown) => {
     console.error(error);
+    for (const proc of started) if (proc.exitCode === null) proc.kill('SIGKILL');
     void stopAll().then(() => process.exit(1));
   },
 );
