@@ -110,7 +110,9 @@ class ResponseDeparture implements Departure {
   #listeners: (() => void)[] | null = null;
 
   constructor(res: ServerResponse) {
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and `once` wraps every listener in a bound function and
+    // its state object (one more allocation per request for nothing).
+    res.on('close', () => {
       if (res.writableFinished) return;
       this.aborted = true;
       const listeners = this.#listeners;
@@ -121,8 +123,11 @@ class ResponseDeparture implements Departure {
   }
 
   addEventListener(_type: 'abort', listener: () => void): void {
-    // Like an AbortSignal, one that has aborted calls no listener added later.
-    if (!this.aborted) (this.#listeners ??= []).push(listener);
+    // Like an AbortSignal, one that has aborted calls no listener added later. The usual one listener gets
+    // an array of its own size (an empty array grown by push reserves room for 17).
+    if (this.aborted) return;
+    if (this.#listeners === null) this.#listeners = [listener];
+    else this.#listeners.push(listener);
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {

@@ -106,12 +106,7 @@ export function upstreamCall(
     if (callerToken !== '' && value.includes(callerToken)) continue;
     (headers ??= Object.assign(Object.create(null) as Record<string, string>, credentials.headers))[name] = value;
   }
-  return {
-    server,
-    headers: headers ?? credentials.headers,
-    identity: credentials.identity,
-    credentialHeaders: credentials.headers,
-    ...(credentials.renew ? { renew: credentials.renew } : {}),
-    ...(trace ? { trace } : {}),
-  };
+  // One literal, absent members as undefined (readers compare with undefined), rather than conditional
+  // spreads: each spread copied a fresh object's properties at run time, for every upstream call.
+  return { server, headers: headers ?? credentials.headers, identity: credentials.identity, credentialHeaders: credentials.headers, renew: credentials.renew, trace };
 }

@@ -156,7 +156,8 @@ export class HttpCalls {
     if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
     let result: ExchangeResult;
     try {
-      result = await exchange(this.#dispatcher, { origin: url.origin, path: url.pathname + url.search, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
+      const target = targetOf(url);
+      result = await exchange(this.#dispatcher, { origin: target.origin, path: target.path, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
     } catch (error) {
       if (signal?.aborted) {
         this.#cancel(call, session, url, id, 'the caller went away');
@@ -281,6 +282,21 @@ function sessionHeaders(call: UpstreamCall, session: HttpSession): string[] {
   const out = headers.slice();
   for (const name in trace) out.push(name, trace[name] as string);
   return out;
+}
+
+const targets = new WeakMap<URL, { origin: string; path: string }>();
+
+/**
+ * The origin and path (+ query) of an upstream URL, computed once per URL object (a server's, which lives as
+ * long as its configuration): URL's getters build new strings on every read.
+ */
+function targetOf(url: URL): { origin: string; path: string } {
+  let target = targets.get(url);
+  if (target === undefined) {
+    target = { origin: url.origin, path: url.pathname + url.search };
+    targets.set(url, target);
+  }
+  return target;
 }
 
 function sessionCredentialHeaders(call: UpstreamCall, session: HttpSession): string[] {
