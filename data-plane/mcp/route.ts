@@ -269,10 +269,11 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
     }
     // 5. limits → 6. credentials → 7. forward
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, async (call, departure) => ({
-      // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
-      result: await pool.callTool(call, tool, params, departure, notify),
-    }));
+    // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten. The forward
+    // chains on the pool's promise rather than being an async function awaiting it (no generator per call).
+    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, (call, departure) =>
+      pool.callTool(call, tool, params, departure, notify).then(forwarded),
+    );
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
     if (outcome.kind !== 'refused' && outcome.upstreamStatus !== undefined) record.upstreamStatus = outcome.upstreamStatus;
@@ -417,8 +418,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
 function plainToolCallParams(params: Record<string, unknown> | undefined): { name: string; arguments?: Record<string, unknown> } | null {
   if (params === undefined || typeof params.name !== 'string' || '_meta' in params || 'task' in params) return null;
   const args = params.arguments;
-  if (args === undefined) return { name: params.name };
-  return isObject(args) ? { name: params.name, arguments: args } : null;
+  // The params themselves, checked, rather than a copy of the two members read from them.
+  return args === undefined || isObject(args) ? (params as { name: string; arguments?: Record<string, unknown> }) : null;
 }
 
 const JSON_RPC_REFUSALS: ReadonlySet<string> = new Set(['parse_error', 'invalid_message', 'header_mismatch', 'not_found', 'tool_blocked']);
@@ -437,7 +438,12 @@ function eraShape(parsed: Extract<McpMessages, { batch: false }>, reply: Reply, 
 }
 
 function replyAnswer(status: number, body: unknown): Answer {
-  return toAnswer({ status, body });
+  return body === null ? ACCEPTED : jsonAnswer(status, body);
+}
+
+/** A forward stage's result with nothing metered (`Forwarded`). */
+function forwarded<T>(result: T): { result: T } {
+  return { result };
 }
 
 function ok(body: unknown): Reply {
@@ -445,7 +451,7 @@ function ok(body: unknown): Reply {
 }
 
 function toAnswer(reply: Reply): Answer {
-  return reply.body === null ? ACCEPTED : jsonAnswer(reply.status, reply.body);
+  return replyAnswer(reply.status, reply.body);
 }
 
 function invalidParams(record: RequestRecord, id: JsonRpcId, method: string): Reply {
