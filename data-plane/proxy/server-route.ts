@@ -38,6 +38,7 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
+import { headerMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
 import { UpstreamFailure, describeError, transportFailure } from '../upstream/failures.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
@@ -142,10 +143,18 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     for (const item of items) {
       const check = classify(item);
       if (check === null) return new GatewayError('invalid_message', { message: RpcMessage.notAnObject() });
+      if (typeof check === 'string') return new GatewayError('invalid_message', { message: check });
       messages.push(check);
     }
+    // `Mcp-Method` / `Mcp-Name` go upstream as sent, and an intermediary there may route on them: they must
+    // name the message that was authorized (a batch has no one message for them to name).
+    const named = req.headers['mcp-method'] !== undefined || req.headers['mcp-name'] !== undefined;
+    const mismatch = Array.isArray(json) ? (named ? new GatewayError('header_mismatch', { reason: 'batch' }) : null) : headerMismatch(req.headers, json);
+    if (mismatch) return mismatch;
     const modern = session === null && !Array.isArray(json) && isModernRequest(req.headers, json);
-    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json), modern };
+    // The upstream gets the value that was checked, re-serialized, never the caller's bytes: a parser that
+    // keeps the first of duplicate keys (`"method"` or `"name"` twice) would otherwise run another call.
+    return { server, grant, session, raw: Buffer.from(JSON.stringify(json), 'utf8'), messages, batch: Array.isArray(json), modern };
   }
 
   /** 4 → (5, 6, 7 in `stages.call`): authorize, then forward once for the whole HTTP request. */
@@ -156,6 +165,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const records = request.messages.length === 0 ? [ctx.open(method)] : request.messages.map((m) => ctx.open(m.method));
     let body = request.raw;
     let rewrite: ResponseRewrite | null = null;
+    /** The guardrail redacted a message: the body is serialized again from `outgoing`. */
     let reserialize = false;
     const outgoing = request.messages.map((m) => m.message);
 
@@ -179,7 +189,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           record.reason = 'not_granted';
           return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
         }
-        reserialize = true;
         const guard = options.guard;
         if (guard) {
           // The guardrail on the arguments: a redacted copy goes upstream, or the call is refused.
@@ -195,6 +204,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             const params = isObject(check.message.params) ? check.message.params : {};
             outgoing[i] = { ...check.message, params: { ...params, arguments: checked.value } };
             record.arguments = checked.value;
+            reserialize = true;
           }
           if (guard.active?.(caller.key.id, server.name) ?? true) {
             // A result the guardrail must read is read from a single answer; a batch's are not.
@@ -355,7 +365,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     refusal(error) {
       // A body that is not JSON or not a message is a JSON-RPC error (id null), HTTP 400; every other
       // refusal is the table's `{type, message}` (a transport-level answer, as MCP clients expect).
-      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
     },
     close: () => {
@@ -377,11 +387,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all. */
-function classify(message: unknown): MessageCheck | null {
+/**
+ * What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all, a
+ * refusal's text when it is a message the gateway will not forward. Anything with a `method` is either a
+ * request with an MCP id (string or number) or a `notifications/…` notification: a JSON-RPC 2.0 server
+ * runs a notification like any call and only skips the answer, and counts an id the gateway would not, so
+ * a `tools/call` without a proper id would otherwise reach it unauthorized.
+ */
+function classify(message: unknown): MessageCheck | string | null {
   if (!isObject(message)) return null;
+  if (message.method !== undefined && typeof message.method !== 'string') return RpcMessage.invalidRequest();
   const method = typeof message.method === 'string' ? message.method : null;
   const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+  if (method !== null && id === null) {
+    if ('id' in message) return RpcMessage.invalidRequest();
+    if (!method.startsWith('notifications/')) return RpcMessage.invalidNotification();
+  }
   if (method === null || id === null) return { kind: 'other', method, message };
   const params = isObject(message.params) ? message.params : null;
   const tool = method === 'tools/call' && typeof params?.name === 'string' ? params.name : null;
