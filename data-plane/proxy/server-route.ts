@@ -40,7 +40,7 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { headerMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { UpstreamFailure, describeError, transportFailure } from '../upstream/failures.js';
+import { UpstreamFailure, callSecrets, describeError, scrubSecrets, scrubValue, transportFailure } from '../upstream/failures.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
@@ -280,7 +280,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             if (status === 401 || status === 403) health.failed(server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, status), status));
             else health.reachable(server.name);
           }
-          const answer = answerFromUpstream(ctx, request, caller, upstream, payload, record);
+          const answer = answerFromUpstream(ctx, request, caller, call, upstream, payload, record);
           return answer instanceof Promise ? answer.then((result) => ({ result })) : { result: answer };
         },
         (error: unknown) => {
@@ -304,6 +304,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     ctx: RequestContext,
     request: ServerRequest,
     caller: Caller,
+    call: UpstreamCall,
     upstream: UpstreamAnswer,
     payload: { rewrite: ResponseRewrite | null; hello: ClientHello | null },
     record: RequestRecord,
@@ -333,27 +334,48 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       }
       headers['mcp-session-id'] = sealed;
     }
+    // Error texts an upstream sends back may echo the credential the gateway injected: they reach the
+    // caller without it (JSON-RPC errors' message and data; an HTTP error's whole body). Results pass as sent.
+    const secrets = callSecrets(call);
     if (status >= 400) {
       record.outcome = 'upstream_error';
       record.reason = `HTTP ${status}`;
+      return scrubbedErrorBody(upstream.body, secrets).then((body): Answer => {
+        const { 'content-length': _length, ...rest } = headers;
+        return { kind: 'bytes', status, headers: rest, body };
+      });
     }
+    const scrubErrors: ResponseRewrite = (message) => scrubbedErrors(message, secrets);
+    const rewrite = payload.rewrite === null ? null : composeRewrites(payload.rewrite, scrubErrors);
     const type = headers['content-type'] ?? '';
     let body: Readable = upstream.body;
-    if (filtering && payload.rewrite !== null && type.includes('text/event-stream')) {
-      body = upstream.body.pipe(responseRewriter(payload.rewrite));
-    } else if (filtering && payload.rewrite !== null && type.includes('application/json')) {
-      body = rewrittenJson(upstream.body, payload.rewrite);
+    if (type.includes('text/event-stream')) {
+      // Only events that contain a secret are parsed when nothing else is rewritten (see responseRewriter).
+      delete headers['content-length'];
+      body = upstream.body.pipe(rewrite !== null && filtering ? responseRewriter(rewrite) : responseRewriter(scrubErrors, (data) => containsAny(data, secrets)));
+    } else if (filtering && rewrite !== null && type.includes('application/json')) {
+      body = rewrittenJson(upstream.body, rewrite);
     } else if (type.includes('application/json') && Number(headers['content-length']) <= SMALL_ANSWER_BYTES) {
       // A small JSON answer of declared length (a tools/call result, the common case) is read whole and
       // sent in one write: piping a stream per request showed in the hot path's profile.
       return upstream.body.arrayBuffer().then(
-        (bytes): Answer => ({ kind: 'bytes', status, headers, body: Buffer.from(bytes) }),
+        (bytes): Answer => {
+          const raw = Buffer.from(bytes);
+          if (!secrets.some((secret) => raw.includes(secret))) return { kind: 'bytes', status, headers, body: raw };
+          const { 'content-length': _length, ...rest } = headers;
+          return { kind: 'bytes', status, headers: rest, body: Buffer.from(rewriteJsonBody(raw.toString('utf8'), scrubErrors), 'utf8') };
+        },
         (): Answer => {
           record.outcome = 'upstream_error';
           record.reason = 'upstream answer broke off';
           return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, 'the answer broke off') }));
         },
       );
+    }
+    else if (type.includes('application/json')) {
+      // Of unknown or larger length: an error in it is scrubbed as above; a body past the bound is a result.
+      const { 'content-length': _length, ...rest } = headers;
+      return { kind: 'stream', status, headers: rest, body: scrubbedJson(upstream.body, secrets, scrubErrors) };
     }
     return { kind: 'stream', status, headers, body };
   }
@@ -372,6 +394,82 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       forwarder.close();
       era.close();
     },
+  };
+}
+
+/** How much of an upstream's HTTP error body is relayed (read whole to remove secrets from it). */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** An upstream's HTTP error body, bounded, with the call's secrets removed; a body that breaks off ends where it broke. */
+function scrubbedErrorBody(upstream: Readable, secrets: readonly string[]): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => resolve(Buffer.from(scrubSecrets(Buffer.concat(chunks).toString('utf8'), secrets), 'utf8'));
+    upstream.on('data', (chunk: Buffer) => {
+      if (size >= MAX_ERROR_BODY_BYTES) return;
+      chunks.push(chunk.subarray(0, MAX_ERROR_BODY_BYTES - size));
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY_BYTES) {
+        upstream.destroy();
+        done();
+      }
+    });
+    upstream.on('end', done);
+    upstream.on('error', done);
+  });
+}
+
+/**
+ * A JSON answer of unknown length: the first `SCRUB_JSON_BYTES` are held; an answer that ends within them
+ * has its errors' secrets removed (when one occurs), a longer one is passed on as it comes from there.
+ */
+function scrubbedJson(upstream: Readable, secrets: readonly string[], scrubErrors: ResponseRewrite): Readable {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size <= SCRUB_JSON_BYTES) return;
+    upstream.off('data', onData);
+    upstream.off('end', onEnd);
+    out.write(Buffer.concat(chunks));
+    upstream.pipe(out);
+  };
+  const onEnd = (): void => {
+    const raw = Buffer.concat(chunks);
+    out.end(secrets.some((secret) => raw.includes(secret)) ? rewriteJsonBody(raw.toString('utf8'), scrubErrors) : raw);
+  };
+  upstream.on('data', onData);
+  upstream.on('end', onEnd);
+  upstream.on('error', (error) => out.destroy(error));
+  return out;
+}
+
+/** How much of a JSON answer of unknown length is held to scrub an error in it. */
+const SCRUB_JSON_BYTES = 1024 * 1024;
+
+function containsAny(text: string, secrets: readonly string[]): boolean {
+  return secrets.some((secret) => text.includes(secret));
+}
+
+/** The JSON-RPC error(s) of a message (or batch) with the secrets removed, or null when nothing changed. */
+function scrubbedErrors(message: unknown, secrets: readonly string[]): unknown {
+  if (Array.isArray(message)) {
+    const out = message.map((item) => scrubbedErrors(item, secrets) ?? item);
+    return out.some((item, i) => item !== message[i]) ? out : null;
+  }
+  if (!isObject(message) || message.error === undefined) return null;
+  const error = scrubValue(message.error, secrets);
+  return error === message.error ? null : { ...message, error };
+}
+
+/** `first`, then `second` over what `first` gave (null from both: unchanged). */
+function composeRewrites(first: ResponseRewrite, second: ResponseRewrite): ResponseRewrite {
+  return (message) => {
+    const once = first(message);
+    return second(once ?? message) ?? once;
   };
 }
 

@@ -20,7 +20,10 @@ export interface RawUpstream {
   close(): Promise<void>;
 }
 
-export async function startRawUpstream(): Promise<RawUpstream> {
+/** An answer of the test's own for a request (status, body, content type), or null for the default. */
+export type RawAnswer = (request: RawRequest, message: { id?: unknown; method?: string; params?: { name?: string } }) => { status: number; body: string; type?: string } | null;
+
+export async function startRawUpstream(answer?: RawAnswer): Promise<RawUpstream> {
   const requests: RawRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -36,6 +39,11 @@ export async function startRawUpstream(): Promise<RawUpstream> {
         return;
       }
       const one = (Array.isArray(message) ? message[0] : message) as { id?: unknown; method?: string; params?: { name?: string } } | null;
+      const own = one === null ? null : (answer?.(requests[requests.length - 1] as RawRequest, one) ?? null);
+      if (own !== null) {
+        res.writeHead(own.status, { 'content-type': own.type ?? 'application/json', 'mcp-session-id': 'raw-session' }).end(own.body);
+        return;
+      }
       if (one === null || one.id === undefined) {
         res.writeHead(202).end();
         return;
