@@ -40,11 +40,11 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { headerMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { UpstreamFailure, callSecrets, describeError, scrubSecrets, scrubValue, transportFailure } from '../upstream/failures.js';
+import { UpstreamFailure, callSecrets, describeError, scrubValue, transportFailure } from '../upstream/failures.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
-import { UpstreamForwarder, type UpstreamAnswer } from './upstream-forward.js';
+import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
 
@@ -395,29 +395,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       era.close();
     },
   };
-}
-
-/** How much of an upstream's HTTP error body is relayed (read whole to remove secrets from it). */
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
-
-/** An upstream's HTTP error body, bounded, with the call's secrets removed; a body that breaks off ends where it broke. */
-function scrubbedErrorBody(upstream: Readable, secrets: readonly string[]): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (): void => resolve(Buffer.from(scrubSecrets(Buffer.concat(chunks).toString('utf8'), secrets), 'utf8'));
-    upstream.on('data', (chunk: Buffer) => {
-      if (size >= MAX_ERROR_BODY_BYTES) return;
-      chunks.push(chunk.subarray(0, MAX_ERROR_BODY_BYTES - size));
-      size += chunk.length;
-      if (size >= MAX_ERROR_BODY_BYTES) {
-        upstream.destroy();
-        done();
-      }
-    });
-    upstream.on('end', done);
-    upstream.on('error', done);
-  });
 }
 
 /**
