@@ -19,6 +19,7 @@ import * as m0012b from './migrations/0012_governance_tool_pricing.js';
 import * as m0013 from './migrations/0013_audit.js';
 import * as m0015 from './migrations/0015_oauth_start_links.js';
 import * as m0016 from './migrations/0016_upstream_health.js';
+import * as m0017 from './migrations/0017_node_credential_uses.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -99,6 +100,7 @@ const migrations: Record<string, Migration> = {
   '0013_audit': m0013,
   '0015_oauth_start_links': m0015,
   '0016_upstream_health': m0016,
+  '0017_node_credential_uses': m0017,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
