@@ -9,6 +9,7 @@ import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, maskError, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
 import { adminAuthPlugin } from './admin-auth.js';
 import { requestGuardPlugin } from './request-guard.js';
+import { inputEchoPlugin } from './input-echo.js';
 import { buildContext, type GraphQLContext, type GraphQLDeps, type GraphQLLogger } from './context.js';
 import { schema } from './schema.js';
 
@@ -97,6 +98,8 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
       // Order matters: authentication first (before the body is read), then the guard on what was sent.
       adminAuthPlugin(deps.db),
       requestGuardPlugin({ maxDepth: QUERY_LIMITS.maxDepth }),
+      // Errors about bad input say where and why, never the value (it may hold a write-only secret).
+      inputEchoPlugin(),
     ],
   });
 }

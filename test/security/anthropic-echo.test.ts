@@ -4,7 +4,6 @@
  * of `Authorization` / `x-api-key` carries the virtual key and whatever the other one holds.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRuntime, RuntimeHolder } from '../../data-plane/config/runtime.js';
 import { createLogger } from '../../data-plane/log.js';
@@ -14,6 +13,7 @@ import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../data-plane/upstream/pool.js';
 import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
+import { closeServer, listen } from '../support/upstreams.js';
 
 const PROVIDER_KEY = `sk-ant-echo-${Date.now().toString(36)}-secretvalue`;
 const VIRTUAL_KEY = newKeyValue();
@@ -34,8 +34,7 @@ beforeAll(async () => {
     res.writeHead(status, { 'content-type': req.url?.includes('text=1') ? 'text/plain' : 'application/json' });
     res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key: ${key}`, headers: req.headers } }));
   });
-  await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
-  const providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
+  const providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
   const dataKey = generateDataKey();
   const payload: SnapshotPayload = {
     format: 1,
@@ -61,15 +60,12 @@ beforeAll(async () => {
   holder.set(buildRuntime(payload, dataKey, {}).runtime);
   const logger = createLogger('test-anthropic-echo', { level: 'debug', destination: logs.stream });
   node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
-  await new Promise<void>((r) => node.listen(0, '127.0.0.1', () => r()));
-  nodeUrl = `http://127.0.0.1:${(node.address() as AddressInfo).port}`;
+  nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;
 });
 
 afterAll(async () => {
-  node?.closeAllConnections();
-  await new Promise((r) => node?.close(r));
-  provider?.closeAllConnections();
-  await new Promise((r) => provider?.close(r));
+  if (node) await closeServer(node);
+  if (provider) await closeServer(provider);
 });
 
 async function call(query: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
