@@ -56,6 +56,11 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
     schema,
     graphqlEndpoint: GRAPHQL_ENDPOINT,
     landingPage: false,
+    // No CORS: yoga's default reflects any Origin with Allow-Credentials, letting any web page an admin
+    // visits send requests here and read the answers. Automation scripts are not browsers and GraphiQL is
+    // served from this origin, so nothing needs a cross-origin grant; without one, a browser refuses the
+    // preflight an Authorization header needs and never shows another origin an answer.
+    cors: false,
     // The schema takes no file uploads; a multipart POST gets the guard's 415 like any other unread type.
     multipart: false,
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
