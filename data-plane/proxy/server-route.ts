@@ -226,14 +226,33 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const hello = first?.kind === 'request' ? first.hello : null;
     // A 2026-07-28 client in front of an upstream that only speaks 2025: bridged over the pool (era.ts).
     const bridge = server.connectionType === 'HTTP' && request.modern && options.pooled !== undefined && !(await era.speaksModern(server));
-    const outcome = await stages.call(ctx, primary, target, (call) =>
+    const forwardOnce = (call: UpstreamCall): Promise<Forwarded<Answer>> =>
       (server.connectionType === 'HTTP' && !bridge) || !options.pooled
         ? forwardHttp(ctx, request, call, { body, rewrite, hello }, primary)
-        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
-    );
-    for (const record of records.slice(1)) {
-      record.outcome = primary.outcome;
-      record.credentialIdentity = primary.credentialIdentity;
+        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer }));
+    // Limits are per call: every request of a batch passes the limits stage (and is recorded with its own
+    // tool), each inside the previous one's forward, and the batch goes upstream once, inside the last.
+    // Any refusal refuses the whole batch before anything is sent.
+    const admitted = request.batch ? request.messages.flatMap((m, i) => (m.kind === 'request' && i > 0 ? [i] : [])) : [];
+    const admit = (k: number, call: UpstreamCall): Promise<Forwarded<Answer | GatewayError>> => {
+      const i = admitted[k];
+      if (i === undefined) return forwardOnce(call);
+      const m = request.messages[i] as Extract<MessageCheck, { kind: 'request' }>;
+      return stages
+        .call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))
+        .then((result) => ({ result }));
+    };
+    const outcome = await stages.call<Answer | GatewayError>(ctx, primary, target, (call) => admit(0, call));
+    const refusal = outcome instanceof GatewayError ? outcome : null;
+    for (const record of records) {
+      if (record.error !== null) continue; // refused by its own stage: its record says so
+      if (refusal !== null) {
+        // Another call of the batch was refused: none of it ran.
+        record.outcome = 'denied';
+        record.error = refusal.code;
+        record.reason = 'batch_refused';
+      } else if (record !== primary) record.outcome = primary.outcome;
+      record.credentialIdentity ??= primary.credentialIdentity;
     }
     if (!(outcome instanceof GatewayError)) return outcome;
     // A limits or credentials refusal: per JSON-RPC request, as a JSON-RPC error (like /mcp); else {type, message}.
