@@ -39,6 +39,7 @@ import { OAuthFlowError } from '../oauth/errors.js';
 import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
 import { html, layout, redirect, sendPage } from './html.js';
 import { errorPage, failureStatus, successPage, type ConnectFailure } from './pages.js';
+import { headerValueProblem } from '../../data-plane/snapshot/rules.js';
 
 export const CONNECT_SESSION_PATH = '/connect/session';
 const COOKIE = 'gh_connect';
@@ -171,7 +172,9 @@ async function saveHeaders(res: ServerResponse, form: URLSearchParams, session: 
   const values: Record<string, string> = {};
   for (const key of server.perUserHeaderKeys) {
     const value = (form.get(`header:${key}`) ?? '').trim();
-    if (value === '' || /[\r\n]/.test(value)) return fail(res, 'BAD_INPUT', `A value for ${key} is required.`);
+    if (value === '') return fail(res, 'BAD_INPUT', `A value for ${key} is required.`);
+    // Only what an HTTP header can carry: anything else would fail every call to the server later.
+    if (headerValueProblem(value) !== null) return fail(res, 'BAD_INPUT', `The value for ${key} has characters a header cannot carry (control characters, or beyond Latin-1).`);
     values[key] = value;
   }
   const verified = await verifyAgainstUpstream(server, values, deps);

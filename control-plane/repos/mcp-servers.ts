@@ -11,7 +11,7 @@ import {
   type ConnectionType,
 } from '../../data-plane/snapshot/schema.js';
 import type { McpServerRow, NewMcpServer } from '../db/schema.js';
-import { ENV_NAME_PATTERN, headerNameProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
+import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
@@ -239,8 +239,10 @@ function checkConnectionString(value: string, field: string, issues: IssueList):
 function checkSecretValue(value: string, field: string, issues: IssueList, isHeader: boolean): void {
   if (value.startsWith('env.') && !parseEnvRef(value)) {
     issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
-  } else if (value.includes('\0') || (isHeader && /[\r\n]/.test(value))) {
+  } else if (value.includes('\0')) {
     issues.add('INVALID_VALUE', field, 'value contains characters not allowed here');
+  } else if (isHeader && headerValueProblem(value) !== null) {
+    issues.add('INVALID_VALUE', field, headerValueProblem(value) as string);
   } else if (isHeader && value.length === 0) {
     issues.add('REQUIRED', field, 'header value must not be empty');
   }
