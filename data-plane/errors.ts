@@ -231,7 +231,7 @@ export const HttpMessage = {
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
   serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
-  perUserOverPool: (server: string) => `server '${server}' needs each caller's own credential, which a stdio or SSE connection shared by every caller cannot carry`,
+  perUserOverPool: (server: string) => `server '${server}' needs each caller's own credential, which a stdio process shared by every caller cannot carry`,
   pooledRouteMethods: () => "this server is reached through the node's pooled connection: POST only (stateless; no GET stream, no session)",
   upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
   upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,

@@ -63,7 +63,8 @@ async function measure(label: string, pid: number, url: string, body: string, au
       console.log(`    ${f[f.length - 1]}: ${(Number(f[3]) / r.requests).toFixed(2)} calls/req`);
     }
   }
-  console.log(`${label.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms  ${((ticks * 10_000) / r.requests).toFixed(1).padStart(6)} µs CPU/req (user ${userUs.toFixed(1)}, sys ${sysUs.toFixed(1)})  errors ${r.errors}`);
+  const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  console.log(`${label.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms  ${((ticks * 10_000) / r.requests).toFixed(1).padStart(6)} µs CPU/req (user ${userUs.toFixed(1)}, sys ${sysUs.toFixed(1)})  RSS ${rssMb.toFixed(0)} MB  errors ${r.errors}`);
 }
 
 async function main(): Promise<void> {

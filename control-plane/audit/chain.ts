@@ -12,6 +12,7 @@ import { createHash, hash } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { AuditEvent } from '../../data-plane/snapshot/audit-protocol.js';
 import type { AuditEventsTable } from '../db/schema.js';
+import { withoutNul } from '../db/text.js';
 
 export const CHAIN_VERSION = 'gatehouse-audit/v1';
 
@@ -39,15 +40,18 @@ export type StoredAuditRow = Selectable<AuditEventsTable>;
 
 /** The columns a row copies out of its event (for indexes and filters), derived the one way. */
 export function indexedColumns(event: AuditEvent): Pick<StoredAuditRow, 'id' | 'time' | 'node' | 'key_id' | 'user_id' | 'server' | 'tool' | 'outcome'> {
+  // Free text a caller chose (a tool name, say) may hold U+0000, which PostgreSQL cannot store: the columns
+  // hold what it stores on either dialect (U+FFFD), so the event is kept and checkRow agrees with the row.
+  const text = (value: string | null | undefined): string | null => (value === null || value === undefined ? null : withoutNul(value));
   return {
     id: event.id,
     time: event.time,
-    node: event.node,
-    key_id: event.keyId ?? null,
-    user_id: event.userId ?? null,
-    server: event.server ?? null,
-    tool: event.tool ?? null,
-    outcome: event.outcome,
+    node: withoutNul(event.node),
+    key_id: text(event.keyId),
+    user_id: text(event.userId),
+    server: text(event.server),
+    tool: text(event.tool),
+    outcome: withoutNul(event.outcome),
   };
 }
 

@@ -318,7 +318,7 @@ function filtered(db: Db, filter: AuditFilter) {
 
 /** One page of events in arrival order (row id), filtered. */
 export async function listAuditEvents(db: Db, filter: AuditFilter, page: PageRequest): Promise<StoredAuditEvent[]> {
-  const rows = await applyKeysetPage(filtered(db, filter), ['row_id'], page).execute();
+  const rows = await applyKeysetPage(filtered(db, filter), ['row_id'], page, { integer: true }).execute();
   return rows.map((r) => toStored(r as StoredAuditRow));
 }
 

@@ -34,10 +34,12 @@ import {
   type ConnectSessionRow,
 } from '../repos/connect.js';
 import { getMcpServerById, recordToolCatalogs, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
+import { getUser } from '../repos/users.js';
 import { OAuthFlowError } from '../oauth/errors.js';
 import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
 import { html, layout, redirect, sendPage } from './html.js';
 import { errorPage, failureStatus, successPage, type ConnectFailure } from './pages.js';
+import { headerValueProblem } from '../../data-plane/snapshot/rules.js';
 
 export const CONNECT_SESSION_PATH = '/connect/session';
 const COOKIE = 'gh_connect';
@@ -109,8 +111,14 @@ async function showSession(req: IncomingMessage, res: ServerResponse, deps: Conn
   if (!current) return fail(res, 'SESSION_EXPIRED');
   const { session, server } = current;
   const csrf = html`<input type="hidden" name="csrf" value="${session.csrf_token}">`;
+  // Whoever opens a link acts for the link's user: a link forwarded by someone else would store this
+  // person's credential for that other account (whose agent could then use it). Naming the account lets
+  // the person see that before they sign in or type anything.
+  const user = await getUser(deps.db, session.user_id);
+  if (!user) return fail(res, 'SESSION_EXPIRED');
+  const forWhom = html`<p class="for">This link connects <strong>${server.name}</strong> for the Gatehouse user <strong>${user.email}</strong>. If that is not you, close this page: what you enter here would be used by that user's agent.</p>`;
   if (session.kind === 'oauth') {
-    const body = html`<h1>Connect your ${server.name} account</h1>
+    const body = html`<h1>Connect your ${server.name} account</h1>${forWhom}
 <p>Gatehouse will send you to ${server.name}'s sign-in page. After you approve, Gatehouse keeps the token for you; your agent never sees it.</p>
 <form method="post" action="${CONNECT_SESSION_PATH}/oauth">${csrf}<button type="submit">Continue to sign in</button></form>`;
     return sendPage(res, 200, layout(`Connect ${server.name}`, body));
@@ -123,7 +131,7 @@ async function showSession(req: IncomingMessage, res: ServerResponse, deps: Conn
     ? html`<p class="hint">You have values stored for ${server.name} (they are never shown). Submitting replaces them.</p>
 <form method="post" action="${CONNECT_SESSION_PATH}/clear">${csrf}<button type="submit">Clear my values</button></form>`
     : html``;
-  const body = html`<h1>Your ${server.name} credentials</h1>
+  const body = html`<h1>Your ${server.name} credentials</h1>${forWhom}
 <p>${server.name} needs values of your own. Gatehouse stores them encrypted and sends them only to ${server.name}; your agent never sees them.</p>
 <form method="post" action="${CONNECT_SESSION_PATH}/headers">${csrf}${fields}<button type="submit">Save</button></form>${clear}`;
   sendPage(res, 200, layout(`Connect ${server.name}`, body));
@@ -164,7 +172,9 @@ async function saveHeaders(res: ServerResponse, form: URLSearchParams, session: 
   const values: Record<string, string> = {};
   for (const key of server.perUserHeaderKeys) {
     const value = (form.get(`header:${key}`) ?? '').trim();
-    if (value === '' || /[\r\n]/.test(value)) return fail(res, 'BAD_INPUT', `A value for ${key} is required.`);
+    if (value === '') return fail(res, 'BAD_INPUT', `A value for ${key} is required.`);
+    // Only what an HTTP header can carry: anything else would fail every call to the server later.
+    if (headerValueProblem(value) !== null) return fail(res, 'BAD_INPUT', `The value for ${key} has characters a header cannot carry (control characters, or beyond Latin-1).`);
     values[key] = value;
   }
   const verified = await verifyAgainstUpstream(server, values, deps);

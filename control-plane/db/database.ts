@@ -3,7 +3,7 @@
  * for `postgres://` URLs, behind one `Kysely<Database>`. Dialect-specific setup lives here and nowhere else.
  */
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider, type PostgresCursor, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pg from 'pg';
@@ -19,7 +19,9 @@ import * as m0012b from './migrations/0012_governance_tool_pricing.js';
 import * as m0013 from './migrations/0013_audit.js';
 import * as m0015 from './migrations/0015_oauth_start_links.js';
 import * as m0016 from './migrations/0016_upstream_health.js';
+import * as m0017 from './migrations/0017_node_credential_uses.js';
 import type { Database } from './schema.js';
+import { withoutNul } from './text.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -45,6 +47,43 @@ export function sqliteHandle(db: Kysely<Database>): SQLite.Database | undefined 
 // pg returns int8 as a string by default; our bigints (config versions) fit in a double.
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
+/**
+ * A statement parameter as PostgreSQL can take it: U+0000 in a string becomes U+FFFD. PostgreSQL refuses
+ * NUL in text (SQLSTATE 22021), so one NUL anywhere in a parameter (a GraphQL argument, a value inside a
+ * decoded cursor, an HTTP route's filter, text a node reported) failed the whole statement: an
+ * "Unexpected error" for an admin, a 5xx for a route, and for a batch a refusal repeated on every resend.
+ * No stored text can hold a NUL, so a lookup's answer is unchanged (nothing matched before either), and a
+ * write stores the value with the one character replaced, as SQLite would have stored it but for that.
+ */
+export function postgresParameter(value: unknown): unknown {
+  if (typeof value === 'string') return withoutNul(value);
+  if (Array.isArray(value)) return value.map(postgresParameter);
+  return value;
+}
+
+/** `pool` with every statement's parameters passed through postgresParameter (the one place all SQL goes through). */
+function nulSafePool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect();
+      function query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>>;
+      function query<R>(cursor: PostgresCursor<R>): PostgresCursor<R>;
+      function query<R>(sqlOrCursor: string | PostgresCursor<R>, parameters: ReadonlyArray<unknown> = []): Promise<PostgresQueryResult<R>> | PostgresCursor<R> {
+        // Kysely streams through a cursor only when the dialect is given a cursor class, which it is not here.
+        if (typeof sqlOrCursor !== 'string') throw new Error('cursor queries are not configured on this pool');
+        return client.query<Record<string, unknown>>(sqlOrCursor, parameters.map(postgresParameter)).then((result) => ({
+          // pg types the command as any string; PostgreSQL sends only the ones Kysely names.
+          command: result.command as PostgresQueryResult<R>['command'],
+          rowCount: result.rowCount ?? 0,
+          rows: result.rows as R[],
+        }));
+      }
+      return { query, release: (destroy?: boolean) => client.release(destroy) };
+    },
+    end: () => pool.end(),
+  };
+}
+
 export interface OpenDatabaseOptions {
   /**
    * PostgreSQL only: the schema every connection uses (`search_path`), so several installations (or
@@ -65,7 +104,7 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
       max: 10,
       ...(searchPath !== undefined ? { options: `-c search_path=${searchPath}` } : {}),
     });
-    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: 'postgres', url };
+    return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: nulSafePool(pool) }) }), dialect: 'postgres', url };
   }
   const path = url.replace(/^sqlite:(\/\/)?/, '');
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -99,6 +138,7 @@ const migrations: Record<string, Migration> = {
   '0013_audit': m0013,
   '0015_oauth_start_links': m0015,
   '0016_upstream_health': m0016,
+  '0017_node_credential_uses': m0017,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

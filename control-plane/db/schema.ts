@@ -374,6 +374,14 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_checkpoints: AuditCheckpointsTable;
   audit_settings: AuditSettingsTable;
+  node_credential_uses: NodeCredentialUsesTable;
+}
+
+/** A per-node credential already used (0017): refused if presented again before `expires_at`. */
+export interface NodeCredentialUsesTable {
+  node_id: string;
+  jti: string;
+  expires_at: IsoTime;
 }
 
 /** One stored audit event (0013_audit): append-only, chained by `prev_hash`/`hash` within its partition. */

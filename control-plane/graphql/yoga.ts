@@ -9,6 +9,7 @@ import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, maskError, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
 import { adminAuthPlugin } from './admin-auth.js';
 import { requestGuardPlugin } from './request-guard.js';
+import { inputEchoPlugin } from './input-echo.js';
 import { buildContext, type GraphQLContext, type GraphQLDeps, type GraphQLLogger } from './context.js';
 import { schema } from './schema.js';
 
@@ -55,6 +56,11 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
     schema,
     graphqlEndpoint: GRAPHQL_ENDPOINT,
     landingPage: false,
+    // No CORS: yoga's default reflects any Origin with Allow-Credentials, letting any web page an admin
+    // visits send requests here and read the answers. Automation scripts are not browsers and GraphiQL is
+    // served from this origin, so nothing needs a cross-origin grant; without one, a browser refuses the
+    // preflight an Authorization header needs and never shows another origin an answer.
+    cors: false,
     // The schema takes no file uploads; a multipart POST gets the guard's 415 like any other unread type.
     multipart: false,
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
@@ -97,6 +103,8 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
       // Order matters: authentication first (before the body is read), then the guard on what was sent.
       adminAuthPlugin(deps.db),
       requestGuardPlugin({ maxDepth: QUERY_LIMITS.maxDepth }),
+      // Errors about bad input say where and why, never the value (it may hold a write-only secret).
+      inputEchoPlugin(),
     ],
   });
 }

@@ -5,8 +5,9 @@
  *
  * Two credentials are accepted:
  * - per-node (the default): `Authorization: Bearer <JWT>` signed by the node's enrolled Ed25519 identity key,
- *   bound to its node id, this method and this path (data-plane/snapshot/node-credential.ts); the node must be
- *   APPROVED. Its data keys are wrapped only for its enrolled X25519 key.
+ *   bound to its node id, this method and this path (data-plane/snapshot/node-credential.ts), good for one
+ *   request (its `jti` is remembered until it expires: a captured credential cannot be replayed); the node
+ *   must be APPROVED. Its data keys are wrapped only for its enrolled X25519 key.
  * - the shared node token (`GATEHOUSE_NODE_TOKEN`), only when this control plane opted in: weaker, since
  *   whoever holds it can name any node id and receive data keys for a key pair of their own. A node id that
  *   enrolled keys is never accepted on the shared token.
@@ -21,6 +22,7 @@ import { NODE_ID_HEADER } from '../../data-plane/snapshot/stream-protocol.js';
 import { parseBearer } from '../../data-plane/snapshot/rules.js';
 import { constantTimeEqual, hashToken } from '../crypto/tokens.js';
 import type { Database } from '../db/schema.js';
+import { claimNodeCredential } from '../repos/node-credential-uses.js';
 import { getNodeCredentials } from '../repos/nodes.js';
 import type { ControlPlaneErrorCode } from './errors.js';
 
@@ -62,8 +64,11 @@ export async function authenticateNode(
     if (nodeId === null || !NODE_ID_PATTERN.test(nodeId)) return { ok: false, code: 'node_token_required', reason: 'credential names no valid node id' };
     const node = await getNodeCredentials(deps.db, nodeId);
     if (!node || !node.identityJwk) return { ok: false, code: 'node_token_required', reason: `node ${nodeId} is not enrolled` };
-    const valid = await verifyNodeCredential(token, node.identityJwk, { nodeId, method: req.method ?? 'GET', path }, now);
-    if (!valid) return { ok: false, code: 'node_token_required', reason: `credential of node ${nodeId} did not verify` };
+    const verified = await verifyNodeCredential(token, node.identityJwk, { nodeId, method: req.method ?? 'GET', path }, now);
+    if (!verified) return { ok: false, code: 'node_token_required', reason: `credential of node ${nodeId} did not verify` };
+    if (!(await claimNodeCredential(deps.db, nodeId, verified.jti, verified.usableUntil, now))) {
+      return { ok: false, code: 'node_token_required', reason: `credential of node ${nodeId} was already used (replayed)` };
+    }
     if (node.enrollment === 'PENDING') return { ok: false, code: 'node_pending_approval', reason: `node ${nodeId} awaits approval` };
     if (node.enrollment === 'REVOKED') return { ok: false, code: 'node_revoked', reason: `node ${nodeId} is revoked` };
     return { ok: true, node: { nodeId, method: 'enrolled', sealingJwk: node.sealingJwk } };

@@ -31,6 +31,7 @@ import {
   noteCredentialError,
   pruneFlows,
   replaceCredential,
+  findOpenFlow,
   spendFlow,
   spendStartLink,
   storeRefreshedTokens,
@@ -323,12 +324,19 @@ export class OAuthService {
   async completeAuthorization(callbackQuery: URLSearchParams, browserBinding?: string | null): Promise<CompletedFlow> {
     const state = callbackQuery.get('state');
     if (!state) throw new OAuthFlowError('STATE_INVALID', 'this authorization response carries no state');
-    const flow = await spendFlow(this.db, hashState(state));
-    if (!flow) throw new OAuthFlowError('STATE_INVALID', 'this authorization link is unknown, was already used, or has expired: start again');
-    // A flow completes only in the browser that started it (the connect page's or the start link's cookie).
-    if (flow.browser_binding !== null && (!browserBinding || !constantTimeEqual(hashState(browserBinding), flow.browser_binding))) {
+    const gone = (): OAuthFlowError => new OAuthFlowError('STATE_INVALID', 'this authorization link is unknown, was already used, or has expired: start again');
+    // A flow completes only in the browser that started it (the connect page's or the start link's cookie),
+    // checked before the flow is spent: the state travels in URLs (the authorization server's logs, a
+    // shared screen), and a callback from a browser without the cookie used to spend it, so anyone who
+    // saw the state could void the real sign-in still under way.
+    const open = await findOpenFlow(this.db, hashState(state));
+    if (!open) throw gone();
+    if (open.browser_binding !== null && (!browserBinding || !constantTimeEqual(hashState(browserBinding), open.browser_binding))) {
       throw new OAuthFlowError('STATE_INVALID', 'this sign-in was not started in this browser: start again from your own link');
     }
+    const flow = await spendFlow(this.db, hashState(state));
+    // Spent by a concurrent callback between the two reads, or bound meanwhile (a start link opened).
+    if (!flow || flow.browser_binding !== open.browser_binding) throw gone();
     const error = callbackQuery.get('error');
     if (error === 'access_denied') throw new OAuthFlowError('ACCESS_DENIED', 'access was denied at the authorization server');
 

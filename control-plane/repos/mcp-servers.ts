@@ -11,7 +11,7 @@ import {
   type ConnectionType,
 } from '../../data-plane/snapshot/schema.js';
 import type { McpServerRow, NewMcpServer } from '../db/schema.js';
-import { ENV_NAME_PATTERN, headerNameProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
+import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
@@ -239,35 +239,45 @@ function checkConnectionString(value: string, field: string, issues: IssueList):
 function checkSecretValue(value: string, field: string, issues: IssueList, isHeader: boolean): void {
   if (value.startsWith('env.') && !parseEnvRef(value)) {
     issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
-  } else if (value.includes('\0') || (isHeader && /[\r\n]/.test(value))) {
+  } else if (value.includes('\0')) {
     issues.add('INVALID_VALUE', field, 'value contains characters not allowed here');
+  } else if (isHeader && headerValueProblem(value) !== null) {
+    issues.add('INVALID_VALUE', field, headerValueProblem(value) as string);
   } else if (isHeader && value.length === 0) {
     issues.add('REQUIRED', field, 'header value must not be empty');
   }
 }
 
-/** A list of tool names: "*" alone means all, [] means none; duplicates are dropped. Also used for key grants. */
+/**
+ * A list of tool names: "*" alone means all, [] means none; duplicates are dropped. Also used for key grants.
+ * Lists are checked against a Set, as every list below: a list is caller input up to the body limit, and a
+ * scan of what was kept per entry made one 1 MB request (100,000 names) hold the event loop for seconds
+ * (50,000 header names: over a minute), stopping every other request and node stream meanwhile.
+ */
 export function normaliseToolList(tools: readonly string[], field: string, issues: IssueList): string[] {
-  const out: string[] = [];
+  if (!issues.withinListLimit(tools, field)) return [];
+  const out = new Set<string>();
   tools.forEach((tool, i) => {
     const t = tool.trim();
     if (t.length === 0 || t.length > 128) issues.add('INVALID_VALUE', `${field}.${i}`, 'tool names must be 1 to 128 characters');
-    else if (!out.includes(t)) out.push(t);
+    else out.add(t);
   });
-  if (out.includes('*') && out.length > 1) issues.add('INVALID_VALUE', field, '"*" (all tools) must be the only entry');
-  return out;
+  if (out.has('*') && out.size > 1) issues.add('INVALID_VALUE', field, '"*" (all tools) must be the only entry');
+  return [...out];
 }
 
 /** Header names for `use`, checked by the rules the node applies too (`data-plane/snapshot/rules.ts`). */
 function normaliseHeaderNames(names: readonly string[], field: string, issues: IssueList, use: HeaderUse): string[] {
-  const out: string[] = [];
+  if (!issues.withinListLimit(names, field)) return [];
+  // Lower-cased name → the first spelling given (header names are case-insensitive).
+  const out = new Map<string, string>();
   names.forEach((raw, i) => {
     const name = raw.trim();
     const problem = headerNameProblem(name, use);
     if (problem !== null) issues.add('INVALID_VALUE', `${field}.${i}`, problem);
-    else if (!out.some((n) => n.toLowerCase() === name.toLowerCase())) out.push(name);
+    else if (!out.has(name.toLowerCase())) out.set(name.toLowerCase(), name);
   });
-  return out;
+  return [...out.values()];
 }
 
 /**
@@ -281,8 +291,13 @@ function secretDrafts(
   issues: IssueList,
   kind: 'header' | 'env',
 ): SecretDraft[] {
+  if (!issues.withinListLimit(entries, field)) return [];
   const out: SecretDraft[] = [];
-  const same = (a: string, b: string) => (kind === 'header' ? a.toLowerCase() === b.toLowerCase() : a === b);
+  // Names compare case-insensitively for headers; both lookups are by this key (no scan per entry).
+  const keyOf = (name: string) => (kind === 'header' ? name.toLowerCase() : name);
+  const given = new Set<string>();
+  const storedByKey = new Map<string, [string, StoredSecret]>();
+  for (const [storedName, secret] of Object.entries(stored)) if (!storedByKey.has(keyOf(storedName))) storedByKey.set(keyOf(storedName), [storedName, secret]);
   entries.forEach((entry, i) => {
     const name = entry.name.trim();
     const path = `${field}.${i}`;
@@ -295,20 +310,22 @@ function secretDrafts(
       issues.add('INVALID_VALUE', `${path}.name`, `"${entry.name}" is not a valid environment variable name`);
       return;
     }
-    if (out.some((d) => same(d.name, name))) {
+    if (given.has(keyOf(name))) {
       issues.add('DUPLICATE', `${path}.name`, `${kind === 'header' ? 'header' : 'variable'} "${name}" is given twice`);
       return;
     }
     if (entry.value === undefined || entry.value === null) {
-      const match = Object.entries(stored).find(([storedName]) => same(storedName, name));
+      const match = storedByKey.get(keyOf(name));
       if (!match) {
         issues.add('REQUIRED', `${path}.value`, `a value is required for "${name}"`);
         return;
       }
+      given.add(keyOf(name));
       out.push({ name, value: null, kept: { name: match[0], secret: match[1] } });
       return;
     }
     checkSecretValue(entry.value, `${path}.value`, issues, kind === 'header');
+    given.add(keyOf(name));
     out.push({ name, value: entry.value, kept: null });
   });
   return out;

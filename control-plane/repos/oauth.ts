@@ -203,6 +203,18 @@ export async function insertFlow(
  * Spends a flow: marks it used if it was unused and unexpired, in one statement, so two callbacks with
  * the same state cannot both proceed. Returns the flow only to the one that spent it.
  */
+/** The flow for this state while it can still complete (unused, unexpired), without spending it. */
+export async function findOpenFlow(db: Db, stateHash: string): Promise<OAuthFlowRow | null> {
+  const row = await db
+    .selectFrom('oauth_flows')
+    .selectAll()
+    .where('state_hash', '=', stateHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', nowIso())
+    .executeTakeFirst();
+  return row ?? null;
+}
+
 export async function spendFlow(db: Db, stateHash: string): Promise<OAuthFlowRow | null> {
   const now = nowIso();
   const result = await db

@@ -23,7 +23,14 @@ export function encodeCursor(values: readonly string[]): string {
   return Buffer.from(JSON.stringify([CURSOR_VERSION, ...values]), 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string, arity: number, field: string): string[] {
+/** Keys whose columns are integers (audit row ids): their cursor values must be digits. */
+const INTEGER_KEY = /^\d{1,15}$/;
+
+/**
+ * `integer`: the key's columns are integers. A cursor is the caller's text: a non-number compared with an
+ * integer column is an error on PostgreSQL (not a page), so it is refused here like any foreign cursor.
+ */
+export function decodeCursor(cursor: string, arity: number, field: string, integer = false): string[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -34,7 +41,8 @@ export function decodeCursor(cursor: string, arity: number, field: string): stri
     !Array.isArray(parsed) ||
     parsed[0] !== CURSOR_VERSION ||
     parsed.length !== arity + 1 ||
-    !parsed.every((v): v is string => typeof v === 'string')
+    !parsed.every((v): v is string => typeof v === 'string') ||
+    (integer && !parsed.slice(1).every((v) => INTEGER_KEY.test(v)))
   ) {
     throw new InputError('INVALID_CURSOR', field, `${field} is not a cursor from this list`);
   }
@@ -49,15 +57,16 @@ export function applyKeysetPage<DB, TB extends keyof DB, O>(
   qb: SelectQueryBuilder<DB, TB, O>,
   columns: readonly string[],
   page: PageRequest,
+  options: { integer?: boolean } = {},
 ): SelectQueryBuilder<DB, TB, O> {
   const key = sql.join(columns.map((c) => sql.ref(c)));
   let q = qb;
   if (page.after !== undefined) {
-    const values = decodeCursor(page.after, columns.length, 'after');
+    const values = decodeCursor(page.after, columns.length, 'after', options.integer);
     q = q.where(sql<SqlBool>`(${key}) > (${sql.join(values)})`);
   }
   if (page.before !== undefined) {
-    const values = decodeCursor(page.before, columns.length, 'before');
+    const values = decodeCursor(page.before, columns.length, 'before', options.integer);
     q = q.where(sql<SqlBool>`(${key}) < (${sql.join(values)})`);
   }
   const direction = page.inverted ? sql`desc` : sql`asc`;

@@ -90,7 +90,9 @@ function normaliseBaseUrl(raw: string, issues: IssueList): string {
 }
 
 function normalisePrices(prices: readonly ModelPrice[], issues: IssueList): ModelPrice[] {
+  if (!issues.withinListLimit(prices, 'prices')) return [];
   const out: ModelPrice[] = [];
+  const priced = new Set<string>();
   prices.forEach((p, i) => {
     const model = p.model.trim();
     if (model.length === 0 || model.length > 200 || (model.includes('*') && !/^[^*]*\*$/.test(model))) {
@@ -103,10 +105,12 @@ function normalisePrices(prices: readonly ModelPrice[], issues: IssueList): Mode
         return;
       }
     }
-    if (out.some((x) => x.model === model)) {
+    // A Set, not a scan of `out` per price (see normaliseToolList: lists are caller input).
+    if (priced.has(model)) {
       issues.add('DUPLICATE', `prices.${i}.model`, `model "${model}" is priced twice`);
       return;
     }
+    priced.add(model);
     out.push({ model, inputPerMTok: p.inputPerMTok, outputPerMTok: p.outputPerMTok, cacheWritePerMTok: p.cacheWritePerMTok, cacheReadPerMTok: p.cacheReadPerMTok });
   });
   return out;

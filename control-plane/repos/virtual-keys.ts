@@ -146,11 +146,14 @@ export function normaliseGrants(grants: readonly KeyGrantInput[], allowNoServers
   if (grants.length === 0 && !allowNoServers) {
     issues.add('NO_SERVERS', 'servers', 'a key with no servers can call nothing: grant at least one server, or set allowNoServers to create it anyway');
   }
+  if (!issues.withinListLimit(grants, 'servers')) return [];
   const out: KeyServerGrant[] = [];
+  // A Set, not a scan of `out` per grant (see normaliseToolList: lists are caller input).
+  const seen = new Set<string>();
   grants.forEach((grant, i) => {
     const server = grant.server.trim();
     // Server names are unique ignoring case, so two spellings of one name are the same server twice.
-    if (out.some((g) => g.server.toLowerCase() === server.toLowerCase())) {
+    if (seen.has(server.toLowerCase())) {
       issues.add('DUPLICATE', `servers.${i}.server`, `server "${server}" is listed twice`);
       return;
     }
@@ -158,6 +161,7 @@ export function normaliseGrants(grants: readonly KeyGrantInput[], allowNoServers
       issues.add('REQUIRED', `servers.${i}.tools`, 'tools must list tool names, or ["*"] for every tool the server allows');
       return;
     }
+    seen.add(server.toLowerCase());
     out.push({ server, tools: normaliseToolList(grant.tools, `servers.${i}.tools`, issues) });
   });
   return out;

@@ -28,7 +28,8 @@ import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
-import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
+import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from '../proxy/upstream-forward.js';
+import { callSecrets } from '../upstream/failures.js';
 import { costNanos, findPrice } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
 import { Readable, type Transform } from 'node:stream';
@@ -178,7 +179,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       .forward({ method: request.method === 'GET' ? 'GET' : 'POST', target, headers, body: request.body, signal: ctx.signal })
       .then(
         (upstream): Forwarded<Answer> | Promise<Forwarded<Answer>> => {
-          const { answer, usage } = answerFromProvider(ctx, request, upstream, record);
+          const { answer, usage } = answerFromProvider(ctx, request, call, upstream, record);
           const forwarded = (a: Answer): Forwarded<Answer> => (usage ? { result: a, usage } : { result: a });
           return answer instanceof Promise ? answer.then(forwarded) : forwarded(answer);
         },
@@ -224,7 +225,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     from.on('error', () => undefined);
   }
 
-  function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
+  function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const status = upstream.statusCode;
     record.upstreamStatus = status;
     const headers: Record<string, string> = {};
@@ -243,7 +244,12 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     }
     const policy = responsePolicy.get(record) ?? 'off';
     if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard);
-    if (!request.priced || status >= 300) return { answer: { kind: 'stream', status, headers, body: upstream.body } };
+    if (status >= 300) {
+      // An error body may echo the API key the node injected (a proxy in the provider's place may): read
+      // bounded, relayed without it.
+      return { answer: scrubbedErrorBody(upstream.body, callSecrets(call)).then((body): Answer => ({ kind: 'bytes', status, headers, body })) };
+    }
+    if (!request.priced) return { answer: { kind: 'stream', status, headers, body: upstream.body } };
     const meter = new UsageMeter(headers['content-type'] ?? '');
     chain(ctx, record, upstream.body, meter);
     const usage = meteredUsage(request, meter);

@@ -108,6 +108,8 @@ export class AuditOutbox {
   private pendingEvents = 0;
   private pendingBytes = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** Whether `flushTimer` is the immediate one (`flushEvents` reached), so later events need not re-arm it. */
+  private flushTimerImmediate = false;
   private flushing: Promise<void> = Promise.resolve();
   private closed = false;
   /** Segment being written, its handle and its written size (what the shipper may read; fsynced within `syncIntervalMs`). */
@@ -270,8 +272,10 @@ export class AuditOutbox {
   }
 
   private scheduleFlush(delay: number): void {
-    if (this.flushTimer && delay > 0) return;
+    // Armed already, as soon or sooner: every event past `flushEvents` would otherwise clear and set a timer.
+    if (this.flushTimer && (delay > 0 || this.flushTimerImmediate)) return;
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimerImmediate = delay === 0;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       void this.serially(() => this.flushNow(false));

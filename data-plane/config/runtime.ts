@@ -34,6 +34,18 @@ import { SnapshotError } from '../snapshot/errors.js';
 import { deriveSessionKeyring, type SessionKeyring, type SessionSecret } from '../session/keyring.js';
 import { ToolFailure, UnavailableReason } from '../errors.js';
 
+/** An auth scheme before a credential (`Bearer x`, `Basic x`, …): an upstream may echo `x` alone. */
+const AUTH_SCHEME = /^[A-Za-z][A-Za-z0-9_-]*\s+(\S.*)$/s;
+
+/**
+ * A secret value as an upstream might echo it: whole and, when it starts with an auth scheme, the credential
+ * after the scheme; each at least 4 characters (shorter ones would redact ordinary text).
+ */
+export function secretForms(value: string): string[] {
+  const bare = AUTH_SCHEME.exec(value)?.[1];
+  return (bare === undefined ? [value] : [value, bare]).filter((s) => s.length >= 4);
+}
+
 /** The tools a key may call on one server: every tool, or these (unprefixed) names. Never empty. */
 export type ToolGrant = '*' | ReadonlySet<string>;
 
@@ -379,7 +391,8 @@ function resolveServer(
   const secrets: string[] = [];
   const resolve = (ref: ValueRef): string | undefined => {
     const value = resolveValue(ref, dataKey, env, onMissing);
-    if (value !== undefined && ref.kind !== 'plain') secrets.push(value);
+    // With and without its auth scheme: an upstream may echo the token of `Bearer <token>` alone.
+    if (value !== undefined && ref.kind !== 'plain') secrets.push(...secretForms(value));
     return value;
   };
 

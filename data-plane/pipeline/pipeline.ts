@@ -32,6 +32,7 @@ import { RequestContext, type Caller, type Departure, type RequestRecord, type R
 import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
 import type { LimitSubject, Limiter, Usage } from './limits.js';
 import { deliverRecords, type RecordSink } from './record.js';
+import { KeyStreams } from './key-streams.js';
 import { newSpanId, newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
 
 /** What a route supplies: its own parse, authorize/forward/answer (`serve`) and refusal shape. */
@@ -98,6 +99,8 @@ export function createPipeline(options: PipelineOptions): RunRoute {
   const { holder, logger, limiter, credentials, sinks } = options;
   const now = options.now ?? Date.now;
   const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase()));
+  // Streams of a key that is revoked, expires or loses the server are cut (key-streams.ts).
+  const keyStreams = new KeyStreams(holder, now);
 
   const stages: CallStages = {
     async call(ctx, record, target, forward) {
@@ -167,6 +170,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
     sendAnswer(res, answer);
     const latencyMs = performance.now() - ctx.startedTick;
     for (const record of ctx.records) if (record.latencyMs === 0) record.latencyMs = latencyMs;
+    if (answer.kind === 'stream') keyStreams.track(ctx, res, ctx.route === 'mcp_server' ? (ctx.records[0]?.server ?? null) : null);
     if (sinks.length === 0) return;
     // A streamed answer's usage (and guardrail findings) are known only when it has ended: record then.
     if (answer.kind === 'stream') res.once('close', () => deliverRecords(sinks, ctx.records, logger));

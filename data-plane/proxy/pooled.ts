@@ -133,8 +133,10 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
     if (request.raw === null) {
       return errorAnswer(new GatewayError('method_not_allowed', { message: HttpMessage.pooledRouteMethods(), headers: { allow: 'POST' } }));
     }
-    if (call.identity !== SHARED_IDENTITY) {
-      // The pooled connection is the server's own; a caller's own credential must not ride its session.
+    if (call.identity !== SHARED_IDENTITY && request.server.connectionType !== 'SSE') {
+      // A stdio process is the server's own, one for every caller, and takes no headers: a caller's own
+      // credential cannot reach it. (Legacy SSE can: `pool.request` leases a connection opened with exactly
+      // this caller's headers, kept per credential identity, never the shared one.)
       record.outcome = 'upstream_error';
       record.reason = 'per_user_over_pool';
       return errorAnswer(new GatewayError('upstream_unavailable', { message: HttpMessage.perUserOverPool(request.server.name) }));

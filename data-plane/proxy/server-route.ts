@@ -38,12 +38,13 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
+import { headerMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { UpstreamFailure, describeError, transportFailure } from '../upstream/failures.js';
+import { UpstreamFailure, callSecrets, describeError, scrubValue, transportFailure } from '../upstream/failures.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
-import { UpstreamForwarder, type UpstreamAnswer } from './upstream-forward.js';
+import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
 
@@ -142,10 +143,18 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     for (const item of items) {
       const check = classify(item);
       if (check === null) return new GatewayError('invalid_message', { message: RpcMessage.notAnObject() });
+      if (typeof check === 'string') return new GatewayError('invalid_message', { message: check });
       messages.push(check);
     }
+    // `Mcp-Method` / `Mcp-Name` go upstream as sent, and an intermediary there may route on them: they must
+    // name the message that was authorized (a batch has no one message for them to name).
+    const named = req.headers['mcp-method'] !== undefined || req.headers['mcp-name'] !== undefined;
+    const mismatch = Array.isArray(json) ? (named ? new GatewayError('header_mismatch', { reason: 'batch' }) : null) : headerMismatch(req.headers, json);
+    if (mismatch) return mismatch;
     const modern = session === null && !Array.isArray(json) && isModernRequest(req.headers, json);
-    return { server, grant, session, raw: Buffer.from(body.text, 'utf8'), messages, batch: Array.isArray(json), modern };
+    // The upstream gets the value that was checked, re-serialized, never the caller's bytes: a parser that
+    // keeps the first of duplicate keys (`"method"` or `"name"` twice) would otherwise run another call.
+    return { server, grant, session, raw: Buffer.from(JSON.stringify(json), 'utf8'), messages, batch: Array.isArray(json), modern };
   }
 
   /** 4 → (5, 6, 7 in `stages.call`): authorize, then forward once for the whole HTTP request. */
@@ -156,6 +165,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const records = request.messages.length === 0 ? [ctx.open(method)] : request.messages.map((m) => ctx.open(m.method));
     let body = request.raw;
     let rewrite: ResponseRewrite | null = null;
+    /** The guardrail redacted a message: the body is serialized again from `outgoing`. */
     let reserialize = false;
     const outgoing = request.messages.map((m) => m.message);
 
@@ -179,7 +189,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           record.reason = 'not_granted';
           return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
         }
-        reserialize = true;
         const guard = options.guard;
         if (guard) {
           // The guardrail on the arguments: a redacted copy goes upstream, or the call is refused.
@@ -195,6 +204,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             const params = isObject(check.message.params) ? check.message.params : {};
             outgoing[i] = { ...check.message, params: { ...params, arguments: checked.value } };
             record.arguments = checked.value;
+            reserialize = true;
           }
           if (guard.active?.(caller.key.id, server.name) ?? true) {
             // A result the guardrail must read is read from a single answer; a batch's are not.
@@ -216,14 +226,33 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     const hello = first?.kind === 'request' ? first.hello : null;
     // A 2026-07-28 client in front of an upstream that only speaks 2025: bridged over the pool (era.ts).
     const bridge = server.connectionType === 'HTTP' && request.modern && options.pooled !== undefined && !(await era.speaksModern(server));
-    const outcome = await stages.call(ctx, primary, target, (call) =>
+    const forwardOnce = (call: UpstreamCall): Promise<Forwarded<Answer>> =>
       (server.connectionType === 'HTTP' && !bridge) || !options.pooled
         ? forwardHttp(ctx, request, call, { body, rewrite, hello }, primary)
-        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer })),
-    );
-    for (const record of records.slice(1)) {
-      record.outcome = primary.outcome;
-      record.credentialIdentity = primary.credentialIdentity;
+        : options.pooled(ctx, request, call, primary).then((answer) => ({ result: answer }));
+    // Limits are per call: every request of a batch passes the limits stage (and is recorded with its own
+    // tool), each inside the previous one's forward, and the batch goes upstream once, inside the last.
+    // Any refusal refuses the whole batch before anything is sent.
+    const admitted = request.batch ? request.messages.flatMap((m, i) => (m.kind === 'request' && i > 0 ? [i] : [])) : [];
+    const admit = (k: number, call: UpstreamCall): Promise<Forwarded<Answer | GatewayError>> => {
+      const i = admitted[k];
+      if (i === undefined) return forwardOnce(call);
+      const m = request.messages[i] as Extract<MessageCheck, { kind: 'request' }>;
+      return stages
+        .call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))
+        .then((result) => ({ result }));
+    };
+    const outcome = await stages.call<Answer | GatewayError>(ctx, primary, target, (call) => admit(0, call));
+    const refusal = outcome instanceof GatewayError ? outcome : null;
+    for (const record of records) {
+      if (record.error !== null) continue; // refused by its own stage: its record says so
+      if (refusal !== null) {
+        // Another call of the batch was refused: none of it ran.
+        record.outcome = 'denied';
+        record.error = refusal.code;
+        record.reason = 'batch_refused';
+      } else if (record !== primary) record.outcome = primary.outcome;
+      record.credentialIdentity ??= primary.credentialIdentity;
     }
     if (!(outcome instanceof GatewayError)) return outcome;
     // A limits or credentials refusal: per JSON-RPC request, as a JSON-RPC error (like /mcp); else {type, message}.
@@ -270,7 +299,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             if (status === 401 || status === 403) health.failed(server, call.identity, new UpstreamFailure('credentials_refused', ToolFailure.credentialsRefused(server.name, status), status));
             else health.reachable(server.name);
           }
-          const answer = answerFromUpstream(ctx, request, caller, upstream, payload, record);
+          const answer = answerFromUpstream(ctx, request, caller, call, upstream, payload, record);
           return answer instanceof Promise ? answer.then((result) => ({ result })) : { result: answer };
         },
         (error: unknown) => {
@@ -294,6 +323,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     ctx: RequestContext,
     request: ServerRequest,
     caller: Caller,
+    call: UpstreamCall,
     upstream: UpstreamAnswer,
     payload: { rewrite: ResponseRewrite | null; hello: ClientHello | null },
     record: RequestRecord,
@@ -323,27 +353,48 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       }
       headers['mcp-session-id'] = sealed;
     }
+    // Error texts an upstream sends back may echo the credential the gateway injected: they reach the
+    // caller without it (JSON-RPC errors' message and data; an HTTP error's whole body). Results pass as sent.
+    const secrets = callSecrets(call);
     if (status >= 400) {
       record.outcome = 'upstream_error';
       record.reason = `HTTP ${status}`;
+      return scrubbedErrorBody(upstream.body, secrets).then((body): Answer => {
+        const { 'content-length': _length, ...rest } = headers;
+        return { kind: 'bytes', status, headers: rest, body };
+      });
     }
+    const scrubErrors: ResponseRewrite = (message) => scrubbedErrors(message, secrets);
+    const rewrite = payload.rewrite === null ? null : composeRewrites(payload.rewrite, scrubErrors);
     const type = headers['content-type'] ?? '';
     let body: Readable = upstream.body;
-    if (filtering && payload.rewrite !== null && type.includes('text/event-stream')) {
-      body = upstream.body.pipe(responseRewriter(payload.rewrite));
-    } else if (filtering && payload.rewrite !== null && type.includes('application/json')) {
-      body = rewrittenJson(upstream.body, payload.rewrite);
+    if (type.includes('text/event-stream')) {
+      // Only events that contain a secret are parsed when nothing else is rewritten (see responseRewriter).
+      delete headers['content-length'];
+      body = upstream.body.pipe(rewrite !== null && filtering ? responseRewriter(rewrite) : responseRewriter(scrubErrors, (data) => containsAny(data, secrets)));
+    } else if (filtering && rewrite !== null && type.includes('application/json')) {
+      body = rewrittenJson(upstream.body, rewrite);
     } else if (type.includes('application/json') && Number(headers['content-length']) <= SMALL_ANSWER_BYTES) {
       // A small JSON answer of declared length (a tools/call result, the common case) is read whole and
       // sent in one write: piping a stream per request showed in the hot path's profile.
       return upstream.body.arrayBuffer().then(
-        (bytes): Answer => ({ kind: 'bytes', status, headers, body: Buffer.from(bytes) }),
+        (bytes): Answer => {
+          const raw = Buffer.from(bytes);
+          if (!secrets.some((secret) => raw.includes(secret))) return { kind: 'bytes', status, headers, body: raw };
+          const { 'content-length': _length, ...rest } = headers;
+          return { kind: 'bytes', status, headers: rest, body: Buffer.from(rewriteJsonBody(raw.toString('utf8'), scrubErrors), 'utf8') };
+        },
         (): Answer => {
           record.outcome = 'upstream_error';
           record.reason = 'upstream answer broke off';
           return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamUnreachable(server.name, 'the answer broke off') }));
         },
       );
+    }
+    else if (type.includes('application/json')) {
+      // Of unknown or larger length: an error in it is scrubbed as above; a body past the bound is a result.
+      const { 'content-length': _length, ...rest } = headers;
+      return { kind: 'stream', status, headers: rest, body: scrubbedJson(upstream.body, secrets, scrubErrors) };
     }
     return { kind: 'stream', status, headers, body };
   }
@@ -355,13 +406,66 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     refusal(error) {
       // A body that is not JSON or not a message is a JSON-RPC error (id null), HTTP 400; every other
       // refusal is the table's `{type, message}` (a transport-level answer, as MCP clients expect).
-      if (error.code === 'parse_error' || error.code === 'invalid_message') return jsonAnswer(error.status, rpcErrorOf(null, error));
+      if (error.code === 'parse_error' || error.code === 'invalid_message' || error.code === 'header_mismatch') return jsonAnswer(error.status, rpcErrorOf(null, error));
       return errorAnswer(error);
     },
     close: () => {
       forwarder.close();
       era.close();
     },
+  };
+}
+
+/**
+ * A JSON answer of unknown length: the first `SCRUB_JSON_BYTES` are held; an answer that ends within them
+ * has its errors' secrets removed (when one occurs), a longer one is passed on as it comes from there.
+ */
+function scrubbedJson(upstream: Readable, secrets: readonly string[], scrubErrors: ResponseRewrite): Readable {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size <= SCRUB_JSON_BYTES) return;
+    upstream.off('data', onData);
+    upstream.off('end', onEnd);
+    out.write(Buffer.concat(chunks));
+    upstream.pipe(out);
+  };
+  const onEnd = (): void => {
+    const raw = Buffer.concat(chunks);
+    out.end(secrets.some((secret) => raw.includes(secret)) ? rewriteJsonBody(raw.toString('utf8'), scrubErrors) : raw);
+  };
+  upstream.on('data', onData);
+  upstream.on('end', onEnd);
+  upstream.on('error', (error) => out.destroy(error));
+  return out;
+}
+
+/** How much of a JSON answer of unknown length is held to scrub an error in it. */
+const SCRUB_JSON_BYTES = 1024 * 1024;
+
+function containsAny(text: string, secrets: readonly string[]): boolean {
+  return secrets.some((secret) => text.includes(secret));
+}
+
+/** The JSON-RPC error(s) of a message (or batch) with the secrets removed, or null when nothing changed. */
+function scrubbedErrors(message: unknown, secrets: readonly string[]): unknown {
+  if (Array.isArray(message)) {
+    const out = message.map((item) => scrubbedErrors(item, secrets) ?? item);
+    return out.some((item, i) => item !== message[i]) ? out : null;
+  }
+  if (!isObject(message) || message.error === undefined) return null;
+  const error = scrubValue(message.error, secrets);
+  return error === message.error ? null : { ...message, error };
+}
+
+/** `first`, then `second` over what `first` gave (null from both: unchanged). */
+function composeRewrites(first: ResponseRewrite, second: ResponseRewrite): ResponseRewrite {
+  return (message) => {
+    const once = first(message);
+    return second(once ?? message) ?? once;
   };
 }
 
@@ -377,11 +481,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all. */
-function classify(message: unknown): MessageCheck | null {
+/**
+ * What one JSON-RPC message is, as far as the gateway cares; null when it is not an object at all, a
+ * refusal's text when it is a message the gateway will not forward. Anything with a `method` is either a
+ * request with an MCP id (string or number) or a `notifications/…` notification: a JSON-RPC 2.0 server
+ * runs a notification like any call and only skips the answer, and counts an id the gateway would not, so
+ * a `tools/call` without a proper id would otherwise reach it unauthorized.
+ */
+function classify(message: unknown): MessageCheck | string | null {
   if (!isObject(message)) return null;
+  if (message.method !== undefined && typeof message.method !== 'string') return RpcMessage.invalidRequest();
   const method = typeof message.method === 'string' ? message.method : null;
   const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
+  if (method !== null && id === null) {
+    if ('id' in message) return RpcMessage.invalidRequest();
+    if (!method.startsWith('notifications/')) return RpcMessage.invalidNotification();
+  }
   if (method === null || id === null) return { kind: 'other', method, message };
   const params = isObject(message.params) ? message.params : null;
   const tool = method === 'tools/call' && typeof params?.name === 'string' ? params.name : null;

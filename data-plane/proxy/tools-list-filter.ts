@@ -56,8 +56,11 @@ export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
   return responseRewriter((message) => filterToolsListResponse(message, id, grant));
 }
 
-/** A stream transform over an SSE body: passes events through, each message offered to `rewrite`. */
-export function responseRewriter(rewrite: ResponseRewrite): Transform {
+/**
+ * A stream transform over an SSE body: passes events through, each message offered to `rewrite`; with
+ * `only`, just the events whose data it accepts are parsed and offered (the rest pass unparsed).
+ */
+export function responseRewriter(rewrite: ResponseRewrite, only?: (data: string) => boolean): Transform {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   /** Raw text of the event being collected (its lines, with their line endings). */
@@ -67,10 +70,11 @@ export function responseRewriter(rewrite: ResponseRewrite): Transform {
 
   const endEvent = (blank: string): string => {
     let out = event + blank;
-    if (dataLines.length > 0) {
+    const data = dataLines.length > 0 ? dataLines.join('\n') : null;
+    if (data !== null && (only === undefined || only(data))) {
       let message: unknown;
       try {
-        message = JSON.parse(dataLines.join('\n'));
+        message = JSON.parse(data);
       } catch {
         message = undefined;
       }

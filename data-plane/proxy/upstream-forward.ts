@@ -20,7 +20,9 @@
  * It does not authenticate, authorize, or look at bodies.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { scrubSecrets } from '../upstream/failures.js';
 
 export interface UpstreamAnswer {
   statusCode: number;
@@ -69,4 +71,27 @@ export class UpstreamForwarder {
   close(): void {
     void this.#agent.destroy().catch(() => undefined);
   }
+}
+
+/** How much of an upstream's HTTP error body is relayed (read whole to remove secrets from it). */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/** An upstream's HTTP error body, bounded, with the call's secrets removed; a body that breaks off ends where it broke. */
+export function scrubbedErrorBody(upstream: Readable, secrets: readonly string[]): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (): void => resolve(Buffer.from(scrubSecrets(Buffer.concat(chunks).toString('utf8'), secrets), 'utf8'));
+    upstream.on('data', (chunk: Buffer) => {
+      if (size >= MAX_ERROR_BODY_BYTES) return;
+      chunks.push(chunk.subarray(0, MAX_ERROR_BODY_BYTES - size));
+      size += chunk.length;
+      if (size >= MAX_ERROR_BODY_BYTES) {
+        upstream.destroy();
+        done();
+      }
+    });
+    upstream.on('end', done);
+    upstream.on('error', done);
+  });
 }

@@ -2,7 +2,8 @@
  * Per-node identity on the wire (issue 11), shared by both planes: a node holds an Ed25519 identity key
  * (it signs the node's requests) and an X25519 sealing key (data keys are wrapped for it). Each request
  * carries a short-lived JWT (RFC 7519, EdDSA) signed by the identity key and bound to the node id, the
- * HTTP method and the path, so a captured credential is useless for another route and soon for any.
+ * HTTP method and the path, so a captured credential is useless for another route; the control plane
+ * accepts each one once (its `jti`), so it is useless on its own route too.
  * The fingerprint an admin compares before approving covers both public keys.
  *
  * Pure functions over jose; no storage, no HTTP. The control plane decides which keys are approved.
@@ -78,8 +79,21 @@ export function credentialSubject(token: string): string | null {
   }
 }
 
-/** Verifies signature, audience, lifetime and scope; returns false for any failure (callers answer 401). */
-export async function verifyNodeCredential(token: string, identityJwk: JWK, scope: CredentialScope, now: number = Date.now()): Promise<boolean> {
+/** Seconds of clock difference between node and control plane that verification tolerates. */
+export const NODE_CREDENTIAL_CLOCK_TOLERANCE_S = 60;
+
+/** A credential that verified: its id and until when (epoch seconds, tolerance included) it could verify. */
+export interface VerifiedNodeCredential {
+  jti: string;
+  usableUntil: number;
+}
+
+/**
+ * Verifies signature, audience, lifetime and scope; null for any failure (callers answer 401). Single use is
+ * the caller's to enforce (it holds the storage): a credential is good for one request, so the control plane
+ * remembers `jti` until `usableUntil`.
+ */
+export async function verifyNodeCredential(token: string, identityJwk: JWK, scope: CredentialScope, now: number = Date.now()): Promise<VerifiedNodeCredential | null> {
   try {
     const key = await importJWK(canonicalPublicJwk(identityJwk), 'EdDSA');
     const { payload } = await jwtVerify(token, key, {
@@ -88,12 +102,14 @@ export async function verifyNodeCredential(token: string, identityJwk: JWK, scop
       subject: scope.nodeId,
       typ: 'gatehouse-node+jwt',
       currentDate: new Date(now),
-      clockTolerance: 60,
+      clockTolerance: NODE_CREDENTIAL_CLOCK_TOLERANCE_S,
       requiredClaims: ['iat', 'exp', 'jti'],
     });
-    if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || payload.exp - payload.iat > NODE_CREDENTIAL_TTL_S) return false;
-    return payload.htm === scope.method.toUpperCase() && payload.htu === scope.path;
+    if (typeof payload.exp !== 'number' || typeof payload.iat !== 'number' || payload.exp - payload.iat > NODE_CREDENTIAL_TTL_S) return null;
+    if (typeof payload.jti !== 'string' || payload.jti.length === 0 || payload.jti.length > 128) return null;
+    if (payload.htm !== scope.method.toUpperCase() || payload.htu !== scope.path) return null;
+    return { jti: payload.jti, usableUntil: payload.exp + NODE_CREDENTIAL_CLOCK_TOLERANCE_S };
   } catch {
-    return false;
+    return null;
   }
 }

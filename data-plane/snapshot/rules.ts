@@ -60,6 +60,19 @@ export function headerNameProblem(name: string, use: HeaderUse): string | null {
   return null;
 }
 
+/**
+ * RFC 9110 §5.5 field-value characters: visible ASCII, space, tab and obs-text (0x80–0xFF). The node's HTTP
+ * client (undici) refuses any other character in a header value, so a value with one (a control character,
+ * a character beyond Latin-1) could never be sent: every call to the server would fail.
+ */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** Why `value` cannot be sent as a header value, or null when it can. The text never quotes the value. */
+export function headerValueProblem(value: string): string | null {
+  if (!FIELD_VALUE.test(value)) return 'a header value may hold only visible characters, spaces and tabs (no control characters, nothing beyond Latin-1)';
+  return null;
+}
+
 /** Whether the node forwards a caller header of this (lower-cased) name to a server that allowlists it. */
 export function isForwardableHeader(lowerName: string): boolean {
   return headerNameProblem(lowerName, 'forwarded') === null;

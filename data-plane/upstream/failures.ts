@@ -5,8 +5,9 @@
  */
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import type { ResolvedServer } from '../config/runtime.js';
+import { secretForms, type ResolvedServer } from '../config/runtime.js';
 import { ToolFailure, type GatewayError } from '../errors.js';
+import type { UpstreamCall } from '../pipeline/credentials.js';
 
 /**
  * - `credentials_refused`: the upstream answered 401/403: it is up, the credential is the problem;
@@ -128,9 +129,67 @@ export function scrubReason(text: string, server: ResolvedServer, max = 200): st
 
 /** Removes URLs and the server's secret values (header values, env values, its URL) from a text. */
 export function scrub(text: string, server: ResolvedServer): string {
+  return scrubSecrets(text, server.secrets).replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
+}
+
+/** The given secret values removed from a text. */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
-  for (const secret of server.secrets) {
+  for (const secret of secrets) {
     if (out.includes(secret)) out = out.split(secret).join('[redacted]');
   }
-  return out.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
+  return out;
+}
+
+const callSecretsCache = new WeakMap<ResolvedServer, WeakMap<object, readonly string[]>>();
+
+/**
+ * Everything an upstream could echo of what one call sent: the server's own secrets and the call's
+ * credential header values (a per-user or OAuth credential is not among the server's), each also without
+ * its auth scheme. Longest first, so a value is removed before a part of it. Cached per credential object.
+ */
+export function callSecrets(call: UpstreamCall): readonly string[] {
+  const credentials = call.credentialHeaders ?? call.server.headers;
+  let byCredentials = callSecretsCache.get(call.server);
+  if (!byCredentials) callSecretsCache.set(call.server, (byCredentials = new WeakMap()));
+  let secrets = byCredentials.get(credentials);
+  if (!secrets) {
+    const all = new Set(call.server.secrets);
+    for (const name in credentials) for (const form of secretForms(credentials[name] as string)) all.add(form);
+    secrets = [...all].sort((a, b) => b.length - a.length);
+    byCredentials.set(credentials, secrets);
+  }
+  return secrets;
+}
+
+/** A JSON value with the secrets removed from every string in it (keys included); the value itself when none occurs. */
+export function scrubValue(value: unknown, secrets: readonly string[], depth = 0): unknown {
+  if (typeof value === 'string') return scrubSecrets(value, secrets);
+  if (typeof value !== 'object' || value === null || depth > 64) return value;
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    value.forEach((item, i) => {
+      const scrubbed = scrubValue(item, secrets, depth + 1);
+      if (scrubbed !== item) (out ??= [...value])[i] = scrubbed;
+    });
+    return out ?? value;
+  }
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const scrubbedKey = scrubSecrets(key, secrets);
+    const scrubbed = scrubValue(item, secrets, depth + 1);
+    if (scrubbedKey !== key || scrubbed !== item) changed = true;
+    // defineProperty: a key such as `__proto__` stays an own property, as JSON.parse made it.
+    Object.defineProperty(out, scrubbedKey, { value: scrubbed, enumerable: true, writable: true, configurable: true });
+  }
+  return changed ? out : value;
+}
+
+/** An upstream's JSON-RPC error relayed to a caller: message and data without anything the call sent as a credential. */
+export function scrubRpcError(call: UpstreamCall, outcome: { code: number; message: string; data?: unknown; upstreamStatus?: number }): Extract<CallOutcome, { kind: 'rpc_error' }> {
+  const secrets = callSecrets(call);
+  const message = scrubSecrets(outcome.message, secrets);
+  const base = { kind: 'rpc_error' as const, code: outcome.code, message, ...(outcome.upstreamStatus !== undefined ? { upstreamStatus: outcome.upstreamStatus } : {}) };
+  return outcome.data === undefined ? base : { ...base, data: scrubValue(outcome.data, secrets) };
 }

@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import { callHeaders, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { SHARED_IDENTITY } from '../pipeline/credentials.js';
 import type { Departure } from '../pipeline/context.js';
-import { UpstreamFailure, describeError, scrub, type CallOutcome } from './failures.js';
+import { UpstreamFailure, describeError, scrub, scrubRpcError, type CallOutcome } from './failures.js';
 import { exchange, requestHeaders, type ExchangeResult } from './streamable-http.js';
 
 export interface HttpSession {
@@ -95,7 +95,7 @@ export class HttpCalls {
       const id = this.#nextId++;
       const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
       const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
-      if (result.kind === 'response') return outcomeOf(result.message, server, result.status);
+      if (result.kind === 'response') return outcomeOf(result.message, call, result.status);
       if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
         // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
         this.#forget(call, session);
@@ -324,13 +324,15 @@ function failureOf(result: ExchangeResult, server: ResolvedServer): UpstreamFail
   return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, detail), result.kind === 'http_error' && result.status > 0 ? result.status : undefined);
 }
 
-function outcomeOf(message: Record<string, unknown>, server: ResolvedServer, upstreamStatus: number): CallOutcome {
+function outcomeOf(message: Record<string, unknown>, call: UpstreamCall, upstreamStatus: number): CallOutcome {
+  const server = call.server;
   const error = message.error;
   if (error !== undefined) {
     const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
     const code = typeof e.code === 'number' && Number.isInteger(e.code) ? e.code : -32603;
     const text = typeof e.message === 'string' ? scrub(e.message, server).slice(0, 1_000) : 'upstream error';
-    return e.data === undefined ? { kind: 'rpc_error', code, message: text, upstreamStatus } : { kind: 'rpc_error', code, message: text, data: e.data, upstreamStatus };
+    // The message and data without any credential this call sent (an upstream may echo it back).
+    return scrubRpcError(call, e.data === undefined ? { code, message: text, upstreamStatus } : { code, message: text, data: e.data, upstreamStatus });
   }
   const result = message.result;
   if (typeof result !== 'object' || result === null || Array.isArray(result) || ('content' in result && !Array.isArray((result as { content: unknown }).content))) {

@@ -36,7 +36,7 @@ import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.j
 import { GatewayError, ToolFailure } from '../errors.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
-import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, stripMcpPrefix, type CallOutcome } from './failures.js';
+import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, scrubRpcError, stripMcpPrefix, type CallOutcome } from './failures.js';
 import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { abortSignalOf, type Departure } from '../pipeline/context.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
@@ -351,7 +351,7 @@ export class UpstreamPool {
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       if (error instanceof McpError) {
         if (error.code === ErrorCode.RequestTimeout) throw this.#failed(server, call, new UpstreamFailure('timeout', ToolFailure.timeout(server.name, timeout)));
-        if (error.code !== ErrorCode.ConnectionClosed) return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
+        if (error.code !== ErrorCode.ConnectionClosed) return scrubRpcError(call, { code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data });
       }
       if (isInvalidResult(error)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
       this.#drop(entry, client, error);
@@ -535,7 +535,8 @@ export class UpstreamPool {
           throw new UpstreamFailure('timeout', ToolFailure.timeout(server.name, server.toolTimeoutMs));
         }
         if (error.code !== ErrorCode.ConnectionClosed) {
-          return { kind: 'rpc_error', code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data };
+          // Message and data without any credential this call sent (an upstream may echo it back).
+          return scrubRpcError(call, { code: error.code, message: scrub(stripMcpPrefix(error), entry.server), data: error.data });
         }
       }
       if (isInvalidResult(error)) {

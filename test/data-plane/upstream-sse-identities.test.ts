@@ -4,7 +4,8 @@
  * opened with exactly those headers, kept per (server, credential identity, headers). Two users' concurrent
  * calls each reach the upstream with their own credential, on their own SSE session, and never the other's;
  * the shared connection never carries a caller's header; the per-identity connections are bounded (a busy one
- * is never evicted for another caller) and closed when idle.
+ * is never evicted for another caller) and closed when idle. `/mcp/{server}` in front of a legacy SSE upstream
+ * uses the same per-identity connections (it refused per-user credentials before).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -84,6 +85,24 @@ describe('legacy SSE: per-user credentials', () => {
     const inits = upstream.requests.filter((r) => r.rpcMethod === 'initialize' && r.headers['x-user-token'] !== undefined);
     expect(inits.map((r) => r.headers['x-user-token']).sort()).toEqual(['token-of-alice', 'token-of-bob']);
     // No request ever carried two credentials (a user's and the team's).
+    for (const r of upstream.requests) expect(r.headers['x-team-token'] !== undefined && r.headers['x-user-token'] !== undefined).toBe(false);
+  });
+
+  it("/mcp/{server}: each user's calls reach the upstream with their own credential, on their own connection", async () => {
+    const passThrough = async (user: string): Promise<string> => {
+      const res = await postMcp(
+        `${node.url}/mcp/mine`,
+        { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: { header: 'x-user-token' } } },
+        { authorization: `Bearer ${snapshot.keyValues[user] ?? ''}` },
+      );
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { result?: { content: { text: string }[] } };
+      return body.result?.content[0]?.text ?? JSON.stringify(body);
+    };
+    const answers = await Promise.all(['alice', 'bob', 'alice', 'bob'].map(async (user) => [user, await passThrough(user)] as const));
+    for (const [user, got] of answers) expect(got).toBe(`token-of-${user}`);
+    expect(node.pool.identityConnectionCount('mine')).toBe(2);
+    // The server's shared connection never carried a user's credential.
     for (const r of upstream.requests) expect(r.headers['x-team-token'] !== undefined && r.headers['x-user-token'] !== undefined).toBe(false);
   });
 });

@@ -2,12 +2,14 @@
  * Per-node identity (issue 11) on a control plane that does not accept the shared token: a node key that
  * is not approved gets no data key; a one-time enrollment token approves a node once; data keys are wrapped
  * only for the enrolled key; a revoked node's stream is closed and it cannot open the secrets of the next
- * snapshot. Refused nodes are logged without their credential (issue 10 item 5).
+ * snapshot. Refused nodes are logged without their credential (issue 10 item 5). A node credential is good for
+ * one request: replayed (captured in transit) to the same route within its lifetime, it is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SnapshotEnvelope, SnapshotPayload, ValueRef } from '../../data-plane/snapshot/schema.js';
 import { generateNodeKeyPair, openValue, unwrapDataKey } from '../../data-plane/snapshot/seal.js';
-import { NODE_KEY_HEADER } from '../../data-plane/snapshot/stream-protocol.js';
+import { NODE_AUDIT_PATH } from '../../data-plane/snapshot/audit-protocol.js';
+import { NODE_KEY_HEADER, NODE_STREAM_PATH } from '../../data-plane/snapshot/stream-protocol.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
 import { rawNode, type OpenStream } from '../support/raw-node.js';
@@ -133,5 +135,33 @@ describe.each(testDialects)('per-node enrollment on %s', (dialect) => {
     await expect(unwrapDataKey(next.dataKey, revoked.sealing.privateJwk)).rejects.toThrow();
     expect(revokedStream.events.filter((e) => e.event === 'snapshot')).toHaveLength(1);
     keptStream.close();
+  });
+  it('a node credential is good for one request: replayed to the same route, it is refused and stores nothing', async () => {
+    const node = await rawNode(cp.url, `replayed-${dialect}`);
+    await node.enroll(await enrollToken(node.nodeId));
+    const event = (id: string, tool: string) => ({
+      id, time: new Date().toISOString(), node: node.nodeId, route: '/mcp', requestId: '1', method: 'tools/call', server: 'crm', tool, outcome: 'ok', latencyMs: 1,
+    });
+    const post = (headers: Record<string, string>, body: unknown) =>
+      fetch(`${cp.url}${NODE_AUDIT_PATH}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const captured = await node.headers('POST', NODE_AUDIT_PATH);
+    const first = await post(captured, { events: [event('018f0000-0000-7000-8000-00000000a001', 'genuine')] });
+    expect(first.status).toBe(200);
+    // The same credential again, within its lifetime, carrying a forged event: refused before the body is read.
+    const replayed = await post(captured, { events: [event('018f0000-0000-7000-8000-00000000a002', 'forged')] });
+    expect(replayed.status).toBe(401);
+    expect(((await replayed.json()) as { type: string }).type).toBe('node_token_required');
+    const stored = await cp.gql<{ auditEvents: { edges: { node: { tool: string } }[] } }>(
+      `query($n: String!) { auditEvents(filter: { server: $n }, first: 50) { edges { node { tool } } } }`,
+      { n: 'crm' },
+    );
+    expect(stored.auditEvents.edges.map((e) => e.node.tool)).toEqual(['genuine']);
+    // A fresh credential for the same route still works, and a stream credential replayed is refused too.
+    expect((await post(await node.headers('POST', NODE_AUDIT_PATH), { events: [] })).status).not.toBe(401);
+    const streamHeaders = await node.headers('GET', NODE_STREAM_PATH);
+    const opened = await fetch(`${cp.url}${NODE_STREAM_PATH}`, { headers: streamHeaders });
+    expect(opened.status).toBe(200);
+    await opened.body?.cancel();
+    expect((await fetch(`${cp.url}${NODE_STREAM_PATH}`, { headers: streamHeaders })).status).toBe(401);
   });
 });

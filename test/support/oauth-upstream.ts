@@ -327,3 +327,17 @@ export async function connectWithLink(
   const landed = await loginAndConsent(authorizationUrl, login, options.deny ? { deny: true, cookies } : { cookies });
   return { status: landed.status, body: landed.body };
 }
+
+/** An authorization server and an MCP server it protects, for a test of the OAuth flows; close() stops both. */
+export async function startOAuthUpstream(): Promise<{ as: AuthorizationServer; upstream: ProtectedMcpServer; close(): Promise<void> }> {
+  const as = await startAuthorizationServer();
+  const upstream = await startProtectedMcpServer(as);
+  return {
+    as,
+    upstream,
+    async close() {
+      await upstream.close();
+      await as.close();
+    },
+  };
+}

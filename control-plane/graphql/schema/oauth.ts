@@ -172,6 +172,12 @@ function checkUrl(value: string | null | undefined, field: string, errors: Setti
   if (value === null || value === undefined || value === '') return null;
   try {
     const url = new URL(value);
+    if ((url.protocol === 'https:' || url.protocol === 'http:') && (url.username !== '' || url.password !== '')) {
+      // Reads (McpServer.oauth) show these URLs as stored, so a credential in one would leak, as it would in
+      // connectionString or a provider's baseUrl (refused the same way); the client secret field is write-only.
+      errors.push({ field: `input.${field}`, code: 'INVALID_URL', message: `${field} must not embed credentials; use clientId and clientSecret` });
+      return null;
+    }
     if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
   } catch {
     // reported below

@@ -1,0 +1,104 @@
+/**
+ * `/anthropic`: the provider's API key never reaches the caller, even when the provider (or a proxy in its
+ * place) echoes it in an error body; and the caller's own credentials never reach the provider, whichever
+ * of `Authorization` / `x-api-key` carries the virtual key and whatever the other one holds.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRuntime, RuntimeHolder } from '../../data-plane/config/runtime.js';
+import { createLogger } from '../../data-plane/log.js';
+import { createDataPlaneServer } from '../../data-plane/node/data-plane-server.js';
+import { hashKey } from '../../data-plane/snapshot/key-hash.js';
+import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
+import { UpstreamPool } from '../../data-plane/upstream/pool.js';
+import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
+import { closeServer, listen } from '../support/upstreams.js';
+
+const PROVIDER_KEY = `sk-ant-echo-${Date.now().toString(36)}-secretvalue`;
+const VIRTUAL_KEY = newKeyValue();
+const CALLER_OWN_KEY = 'sk-ant-callers-own-key-0123456789';
+
+let provider: Server;
+let node: Server;
+let nodeUrl: string;
+const seen: IncomingHttpHeaders[] = [];
+const logs = new LogCapture();
+
+beforeAll(async () => {
+  provider = createServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    const key = String(req.headers['x-api-key'] ?? '');
+    const status = req.url?.includes('status=') ? Number(/status=(\d+)/.exec(req.url)?.[1]) : 401;
+    res.writeHead(status, { 'content-type': req.url?.includes('text=1') ? 'text/plain' : 'application/json' });
+    res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key: ${key}`, headers: req.headers } }));
+  });
+  const providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
+  const dataKey = generateDataKey();
+  const payload: SnapshotPayload = {
+    format: 1,
+    version: 1,
+    issuedAt: new Date().toISOString(),
+    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
+    servers: [],
+    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
+    users: [{ id: 'user_1', email: 'dev@example.com' }],
+    sessionSecrets: null,
+    providers: [
+      {
+        id: 'p1',
+        name: 'anthropic',
+        kind: 'ANTHROPIC',
+        baseUrl: { kind: 'plain', value: providerUrl },
+        apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'),
+        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
+      },
+    ],
+  };
+  const holder = new RuntimeHolder();
+  holder.set(buildRuntime(payload, dataKey, {}).runtime);
+  const logger = createLogger('test-anthropic-echo', { level: 'debug', destination: logs.stream });
+  node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
+  nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;
+});
+
+afterAll(async () => {
+  if (node) await closeServer(node);
+  if (provider) await closeServer(provider);
+});
+
+async function call(query: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${nodeUrl}/anthropic/v1/messages${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+describe('/anthropic and the provider key', () => {
+  for (const [label, query] of [['401 JSON', ''], ['500 JSON', '?status=500'], ['400 text', '?status=400&text=1'], ['429', '?status=429']] as const) {
+    it(`a provider error echoing its key (${label}) reaches the caller without it`, async () => {
+      const before = seen.length;
+      const answer = await call(query, { authorization: `Bearer ${VIRTUAL_KEY}` });
+      expect(seen.length).toBe(before + 1);
+      expect(seen[before]?.['x-api-key']).toBe(PROVIDER_KEY);
+      // A 401 is the gateway's own 502 (the provider refused the gateway's key); other statuses pass.
+      expect(answer.status).toBe(query === '' ? 502 : Number(/status=(\d+)/.exec(query)?.[1]));
+      expect(answer.text).not.toContain(PROVIDER_KEY);
+      expect(answer.text).not.toContain(VIRTUAL_KEY);
+      expect(logs.text()).not.toContain(PROVIDER_KEY);
+    });
+  }
+
+  it('the caller\'s own x-api-key beside a Bearer virtual key never reaches the provider; nor does a virtual key in x-api-key beside another Authorization', async () => {
+    const before = seen.length;
+    await call('', { authorization: `Bearer ${VIRTUAL_KEY}`, 'x-api-key': CALLER_OWN_KEY, cookie: 'session=abc' });
+    const sent = seen[before] ?? {};
+    expect(JSON.stringify(sent)).not.toContain(CALLER_OWN_KEY);
+    expect(JSON.stringify(sent)).not.toContain(VIRTUAL_KEY);
+    expect(sent.cookie).toBeUndefined();
+    expect(sent.authorization).toBeUndefined();
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * A raw recording upstream for security probes: it keeps every request exactly as it arrived (headers and
+ * body bytes), so a test can check what crossed the gateway, including what a lenient JSON-RPC server (one
+ * that executes notifications, or reads the first of duplicate keys) would act on. It answers just enough
+ * MCP for a Streamable HTTP client: `initialize` with a session id, notifications with 202, any other
+ * request with a result naming the method and tool it saw.
+ */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { closeServer, listen } from '../support/upstreams.js';
+
+export interface RawRequest {
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface RawUpstream {
+  url: string;
+  requests: RawRequest[];
+  close(): Promise<void>;
+}
+
+/** An answer of the test's own for a request (status, body, content type), or null for the default. */
+export type RawAnswer = (request: RawRequest, message: { id?: unknown; method?: string; params?: { name?: string } }) => { status: number; body: string; type?: string } | null;
+
+export async function startRawUpstream(answer?: RawAnswer): Promise<RawUpstream> {
+  const requests: RawRequest[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      requests.push({ method: req.method ?? '', headers: req.headers, body });
+      let message: unknown;
+      try {
+        message = body === '' ? null : JSON.parse(body);
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      const one = (Array.isArray(message) ? message[0] : message) as { id?: unknown; method?: string; params?: { name?: string } } | null;
+      const own = one === null ? null : (answer?.(requests[requests.length - 1] as RawRequest, one) ?? null);
+      if (own !== null) {
+        res.writeHead(own.status, { 'content-type': own.type ?? 'application/json', 'mcp-session-id': 'raw-session' }).end(own.body);
+        return;
+      }
+      if (one === null || one.id === undefined) {
+        res.writeHead(202).end();
+        return;
+      }
+      const result =
+        one.method === 'initialize'
+          ? { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw', version: '1' } }
+          : { content: [{ type: 'text', text: `${one.method ?? ''}:${one.params?.name ?? ''}` }] };
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'raw-session' }).end(JSON.stringify({ jsonrpc: '2.0', id: one.id, result }));
+    });
+  });
+  const port = await listen(server, 0);
+  return { url: `http://127.0.0.1:${port}/mcp`, requests, close: () => closeServer(server) };
+}
