@@ -55,6 +55,28 @@ function checkScheme(url: URL, options: DiscoveryOptions, what: string): void {
   throw new OAuthFlowError('DISCOVERY_FAILED', `${what} ${url.origin} is not https`);
 }
 
+/**
+ * The metadata's endpoints under the issuer's rule (https, or http with the opt-in): the server names them,
+ * and the authorization endpoint becomes the redirect a person's browser follows (a `javascript:`, `file:`
+ * or custom-scheme URL there is the class of CVE-2025-6514), the others requests this control plane sends.
+ */
+function checkEndpoints(metadata: AuthorizationServer, options: DiscoveryOptions): void {
+  for (const field of ['authorization_endpoint', 'token_endpoint', 'registration_endpoint'] as const) {
+    const value = metadata[field];
+    if (value === undefined) continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new OAuthFlowError('DISCOVERY_FAILED', `the authorization server's ${field} is not a URL`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new OAuthFlowError('DISCOVERY_FAILED', `the authorization server's ${field} is not an http(s) URL`);
+    }
+    checkScheme(url, options, `the authorization server's ${field}`);
+  }
+}
+
 /** The protected-resource metadata URLs to try, in order (RFC 9728 §3.1; MCP 2025-11-25 fallback order). */
 function resourceMetadataCandidates(serverUrl: URL, challenged: string | undefined): URL[] {
   const candidates: URL[] = [];
@@ -179,6 +201,7 @@ export async function discoverAuthorizationServer(issuer: URL, options: Discover
       // Wrong issuer or not JSON: this document is not the issuer's; the next candidate may be.
       continue;
     }
+    checkEndpoints(metadata, options);
     if (!metadata.code_challenge_methods_supported?.includes('S256')) {
       throw new OAuthFlowError('PKCE_UNSUPPORTED', `the authorization server ${issuer.origin} does not advertise PKCE S256; Gatehouse refuses it`);
     }

@@ -27,6 +27,13 @@ export interface AdmitPlan {
   /** Store key of the current minute's token counter. */
   tokenCounter: string;
   budgets: readonly BudgetCounter[];
+  /**
+   * Nano-USD added to every budget counter when the request is admitted (0: none): a priced tool call's
+   * price, known at admission. Charged in the same atomic decision, so concurrent admits on any node see it
+   * at once and a budget is crossed by at most one call, however many run at the same time. Its settle
+   * then charges only what the call cost beyond it.
+   */
+  reserveNanos: number;
 }
 
 export type AdmitResult =

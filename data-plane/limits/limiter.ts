@@ -4,10 +4,12 @@
  * window), checked at `admit` against shared counters and charged at `settle` with what the call cost.
  *
  * Exactness across nodes: with Redis every admit is one atomic script, so N nodes admit exactly the cap of
- * requests per minute between them. Budgets are checked at admit and charged at settle (the cost of an LLM
- * call is known only when it ends), so the spend that gets through is at most the budget plus the cost of
- * the key's requests already admitted and still in flight when the budget was crossed (each was admitted
- * while spend was under the cap); no request is admitted after the crossing is settled.
+ * requests per minute between them. Budgets are checked at admit. A priced tool call's price is known then:
+ * it is reserved on the budget counters in the same atomic admit, so concurrent calls on every node see it
+ * and a budget is crossed by at most one call's price, however many run at once. An LLM call's cost is
+ * known only when it ends: it is charged at settle, so the LLM spend that gets through is at most the budget
+ * plus the cost of the key's calls still in flight when it was crossed (each was admitted while spend was
+ * under the cap); no request is admitted after the crossing is settled.
  *
  * While Redis is unreachable, each key's `fallback` decides (SPEC: decide and document):
  *  - FAIL_CLOSED (default): the key's requests are refused with `limits_unavailable` (503, Retry-After).
@@ -134,12 +136,13 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       : null);
   const primary: CounterStore = shared ?? local;
 
-  function plan(keyId: string, userId: string, limits: EffectiveLimits, at: number, requestId: string, share: number): AdmitPlan {
+  function plan(keyId: string, userId: string, limits: EffectiveLimits, at: number, requestId: string, share: number, reserveNanos = 0): AdmitPlan {
     const minute = at - (at % MINUTE_MS);
     const scale = (n: number | null): number | null => (n === null ? null : Math.max(1, Math.floor(n * share)));
     return {
       keyId,
       requestId,
+      reserveNanos: limits.budgets.length > 0 ? reserveNanos : 0,
       requestsPerMinute: scale(limits.rateLimit?.requestsPerMinute ?? null),
       tokensPerMinute: scale(limits.rateLimit?.tokensPerMinute ?? null),
       tokenCounter: counterKeys.tokens(keyId, minute),
@@ -234,11 +237,26 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     return flushing;
   }
 
-  /** `requestId` null: no counter was charged under an id, so one is made only if spend is reported. */
-  function admission(subject: LimitSubject, requestId: string | null, settlePlanOf: (usage: Usage) => SettlePlan | null, localToo: boolean): Admission {
+  /** An MCP tool call's price, known at admission (charged whatever the call's outcome); undefined if none. */
+  function toolPriceOf(subject: LimitSubject): number | undefined {
+    return subject.route !== 'anthropic' && subject.server !== null && subject.tool !== null ? options.toolPrice?.(subject.server, subject.tool) : undefined;
+  }
+
+  /**
+   * `requestId` null: no counter was charged under an id, so one is made only if spend is reported.
+   * `settlePlanOf(usage, reserved)`: the settle for a store that already holds `reserved` nano-USD of this
+   * call (its price, reserved at admission) or none (0). `reservedIn`: which store reserved it.
+   */
+  function admission(
+    subject: LimitSubject,
+    requestId: string | null,
+    settlePlanOf: (usage: Usage, reservedNanos: number) => SettlePlan | null,
+    localToo: boolean,
+    reservedIn: 'primary' | 'local' | null = null,
+  ): Admission {
     let settled = false;
-    // An MCP tool call's price is known at admission; it is charged whatever the call's outcome.
-    const toolUsd = subject.route !== 'anthropic' && subject.server !== null && subject.tool !== null ? options.toolPrice?.(subject.server, subject.tool) : undefined;
+    const toolUsd = toolPriceOf(subject);
+    const reservedNanos = toolUsd ? usdToNanos(toolUsd) : 0;
     return {
       settle(reported: Usage | null): void {
         if (settled || (reported === null && !toolUsd)) return;
@@ -260,13 +278,15 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
             at: new Date(now()).toISOString(),
           });
         }
-        const settlePlan = settlePlanOf(usage);
-        if (settlePlan === null) return;
-        if (localToo) local.settle(settlePlan);
+        const forLocal = settlePlanOf(usage, reservedIn === 'local' || (reservedIn === 'primary' && primary === local) ? reservedNanos : 0);
+        const forPrimary = settlePlanOf(usage, reservedIn === 'primary' ? reservedNanos : 0);
+        if (forLocal === null || forPrimary === null) return;
+        if (localToo) local.settle(forLocal);
         if (primary === local) {
-          if (!localToo) local.settle(settlePlan);
+          if (!localToo) local.settle(forLocal);
           return;
         }
+        const settlePlan = forPrimary;
         if (pending.length > 0) {
           queue(settlePlan);
           return;
@@ -291,14 +311,17 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       const at = now();
       const keyId = subject.caller.key.id;
       const userId = subject.caller.user.id;
-      const settlePlanOf = (share: number) => (usage: Usage): SettlePlan => {
+      const toolUsd = toolPriceOf(subject);
+      const reserveNanos = toolUsd ? usdToNanos(toolUsd) : 0;
+      const settlePlanOf = (share: number) => (usage: Usage, reservedNanos: number): SettlePlan => {
         const p = plan(keyId, userId, limits, at, requestId, share);
-        return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos: usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0, budgets: p.budgets };
+        const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
+        return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos: Math.max(0, costNanos - reservedNanos), budgets: p.budgets };
       };
-      return admitIn(primary, plan(keyId, userId, limits, at, requestId, 1), limits, userId, at).then(
+      return admitIn(primary, plan(keyId, userId, limits, at, requestId, 1, reserveNanos), limits, userId, at).then(
         (result) => {
           if (pending.length > 0) void flush(); // a transient failure queued settles without a reconnect
-          return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false);
+          return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false, 'primary');
         },
         async (error: unknown) => {
           warnUnreachable(error);
@@ -306,9 +329,9 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
             return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'counters_unreachable' });
           }
           try {
-            const result = await admitIn(local, plan(keyId, userId, limits, at, requestId, localShare), limits, userId, at);
-            // Admitted locally: charge local counters now and the shared ones when Redis is back.
-            return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), true);
+            const result = await admitIn(local, plan(keyId, userId, limits, at, requestId, localShare, reserveNanos), limits, userId, at);
+            // Admitted locally: charge local counters now and the shared ones (which reserved nothing) when Redis is back.
+            return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), true, 'local');
           } catch (localError) {
             logger?.error({ keyId, err: localError instanceof Error ? localError.message : String(localError) }, 'local limits failed');
             return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'local_limits_failed' });

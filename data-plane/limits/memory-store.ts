@@ -53,6 +53,7 @@ export class MemoryCounterStore implements CounterStore {
       }
       times.push(now);
     }
+    if (plan.reserveNanos > 0) for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now);
     return { kind: 'ok' };
   }
 

@@ -5,8 +5,8 @@
  * (`TIME`), so node clock skew does not widen the window.
  *
  * - admit: every budget counter of the key (seeded? under its cap?), then the minute's token counter,
- *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged only if
- *   everything passed.
+ *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged, and a
+ *   known price reserved on its budget counters, only if everything passed.
  * - settle: a `SET NX` marker per request id makes a retried settle count once; then tokens and cost.
  * - seed: adds the persisted spend to a budget counter once (`s` flag in the counter hash).
  *
@@ -22,7 +22,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 3, #KEYS do
   local h = redis.call('HMGET', KEYS[i], 'n', 's')
   if not h[2] then return {3, i - 3} end
-  if tonumber(h[1] or '0') >= tonumber(ARGV[i + 1]) then return {2, i - 3} end
+  if tonumber(h[1] or '0') >= tonumber(ARGV[i + 2]) then return {2, i - 3} end
 end
 local tpm = tonumber(ARGV[2])
 if tpm > 0 then
@@ -38,6 +38,11 @@ if rpm > 0 then
   end
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], 61000)
+end
+if tonumber(ARGV[4]) > 0 then
+  for i = 3, #KEYS do
+    redis.call('HINCRBY', KEYS[i], 'n', ARGV[4])
+  end
 end
 return {0, 0}
 `;
@@ -117,6 +122,7 @@ export class RedisCounterStore implements CounterStore {
       plan.requestsPerMinute ?? 0,
       plan.tokensPerMinute ?? 0,
       plan.requestId,
+      String(plan.reserveNanos),
       ...plan.budgets.map((b) => b.maxNanos),
     );
     switch (kind) {

@@ -1,7 +1,8 @@
 /**
  * The Limiter (data-plane/limits) against real Redis (TEST_REDIS_URL) and in-process: requests per minute
- * exact across three nodes sharing Redis under concurrent admits; budgets charged at settle, never more than
- * the cap plus the requests in flight at the crossing; a settle counted once; counters seeded from persisted
+ * exact across three nodes sharing Redis under concurrent admits; a priced tool call's price reserved at
+ * admission, so concurrent calls cross a budget by at most one call; LLM costs charged at settle, never more
+ * than the cap plus the requests in flight at the crossing; a settle counted once; counters seeded from persisted
  * spend; and with Redis stopped and restarted mid-run, FAIL_CLOSED refuses, LOCAL_ALLOWANCE admits a bounded
  * share, and settles made while it was down are replayed (no spend lost).
  */
@@ -13,6 +14,7 @@ import { counterKeys } from '../../../data-plane/limits/counters.js';
 import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
 import { RedisCounterStore } from '../../../data-plane/limits/redis-store.js';
 import type { Admission, LimitSubject } from '../../../data-plane/pipeline/limits.js';
+import { budgetWindowStart } from '../../../data-plane/snapshot/budget-window.js';
 import type { KeyLimitsEntry } from '../../../data-plane/snapshot/schema.js';
 import { startRedisProcess, type RedisProcess } from '../../support/redis-process.js';
 
@@ -31,6 +33,19 @@ function isAdmission(x: Admission | GatewayError): x is Admission {
   return !(x instanceof GatewayError);
 }
 
+/**
+ * A priced tool's calls all admitted at once, settled only after every admission was decided (the worst
+ * case: nothing charged yet at settle time): how many got through, what each store holds, what was reported.
+ */
+async function concurrentPricedCalls(limiters: readonly GovernanceLimiter[], subject: LimitSubject, calls: number): Promise<Admission[]> {
+  const results = await Promise.all(Array.from({ length: calls }, (_, i) => limiters[i % limiters.length]!.admit(subject)));
+  const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
+  expect(refused.every((r) => r.code === 'budget_exceeded')).toBe(true);
+  const admitted = results.filter(isAdmission);
+  for (const a of admitted) a.settle(null);
+  return admitted;
+}
+
 describe('in-process limiter (the embedded default)', () => {
   it('admits exactly N requests per minute and answers rate_limited with Retry-After', async () => {
     const limiter = createLimiter();
@@ -39,6 +54,20 @@ describe('in-process limiter (the embedded default)', () => {
     expect(results.filter(isAdmission)).toHaveLength(5);
     const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
     expect(refused.every((r) => r.code === 'rate_limited' && Number(r.headers?.['retry-after']) >= 1)).toBe(true);
+    await limiter.close();
+  });
+
+  it("reserves a priced tool call's price at admission: concurrent calls cross the budget by at most one call", async () => {
+    const events: SpendEvent[] = [];
+    const limiter = createLimiter({ spendSink: { report: (e) => events.push(e) }, toolPrice: () => 0.07 });
+    const subject = subjectFor(dailyBudget(1));
+    // $1 at $0.07 a call: admitted while under the cap, so the 15th (at $0.98) is the last.
+    expect(await concurrentPricedCalls([limiter], subject, 40)).toHaveLength(15);
+    expect(events).toHaveLength(15);
+    expect(events.every((e) => e.costNanos === 70_000_000)).toBe(true);
+    // Settling charged nothing twice: the next call is refused, and so is every later one.
+    const next = await limiter.admit(subject);
+    expect(next instanceof GatewayError && next.code).toBe('budget_exceeded');
     await limiter.close();
   });
 
@@ -158,6 +187,27 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
     expect(admitted).toBe(3);
+  });
+
+  it("reserves a priced tool call's price at admission: three nodes' concurrent calls cross the budget by at most one call", async () => {
+    const events: SpendEvent[] = [];
+    const priced: GovernanceLimiter[] = [];
+    for (let i = 0; i < 3; i++) {
+      const store = new RedisCounterStore(redisUrl!);
+      await store.ready();
+      priced.push(createLimiter({ store, spendSink: { report: (e) => events.push(e) }, toolPrice: () => 0.07 }));
+    }
+    const subject = subjectFor(dailyBudget(1));
+    expect(await concurrentPricedCalls(priced, subject, 60)).toHaveLength(15);
+    expect(events.reduce((sum, e) => sum + e.costNanos, 0)).toBe(15 * 70_000_000);
+    // What Redis holds is what was reserved, once: the settles added nothing on top.
+    await Promise.all(priced.map((l) => l.flush()));
+    const reader = new RedisCounterStore(redisUrl!);
+    await reader.ready();
+    const counter = counterKeys.budget(subject.caller.key.id, 'DAILY', budgetWindowStart('DAILY', Date.now()));
+    expect(await reader.redis.hget(counter, 'n')).toBe(String(15 * 70_000_000));
+    await reader.close();
+    for (const l of priced) await l.close();
   });
 
   it('counts a retried settle once (idempotent on the request id)', async () => {
