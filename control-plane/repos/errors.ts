@@ -69,7 +69,6 @@ export class InputError extends Error {
   }
 }
 
-/** Collects every problem with an input before failing, so a caller fixes them all in one round trip. */
 /**
  * The most entries a list in an entity's input may have (tool names, header names, secret headers, stdio
  * env, key grants, model prices). Far above any real configuration; it bounds the work and the snapshot
@@ -78,6 +77,7 @@ export class InputError extends Error {
  */
 export const MAX_LIST_ENTRIES = 1000;
 
+/** Collects every problem with an input before failing, so a caller fixes them all in one round trip. */
 export class IssueList {
   private readonly issues: InputIssue[] = [];
 

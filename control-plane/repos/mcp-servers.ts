@@ -237,12 +237,13 @@ function checkConnectionString(value: string, field: string, issues: IssueList):
 
 /** A secret value: no control characters that could split a header, and `env.` only as a valid reference. */
 function checkSecretValue(value: string, field: string, issues: IssueList, isHeader: boolean): void {
+  const headerProblem = isHeader ? headerValueProblem(value) : null;
   if (value.startsWith('env.') && !parseEnvRef(value)) {
     issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
   } else if (value.includes('\0')) {
     issues.add('INVALID_VALUE', field, 'value contains characters not allowed here');
-  } else if (isHeader && headerValueProblem(value) !== null) {
-    issues.add('INVALID_VALUE', field, headerValueProblem(value) as string);
+  } else if (headerProblem !== null) {
+    issues.add('INVALID_VALUE', field, headerProblem);
   } else if (isHeader && value.length === 0) {
     issues.add('REQUIRED', field, 'header value must not be empty');
   }

@@ -199,10 +199,6 @@ export async function insertFlow(
   await db.insertInto('oauth_flows').values({ ...row, created_at: nowIso(), used_at: null }).execute();
 }
 
-/**
- * Spends a flow: marks it used if it was unused and unexpired, in one statement, so two callbacks with
- * the same state cannot both proceed. Returns the flow only to the one that spent it.
- */
 /** The flow for this state while it can still complete (unused, unexpired), without spending it. */
 export async function findOpenFlow(db: Db, stateHash: string): Promise<OAuthFlowRow | null> {
   const row = await db
@@ -215,6 +211,10 @@ export async function findOpenFlow(db: Db, stateHash: string): Promise<OAuthFlow
   return row ?? null;
 }
 
+/**
+ * Spends a flow: marks it used if it was unused and unexpired, in one statement, so two callbacks with
+ * the same state cannot both proceed. Returns the flow only to the one that spent it.
+ */
 export async function spendFlow(db: Db, stateHash: string): Promise<OAuthFlowRow | null> {
   const now = nowIso();
   const result = await db

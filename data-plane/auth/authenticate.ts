@@ -45,7 +45,14 @@ export function authenticate(runtime: Runtime, authorization: string | undefined
     return { ok: false, code: 'invalid_key', keyHash: hash };
   }
 
-  if (key.revoked) return { ok: false, code: 'key_revoked', keyHash: hash, keyId: key.id };
-  if (key.expiresAtMs !== null && now >= key.expiresAtMs) return { ok: false, code: 'key_expired', keyHash: hash, keyId: key.id };
+  const refused = keyRefusal(key, now);
+  if (refused !== null) return { ok: false, code: refused, keyHash: hash, keyId: key.id };
   return { ok: true, key, user: key.user, token };
+}
+
+/** Why a known key may not be used at `now` (revoked, expired), or null when it may. */
+export function keyRefusal(key: RuntimeKey, now: number): 'key_revoked' | 'key_expired' | null {
+  if (key.revoked) return 'key_revoked';
+  if (key.expiresAtMs !== null && now >= key.expiresAtMs) return 'key_expired';
+  return null;
 }

@@ -10,6 +10,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Runtime, RuntimeHolder, RuntimeKey } from '../config/runtime.js';
+import { keyRefusal } from '../auth/authenticate.js';
 import type { RequestContext } from './context.js';
 
 /** setTimeout's longest delay; a later expiry is re-checked when it fires. */
@@ -67,8 +68,13 @@ export class KeyStreams {
     const now = this.#now();
     for (const [res, entry] of this.#open) {
       const key = runtime.keysByHash.get(entry.key.hash);
-      if (key === undefined || key.revoked) this.#cut(res, entry, 'key_revoked');
-      else if (key.expiresAtMs !== null && now >= key.expiresAtMs) this.#cut(res, entry, 'key_expired');
+      if (key === undefined) {
+        // Gone from the configuration (deleted): as good as revoked.
+        this.#cut(res, entry, 'key_revoked');
+        continue;
+      }
+      const refused = keyRefusal(key, now);
+      if (refused !== null) this.#cut(res, entry, refused);
       else if (entry.server !== null && !key.tools.has(entry.server)) this.#cut(res, entry, 'not_granted');
       else if (key !== entry.key) {
         // The key changed (an expiry moved, say): the timer follows it.

@@ -380,7 +380,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       return upstream.body.arrayBuffer().then(
         (bytes): Answer => {
           const raw = Buffer.from(bytes);
-          if (!secrets.some((secret) => raw.includes(secret))) return { kind: 'bytes', status, headers, body: raw };
+          if (!containsAny(raw, secrets)) return { kind: 'bytes', status, headers, body: raw };
           const { 'content-length': _length, ...rest } = headers;
           return { kind: 'bytes', status, headers: rest, body: Buffer.from(rewriteJsonBody(raw.toString('utf8'), scrubErrors), 'utf8') };
         },
@@ -435,7 +435,7 @@ function scrubbedJson(upstream: Readable, secrets: readonly string[], scrubError
   };
   const onEnd = (): void => {
     const raw = Buffer.concat(chunks);
-    out.end(secrets.some((secret) => raw.includes(secret)) ? rewriteJsonBody(raw.toString('utf8'), scrubErrors) : raw);
+    out.end(containsAny(raw, secrets) ? rewriteJsonBody(raw.toString('utf8'), scrubErrors) : raw);
   };
   upstream.on('data', onData);
   upstream.on('end', onEnd);
@@ -446,7 +446,7 @@ function scrubbedJson(upstream: Readable, secrets: readonly string[], scrubError
 /** How much of a JSON answer of unknown length is held to scrub an error in it. */
 const SCRUB_JSON_BYTES = 1024 * 1024;
 
-function containsAny(text: string, secrets: readonly string[]): boolean {
+function containsAny(text: string | Buffer, secrets: readonly string[]): boolean {
   return secrets.some((secret) => text.includes(secret));
 }
 
