@@ -2,11 +2,11 @@
  * A per-user server has no catalog of its own in storage (the per-user catalog class; the end-to-end
  * proof is test/e2e/per-user-catalogs.test.ts): `recordToolCatalogs` never stores one for it whoever
  * reports it, a catalog already stored (by an earlier release, or while the server had a shared
- * credential) reads as null, and migration 0018 clears what earlier releases stored. A server with a
+ * credential) reads as null, and migration 0019 clears what earlier releases stored. A server with a
  * shared credential keeps its catalog throughout. On each dialect.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { up as clearPerUserCatalogs } from '../../../control-plane/db/migrations/0018_per_user_catalogs.js';
+import { up as clearPerUserCatalogs } from '../../../control-plane/db/migrations/0019_per_user_catalogs.js';
 import { getMcpServerByName, recordToolCatalogs } from '../../../control-plane/repos/mcp-servers.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../../support/db.js';
 
@@ -56,7 +56,7 @@ describe.each(testDialects)('per-user servers have no stored catalog on %s', (di
     await t.close();
   });
 
-  it('migration 0018 clears the catalogs stored for per-user servers and keeps the others', async () => {
+  it('migration 0019 clears the catalogs stored for per-user servers and keeps the others', async () => {
     await clearPerUserCatalogs(t.db);
     expect(await storedTools('tickets')).toBeNull();
     expect(await storedTools('notes')).toBeNull();
