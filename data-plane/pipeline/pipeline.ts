@@ -57,6 +57,8 @@ export interface CallTarget {
   readonly method: string;
   /** The message's own trace context (`params._meta.traceparent`), which wins over the request's header. */
   readonly trace?: TraceContext | null;
+  /** An upper bound of the call's cost in nano-USD, if the route knows one before it runs (`LimitSubject.maxCostNanos`). */
+  readonly maxCostNanos?: number;
 }
 
 /**
@@ -108,7 +110,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       record.server = target.server.name;
       record.tool = target.tool;
       // 5. limits
-      const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool };
+      const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool, maxCostNanos: target.maxCostNanos };
       // Stage times only when asked (OpenTelemetry): no clock read and no per-call closure otherwise.
       const timed = options.timeStages === true;
       let mark = timed ? stageClock() : 0;
