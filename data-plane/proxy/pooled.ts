@@ -93,8 +93,10 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
         case 'ping':
           return ok(id, {});
         case 'tools/list': {
-          // The catalog is the pool's (cached, refreshed on list_changed), in one page.
-          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server)) });
+          // The catalog is the pool's (cached, refreshed on list_changed), in one page. A caller with their
+          // own credential (a per-user server over legacy SSE) is listed over their own connection: what the
+          // server's shared one lists is not what they can call, and another user's list is never theirs.
+          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server, call.identity === SHARED_IDENTITY ? undefined : call)) });
         }
         case 'tools/call': {
           const outcome = await pool.request(call, method, params, { signal, ...(onprogress ? { onprogress } : {}) });
