@@ -334,12 +334,23 @@ export class UpstreamPool {
     return listed && listed.fingerprint === server.fingerprint ? listed.tools : null;
   }
 
-  /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
-  async upstreamInfo(server: ResolvedServer): Promise<UpstreamInfo> {
+  /**
+   * The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had.
+   * With a `call` that does not ride the shared connection (a user's own credential over legacy SSE), the
+   * answer that caller's own connection got: an upstream may refuse, or answer otherwise, the configured
+   * headers alone.
+   */
+  async upstreamInfo(server: ResolvedServer, call?: UpstreamCall): Promise<UpstreamInfo> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const client = await this.#getClient(this.#entryFor(server));
-    const info = client.getServerVersion();
-    return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+    if (call && !ridesSharedConnection(call, call.headers)) {
+      const lease = this.#lease(call);
+      try {
+        return infoOf(await this.#getClient(lease.value));
+      } finally {
+        lease.release();
+      }
+    }
+    return infoOf(await this.#getClient(this.#entryFor(server)));
   }
 
   /**
@@ -793,6 +804,11 @@ function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers:
     closed: false,
     probing: false,
   };
+}
+
+function infoOf(client: Client): UpstreamInfo {
+  const info = client.getServerVersion();
+  return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
 }
 
 function isInvalidResult(error: unknown): boolean {

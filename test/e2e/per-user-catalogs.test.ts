@@ -13,6 +13,8 @@
  * report such as an older node sends is not recorded for a per-user server, and Bob once connected sees
  * his own tools only.
  */
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../data-plane/log.js';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
@@ -149,8 +151,17 @@ describe.each(testDialects)('per-user catalogs stay with their user on %s', (dia
     for (const tool of ALICE_TOOLS) expect(names).toEqual(expect.arrayContaining([`tickets-${tool}`, `tickets_sse-${tool}`]));
     expect(names).toContain('notes-alice_notes_diary');
     expect(names).toContain('wiki-shared_wiki_search');
-    // Legacy SSE relayed by the node: listed over Alice's own upstream connection, not the server's shared one.
+    // Legacy SSE relayed by the node: listed over Alice's own upstream connection, not the server's shared one
+    // (opened with the configured headers only, which this upstream refuses), from initialize on.
     expect((await listTools('alice', '/mcp/tickets_sse')).map((t) => t.name).sort()).toEqual([...ALICE_TOOLS].sort());
+    const client = new Client({ name: 'alice-agent', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${node.url}/mcp/tickets_sse`), { requestInit: { headers: { authorization: `Bearer ${keys.alice}` } } }));
+    try {
+      expect(client.getServerVersion()?.name).toBe('per-credential-upstream');
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual([...ALICE_TOOLS].sort());
+    } finally {
+      await client.close();
+    }
   });
 
   it('Bob, not connected, sees only the connect tool of each per-user server: never what Alice listed', async () => {
