@@ -6,47 +6,31 @@
  * other: [*]`, and, built after it, got that key's map: every tool of a server it was never granted; a
  * grant `"a\u0000b"` became the tools `a` and `b`. Checked on a real node with two recording upstreams.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { startRawUpstream, type RawUpstream } from './raw-upstream.js';
+import { startTwoServerNode, type RawUpstream, type TwoServerNode } from './raw-upstream.js';
 
-let crm: RawUpstream;
-let other: RawUpstream;
-let node: TestNode;
-let snapshot: BuiltSnapshot;
+let setup: TwoServerNode | undefined;
+/** The node and its upstreams, once started. */
+const t = (): TwoServerNode => setup as TwoServerNode;
 
 beforeAll(async () => {
-  crm = await startRawUpstream();
-  other = await startRawUpstream();
-  node = await startTestNode();
-  snapshot = await buildSnapshot({
-    servers: [
-      { name: 'crm', url: crm.url },
-      { name: 'other', url: other.url },
-    ],
-    // The wide keys come first, so their lists are memoised before the odd ones are looked up.
-    keys: [
-      { name: 'wide', servers: [{ server: 'crm', tools: ['x'] }, { server: 'other', tools: ['*'] }] },
-      { name: 'odd', servers: [{ server: 'crm', tools: ['x\u0002other\u0001*'] }] },
-      { name: 'pair', servers: [{ server: 'crm', tools: ['a', 'b'] }] },
-      { name: 'joined', servers: [{ server: 'crm', tools: ['a\u0000b'] }] },
-    ],
-    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
-  });
-  node.apply(snapshot);
+  // The wide key comes first, so its list is memoised before the odd ones are looked up.
+  setup = await startTwoServerNode([
+    { name: 'wide', servers: [{ server: 'crm', tools: ['x'] }, { server: 'other', tools: ['*'] }] },
+    { name: 'odd', servers: [{ server: 'crm', tools: ['x\u0002other\u0001*'] }] },
+    { name: 'pair', servers: [{ server: 'crm', tools: ['a', 'b'] }] },
+    { name: 'joined', servers: [{ server: 'crm', tools: ['a\u0000b'] }] },
+  ]);
 });
 
 afterAll(async () => {
-  await node?.close();
-  await crm?.close();
-  await other?.close();
+  await setup?.close();
 });
 
 async function call(key: string, path: string, tool: string): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${node.url}${path}`, {
+  const res = await fetch(`${t().node.url}${path}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${snapshot.keyValues[key] ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: { authorization: `Bearer ${t().snapshot.keyValues[key] ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: tool, arguments: {} } }),
   });
   return { status: res.status, text: await res.text() };
@@ -67,30 +51,30 @@ describe('grant lists whose tool names hold separator characters', () => {
   });
 
   it('a key granted one tool on crm gets nothing on other, on /mcp or /mcp/other', async () => {
-    const before = other.requests.length;
+    const before = t().other.requests.length;
     const aggregated = await call('odd', '/mcp', 'other-anything');
     expect(aggregated.status).toBe(200);
     expect(JSON.parse(aggregated.text)).toMatchObject({ error: { code: -32003, data: { type: 'tool_blocked' } } });
     const direct = await call('odd', '/mcp/other', 'anything');
     expect(direct.status).toBe(404);
     expect(JSON.parse(direct.text)).toMatchObject({ type: 'not_found' });
-    expect(calls(other, before)).toEqual([]);
+    expect(calls(t().other, before)).toEqual([]);
   });
 
   it('nor crm-x, which it was not granted either', async () => {
-    const before = crm.requests.length;
+    const before = t().crm.requests.length;
     const answer = await call('odd', '/mcp', 'crm-x');
     expect(JSON.parse(answer.text)).toMatchObject({ error: { data: { type: 'tool_blocked' } } });
-    expect(calls(crm, before)).toEqual([]);
+    expect(calls(t().crm, before)).toEqual([]);
   });
 
   it('a grant "a\\u0000b" is that one name, not the tools a and b', async () => {
     expect((await call('pair', '/mcp', 'crm-a')).text).toContain('tools/call:a');
-    const before = crm.requests.length;
+    const before = t().crm.requests.length;
     for (const tool of ['a', 'b']) {
       const answer = await call('joined', '/mcp/crm', tool);
       expect(JSON.parse(answer.text)).toMatchObject({ error: { data: { type: 'tool_blocked' } } });
     }
-    expect(calls(crm, before)).toEqual([]);
+    expect(calls(t().crm, before)).toEqual([]);
   });
 });
