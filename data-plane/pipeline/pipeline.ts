@@ -23,8 +23,8 @@
  * `RecordSink` (record.ts). It does not know MCP (mcp/ does) or own any upstream connection (upstream/ does).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticate } from '../auth/authenticate.js';
-import { GatewayError } from '../errors.js';
+import { authenticate, repeatsAuthorization } from '../auth/authenticate.js';
+import { GatewayError, HttpMessage } from '../errors.js';
 import type { ResolvedServer, RuntimeHolder } from '../config/runtime.js';
 import { errorAnswer, sendAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
@@ -201,6 +201,10 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       return;
     }
     ctx.runtime = runtime;
+    if (repeatsAuthorization(req.rawHeaders)) {
+      refuse(route, ctx, res, new GatewayError('invalid_request', { message: HttpMessage.repeatedAuthorization(), reason: 'repeated_authorization' }));
+      return;
+    }
     const apiKey = route.apiKeyHeader === true && req.headers.authorization === undefined ? req.headers['x-api-key'] : undefined;
     const auth = authenticate(runtime, typeof apiKey === 'string' ? `Bearer ${apiKey}` : req.headers.authorization, ctx.startedAt);
     if (!auth.ok) {
