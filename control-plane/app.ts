@@ -27,7 +27,7 @@ import {
   startNodeHeartbeat,
   type NodeRouteDeps,
 } from './http/node-routes.js';
-import { createControlPlaneMetrics } from './http/metrics.js';
+import { createControlPlaneMetrics, handleMetrics, metricsTokenHash, type MetricsRouteDeps } from './http/metrics.js';
 import { ControlPlaneMessage } from './http/errors.js';
 import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
@@ -153,7 +153,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
     onConfigChanged: configChanged,
   });
 
-  const metrics = createControlPlaneMetrics(publisher, db);
+  const metricsDeps: MetricsRouteDeps = { db, registry: createControlPlaneMetrics(publisher, db), metricsTokenHash: metricsTokenHash(env) };
   const nodeDeps: NodeRouteDeps = { db, publisher, sharedTokenHash: keys.nodeToken === null ? null : hashToken(keys.nodeToken), trustedKeys, logger };
   const stopHeartbeat = startNodeHeartbeat(nodeDeps);
   const auditDeps: AuditRouteDeps = { db, store: audit, sharedTokenHash: nodeDeps.sharedTokenHash, logger };
@@ -175,11 +175,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       if (path === NODE_CREDENTIALS_PATH && req.method === 'POST') return handleNodeCredentials(req, res, { node: nodeDeps, broker });
       if (path !== undefined && isConnectPath(path)) return handleConnect(req, res, path, connectDeps);
       if (path === CLIENT_METADATA_PATH && req.method === 'GET') return handleClientMetadata(req, res, oauthDeps);
-      if (path === '/metrics' && req.method === 'GET') {
-        const text = await metrics.metrics();
-        res.writeHead(200, { 'content-type': metrics.contentType }).end(text);
-        return;
-      }
+      if (path === '/metrics' && req.method === 'GET') return handleMetrics(req, res, metricsDeps);
       if (path === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', configVersion: publisher.version }));
         return;

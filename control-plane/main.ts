@@ -12,6 +12,7 @@ const USAGE = `usage: npm run control-plane   (settings from the environment)
   GATEHOUSE_MASTER_KEY       32-byte key (base64 or hex) for secrets at rest (else generated in the data dir)
   GATEHOUSE_SIGNING_KEYS     snapshot signing keys (else data/signing-keys.json; see npm run signing-key -- --help)
   GATEHOUSE_ADMIN_TOKEN      a bootstrap admin token to accept (else one is generated and printed once)
+  GATEHOUSE_METRICS_TOKEN    a bearer token that may read /metrics and nothing else (admin tokens may too)
   GATEHOUSE_NODE_TOKEN       opt in to a shared node token (weaker than per-node enrollment: whoever holds it
                              can act as any node). Unset: nodes enroll their own keys (enrollNode/approveNode).
   LOG_LEVEL                  pino level (info)

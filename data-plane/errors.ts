@@ -227,6 +227,7 @@ export const HttpMessage = {
   onlyPost: () => 'only POST is supported on /mcp (stateless Streamable HTTP)',
   unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
+  repeatedAuthorization: () => 'send one Authorization header: this request carries several',
   noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,

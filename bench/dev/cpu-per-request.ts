@@ -36,15 +36,23 @@ function cpuSplit(pid: number): [number, number] {
   return [Number(fields[11]), Number(fields[12])]; // utime, stime (clock ticks, 100/s)
 }
 
+/** The control plane's pid, when its CPU per request is reported too (it stores the audit events). */
+let controlPlanePid: number | null = null;
+
 async function measure(label: string, pid: number, url: string, body: string, authorization: string | null): Promise<void> {
   const generator = { kind: 'wrk' as const, binary: '/usr/bin/wrk', threads: 1 };
   await runLoad(generator, { url, body, authorization, connections, durationS: 2, warmupS: 0 });
   const before = cpuTicks(pid);
+  const cpBefore = controlPlanePid ? cpuTicks(controlPlanePid) : 0;
   const split0 = cpuSplit(pid);
   const perf = process.env.PERF ? spawn('perf', ['record', '-F', '4999', '-g', '-p', String(pid), '-o', `/tmp/perf-${label.replace(/\W+/g, '_')}.data`], { stdio: 'ignore' }) : null;
   const tracer = process.env.STRACE ? spawn('strace', ['-c', '-f', '-p', String(pid), '-o', `/tmp/strace-${pid}.txt`]) : null;
   const r = await runLoad(generator, { url, body, authorization, connections, durationS: seconds, warmupS: 0 });
   const ticks = cpuTicks(pid) - before;
+  // The control plane goes on storing what the node shipped during the run; its CPU is read a second
+  // later so the batches of the run's last 250 ms are in it.
+  if (controlPlanePid) await new Promise((resolve) => setTimeout(resolve, 1000));
+  const cpUs = controlPlanePid ? ((cpuTicks(controlPlanePid) - cpBefore) * 10_000) / r.requests : null;
   const split1 = cpuSplit(pid);
   const userUs = ((split1[0] - split0[0]) * 10_000) / r.requests;
   const sysUs = ((split1[1] - split0[1]) * 10_000) / r.requests;
@@ -64,7 +72,7 @@ async function measure(label: string, pid: number, url: string, body: string, au
     }
   }
   const rssMb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-  console.log(`${label.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms  ${((ticks * 10_000) / r.requests).toFixed(1).padStart(6)} µs CPU/req (user ${userUs.toFixed(1)}, sys ${sysUs.toFixed(1)})  RSS ${rssMb.toFixed(0)} MB  errors ${r.errors}`);
+  console.log(`${label.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99Ms.toFixed(2).padStart(6)} ms  ${((ticks * 10_000) / r.requests).toFixed(1).padStart(6)} µs CPU/req (user ${userUs.toFixed(1)}, sys ${sysUs.toFixed(1)})  RSS ${rssMb.toFixed(0)} MB  errors ${r.errors}${cpUs !== null ? `  control plane ${cpUs.toFixed(1)} µs CPU/req` : ''}`);
 }
 
 async function main(): Promise<void> {
@@ -74,6 +82,7 @@ async function main(): Promise<void> {
   const floor = startTs('floor', join(ROOT, 'bench/procs/node-proxy.ts'), [`http://127.0.0.1:${upPort}`], { nodeArgs: [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir + '/floor'] : []), ...(process.env.FLOOR_FLAGS ? process.env.FLOOR_FLAGS.split(' ') : [])] });
   const floorPort = (JSON.parse(await floor.waitForLine((l) => l.includes('ready'), 30_000, 'ready')) as { port: number }).port;
   const cp = await ControlPlaneProcess.start();
+  controlPlanePid = cp.proc.pid;
   await cp.gql(`mutation($input: CreateMcpServerInput!) { createMcpServer(input: $input) { errors { message } } }`, {
     input: { name: 'bench', connectionType: 'HTTP', connectionString: upstreamUrl, authType: 'HEADERS', headers: [{ name: 'Authorization', value: 'Bearer x' }], toolsToExecute: ['*'] },
   });
@@ -104,7 +113,7 @@ async function main(): Promise<void> {
     return;
   }
   if (only === 'mcp') {
-    await measure('gatehouse /mcp', node.proc.pid as number, `${node.url}/mcp`, body('bench-echo'), `Bearer ${issued.createVirtualKey.key}`);
+    await measure(`gatehouse /mcp${audit ? ' (audit on)' : ''}`, node.proc.pid as number, `${node.url}/mcp`, body('bench-echo'), `Bearer ${issued.createVirtualKey.key}`);
     if (process.env.DUMP_NODE) writeFileSync(process.env.DUMP_NODE, node.proc.tail(100_000));
     if (process.env.DUMP_FLOOR) {
       await measure('node floor', floor.pid, `http://127.0.0.1:${floorPort}/mcp`, body('echo'), null);

@@ -33,7 +33,7 @@ import {
   spendConnectLink,
   type ConnectSessionRow,
 } from '../repos/connect.js';
-import { getMcpServerById, recordToolCatalogs, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
+import { getMcpServerById, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
 import { getUser } from '../repos/users.js';
 import { OAuthFlowError } from '../oauth/errors.js';
 import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
@@ -179,22 +179,19 @@ async function saveHeaders(res: ServerResponse, form: URLSearchParams, session: 
   }
   const verified = await verifyAgainstUpstream(server, values, deps);
   if (!verified.ok) return fail(res, 'UPSTREAM_REJECTED', verified.detail);
+  // What the upstream listed to these values is this user's catalog, not the server's: it is not recorded
+  // as `McpServer.tools` (other users and admins would see it), only used to tell that the values work.
   await saveHeaderSet(deps.db, server.id, session.user_id, deps.box.seal(JSON.stringify(values), headerSetAad(server.id, session.user_id)), Object.keys(values));
-  if (verified.tools.length > 0) await recordToolCatalogs(deps.db, [{ server: server.name, tools: verified.tools }]).catch(() => undefined);
   deps.onCredentialChanged?.(server.id, session.user_id);
   deps.logger.info({ serverId: server.id }, 'per-user header values stored');
   sendPage(res, 200, successPage(server.name, 'saved'));
 }
 
-/** initialize + tools/list with the server's static headers overridden by the user's values. */
-async function verifyAgainstUpstream(
-  server: McpServer,
-  values: Record<string, string>,
-  deps: ConnectRouteDeps,
-): Promise<{ ok: true; tools: Array<{ name: string; description: string | null }> } | { ok: false; detail: string }> {
+/** initialize + tools/list with the server's static headers overridden by the user's values: whether they work. */
+async function verifyAgainstUpstream(server: McpServer, values: Record<string, string>, deps: ConnectRouteDeps): Promise<{ ok: true } | { ok: false; detail: string }> {
   const env = deps.env ?? process.env;
   const urlText = server.connectionString === null ? null : parseEnvRef(server.connectionString) ? env[parseEnvRef(server.connectionString) ?? ''] : server.connectionString;
-  if (!urlText || server.connectionType === 'STDIO') return { ok: true, tools: [] };
+  if (!urlText || server.connectionType === 'STDIO') return { ok: true };
   const headers: Record<string, string> = {};
   for (const [name, secret] of Object.entries(server.headers)) {
     const value = secret.kind === 'enc' ? deps.box.open(secret.ciphertext, serverHeaderAad(server.id, name)) : env[secret.name];
@@ -207,8 +204,8 @@ async function verifyAgainstUpstream(
     const transport =
       server.connectionType === 'SSE' ? new SSEClientTransport(url, { requestInit: { headers } }) : new StreamableHTTPClientTransport(url, { requestInit: { headers } });
     await client.connect(transport, { timeout: 10_000 });
-    const listed = await client.listTools(undefined, { timeout: 10_000 });
-    return { ok: true, tools: listed.tools.map((t) => ({ name: t.name, description: t.description ?? null })) };
+    await client.listTools(undefined, { timeout: 10_000 });
+    return { ok: true };
   } catch {
     // The upstream's own error text could echo a value: say only that it refused.
     return { ok: false, detail: `${server.name} did not accept these values (initialize and tools/list were tried).` };

@@ -20,6 +20,8 @@ import * as m0013 from './migrations/0013_audit.js';
 import * as m0015 from './migrations/0015_oauth_start_links.js';
 import * as m0016 from './migrations/0016_upstream_health.js';
 import * as m0017 from './migrations/0017_node_credential_uses.js';
+import * as m0018 from './migrations/0018_tombstone_floor.js';
+import * as m0019 from './migrations/0019_per_user_catalogs.js';
 import type { Database } from './schema.js';
 import { withoutNul } from './text.js';
 
@@ -139,6 +141,8 @@ const migrations: Record<string, Migration> = {
   '0015_oauth_start_links': m0015,
   '0016_upstream_health': m0016,
   '0017_node_credential_uses': m0017,
+  '0018_tombstone_floor': m0018,
+  '0019_per_user_catalogs': m0019,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -18,6 +18,8 @@ export interface ConfigStateTable {
   version: number;
   /** Moves when a node is revoked: the publisher then seals under a new data key (0005_node_identity). */
   seal_epoch: Generated<number>;
+  /** Tombstones at or below this version were pruned: changes are computable only from here on (0018_tombstone_floor). */
+  tombstone_floor: Generated<number>;
 }
 
 /**

@@ -2,7 +2,7 @@
  * The configuration version nodes converge on: one row, bumped in the same transaction as every change that
  * alters what data-plane nodes serve. It does not compile or publish snapshots (control-plane/snapshot does).
  */
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { Db } from './transaction.js';
 
@@ -39,4 +39,31 @@ export async function lockConfig(trx: Transaction<Database>): Promise<void> {
 export async function currentConfigVersion(db: Db): Promise<number> {
   const row = await db.selectFrom('config_state').select('version').where('id', '=', 1).executeTakeFirstOrThrow();
   return Number(row.version);
+}
+
+/**
+ * Keeps the newest `keep` tombstones (rows deleted from tables nodes receive) and drops the rest, raising
+ * `config_state.tombstone_floor` to the newest version dropped. Deltas are then computed only from
+ * versions at or above the floor (`readChanges` says when one is below it, and that node gets a whole
+ * snapshot), so pruning never lets a delta miss a deletion. Takes the config lock first, like every
+ * writer: a delete committing meanwhile waits, and its tombstone is newer than anything dropped.
+ */
+export async function pruneTombstones(db: Kysely<Database>, keep: number): Promise<{ floor: number; pruned: number }> {
+  return db.transaction().execute(async (trx) => {
+    await lockConfig(trx);
+    const state = await trx.selectFrom('config_state').select('tombstone_floor').where('id', '=', 1).executeTakeFirstOrThrow();
+    const floor = Number(state.tombstone_floor);
+    const oldestDropped = await trx
+      .selectFrom('change_tombstones')
+      .select('change_version')
+      .orderBy('change_version', 'desc')
+      .limit(1)
+      .offset(Math.max(0, Math.floor(keep)))
+      .executeTakeFirst();
+    if (!oldestDropped) return { floor, pruned: 0 };
+    const newFloor = Math.max(floor, Number(oldestDropped.change_version));
+    const deleted = await trx.deleteFrom('change_tombstones').where('change_version', '<=', newFloor).executeTakeFirst();
+    await trx.updateTable('config_state').set({ tombstone_floor: newFloor }).where('id', '=', 1).execute();
+    return { floor: newFloor, pruned: Number(deleted.numDeletedRows) };
+  });
 }

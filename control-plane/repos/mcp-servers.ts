@@ -107,6 +107,17 @@ const ToolsSchema = z.array(
   z.looseObject({ name: z.string(), description: z.string().nullish() }).transform((t) => ({ name: t.name, description: t.description ?? null })),
 );
 
+/**
+ * Auth types whose credential is each user's own. What such a server's upstream lists depends on whose
+ * credential asks (the names and descriptions can tell what that user may reach), so it has no catalog of
+ * its own: `McpServer.tools` is null for it, and no catalog listed for one user is ever stored as it.
+ */
+const PER_USER_AUTH_TYPES = ['PER_USER_OAUTH', 'PER_USER_HEADERS'] as const satisfies readonly McpServerRow['auth_type'][];
+
+function isPerUserAuth(authType: McpServerRow['auth_type']): boolean {
+  return (PER_USER_AUTH_TYPES as readonly string[]).includes(authType);
+}
+
 export function toMcpServer(row: McpServerRow): McpServer {
   return {
     id: row.id,
@@ -129,7 +140,9 @@ export function toMcpServer(row: McpServerRow): McpServer {
     toolTimeoutMs: row.tool_timeout_ms,
     disabled: row.disabled !== 0,
     status: row.status,
-    tools: row.tools === null ? null : ToolsSchema.parse(JSON.parse(row.tools)),
+    // Per-user: also hides a catalog stored while the server had a shared credential (or by a release
+    // that recorded one user's catalog as the server's): it is not what the server's users see.
+    tools: row.tools === null || isPerUserAuth(row.auth_type) ? null : ToolsSchema.parse(JSON.parse(row.tools)),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -711,9 +724,11 @@ export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> 
 }
 
 /**
- * Stores the tool catalogs nodes reported (`McpServer.tools`). Not a config change: nodes serve the same
- * thing before and after, so the config version is not bumped. Unknown server names are ignored, and a
- * row is written only when its catalog differs.
+ * Stores the tool catalogs nodes reported (`McpServer.tools`): each listed with the server's shared
+ * credential. Not a config change: nodes serve the same thing before and after, so the config version is
+ * not bumped. Unknown server names are ignored, and a row is written only when its catalog differs. A
+ * per-user server's is never stored, whoever reports it (a node of an older release reported the catalog
+ * one user's credential listed): see `PER_USER_AUTH_TYPES`.
  */
 export async function recordToolCatalogs(db: Db, catalogs: readonly { server: string; tools: readonly SyncedTool[] }[]): Promise<void> {
   for (const catalog of catalogs) {
@@ -722,6 +737,7 @@ export async function recordToolCatalogs(db: Db, catalogs: readonly { server: st
       .updateTable('mcp_servers')
       .set({ tools, updated_at: nowIso() })
       .where('name', '=', catalog.server)
+      .where('auth_type', 'not in', PER_USER_AUTH_TYPES)
       .where((eb) => eb.or([eb('tools', 'is', null), eb('tools', '!=', tools)]))
       .execute();
   }

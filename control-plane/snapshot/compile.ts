@@ -52,6 +52,11 @@ export interface CompiledSnapshot {
 export interface ConfigChanges {
   sinceVersion: number;
   version: number;
+  /**
+   * `sinceVersion` is below the tombstone floor (`pruneTombstones`): the rows deleted since then are no
+   * longer all known, so no delta can be made from it and the lists below are empty: a whole snapshot is needed.
+   */
+  beforeFloor: boolean;
   sealEpoch: number;
   /** A server was added, removed or reconfigured: nodes need a whole snapshot (servers carry sealed secrets). */
   serversChanged: boolean;
@@ -199,13 +204,13 @@ function readOnce<T>(db: Kysely<Database>, work: (trx: Trx) => Promise<T>): Prom
   return db.transaction().setIsolationLevel('repeatable read').execute(work);
 }
 
-async function readState(trx: Db): Promise<{ version: number; sealEpoch: number }> {
-  const state = await trx.selectFrom('config_state').select(['version', 'seal_epoch']).where('id', '=', 1).executeTakeFirstOrThrow();
-  return { version: Number(state.version), sealEpoch: Number(state.seal_epoch) };
+async function readState(trx: Db): Promise<{ version: number; sealEpoch: number; tombstoneFloor: number }> {
+  const state = await trx.selectFrom('config_state').select(['version', 'seal_epoch', 'tombstone_floor']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { version: Number(state.version), sealEpoch: Number(state.seal_epoch), tombstoneFloor: Number(state.tombstone_floor) };
 }
 
 /** The stored config version and seal epoch: one cheap read, to skip work when nothing moved. */
-export async function readConfigState(db: Kysely<Database>): Promise<{ version: number; sealEpoch: number }> {
+export async function readConfigState(db: Kysely<Database>): Promise<{ version: number; sealEpoch: number; tombstoneFloor: number }> {
   return readState(db);
 }
 
@@ -294,7 +299,23 @@ export async function readChanges(
   knownSessionSecrets?: string,
 ): Promise<ConfigChanges> {
   return readOnce(db, async (trx) => {
+    // The floor is read in the same transaction as the tombstones below: a prune committing meanwhile is seen by both or neither.
     const state = await readState(trx);
+    if (sinceVersion < state.tombstoneFloor) {
+      return {
+        sinceVersion,
+        version: state.version,
+        sealEpoch: state.sealEpoch,
+        beforeFloor: true,
+        serversChanged: false,
+        sessionSecretsChanged: false,
+        sessionSecretsDigest: knownSessionSecrets ?? '',
+        upsertKeys: [],
+        removeKeyIds: [],
+        upsertUsers: [],
+        removeUserIds: [],
+      };
+    }
     const changedServers = await trx
       .selectFrom('mcp_servers')
       .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
@@ -330,6 +351,7 @@ export async function readChanges(
       sinceVersion,
       version: state.version,
       sealEpoch: state.sealEpoch,
+      beforeFloor: false,
       serversChanged,
       sessionSecretsChanged: knownSessionSecrets !== undefined && secretsDigest !== knownSessionSecrets,
       sessionSecretsDigest: secretsDigest,

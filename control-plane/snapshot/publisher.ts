@@ -24,6 +24,7 @@ import { DELTA_EVENT, SNAPSHOT_EVENT } from '../../data-plane/snapshot/stream-pr
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
+import { pruneTombstones } from '../repos/config-state.js';
 import { revokedNodeIds } from '../repos/nodes.js';
 import { compileSnapshot, deltaPayload, readChanges, readConfigState, type ConfigChanges, type ServerSignatures } from './compile.js';
 
@@ -84,6 +85,13 @@ export interface PublisherOptions {
   maxChainBytes?: number;
   /** A change touching more rows than this (a bulk import) goes out as a whole snapshot: the compact key table applies faster than a large delta. */
   maxDeltaRows?: number;
+  /**
+   * Tombstones (deleted keys, users, servers) kept for computing deltas (default 10,000); older ones are
+   * pruned every `tombstonePruneIntervalMs` (default 10 minutes), and a node older than the oldest kept
+   * gets a whole snapshot instead of a delta.
+   */
+  maxTombstones?: number;
+  tombstonePruneIntervalMs?: number;
 }
 
 const SNAPSHOT_HEAD = Buffer.from(`event: ${SNAPSHOT_EVENT}\ndata: {"snapshot":`);
@@ -109,6 +117,7 @@ export class SnapshotPublisher {
   private dirty = false;
   private draining: Promise<void> | null = null;
   private poller: NodeJS.Timeout | null = null;
+  private pruner: NodeJS.Timeout | null = null;
   private stopped = false;
   private requestedAt: number | null = null;
   private syncRequestedAt = 0;
@@ -123,11 +132,25 @@ export class SnapshotPublisher {
     const interval = this.options.pollIntervalMs ?? 2000;
     this.poller = setInterval(() => void this.changed(), interval);
     this.poller.unref();
+    await this.pruneTombstones();
+    this.pruner = setInterval(() => void this.pruneTombstones(), this.options.tombstonePruneIntervalMs ?? 10 * 60_000);
+    this.pruner.unref();
+  }
+
+  /** Drops tombstones beyond `maxTombstones` (see `pruneTombstones`); a failure is logged and tried again at the next interval. */
+  async pruneTombstones(): Promise<void> {
+    try {
+      const { floor, pruned } = await pruneTombstones(this.options.db, this.options.maxTombstones ?? 10_000);
+      if (pruned > 0) this.options.logger.info({ pruned, floor }, 'old tombstones pruned; nodes older than the floor get whole snapshots');
+    } catch (error) {
+      this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not prune tombstones');
+    }
   }
 
   stop(): void {
     this.stopped = true;
     if (this.poller) clearInterval(this.poller);
+    if (this.pruner) clearInterval(this.pruner);
     this.poller = null;
     this.subscribers.clear();
   }
@@ -221,7 +244,7 @@ export class SnapshotPublisher {
     }
     const changes = await readChanges(db, this.current, this.serverSignatures, this.sessionSecretsDigest);
     if (changes.sealEpoch !== this.sealEpoch) await this.rotateDataKey(changes.sealEpoch);
-    if (changes.serversChanged || changes.sessionSecretsChanged || this.isLarge(changes)) {
+    if (changes.beforeFloor || changes.serversChanged || changes.sessionSecretsChanged || this.isLarge(changes)) {
       await this.rebuildBase();
       logger.info({ version: this.current, nodes: this.subscribers.size, serversChanged: changes.serversChanged }, 'whole snapshot published');
       await this.deliverAll();
@@ -341,7 +364,8 @@ export class SnapshotPublisher {
       const changes = await readChanges(this.options.db, from, this.serverSignatures, this.sessionSecretsDigest);
       // A server or session secret changed after `current`: publish that first (it delivers to every stream, this one too).
       if (changes.serversChanged || changes.sessionSecretsChanged) return this.sync();
-      if (changes.version > from && !this.isLarge(changes)) {
+      // Below the tombstone floor no delta can be made from `from`: the whole snapshot follows.
+      if (!changes.beforeFloor && changes.version > from && !this.isLarge(changes)) {
         const link = await this.signDelta(changes);
         this.send(subscriber, state, [link.frame], link.version);
         return;

@@ -8,8 +8,10 @@
  *                 node by the credentials stage) and the Anthropic headers the provider allows.
  *   parse         path allowlist (messages, count_tokens, models), bounded body, `model` priced in the
  *                 provider's table (else `model_blocked`: an unpriced call could not be charged).
- *   limits        `Limiter.admit` before anything reaches the provider (rate, tokens per minute, budgets);
- *                 settled with the priced usage when the answer has ended.
+ *   limits        `Limiter.admit` before anything reaches the provider (rate, tokens per minute, budgets),
+ *                 with an upper bound of the call's cost (prompt bytes and `max_tokens` at the model's
+ *                 prices, `pricing.ts`) that is reserved on the budgets; settled with the priced usage when
+ *                 the answer has ended (what was streamed, if it broke off; nothing, if none came).
  *   forward       undici (`proxy/upstream-forward.ts`, the forwarder `/mcp/{server}` uses: keep-alive per
  *                 origin, bounded connect, no idle timeout on a streamed answer); the answer streams to the
  *                 caller event by event as the provider sends it, while `UsageMeter` reads usage from the same
@@ -30,7 +32,7 @@ import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from '../proxy/upstream-forward.js';
 import { callSecrets } from '../upstream/failures.js';
-import { costNanos, findPrice } from './pricing.js';
+import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
 import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
@@ -61,6 +63,8 @@ export interface AnthropicRequest {
   /** The requested model (priced calls), for pricing when the answer does not name it. */
   model: string | null;
   priced: boolean;
+  /** Priced calls: the most the call can cost, in nano-USD (reserved on the key's budgets at admission). */
+  maxCostNanos?: number;
   /** The parsed request body (POST), for the guardrail and the audit trail. */
   json?: unknown;
 }
@@ -106,6 +110,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     let body: Buffer | null = null;
     let parsedBody: unknown = undefined;
     let model: string | null = null;
+    let maxCostNanos: number | undefined;
     if (method === 'POST') {
       const read = await readBody(ctx.req, maxBody);
       if (read.kind === 'too_large') return new GatewayError('payload_too_large');
@@ -121,11 +126,15 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       const m = typeof parsed === 'object' && parsed !== null ? (parsed as { model?: unknown }).model : undefined;
       if (typeof m !== 'string' || m.length === 0) return new GatewayError('invalid_request', { message: 'request body needs a "model"' });
       model = m;
-      if (rule.priced && findPrice(provider.prices, model) === null) {
-        return new GatewayError('model_blocked', { message: `model "${model.slice(0, 100)}" has no price configured for provider "${provider.name}", so calls to it cannot be charged` });
+      if (rule.priced) {
+        const price = findPrice(provider.prices, model);
+        if (price === null) {
+          return new GatewayError('model_blocked', { message: `model "${model.slice(0, 100)}" has no price configured for provider "${provider.name}", so calls to it cannot be charged` });
+        }
+        maxCostNanos = costBoundNanos(price, tokenBound(parsed, body.length));
       }
     }
-    return { provider, upstreamPath: `${path}${query}`, method, body, model, priced: rule.priced, ...(body !== null ? { json: parsedBody } : {}) };
+    return { provider, upstreamPath: `${path}${query}`, method, body, model, priced: rule.priced, ...(maxCostNanos !== undefined ? { maxCostNanos } : {}), ...(body !== null ? { json: parsedBody } : {}) };
   }
 
   async function serve(ctx: RequestContext, parsedRequest: AnthropicRequest, stages: CallStages): Promise<Answer> {
@@ -151,7 +160,8 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       }
     }
     responsePolicy.set(record, policy);
-    const outcome = await stages.call(ctx, record, { server, tool: null, method: record.method ?? request.method }, (call) => forward(ctx, request, call, record));
+    const target = { server, tool: null, method: record.method ?? request.method, maxCostNanos: request.maxCostNanos };
+    const outcome = await stages.call(ctx, record, target, (call) => forward(ctx, request, call, record));
     return outcome instanceof GatewayError ? refusalAnswer(outcome) : outcome;
   }
 

@@ -56,3 +56,20 @@ export function keyRefusal(key: RuntimeKey, now: number): 'key_revoked' | 'key_e
   if (key.expiresAtMs !== null && now >= key.expiresAtMs) return 'key_expired';
   return null;
 }
+
+/**
+ * Whether a request carries more than one `Authorization` field line. It is not a list field (RFC 9110
+ * §5.3, §11.6.2: one set of credentials), and node:http keeps the first line and drops the others while a
+ * proxy in front may act on another: the two would disagree about who is calling, so such a request is
+ * refused rather than served as whichever key came first. A scan of the raw names, no allocation.
+ */
+export function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length !== 13 || name.toLowerCase() !== 'authorization') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}

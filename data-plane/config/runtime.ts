@@ -310,7 +310,9 @@ class GrantCache {
   constructor(private readonly servers: ReadonlyMap<string, ResolvedServer>) {}
 
   forList(list: readonly KeyServerGrant[]): ReadonlyMap<string, ToolGrant> {
-    const id = list.map((g) => `${g.server}\u0001${g.tools.join('\u0000')}`).join('\u0002');
+    // JSON, not names joined with separator characters: tool names are free text (a name holding the
+    // separators made another list's id, and the key got that list's grants: test/security/grant-memo-ids).
+    const id = JSON.stringify(list.map((g) => [g.server, g.tools]));
     let tools = this.#byList.get(id);
     if (tools === undefined) {
       tools = this.#build(list);
@@ -324,7 +326,7 @@ class GrantCache {
     for (const grant of list) {
       const server = this.servers.get(grant.server);
       if (!server) continue; // a grant for a server that no longer exists grants nothing
-      const id = `${server.name}\u0000${grant.tools.join('\u0000')}`;
+      const id = JSON.stringify([server.name, grant.tools]);
       let allowed = this.#byServerTools.get(id);
       if (allowed === undefined) {
         allowed = intersectGrants(server.toolsToExecute, toolGrant(grant.tools));

@@ -1,6 +1,6 @@
 /**
- * The one tool a per-user server shows on `/mcp` to a caller who has not connected yet, when this node
- * knows no catalog of that server (nobody connected through it yet): `{server}-gatehouse_connect_account`.
+ * The one tool a per-user server shows on `/mcp` to a caller who has not connected yet (whatever other
+ * users' credentials list: their catalogs are theirs): `{server}-gatehouse_connect_account`.
  * An agent calls it like any tool and gets the auth-required answer with the connect URL (the upstream is
  * never called); once connected, the server's real tools are listed through the caller's own credential.
  * The name is Gatehouse's, so it cannot shadow an upstream tool.

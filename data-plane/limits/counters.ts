@@ -1,6 +1,7 @@
 /**
  * The counter store contract behind the Limiter: one atomic decision per admit (rate limit and every budget
- * checked, the request counted, or nothing changed) and one idempotent charge per settle. Two
+ * checked, the request counted and its reservation held, or nothing changed) and one idempotent charge per
+ * settle, which also gives back what that admit reserved in the same store. Two
  * implementations: `memory-store.ts` (in-process, the embedded default) and `redis-store.ts` (shared by
  * every node, one Lua script per decision). Plans are computed by the Limiter; stores only count.
  *
@@ -29,9 +30,10 @@ export interface AdmitPlan {
   budgets: readonly BudgetCounter[];
   /**
    * Nano-USD added to every budget counter when the request is admitted (0: none): a priced tool call's
-   * price, known at admission. Charged in the same atomic decision, so concurrent admits on any node see it
-   * at once and a budget is crossed by at most one call, however many run at the same time. Its settle
-   * then charges only what the call cost beyond it.
+   * price, or an upper bound of an LLM call's cost. Held in the same atomic decision, so concurrent admits
+   * on any node see it at once and a budget is crossed by at most one call, however many run at the same
+   * time. The store remembers it under the request id (`counterKeys.reserved`, as long as the longest budget
+   * window lives), and the settle replaces it with the call's cost: a cost below it gives the rest back.
    */
   reserveNanos: number;
 }
@@ -50,13 +52,19 @@ export interface SettlePlan {
   requestId: string;
   tokens: number;
   tokenCounter: string;
+  /**
+   * What the call cost, whole. The store charges it and gives back what it reserved at this request's admit,
+   * if it holds such a reservation (a store that restarted since, or the other store of a fallback admit,
+   * holds none and charges the cost alone): a counter never ends below the spend it has seen. A reservation
+   * is given back only on a counter that still exists (one that expired took it along).
+   */
   costNanos: number;
   budgets: ReadonlyArray<{ counter: string; ttlMs: number }>;
 }
 
 export interface CounterStore {
   admit(plan: AdmitPlan): AdmitResult | Promise<AdmitResult>;
-  /** Charges once per request id, whatever the number of calls. */
+  /** Charges once per request id, whatever the number of calls, and gives back that request's reservation. */
   settle(plan: SettlePlan): void | Promise<void>;
   /** Sets a budget counter's starting spend, once (a second seed of the same counter changes nothing). */
   seed(counter: string, nanos: number, ttlMs: number): void | Promise<void>;
@@ -74,8 +82,17 @@ export const counterKeys = {
    */
   userBudget: (userId: string, period: string, windowStart: number) => `gh:{u:${userId}}:ub:${period}:${windowStart}`,
   settled: (keyId: string, requestId: string) => `gh:{${keyId}}:s:${requestId}`,
+  /** What an admit reserved on the key's budget counters for one request, until its settle gives it back. */
+  reserved: (keyId: string, requestId: string) => `gh:{${keyId}}:r:${requestId}`,
 } as const;
 
 export const MINUTE_MS = 60_000;
 /** How long a settled-request marker is kept (a retried settle within this time counts once). */
 export const SETTLED_MARKER_MS = 10 * MINUTE_MS;
+
+/** How long a reservation is remembered: as long as the longest-lived of the budget counters it is on. */
+export function reservationTtlMs(budgets: ReadonlyArray<{ ttlMs: number }>): number {
+  let ttl = MINUTE_MS;
+  for (const b of budgets) if (b.ttlMs > ttl) ttl = b.ttlMs;
+  return ttl;
+}

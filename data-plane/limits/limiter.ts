@@ -4,12 +4,14 @@
  * window), checked at `admit` against shared counters and charged at `settle` with what the call cost.
  *
  * Exactness across nodes: with Redis every admit is one atomic script, so N nodes admit exactly the cap of
- * requests per minute between them. Budgets are checked at admit. A priced tool call's price is known then:
- * it is reserved on the budget counters in the same atomic admit, so concurrent calls on every node see it
- * and a budget is crossed by at most one call's price, however many run at once. An LLM call's cost is
- * known only when it ends: it is charged at settle, so the LLM spend that gets through is at most the budget
- * plus the cost of the key's calls still in flight when it was crossed (each was admitted while spend was
- * under the cap); no request is admitted after the crossing is settled.
+ * requests per minute between them. Budgets are checked at admit, and what a call may cost is reserved on
+ * the budget counters in the same atomic admit: a priced tool call's price, or the upper bound of an LLM
+ * call's cost that its route computed (`LimitSubject.maxCostNanos`: prompt size and `max_tokens` at the
+ * model's prices). Concurrent calls on every node see each other's reservations, so a budget is crossed by
+ * at most one call, however many run at once. The settle replaces the reservation with what the call
+ * really cost (usually less: the rest is given back; a call that failed or was refused upstream, with no
+ * usage, gives it all back); the spend reported to the control plane is that cost, never the reservation.
+ * A call whose cost beat its bound is charged the excess at settle (see `anthropic/pricing.ts`, costBound).
  *
  * While Redis is unreachable, each key's `fallback` decides (SPEC: decide and document):
  *  - FAIL_CLOSED (default): the key's requests are refused with `limits_unavailable` (503, Retry-After).
@@ -142,7 +144,7 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     return {
       keyId,
       requestId,
-      reserveNanos: limits.budgets.length > 0 ? reserveNanos : 0,
+      reserveNanos,
       requestsPerMinute: scale(limits.rateLimit?.requestsPerMinute ?? null),
       tokensPerMinute: scale(limits.rateLimit?.tokensPerMinute ?? null),
       tokenCounter: counterKeys.tokens(keyId, minute),
@@ -242,26 +244,27 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     return subject.route !== 'anthropic' && subject.server !== null && subject.tool !== null ? options.toolPrice?.(subject.server, subject.tool) : undefined;
   }
 
+  /** What an admission reserves on its budgets, in nano-USD: a priced tool's price, else the route's cost bound (an LLM call). */
+  function reservationOf(subject: LimitSubject, toolUsd: number | undefined): number {
+    if (toolUsd) return usdToNanos(toolUsd);
+    const bound = subject.maxCostNanos;
+    return bound !== undefined && Number.isFinite(bound) && bound > 0 ? Math.ceil(bound) : 0;
+  }
+
   /**
    * `requestId` null: no counter was charged under an id, so one is made only if spend is reported.
-   * `settlePlanOf(usage, reserved)`: the settle for a store that already holds `reserved` nano-USD of this
-   * call (its price, reserved at admission) or none (0). `reservedIn`: which store reserved it.
+   * `settlePlanOf(usage)`: the settle of the call's whole cost (each store gives back what it reserved
+   * itself), null without counters. `reserved`: the admit reserved something, so a call that ends without
+   * usage is still settled (to give it back).
    */
-  function admission(
-    subject: LimitSubject,
-    requestId: string | null,
-    settlePlanOf: (usage: Usage, reservedNanos: number) => SettlePlan | null,
-    localToo: boolean,
-    reservedIn: 'primary' | 'local' | null = null,
-  ): Admission {
+  function admission(subject: LimitSubject, requestId: string | null, settlePlanOf: ((usage: Usage) => SettlePlan) | null, localToo: boolean, reserved: boolean): Admission {
     let settled = false;
     const toolUsd = toolPriceOf(subject);
-    const reservedNanos = toolUsd ? usdToNanos(toolUsd) : 0;
     return {
       settle(reported: Usage | null): void {
-        if (settled || (reported === null && !toolUsd)) return;
+        if (settled || (reported === null && !toolUsd && !reserved)) return;
         settled = true;
-        const usage: Usage = toolUsd ? { ...reported, costUsd: (reported?.costUsd ?? 0) + toolUsd } : (reported as Usage);
+        const usage: Usage = toolUsd ? { ...reported, costUsd: (reported?.costUsd ?? 0) + toolUsd } : (reported ?? {});
         const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
         if (costNanos > 0 || rateTokens(usage) > 0) {
           options.spendSink?.report({
@@ -278,15 +281,10 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
             at: new Date(now()).toISOString(),
           });
         }
-        const forLocal = settlePlanOf(usage, reservedIn === 'local' || (reservedIn === 'primary' && primary === local) ? reservedNanos : 0);
-        const forPrimary = settlePlanOf(usage, reservedIn === 'primary' ? reservedNanos : 0);
-        if (forLocal === null || forPrimary === null) return;
-        if (localToo) local.settle(forLocal);
-        if (primary === local) {
-          if (!localToo) local.settle(forLocal);
-          return;
-        }
-        const settlePlan = forPrimary;
+        if (settlePlanOf === null) return;
+        const settlePlan = settlePlanOf(usage);
+        if (localToo || primary === local) local.settle(settlePlan);
+        if (primary === local) return;
         if (pending.length > 0) {
           queue(settlePlan);
           return;
@@ -306,22 +304,22 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
     admit(subject: LimitSubject): Admission | GatewayError | Promise<Admission | GatewayError> {
       const limits = effectiveLimits(subject.caller.key.limits, subject.caller.user);
       // No limits: nothing to count, only spend to report (a UUID per call showed in the hot path's profile).
-      if (limits === null) return options.spendSink ? admission(subject, null, () => null, false) : NO_OP_ADMISSION;
+      if (limits === null) return options.spendSink ? admission(subject, null, null, false, false) : NO_OP_ADMISSION;
       const requestId = randomUUID();
       const at = now();
       const keyId = subject.caller.key.id;
       const userId = subject.caller.user.id;
-      const toolUsd = toolPriceOf(subject);
-      const reserveNanos = toolUsd ? usdToNanos(toolUsd) : 0;
-      const settlePlanOf = (share: number) => (usage: Usage, reservedNanos: number): SettlePlan => {
-        const p = plan(keyId, userId, limits, at, requestId, share);
+      const reserveNanos = limits.budgets.length > 0 ? reservationOf(subject, toolPriceOf(subject)) : 0;
+      // Settles go to the counters of the admission's windows (a call that ends after midnight is charged where it was reserved).
+      const settlePlanOf = (usage: Usage): SettlePlan => {
+        const p = plan(keyId, userId, limits, at, requestId, 1);
         const costNanos = usage.costUsd !== undefined ? usdToNanos(usage.costUsd) : 0;
-        return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos: Math.max(0, costNanos - reservedNanos), budgets: p.budgets };
+        return { keyId, requestId, tokens: rateTokens(usage), tokenCounter: p.tokenCounter, costNanos, budgets: p.budgets };
       };
       return admitIn(primary, plan(keyId, userId, limits, at, requestId, 1, reserveNanos), limits, userId, at).then(
         (result) => {
           if (pending.length > 0) void flush(); // a transient failure queued settles without a reconnect
-          return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), false, 'primary');
+          return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf, false, reserveNanos > 0);
         },
         async (error: unknown) => {
           warnUnreachable(error);
@@ -330,8 +328,8 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
           }
           try {
             const result = await admitIn(local, plan(keyId, userId, limits, at, requestId, localShare, reserveNanos), limits, userId, at);
-            // Admitted locally: charge local counters now and the shared ones (which reserved nothing) when Redis is back.
-            return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf(1), true, 'local');
+            // Admitted locally: settle local counters now and the shared ones (which reserved nothing) when Redis is back.
+            return refusal(result, limits) ?? admission(subject, requestId, settlePlanOf, true, reserveNanos > 0);
           } catch (localError) {
             logger?.error({ keyId, err: localError instanceof Error ? localError.message : String(localError) }, 'local limits failed');
             return new GatewayError('limits_unavailable', { headers: retryAfter(1000), reason: 'local_limits_failed' });

@@ -1,10 +1,11 @@
 /**
  * In-process counters with the same semantics as the Redis store (sliding one-minute request log, per-
- * minute token counter, per-window budget counters that need seeding, idempotent settle). The embedded
+ * minute token counter, per-window budget counters that need seeding, reservations held at admit and given
+ * back at settle, idempotent settle). The embedded
  * default (`npm start`, no REDIS_URL) and the bounded local allowance while Redis is unreachable. Exact for
  * one process; several nodes each keep their own (which is why production uses Redis).
  */
-import { MINUTE_MS, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { MINUTE_MS, reservationTtlMs, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 
 interface Expiring {
   value: number;
@@ -23,6 +24,8 @@ export class MemoryCounterStore implements CounterStore {
   readonly #logs = new Map<string, RequestLog>();
   readonly #counters = new Map<string, Expiring>();
   readonly #settled = new Map<string, number>();
+  /** `keyId:requestId` → what its admit reserved on the budget counters, until its settle. */
+  readonly #reserved = new Map<string, { nanos: number; expiresAt: number }>();
   #sweepAt = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -53,7 +56,10 @@ export class MemoryCounterStore implements CounterStore {
       }
       times.push(now);
     }
-    if (plan.reserveNanos > 0) for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now);
+    if (plan.reserveNanos > 0 && plan.budgets.length > 0) {
+      for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now);
+      this.#reserved.set(`${plan.keyId}:${plan.requestId}`, { nanos: plan.reserveNanos, expiresAt: now + reservationTtlMs(plan.budgets) });
+    }
     return { kind: 'ok' };
   }
 
@@ -63,7 +69,15 @@ export class MemoryCounterStore implements CounterStore {
     if (this.#settled.has(marker)) return;
     this.#settled.set(marker, now + SETTLED_MARKER_MS);
     if (plan.tokens > 0) this.#add(plan.tokenCounter, plan.tokens, now + 2 * MINUTE_MS, now);
-    if (plan.costNanos > 0) for (const b of plan.budgets) this.#add(b.counter, plan.costNanos, now + b.ttlMs, now);
+    const reserved = this.#reserved.get(marker);
+    const giveBack = reserved !== undefined && reserved.expiresAt > now ? reserved.nanos : 0;
+    if (reserved !== undefined) this.#reserved.delete(marker);
+    for (const b of plan.budgets) {
+      // Given back only where it is held: a counter that expired since took its reservation along.
+      const held = giveBack > 0 ? this.#live(b.counter, now) : undefined;
+      if (held !== undefined) held.value -= giveBack;
+      if (plan.costNanos > 0) this.#add(b.counter, plan.costNanos, now + b.ttlMs, now);
+    }
   }
 
   seed(counter: string, nanos: number, ttlMs: number): void {
@@ -79,6 +93,7 @@ export class MemoryCounterStore implements CounterStore {
   async close(): Promise<void> {
     this.#logs.clear();
     this.#counters.clear();
+    this.#reserved.clear();
   }
 
   #live(counter: string, now: number): Expiring | undefined {
@@ -99,6 +114,7 @@ export class MemoryCounterStore implements CounterStore {
     this.#sweepAt = now + MINUTE_MS;
     for (const [k, c] of this.#counters) if (c.expiresAt <= now) this.#counters.delete(k);
     for (const [k, t] of this.#settled) if (t <= now) this.#settled.delete(k);
+    for (const [k, r] of this.#reserved) if (r.expiresAt <= now) this.#reserved.delete(k);
     for (const [k, log] of this.#logs) if (log.times.length === log.head || log.times[log.times.length - 1]! <= now - MINUTE_MS) this.#logs.delete(k);
   }
 }

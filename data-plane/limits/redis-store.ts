@@ -5,24 +5,29 @@
  * (`TIME`), so node clock skew does not widen the window.
  *
  * - admit: every budget counter of the key (seeded? under its cap?), then the minute's token counter,
- *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged, and a
- *   known price reserved on its budget counters, only if everything passed.
- * - settle: a `SET NX` marker per request id makes a retried settle count once; then tokens and cost.
+ *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged, and its
+ *   reservation (a tool's price, an LLM call's cost bound) added to its budget counters and remembered
+ *   under its request id, only if everything passed.
+ * - settle: a `SET NX` marker per request id makes a retried settle count once; then tokens, the cost, and
+ *   the reservation this Redis still holds for the request given back (a Redis that restarted since holds
+ *   none, and gives nothing back: its counters never drop below the spend they have seen).
  * - seed: adds the persisted spend to a budget counter once (`s` flag in the counter hash).
  *
  * Commands fail fast while Redis is unreachable (no offline queue): the Limiter then applies the key's
  * fallback. It does not decide anything itself.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { counterKeys, MINUTE_MS, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { counterKeys, MINUTE_MS, reservationTtlMs, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 
+// KEYS: request log, token counter, reservation marker, budget counters…
+// ARGV: rpm, tpm, request id, reservation, its marker's TTL, each budget's cap…
 const ADMIT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local h = redis.call('HMGET', KEYS[i], 'n', 's')
-  if not h[2] then return {3, i - 3} end
-  if tonumber(h[1] or '0') >= tonumber(ARGV[i + 2]) then return {2, i - 3} end
+  if not h[2] then return {3, i - 4} end
+  if tonumber(h[1] or '0') >= tonumber(ARGV[i + 2]) then return {2, i - 4} end
 end
 local tpm = tonumber(ARGV[2])
 if tpm > 0 then
@@ -39,26 +44,34 @@ if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], 61000)
 end
-if tonumber(ARGV[4]) > 0 then
-  for i = 3, #KEYS do
+if tonumber(ARGV[4]) > 0 and #KEYS > 3 then
+  for i = 4, #KEYS do
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[4])
   end
+  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 end
 return {0, 0}
 `;
 
-// Amounts are passed to INCRBY/HINCRBY as the ARGV strings: a Lua number would print large values in
-// exponent form, which Redis refuses.
+// Amounts are passed to INCRBY/HINCRBY as strings (ARGV, or the stored reservation): a Lua number would
+// print large values in exponent form, which Redis refuses.
+// KEYS: settled marker, token counter, reservation marker, budget counters…
+// ARGV: tokens, cost, settled marker TTL, token counter TTL, each budget counter's TTL…
 const SETTLE = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 if tonumber(ARGV[1]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-if tonumber(ARGV[2]) > 0 then
-  for i = 3, #KEYS do
+local reserved = redis.call('GET', KEYS[3])
+if reserved then redis.call('DEL', KEYS[3]) end
+local cost = tonumber(ARGV[2])
+for i = 4, #KEYS do
+  -- Given back only where it is held: a counter that expired since took its reservation along.
+  if reserved and redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBY', KEYS[i], 'n', '-' .. reserved) end
+  if cost > 0 then
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[2])
-    if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 2]) end
+    if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 1]) end
   end
 end
 return 1
@@ -115,7 +128,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async admit(plan: AdmitPlan): Promise<AdmitResult> {
-    const keys = [counterKeys.requests(plan.keyId), plan.tokenCounter, ...plan.budgets.map((b) => b.counter)];
+    const keys = [counterKeys.requests(plan.keyId), plan.tokenCounter, counterKeys.reserved(plan.keyId, plan.requestId), ...plan.budgets.map((b) => b.counter)];
     const [kind, value] = await this.redis.ghAdmit(
       keys.length,
       ...keys,
@@ -123,6 +136,7 @@ export class RedisCounterStore implements CounterStore {
       plan.tokensPerMinute ?? 0,
       plan.requestId,
       String(plan.reserveNanos),
+      reservationTtlMs(plan.budgets),
       ...plan.budgets.map((b) => b.maxNanos),
     );
     switch (kind) {
@@ -138,7 +152,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async settle(plan: SettlePlan): Promise<void> {
-    const keys = [counterKeys.settled(plan.keyId, plan.requestId), plan.tokenCounter, ...plan.budgets.map((b) => b.counter)];
+    const keys = [counterKeys.settled(plan.keyId, plan.requestId), plan.tokenCounter, counterKeys.reserved(plan.keyId, plan.requestId), ...plan.budgets.map((b) => b.counter)];
     await this.redis.ghSettle(keys.length, ...keys, String(plan.tokens), String(plan.costNanos), SETTLED_MARKER_MS, 2 * MINUTE_MS, ...plan.budgets.map((b) => b.ttlMs));
   }
 

@@ -163,17 +163,18 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
 
   /**
    * A server's catalog for this caller. Servers whose credential is per caller (OAuth, per-user) are listed
-   * through the caller's own credential; a caller who has none yet sees the catalog another credential
-   * fetched on this node (so the call that asks them to connect can be made), or nothing.
+   * through the caller's own credential. A caller whose credential cannot be had sees the server's shared
+   * catalog when there is one (a shared OAuth token: the same for every caller), and for a per-user server
+   * only the connect tool: never a catalog another user's credential listed (`UpstreamPool.sharedCatalog`).
    */
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
     if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
     const resolved = await credentials.resolve(server, caller, ctx.departure);
-    if (resolved instanceof GatewayError) return pool.cachedCatalog(server.name) ?? (isPerUserServer(server) ? CONNECT_ONLY : []);
+    if (resolved instanceof GatewayError) return isPerUserServer(server) ? CONNECT_ONLY : (pool.sharedCatalog(server) ?? []);
     return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
   }
 
-  /** A per-user server's catalog for a caller not connected yet, when none is known here: the connect tool. */
+  /** A per-user server's catalog for a caller not connected yet: the connect tool. */
   const CONNECT_ONLY: Tool[] = [];
 
   async function listTools(ctx: RequestContext, caller: Caller, record: RequestRecord): Promise<ListToolsResult> {

@@ -31,6 +31,12 @@ export interface LimitSubject {
   readonly method: string;
   readonly server: string | null;
   readonly tool: string | null;
+  /**
+   * An upper bound of what the call can cost, in nano-USD, when it is known before the call runs but its
+   * cost is not (an LLM call: its prompt size and `max_tokens` at the model's prices). The Limiter reserves
+   * it on the budgets at admission and settles the actual cost against it. Undefined: no bound known.
+   */
+  readonly maxCostNanos?: number | undefined;
 }
 
 export interface Admission {

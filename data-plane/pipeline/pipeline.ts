@@ -23,8 +23,8 @@
  * `RecordSink` (record.ts). It does not know MCP (mcp/ does) or own any upstream connection (upstream/ does).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticate } from '../auth/authenticate.js';
-import { GatewayError } from '../errors.js';
+import { authenticate, repeatsAuthorization } from '../auth/authenticate.js';
+import { GatewayError, HttpMessage } from '../errors.js';
 import type { ResolvedServer, RuntimeHolder } from '../config/runtime.js';
 import { errorAnswer, sendAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
@@ -61,6 +61,8 @@ export interface CallTarget {
   readonly method: string;
   /** The message's own trace context (`params._meta.traceparent`), which wins over the request's header. */
   readonly trace?: TraceContext | null;
+  /** An upper bound of the call's cost in nano-USD, if the route knows one before it runs (`LimitSubject.maxCostNanos`). */
+  readonly maxCostNanos?: number;
 }
 
 /**
@@ -119,7 +121,7 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       record.tool = target.tool;
       // 5. limits (stage times only when asked, for OpenTelemetry: otherwise no clock read)
       const mark = timed ? stageClock() : 0;
-      const subject: LimitSubject = { route: ctx.route, caller: ctx.caller as Caller, method: target.method, server: target.server.name, tool: target.tool };
+      const subject: LimitSubject = { route: ctx.route, caller: ctx.caller as Caller, method: target.method, server: target.server.name, tool: target.tool, maxCostNanos: target.maxCostNanos };
       const admitting = limiter.admit(subject);
       if (admitting instanceof Promise) return admitting.then((admission) => afterLimits(ctx, record, target, forward, admission, mark));
       return afterLimits(ctx, record, target, forward, admitting, mark);
@@ -257,6 +259,10 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       return;
     }
     ctx.runtime = runtime;
+    if (repeatsAuthorization(req.rawHeaders)) {
+      refuse(route, ctx, res, new GatewayError('invalid_request', { message: HttpMessage.repeatedAuthorization(), reason: 'repeated_authorization' }));
+      return;
+    }
     const apiKey = route.apiKeyHeader === true && req.headers.authorization === undefined ? req.headers['x-api-key'] : undefined;
     const auth = authenticate(runtime, typeof apiKey === 'string' ? `Bearer ${apiKey}` : req.headers.authorization, ctx.startedAt);
     if (!auth.ok) {

@@ -35,6 +35,17 @@ const NOT_RELAYED = new Set(['logging/setLevel', 'resources/subscribe', 'resourc
 
 type Reply = { status: number; body: unknown } | null;
 
+/**
+ * The call to answer `initialize`, `server/discover` and `tools/list` over, when it must be the caller's own
+ * connection: a caller with their own credential (a per-user server over legacy SSE). What the server's
+ * shared connection (configured headers only) is told is not what they can use, and an upstream that
+ * wants a user's credential refuses it outright; another user's answer is never theirs either. Callers on
+ * the shared credential are answered from the shared connection, as before.
+ */
+function ownConnection(call: UpstreamCall): UpstreamCall | undefined {
+  return call.identity === SHARED_IDENTITY ? undefined : call;
+}
+
 export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledForward {
   /** The upstream's capabilities minus what a pooled connection cannot relay to one caller. */
   function relayable(capabilities: ServerCapabilities): ServerCapabilities {
@@ -50,15 +61,15 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
    * A 2026-07-28 result (era.ts bridge): `resultType`, who answered in `_meta`, caching hints on lists.
    * Upstream results pass as they are otherwise.
    */
-  async function decorate(request: ServerRequest, method: string, reply: Reply): Promise<Reply> {
+  async function decorate(request: ServerRequest, call: UpstreamCall, method: string, reply: Reply): Promise<Reply> {
     if (!request.modern || reply === null) return reply;
-    const info = await pool.upstreamInfo(request.server).catch(() => null);
+    const info = await pool.upstreamInfo(request.server, ownConnection(call)).catch(() => null);
     return modernize(reply, method, info?.serverInfo ?? { name: request.server.name, version: '0.0.0' });
   }
 
   async function answerOne(request: ServerRequest, call: UpstreamCall, record: RequestRecord, check: MessageCheck, signal: AbortSignal, onprogress?: (p: Progress) => void): Promise<Reply> {
     if (check.kind !== 'request') return null; // notifications and responses: nothing to answer (202)
-    return decorate(request, check.method, await answerRequest(request, call, record, check, signal, onprogress));
+    return decorate(request, call, check.method, await answerRequest(request, call, record, check, signal, onprogress));
   }
 
   async function answerRequest(
@@ -75,7 +86,7 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
     try {
       switch (method) {
         case 'initialize': {
-          const info = await pool.upstreamInfo(server);
+          const info = await pool.upstreamInfo(server, ownConnection(call));
           const requested = check.hello?.protocolVersion ?? '';
           const result: InitializeResult = {
             protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_PROTOCOL_VERSION,
@@ -87,14 +98,14 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
         }
         case 'server/discover': {
           // 2026-07-28 clients only (era.ts bridge): what the upstream offers, as this era says it.
-          const info = await pool.upstreamInfo(server);
+          const info = await pool.upstreamInfo(server, ownConnection(call));
           return ok(id, { supportedVersions: [MODERN_VERSION], capabilities: relayable(info.capabilities), ...(info.instructions !== null ? { instructions: info.instructions } : {}) });
         }
         case 'ping':
           return ok(id, {});
         case 'tools/list': {
           // The catalog is the pool's (cached, refreshed on list_changed), in one page.
-          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server)) });
+          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server, ownConnection(call))) });
         }
         case 'tools/call': {
           const outcome = await pool.request(call, method, params, { signal, ...(onprogress ? { onprogress } : {}) });

@@ -9,6 +9,10 @@
  *   next use reconnects.
  * - Caches each server's tool catalog (following `nextCursor`), refreshed on
  *   `notifications/tools/list_changed` and whenever the server's connection settings change.
+ * - Keeps apart whose catalog is whose: a catalog listed through one caller's own credential (a per-user
+ *   server's) or with one caller's extra headers is that caller's answer, never kept as the server's. Only
+ *   a catalog listed with the server's shared credential alone (`isSharedListing`) is the server's: what
+ *   `sharedCatalog` shows a caller whose own credential cannot be had and what `catalogs` reports upstream.
  * - On a Runtime swap, closes connections whose server was removed, became unavailable or changed its
  *   connection settings (`ResolvedServer.fingerprint`).
  * - `callTool` never throws for an upstream's trouble and never hangs: a timeout (`toolTimeoutMs`), an
@@ -40,6 +44,7 @@ import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFa
 import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { abortSignalOf, type Departure } from '../pipeline/context.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
+import { isPerUserServer } from '../credentials/connect-tool.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
 
@@ -51,6 +56,18 @@ function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readon
   if (!meta) return params;
   const own = params?._meta;
   return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
+}
+
+/**
+ * Whether a catalog listed for `call` is the server's own: listed with the credential every caller of the
+ * server shares (the configured headers, or a shared OAuth token) and no caller's extra headers. A per-user
+ * server has no such credential: what its upstream lists depends on whose credential asks (tool names and
+ * descriptions can tell what that user may reach), so no catalog of it is ever the server's.
+ */
+function isSharedListing(call: UpstreamCall): boolean {
+  if (isPerUserServer(call.server)) return false;
+  // `upstreamCall` hands on the credential's own header object when it added no caller header.
+  return call.headers === (call.credentialHeaders ?? call.server.headers);
 }
 
 /**
@@ -159,8 +176,12 @@ export class UpstreamPool {
   /** The upstream session of each pooled Streamable HTTP connection. */
   readonly #sessions = new WeakMap<Client, HttpSession>();
   readonly #http: HttpCalls;
-  /** The last catalog listed through a non-shared credential, by server (see `cachedCatalog`). */
-  readonly #identityCatalogs = new Map<string, Tool[]>();
+  /**
+   * Catalogs listed with a server's shared credential outside its pooled connection (a shared OAuth token
+   * over `http-calls.ts`), by server, with the settings they were listed under. Never a per-user catalog:
+   * see `isSharedListing`.
+   */
+  readonly #sharedListings = new Map<string, { fingerprint: string; tools: Tool[] }>();
   /** Legacy SSE connections for calls whose headers are not the server's configured ones. */
   readonly #identity: IdentityConnections<Entry>;
   readonly #sweepTimer: NodeJS.Timeout;
@@ -212,16 +233,15 @@ export class UpstreamPool {
         throw error;
       }
       this.health.reachable(server.name);
-      this.#identityCatalogs.set(server.name, tools);
+      if (isSharedListing(call)) this.#sharedListings.set(server.name, { fingerprint: server.fingerprint, tools });
       return tools;
     }
     if (call && !ridesSharedConnection(call, call.headers)) {
       const lease = this.#lease(call);
       try {
         const own = lease.value;
-        const tools = own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
-        this.#identityCatalogs.set(server.name, tools);
-        return tools;
+        // Cached on this identity's own connection only, so served to this identity (and headers) only.
+        return own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
       } finally {
         lease.release();
       }
@@ -318,19 +338,37 @@ export class UpstreamPool {
   }
 
   /**
-   * A catalog of `name` listed through some caller's own credential on this node, if any: per-user servers
-   * show their tools this way to a caller who has not connected yet, so the call that asks them to can be made.
+   * The server's own catalog as last listed on this node with its shared credential, if any: for a caller
+   * whose credential cannot be had right now (a shared OAuth token needing re-authorization), every caller
+   * would be listed the same. Always null for a per-user server: its catalogs are each user's own, and a
+   * caller who has not connected must never see what another user's credential lists (they get the
+   * connect tool instead, `credentials/connect-tool.ts`).
    */
-  cachedCatalog(name: string): Tool[] | null {
-    return this.#identityCatalogs.get(name) ?? null;
+  sharedCatalog(server: ResolvedServer): Tool[] | null {
+    if (isPerUserServer(server)) return null;
+    const entry = this.#entries.get(server.name);
+    if (entry && entry.fingerprint === server.fingerprint && entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
+    const listed = this.#sharedListings.get(server.name);
+    return listed && listed.fingerprint === server.fingerprint ? listed.tools : null;
   }
 
-  /** The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had. */
-  async upstreamInfo(server: ResolvedServer): Promise<UpstreamInfo> {
+  /**
+   * The upstream's `initialize` answer (connecting if needed). Throws `UpstreamFailure` if it cannot be had.
+   * With a `call` that does not ride the shared connection (a user's own credential over legacy SSE), the
+   * answer that caller's own connection got: an upstream may refuse, or answer otherwise, the configured
+   * headers alone.
+   */
+  async upstreamInfo(server: ResolvedServer, call?: UpstreamCall): Promise<UpstreamInfo> {
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
-    const client = await this.#getClient(this.#entryFor(server));
-    const info = client.getServerVersion();
-    return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+    if (call && !ridesSharedConnection(call, call.headers)) {
+      const lease = this.#lease(call);
+      try {
+        return infoOf(await this.#getClient(lease.value));
+      } finally {
+        lease.release();
+      }
+    }
+    return infoOf(await this.#getClient(this.#entryFor(server)));
   }
 
   /**
@@ -426,6 +464,11 @@ export class UpstreamPool {
         else entry.server = server;
       }
     }
+    // Listed under other settings (another URL, credential or auth type): no longer the server's catalog.
+    for (const [name, listed] of [...this.#sharedListings]) {
+      const server = runtime.servers.get(name);
+      if (!server || server.unavailable !== null || server.fingerprint !== listed.fingerprint || isPerUserServer(server)) this.#sharedListings.delete(name);
+    }
     // A server's catalog is fetched as soon as it appears in a snapshot (issue 5), not when a client first
     // lists tools, so operators see `McpServer.tools` within a report interval. After the swap, so the new
     // Runtime is the current one; servers whose credential is per user are left to their callers.
@@ -490,12 +533,19 @@ export class UpstreamPool {
     }
   }
 
-  /** The catalogs currently cached, by server (name and description only): what nodes report upstream. */
+  /**
+   * The servers' own catalogs cached here (name and description only): what nodes report upstream as
+   * `McpServer.tools`. Only catalogs listed with a server's shared credential (`sharedCatalog`): a per-user
+   * server's pooled connection carries only its configured headers, which no caller's calls use alone, so
+   * what it lists is nobody's catalog and is not reported either.
+   */
   catalogs(): { server: string; tools: { name: string; description: string | null }[] }[] {
+    const runtime = this.#holder.current;
+    if (!runtime) return [];
     const out: { server: string; tools: { name: string; description: string | null }[] }[] = [];
-    for (const entry of this.#entries.values()) {
-      if (entry.catalog === null || entry.catalogFor !== entry.catalogGeneration) continue;
-      out.push({ server: entry.name, tools: entry.catalog.map((t) => ({ name: t.name, description: t.description ?? null })) });
+    for (const server of runtime.servers.values()) {
+      const tools = server.unavailable === null ? this.sharedCatalog(server) : null;
+      if (tools !== null) out.push({ server: server.name, tools: tools.map((t) => ({ name: t.name, description: t.description ?? null })) });
     }
     return out;
   }
@@ -772,6 +822,11 @@ function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers:
     closed: false,
     probing: false,
   };
+}
+
+function infoOf(client: Client): UpstreamInfo {
+  const info = client.getServerVersion();
+  return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
 }
 
 function isInvalidResult(error: unknown): boolean {

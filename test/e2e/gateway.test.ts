@@ -131,7 +131,7 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
   });
 
   it('both planes serve Prometheus metrics', async () => {
-    const cpMetrics = await (await fetch(`${gw.cp.url}/metrics`)).text();
+    const cpMetrics = await gw.cp.metrics();
     expect(cpMetrics).toMatch(/gatehouse_config_version [1-9]/);
     expect(cpMetrics).toMatch(/gatehouse_node_streams [1-9]/);
     const nodeMetrics = await (await fetch(`${node.url}/metrics`)).text();

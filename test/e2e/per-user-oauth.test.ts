@@ -302,7 +302,7 @@ describe('per-user OAuth through a node', () => {
       controlPlaneLogs: cp.logs.text(),
       graphqlResponses: cp.responses.join('\n'),
       nodeMetrics: await (await fetch(`${node.url}/metrics`)).text(),
-      controlPlaneMetrics: await (await fetch(`${cp.url}/metrics`)).text(),
+      controlPlaneMetrics: await cp.metrics(),
       credentialAnswerOnTheWire: sealed + Buffer.from(sealed.split('.')[0] ?? '', 'base64url').toString('utf8'),
       snapshotOnTheWire: captured + Buffer.from(envelope.snapshot.payload, 'base64url').toString('utf8'),
       connectPages: pages.join('\n'),

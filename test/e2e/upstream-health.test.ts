@@ -87,7 +87,7 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
     expect(s.statusObservedBy).toBe(nodeId);
     expect(Date.parse(s.statusObservedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     for (const leak of ['wrong-token', '127.0.0.1', String(upstream.port)]) expect(s.statusReason).not.toContain(leak);
-    expect(await metrics(cp.url)).toContain('gatehouse_mcp_server_status{server="crm",status="credentials_refused"} 1');
+    expect(await cp.metrics()).toContain('gatehouse_mcp_server_status{server="crm",status="credentials_refused"} 1');
     expect(await metrics(node.url)).toContain('gatehouse_upstream_status{server="crm",status="credentials_refused"} 1');
   });
 
@@ -111,7 +111,7 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
     expect(updated.updateMcpServer.errors).toEqual([]);
     const s = await statusBecomes('ACTIVE');
     expect(s).toMatchObject({ upstreamStatus: 'REACHABLE', statusReason: null, statusObservedBy: nodeId });
-    expect(await metrics(cp.url)).toContain('gatehouse_mcp_server_status{server="crm",status="reachable"} 1');
-    expect(await metrics(cp.url)).toContain('gatehouse_mcp_server_status{server="crm",status="credentials_refused"} 0');
+    expect(await cp.metrics()).toContain('gatehouse_mcp_server_status{server="crm",status="reachable"} 1');
+    expect(await cp.metrics()).toContain('gatehouse_mcp_server_status{server="crm",status="credentials_refused"} 0');
   });
 });

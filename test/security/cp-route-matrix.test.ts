@@ -32,8 +32,8 @@ const ROUTES = [
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 /** Routes whose answers are pages a person reads, not JSON. */
 const BROWSER_ROUTES = /^\/(connect|oauth\/(callback|start))/;
-/** Routes that answer anyone (public keys and metadata, probes, scrapes, GraphiQL's shell). */
-const PUBLIC_OK = new Set(['/oauth/client-metadata.json', '/metrics', '/healthz', '/nodes/jwks']);
+/** Routes that answer anyone (public keys and metadata, probes, GraphiQL's shell); /metrics needs an admin or metrics token. */
+const PUBLIC_OK = new Set(['/oauth/client-metadata.json', '/healthz', '/nodes/jwks']);
 
 describe('control-plane routes × methods × credentials', () => {
   let cp: TestControlPlane;

@@ -5,7 +5,9 @@
  * MCP for a Streamable HTTP client: `initialize` with a session id, notifications with 202, any other
  * request with a result naming the method and tool it saw.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestKey, type TestNode } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
 
 export interface RawRequest {
@@ -57,4 +59,39 @@ export async function startRawUpstream(answer?: RawAnswer): Promise<RawUpstream>
   });
   const port = await listen(server, 0);
   return { url: `http://127.0.0.1:${port}/mcp`, requests, close: () => closeServer(server) };
+}
+
+/** A test node in front of two raw upstreams, `crm` and `other`, with `keys` (and a session secret). */
+export interface TwoServerNode {
+  crm: RawUpstream;
+  other: RawUpstream;
+  node: TestNode;
+  snapshot: BuiltSnapshot;
+  close(): Promise<void>;
+}
+
+export async function startTwoServerNode(keys: TestKey[]): Promise<TwoServerNode> {
+  const crm = await startRawUpstream();
+  const other = await startRawUpstream();
+  const node = await startTestNode();
+  const snapshot = await buildSnapshot({
+    servers: [
+      { name: 'crm', url: crm.url },
+      { name: 'other', url: other.url },
+    ],
+    keys,
+    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
+  });
+  node.apply(snapshot);
+  return {
+    crm,
+    other,
+    node,
+    snapshot,
+    async close() {
+      await node.close();
+      await crm.close();
+      await other.close();
+    },
+  };
 }

@@ -41,6 +41,8 @@ export interface StandInScript {
   sideText?: string;
   /** Prompt-cache token counts every answer reports (as the real API does with caching on). Default 0. */
   cacheTokens?: { creation: number; read: number };
+  /** Awaited before each `/v1/messages` answer: a test holds calls in flight until it lets them go. */
+  hold?: () => Promise<void>;
 }
 
 export type RequestKind = 'main' | 'side' | 'count_tokens' | 'unknown';
@@ -310,6 +312,7 @@ export async function startAnthropicStandIn(initialScript: StandInScript): Promi
       return;
     }
 
+    if (script.hold) await script.hold();
     const model = body.model;
     const stream = body.stream === true;
     rec.stream = stream;

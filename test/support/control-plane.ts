@@ -20,6 +20,8 @@ export interface TestControlPlane {
   /** Every GraphQL response body this helper received, for searching for leaked secrets. */
   responses: string[];
   gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T>;
+  /** The control plane's /metrics text, scraped with the admin token (the route needs a credential). */
+  metrics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,11 @@ export async function startTestControlPlane(
     logs,
     responses,
     gql,
+    async metrics() {
+      const res = await fetch(`${cp.url}/metrics`, { headers: { authorization: `Bearer ${adminToken}` } });
+      if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+      return res.text();
+    },
     async close() {
       await cp.close();
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -134,7 +134,10 @@ export interface ProtectedMcpServer {
  * the SDK's `requireBearerAuth`, advertising RFC 9728 metadata in its 401s. Tool `whoami` answers the
  * token's subject.
  */
-export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'issuer'>): Promise<ProtectedMcpServer> {
+export async function startProtectedMcpServer(
+  as: Pick<AuthorizationServer, 'issuer'>,
+  options: { /** Tools listed besides `whoami` to the token of `sub` only (a catalog that differs per user). */ toolsFor?: (sub: string) => readonly string[] } = {},
+): Promise<ProtectedMcpServer> {
   const app = express();
   const http = createServer(app);
   const port = await listenOn(http);
@@ -184,6 +187,10 @@ export async function startProtectedMcpServer(as: Pick<AuthorizationServer, 'iss
       callers.push(sub);
       return { content: [{ type: 'text', text: `sub:${sub}` }] };
     });
+    const sub = String(req.auth?.extra?.sub ?? '');
+    for (const name of options.toolsFor?.(sub) ?? []) {
+      server.registerTool(name, { description: `${name}: listed to ${sub} only` }, () => ({ content: [{ type: 'text', text: `ran ${name}` }] }));
+    }
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();

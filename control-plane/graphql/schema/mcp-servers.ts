@@ -162,7 +162,8 @@ export const McpServerRef = builder.objectRef<McpServer>('McpServer').implement(
     tools: t.field({
       type: [McpToolRef],
       nullable: true,
-      description: 'The synced tool catalog; null until the first sync.',
+      description:
+        "The tool catalog the upstream lists to the server's shared credential, as nodes report it; null until the first sync. Always null for PER_USER_OAUTH and PER_USER_HEADERS servers: each user's catalog is listed through their own credential and is theirs alone.",
       resolve: (s) => s.tools,
     }),
     createdAt: t.field({ type: 'DateTime', resolve: (s) => s.createdAt }),

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../../control-plane/crypto/secret-box.js';
-import { currentConfigVersion } from '../../../control-plane/repos/config-state.js';
+import { currentConfigVersion, pruneTombstones } from '../../../control-plane/repos/config-state.js';
 import { createMcpServer, recordToolCatalogs, updateMcpServer } from '../../../control-plane/repos/mcp-servers.js';
 import { createUser, deleteUser, updateUser } from '../../../control-plane/repos/users.js';
 import { createVirtualKey, deleteVirtualKey, markVirtualKeysUsed, revokeVirtualKey } from '../../../control-plane/repos/virtual-keys.js';
@@ -109,5 +109,19 @@ describe.each(testDialects)('change tracking on %s', (dialect) => {
     const since = await currentConfigVersion(t.db);
     const changes = await readChanges(t.db, since, servers);
     expect(changes).toMatchObject({ version: since, upsertKeys: [], removeKeyIds: [], upsertUsers: [], removeUserIds: [] });
+  });
+
+  it('from a version below the tombstone floor no changes are computed (beforeFloor); from the floor on they are', async () => {
+    const since = await currentConfigVersion(t.db);
+    const a = await createVirtualKey(t.db, { userId, name: 'prune-a', servers: [{ server: 'crm', tools: ['*'] }] });
+    await deleteVirtualKey(t.db, a.virtualKey.id);
+    const { floor } = await pruneTombstones(t.db, 0);
+    expect(floor).toBeGreaterThan(since);
+    expect(await t.db.selectFrom('change_tombstones').select('row_id').execute()).toEqual([]);
+    const stale = await readChanges(t.db, since, servers);
+    expect(stale).toMatchObject({ beforeFloor: true, upsertKeys: [], removeKeyIds: [] });
+    const b = await createVirtualKey(t.db, { userId, name: 'prune-b', servers: [{ server: 'crm', tools: ['*'] }] });
+    await deleteVirtualKey(t.db, b.virtualKey.id);
+    expect(await readChanges(t.db, floor, servers)).toMatchObject({ beforeFloor: false, removeKeyIds: [b.virtualKey.id] });
   });
 });

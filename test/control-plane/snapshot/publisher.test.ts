@@ -1,15 +1,16 @@
 /**
  * The publisher's fan-out contract (issue 11): a one-key change is signed once and the very same bytes are
  * written to every stream (O(1) per stream); a node reconnecting with its version gets only what changed
- * since; a new node gets a current whole snapshot.
+ * since; a new node gets a current whole snapshot; once old tombstones are pruned, a node older than the
+ * floor gets a whole snapshot (a delta from it could miss a deletion), one above it still a delta.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../../control-plane/crypto/secret-box.js';
 import { createLogger } from '../../../control-plane/log.js';
-import { currentConfigVersion } from '../../../control-plane/repos/config-state.js';
+import { currentConfigVersion, pruneTombstones } from '../../../control-plane/repos/config-state.js';
 import { createUser } from '../../../control-plane/repos/users.js';
-import { createVirtualKey, revokeVirtualKey } from '../../../control-plane/repos/virtual-keys.js';
+import { createVirtualKey, deleteVirtualKey, revokeVirtualKey } from '../../../control-plane/repos/virtual-keys.js';
 import { SnapshotPublisher, type Subscriber } from '../../../control-plane/snapshot/publisher.js';
 import { generateNodeKeyPair } from '../../../data-plane/snapshot/seal.js';
 import { generateSigningKey, importSigningKey } from '../../../data-plane/snapshot/sign.js';
@@ -81,5 +82,43 @@ describe.each(testDialects)('snapshot publisher on %s', (dialect) => {
     await publisher.subscribe(fresh);
     expect(text(fresh.writes[0]!)).toMatch(/^event: snapshot\n/);
     expect(fresh.writes[0]!.length).toBe(3); // head, the shared signed snapshot, this node's wrapped key
+  });
+
+  it('after pruning, a node below the tombstone floor gets a whole snapshot; one above it a delta with the deletion', async () => {
+    const decode = (body: string) =>
+      JSON.parse(Buffer.from((JSON.parse(body.slice(body.indexOf('{'))) as { delta: { payload: string } }).delta.payload, 'base64url').toString('utf8')) as {
+        baseVersion: number;
+        removeKeyIds: string[];
+      };
+    // Unpublished first, so no cached delta starts at `old`: the stale node's answer is computed now.
+    await createVirtualKey(t.db, { userId, name: 'pre', servers: [], allowNoServers: true });
+    const old = await currentConfigVersion(t.db);
+    const gone = await createVirtualKey(t.db, { userId, name: 'gone', servers: [], allowNoServers: true });
+    await deleteVirtualKey(t.db, gone.virtualKey.id);
+    const mid = await currentConfigVersion(t.db);
+    const gone2 = await createVirtualKey(t.db, { userId, name: 'gone2', servers: [], allowNoServers: true });
+    await deleteVirtualKey(t.db, gone2.virtualKey.id);
+    await publisher.changed();
+
+    const { floor, pruned } = await pruneTombstones(t.db, 1);
+    expect(pruned).toBeGreaterThanOrEqual(1);
+    expect(floor).toBeGreaterThan(old);
+    expect(floor).toBeLessThanOrEqual(mid);
+    const left = await t.db.selectFrom('change_tombstones').select(['row_id', 'change_version']).execute();
+    expect(left.map((r) => r.row_id)).toEqual([gone2.virtualKey.id]);
+
+    const stale = await fake('stale', old);
+    await publisher.subscribe(stale);
+    expect(stale.writes).toHaveLength(1);
+    expect(text(stale.writes[0]!)).toMatch(/^event: snapshot\n/);
+
+    const recent = await fake('recent', mid);
+    await publisher.subscribe(recent);
+    const body = text(recent.writes[0]!);
+    expect(body).toMatch(/^event: delta\n/);
+    expect(decode(body)).toMatchObject({ baseVersion: mid, removeKeyIds: [gone2.virtualKey.id] });
+
+    // Pruning again with room to spare keeps what is left and never lowers the floor.
+    expect(await pruneTombstones(t.db, 10)).toEqual({ floor, pruned: 0 });
   });
 });
