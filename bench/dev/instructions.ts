@@ -25,17 +25,27 @@
  *
  * Usage: node --import tsx bench/dev/instructions.ts <checkout A> <checkout B> [rounds=5] [n=3000] [warm-up n=6000] [re-warm n=500] [--keep]
  * Needs valgrind (apt install valgrind). Takes ~2 minutes per 5 rounds.
+ *
+ * With `--audit` (`instructions.ts --audit <checkout> <checkout>`, both the same): A and B are two whole nodes
+ * (`data-plane/node/main.ts`) of this checkout on one control plane, A with GATEHOUSE_AUDIT=off and B with the
+ * audit trail and the guardrail (redact) on, as `npm run bench` compares them: B − A is the node's own CPU
+ * for auditing a call (sink, outbox, fsyncs, reading back and shipping), without the control plane's
+ * storing (not under valgrind). B's batches linger 60 s (GATEHOUSE_AUDIT_LINGER_MS) so they fill to the
+ * protocol's 1,000 events as at load; at the 250 ms default, a valgrind-slowed node would ship a few
+ * events per batch and B − A would be mostly per-batch cost.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { ControlPlaneProcess, startGatehouseNode } from '../lib/gatehouse.js';
 import { ROOT, startTs, stopAll } from '../lib/procs.js';
 import { median } from '../lib/stats.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const keep = process.argv.includes('--keep');
+const auditMode = process.argv.includes('--audit');
 const [dirA, dirB] = [args[0], args[1]];
 if (!dirA || !dirB) throw new Error('usage: instructions.ts <checkout A> <checkout B> [rounds] [n] [warm-up n] [re-warm n] [--keep]');
 const rounds = Number(args[2] ?? 5);
@@ -43,6 +53,8 @@ const n = Number(args[3] ?? 3000);
 const warmup = Number(args[4] ?? 6000);
 const rewarm = Number(args[5] ?? 500);
 const work = mkdtempSync(join(tmpdir(), 'gatehouse-instructions-'));
+const VALGRIND_ARGS = ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(work, 'cg.%p')}`];
+const NODE_ARGS = ['--single-threaded', '--no-flush-bytecode', '--no-memory-reducer'];
 
 /** The node under valgrind: a test node of `dir` against `upstreamUrl`, which writes `{url, key}` to `out`. */
 const NODE_SCRIPT = `
@@ -137,12 +149,12 @@ async function main(): Promise<void> {
   const upPort = (JSON.parse(await up.waitForLine((l) => l.includes('ready'), 30_000, 'ready')) as { port: number }).port;
   const script = join(work, 'node.mts');
   execFileSync('sh', ['-c', `cat > ${script}`], { input: NODE_SCRIPT });
-  const subjects: Subject[] = [];
-  for (const [label, dir] of [['A', dirA], ['B', dirB]] as [string, string][]) {
+  const subjects: Subject[] = auditMode ? await auditSubjects(`http://127.0.0.1:${upPort}/mcp`) : [];
+  for (const [label, dir] of auditMode ? [] : ([['A', dirA], ['B', dirB]] as [string, string][])) {
     const out = join(work, `${label}.json`);
     const proc = spawn(
       'valgrind',
-      ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${join(work, 'cg.%p')}`, process.execPath, '--single-threaded', '--no-flush-bytecode', '--no-memory-reducer', ...(keep ? ['--perf-basic-prof'] : []), '--import', 'tsx', script, dir, `http://127.0.0.1:${upPort}/mcp`, out],
+      [...VALGRIND_ARGS, process.execPath, ...NODE_ARGS, ...(keep ? ['--perf-basic-prof'] : []), '--import', 'tsx', script, dir, `http://127.0.0.1:${upPort}/mcp`, out],
       // valgrind's and the node's own messages go to a file beside the dumps, for when a node dies.
       { cwd: ROOT, stdio: ['ignore', 'ignore', openSync(join(work, `${label}.log`), 'w')] },
     );
@@ -173,6 +185,33 @@ async function main(): Promise<void> {
   await Promise.all(subjects.map((s) => new Promise((resolve) => (s.proc.once('exit', resolve), s.proc.kill('SIGTERM')))));
   if (keep) console.log(`dumps kept in ${work} (node pids ${subjects.map((s) => s.proc.pid).join(', ')})`);
   else rmSync(work, { recursive: true, force: true });
+}
+
+/** `--audit`: a control plane, and two whole nodes of this checkout under valgrind, audit off (A) and on (B). */
+async function auditSubjects(upstreamUrl: string): Promise<Subject[]> {
+  const cp = await ControlPlaneProcess.start();
+  const server = await cp.gql<{ createMcpServer: { errors: unknown[] } }>(`mutation($input: CreateMcpServerInput!) { createMcpServer(input: $input) { errors { message } } }`, {
+    input: { name: 'bench', connectionType: 'HTTP', connectionString: upstreamUrl, authType: 'HEADERS', headers: [{ name: 'Authorization', value: 'Bearer x' }], toolsToExecute: ['*'] },
+  });
+  if (server.createMcpServer.errors.length) throw new Error(JSON.stringify(server.createMcpServer.errors));
+  await cp.gql(`mutation { setAuditSettings(input: { scope: SERVER, target: "bench", guardrail: REDACT }) { errors { message } } }`);
+  const user = await cp.gql<{ createUser: { user: { id: string } } }>(`mutation { createUser(input: { email: "i@example.com", name: "I" }) { user { id } } }`);
+  const issued = await cp.gql<{ createVirtualKey: { key: string } }>(`mutation($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key } }`, {
+    input: { userId: user.createUser.user.id, name: 'k', servers: [{ server: 'bench', tools: ['*'] }] },
+  });
+  const subjects: Subject[] = [];
+  for (const [label, env] of [['A audit off', { GATEHOUSE_AUDIT: 'off' }], ['B audit on', { GATEHOUSE_AUDIT_LINGER_MS: '60000' }]] as [string, Record<string, string>][]) {
+    const node = await startGatehouseNode({
+      controlPlaneUrl: cp.url,
+      nodeToken: cp.ready.nodeToken,
+      nodeId: `instructions-${label.slice(0, 1)}`,
+      env,
+      valgrind: { args: VALGRIND_ARGS, nodeArgs: [...NODE_ARGS, ...(keep ? ['--perf-basic-prof'] : [])], startTimeoutMs: 300_000 },
+    });
+    started.push(node.proc.proc);
+    subjects.push({ label, proc: node.proc.proc, url: new URL(`${node.url}/mcp`), key: issued.createVirtualKey.key, counts: [] });
+  }
+  return subjects;
 }
 
 /** The valgrind processes started, so a failed run does not leave them running (they would skew the next). */

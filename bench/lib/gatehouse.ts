@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import { isCpMessage, type CpReady, type PublishStatsResult, type SeedRequest, type SeedResult } from './ipc.js';
-import { makeTempDir, ROOT, sleep, startTs, type Tracked } from './procs.js';
+import { makeTempDir, ROOT, sleep, startProcess, startTs, type Tracked } from './procs.js';
 
 export class ControlPlaneProcess {
   private nextId = 1;
@@ -107,7 +107,16 @@ export interface NodeProcess {
 }
 
 /** `node [--cpu-prof …] --import tsx data-plane/node/main.ts --control-plane … --port 0`. */
-export async function startGatehouseNode(options: { controlPlaneUrl: string; nodeToken: string | null; cpuProfileDir?: string; nodeId?: string; env?: Record<string, string>; workers?: number }): Promise<NodeProcess> {
+export async function startGatehouseNode(options: {
+  controlPlaneUrl: string;
+  nodeToken: string | null;
+  cpuProfileDir?: string;
+  nodeId?: string;
+  env?: Record<string, string>;
+  workers?: number;
+  /** Runs the node under valgrind with these arguments (bench/dev/audit-instructions.ts), and node with `nodeArgs`. */
+  valgrind?: { args: string[]; nodeArgs: string[]; startTimeoutMs: number };
+}): Promise<NodeProcess> {
   if (options.nodeToken === null) throw new Error('the bench control plane must accept the shared node token');
   const stateDir = makeTempDir('gatehouse-bench-node-');
   // Pin the signing keys as the README tells operators to (no trust-on-first-use warning in the logs).
@@ -116,17 +125,14 @@ export async function startGatehouseNode(options: { controlPlaneUrl: string; nod
   const jwksFile = join(stateDir, 'trusted-jwks.json');
   writeFileSync(jwksFile, await jwksRes.text());
   const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
-  const proc = startTs(
-    'gatehouse-node',
-    join(ROOT, 'data-plane/node/main.ts'),
-    ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile, ...(options.workers ? ['--workers', String(options.workers)] : [])],
-    {
-      nodeArgs,
-      // What an operator would set; LOG_LEVEL stays at the production default (info).
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, LOG_LEVEL: 'info', ...options.env },
-    },
-  );
-  const line = await proc.waitForLine((l) => l.includes('data-plane node listening'), 60_000, 'listening log line');
+  const file = join(ROOT, 'data-plane/node/main.ts');
+  const args = ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile, ...(options.workers ? ['--workers', String(options.workers)] : [])];
+  // What an operator would set; LOG_LEVEL stays at the production default (info).
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, LOG_LEVEL: 'info', ...options.env };
+  const proc = options.valgrind
+    ? startProcess('gatehouse-node', 'valgrind', [...options.valgrind.args, process.execPath, ...options.valgrind.nodeArgs, '--import', 'tsx', file, ...args], { env })
+    : startTs('gatehouse-node', file, args, { nodeArgs, env });
+  const line = await proc.waitForLine((l) => l.includes('data-plane node listening'), options.valgrind?.startTimeoutMs ?? 60_000, 'listening log line');
   const url = (JSON.parse(line) as { url: string }).url;
   return {
     url,

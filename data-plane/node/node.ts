@@ -236,7 +236,16 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
   const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
-  const shipper = new AuditShipper({ outbox, controlPlaneUrl: options.controlPlaneUrl, authHeaders: (method, path) => link.authHeaders(method, path), logger });
+  // GATEHOUSE_AUDIT_LINGER_MS: how long a batch waits to fill (default 250 ms). Longer means fewer, larger
+  // posts (less CPU per event on both planes) and events reaching the store later.
+  const lingerMs = Number(env.GATEHOUSE_AUDIT_LINGER_MS);
+  const shipper = new AuditShipper({
+    outbox,
+    controlPlaneUrl: options.controlPlaneUrl,
+    authHeaders: (method, path) => link.authHeaders(method, path),
+    logger,
+    ...(Number.isFinite(lingerMs) && lingerMs >= 0 && env.GATEHOUSE_AUDIT_LINGER_MS !== '' ? { lingerMs } : {}),
+  });
   // OpenTelemetry only when an OTLP endpoint is configured (nothing is loaded otherwise).
   const otel = await createOtelSink(env, nodeId, logger);
   const server = createDataPlaneServer({

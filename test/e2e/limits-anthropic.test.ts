@@ -1,13 +1,14 @@
 /**
  * Issue 7 acceptance, budgets across nodes: three nodes sharing one Redis serve `/anthropic` for one key
- * with a budget under concurrent load; the spend that gets through is at most the budget plus the calls in
- * flight when it was crossed (here at most 6: two workers per node), and the persisted spend equals the
- * priced usage of every call the provider answered. Then Redis is stopped and restarted mid-run: a
+ * with a budget under concurrent load, JSON and streamed; each call's cost bound is reserved at admission,
+ * so the spend that gets through is at most the budget plus one call's bound, and the spend persisted by
+ * the control plane equals the priced usage of every call the provider answered (not the reservations). Then Redis is stopped and restarted mid-run: a
  * FAIL_CLOSED key is refused (503 limits_unavailable) on every node while it is down, a LOCAL_ALLOWANCE key
  * keeps working from each node's bounded local share, both work again after the restart, and no spend is
  * lost (GraphQL spend = priced usage of every answered call).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { costBoundNanos, tokenBound } from '../../data-plane/anthropic/pricing.js';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
 import { expectedNanos, startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../support/anthropic-stand-in.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
@@ -15,7 +16,10 @@ import { startRedisProcess, type RedisProcess } from '../support/redis-process.j
 import { waitFor } from '../support/wait.js';
 
 const PRICE = { model: 'claude-*', inputPerMTok: 3, outputPerMTok: 15, cacheWritePerMTok: 3.75, cacheReadPerMTok: 0.3 };
-const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
+const bodyOf = (stream: boolean): string => JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 10, stream, messages: [{ role: 'user', content: 'hi' }] });
+const body = bodyOf(false);
+/** What a node reserves for one call (the larger of the two bodies). */
+const BOUND = Math.max(...[true, false].map((s) => costBoundNanos(PRICE, tokenBound(JSON.parse(bodyOf(s)), Buffer.byteLength(bodyOf(s))))));
 
 const priced = (r: RecordedRequest): number => expectedNanos(PRICE, r.usage!);
 
@@ -57,18 +61,19 @@ describe('budgets on /anthropic across three nodes sharing Redis', () => {
     return Number(r.virtualKey.spend.costNanoUsd);
   }
 
-  const call = (node: DataPlaneNode, k: string) => fetch(`${node.url}/anthropic/v1/messages`, { method: 'POST', headers: { 'x-api-key': k, 'content-type': 'application/json' }, body });
+  const call = (node: DataPlaneNode, k: string, stream = false) =>
+    fetch(`${node.url}/anthropic/v1/messages`, { method: 'POST', headers: { 'x-api-key': k, 'content-type': 'application/json' }, body: stream ? bodyOf(true) : body });
 
-  it('lets through at most the budget plus the calls in flight, and persists exactly what was priced', async () => {
+  it('lets through at most the budget plus one call, and persists exactly what was priced', async () => {
     const k = await key('budgets: [{ maxUsd: 0.03, period: DAILY }]');
     const before = standIn.requests.length;
     let refused = 0;
-    // Two workers per node, each calling until refused.
+    // Two workers per node, one streaming, each calling until refused.
     await Promise.all(
       nodes.flatMap((node) =>
-        [0, 1].map(async () => {
+        [false, true].map(async (stream) => {
           for (;;) {
-            const r = await call(node, k.key);
+            const r = await call(node, k.key, stream);
             await r.arrayBuffer();
             if (r.status === 402) {
               refused++;
@@ -80,11 +85,21 @@ describe('budgets on /anthropic across three nodes sharing Redis', () => {
       ),
     );
     expect(refused).toBe(6);
+    // A refusal may have counted reservations that then settled lower: spend what is left, one call at a time,
+    // each once the control plane has the spend so far (so every earlier settle has reached Redis too).
+    const pricedSoFar = (): number => standIn.requests.slice(before).reduce((n, r) => n + (r.usage ? priced(r) : 0), 0);
+    for (let i = 0; ; i++) {
+      await waitFor(async () => (await spendNanos(k.id)) === pricedSoFar(), { what: 'persisted spend = priced usage so far' });
+      const r = await call(nodes[i % 3]!, k.key);
+      await r.arrayBuffer();
+      if (r.status === 402) break;
+      expect(r.status).toBe(200);
+    }
     const answered = standIn.requests.slice(before).filter((r) => r.usage !== undefined);
+    expect(answered.some((r) => r.stream) && answered.some((r) => !r.stream)).toBe(true);
     const total = answered.reduce((n, r) => n + priced(r), 0);
-    const maxCall = Math.max(...answered.map(priced));
     expect(total).toBeGreaterThanOrEqual(30_000_000);
-    expect(total).toBeLessThanOrEqual(30_000_000 + 6 * maxCall);
+    expect(total).toBeLessThanOrEqual(30_000_000 + BOUND);
     await waitFor(async () => (await spendNanos(k.id)) === total, { what: 'persisted spend = priced usage' });
   }, 60_000);
 

@@ -173,6 +173,7 @@ describe('gatehouse nouns and verbs', () => {
     // No node has reported on it: usable as far as anyone knows, and said so.
     expect(shown).toMatch(/^status\s+ACTIVE$/m);
     expect(shown).toMatch(/^upstream\s+UNKNOWN \(not observed yet\)$/m);
+    expect(shown).toMatch(/^synced tools\s+\(not synced yet\)$/m);
     write('patch.yaml', 'toolsToExecute: [get_customer]\ntoolTimeoutMs: 5000\n');
     const updated = ok(await gatehouse(['servers', 'update', 'internal_crm', '-f', 'patch.yaml']));
     expect(updated.stdout).toMatch(/^updated MCP server internal_crm/);
@@ -181,6 +182,12 @@ describe('gatehouse nouns and verbs', () => {
     expect(bad.code).toBe(1);
     // A bad header name is reported as such, not as "needs at least one header".
     expect(bad.stderr).toBe('input.headers.0.name: "Bad Header" is not a valid header name (INVALID_VALUE)\n');
+
+    // A per-user server has no catalog of its own to show: each user's is listed with their own credential.
+    write('per-user.json', JSON.stringify({ name: 'tickets', connectionType: 'HTTP', connectionString: 'https://t.example/mcp', authType: 'PER_USER_HEADERS', perUserHeaderKeys: ['X-Token'], toolsToExecute: ['*'] }));
+    ok(await gatehouse(['servers', 'create', '-f', 'per-user.json']));
+    expect(ok(await gatehouse(['servers', 'get', 'tickets'])).stdout).toMatch(/^synced tools\s+\(per user: each user's own, not shown\)$/m);
+    ok(await gatehouse(['servers', 'delete', 'tickets']));
 
     write('scratch.json', JSON.stringify({ name: 'scratch', connectionType: 'SSE', connectionString: 'https://s.example/sse', toolsToExecute: ['*'] }));
     ok(await gatehouse(['servers', 'create', '-f', 'scratch.json']));

@@ -15,6 +15,13 @@ function secrets(entries: readonly SecretEntry[]): string {
   return entries.length === 0 ? '-' : entries.map((e) => `${e.name}=${e.value}`).join(', ');
 }
 
+/** The server's own catalog; a per-user server has none (each user's is listed with their own credential). */
+function syncedTools(s: McpServer): string {
+  if (s.authType === 'PER_USER_OAUTH' || s.authType === 'PER_USER_HEADERS') return "(per user: each user's own, not shown)";
+  if (s.tools === null) return '(not synced yet)';
+  return s.tools.length === 0 ? '(none)' : s.tools.map((t) => t.name).join(', ');
+}
+
 export function serverDetails(s: McpServer): string {
   const rows: Array<readonly [string, string]> = [
     ['name', s.name],
@@ -32,7 +39,7 @@ export function serverDetails(s: McpServer): string {
     ['status', s.disabled ? `${s.status} (disabled)` : s.status],
     ['status reason', s.statusReason ?? '-'],
     ['upstream', s.statusObservedAt === null ? `${s.upstreamStatus} (not observed yet)` : `${s.upstreamStatus} at ${when(s.statusObservedAt)} by ${s.statusObservedBy ?? '-'}`],
-    ['synced tools', s.tools === null ? '(not synced yet)' : s.tools.length === 0 ? '(none)' : s.tools.map((t) => t.name).join(', ')],
+    ['synced tools', syncedTools(s)],
     ['created', s.createdAt],
     ['updated', s.updatedAt],
   );

@@ -3,7 +3,8 @@
  * `message_start` and then waits is seen by the caller before the provider goes on (no buffering of the
  * answer), and the usage of that stream (input, output, cache-creation and cache-read tokens) is priced
  * when it ends, settled against the key's limits, and reported once; a refused call never reaches the
- * provider. Runs a node's server over a Runtime built from a snapshot payload (no control plane).
+ * provider; a budgeted call the caller leaves mid-stream is charged what was streamed and gives the rest of
+ * its reserved cost bound back. Runs a node's server over a Runtime built from a snapshot payload (no control plane).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +23,8 @@ const PROVIDER_KEY = 'sk-ant-stream-secret-abcdef0123';
 const VIRTUAL_KEY = 'gk_streamingTestKey0123456789abcdefghijklmnop';
 /** A second key without a budget, for a call made after the first key's budget is spent. */
 const OTHER_KEY = 'gk_streamingOtherKey0123456789abcdefghijklmno';
+/** A third key whose budget ($0.005) is under one call's cost bound (~$0.0061 for max_tokens 1000). */
+const SMALL_BUDGET_KEY = 'gk_streamingSmallBudget0123456789abcdefghijk';
 const PRICE = { model: 'claude-haiku-*', inputPerMTok: 0.8, outputPerMTok: 4, cacheWritePerMTok: 1, cacheReadPerMTok: 0.08 };
 const USAGE = { input_tokens: 1234, cache_creation_input_tokens: 500, cache_read_input_tokens: 10_000, output_tokens: 1 };
 const FINAL_OUTPUT = 777;
@@ -86,6 +89,16 @@ describe('/anthropic streaming', () => {
           servers: [],
           expiresAt: null,
           revoked: false,
+        },
+        {
+          id: 'key_3',
+          name: 'k3',
+          hash: hashKey(SMALL_BUDGET_KEY),
+          userId: 'user_1',
+          servers: [],
+          expiresAt: null,
+          revoked: false,
+          limits: { budgets: [{ maxUsd: 0.005, period: 'MONTHLY' }], rateLimit: null, fallback: 'FAIL_CLOSED' },
         },
       ],
       users: [{ id: 'user_1', email: 'dev@example.com' }],
@@ -219,5 +232,34 @@ describe('/anthropic streaming', () => {
     expect(ofKey2(records).slice(before)).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'answer_broken', upstreamStatus: 200 })]);
     for (let i = 0; i < 200 && ofKey2(events).length === before; i++) await new Promise((r) => setTimeout(r, 10));
     expect(ofKey2(events).slice(before)).toEqual([expect.objectContaining({ inputTokens: 1234, outputTokens: 1 })]);
+  });
+
+  it('a budgeted call the caller leaves mid-stream is charged what was streamed, and the rest of its reservation is given back', async () => {
+    const ofKey3 = (): SpendEvent[] => events.filter((e) => e.keyId === 'key_3');
+    const streamed = Math.round(USAGE.input_tokens * 0.8 * 1000) + Math.round(1 * 4 * 1000) + Math.round(USAGE.cache_creation_input_tokens * 1 * 1000) + Math.round(USAGE.cache_read_input_tokens * 0.08 * 1000);
+    let admitted = 0;
+    for (let i = 0; i < 10; i++) {
+      const caller = new AbortController();
+      const res = await fetch(`${nodeUrl}/anthropic/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': SMALL_BUDGET_KEY },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+        signal: caller.signal,
+      });
+      if (res.status === 402) break;
+      expect(res.status).toBe(200);
+      admitted++;
+      const reader = res.body!.getReader();
+      let received = '';
+      while (!received.includes('event: message_start')) received += new TextDecoder().decode((await reader.read()).value);
+      caller.abort();
+      for (let j = 0; j < 200 && ofKey3().length < admitted; j++) await new Promise((r) => setTimeout(r, 10));
+    }
+    // Each left after message_start (input and cache tokens, one output token): ~$0.0023 of a ~$0.0061 bound.
+    // Had the bound stayed reserved, the $0.005 budget would have refused the second call; given back, the
+    // real spend reaches it at the third.
+    expect(admitted).toBe(Math.ceil(5_000_000 / streamed));
+    expect(admitted).toBe(3);
+    expect(ofKey3().map((e) => e.costNanos)).toEqual([streamed, streamed, streamed]);
   });
 });

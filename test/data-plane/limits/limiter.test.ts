@@ -1,10 +1,13 @@
 /**
  * The Limiter (data-plane/limits) against real Redis (TEST_REDIS_URL) and in-process: requests per minute
  * exact across three nodes sharing Redis under concurrent admits; a priced tool call's price reserved at
- * admission, so concurrent calls cross a budget by at most one call; LLM costs charged at settle, never more
- * than the cap plus the requests in flight at the crossing; a settle counted once; counters seeded from persisted
- * spend; and with Redis stopped and restarted mid-run, FAIL_CLOSED refuses, LOCAL_ALLOWANCE admits a bounded
- * share, and settles made while it was down are replayed (no spend lost).
+ * admission, so concurrent calls cross a budget by at most one call; an LLM call's cost bound reserved the
+ * same way and settled to its real cost (the rest given back, in each store only what that store holds, so a
+ * Redis restart between admit and settle never leaves a counter below the spend); a call without a bound
+ * charged at settle, never more than the cap plus the requests in flight at the crossing; a settle counted
+ * once; counters seeded from persisted spend; and with Redis stopped and restarted mid-run, FAIL_CLOSED
+ * refuses, LOCAL_ALLOWANCE admits a bounded share, and settles made while it was down are replayed (no
+ * spend lost).
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +27,11 @@ function subjectFor(limits: KeyLimitsEntry | null, keyId = randomUUID()): LimitS
   const user = { id: `user-${keyId}`, email: 'u@example.com' };
   const key: RuntimeKey = { id: keyId, name: 'k', hash: 'h', user, revoked: false, expiresAtMs: null, tools: new Map(), limits };
   return { route: 'mcp', caller: { key, user, token: 'gk_x' }, method: 'tools/call', server: 's', tool: 't' };
+}
+
+/** An `/anthropic` call whose route bounded its cost at `boundUsd` (reserved at admission). */
+function llmSubjectFor(limits: KeyLimitsEntry, boundUsd: number, keyId = randomUUID()): LimitSubject {
+  return { ...subjectFor(limits, keyId), route: 'anthropic', method: 'POST /v1/messages', server: 'anthropic', tool: null, maxCostNanos: Math.round(boundUsd * 1e9) };
 }
 
 const rpm = (n: number, fallback: KeyLimitsEntry['fallback'] = 'FAIL_CLOSED'): KeyLimitsEntry => ({ budgets: [], rateLimit: { requestsPerMinute: n, tokensPerMinute: null }, fallback });
@@ -68,6 +76,29 @@ describe('in-process limiter (the embedded default)', () => {
     // Settling charged nothing twice: the next call is refused, and so is every later one.
     const next = await limiter.admit(subject);
     expect(next instanceof GatewayError && next.code).toBe('budget_exceeded');
+    await limiter.close();
+  });
+
+  it("reserves an LLM call's cost bound at admission and settles it to the real cost: cheaper, dearer, or nothing", async () => {
+    const events: SpendEvent[] = [];
+    const limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
+    const subject = llmSubjectFor(dailyBudget(1), 0.1);
+    // $1 and a $0.1 bound: admitted while reservations are under the cap, so exactly 10 of 40 at once.
+    const first = (await Promise.all(Array.from({ length: 40 }, () => limiter.admit(subject)))).filter(isAdmission);
+    expect(first).toHaveLength(10);
+    // Each cost $0.03: $0.3 spent, the other $0.7 reserved is given back; reported is the cost, not the bound.
+    for (const a of first) a.settle({ costUsd: 0.03, inputTokens: 100, outputTokens: 10, model: 'claude-x' });
+    expect(events.map((e) => e.costNanos)).toEqual(Array.from({ length: 10 }, () => 30_000_000));
+    const second = (await Promise.all(Array.from({ length: 40 }, () => limiter.admit(subject)))).filter(isAdmission);
+    expect(second).toHaveLength(7); // at $0.3, 0.4, …, 0.9
+    // One costs more than its bound (charged the excess), one ends without usage (gives it all back), the rest $0.
+    second[0]!.settle({ costUsd: 0.25 });
+    second[1]!.settle(null);
+    for (const a of second.slice(2)) a.settle({ costUsd: 0 });
+    second[1]!.settle({ costUsd: 1 }); // settled once: ignored
+    // $0.55 spent: admitted at 0.55, 0.65, …, 0.95.
+    expect((await Promise.all(Array.from({ length: 40 }, () => limiter.admit(subject)))).filter(isAdmission)).toHaveLength(5);
+    expect(events.reduce((n, e) => n + e.costNanos, 0)).toBe(550_000_000);
     await limiter.close();
   });
 
@@ -210,6 +241,64 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
     for (const l of priced) await l.close();
   });
 
+  it("reserves LLM cost bounds across three nodes' concurrent calls and leaves Redis holding the real cost, no reservation", async () => {
+    const events: SpendEvent[] = [];
+    const llm: GovernanceLimiter[] = [];
+    for (let i = 0; i < 3; i++) {
+      const store = new RedisCounterStore(redisUrl!);
+      await store.ready();
+      llm.push(createLimiter({ store, spendSink: { report: (e) => events.push(e) } }));
+    }
+    const subject = llmSubjectFor(dailyBudget(1), 0.1);
+    const admitted = (await Promise.all(Array.from({ length: 60 }, (_, i) => llm[i % 3]!.admit(subject)))).filter(isAdmission);
+    expect(admitted).toHaveLength(10);
+    admitted.forEach((a, i) => a.settle(i % 4 === 3 ? null : { costUsd: 0.03 }));
+    await Promise.all(llm.map((l) => l.flush()));
+    const reader = new RedisCounterStore(redisUrl!);
+    await reader.ready();
+    const counter = counterKeys.budget(subject.caller.key.id, 'DAILY', budgetWindowStart('DAILY', Date.now()));
+    // Settles reach Redis after `settle` returns: wait for the last one.
+    for (let i = 0; i < 200 && (await reader.redis.hget(counter, 'n')) !== String(8 * 30_000_000); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await reader.redis.hget(counter, 'n')).toBe(String(8 * 30_000_000));
+    expect(events.map((e) => e.costNanos)).toEqual(Array.from({ length: 8 }, () => 30_000_000));
+    expect(await reader.redis.keys(`gh:{${subject.caller.key.id}}:r:*`)).toEqual([]);
+    await reader.close();
+    for (const l of llm) await l.close();
+  });
+
+  it('a settle gives back only the reservation this Redis holds for the request, once', async () => {
+    const store = new RedisCounterStore(redisUrl!);
+    await store.ready();
+    const keyId = randomUUID();
+    const counter = counterKeys.budget(keyId, 'DAILY', 0);
+    const budgets = [{ counter, maxNanos: 1_000, ttlMs: 60_000 }];
+    const admit = (requestId: string) => store.admit({ keyId, requestId, requestsPerMinute: null, tokensPerMinute: null, tokenCounter: counterKeys.tokens(keyId, 0), budgets, reserveNanos: 400 });
+    const settle = (requestId: string, costNanos: number) => store.settle({ keyId, requestId, tokens: 0, tokenCounter: counterKeys.tokens(keyId, 0), costNanos, budgets });
+    const n = async () => Number(await store.redis.hget(counter, 'n'));
+    await store.seed(counter, 50, 60_000);
+    expect(await admit('a')).toEqual({ kind: 'ok' });
+    expect(await n()).toBe(450);
+    await settle('a', 30);
+    expect(await n()).toBe(80);
+    await settle('a', 30); // a retry changes nothing
+    expect(await n()).toBe(80);
+    // A request this Redis reserved nothing for (admitted elsewhere, or before a restart) is charged its cost alone.
+    await settle('never-admitted', 30);
+    expect(await n()).toBe(110);
+    expect(await admit('b')).toEqual({ kind: 'ok' });
+    expect(await admit('c')).toEqual({ kind: 'ok' });
+    // Admitted at 910 (under the cap) and crossing it; nothing after.
+    expect(await admit('d')).toEqual({ kind: 'ok' });
+    expect(await admit('e')).toEqual({ kind: 'budget', index: 0 });
+    expect(await n()).toBe(1310);
+    await settle('b', 0);
+    await settle('c', 500); // dearer than its reservation: the excess is charged
+    await settle('d', 0);
+    expect(await n()).toBe(610);
+    expect(await store.redis.exists(counterKeys.reserved(keyId, 'b'), counterKeys.reserved(keyId, 'c'), counterKeys.reserved(keyId, 'd'))).toBe(0);
+    await store.close();
+  });
+
   it('counts a retried settle once (idempotent on the request id)', async () => {
     const store = new RedisCounterStore(redisUrl!);
     await store.ready();
@@ -233,6 +322,36 @@ describe('Redis stopped and restarted mid-run', () => {
   afterAll(async () => {
     await redis?.stop();
   });
+
+  it("an LLM call admitted before a Redis restart and settled after it never leaves the counter below the real spend", async () => {
+    const persisted: SpendEvent[] = [];
+    const store = new RedisCounterStore(redis.url, { commandTimeoutMs: 300 });
+    const limiter = createLimiter({
+      store,
+      spendSink: { report: (e) => persisted.push(e) },
+      spendSource: { windowSpend: async (scope) => persisted.filter((e) => 'keyId' in scope && e.keyId === scope.keyId).reduce((n, e) => n + e.costNanos, 0) },
+    });
+    await store.ready();
+    const subject = llmSubjectFor(dailyBudget(10), 0.5);
+    const counter = counterKeys.budget(subject.caller.key.id, 'DAILY', budgetWindowStart('DAILY', Date.now()));
+    const inFlight = await limiter.admit(subject);
+    if (!isAdmission(inFlight)) throw new Error('expected admission');
+    expect(await store.redis.hget(counter, 'n')).toBe('500000000');
+
+    await redis.stop();
+    await redis.start(); // without persistence: the counter and the reservation are gone
+    await store.ready();
+    inFlight.settle({ costUsd: 0.2 });
+    await limiter.flush();
+    for (let i = 0; i < 200 && (await store.redis.hget(counter, 'n')) === null; i++) await new Promise((r) => setTimeout(r, 10));
+    // Charged its cost; the $0.5 it reserved in the old Redis is not taken off the new one.
+    expect(await store.redis.hget(counter, 'n')).toBe('200000000');
+    const next = await limiter.admit(subject);
+    expect(isAdmission(next)).toBe(true);
+    // Seeded from the persisted $0.2 on top (over-counting the restart, never under) plus the next $0.5 bound.
+    expect(Number(await store.redis.hget(counter, 'n'))).toBeGreaterThanOrEqual(200_000_000 + 500_000_000);
+    await limiter.close();
+  }, 30_000);
 
   it('FAIL_CLOSED refuses while down; LOCAL_ALLOWANCE admits a bounded share; queued settles are replayed', async () => {
     const persisted: SpendEvent[] = [];
