@@ -6,36 +6,24 @@
  * byte; larger and fractional numbers get a typed invalid-request error (id null, since the id cannot be
  * repeated) and nothing reaches the upstream.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { startRawUpstream, type RawUpstream } from './raw-upstream.js';
+import { startTwoServerNode, type TwoServerNode } from './raw-upstream.js';
 
-let upstream: RawUpstream;
-let node: TestNode;
-let snapshot: BuiltSnapshot;
+let gateway: TwoServerNode;
 
 beforeAll(async () => {
-  upstream = await startRawUpstream();
-  node = await startTestNode();
-  snapshot = await buildSnapshot({
-    servers: [{ name: 'crm', url: upstream.url }],
-    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
-    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
-  });
-  node.apply(snapshot);
+  gateway = await startTwoServerNode([{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }]);
 });
 
 afterAll(async () => {
-  await node?.close();
-  await upstream?.close();
+  await gateway?.close();
 });
 
 /** Posts `body` as written (ids as raw JSON text). */
 async function post(path: string, body: string): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${node.url}${path}`, {
+  const res = await fetch(`${gateway.node.url}${path}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: { authorization: `Bearer ${gateway.snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body,
   });
   return { status: res.status, text: await res.text() };
@@ -57,7 +45,7 @@ describe.each([
 
   it.each(['9007199254740993', '-9007199254740993', '1e300', '12345678901234567890', '1.5'])('id %s is refused with a typed error, and nothing reaches the upstream', async (idJson) => {
     for (const body of [callWithId(idJson, tool), listWithId(idJson)]) {
-      const before = upstream.requests.length;
+      const before = gateway.crm.requests.length;
       const answer = await post(path, body);
       expect(answer.status).toBe(400);
       const parsed = JSON.parse(answer.text) as { id?: unknown; error?: { code?: number; message?: string }; type?: string; message?: string };
@@ -67,7 +55,7 @@ describe.each([
         expect(parsed.error.code).toBe(-32600);
         expect(parsed.id).toBeNull();
       }
-      expect(upstream.requests.slice(before).filter((r) => r.body.includes('tools/'))).toEqual([]);
+      expect(gateway.crm.requests.slice(before).filter((r) => r.body.includes('tools/'))).toEqual([]);
     }
   });
 });
