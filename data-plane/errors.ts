@@ -25,6 +25,10 @@ export type GatewayErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'payload_too_large'
+  /** node:http refused the request's header section (too large, too many lines): answered before any route. */
+  | 'headers_too_large'
+  /** The request did not arrive within the server's request timeout. */
+  | 'request_timeout'
   | 'not_ready'
   /** A per-user server and a caller with no usable credential for it: `data.mcp_auth_required` says where to connect. */
   | 'auth_required'
@@ -91,6 +95,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   not_found: { status: 404, rpc: RpcCode.MethodNotFound, message: 'not found' },
   method_not_allowed: { status: 405, rpc: RpcCode.InvalidRequest, message: 'method not allowed' },
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
+  headers_too_large: { status: 431, rpc: RpcCode.InvalidRequest, message: 'request header section is too large' },
+  request_timeout: { status: 408, rpc: RpcCode.InvalidRequest, message: 'the request did not arrive in time' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
   auth_required: { status: 401, rpc: RpcCode.UrlElicitationRequired, message: 'authentication required' },
   credentials_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream credential is unavailable' },
@@ -229,6 +235,8 @@ export const HttpMessage = {
   unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
   repeatedAuthorization: () => 'send one Authorization header: this request carries several',
+  /** node:http could not parse the request (framing, header syntax): its parser's code, never the bytes. */
+  malformedRequest: (code: string) => `malformed HTTP request (${code.slice(0, 40)}); the connection is closed`,
   noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,

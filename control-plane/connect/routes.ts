@@ -1,9 +1,14 @@
 /**
  * The `/connect/...` pages a person opens from an `mcp_auth_required` answer (no JavaScript needed):
  *
- *   GET  /connect/<link token>     spends the one-time link (bound to a user and server, 15 minutes), sets a
- *                                  short session cookie and redirects to /connect/session, so the token is
- *                                  useless in any log or history from then on
+ *   GET  /connect/<link token>     only a page with a "Continue" button (and a cookie for its form): chat
+ *                                  link previews and mail scanners fetch links, and spending on GET let them
+ *                                  use a person's link up, or open it in their place
+ *   POST /connect/<link token>     from that page (the form's value must match its cookie, so another site's
+ *                                  form cannot spend a link in someone's browser): spends the one-time link
+ *                                  (bound to a user and server, 15 minutes), sets a short session cookie and
+ *                                  redirects to /connect/session, so the token is useless in any log or
+ *                                  history from then on
  *   GET  /connect/session          the page: "continue to sign in" (OAuth) or the header form
  *   POST /connect/session/oauth    CSRF-checked; starts the user's OAuth authorization (PKCE, state) and
  *                                  redirects to the authorization server; the callback stores their tokens
@@ -29,8 +34,10 @@ import {
   getConnectSession,
   getHeaderSet,
   headerSetAad,
+  peekConnectLink,
   saveHeaderSet,
   spendConnectLink,
+  type LinkState,
   type ConnectSessionRow,
 } from '../repos/connect.js';
 import { getMcpServerById, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
@@ -38,7 +45,7 @@ import { getUser } from '../repos/users.js';
 import { OAuthFlowError } from '../oauth/errors.js';
 import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
 import { html, layout, redirect, sendPage } from './html.js';
-import { errorPage, failureStatus, successPage, type ConnectFailure } from './pages.js';
+import { errorPage, failureStatus, linkLandingPage, successPage, type ConnectFailure, type LinkKind } from './pages.js';
 import { headerValueProblem } from '../../data-plane/snapshot/rules.js';
 
 export const CONNECT_SESSION_PATH = '/connect/session';
@@ -81,20 +88,71 @@ export function isConnectPath(path: string): boolean {
   return path === CONNECT_SESSION_PATH || path.startsWith(`${CONNECT_SESSION_PATH}/`) || LINK_PATTERN.test(path);
 }
 
+/** The cookie that carries a one-time link page's form value (double submit), scoped to that link's path. */
+const LINK_FORM_COOKIE = 'gh_link_form';
+
+/** A link that cannot be spent: the page that says why. */
+export function linkFailure(state: Exclude<LinkState, { ok: true }>): ConnectFailure {
+  return state.reason === 'used' ? 'LINK_USED' : state.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID';
+}
+
+/**
+ * GET of a one-time link (connect links, the admin's OAuth start links): a page whose button POSTs back to
+ * the same path, and a fresh random value both in the form and in a cookie scoped to that path. Nothing is
+ * spent and nothing about the link's user or server is shown (a preview bot would publish it).
+ */
+export function showLinkLanding(res: ServerResponse, path: string, kind: LinkKind, secure: boolean): void {
+  const formValue = randomBytes(32).toString('base64url');
+  sendPage(res, 200, linkLandingPage(path, formValue, kind), {
+    'set-cookie': `${LINK_FORM_COOKIE}=${formValue}; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=900${secure ? '; Secure' : ''}`,
+  });
+}
+
+/**
+ * Whether a POST to a one-time link came from its own page in this browser: the form value equals the
+ * cookie that page set. Another site can make a browser POST to a link it knows, but cannot read or set
+ * this cookie (SameSite=Strict also keeps it off cross-site requests), so it cannot log a browser into a
+ * link's session (a victim would then type their credential into the sender's account).
+ */
+export async function linkFormAccepted(req: IncomingMessage): Promise<boolean> {
+  const form = await readForm(req);
+  const cookie = cookieValue(req, LINK_FORM_COOKIE);
+  const sent = form?.get('csrf') ?? '';
+  return cookie !== null && cookie.length >= 32 && constantTimeEqual(sent, cookie);
+}
+
+/** Clears the landing form's cookie once the link is spent (or refused). */
+export function clearLinkFormCookie(path: string): string {
+  return `${LINK_FORM_COOKIE}=; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=0`;
+}
+
 export async function handleConnect(req: IncomingMessage, res: ServerResponse, path: string, deps: ConnectRouteDeps): Promise<void> {
   const link = LINK_PATTERN.exec(path);
-  if (link?.[1] && req.method === 'GET') return spendLink(res, link[1], deps);
+  // HEAD as GET: scanners send it, and a HEAD that differed (a 404) would tell them to try something else.
+  if (link?.[1] && (req.method === 'GET' || req.method === 'HEAD')) return showLink(res, path, link[1], deps);
+  if (link?.[1] && req.method === 'POST') return spendLink(req, res, path, link[1], deps);
   if (path === CONNECT_SESSION_PATH && req.method === 'GET') return showSession(req, res, deps);
   if (req.method === 'POST' && path.startsWith(`${CONNECT_SESSION_PATH}/`)) return submit(req, res, path.slice(CONNECT_SESSION_PATH.length + 1), deps);
   fail(res, 'LINK_INVALID');
 }
 
-async function spendLink(res: ServerResponse, token: string, deps: ConnectRouteDeps): Promise<void> {
+async function showLink(res: ServerResponse, path: string, token: string, deps: ConnectRouteDeps): Promise<void> {
+  const state = await peekConnectLink(deps.db, token);
+  if (!state.ok) return fail(res, linkFailure(state));
+  showLinkLanding(res, path, 'connect', deps.oauth.publicBaseUrl().startsWith('https:'));
+}
+
+async function spendLink(req: IncomingMessage, res: ServerResponse, path: string, token: string, deps: ConnectRouteDeps): Promise<void> {
+  if (!(await linkFormAccepted(req))) {
+    deps.logger.warn({}, 'connect link not spent: the form did not come from its page in this browser');
+    return fail(res, 'CSRF_FAILED');
+  }
   const spent = await spendConnectLink(deps.db, token);
-  if (!spent.ok) return fail(res, spent.reason === 'used' ? 'LINK_USED' : spent.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID');
+  if (!spent.ok) return fail(res, linkFailure(spent));
   const session = await createConnectSession(deps.db, spent.userId, spent.serverId, spent.kind);
   const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
-  redirect(res, CONNECT_SESSION_PATH, { 'set-cookie': `${COOKIE}=${session.sessionId}; Path=/connect; HttpOnly; SameSite=Lax; Max-Age=900${secure}` });
+  res.setHeader('set-cookie', [`${COOKIE}=${session.sessionId}; Path=/connect; HttpOnly; SameSite=Lax; Max-Age=900${secure}`, clearLinkFormCookie(path)]);
+  redirect(res, CONNECT_SESSION_PATH);
 }
 
 async function currentSession(req: IncomingMessage, deps: ConnectRouteDeps): Promise<{ session: ConnectSessionRow; server: McpServer } | null> {

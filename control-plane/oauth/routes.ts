@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorPage, failureStatus, successPage } from '../connect/pages.js';
 import { redirect, sendPage } from '../connect/html.js';
-import { FLOW_COOKIE, cookieValue } from '../connect/routes.js';
+import { FLOW_COOKIE, clearLinkFormCookie, cookieValue, linkFailure, linkFormAccepted, showLinkLanding } from '../connect/routes.js';
 import { getMcpServerById } from '../repos/mcp-servers.js';
 import { OAuthFlowError } from './errors.js';
 import { OAUTH_CALLBACK_PATH, START_LINK_PATTERN, type OAuthService } from './service.js';
@@ -29,24 +29,37 @@ export function isOAuthStartPath(path: string): boolean {
 }
 
 /**
- * GET /oauth/start/<token>: spends the admin's one-time link, binds the flow to this browser (the same
+ * GET /oauth/start/<token>: a page whose button POSTs back (see showLinkLanding: link previews fetch links,
+ * and spending on GET let a chat unfurler use the admin's link up, or bind the flow to its own "browser").
+ * POST, from that page in this browser: spends the one-time link, binds the flow to this browser (the same
  * cookie the connect page sets for a per-user flow) and redirects to the authorization server. A second
  * use or an expired link gets a page saying so; the token never reaches a log line.
  */
 export async function handleOAuthStart(req: IncomingMessage, res: ServerResponse, path: string, deps: OAuthRouteDeps): Promise<void> {
   const token = START_LINK_PATTERN.exec(path)?.[1];
   const advice = 'Run startServerOAuth again for a fresh link.';
-  if (req.method !== 'GET' || !token) return sendPage(res, failureStatus('LINK_INVALID'), errorPage('LINK_INVALID', advice));
+  if ((req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') || !token) return sendPage(res, failureStatus('LINK_INVALID'), errorPage('LINK_INVALID', advice));
+  const secure = deps.oauth.publicBaseUrl().startsWith('https:');
+  if (req.method !== 'POST') {
+    const state = await deps.oauth.checkStartLink(token);
+    if (!state.ok) return sendPage(res, failureStatus(linkFailure(state)), errorPage(linkFailure(state), advice));
+    return showLinkLanding(res, path, 'oauth-start', secure);
+  }
+  if (!(await linkFormAccepted(req))) {
+    deps.logger.warn({ code: 'CSRF_FAILED' }, 'OAuth start link not spent: the form did not come from its page in this browser');
+    return sendPage(res, failureStatus('CSRF_FAILED'), errorPage('CSRF_FAILED', advice));
+  }
   const opened = await deps.oauth.openStartLink(token);
   if (!opened.ok) {
-    const code = opened.reason === 'used' ? 'LINK_USED' : opened.reason === 'expired' ? 'LINK_EXPIRED' : 'LINK_INVALID';
+    const code = linkFailure(opened);
     deps.logger.warn({ code }, 'OAuth start link refused');
     return sendPage(res, failureStatus(code), errorPage(code, advice));
   }
-  const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
-  redirect(res, opened.authorizationUrl, {
-    'set-cookie': `${FLOW_COOKIE}=${opened.browserBinding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure}`,
-  });
+  res.setHeader('set-cookie', [
+    `${FLOW_COOKIE}=${opened.browserBinding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure ? '; Secure' : ''}`,
+    clearLinkFormCookie(path),
+  ]);
+  redirect(res, opened.authorizationUrl);
 }
 
 export async function handleOAuthCallback(req: IncomingMessage, res: ServerResponse, deps: OAuthRouteDeps): Promise<void> {

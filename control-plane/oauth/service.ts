@@ -34,6 +34,7 @@ import {
   findOpenFlow,
   spendFlow,
   spendStartLink,
+  peekStartLink,
   storeRefreshedTokens,
   findOAuthClient,
   type OAuthCredentialRow,
@@ -257,6 +258,11 @@ export class OAuthService {
     const token = `gho_${randomBytes(32).toString('base64url')}`;
     await this.prepare(server, null, hashState(randomBytes(32).toString('base64url')), hashState(token));
     return new URL(this.publicBaseUrl() + OAUTH_START_PATH_PREFIX + token);
+  }
+
+  /** Whether a start link could be spent now, without spending it (for the page its GET shows). */
+  async checkStartLink(token: string): Promise<{ ok: true } | { ok: false; reason: 'invalid' | 'used' | 'expired' }> {
+    return peekStartLink(this.db, hashState(token));
   }
 
   /** Spends a start link: the authorization URL to redirect to and the cookie value binding this browser. */

@@ -51,6 +51,19 @@ export async function createConnectLink(db: Db, userId: string, serverId: string
 
 export type SpentLink = { ok: true; userId: string; serverId: string; kind: ConnectKind } | { ok: false; reason: 'invalid' | 'used' | 'expired' };
 
+export type LinkState = { ok: true } | { ok: false; reason: 'invalid' | 'used' | 'expired' };
+
+/**
+ * What spending the link now would say, without spending it: the GET of a link only shows a page, so link
+ * previews (chat unfurlers, mail scanners) that fetch it neither use it up nor act on it.
+ */
+export async function peekConnectLink(db: Db, token: string): Promise<LinkState> {
+  const row = await db.selectFrom('connect_links').select(['used_at', 'expires_at']).where('token_hash', '=', hash(token)).executeTakeFirst();
+  if (!row) return { ok: false, reason: 'invalid' };
+  if (row.used_at !== null) return { ok: false, reason: 'used' };
+  return row.expires_at > nowIso() ? { ok: true } : { ok: false, reason: 'expired' };
+}
+
 /** Spends a link: only the first use of an unexpired link succeeds (one conditional UPDATE). */
 export async function spendConnectLink(db: Db, token: string): Promise<SpentLink> {
   const tokenHash = hash(token);

@@ -230,6 +230,18 @@ export async function spendFlow(db: Db, stateHash: string): Promise<OAuthFlowRow
 
 export type SpentStartLink = { ok: true; flow: OAuthFlowRow } | { ok: false; reason: 'invalid' | 'used' | 'expired' };
 
+/** What spending a start link now would say, without spending it (its GET only shows a page). */
+export async function peekStartLink(db: Db, linkHash: string): Promise<{ ok: true } | { ok: false; reason: 'invalid' | 'used' | 'expired' }> {
+  const row = await db
+    .selectFrom('oauth_flows')
+    .select(['start_link_used_at', 'used_at', 'expires_at'])
+    .where('start_link_hash', '=', linkHash)
+    .executeTakeFirst();
+  if (!row) return { ok: false, reason: 'invalid' };
+  if (row.start_link_used_at !== null || row.used_at !== null) return { ok: false, reason: 'used' };
+  return row.expires_at > nowIso() ? { ok: true } : { ok: false, reason: 'expired' };
+}
+
 /**
  * Spends an admin flow's one-time start link and binds the flow to the browser that opened it, in one
  * conditional update (replicas race safely: exactly one spends it).

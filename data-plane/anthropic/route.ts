@@ -47,7 +47,8 @@ const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 const ALLOWED: ReadonlyArray<{ method: string; path: RegExp; priced: boolean }> = [
   { method: 'POST', path: /^\/v1\/messages$/, priced: true },
   { method: 'POST', path: /^\/v1\/messages\/count_tokens$/, priced: false },
-  { method: 'GET', path: /^\/v1\/models(\/[A-Za-z0-9._:-]+)?$/, priced: false },
+  // A model id, not a dot segment: `.` and `..` would be resolved in the provider URL (`/v1/models/..` is `/v1/`).
+  { method: 'GET', path: /^\/v1\/models(\/(?!\.\.?$)[A-Za-z0-9._:-]+)?$/, priced: false },
 ];
 
 /** Provider response headers a caller may see (no cookies, no hop-by-hop, no provider internals). */

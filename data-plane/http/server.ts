@@ -7,8 +7,9 @@
  * wires them), own the Runtime (the node swaps it into the `RuntimeHolder`) or the process lifecycle: the
  * caller listens and closes.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { GatewayError, HttpMessage } from '../errors.js';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { GatewayError, HttpMessage, httpErrorOf } from '../errors.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import type { Logger } from '../log.js';
 import type { NodeMetrics } from './metrics.js';
@@ -74,8 +75,41 @@ export function createHttpServer(options: HttpServerOptions): Server {
       else res.destroy();
     }
   });
+  // A request node:http cannot parse (conflicting Content-Length / Transfer-Encoding, obs-fold, bad chunk
+  // sizes, a header section past the limit, bytes not allowed in a path) gets the table's `{type, message}`
+  // like every other refusal, instead of node's bare status line. As node does by default, the answer is
+  // written only when no answer on this connection has started (anything else would corrupt it), and the
+  // connection is then closed: what follows bytes that could not be framed cannot be trusted to be a request.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    logger.debug({ code: error.code ?? 'unknown' }, 'malformed HTTP request refused');
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const answer = httpErrorOf(clientErrorOf(error));
+    const text = JSON.stringify(answer.body);
+    const head = [`HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(text)}`, 'connection: close'];
+    // Closed once the answer is flushed (a peer that never reads or closes does not keep the socket).
+    socket.once('finish', () => socket.destroy());
+    socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
+  });
   // Slow-loris protection; upstream calls are bounded by their own tool timeouts.
   server.headersTimeout = 30_000;
   server.requestTimeout = 5 * 60_000;
   return server;
+}
+
+/** The table's error for a request node:http refused before any route saw it (node's own status choices). */
+function clientErrorOf(error: NodeJS.ErrnoException): GatewayError {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new GatewayError('headers_too_large');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new GatewayError('payload_too_large', { message: 'chunk extensions are too large' });
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new GatewayError('request_timeout');
+    default:
+      return new GatewayError('invalid_request', { message: HttpMessage.malformedRequest(error.code ?? 'unknown') });
+  }
 }

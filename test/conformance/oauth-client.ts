@@ -71,9 +71,14 @@ async function main(): Promise<void> {
       let url = new URL(started.startServerOAuth.url);
       let landed: Response | null = null;
       const cpCookies = new Map<string, string>();
+      // The link's page shows a Continue form first (its GET spends nothing): the browser presses it once.
+      let form: URLSearchParams | null = null;
       for (let hop = 0; hop < 10; hop++) {
         const cookie = url.origin === cp.url ? [...cpCookies].map(([k, v]) => `${k}=${v}`).join('; ') : '';
-        const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+        const headers: Record<string, string> = cookie ? { cookie } : {};
+        if (form) headers['content-type'] = 'application/x-www-form-urlencoded';
+        const res: Response = await fetch(url, { redirect: 'manual', headers, ...(form ? { method: 'POST', body: form } : {}) });
+        form = null;
         if (url.origin === cp.url) {
           for (const line of res.headers.getSetCookie()) {
             const pair = line.split(';')[0] ?? '';
@@ -85,6 +90,13 @@ async function main(): Promise<void> {
         if (res.status >= 300 && res.status < 400 && location) {
           url = new URL(location, url);
           continue;
+        }
+        if (url.origin === cp.url && url.pathname.startsWith('/oauth/start/') && res.status === 200 && hop === 0) {
+          const csrf: string | undefined = /name="csrf" value="([^"]+)"/.exec(await res.text())?.[1];
+          if (csrf) {
+            form = new URLSearchParams({ csrf });
+            continue;
+          }
         }
         landed = res;
         break;

@@ -14,6 +14,7 @@ import { startTestControlPlane, type TestControlPlane } from '../support/control
 import { LogCapture } from '../support/log-capture.js';
 import { startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 import { waitFor } from '../support/wait.js';
+import { openOneTimeLinkInPage } from '../support/one-time-link.js';
 
 const CONNECT_TOOL = 'mcp__gatehouse__notes-gatehouse_connect_account';
 const WHOAMI_TOOL = 'mcp__gatehouse__notes-whoami';
@@ -69,7 +70,7 @@ describe('Claude Code on a per-user OAuth server', () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     try {
       const page = await context.newPage();
-      await page.goto(url);
+      await openOneTimeLinkInPage(page, url);
       await page.getByRole('button', { name: 'Continue to sign in' }).click();
       await page.fill('input[name="login"]', 'dana-sub');
       await page.fill('input[name="password"]', 'any');

@@ -15,6 +15,7 @@ import { postMcp } from '../support/mcp-http.js';
 import { startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
+import { openOneTimeLinkInPage } from '../support/one-time-link.js';
 
 interface Required {
   kind: string;
@@ -95,7 +96,7 @@ describe('connect pages in Chromium', () => {
     const required = await requiredUrl('notes-whoami');
     expect(required).toMatchObject({ kind: 'oauth', server: 'notes' });
     await withPage(async (page) => {
-      await page.goto(required.url);
+      await openOneTimeLinkInPage(page, required.url);
       // The one-time token is spent and gone from the address bar.
       expect(new URL(page.url()).pathname).toBe('/connect/session');
       await page.getByRole('button', { name: 'Continue to sign in' }).click();
@@ -129,7 +130,7 @@ describe('connect pages in Chromium', () => {
 
     const fresh = await requiredUrl('tickets-whoami');
     await withPage(async (page) => {
-      await page.goto(fresh.url);
+      await openOneTimeLinkInPage(page, fresh.url);
       // A forged form: the right session cookie, a wrong CSRF token (set without page scripts).
       const forged = await page.context().request.post(`${cp.url}/connect/session/headers`, {
         form: { csrf: 'forged-token', 'header:X-Tickets-Token': GOOD_KEY },
@@ -145,7 +146,7 @@ describe('connect pages in Chromium', () => {
     const required = await requiredUrl('tickets-whoami');
     expect(required).toMatchObject({ kind: 'headers', server: 'tickets', required_header_keys: ['X-Tickets-Token'] });
     await withPage(async (page) => {
-      await page.goto(required.url);
+      await openOneTimeLinkInPage(page, required.url);
       expect(await page.locator('input[type="password"]').count()).toBe(1);
       expect(await page.textContent('label')).toBe('X-Tickets-Token');
       // A value the upstream refuses is not saved.
@@ -163,7 +164,7 @@ describe('connect pages in Chromium', () => {
     // A new link shows the form again, empty, saying values are stored: never the value.
     const again = await requiredUrlAfterRevealing();
     await withPage(async (page) => {
-      await page.goto(again);
+      await openOneTimeLinkInPage(page, again);
       expect(await page.content()).not.toContain(GOOD_KEY);
       expect(await page.textContent('main')).toContain('You have values stored');
       expect(await page.inputValue('input[name="header:X-Tickets-Token"]')).toBe('');
@@ -175,7 +176,7 @@ describe('connect pages in Chromium', () => {
 
     const clear = await requiredUrlAfterRevealing();
     await withPage(async (page) => {
-      await page.goto(clear);
+      await openOneTimeLinkInPage(page, clear);
       await page.getByRole('button', { name: 'Clear my values' }).click();
       expect(await page.textContent('h1')).toBe('Cleared');
     });
@@ -187,7 +188,7 @@ describe('connect pages in Chromium', () => {
   it('changing perUserHeaderKeys asks users to update their values', async () => {
     const required = await requiredUrl('tickets-whoami');
     await withPage(async (page) => {
-      await page.goto(required.url);
+      await openOneTimeLinkInPage(page, required.url);
       await page.fill('input[name="header:X-Tickets-Token"]', GOOD_KEY);
       await page.getByRole('button', { name: 'Save' }).click();
       expect(await page.textContent('h1')).toBe('All set');

@@ -27,6 +27,7 @@ import { connectWithLink, loginAndConsent, startAuthorizationServer, startProtec
 import { startPerCredentialUpstream, type PerCredentialUpstream } from '../support/per-credential-upstream.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
+import { openOneTimeLink } from '../support/one-time-link.js';
 
 const ALICE_TOKEN = 'tickets-token-of-alice-5e1f0c';
 const BOB_TOKEN = 'tickets-token-of-bob-93ab4d';
@@ -69,10 +70,11 @@ describe.each(testDialects)('per-user catalogs stay with their user on %s', (dia
     return made.createConnectLink.url ?? '';
   }
 
-  /** What a person does on the headers form, without a browser: open the link, read the CSRF token, save. */
+  /** What a person does on the headers form, without a browser: open the link, press Continue, read the CSRF token, save. */
   async function saveHeaders(who: string, server: string, value: string): Promise<void> {
     const url = await connectLink(who, server);
-    const link = await fetch(url, { redirect: 'manual' });
+    // The link's GET only shows a Continue page (previews must not spend it): press it.
+    const link = await openOneTimeLink(url);
     expect(link.status).toBe(303);
     const cookie = (link.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
     const page = await (await fetch(new URL(link.headers.get('location') ?? '', url), { headers: { cookie } })).text();

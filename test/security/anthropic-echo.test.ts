@@ -14,6 +14,7 @@ import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../data-plane/upstream/pool.js';
 import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
+import { parseResponses, rawRequest, sendRaw } from './raw-http.js';
 
 const PROVIDER_KEY = `sk-ant-echo-${Date.now().toString(36)}-secretvalue`;
 const VIRTUAL_KEY = newKeyValue();
@@ -23,11 +24,14 @@ let provider: Server;
 let node: Server;
 let nodeUrl: string;
 const seen: IncomingHttpHeaders[] = [];
+/** The path (and query) of every request the provider received. */
+const paths: string[] = [];
 const logs = new LogCapture();
 
 beforeAll(async () => {
   provider = createServer((req, res) => {
     seen.push(req.headers);
+    paths.push(req.url ?? '');
     req.resume();
     const key = String(req.headers['x-api-key'] ?? '');
     const status = req.url?.includes('status=') ? Number(/status=(\d+)/.exec(req.url)?.[1]) : 401;
@@ -100,5 +104,26 @@ describe('/anthropic and the provider key', () => {
     expect(JSON.stringify(sent)).not.toContain(VIRTUAL_KEY);
     expect(sent.cookie).toBeUndefined();
     expect(sent.authorization).toBeUndefined();
+  });
+});
+
+describe('/anthropic paths reach only the allowlisted provider paths', () => {
+  // Raw requests: fetch would resolve the dot segments itself. The node built the provider URL with
+  // `new URL`, which resolves them: `/v1/models/..` went to the provider's `/v1/` with its API key.
+  it.each(['/anthropic/v1/models/..', '/anthropic/v1/models/.', '/anthropic/v1/models/%2e%2e', '/anthropic/v1/models/../messages', '/anthropic/./v1/models', '/anthropic/v1//models'])(
+    'GET %s is a typed 404, nothing sent to the provider',
+    async (path) => {
+      const before = paths.length;
+      const [answer] = parseResponses(await sendRaw(nodeUrl, rawRequest('GET', path, [`Authorization: Bearer ${VIRTUAL_KEY}`])));
+      expect(answer?.status).toBe(404);
+      expect(JSON.parse(answer?.body ?? '')).toMatchObject({ type: 'not_found' });
+      expect(paths.slice(before)).toEqual([]);
+    },
+  );
+
+  it('a model id with dots inside still passes (control)', async () => {
+    const before = paths.length;
+    await sendRaw(nodeUrl, rawRequest('GET', '/anthropic/v1/models/claude-3.5-sonnet', [`Authorization: Bearer ${VIRTUAL_KEY}`]));
+    expect(paths.slice(before)).toEqual(['/v1/models/claude-3.5-sonnet']);
   });
 });

@@ -8,6 +8,7 @@
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { openOneTimeLinkInPage } from '../support/one-time-link.js';
 
 describe('connect pages name the account they connect', () => {
   let cp: TestControlPlane;
@@ -39,7 +40,7 @@ describe('connect pages name the account they connect', () => {
     const context = await browser.newContext({ javaScriptEnabled: false });
     try {
       const page = await context.newPage();
-      await page.goto(link.createConnectLink.url);
+      await openOneTimeLinkInPage(page, link.createConnectLink.url);
       expect(new URL(page.url()).pathname).toBe('/connect/session');
       const text = await page.locator('main').innerText();
       expect(text).toContain('mallory@example.com');

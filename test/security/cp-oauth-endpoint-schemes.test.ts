@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { closeServer } from '../support/upstreams.js';
+import { openOneTimeLink } from '../support/one-time-link.js';
 
 describe('discovered authorization-server endpoints with other schemes', () => {
   let cp: TestControlPlane;
@@ -64,7 +65,7 @@ describe('discovered authorization-server endpoints with other schemes', () => {
     await cp.gql('mutation { setMcpServerOAuth(input: { name: "fine", clientId: "pre-registered" }) { errors { code } } }');
     const started = await cp.gql<{ startServerOAuth: { url: string | null; errors: unknown[] } }>('mutation { startServerOAuth(name: "fine") { url errors { code message } } }');
     expect(started.startServerOAuth.errors).toEqual([]);
-    const opened = await fetch(started.startServerOAuth.url ?? '', { redirect: 'manual' });
+    const opened = await openOneTimeLink(started.startServerOAuth.url ?? '');
     expect(opened.headers.get('location')?.startsWith(`${origin}/authorize?`)).toBe(true);
   });
 });

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { loginAndConsent, startOAuthUpstream } from '../support/oauth-upstream.js';
+import { openOneTimeLink } from '../support/one-time-link.js';
 
 describe('OAuth callbacks from another browser', () => {
   let oauth: Awaited<ReturnType<typeof startOAuthUpstream>>;
@@ -25,7 +26,7 @@ describe('OAuth callbacks from another browser', () => {
   it('cannot spend the flow: the browser that started it still completes', async () => {
     await cp.gql(`mutation { createMcpServer(input: { name: "crm", connectionType: HTTP, connectionString: "${oauth.upstream.url}", authType: OAUTH }) { errors { code } } }`);
     const started = await cp.gql<{ startServerOAuth: { url: string | null } }>('mutation { startServerOAuth(name: "crm") { url } }');
-    const opened = await fetch(started.startServerOAuth.url ?? '', { redirect: 'manual' });
+    const opened = await openOneTimeLink(started.startServerOAuth.url ?? '');
     expect(opened.status).toBe(303);
     const cookie = opened.headers
       .getSetCookie()

@@ -25,7 +25,10 @@ export interface RawUpstream {
 /** An answer of the test's own for a request (status, body, content type), or null for the default. */
 export type RawAnswer = (request: RawRequest, message: { id?: unknown; method?: string; params?: { name?: string } }) => { status: number; body: string; type?: string } | null;
 
-export async function startRawUpstream(answer?: RawAnswer): Promise<RawUpstream> {
+/** A request the upstream holds before answering (a slow tool), or null to answer at once. */
+export type RawHold = (message: { id?: unknown; method?: string; params?: { name?: string } }) => Promise<void> | null;
+
+export async function startRawUpstream(answer?: RawAnswer, hold?: RawHold): Promise<RawUpstream> {
   const requests: RawRequest[] = [];
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -50,18 +53,26 @@ export async function startRawUpstream(answer?: RawAnswer): Promise<RawUpstream>
         res.writeHead(202).end();
         return;
       }
-      const result =
-        one.method === 'initialize'
-          ? { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw', version: '1' } }
-          : { content: [{ type: 'text', text: `${one.method ?? ''}:${one.params?.name ?? ''}` }] };
-      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'raw-session' }).end(JSON.stringify({ jsonrpc: '2.0', id: one.id, result }));
+      const held = hold?.(one) ?? null;
+      if (held !== null) {
+        void held.then(() => res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'raw-session' }).end(JSON.stringify({ jsonrpc: '2.0', id: one.id, result: resultOf(one) })));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'raw-session' }).end(JSON.stringify({ jsonrpc: '2.0', id: one.id, result: resultOf(one) }));
     });
   });
   const port = await listen(server, 0);
   return { url: `http://127.0.0.1:${port}/mcp`, requests, close: () => closeServer(server) };
 }
 
-/** A test node in front of two raw upstreams, `crm` and `other`, with `keys` (and a session secret). */
+/** The default answer: `initialize`'s result, or a text naming the method and tool (and `arguments.tag`, if any). */
+function resultOf(message: { method?: string; params?: { name?: string; arguments?: { tag?: unknown } } }): Record<string, unknown> {
+  if (message.method === 'initialize') return { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw', version: '1' } };
+  const tag = message.params?.arguments?.tag;
+  return { content: [{ type: 'text', text: `${message.method ?? ''}:${message.params?.name ?? ''}${typeof tag === 'string' ? `:${tag}` : ''}` }] };
+}
+
+/** A test node in front of two raw upstreams, `crm` (holding what `hold` says) and `other`, with `keys` (and a session secret). */
 export interface TwoServerNode {
   crm: RawUpstream;
   other: RawUpstream;
@@ -70,8 +81,8 @@ export interface TwoServerNode {
   close(): Promise<void>;
 }
 
-export async function startTwoServerNode(keys: TestKey[]): Promise<TwoServerNode> {
-  const crm = await startRawUpstream();
+export async function startTwoServerNode(keys: TestKey[], hold?: RawHold): Promise<TwoServerNode> {
+  const crm = await startRawUpstream(undefined, hold);
   const other = await startRawUpstream();
   const node = await startTestNode();
   const snapshot = await buildSnapshot({

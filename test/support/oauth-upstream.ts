@@ -19,6 +19,7 @@ import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { z } from 'zod';
 import { closeServer, listen } from './upstreams.js';
+import { openOneTimeLink } from './one-time-link.js';
 
 function listenOn(server: Server, port = 0): Promise<number> {
   return listen(server, port);
@@ -280,6 +281,13 @@ export async function loginAndConsent(
       continue;
     }
     const text = await response.text();
+    // A one-time control-plane link shows a Continue form first: press it (the cookie it set is in the jar).
+    const linkForm = /^\/(connect|oauth\/start)\/gh[co]_/.test(url.pathname) && response.status === 200 ? /name="csrf" value="([^"]+)"/.exec(text) : null;
+    if (linkForm?.[1]) {
+      method = 'POST';
+      body = new URLSearchParams({ csrf: linkForm[1] });
+      continue;
+    }
     const interaction = /\/interaction\/([^/?#]+)$/.exec(url.pathname);
     if (interaction && response.status === 200) {
       if (options.deny) {
@@ -304,7 +312,7 @@ export interface ConnectResult {
 }
 
 /**
- * What a person does with a connect URL, without a browser: open the link (spent, cookie, redirect), read
+ * What a person does with a connect URL, without a browser: open the link (Continue pressed: spent, cookie, redirect), read
  * the session page's CSRF token, submit "continue", then log in and consent at the authorization server
  * and follow the redirects back to the control plane's callback page.
  */
@@ -313,7 +321,7 @@ export async function connectWithLink(
   login: string,
   options: { deny?: boolean; onAuthorizationUrl?: (url: string) => void; /** Finish in another browser (without the flow cookie). */ otherBrowser?: boolean } = {},
 ): Promise<ConnectResult> {
-  const link = await fetch(connectUrl, { redirect: 'manual' });
+  const link = await openOneTimeLink(connectUrl);
   if (link.status !== 303) return { status: link.status, body: await link.text() };
   const cookie = (link.headers.getSetCookie()[0] ?? '').split(';')[0] ?? '';
   const sessionUrl = new URL(link.headers.get('location') ?? '', connectUrl);

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
 import { loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../../support/oauth-upstream.js';
+import { openOneTimeLink } from '../../support/one-time-link.js';
 
 interface OpenedLink {
   status: number;
@@ -18,9 +19,9 @@ interface OpenedLink {
   body: string;
 }
 
-/** What the admin's browser does first with a start link: open it (no redirect followed). */
+/** What the admin's browser does first with a start link: open it and press Continue (no redirect followed). */
 async function openStartLink(link: string): Promise<OpenedLink> {
-  const response = await fetch(link, { redirect: 'manual' });
+  const response = await openOneTimeLink(link);
   const cookie = response.headers
     .getSetCookie()
     .map((line) => line.split(';')[0] ?? '')

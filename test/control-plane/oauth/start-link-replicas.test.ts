@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
 import { openTestDatabase, postgresUrl, type TestDatabase } from '../../support/db.js';
 import { loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../../support/oauth-upstream.js';
+import { openOneTimeLink } from '../../support/one-time-link.js';
 
 describe.skipIf(!postgresUrl)('OAuth start links across replicas on PostgreSQL', () => {
   let testDb: TestDatabase;
@@ -43,7 +44,7 @@ describe.skipIf(!postgresUrl)('OAuth start links across replicas on PostgreSQL',
     const link = new URL(started.startServerOAuth.url);
     expect(link.origin).toBe(replicaA.url);
 
-    const opened = await fetch(`${replicaB.url}${link.pathname}`, { redirect: 'manual' });
+    const opened = await openOneTimeLink(`${replicaB.url}${link.pathname}`);
     expect(opened.status).toBe(303);
     const location = opened.headers.get('location') ?? '';
     expect(new URL(location).origin).toBe(as.issuer);
