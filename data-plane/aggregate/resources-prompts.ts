@@ -11,8 +11,12 @@
  * Lists are gathered from every such server over the pool's shared connection (one unreachable server is
  * skipped, never hides the others), each in one page. `resources/read`, `prompts/get` and
  * `completion/complete` name one server and run through the pipeline's call stages (limits, credentials,
- * record). Servers that need the caller's own credential are served on `/mcp/{server}` only, where each
- * caller has its own upstream session; here they are skipped in lists and refused by name.
+ * record). Only servers whose credential is their configured headers (NONE, HEADERS) are served here: that
+ * is all the pooled connection sends. Servers that need the caller's own credential, or an OAuth token
+ * (shared OAUTH included: the pooled connection cannot carry it), are served on `/mcp/{server}` only, where
+ * the credential is injected per request; here they are skipped in lists and refused by name. Before, an
+ * OAUTH server was asked without its token: lists came back empty, and every read or get failed with
+ * "refused the gateway's credentials" and marked the server CREDENTIALS_REFUSED though its token worked.
  *
  * It does not serve tools (`mcp/route.ts` does) or subscriptions (no server-initiated stream on `/mcp`).
  */
@@ -71,13 +75,14 @@ function ok(id: JsonRpcId, result: unknown): Reply {
   return { status: 200, body: { jsonrpc: '2.0', id, result } };
 }
 
-/** Whether a server is served here: usable on this node and reachable with its own (shared) credential. */
+/** Whether a server is served here: usable on this node and reachable with its configured headers alone. */
 function sharedServer(server: ResolvedServer | undefined): server is ResolvedServer {
-  return server !== undefined && server.unavailable === null && !perUser(server);
+  return server !== undefined && server.unavailable === null && headersOnly(server);
 }
 
-function perUser(server: ResolvedServer): boolean {
-  return server.authType === 'PER_USER_OAUTH' || server.authType === 'PER_USER_HEADERS';
+/** Whether all a server's credential is its configured headers (what the pooled connection sends). */
+function headersOnly(server: ResolvedServer): boolean {
+  return server.authType === 'NONE' || server.authType === 'HEADERS';
 }
 
 export interface AggregateOptions {
@@ -158,9 +163,10 @@ export function createAggregate(options: AggregateOptions): Aggregate {
       record.reason = server ? 'not_granted' : 'unknown_server';
       return { status: 200, body: rpcError(id, RpcCode.InvalidParams, `no server '${serverName.slice(0, 100)}' is available to this virtual key`) };
     }
-    if (server.unavailable !== null || perUser(server)) {
+    if (server.unavailable !== null || !headersOnly(server)) {
       record.outcome = 'upstream_error';
-      const message = server.unavailable ?? `server '${server.name}' needs your own credential: use /mcp/${server.name}`;
+      const needs = server.authType === 'OAUTH' ? 'is reached with its OAuth token' : 'needs your own credential';
+      const message = server.unavailable ?? `server '${server.name}' ${needs}: use /mcp/${server.name}`;
       return { status: 200, body: rpcErrorOf(id, new GatewayError('upstream_unavailable', { message })) };
     }
     const outcome = await stages.call<RequestOutcome | UpstreamFailure>(ctx, record, { server, tool: null, method }, async (call) => {

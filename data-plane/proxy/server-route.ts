@@ -238,9 +238,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       const i = admitted[k];
       if (i === undefined) return forwardOnce(call);
       const m = request.messages[i] as Extract<MessageCheck, { kind: 'request' }>;
-      return stages
-        .call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))
-        .then((result) => ({ result }));
+      // `Promise.resolve`: a refusal of stages 5–6 comes back as the value itself, not a promise.
+      return Promise.resolve(stages.call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))).then(
+        (result) => ({ result }),
+      );
     };
     const outcome = await stages.call<Answer | GatewayError>(ctx, primary, target, (call) => admit(0, call));
     const refusal = outcome instanceof GatewayError ? outcome : null;
@@ -492,6 +493,8 @@ function classify(message: unknown): MessageCheck | string | null {
   if (!isObject(message)) return null;
   if (message.method !== undefined && typeof message.method !== 'string') return RpcMessage.invalidRequest();
   const method = typeof message.method === 'string' ? message.method : null;
+  // Re-serialised on the way up and down: an id beyond 2^53 (or fractional) would come back as another number.
+  if (typeof message.id === 'number' && !Number.isSafeInteger(message.id)) return RpcMessage.idOutOfRange();
   const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
   if (method !== null && id === null) {
     if ('id' in message) return RpcMessage.invalidRequest();

@@ -1,0 +1,81 @@
+/**
+ * Resources and prompts on the aggregated `/mcp` never go to a shared OAUTH server without its token.
+ * They travel over the node's pooled SDK connection, which carries a server's configured headers only; an
+ * OAUTH server was asked that way anyway: `prompts/get` failed with "refused the gateway's credentials (HTTP
+ * 401); an administrator must update them" and the server's status became CREDENTIALS_REFUSED, though its
+ * token worked for every tool call. Now such a server is served on `/mcp/{server}` only (where its token is
+ * injected), skipped in `/mcp` lists and refused by name, and its upstream sees no unauthenticated request.
+ * Real control plane, node, oidc-provider and an MCP SDK server that checks bearer tokens.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../data-plane/log.js';
+import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { LogCapture } from '../support/log-capture.js';
+import { postMcp } from '../support/mcp-http.js';
+import { loginAndConsent, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
+import { waitFor } from '../support/wait.js';
+
+describe('aggregated resources and prompts with a shared OAUTH server', () => {
+  let cp: TestControlPlane;
+  let node: DataPlaneNode;
+  let oauth: { as: AuthorizationServer; upstream: ProtectedMcpServer; close(): Promise<void> };
+  let key = '';
+
+  const status = async (): Promise<string> => (await cp.gql<{ mcpServer: { status: string } }>('{ mcpServer(name: "wiki") { status } }')).mcpServer.status;
+
+  beforeAll(async () => {
+    cp = await startTestControlPlane();
+    oauth = await startOAuthUpstream();
+    const made = await cp.gql<{ createMcpServer: { errors: unknown[] } }>('mutation($i: CreateMcpServerInput!) { createMcpServer(input: $i) { errors { code message } } }', {
+      i: { name: 'wiki', connectionType: 'HTTP', connectionString: oauth.upstream.url, authType: 'OAUTH', toolsToExecute: ['*'] },
+    });
+    expect(made.createMcpServer.errors).toEqual([]);
+    const user = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "erin@example.com" }) { user { id } } }');
+    const created = await cp.gql<{ createVirtualKey: { key: string } }>('mutation($i: CreateVirtualKeyInput!) { createVirtualKey(input: $i) { key } }', {
+      i: { name: 'erin', userId: user.createUser.user.id, servers: [{ server: 'wiki', tools: ['*'] }] },
+    });
+    key = created.createVirtualKey.key;
+    const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "wiki") { url } }');
+    expect((await loginAndConsent(started.startServerOAuth.url, 'ops-admin')).body).toContain('All set');
+    node = await startNode({
+      controlPlaneUrl: cp.url,
+      nodeToken: cp.cp.nodeToken,
+      port: 0,
+      stateDir: null,
+      logger: createLogger('test-node', { destination: new LogCapture() }),
+      reportIntervalMs: 100,
+    });
+    await waitFor(async () => (await fetch(`${node.url}/readyz`)).ok, { what: 'node ready' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.close();
+    await cp?.close();
+    await oauth?.close();
+  });
+
+  it('skips it in lists, refuses it by name pointing at /mcp/wiki, and sends its upstream nothing without the token', async () => {
+    const call = await postMcp(node.url, key, { id: 1, method: 'tools/call', params: { name: 'wiki-whoami', arguments: {} } });
+    expect(JSON.stringify(call.body)).toContain('sub:ops-admin');
+    const refusedBefore = oauth.upstream.unauthorized();
+
+    for (const method of ['resources/list', 'resources/templates/list', 'prompts/list']) {
+      const listed = await postMcp(node.url, key, { id: 2, method, params: {} });
+      expect(listed.body).toMatchObject({ result: {} });
+    }
+    const got = await postMcp(node.url, key, { id: 3, method: 'prompts/get', params: { name: 'wiki-summary' } });
+    const error = (got.body as { error?: { message: string } }).error;
+    expect(error?.message).toContain('use /mcp/wiki');
+    expect(error?.message).not.toContain('administrator');
+    const read = await postMcp(node.url, key, { id: 4, method: 'resources/read', params: { uri: 'gatehouse://wiki/mem://page' } });
+    expect((read.body as { error?: { message: string } }).error?.message).toContain('use /mcp/wiki');
+
+    // Nothing went upstream without the token, so nothing could be mistaken for a refused credential.
+    expect(oauth.upstream.unauthorized()).toBe(refusedBefore);
+    // And the server still works, and says so, after the node's next reports.
+    const again = await postMcp(node.url, key, { id: 5, method: 'tools/call', params: { name: 'wiki-whoami', arguments: {} } });
+    expect(JSON.stringify(again.body)).toContain('sub:ops-admin');
+    expect(await status()).toBe('ACTIVE');
+  });
+});
