@@ -33,21 +33,33 @@ function event(message: unknown): string {
 
 /**
  * Runs the call; resolves with a JSON answer when no notification came first, or with an SSE answer at the
- * first notification (the rest of the call then writes into that stream).
+ * first notification (the rest of the call then writes into that stream). A call that answered without
+ * waiting (a refusal) is answered as JSON at once.
  */
-export function relayDuringCall(run: (notify: Notify) => Promise<{ status: number; body: unknown }>, json: (status: number, body: unknown) => Answer, logger: Logger): Promise<Answer> {
+export function relayDuringCall(
+  run: (notify: Notify) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>,
+  json: (status: number, body: unknown) => Answer,
+  logger: Logger,
+): Answer | Promise<Answer> {
+  let stream: PassThrough | null = null;
+  let early: ((answer: Answer) => void) | null = null;
+  // Passed inline, not bound to a name: under tsx a named closure is also renamed (`Object.defineProperty`)
+  // each time it is created, and this one is created for every tools/call.
+  const running = run((message) => {
+    if (typeof message.method !== 'string' || !RELAYED.has(message.method)) return;
+    if (stream === null) {
+      stream = new PassThrough();
+      const answer: Answer = { kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream };
+      if (early !== null) early(answer);
+    }
+    if (!stream.writableEnded) stream.write(event(message));
+  });
+  if (!(running instanceof Promise)) return json(running.status, running.body);
   return new Promise<Answer>((resolve, reject) => {
-    let stream: PassThrough | null = null;
-    // Passed inline, not bound to a name: under tsx a named closure is also renamed (`Object.defineProperty`)
-    // each time it is created, and this one is created for every tools/call.
-    run((message) => {
-      if (typeof message.method !== 'string' || !RELAYED.has(message.method)) return;
-      if (stream === null) {
-        stream = new PassThrough();
-        resolve({ kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream });
-      }
-      if (!stream.writableEnded) stream.write(event(message));
-    }).then(
+    early = resolve;
+    // A notification already relayed while `run` was still starting the call: its stream is the answer.
+    if (stream !== null) resolve({ kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream });
+    running.then(
       (reply) => {
         if (stream === null) resolve(json(reply.status, reply.body));
         else if (!stream.writableEnded) stream.end(event(reply.body));

@@ -5,6 +5,10 @@
  * implementations: `memory-store.ts` (in-process, the embedded default) and `redis-store.ts` (shared by
  * every node, one Lua script per decision). Plans are computed by the Limiter; stores only count.
  *
+ * A budget counter holds the spend it has seen plus the reservations still outstanding (`n`), and those
+ * reservations apart (`r`): an admit is refused as `budget` when the spend alone reaches the cap, as `held`
+ * when only the reservations take it there.
+ *
  * Budget counters start "unseeded": the first admit against a counter in a window returns `seed`, the
  * Limiter fetches the spend the control plane has persisted for that window and seeds it once (after a
  * Redis restart or a node restart, counters start from what was really spent, not from zero).
@@ -44,6 +48,11 @@ export type AdmitResult =
   | { kind: 'rate'; retryAfterMs: number }
   /** budgets[index] is spent. */
   | { kind: 'budget'; index: number }
+  /**
+   * budgets[index] is at its cap only with the reservations of calls still running: what they will really
+   * cost is not known yet (usually less), so this is "retry when they end", not "spent".
+   */
+  | { kind: 'held'; index: number }
   /** budgets[index] has no seeded counter yet in this store. */
   | { kind: 'seed'; index: number };
 

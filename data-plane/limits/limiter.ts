@@ -8,7 +8,9 @@
  * the budget counters in the same atomic admit: a priced tool call's price, or the upper bound of an LLM
  * call's cost that its route computed (`LimitSubject.maxCostNanos`: prompt size and `max_tokens` at the
  * model's prices). Concurrent calls on every node see each other's reservations, so a budget is crossed by
- * at most one call, however many run at once. The settle replaces the reservation with what the call
+ * at most one call, however many run at once. A call refused only because of reservations (the spend
+ * itself is under the cap) gets 429 `rate_limited` (reason `budget_held`, Retry-After), not 402: the budget
+ * is not spent, and may not be when the calls in flight end. The settle replaces the reservation with what the call
  * really cost (usually less: the rest is given back; a call that failed or was refused upstream, with no
  * usage, gives it all back); the spend reported to the control plane is that cost, never the reservation.
  * A call whose cost beat its bound is charged the excess at settle (see `anthropic/pricing.ts`, costBound).
@@ -105,6 +107,8 @@ export interface GovernanceLimiter extends Limiter {
 }
 
 const NO_OP_ADMISSION: Admission = { settle: () => undefined };
+/** Retry-After of a budget held by calls in flight (an LLM call lasts seconds to minutes). */
+const HELD_RETRY_MS = 2000;
 
 /** Tokens that count against tokens-per-minute: input, output and cache writes (cache reads are not new work). */
 function rateTokens(usage: Usage): number {
@@ -199,6 +203,17 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
           message: `budget exceeded: the ${b.period.toLowerCase()} budget of $${b.maxUsd} for this ${b.scope} is spent`,
           data: { period: b.period, maxUsd: b.maxUsd, scope: b.scope },
           reason: `budget_${b.period.toLowerCase()}`,
+        });
+      }
+      case 'held': {
+        // Not spent: held by what calls still running may cost (most give part of it back), so 429 and a
+        // retry, which Anthropic SDKs and MCP clients make on their own, rather than a final 402.
+        const b = limits.budgets[result.index]!;
+        return new GatewayError('rate_limited', {
+          message: `the ${b.period.toLowerCase()} budget of $${b.maxUsd} for this ${b.scope} is held by calls still running (the most they may cost); retry when they end`,
+          headers: retryAfter(HELD_RETRY_MS),
+          data: { period: b.period, maxUsd: b.maxUsd, scope: b.scope },
+          reason: 'budget_held',
         });
       }
     }

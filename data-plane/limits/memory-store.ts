@@ -12,6 +12,8 @@ interface Expiring {
   expiresAt: number;
   /** Budget counters only: whether the persisted spend was added (see counters.ts). */
   seeded: boolean;
+  /** Budget counters only: how much of `value` is reservations of calls still running. */
+  reserved: number;
 }
 
 /** Request times in arrival order; `head` skips those older than the window (dropped in bulk, not one shift each). */
@@ -33,12 +35,15 @@ export class MemoryCounterStore implements CounterStore {
   admit(plan: AdmitPlan): AdmitResult {
     const now = this.now();
     this.#sweep(now);
+    let held = -1;
     for (let i = 0; i < plan.budgets.length; i++) {
       const b = plan.budgets[i]!;
       const counter = this.#live(b.counter, now);
       if (counter === undefined || !counter.seeded) return { kind: 'seed', index: i };
-      if (counter.value >= b.maxNanos) return { kind: 'budget', index: i };
+      if (counter.value - counter.reserved >= b.maxNanos) return { kind: 'budget', index: i };
+      if (counter.value >= b.maxNanos && held === -1) held = i;
     }
+    if (held !== -1) return { kind: 'held', index: held };
     if (plan.tokensPerMinute !== null && (this.#live(plan.tokenCounter, now)?.value ?? 0) >= plan.tokensPerMinute) {
       return { kind: 'rate', retryAfterMs: MINUTE_MS - (now % MINUTE_MS) };
     }
@@ -57,7 +62,7 @@ export class MemoryCounterStore implements CounterStore {
       times.push(now);
     }
     if (plan.reserveNanos > 0 && plan.budgets.length > 0) {
-      for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now);
+      for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now).reserved += plan.reserveNanos;
       this.#reserved.set(`${plan.keyId}:${plan.requestId}`, { nanos: plan.reserveNanos, expiresAt: now + reservationTtlMs(plan.budgets) });
     }
     return { kind: 'ok' };
@@ -75,7 +80,10 @@ export class MemoryCounterStore implements CounterStore {
     for (const b of plan.budgets) {
       // Given back only where it is held: a counter that expired since took its reservation along.
       const held = giveBack > 0 ? this.#live(b.counter, now) : undefined;
-      if (held !== undefined) held.value -= giveBack;
+      if (held !== undefined) {
+        held.value -= giveBack;
+        held.reserved -= giveBack;
+      }
       if (plan.costNanos > 0) this.#add(b.counter, plan.costNanos, now + b.ttlMs, now);
     }
   }
@@ -83,7 +91,7 @@ export class MemoryCounterStore implements CounterStore {
   seed(counter: string, nanos: number, ttlMs: number): void {
     const now = this.now();
     const existing = this.#live(counter, now);
-    if (existing === undefined) this.#counters.set(counter, { value: nanos, expiresAt: now + ttlMs, seeded: true });
+    if (existing === undefined) this.#counters.set(counter, { value: nanos, expiresAt: now + ttlMs, seeded: true, reserved: 0 });
     else if (!existing.seeded) {
       existing.value += nanos;
       existing.seeded = true;
@@ -102,10 +110,15 @@ export class MemoryCounterStore implements CounterStore {
   }
 
   // A settle against an unseeded counter still counts (it is seeded later on top of it), as in Redis.
-  #add(counter: string, amount: number, expiresAt: number, now: number): void {
+  #add(counter: string, amount: number, expiresAt: number, now: number): Expiring {
     const c = this.#counters.get(counter);
-    if (c !== undefined && c.expiresAt > now) c.value += amount;
-    else this.#counters.set(counter, { value: amount, expiresAt, seeded: false });
+    if (c !== undefined && c.expiresAt > now) {
+      c.value += amount;
+      return c;
+    }
+    const created = { value: amount, expiresAt, seeded: false, reserved: 0 };
+    this.#counters.set(counter, created);
+    return created;
   }
 
   /** Drops expired entries at most once a minute, so memory stays bounded by the live windows. */

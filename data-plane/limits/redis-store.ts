@@ -4,7 +4,8 @@
  * failure mode of counting per replica, Bifrost issue #3547). The request log uses Redis's own clock
  * (`TIME`), so node clock skew does not widen the window.
  *
- * - admit: every budget counter of the key (seeded? under its cap?), then the minute's token counter,
+ * - admit: every budget counter of the key (seeded? its spend under its cap? with the reservations still
+ *   outstanding too, field `r`?), then the minute's token counter,
  *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged, and its
  *   reservation (a tool's price, an LLM call's cost bound) added to its budget counters and remembered
  *   under its request id, only if everything passed.
@@ -24,11 +25,16 @@ import { counterKeys, MINUTE_MS, reservationTtlMs, SETTLED_MARKER_MS, type Admit
 const ADMIT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local held = -1
 for i = 4, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 'n', 's')
+  local h = redis.call('HMGET', KEYS[i], 'n', 's', 'r')
   if not h[2] then return {3, i - 4} end
-  if tonumber(h[1] or '0') >= tonumber(ARGV[i + 2]) then return {2, i - 4} end
+  local n = tonumber(h[1] or '0')
+  local cap = tonumber(ARGV[i + 2])
+  if n - tonumber(h[3] or '0') >= cap then return {2, i - 4} end
+  if n >= cap and held < 0 then held = i - 4 end
 end
+if held >= 0 then return {4, held} end
 local tpm = tonumber(ARGV[2])
 if tpm > 0 then
   local used = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -47,6 +53,7 @@ end
 if tonumber(ARGV[4]) > 0 and #KEYS > 3 then
   for i = 4, #KEYS do
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[4])
+    redis.call('HINCRBY', KEYS[i], 'r', ARGV[4])
   end
   redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 end
@@ -68,7 +75,10 @@ if reserved then redis.call('DEL', KEYS[3]) end
 local cost = tonumber(ARGV[2])
 for i = 4, #KEYS do
   -- Given back only where it is held: a counter that expired since took its reservation along.
-  if reserved and redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HINCRBY', KEYS[i], 'n', '-' .. reserved) end
+  if reserved and redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'n', '-' .. reserved)
+    redis.call('HINCRBY', KEYS[i], 'r', '-' .. reserved)
+  end
   if cost > 0 then
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[2])
     if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 1]) end
@@ -146,6 +156,8 @@ export class RedisCounterStore implements CounterStore {
         return { kind: 'rate', retryAfterMs: value };
       case 2:
         return { kind: 'budget', index: value };
+      case 4:
+        return { kind: 'held', index: value };
       default:
         return { kind: 'seed', index: value };
     }

@@ -48,7 +48,8 @@ import {
 } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation, speaksMrtr } from '../credentials/auth-required.js';
 import { CONNECT_TOOL, alreadyConnected, connectTool, isPerUserServer } from '../credentials/connect-tool.js';
-import { readJsonRpcBody } from '../pipeline/json-body.js';
+import { jsonRpcBody, type JsonRpcBody } from '../pipeline/json-body.js';
+import { readBody } from '../snapshot/bounded-body.js';
 import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
@@ -59,6 +60,7 @@ import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js'
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import type { UpstreamPool } from '../upstream/pool.js';
+import type { CallOutcome } from '../upstream/failures.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
 import { acceptsEventStream, relayDuringCall, type Notify } from '../aggregate/call-stream.js';
 import type { ContentGuard } from '../guardrail/policy.js';
@@ -115,8 +117,11 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return out;
   };
 
-  /** 3. parse: method, protocol version header, bounded body, JSON, batch rules. */
-  async function parse(ctx: RequestContext): Promise<McpMessages | GatewayError> {
+  /**
+   * 3. parse: method, protocol version header (synchronously, before the body), then the bounded body, JSON
+   * and batch rules in one continuation of the body's read (no promise per helper).
+   */
+  function parse(ctx: RequestContext): GatewayError | Promise<McpMessages | GatewayError> {
     const req = ctx.req;
     // Stateless JSON responses only, so no GET stream and no session to DELETE.
     if (req.method !== 'POST') return new GatewayError('method_not_allowed', { message: HttpMessage.onlyPost(), headers: { allow: 'POST' } });
@@ -132,8 +137,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       ctx.declared = declaredBy(req.headers, undefined, ctx.runtime);
       return early;
     }
-    const body = await readJsonRpcBody(req, maxBodyBytes);
+    return readBody(req, maxBodyBytes).then((read) => messagesOf(ctx, version, jsonRpcBody(read, maxBodyBytes)));
+  }
+
+  /** The rest of the parse stage, once the body is read: JSON-RPC message or batch, checked against the headers and batch rules. */
+  function messagesOf(ctx: RequestContext, version: string | string[] | undefined, body: JsonRpcBody | GatewayError): McpMessages | GatewayError {
     if (body instanceof GatewayError) return body;
+    const req = ctx.req;
     const json = body.json;
     if (!Array.isArray(json)) {
       const mismatch = headerMismatch(req.headers, json);
@@ -207,26 +217,25 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return paramHeaderMismatch(ctx.req.headers, paramBindings(entry?.inputSchema), args, modern);
   }
 
-  async function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Promise<Reply> {
-    const params0 = plainToolCallParams(message.params) ?? CallToolRequestSchema.safeParse(message).data?.params;
-    if (params0 === undefined) {
+  /**
+   * tools/call: parse (params) → 4. authorize → `stages.call` (5 → 6 → 7) → the reply. Synchronous up to the
+   * upstream call: the call's one promise is the forward's, and its result is turned into the reply in one
+   * continuation (`toolReply`). Rare paths that need I/O before the call (`Mcp-Param-*` headers against the
+   * catalog) continue from their own promise.
+   */
+  function callTool(ctx: RequestContext, stages: CallStages, caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, notify?: Notify): Reply | Promise<Reply> {
+    const params = plainToolCallParams(message.params) ?? CallToolRequestSchema.safeParse(message).data?.params;
+    if (params === undefined) {
       record.outcome = 'invalid';
       record.error = 'invalid_message';
       return ok(rpcError(id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call')));
     }
-    const { name, arguments: args } = params0;
+    const { name, arguments: args } = params;
     record.arguments = args;
     // 4. authorize: checked again at call time (tools/list is advisory, this is the decision).
     const runtime = ctx.runtime;
     const connect = runtime ? connectToolCall(runtime, caller, name) : null;
-    if (connect) {
-      // The credentials stage answers auth-required for a caller not connected; the upstream is never called.
-      const outcome = await stages.call(ctx, record, { server: connect, tool: CONNECT_TOOL, method: 'tools/call' }, () =>
-        Promise.resolve({ result: { kind: 'result' as const, result: alreadyConnected(connect.name) } }),
-      );
-      if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
-      return ok({ jsonrpc: '2.0', id, result: outcome.result });
-    }
+    if (connect) return connectCall(ctx, stages, record, id, message, connect);
     const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
     if (!check.ok) {
       logger.info({ keyId: caller.key.id, tool: name, reason: check.reason }, 'tool call denied');
@@ -241,16 +250,32 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     // that wire or carrying one, so the common call pays a header lookup and a scan of header names.
     const modern = ctx.req.headers['mcp-protocol-version'] === MODERN_VERSION;
     if (modern || hasParamHeaders(ctx.req.rawHeaders)) {
-      const refused = await paramHeadersRefusal(ctx, caller, server, tool, args, modern);
-      if (refused) {
+      return paramHeadersRefusal(ctx, caller, server, tool, args, modern).then((refused) => {
+        if (!refused) return forwardToolCall(ctx, stages, caller, record, id, message, server, tool, args, notify);
         record.server = server.name;
         record.tool = tool;
         record.outcome = 'invalid';
         record.error = refused.code;
         record.reason = refused.reason ?? null;
         return { status: refused.status, body: rpcErrorOf(id, refused) };
-      }
+      });
     }
+    return forwardToolCall(ctx, stages, caller, record, id, message, server, tool, args, notify);
+  }
+
+  /** An authorized tools/call: the guardrail on its arguments, then 5 → 6 → 7, then the reply. */
+  function forwardToolCall(
+    ctx: RequestContext,
+    stages: CallStages,
+    caller: Caller,
+    record: RequestRecord,
+    id: JsonRpcId,
+    message: JSONRPCRequest,
+    server: ResolvedServer,
+    tool: string,
+    args: Record<string, unknown> | undefined,
+    notify: Notify | undefined,
+  ): Reply | Promise<Reply> {
     // The guardrail on the arguments (policy per key and server): redacted copy, or a refusal naming the kind.
     let params = message.params ?? {};
     if (guard) {
@@ -270,11 +295,16 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       }
     }
     // 5. limits → 6. credentials → 7. forward
-    // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten. The forward
-    // chains on the pool's promise rather than being an async function awaiting it (no generator per call).
-    const outcome = await stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, (call, departure) =>
+    // The caller's params go upstream as sent (arguments, `_meta`), only the tool name rewritten.
+    const outcome = stages.call(ctx, record, { server, tool, method: 'tools/call', trace: traceFromMeta(message.params) }, (call, departure) =>
       pool.callTool(call, tool, params, departure, notify).then(forwarded),
     );
+    if (!(outcome instanceof Promise)) return toolReply(caller, record, id, message, server, outcome);
+    return outcome.then((settled) => toolReply(caller, record, id, message, server, settled));
+  }
+
+  /** The reply to a tools/call from what stages 5–7 gave: a refusal, the upstream's error, or its result (after the guardrail). */
+  function toolReply(caller: Caller, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, server: ResolvedServer, outcome: CallOutcome | GatewayError): Reply {
     // A per-user server without the caller's credential: the auth-required answer (credentials/auth-required.ts).
     if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
     if (outcome.kind !== 'refused' && outcome.upstreamStatus !== undefined) record.upstreamStatus = outcome.upstreamStatus;
@@ -306,8 +336,17 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     return ok({ jsonrpc: '2.0', id, result });
   }
 
-  /** One message, answered as if it had been POSTed alone. */
-  async function dispatch(ctx: RequestContext, stages: CallStages, json: unknown, notify?: Notify): Promise<Reply> {
+  /** `{server}-gatehouse_connect_account`: the credentials stage answers auth-required for a caller not connected; the upstream is never called. */
+  async function connectCall(ctx: RequestContext, stages: CallStages, record: RequestRecord, id: JsonRpcId, message: JSONRPCRequest, connect: ResolvedServer): Promise<Reply> {
+    const outcome = await stages.call(ctx, record, { server: connect, tool: CONNECT_TOOL, method: 'tools/call' }, () =>
+      Promise.resolve({ result: { kind: 'result' as const, result: alreadyConnected(connect.name) } }),
+    );
+    if (outcome instanceof GatewayError) return ok(credentialRefusalReply(id, outcome, declaresUrlElicitation(message), speaksMrtr(message)) ?? rpcErrorOf(id, outcome));
+    return ok({ jsonrpc: '2.0', id, result: outcome.result });
+  }
+
+  /** One message, answered as if it had been POSTed alone: the reply, or its promise when it waits on I/O. */
+  function dispatch(ctx: RequestContext, stages: CallStages, json: unknown, notify?: Notify): Reply | Promise<Reply> {
     if (!isObject(json)) return { status: 400, body: rpcError(null, RpcCode.InvalidRequest, RpcMessage.notAnObject()) };
 
     if (!('method' in json)) {
@@ -356,12 +395,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       case 'tools/list': {
         if (!ListToolsRequestSchema.safeParse(message).success) return invalidParams(record, id, 'tools/list');
         // Every visible tool is returned in one page, so any cursor is ignored and none is sent.
-        return ok({ jsonrpc: '2.0', id, result: await listTools(ctx, caller, record) });
+        return listTools(ctx, caller, record).then((result) => ok({ jsonrpc: '2.0', id, result }));
       }
       case 'tools/call':
-        // `return await`, not `return`: an async function that returns a promise settles two microtask
-        // turns later than one that awaits it (the hot path's tools/call goes through here).
-        return await callTool(ctx, stages, caller, record, id, message, notify);
+        return callTool(ctx, stages, caller, record, id, message, notify);
       default:
         if (AGGREGATED_METHODS.has(message.method)) {
           return aggregate.dispatch(ctx, stages, record, id, message.method, message.params as Record<string, unknown> | undefined);
@@ -372,29 +409,48 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     }
   }
 
-  async function serve(ctx: RequestContext, parsed: McpMessages, stages: CallStages): Promise<Answer> {
+  /**
+   * 4–7 per message, then the answer: for a single message the answer itself when it needed no I/O (a
+   * refusal, `ping`), else its promise; a batch's elements run concurrently.
+   */
+  function serve(ctx: RequestContext, parsed: McpMessages, stages: CallStages): Answer | Promise<Answer> {
     if (!parsed.batch) {
+      const message = parsed.message;
       // A tools/call's progress and log notifications reach a client that takes SSE (aggregate/call-stream.ts).
-      if (isObject(parsed.message) && parsed.message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
-        const message = parsed.message;
+      if (isObject(message) && message.method === 'tools/call' && acceptsEventStream(ctx.req.headers.accept)) {
         // Shaped before the relay chooses JSON or the stream's final event, so both carry the same result.
-        return await relayDuringCall(async (notify) => eraShape(parsed, await dispatch(ctx, stages, message, notify), serverInfo), replyAnswer, logger);
+        return relayDuringCall((notify) => shaped(parsed, dispatch(ctx, stages, message, notify)), replyAnswer, logger);
       }
-      return toAnswer(eraShape(parsed, await dispatch(ctx, stages, parsed.message), serverInfo));
+      const reply = shaped(parsed, dispatch(ctx, stages, message));
+      return reply instanceof Promise ? reply.then(toAnswer) : toAnswer(reply);
     }
     // JSON-RPC 2.0 §6: one response per request, in order, none for notifications and responses; a batch
     // with nothing to answer is 202 like a lone notification (MCP 2025-03-26 transports §Sending Messages).
-    const replies = await Promise.all(
-      // A nested array is not a message (`dispatch` answers it so); batches do not nest.
-      parsed.messages.map((item) =>
-        dispatch(ctx, stages, item).catch((error: unknown): Reply => {
-          logger.error({ err: error, keyId: ctx.caller?.key.id }, '/mcp batch element failed');
-          return { status: 500, body: rpcGatewayError(idOf(item), 'internal_error') };
-        }),
-      ),
-    );
-    const bodies = replies.filter((reply) => reply.body !== null).map((reply) => reply.body);
-    return bodies.length === 0 ? ACCEPTED : jsonAnswer(200, bodies);
+    // A nested array is not a message (`dispatch` answers it so); batches do not nest.
+    return Promise.all(parsed.messages.map((item) => dispatchIsolated(ctx, stages, item))).then((replies) => {
+      const bodies = replies.filter((reply) => reply.body !== null).map((reply) => reply.body);
+      return bodies.length === 0 ? ACCEPTED : jsonAnswer(200, bodies);
+    });
+  }
+
+  /** A batch element: one that fails is answered as an internal error, the others still are. */
+  function dispatchIsolated(ctx: RequestContext, stages: CallStages, item: unknown): Reply | Promise<Reply> {
+    const failed = (error: unknown): Reply => {
+      logger.error({ err: error, keyId: ctx.caller?.key.id }, '/mcp batch element failed');
+      return { status: 500, body: rpcGatewayError(idOf(item), 'internal_error') };
+    };
+    try {
+      const reply = dispatch(ctx, stages, item);
+      return reply instanceof Promise ? reply.catch(failed) : reply;
+    } catch (error) {
+      return failed(error);
+    }
+  }
+
+  /** A reply in its client's era (`eraShape`), whether it is at hand or still to come. */
+  function shaped(parsed: Extract<McpMessages, { batch: false }>, reply: Reply | Promise<Reply>): Reply | Promise<Reply> {
+    if (!parsed.modern) return reply;
+    return reply instanceof Promise ? reply.then((r) => eraShape(parsed, r, serverInfo)) : eraShape(parsed, reply, serverInfo);
   }
 
   return {

@@ -6,10 +6,19 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { GatewayError, HttpMessage, RpcMessage } from '../errors.js';
-import { readBody } from '../snapshot/bounded-body.js';
+import { readBody, type BodyResult } from '../snapshot/bounded-body.js';
 
-export async function readJsonRpcBody(req: IncomingMessage, maxBytes: number): Promise<{ text: string; json: unknown } | GatewayError> {
-  const body = await readBody(req, maxBytes);
+export type JsonRpcBody = { text: string; json: unknown };
+
+export function readJsonRpcBody(req: IncomingMessage, maxBytes: number): Promise<JsonRpcBody | GatewayError> {
+  return readBody(req, maxBytes).then((body) => jsonRpcBody(body, maxBytes));
+}
+
+/**
+ * A body read with `readBody(req, maxBytes)`, parsed: for a route that continues its parse stage in the
+ * same step (one promise per request for the whole stage, not one per helper).
+ */
+export function jsonRpcBody(body: BodyResult, maxBytes: number): JsonRpcBody | GatewayError {
   if (body.kind === 'too_large') return new GatewayError('payload_too_large', { message: HttpMessage.bodyTooLarge(maxBytes), headers: { connection: 'close' } });
   if (body.kind === 'aborted') return new GatewayError('invalid_request', { reason: 'caller_aborted' });
   try {

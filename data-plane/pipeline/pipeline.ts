@@ -29,8 +29,8 @@ import type { ResolvedServer, RuntimeHolder } from '../config/runtime.js';
 import { errorAnswer, sendAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import { RequestContext, type Caller, type Departure, type RequestRecord, type RouteName } from './context.js';
-import { upstreamCall, type CredentialSource, type UpstreamCall } from './credentials.js';
-import type { LimitSubject, Limiter, Usage } from './limits.js';
+import { upstreamCall, type CredentialSource, type Credentials, type UpstreamCall } from './credentials.js';
+import type { Admission, LimitSubject, Limiter, Usage } from './limits.js';
 import { deliverRecords, type RecordSink } from './record.js';
 import { KeyStreams } from './key-streams.js';
 import { newSpanId, newTrace, upstreamTraceHeaders, type TraceContext } from '../tracing/trace-context.js';
@@ -42,8 +42,12 @@ export interface Route<Parsed> {
   readonly apiKeyHeader?: boolean;
   /** 3. parse. */
   parse(ctx: RequestContext): Parsed | GatewayError | Promise<Parsed | GatewayError>;
-  /** 4–7 per message (authorize here, then `stages.call`), returning the answer stage 8 sends. Must not throw for bad input. */
-  serve(ctx: RequestContext, parsed: Parsed, stages: CallStages): Promise<Answer>;
+  /**
+   * 4–7 per message (authorize here, then `stages.call`), returning the answer stage 8 sends: the answer
+   * itself when every stage answered synchronously (a refusal, `ping`), else its promise. Must not throw
+   * for bad input.
+   */
+  serve(ctx: RequestContext, parsed: Parsed, stages: CallStages): Answer | Promise<Answer>;
   /** How a refusal of the whole request looks on this route; default `{type, message}` with the table's status. */
   refusal?(error: GatewayError): Answer;
 }
@@ -75,10 +79,11 @@ export interface CallStages {
   /**
    * Stages 5 → 6 → 7 for one authorized message: admit, resolve credentials into the `UpstreamCall`, run
    * `forward` with it, then settle. Returns the forward's result, or the refusal of stage 5 or 6 (also
-   * written to `record`). `forward` must not throw for upstream trouble (it answers with a result saying
-   * so); if it throws anyway the admission is still settled and the error propagates.
+   * written to `record`): the refusal itself when stages 5 and 6 answered synchronously (so a caller
+   * `await`s it, or tests for a promise), else a promise. `forward` must not throw for upstream trouble (it
+   * answers with a result saying so); if it throws anyway the admission is still settled and the error propagates.
    */
-  call<T>(ctx: RequestContext, record: RequestRecord, target: CallTarget, forward: (call: UpstreamCall, departure: Departure) => Promise<Forwarded<T>>): Promise<T | GatewayError>;
+  call<T>(ctx: RequestContext, record: RequestRecord, target: CallTarget, forward: (call: UpstreamCall, departure: Departure) => Promise<Forwarded<T>>): GatewayError | Promise<T | GatewayError>;
 }
 
 export interface PipelineOptions {
@@ -104,60 +109,113 @@ export function createPipeline(options: PipelineOptions): RunRoute {
   // Streams of a key that is revoked, expires or loses the server are cut (key-streams.ts).
   const keyStreams = new KeyStreams(holder, now);
 
+  const timed = options.timeStages === true;
+
+  // Stages 5–7 without an async function per stage: when the hooks answer synchronously (an in-process
+  // limiter, configured credentials) the call reaches the upstream in the turn it was authorized, and the
+  // forward's promise is the one thing it waits on. Each `await` of a stage was a promise, a suspended
+  // frame and a microtask turn more per tools/call.
   const stages: CallStages = {
-    async call(ctx, record, target, forward) {
-      const caller = ctx.caller as Caller;
+    call(ctx, record, target, forward) {
       record.server = target.server.name;
       record.tool = target.tool;
-      // 5. limits
-      const subject: LimitSubject = { route: ctx.route, caller, method: target.method, server: target.server.name, tool: target.tool, maxCostNanos: target.maxCostNanos };
-      // Stage times only when asked (OpenTelemetry): no clock read and no per-call closure otherwise.
-      const timed = options.timeStages === true;
-      let mark = timed ? stageClock() : 0;
-      // Hooks may answer synchronously; awaiting only real promises spares a microtask turn per stage.
+      // 5. limits (stage times only when asked, for OpenTelemetry: otherwise no clock read)
+      const mark = timed ? stageClock() : 0;
+      const subject: LimitSubject = { route: ctx.route, caller: ctx.caller as Caller, method: target.method, server: target.server.name, tool: target.tool, maxCostNanos: target.maxCostNanos };
       const admitting = limiter.admit(subject);
-      const admitted = admitting instanceof Promise ? await admitting : admitting;
-      if (timed) mark = timeStage(record, 'limits', mark);
-      if (admitted instanceof GatewayError) return deny(record, admitted);
-      let usage: Usage | null = null;
-      let later: Promise<Usage | null> | null = null;
-      try {
-        // 6. credentials
-        const resolving = credentials.resolve(target.server, caller, ctx.departure);
-        const resolved = resolving instanceof Promise ? await resolving : resolving;
-        if (timed) mark = timeStage(record, 'credentials', mark);
-        if (resolved instanceof GatewayError) return deny(record, resolved);
-        // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
-        const trace = target.trace ?? (ctx.trace ??= newTrace());
-        record.traceId = trace.traceId;
-        record.trace = trace;
-        record.upstreamSpanId = newSpanId();
-        const call = upstreamCall(target.server, resolved, ctx.req.headers, caller.token, upstreamTraceHeaders(trace, record.upstreamSpanId));
-        record.credentialIdentity = call.identity;
-        // 7. forward
-        const forwarded = await forward(call, ctx.departure);
-        if (timed) timeStage(record, 'forward', mark);
-        if (forwarded.usage instanceof Promise) later = forwarded.usage;
-        else usage = forwarded.usage ?? null;
-        record.usage = usage;
-        return forwarded.result;
-      } finally {
-        if (later === null) settle(admitted, usage);
-        else {
-          later.then(
-            (u) => {
-              record.usage = u;
-              settle(admitted, u);
-            },
-            (error: unknown) => {
-              logger.error({ err: error }, 'usage of a streamed answer failed');
-              settle(admitted, null);
-            },
-          );
-        }
-      }
+      if (admitting instanceof Promise) return admitting.then((admission) => afterLimits(ctx, record, target, forward, admission, mark));
+      return afterLimits(ctx, record, target, forward, admitting, mark);
     },
   };
+
+  /** 6. credentials, once admitted. From here the admission is settled exactly once, whatever happens. */
+  function afterLimits<T>(
+    ctx: RequestContext,
+    record: RequestRecord,
+    target: CallTarget,
+    forward: (call: UpstreamCall, departure: Departure) => Promise<Forwarded<T>>,
+    admission: Admission | GatewayError,
+    mark: number,
+  ): GatewayError | Promise<T | GatewayError> {
+    if (timed) mark = timeStage(record, 'limits', mark);
+    if (admission instanceof GatewayError) return deny(record, admission);
+    let resolving: ReturnType<CredentialSource['resolve']>;
+    try {
+      resolving = credentials.resolve(target.server, ctx.caller as Caller, ctx.departure);
+    } catch (error) {
+      settle(admission, null);
+      throw error;
+    }
+    if (!(resolving instanceof Promise)) return afterCredentials(ctx, record, target, forward, admission, resolving, mark);
+    return resolving.then(
+      (resolved) => afterCredentials(ctx, record, target, forward, admission, resolved, mark),
+      (error: unknown) => {
+        settle(admission, null);
+        throw error;
+      },
+    );
+  }
+
+  /** 7. forward with the one `UpstreamCall`, then settle with what it cost. */
+  function afterCredentials<T>(
+    ctx: RequestContext,
+    record: RequestRecord,
+    target: CallTarget,
+    forward: (call: UpstreamCall, departure: Departure) => Promise<Forwarded<T>>,
+    admission: Admission,
+    resolved: Credentials | GatewayError,
+    mark: number,
+  ): GatewayError | Promise<T | GatewayError> {
+    if (timed) mark = timeStage(record, 'credentials', mark);
+    if (resolved instanceof GatewayError) {
+      settle(admission, null);
+      return deny(record, resolved);
+    }
+    let forwarding: Promise<Forwarded<T>>;
+    try {
+      // W3C trace context goes upstream: the caller's trace (message `_meta`, else header, else a new one), this hop as parent.
+      const trace = target.trace ?? (ctx.trace ??= newTrace());
+      record.traceId = trace.traceId;
+      record.trace = trace;
+      record.upstreamSpanId = newSpanId();
+      const call = upstreamCall(target.server, resolved, ctx.req.headers, (ctx.caller as Caller).token, upstreamTraceHeaders(trace, record.upstreamSpanId));
+      record.credentialIdentity = call.identity;
+      forwarding = forward(call, ctx.departure);
+    } catch (error) {
+      settle(admission, null);
+      throw error;
+    }
+    return forwarding.then(
+      (forwarded) => {
+        if (timed) timeStage(record, 'forward', mark);
+        const usage = forwarded.usage;
+        if (usage instanceof Promise) settleLater(record, admission, usage);
+        else {
+          record.usage = usage ?? null;
+          settle(admission, record.usage);
+        }
+        return forwarded.result;
+      },
+      (error: unknown) => {
+        settle(admission, null);
+        throw error;
+      },
+    );
+  }
+
+  /** A streamed answer knows its usage when it ends: the admission is settled then (the answer is not held back). */
+  function settleLater(record: RequestRecord, admission: Admission, usage: Promise<Usage | null>): void {
+    usage.then(
+      (u) => {
+        record.usage = u;
+        settle(admission, u);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'usage of a streamed answer failed');
+        settle(admission, null);
+      },
+    );
+  }
 
   function settle(admission: { settle(usage: Usage | null): void }, usage: Usage | null): void {
     try {
@@ -245,14 +303,25 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       refuse(route, ctx, res, parsed);
       return;
     }
-    route.serve(ctx, parsed, stages).then(
-      (answer) => finish(ctx, res, answer),
-      (error: unknown) => {
-        logger.error({ err: error, route: route.name, keyId: ctx.caller?.key.id }, 'route failed');
-        if (res.headersSent) res.destroy();
-        else refuse(route, ctx, res, new GatewayError('internal_error'));
-      },
-    );
+    let served: Answer | Promise<Answer>;
+    try {
+      served = route.serve(ctx, parsed, stages);
+    } catch (error) {
+      routeFailed(route, ctx, res, error);
+      return;
+    }
+    if (!(served instanceof Promise)) finish(ctx, res, served);
+    else
+      served.then(
+        (answer) => finish(ctx, res, answer),
+        (error: unknown) => routeFailed(route, ctx, res, error),
+      );
+  }
+
+  function routeFailed<P>(route: Route<P>, ctx: RequestContext, res: ServerResponse, error: unknown): void {
+    logger.error({ err: error, route: route.name, keyId: ctx.caller?.key.id }, 'route failed');
+    if (res.headersSent) res.destroy();
+    else refuse(route, ctx, res, new GatewayError('internal_error'));
   }
 }
 

@@ -238,9 +238,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       const i = admitted[k];
       if (i === undefined) return forwardOnce(call);
       const m = request.messages[i] as Extract<MessageCheck, { kind: 'request' }>;
-      return stages
-        .call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))
-        .then((result) => ({ result }));
+      // `Promise.resolve`: a refusal of stages 5–6 comes back as the value itself, not a promise.
+      return Promise.resolve(stages.call<Answer | GatewayError>(ctx, records[i] as RequestRecord, { server, tool: m.tool, method: m.method }, (next) => admit(k + 1, next))).then(
+        (result) => ({ result }),
+      );
     };
     const outcome = await stages.call<Answer | GatewayError>(ctx, primary, target, (call) => admit(0, call));
     const refusal = outcome instanceof GatewayError ? outcome : null;

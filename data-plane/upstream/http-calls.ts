@@ -78,7 +78,7 @@ export class HttpCalls {
    * `params` are the caller's `tools/call` params; `tool` is the upstream's own name for the tool.
    * `onNotification` receives what the upstream sends on the call's stream before its answer (progress, logs).
    */
-  async callTool(
+  callTool(
     call: UpstreamCall,
     tool: string,
     params: Readonly<Record<string, unknown>>,
@@ -87,22 +87,54 @@ export class HttpCalls {
   ): Promise<CallOutcome> {
     const server = call.server;
     const url = server.url;
-    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
+    if (!url) return Promise.reject(new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL')));
     const message = { ...params, name: tool };
-    for (let attempt = 0; ; attempt++) {
-      const pending = this.#session(call);
-      const session = pending instanceof Promise ? await pending : pending;
-      const id = this.#nextId++;
+    const pending = this.#session(call);
+    // The shared identity's session is at hand once opened: the call then goes out in this turn.
+    if (pending instanceof Promise) return pending.then((session) => this.#callOn(call, url, message, session, 0, signal, onNotification));
+    return this.#callOn(call, url, message, pending, 0, signal, onNotification);
+  }
+
+  /**
+   * One attempt of a tools/call on `session`: the exchange's promise and one continuation that turns its
+   * result into the outcome (no async frame per layer). A 404 on a session (the upstream restarted and ran
+   * nothing) is repeated once on a new session.
+   */
+  #callOn(
+    call: UpstreamCall,
+    url: URL,
+    message: Readonly<Record<string, unknown>>,
+    session: HttpSession,
+    attempt: number,
+    signal: Departure | undefined,
+    onNotification: ((message: Record<string, unknown>) => void) | undefined,
+  ): Promise<CallOutcome> {
+    const server = call.server;
+    const id = this.#nextId++;
+    let sending: Promise<ExchangeResult>;
+    try {
       const body = `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":${JSON.stringify(message)}}`;
-      const result = await this.#send(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
-      if (result.kind === 'response') return outcomeOf(result.message, call, result.status);
-      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
-        // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
-        this.#forget(call, session);
-        continue;
-      }
-      throw failureOf(result, server);
+      sending = this.#exchange(call, session, url, body, id, server.toolTimeoutMs, signal, onNotification);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    return sending.then(
+      (exchanged) => {
+        const result = this.#received(call, session, url, id, server.toolTimeoutMs, signal, exchanged);
+        if (result.kind === 'response') return outcomeOf(result.message, call, result.status);
+        if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
+          // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
+          this.#forget(call, session);
+          const next = this.#session(call);
+          if (next instanceof Promise) return next.then((opened) => this.#callOn(call, url, message, opened, 1, signal, onNotification));
+          return this.#callOn(call, url, message, next, 1, signal, onNotification);
+        }
+        throw failureOf(result, server);
+      },
+      (error: unknown) => {
+        throw this.#unreached(call, session, url, id, signal, error);
+      },
+    );
   }
 
   /**
@@ -119,7 +151,13 @@ export class HttpCalls {
       const session = await this.#session(call);
       const id = this.#nextId++;
       const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } });
-      const result = await this.#send(call, session, url, body, id, timeoutMs, undefined);
+      let exchanged: ExchangeResult;
+      try {
+        exchanged = await this.#exchange(call, session, url, body, id, timeoutMs, undefined, undefined);
+      } catch (error) {
+        throw this.#unreached(call, session, url, id, undefined, error);
+      }
+      const result = this.#received(call, session, url, id, timeoutMs, undefined, exchanged);
       if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
         this.#forget(call, session);
         attempt++;
@@ -141,8 +179,8 @@ export class HttpCalls {
     this.#servers.delete(serverName);
   }
 
-  /** One exchange bounded by `timeoutMs` and the caller's signal; a call left behind is cancelled upstream. */
-  async #send(
+  /** Starts an exchange bounded by `timeoutMs` and the caller's signal (refused at once if the caller has already left). */
+  #exchange(
     call: UpstreamCall,
     session: HttpSession,
     url: URL,
@@ -150,21 +188,27 @@ export class HttpCalls {
     id: number,
     timeoutMs: number,
     signal: Departure | undefined,
-    onNotification?: (message: Record<string, unknown>) => void,
+    onNotification: ((message: Record<string, unknown>) => void) | undefined,
   ): Promise<ExchangeResult> {
+    if (signal?.aborted) return Promise.reject(new UpstreamFailure('cancelled', ToolFailure.cancelled(call.server.name)));
+    const target = targetOf(url);
+    return exchange(this.#dispatcher, { origin: target.origin, path: target.path, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
+  }
+
+  /** What an exchange that got no answer is (the caller left: cancelled upstream too; else unreachable). */
+  #unreached(call: UpstreamCall, session: HttpSession, url: URL, id: number, signal: Departure | undefined, error: unknown): UpstreamFailure {
     const server = call.server;
-    if (signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
-    let result: ExchangeResult;
-    try {
-      const target = targetOf(url);
-      result = await exchange(this.#dispatcher, { origin: target.origin, path: target.path, headers: sessionHeaders(call, session), body, id, signal, timeoutMs, onNotification });
-    } catch (error) {
-      if (signal?.aborted) {
-        this.#cancel(call, session, url, id, 'the caller went away');
-        throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
-      }
-      throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
+    if (error instanceof UpstreamFailure) return error;
+    if (signal?.aborted) {
+      this.#cancel(call, session, url, id, 'the caller went away');
+      return new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
     }
+    return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, describeError(error, server)));
+  }
+
+  /** An exchange's result, or the failure it is: the caller left while the answer streamed in, or the deadline passed (both cancelled upstream). */
+  #received(call: UpstreamCall, session: HttpSession, url: URL, id: number, timeoutMs: number, signal: Departure | undefined, result: ExchangeResult): ExchangeResult {
+    const server = call.server;
     if (signal?.aborted && result.kind !== 'response') {
       // The caller left while the answer streamed in (an abort ends an SSE body as a stream failure).
       this.#cancel(call, session, url, id, 'the caller went away');

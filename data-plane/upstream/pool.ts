@@ -260,7 +260,7 @@ export class UpstreamPool {
    * name. Streamable HTTP upstreams are called directly (`http-calls.ts`); stdio and legacy SSE through the
    * pooled SDK client. Upstream trouble becomes an `isError` result, never an exception.
    */
-  async callTool(
+  callTool(
     call: UpstreamCall,
     tool: string,
     params: Readonly<Record<string, unknown>>,
@@ -269,14 +269,28 @@ export class UpstreamPool {
     onNotification?: (message: Record<string, unknown>) => void,
   ): Promise<CallOutcome> {
     const server = call.server;
-    if (server.unavailable !== null) return failureResult(server.unavailable);
-    try {
-      if (server.connectionType === 'HTTP') {
-        if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
-        const outcome = await this.#http.callTool(call, tool, params, signal, onNotification);
+    if (server.unavailable !== null) return Promise.resolve(failureResult(server.unavailable));
+    if (server.connectionType !== 'HTTP') return this.#callPooled(call, tool, params, signal, onNotification);
+    if (this.#closed) return Promise.resolve(this.#callFailed(call, tool, params, signal, new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'))));
+    // The hot path: the direct call's promise and one continuation (no async frame of its own per call).
+    return this.#http.callTool(call, tool, params, signal, onNotification).then(
+      (outcome) => {
         this.health.reachable(server.name);
         return outcome;
-      }
+      },
+      (error: unknown) => this.#callFailed(call, tool, params, signal, error),
+    );
+  }
+
+  /** `callTool` over the pooled SDK client (stdio, legacy SSE). */
+  async #callPooled(
+    call: UpstreamCall,
+    tool: string,
+    params: Readonly<Record<string, unknown>>,
+    signal: Departure | undefined,
+    onNotification: ((message: Record<string, unknown>) => void) | undefined,
+  ): Promise<CallOutcome> {
+    try {
       const options: CallToolOptions = signal ? { signal: abortSignalOf(signal) } : {};
       const meta = params._meta;
       const token = typeof meta === 'object' && meta !== null ? (meta as { progressToken?: unknown }).progressToken : undefined;
@@ -286,17 +300,21 @@ export class UpstreamPool {
       }
       const args = params.arguments as Record<string, unknown> | undefined;
       const outcome = await this.#callOnce(call, tool, args, options, true);
-      this.health.reachable(server.name);
+      this.health.reachable(call.server.name);
       return outcome;
     } catch (error) {
-      if (error instanceof UpstreamFailure) {
-        // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
-        if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
-        this.health.failed(server, call.identity, error);
-        return failureResult(error.message, error.status);
-      }
-      throw error;
+      return this.#callFailed(call, tool, params, signal, error);
     }
+  }
+
+  /** A call that failed: the upstream's trouble becomes an `isError` result (after one renewal of a refused credential); anything else is rethrown. */
+  #callFailed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal: Departure | undefined, error: unknown): CallOutcome | Promise<CallOutcome> {
+    if (!(error instanceof UpstreamFailure)) throw error;
+    const server = call.server;
+    // A refused credential that can be renewed (an OAuth token): renewed on the control plane, tried once more.
+    if (error.kind === 'credentials_refused' && call.renew && server.connectionType === 'HTTP') return this.#callRenewed(call, tool, params, signal);
+    this.health.failed(server, call.identity, error);
+    return failureResult(error.message, error.status);
   }
 
   async #callRenewed(call: UpstreamCall, tool: string, params: Readonly<Record<string, unknown>>, signal?: Departure): Promise<CallOutcome> {

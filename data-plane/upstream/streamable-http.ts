@@ -148,8 +148,8 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
     let type: string | null = null;
     for (let i = 0; i + 1 < rawHeaders.length && (sessionId === null || type === null); i += 2) {
       const name = rawHeaders[i] as Buffer;
-      if (sessionId === null && name.length === 14 && name.toString('latin1').toLowerCase() === 'mcp-session-id') sessionId = (rawHeaders[i + 1] as Buffer).toString('latin1');
-      else if (type === null && name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') type = (rawHeaders[i + 1] as Buffer).toString('latin1');
+      if (sessionId === null && isHeaderName(name, 'mcp-session-id')) sessionId = (rawHeaders[i + 1] as Buffer).toString('latin1');
+      else if (type === null && isHeaderName(name, 'content-type')) type = (rawHeaders[i + 1] as Buffer).toString('latin1');
     }
     this.#sessionId = sessionId;
     this.#status = status;
@@ -262,6 +262,18 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
 }
 
 const DONE_REQUEST: ExchangeRequest = { origin: '', path: '', headers: [], body: '', id: null, signal: undefined, timeoutMs: 0 };
+
+/**
+ * Whether a raw header name is `lower` (lower-case ASCII), compared byte by byte without building a string:
+ * every upstream answer's headers are scanned for two names, and `Content-Length` has the length of
+ * `Mcp-Session-Id`, so a string per name (and its lower-cased copy) was made for most of them.
+ */
+function isHeaderName(name: Buffer, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  // `| 0x20` folds ASCII upper-case letters onto lower-case, and leaves the hyphen (0x2d) as it is.
+  for (let i = 0; i < name.length; i++) if (((name[i] as number) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
 
 /** A JSON answer is one message (or, from an older server, a batch holding ours). */
 function answerOf(text: string, id: number | null, sessionId: string | null, status: number): ExchangeResult {

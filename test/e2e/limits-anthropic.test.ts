@@ -79,22 +79,15 @@ describe('budgets on /anthropic across three nodes sharing Redis', () => {
               refused++;
               return;
             }
-            expect(r.status).toBe(200);
+            // 429: the budget is held by calls in flight (not spent): retry, with a short back-off.
+            if (r.status === 429) await new Promise((resolve) => setTimeout(resolve, 5));
+            else expect(r.status).toBe(200);
           }
         }),
       ),
     );
+    // 402 only once the settled spend itself reached the budget, on every node.
     expect(refused).toBe(6);
-    // A refusal may have counted reservations that then settled lower: spend what is left, one call at a time,
-    // each once the control plane has the spend so far (so every earlier settle has reached Redis too).
-    const pricedSoFar = (): number => standIn.requests.slice(before).reduce((n, r) => n + (r.usage ? priced(r) : 0), 0);
-    for (let i = 0; ; i++) {
-      await waitFor(async () => (await spendNanos(k.id)) === pricedSoFar(), { what: 'persisted spend = priced usage so far' });
-      const r = await call(nodes[i % 3]!, k.key);
-      await r.arrayBuffer();
-      if (r.status === 402) break;
-      expect(r.status).toBe(200);
-    }
     const answered = standIn.requests.slice(before).filter((r) => r.usage !== undefined);
     expect(answered.some((r) => r.stream) && answered.some((r) => !r.stream)).toBe(true);
     const total = answered.reduce((n, r) => n + priced(r), 0);

@@ -43,12 +43,13 @@ function isAdmission(x: Admission | GatewayError): x is Admission {
 
 /**
  * A priced tool's calls all admitted at once, settled only after every admission was decided (the worst
- * case: nothing charged yet at settle time): how many got through, what each store holds, what was reported.
+ * case: nothing charged yet at settle time): the ones that got through.
  */
 async function concurrentPricedCalls(limiters: readonly GovernanceLimiter[], subject: LimitSubject, calls: number): Promise<Admission[]> {
   const results = await Promise.all(Array.from({ length: calls }, (_, i) => limiters[i % limiters.length]!.admit(subject)));
   const refused = results.filter((r): r is GatewayError => r instanceof GatewayError);
-  expect(refused.every((r) => r.code === 'budget_exceeded')).toBe(true);
+  // Nothing settled yet: the budget is held by the admitted calls' reservations, not spent (429, retry).
+  expect(refused.every((r) => r.code === 'rate_limited' && r.reason === 'budget_held' && r.headers?.['retry-after'] === '2')).toBe(true);
   const admitted = results.filter(isAdmission);
   for (const a of admitted) a.settle(null);
   return admitted;
@@ -84,8 +85,11 @@ describe('in-process limiter (the embedded default)', () => {
     const limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
     const subject = llmSubjectFor(dailyBudget(1), 0.1);
     // $1 and a $0.1 bound: admitted while reservations are under the cap, so exactly 10 of 40 at once.
-    const first = (await Promise.all(Array.from({ length: 40 }, () => limiter.admit(subject)))).filter(isAdmission);
+    const decided = await Promise.all(Array.from({ length: 40 }, () => limiter.admit(subject)));
+    const first = decided.filter(isAdmission);
     expect(first).toHaveLength(10);
+    // Nothing is spent yet: the others are told to retry (429), not that the budget is gone.
+    expect(decided.filter((r) => r instanceof GatewayError).every((r) => r.code === 'rate_limited' && r.reason === 'budget_held' && r.status === 429)).toBe(true);
     // Each cost $0.03: $0.3 spent, the other $0.7 reserved is given back; reported is the cost, not the bound.
     for (const a of first) a.settle({ costUsd: 0.03, inputTokens: 100, outputTokens: 10, model: 'claude-x' });
     expect(events.map((e) => e.costNanos)).toEqual(Array.from({ length: 10 }, () => 30_000_000));
@@ -287,15 +291,20 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
     expect(await n()).toBe(110);
     expect(await admit('b')).toEqual({ kind: 'ok' });
     expect(await admit('c')).toEqual({ kind: 'ok' });
-    // Admitted at 910 (under the cap) and crossing it; nothing after.
+    // Admitted at 910 (under the cap) and crossing it; nothing after, while 1,200 of it is only reserved: held.
     expect(await admit('d')).toEqual({ kind: 'ok' });
-    expect(await admit('e')).toEqual({ kind: 'budget', index: 0 });
+    expect(await admit('e')).toEqual({ kind: 'held', index: 0 });
     expect(await n()).toBe(1310);
     await settle('b', 0);
     await settle('c', 500); // dearer than its reservation: the excess is charged
     await settle('d', 0);
     expect(await n()).toBe(610);
+    expect(await store.redis.hget(counter, 'r')).toBe('0');
     expect(await store.redis.exists(counterKeys.reserved(keyId, 'b'), counterKeys.reserved(keyId, 'c'), counterKeys.reserved(keyId, 'd'))).toBe(0);
+    // Spent for real once the settled spend alone reaches the cap.
+    expect(await admit('f')).toEqual({ kind: 'ok' });
+    await settle('f', 400);
+    expect(await admit('g')).toEqual({ kind: 'budget', index: 0 });
     await store.close();
   });
 
