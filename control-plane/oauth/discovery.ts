@@ -7,6 +7,7 @@
  */
 import { processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi';
 import { OAuthFlowError } from './errors.js';
+import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
 
 export interface Discovered {
   /** The RFC 8707 resource indicator: the protected resource's identifier (or the server URL). */
@@ -49,31 +50,28 @@ async function fetchWithTimeout(url: URL, init: RequestInit, timeoutMs: number):
   }
 }
 
-function checkScheme(url: URL, options: DiscoveryOptions, what: string): void {
-  if (url.protocol === 'https:') return;
-  if (url.protocol === 'http:' && options.allowInsecure) return;
-  throw new OAuthFlowError('DISCOVERY_FAILED', `${what} ${url.origin} is not https`);
+/** The one rule for authorization-server URLs (urls.ts); a URL that breaks it ends discovery. */
+function checkEndpoint(url: string, options: DiscoveryOptions, what: string): void {
+  const problem = oauthEndpointProblem(url, options.allowInsecure);
+  if (problem === null) return;
+  // Names the origin only: a path or query could carry something the server did not mean to publish.
+  let shown = what;
+  try {
+    shown = `${what} ${new URL(url).origin}`;
+  } catch {
+    // not a URL: the field name says enough
+  }
+  throw new OAuthFlowError('DISCOVERY_FAILED', oauthEndpointProblemText(problem, problem === 'not_a_url' || problem === 'not_http' ? what : shown));
 }
 
 /**
- * The metadata's endpoints under the issuer's rule (https, or http with the opt-in): the server names them,
- * and the authorization endpoint becomes the redirect a person's browser follows (a `javascript:`, `file:`
- * or custom-scheme URL there is the class of CVE-2025-6514), the others requests this control plane sends.
+ * The metadata's endpoints under the issuer's rule: the server names them, and the authorization endpoint
+ * becomes the redirect a person's browser follows, the others requests this control plane sends.
  */
 function checkEndpoints(metadata: AuthorizationServer, options: DiscoveryOptions): void {
   for (const field of ['authorization_endpoint', 'token_endpoint', 'registration_endpoint'] as const) {
     const value = metadata[field];
-    if (value === undefined) continue;
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      throw new OAuthFlowError('DISCOVERY_FAILED', `the authorization server's ${field} is not a URL`);
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw new OAuthFlowError('DISCOVERY_FAILED', `the authorization server's ${field} is not an http(s) URL`);
-    }
-    checkScheme(url, options, `the authorization server's ${field}`);
+    if (value !== undefined) checkEndpoint(value, options, `the authorization server's ${field}`);
   }
 }
 
@@ -178,7 +176,7 @@ async function readProtectedResource(serverUrl: URL, options: DiscoveryOptions, 
 
 /** Reads and checks an issuer's metadata: issuer identity (RFC 8414 §3.3) and PKCE S256 support. */
 export async function discoverAuthorizationServer(issuer: URL, options: DiscoveryOptions): Promise<AuthorizationServer> {
-  checkScheme(issuer, options, 'authorization server');
+  checkEndpoint(issuer.href, options, 'the authorization server');
   const timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
   let unreachable = false;
   for (const candidate of authorizationServerMetadataCandidates(issuer)) {

@@ -44,6 +44,7 @@ import type { Db } from '../repos/transaction.js';
 import { clientConfiguration, clientMetadataDocument, ensureClient, type ClientEndpoints } from './client.js';
 import { discover, discoverAuthorizationServer, type Discovered } from './discovery.js';
 import { OAuthFlowError } from './errors.js';
+import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
 
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
 export const CLIENT_METADATA_PATH = '/oauth/client-metadata.json';
@@ -123,6 +124,17 @@ function manualMetadata(settings: ServerOAuthSettingsRow | null): AuthorizationS
   };
 }
 
+function checkManualEndpoints(metadata: AuthorizationServer, allowInsecure: boolean): void {
+  for (const [field, value] of [
+    ['authorizeUrl', metadata.authorization_endpoint],
+    ['tokenUrl', metadata.token_endpoint],
+    ['registrationUrl', metadata.registration_endpoint],
+  ] as const) {
+    const problem = value === undefined ? null : oauthEndpointProblem(value, allowInsecure);
+    if (problem !== null) throw new OAuthFlowError('DISCOVERY_FAILED', `the server's OAuth setting ${oauthEndpointProblemText(problem, field)}; fix it with setMcpServerOAuth`);
+  }
+}
+
 function hashState(state: string): string {
   return createHash('sha256').update(state).digest('base64url');
 }
@@ -182,6 +194,11 @@ export class OAuthService {
     this.refreshMarginMs = options.refreshMarginMs ?? 60_000;
     this.retryDelaysMs = options.retryDelaysMs ?? [250, 1000];
     this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Whether http:// authorization servers are accepted (the named opt-in; see urls.ts). */
+  get allowsInsecure(): boolean {
+    return this.allowInsecure;
   }
 
   /** The control plane's public base URL, without a trailing slash. */
@@ -281,6 +298,8 @@ export class OAuthService {
     }
     const settings = await getServerOAuthSettings(this.db, server.id);
     const manual = manualMetadata(settings);
+    // Settings stored before the rule (or while the opt-in was on) are checked again when they are used.
+    if (manual) checkManualEndpoints(manual, this.allowInsecure);
     const discovered: Discovered = manual
       ? { issuer: manual.issuer, metadata: manual, resource: settings?.resource ?? this.serverUrl(server).href, scopes: [] }
       : await discover(this.serverUrl(server), { allowInsecure: this.allowInsecure, timeoutMs: this.timeoutMs, resource: settings?.resource ?? null });

@@ -26,7 +26,7 @@ export interface TestControlPlane {
 }
 
 export async function startTestControlPlane(
-  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number; sharedNodeToken?: boolean; oauth?: ControlPlaneOptions['oauth'] } = {},
+  options: { databaseUrl?: string; databaseSchema?: string; dataDir?: string; env?: NodeJS.ProcessEnv; adminToken?: string; port?: number; sharedNodeToken?: boolean; oauth?: ControlPlaneOptions['oauth']; /** Default true: test authorization servers are http. */ allowInsecureOAuth?: boolean } = {},
 ): Promise<TestControlPlane> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-cp-'));
   const adminToken = options.adminToken ?? `gha_test${randomBytes(16).toString('hex')}`;
@@ -40,7 +40,7 @@ export async function startTestControlPlane(
     // Most tests start nodes on the shared token; enrollment tests turn it off.
     sharedNodeToken: options.sharedNodeToken ?? true,
     // Test authorization servers listen on http://127.0.0.1.
-    allowInsecureOAuth: true,
+    allowInsecureOAuth: options.allowInsecureOAuth ?? true,
     ...(options.oauth ? { oauth: options.oauth } : {}),
     logger: createLogger('test-control-plane', { destination: logs, level: 'debug' }),
   });

@@ -25,6 +25,7 @@ import { UserErrorRef } from './common.js';
 import type { Db } from '../../repos/transaction.js';
 import { McpServerRef } from './mcp-servers.js';
 import { UserRef } from './users.js';
+import { oauthEndpointProblem, oauthEndpointProblemText } from '../../oauth/urls.js';
 
 const OAuthConnectionStatusEnum = builder.enumType('OAuthConnectionStatus', {
   description: 'CONNECTED: tokens are held and refreshed automatically. NEEDS_REAUTH: the authorization server refused the grant; a person must authorize again.',
@@ -168,21 +169,28 @@ const SetMcpServerOAuthPayload = builder.objectRef<SettingsShape>('SetMcpServerO
   }),
 });
 
-function checkUrl(value: string | null | undefined, field: string, errors: SettingsShape['errors']): string | null {
+/**
+ * An authorization-server URL the admin gives: the rule discovery applies to the ones servers publish
+ * (oauth/urls.ts: http(s), https unless the insecure opt-in, no embedded credentials). Reads
+ * (McpServer.oauth) show these URLs as stored, so a credential in one would leak.
+ */
+function checkEndpointUrl(value: string | null | undefined, field: string, allowInsecure: boolean, errors: SettingsShape['errors']): string | null {
   if (value === null || value === undefined || value === '') return null;
-  try {
-    const url = new URL(value);
-    if ((url.protocol === 'https:' || url.protocol === 'http:') && (url.username !== '' || url.password !== '')) {
-      // Reads (McpServer.oauth) show these URLs as stored, so a credential in one would leak, as it would in
-      // connectionString or a provider's baseUrl (refused the same way); the client secret field is write-only.
-      errors.push({ field: `input.${field}`, code: 'INVALID_URL', message: `${field} must not embed credentials; use clientId and clientSecret` });
-      return null;
-    }
-    if (url.protocol === 'https:' || url.protocol === 'http:') return url.href;
-  } catch {
-    // reported below
-  }
-  errors.push({ field: `input.${field}`, code: 'INVALID_URL', message: `${field} must be an http(s) URL` });
+  const problem = oauthEndpointProblem(value, allowInsecure);
+  if (problem === null) return new URL(value).href;
+  errors.push({ field: `input.${field}`, code: 'INVALID_URL', message: oauthEndpointProblemText(problem, field) });
+  return null;
+}
+
+/**
+ * The RFC 8707 resource indicator: an identifier (the MCP server's URL, which may be http), never fetched
+ * or sent a secret, so http(s) without embedded credentials is enough.
+ */
+function checkResource(value: string | null | undefined, errors: SettingsShape['errors']): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  const problem = oauthEndpointProblem(value, true);
+  if (problem === null) return new URL(value).href;
+  errors.push({ field: 'input.resource', code: 'INVALID_URL', message: oauthEndpointProblemText(problem, 'resource') });
   return null;
 }
 
@@ -265,10 +273,11 @@ builder.mutationFields((t) => ({
         return { errors: [{ field: 'input.name', code: 'WRONG_AUTH_TYPE', message: `${server.name} uses ${server.authType} authentication; OAuth settings apply to OAUTH and PER_USER_OAUTH servers` }] };
       }
       const errors: SettingsShape['errors'] = [];
-      const authorizeUrl = checkUrl(input.authorizeUrl, 'authorizeUrl', errors);
-      const tokenUrl = checkUrl(input.tokenUrl, 'tokenUrl', errors);
-      const registrationUrl = checkUrl(input.registrationUrl, 'registrationUrl', errors);
-      const resource = checkUrl(input.resource, 'resource', errors);
+      const allowInsecure = ctx.oauth?.allowsInsecure ?? false;
+      const authorizeUrl = checkEndpointUrl(input.authorizeUrl, 'authorizeUrl', allowInsecure, errors);
+      const tokenUrl = checkEndpointUrl(input.tokenUrl, 'tokenUrl', allowInsecure, errors);
+      const registrationUrl = checkEndpointUrl(input.registrationUrl, 'registrationUrl', allowInsecure, errors);
+      const resource = checkResource(input.resource, errors);
       if ((authorizeUrl === null) !== (tokenUrl === null) && errors.length === 0) {
         errors.push({ field: 'input.tokenUrl', code: 'REQUIRED', message: 'authorizeUrl and tokenUrl go together' });
       }
