@@ -82,6 +82,20 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
     expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
   });
 
+  it('stores a batch whose chunks each hold one event stored before: every other event once, the chain unbroken', async () => {
+    // One stored id inside each multi-row chunk (and the last event) makes every chunk's optimistic insert fail.
+    const events = Array.from({ length: 333 }, (_, i) => event(i));
+    const storedBefore = events.filter((_, i) => i % 37 === 5 || i === 332);
+    expect(await store.ingest('node-a', storedBefore)).toMatchObject({ accepted: storedBefore.length });
+    expect(await store.ingest('node-a', events)).toEqual({ accepted: 333 - storedBefore.length, duplicates: storedBefore.length, rejected: [] });
+    const rows = await t.db.selectFrom('audit_events').select(['id', 'seq']).orderBy('row_id').execute();
+    expect(rows.map((r) => r.id)).toEqual([...storedBefore, ...events.filter((e) => !storedBefore.includes(e))].map((e) => e.id));
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 333 }, (_, i) => i + 1));
+    // Resent whole, it stores nothing.
+    expect(await store.ingest('node-a', events)).toEqual({ accepted: 0, duplicates: 333, rejected: [] });
+    expect(await verifyAuditChain(t.db, [key.publicJwk])).toMatchObject({ ok: true, checkedEvents: 333 });
+  });
+
   it('filters and pages events in arrival order', async () => {
     await store.ingest('node-a', Array.from({ length: 12 }, (_, i) => event(i)));
     const page = await listAuditEvents(t.db, { keyId: 'key-1' }, { limit: 10, inverted: false });
