@@ -33,6 +33,7 @@ import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
+import { sealConnectionSecrets } from './repos/mcp-servers.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
 import { CredentialBroker } from './connect/broker.js';
 import { announceCredentialChange } from './repos/connect.js';
@@ -96,6 +97,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   await migrateToLatest(db, dialect === 'postgres' ? databaseSchema : undefined);
 
   const box = new SecretBox(keys.masterKey);
+  const sealedUrls = await sealConnectionSecrets(db, box);
+  if (sealedUrls > 0) logger.info({ servers: sealedUrls }, 'sealed credential-bearing connection URLs stored before 0020_connection_secret');
   const signingKeys = await Promise.all(keys.signingKeys.map(importSigningKey));
   const activeKey = signingKeys.find((k) => k.kid === keys.activeKid);
   if (!activeKey) throw new Error('active signing key missing');
