@@ -184,7 +184,7 @@ export class UpstreamPool {
   readonly #http: HttpCalls;
   /**
    * Catalogs listed with a server's shared credential outside its pooled connection (a shared OAuth token
-   * over `http-calls.ts`), by server, with the settings they were listed under. Never a per-user catalog:
+   * over `http-calls.ts` or its own legacy SSE connection), by server, with the settings they were listed under. Never a per-user catalog:
    * see `isSharedListing`.
    */
   readonly #sharedListings = new Map<string, { fingerprint: string; tools: Tool[] }>();
@@ -246,8 +246,11 @@ export class UpstreamPool {
       const lease = this.#lease(call);
       try {
         const own = lease.value;
-        // Cached on this identity's own connection only, so served to this identity (and headers) only.
-        return own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        // Cached on this identity's own connection, so served to this identity (and headers) only; kept as
+        // the server's too when that identity is the server's shared one (an OAuth token over legacy SSE).
+        const tools = own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        if (isSharedListing(call)) this.#sharedListings.set(server.name, { fingerprint: server.fingerprint, tools });
+        return tools;
       } finally {
         lease.release();
       }
@@ -352,7 +355,9 @@ export class UpstreamPool {
    */
   sharedCatalog(server: ResolvedServer): Tool[] | null {
     if (isPerUserServer(server)) return null;
-    const entry = this.#entries.get(server.name);
+    // The pooled connection's own catalog is the server's only when its configured headers are all of the
+    // server's credential: an OAUTH server's pooled connection has no token.
+    const entry = server.authType === 'NONE' || server.authType === 'HEADERS' ? this.#entries.get(server.name) : undefined;
     if (entry && entry.fingerprint === server.fingerprint && entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     const listed = this.#sharedListings.get(server.name);
     return listed && listed.fingerprint === server.fingerprint ? listed.tools : null;
