@@ -386,6 +386,24 @@ export async function* iterateAuditEvents(db: Db, filter: AuditFilter, pageSize 
 
 // ---- Verifying ----
 
+/**
+ * The lowest seq of `partition` whose row was received at or after `from` (one past the partition's last
+ * seq when none was): a bisection of point reads on the (partition, seq) index, ~2·log2(rows) of them.
+ * Seqs missing (deleted rows) are stepped over by reading the next row present.
+ */
+async function firstSeqReceivedFrom(db: Db, partition: string, from: string): Promise<number> {
+  const last = await db.selectFrom('audit_events').select('seq').where('partition', '=', partition).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  let lo = 1;
+  let hi = last ? Number(last.seq) + 1 : 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const row = await db.selectFrom('audit_events').select(['seq', 'received_at']).where('partition', '=', partition).where('seq', '>=', mid).orderBy('seq').limit(1).executeTakeFirst();
+    if (!row || row.received_at >= from) hi = mid;
+    else lo = Number(row.seq) + 1;
+  }
+  return lo;
+}
+
 export interface BrokenLink {
   partition: string;
   seq: number;
@@ -408,33 +426,44 @@ export interface ChainVerification {
  * Walks every partition's chain in seq order over rows received in [from, to] (all rows when unbounded),
  * linking the first one to the row before it, then checks every checkpoint made in that window: its
  * signature, and that its head row is still there with that hash. Reports the first broken link.
+ *
+ * The window is found on the chain's own (partition, seq) index, not an index of received_at (0020
+ * dropped it: one index less on every row stored). `append` stamps received_at so that it never decreases
+ * along a partition's seq, so the rows received in the window are one run of seqs: its start is found by
+ * bisection (`firstSeqReceivedFrom`) and the walk stops at the first row received after `to`. A row whose
+ * received_at was edited could mislead either; it is caught all the same, because received_at is in every
+ * row's hash: the bisection ends just after the row that sent it on (checked here as the row before the
+ * window), and the row the walk stops at is checked before it is believed.
  */
 export async function verifyAuditChain(db: Db, trustedKeys: readonly PublicJwk[], range: { from?: string | null; to?: string | null } = {}): Promise<ChainVerification> {
   const result: ChainVerification = { ok: true, checkedEvents: 0, checkedCheckpoints: 0, uncheckedCheckpoints: 0, partitions: 0, firstBroken: null };
   const partitions = await db.selectFrom('audit_events').select('partition').distinct().orderBy('partition').execute();
   result.partitions = partitions.length;
   const broken = (link: BrokenLink): ChainVerification => ({ ...result, ok: false, firstBroken: link });
+  const at = (row: StoredAuditRow, reason: BrokenReason): BrokenLink => ({ partition: row.partition, seq: Number(row.seq), rowId: Number(row.row_id), eventId: row.id, reason });
 
   for (const { partition } of partitions) {
     let previous: { seq: number; hash: string } | null | undefined = undefined;
-    let afterSeq = -1;
-    for (;;) {
-      let q = db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq);
-      if (range.from) q = q.where('received_at', '>=', range.from);
-      if (range.to) q = q.where('received_at', '<=', range.to);
-      const rows = (await q.orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
+    let afterSeq = range.from ? (await firstSeqReceivedFrom(db, partition, range.from)) - 1 : 0;
+    walk: for (;;) {
+      const rows = (await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq).orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
       for (const raw of rows) {
         const row = { ...raw, row_id: Number(raw.row_id), seq: Number(raw.seq) };
         if (previous === undefined) {
-          // The first row in the window links to the one before it (outside the window), if it should have one.
-          const before =
-            row.seq > 1
-              ? await db.selectFrom('audit_events').select(['seq', 'hash']).where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()
-              : undefined;
+          // The first row in the window links to the one before it (outside the window), if it should have
+          // one; that row is checked in itself too (its own hash), as it is where the bisection turned.
+          const before = row.seq > 1 ? ((await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()) as StoredAuditRow | undefined) : undefined;
+          if (before) {
+            const b = { ...before, row_id: Number(before.row_id), seq: Number(before.seq) };
+            const reason = checkRow(b, { seq: b.seq - 1, hash: b.prev_hash });
+            if (reason) return broken(at(b, reason));
+          }
           previous = before ? { seq: Number(before.seq), hash: before.hash } : null;
         }
         const reason = checkRow(row, previous);
-        if (reason) return broken({ partition, seq: row.seq, rowId: row.row_id, eventId: row.id, reason });
+        if (reason) return broken(at(row, reason));
+        // Received after the window (and its hash says so truly): so is every later row of this partition.
+        if (range.to && row.received_at > range.to) break walk;
         previous = { seq: row.seq, hash: row.hash };
         result.checkedEvents += 1;
       }
