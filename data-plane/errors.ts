@@ -216,6 +216,7 @@ export const RpcMessage = {
   notAMessage: () => 'not a JSON-RPC message',
   invalidNotification: () => 'invalid JSON-RPC notification',
   invalidRequest: () => 'invalid JSON-RPC request',
+  idOutOfRange: () => 'a JSON-RPC id must be a string or an integer within ±(2^53 − 1): a larger or fractional number cannot be echoed back exactly',
   invalidParams: (method: string) => `invalid ${method} params`,
   tooDeep: (max: number) => `params nest deeper than ${max} levels`,
   methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,

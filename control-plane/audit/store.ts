@@ -26,6 +26,7 @@ import { sqliteHandle } from '../db/database.js';
 import type { AuditEventsTable, Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from '../repos/pagination.js';
+import { isUniqueViolation } from '../repos/errors.js';
 import { inTransaction, type Db } from '../repos/transaction.js';
 import { checkRow, genesisHash, indexedColumns, rowHash, type BrokenReason, type StoredAuditRow } from './chain.js';
 
@@ -57,16 +58,30 @@ export function newPartitionId(): string {
   return `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${randomBytes(6).toString('hex')}`;
 }
 
+/** PostgreSQL: rows per multi-row insert. */
 const INSERT_CHUNK = 200;
+/**
+ * SQLite: rows per optimistic multi-row insert (see `append`). One statement per 50 rows instead of per
+ * row saves the per-statement work (a JS-to-native call, VDBE setup and reset) that was ~a fifth of a
+ * row's insert; larger chunks saved little more, and a chunk holding a stored id is redone row by row.
+ */
+const SQLITE_CHUNK = 50;
 
 /** The columns every stored row fills, in the order the inserts list them (checked against the table's type). */
 const INSERT_COLUMNS = ['id', 'partition', 'seq', 'time', 'received_at', 'node', 'key_id', 'user_id', 'server', 'tool', 'outcome', 'event', 'prev_hash', 'hash'] as const satisfies readonly (keyof AuditEventsTable)[];
+const insertPrefix = `insert into audit_events (${INSERT_COLUMNS.join(', ')}) values`;
 let fullChunkStatement: string | null = null;
 
-/** One row's values in `INSERT_COLUMNS` order, for either dialect's insert. */
-function rowValues(event: AuditEvent, json: string, partition: string, seq: number, receivedAt: string, prevHash: string, hash: string): (string | number | null)[] {
+/** Appends one row's values to `params` in `INSERT_COLUMNS` order, for either dialect's insert. */
+function pushRowValues(params: (string | number | null)[], event: AuditEvent, json: string, partition: string, seq: number, receivedAt: string, prevHash: string, hash: string): void {
   const c = indexedColumns(event);
-  return [c.id, partition, seq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, prevHash, hash];
+  params.push(c.id, partition, seq, c.time, receivedAt, c.node, c.key_id, c.user_id, c.server, c.tool, c.outcome, json, prevHash, hash);
+}
+
+/** `(?, …), (…)` for `rows` rows (SQLite placeholders). */
+function rowPlaceholders(rows: number): string {
+  const row = `(${INSERT_COLUMNS.map(() => '?').join(', ')})`;
+  return Array.from({ length: rows }, () => row).join(', ');
 }
 
 /** `insert into audit_events (…) values ($1, …), (…)` for `rows` rows (PostgreSQL placeholders); a full chunk's is made once. */
@@ -74,7 +89,7 @@ function insertStatement(rows: number): string {
   if (rows === INSERT_CHUNK && fullChunkStatement !== null) return fullChunkStatement;
   const tuples: string[] = [];
   for (let r = 0; r < rows; r++) tuples.push(`(${INSERT_COLUMNS.map((_, c) => `$${r * INSERT_COLUMNS.length + c + 1}`).join(', ')})`);
-  const text = `insert into audit_events (${INSERT_COLUMNS.join(', ')}) values ${tuples.join(', ')}`;
+  const text = `${insertPrefix} ${tuples.join(', ')}`;
   if (rows === INSERT_CHUNK) fullChunkStatement = text;
   return text;
 }
@@ -91,8 +106,9 @@ export class AuditStore {
   private lastCheckpoint: { seq: number; hash: string } | null | undefined = undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
-  /** SQLite: the row insert, prepared once (see `append`). */
+  /** SQLite: the row insert and the chunk insert, prepared once (see `append`). */
   private insertRow: Statement<unknown[]> | null = null;
+  private insertChunk: Statement<unknown[]> | null = null;
   private readonly checkpointEvery: number;
   private readonly now: () => Date;
 
@@ -180,20 +196,51 @@ export class AuditStore {
         const receivedAt = nowIso > head.receivedAt ? nowIso : head.receivedAt;
         let { seq, hash } = head;
         if (sqlite) {
-          // SQLite: one statement prepared once, run per row inside this transaction (it holds the one
-          // connection). An id already stored changes nothing (`on conflict do nothing`) and takes no
-          // place in the chain, so no lookup of the batch's ids is needed first.
-          this.insertRow ??= sqlite.prepare(
-            `insert into audit_events (${INSERT_COLUMNS.join(', ')}) values (${INSERT_COLUMNS.map(() => '?').join(', ')}) on conflict (id) do nothing`,
-          );
-          for (const { event, json } of events) {
+          // SQLite: statements prepared once, run inside this transaction (it holds the one connection).
+          // Optimistically, a full chunk of the batch is one multi-row insert of rows chained as if all
+          // were new, which is what nodes send but after a lost answer. A chunk holding an id already
+          // stored fails as a whole (a plain insert: SQLite undoes the failed statement only, the
+          // transaction goes on) and is stored again row by row, where an id already stored changes
+          // nothing (`on conflict do nothing`) and takes no place in the chain: no lookup of the batch's
+          // ids first, and exactly-once storage whichever way a row went in.
+          this.insertRow ??= sqlite.prepare(`${insertPrefix} ${rowPlaceholders(1)} on conflict (id) do nothing`);
+          this.insertChunk ??= sqlite.prepare(`${insertPrefix} ${rowPlaceholders(SQLITE_CHUNK)}`);
+          // Rows before this index go in one by one: a chunk there failed (so a worst-case batch costs twice, not a chunk per row).
+          let rowByRowUntil = 0;
+          for (let i = 0; i < events.length; ) {
+            if (i >= rowByRowUntil && events.length - i >= SQLITE_CHUNK) {
+              const params: (string | number | null)[] = [];
+              let chunkSeq = seq;
+              let chunkHash = hash;
+              for (let k = i; k < i + SQLITE_CHUNK; k++) {
+                const { event, json } = events[k]!;
+                chunkSeq += 1;
+                const prevHash = chunkHash;
+                chunkHash = rowHash({ partition: this.partition, seq: chunkSeq, receivedAt, prevHash, event: json });
+                pushRowValues(params, event, json, this.partition, chunkSeq, receivedAt, prevHash, chunkHash);
+              }
+              try {
+                this.insertChunk.run(params);
+                seq = chunkSeq;
+                hash = chunkHash;
+                i += SQLITE_CHUNK;
+                continue;
+              } catch (error) {
+                // Anything but a stored id (or the chain's own (partition, seq), which the row path meets again) fails the batch.
+                if (!isUniqueViolation(error)) throw error;
+                rowByRowUntil = i + SQLITE_CHUNK;
+              }
+            }
+            const { event, json } = events[i]!;
             const rowSeq = seq + 1;
             const rowHashValue = rowHash({ partition: this.partition, seq: rowSeq, receivedAt, prevHash: hash, event: json });
-            const { changes } = this.insertRow.run(rowValues(event, json, this.partition, rowSeq, receivedAt, hash, rowHashValue));
-            if (changes === 1) {
+            const values: (string | number | null)[] = [];
+            pushRowValues(values, event, json, this.partition, rowSeq, receivedAt, hash, rowHashValue);
+            if (this.insertRow.run(values).changes === 1) {
               seq = rowSeq;
               hash = rowHashValue;
             }
+            i += 1;
           }
         } else {
           // PostgreSQL: the batch's ids already stored (one array parameter), then its new rows in multi-row
@@ -213,7 +260,7 @@ export class AuditStore {
             seq += 1;
             const prevHash = hash;
             hash = rowHash({ partition: this.partition, seq, receivedAt, prevHash, event: json });
-            params.push(...rowValues(event, json, this.partition, seq, receivedAt, prevHash, hash));
+            pushRowValues(params, event, json, this.partition, seq, receivedAt, prevHash, hash);
             if (params.length >= INSERT_CHUNK * INSERT_COLUMNS.length) await flush();
           }
           await flush();
@@ -339,6 +386,24 @@ export async function* iterateAuditEvents(db: Db, filter: AuditFilter, pageSize 
 
 // ---- Verifying ----
 
+/**
+ * The lowest seq of `partition` whose row was received at or after `from` (one past the partition's last
+ * seq when none was): a bisection of point reads on the (partition, seq) index, ~2·log2(rows) of them.
+ * Seqs missing (deleted rows) are stepped over by reading the next row present.
+ */
+async function firstSeqReceivedFrom(db: Db, partition: string, from: string): Promise<number> {
+  const last = await db.selectFrom('audit_events').select('seq').where('partition', '=', partition).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  let lo = 1;
+  let hi = last ? Number(last.seq) + 1 : 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const row = await db.selectFrom('audit_events').select(['seq', 'received_at']).where('partition', '=', partition).where('seq', '>=', mid).orderBy('seq').limit(1).executeTakeFirst();
+    if (!row || row.received_at >= from) hi = mid;
+    else lo = Number(row.seq) + 1;
+  }
+  return lo;
+}
+
 export interface BrokenLink {
   partition: string;
   seq: number;
@@ -361,33 +426,44 @@ export interface ChainVerification {
  * Walks every partition's chain in seq order over rows received in [from, to] (all rows when unbounded),
  * linking the first one to the row before it, then checks every checkpoint made in that window: its
  * signature, and that its head row is still there with that hash. Reports the first broken link.
+ *
+ * The window is found on the chain's own (partition, seq) index, not an index of received_at (0020
+ * dropped it: one index less on every row stored). `append` stamps received_at so that it never decreases
+ * along a partition's seq, so the rows received in the window are one run of seqs: its start is found by
+ * bisection (`firstSeqReceivedFrom`) and the walk stops at the first row received after `to`. A row whose
+ * received_at was edited could mislead either; it is caught all the same, because received_at is in every
+ * row's hash: the bisection ends just after the row that sent it on (checked here as the row before the
+ * window), and the row the walk stops at is checked before it is believed.
  */
 export async function verifyAuditChain(db: Db, trustedKeys: readonly PublicJwk[], range: { from?: string | null; to?: string | null } = {}): Promise<ChainVerification> {
   const result: ChainVerification = { ok: true, checkedEvents: 0, checkedCheckpoints: 0, uncheckedCheckpoints: 0, partitions: 0, firstBroken: null };
   const partitions = await db.selectFrom('audit_events').select('partition').distinct().orderBy('partition').execute();
   result.partitions = partitions.length;
   const broken = (link: BrokenLink): ChainVerification => ({ ...result, ok: false, firstBroken: link });
+  const at = (row: StoredAuditRow, reason: BrokenReason): BrokenLink => ({ partition: row.partition, seq: Number(row.seq), rowId: Number(row.row_id), eventId: row.id, reason });
 
   for (const { partition } of partitions) {
     let previous: { seq: number; hash: string } | null | undefined = undefined;
-    let afterSeq = -1;
-    for (;;) {
-      let q = db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq);
-      if (range.from) q = q.where('received_at', '>=', range.from);
-      if (range.to) q = q.where('received_at', '<=', range.to);
-      const rows = (await q.orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
+    let afterSeq = range.from ? (await firstSeqReceivedFrom(db, partition, range.from)) - 1 : 0;
+    walk: for (;;) {
+      const rows = (await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq).orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
       for (const raw of rows) {
         const row = { ...raw, row_id: Number(raw.row_id), seq: Number(raw.seq) };
         if (previous === undefined) {
-          // The first row in the window links to the one before it (outside the window), if it should have one.
-          const before =
-            row.seq > 1
-              ? await db.selectFrom('audit_events').select(['seq', 'hash']).where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()
-              : undefined;
+          // The first row in the window links to the one before it (outside the window), if it should have
+          // one; that row is checked in itself too (its own hash), as it is where the bisection turned.
+          const before = row.seq > 1 ? ((await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()) as StoredAuditRow | undefined) : undefined;
+          if (before) {
+            const b = { ...before, row_id: Number(before.row_id), seq: Number(before.seq) };
+            const reason = checkRow(b, { seq: b.seq - 1, hash: b.prev_hash });
+            if (reason) return broken(at(b, reason));
+          }
           previous = before ? { seq: Number(before.seq), hash: before.hash } : null;
         }
         const reason = checkRow(row, previous);
-        if (reason) return broken({ partition, seq: row.seq, rowId: row.row_id, eventId: row.id, reason });
+        if (reason) return broken(at(row, reason));
+        // Received after the window (and its hash says so truly): so is every later row of this partition.
+        if (range.to && row.received_at > range.to) break walk;
         previous = { seq: row.seq, hash: row.hash };
         result.checkedEvents += 1;
       }

@@ -5,9 +5,11 @@
  * implementations: `memory-store.ts` (in-process, the embedded default) and `redis-store.ts` (shared by
  * every node, one Lua script per decision). Plans are computed by the Limiter; stores only count.
  *
- * A budget counter holds the spend it has seen plus the reservations still outstanding (`n`), and those
- * reservations apart (`r`): an admit is refused as `budget` when the spend alone reaches the cap, as `held`
- * when only the reservations take it there.
+ * A budget counter holds the spend it has seen plus the reservations still outstanding (`n`), those
+ * reservations apart (`r`), and each of them under its request id with its lease: an admit is refused as
+ * `budget` when the spend alone reaches the cap, as `held` when only the reservations take it there. A
+ * reservation whose lease ran out (its call never settled: the node died mid-call) is given back by the
+ * next admit on that counter, so a crash does not hold a budget until its window ends.
  *
  * Budget counters start "unseeded": the first admit against a counter in a window returns `seed`, the
  * Limiter fetches the spend the control plane has persisted for that window and seeds it once (after a
@@ -36,10 +38,12 @@ export interface AdmitPlan {
    * Nano-USD added to every budget counter when the request is admitted (0: none): a priced tool call's
    * price, or an upper bound of an LLM call's cost. Held in the same atomic decision, so concurrent admits
    * on any node see it at once and a budget is crossed by at most one call, however many run at the same
-   * time. The store remembers it under the request id (`counterKeys.reserved`, as long as the longest budget
-   * window lives), and the settle replaces it with the call's cost: a cost below it gives the rest back.
+   * time. Each budget counter remembers it under the request id until the settle replaces it with the
+   * call's cost (a cost below it gives the rest back) or its lease runs out.
    */
   reserveNanos: number;
+  /** How long a reservation may stay without its settle (`RESERVATION_LEASE_MS`; tests shorten it). */
+  leaseMs: number;
 }
 
 export type AdmitResult =
@@ -63,9 +67,9 @@ export interface SettlePlan {
   tokenCounter: string;
   /**
    * What the call cost, whole. The store charges it and gives back what it reserved at this request's admit,
-   * if it holds such a reservation (a store that restarted since, or the other store of a fallback admit,
-   * holds none and charges the cost alone): a counter never ends below the spend it has seen. A reservation
-   * is given back only on a counter that still exists (one that expired took it along).
+   * on each counter that still holds it (a store that restarted since, a counter that expired, the other
+   * store of a fallback admit, a lease that ran out: none, and the cost alone is charged): a counter never
+   * ends below the spend it has seen.
    */
   costNanos: number;
   budgets: ReadonlyArray<{ counter: string; ttlMs: number }>;
@@ -91,17 +95,14 @@ export const counterKeys = {
    */
   userBudget: (userId: string, period: string, windowStart: number) => `gh:{u:${userId}}:ub:${period}:${windowStart}`,
   settled: (keyId: string, requestId: string) => `gh:{${keyId}}:s:${requestId}`,
-  /** What an admit reserved on the key's budget counters for one request, until its settle gives it back. */
-  reserved: (keyId: string, requestId: string) => `gh:{${keyId}}:r:${requestId}`,
 } as const;
 
 export const MINUTE_MS = 60_000;
 /** How long a settled-request marker is kept (a retried settle within this time counts once). */
 export const SETTLED_MARKER_MS = 10 * MINUTE_MS;
 
-/** How long a reservation is remembered: as long as the longest-lived of the budget counters it is on. */
-export function reservationTtlMs(budgets: ReadonlyArray<{ ttlMs: number }>): number {
-  let ttl = MINUTE_MS;
-  for (const b of budgets) if (b.ttlMs > ttl) ttl = b.ttlMs;
-  return ttl;
-}
+/**
+ * How long a reservation waits for its settle before the counter gives it back anyway: longer than any call
+ * (an LLM answer streams for minutes at most), short enough that a node dying mid-call frees the budget soon.
+ */
+export const RESERVATION_LEASE_MS = 60 * MINUTE_MS;

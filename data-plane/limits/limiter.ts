@@ -14,6 +14,8 @@
  * really cost (usually less: the rest is given back; a call that failed or was refused upstream, with no
  * usage, gives it all back); the spend reported to the control plane is that cost, never the reservation.
  * A call whose cost beat its bound is charged the excess at settle (see `anthropic/pricing.ts`, costBound).
+ * A reservation whose settle never comes (its node died mid-call, or an admit timed out after Redis ran it)
+ * is given back when its lease (`reservationLeaseMs`, one hour) is over.
  *
  * While Redis is unreachable, each key's `fallback` decides (SPEC: decide and document):
  *  - FAIL_CLOSED (default): the key's requests are refused with `limits_unavailable` (503, Retry-After).
@@ -31,7 +33,7 @@ import type { Logger } from '../log.js';
 import type { Admission, LimitSubject, Limiter, Usage } from '../pipeline/limits.js';
 import { budgetWindowEnd, budgetWindowStart, usdToNanos } from '../snapshot/budget-window.js';
 import type { Budget, KeyLimitsEntry, UserEntry } from '../snapshot/schema.js';
-import { counterKeys, MINUTE_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { counterKeys, MINUTE_MS, RESERVATION_LEASE_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 import { MemoryCounterStore } from './memory-store.js';
 import { RedisCounterStore } from './redis-store.js';
 
@@ -94,6 +96,8 @@ export interface LimiterOptions {
   maxPendingSettles?: number;
   logger?: Pick<Logger, 'warn' | 'error'>;
   now?: () => number;
+  /** How long a reservation waits for its call's settle before it is given back anyway (default one hour). */
+  reservationLeaseMs?: number;
   /** USD per call of an MCP tool (the server's `toolPricing`), charged like LLM usage; undefined = free. */
   toolPrice?: (server: string, tool: string) => number | undefined;
 }
@@ -122,6 +126,7 @@ function retryAfter(ms: number): Record<string, string> {
 export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
   const now = options.now ?? Date.now;
   const localShare = options.localShare ?? 0.25;
+  const leaseMs = options.reservationLeaseMs ?? RESERVATION_LEASE_MS;
   const maxPending = options.maxPendingSettles ?? 100_000;
   const logger = options.logger;
   const local = new MemoryCounterStore(now);
@@ -149,6 +154,7 @@ export function createLimiter(options: LimiterOptions = {}): GovernanceLimiter {
       keyId,
       requestId,
       reserveNanos,
+      leaseMs,
       requestsPerMinute: scale(limits.rateLimit?.requestsPerMinute ?? null),
       tokensPerMinute: scale(limits.rateLimit?.tokensPerMinute ?? null),
       tokenCounter: counterKeys.tokens(keyId, minute),

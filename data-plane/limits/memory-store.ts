@@ -5,7 +5,7 @@
  * default (`npm start`, no REDIS_URL) and the bounded local allowance while Redis is unreachable. Exact for
  * one process; several nodes each keep their own (which is why production uses Redis).
  */
-import { MINUTE_MS, reservationTtlMs, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { MINUTE_MS, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 
 interface Expiring {
   value: number;
@@ -14,6 +14,8 @@ interface Expiring {
   seeded: boolean;
   /** Budget counters only: how much of `value` is reservations of calls still running. */
   reserved: number;
+  /** Budget counters only: those reservations by request id, with the end of their lease. */
+  leases?: Map<string, { nanos: number; leaseEnd: number }>;
 }
 
 /** Request times in arrival order; `head` skips those older than the window (dropped in bulk, not one shift each). */
@@ -26,8 +28,6 @@ export class MemoryCounterStore implements CounterStore {
   readonly #logs = new Map<string, RequestLog>();
   readonly #counters = new Map<string, Expiring>();
   readonly #settled = new Map<string, number>();
-  /** `keyId:requestId` → what its admit reserved on the budget counters, until its settle. */
-  readonly #reserved = new Map<string, { nanos: number; expiresAt: number }>();
   #sweepAt = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -40,6 +40,7 @@ export class MemoryCounterStore implements CounterStore {
       const b = plan.budgets[i]!;
       const counter = this.#live(b.counter, now);
       if (counter === undefined || !counter.seeded) return { kind: 'seed', index: i };
+      if (counter.leases !== undefined) this.#expireLeases(counter, now);
       if (counter.value - counter.reserved >= b.maxNanos) return { kind: 'budget', index: i };
       if (counter.value >= b.maxNanos && held === -1) held = i;
     }
@@ -61,9 +62,12 @@ export class MemoryCounterStore implements CounterStore {
       }
       times.push(now);
     }
-    if (plan.reserveNanos > 0 && plan.budgets.length > 0) {
-      for (const b of plan.budgets) this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now).reserved += plan.reserveNanos;
-      this.#reserved.set(`${plan.keyId}:${plan.requestId}`, { nanos: plan.reserveNanos, expiresAt: now + reservationTtlMs(plan.budgets) });
+    if (plan.reserveNanos > 0) {
+      for (const b of plan.budgets) {
+        const counter = this.#add(b.counter, plan.reserveNanos, now + b.ttlMs, now);
+        counter.reserved += plan.reserveNanos;
+        (counter.leases ??= new Map()).set(plan.requestId, { nanos: plan.reserveNanos, leaseEnd: now + plan.leaseMs });
+      }
     }
     return { kind: 'ok' };
   }
@@ -74,16 +78,11 @@ export class MemoryCounterStore implements CounterStore {
     if (this.#settled.has(marker)) return;
     this.#settled.set(marker, now + SETTLED_MARKER_MS);
     if (plan.tokens > 0) this.#add(plan.tokenCounter, plan.tokens, now + 2 * MINUTE_MS, now);
-    const reserved = this.#reserved.get(marker);
-    const giveBack = reserved !== undefined && reserved.expiresAt > now ? reserved.nanos : 0;
-    if (reserved !== undefined) this.#reserved.delete(marker);
     for (const b of plan.budgets) {
-      // Given back only where it is held: a counter that expired since took its reservation along.
-      const held = giveBack > 0 ? this.#live(b.counter, now) : undefined;
-      if (held !== undefined) {
-        held.value -= giveBack;
-        held.reserved -= giveBack;
-      }
+      // Given back only where it is held (not by a counter that expired since, nor after its lease ran out).
+      const counter = this.#live(b.counter, now);
+      const lease = counter?.leases?.get(plan.requestId);
+      if (counter !== undefined && lease !== undefined) this.#giveBack(counter, plan.requestId, lease.nanos);
       if (plan.costNanos > 0) this.#add(b.counter, plan.costNanos, now + b.ttlMs, now);
     }
   }
@@ -101,7 +100,17 @@ export class MemoryCounterStore implements CounterStore {
   async close(): Promise<void> {
     this.#logs.clear();
     this.#counters.clear();
-    this.#reserved.clear();
+  }
+
+  #giveBack(counter: Expiring, requestId: string, nanos: number): void {
+    counter.value -= nanos;
+    counter.reserved -= nanos;
+    counter.leases!.delete(requestId);
+  }
+
+  /** Reservations of calls that never settled (their node died) are given back once their lease is over. */
+  #expireLeases(counter: Expiring, now: number): void {
+    for (const [requestId, lease] of counter.leases!) if (lease.leaseEnd <= now) this.#giveBack(counter, requestId, lease.nanos);
   }
 
   #live(counter: string, now: number): Expiring | undefined {
@@ -127,7 +136,6 @@ export class MemoryCounterStore implements CounterStore {
     this.#sweepAt = now + MINUTE_MS;
     for (const [k, c] of this.#counters) if (c.expiresAt <= now) this.#counters.delete(k);
     for (const [k, t] of this.#settled) if (t <= now) this.#settled.delete(k);
-    for (const [k, r] of this.#reserved) if (r.expiresAt <= now) this.#reserved.delete(k);
     for (const [k, log] of this.#logs) if (log.times.length === log.head || log.times[log.times.length - 1]! <= now - MINUTE_MS) this.#logs.delete(k);
   }
 }

@@ -8,9 +8,10 @@
  *   outstanding too, field `r`?), then the minute's token counter,
  *   then the sliding one-minute request log (ZSET of request ids by time); the request is logged, and its
  *   reservation (a tool's price, an LLM call's cost bound) added to its budget counters and remembered
- *   under its request id, only if everything passed.
+ *   in each under its request id with a lease, only if everything passed; reservations whose lease ran
+ *   out (never settled) are given back first.
  * - settle: a `SET NX` marker per request id makes a retried settle count once; then tokens, the cost, and
- *   the reservation this Redis still holds for the request given back (a Redis that restarted since holds
+ *   the reservation each counter still holds for the request given back (a Redis that restarted since holds
  *   none, and gives nothing back: its counters never drop below the spend they have seen).
  * - seed: adds the persisted spend to a budget counter once (`s` flag in the counter hash).
  *
@@ -18,21 +19,44 @@
  * fallback. It does not decide anything itself.
  */
 import { Redis, type RedisOptions } from 'ioredis';
-import { counterKeys, MINUTE_MS, reservationTtlMs, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
+import { counterKeys, MINUTE_MS, SETTLED_MARKER_MS, type AdmitPlan, type AdmitResult, type CounterStore, type SettlePlan } from './counters.js';
 
-// KEYS: request log, token counter, reservation marker, budget counters…
-// ARGV: rpm, tpm, request id, reservation, its marker's TTL, each budget's cap…
+// KEYS: request log, token counter, budget counters…
+// ARGV: rpm, tpm, request id, reservation, its lease (ms), each budget's cap…
+// A budget counter is a hash: n (spend + reservations), s (seeded), r (reservations), and x:<request id> =
+// '<nanos>:<lease end ms>' for each reservation outstanding.
 const ADMIT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local held = -1
-for i = 4, #KEYS do
-  local h = redis.call('HMGET', KEYS[i], 'n', 's', 'r')
-  if not h[2] then return {3, i - 4} end
-  local n = tonumber(h[1] or '0')
-  local cap = tonumber(ARGV[i + 2])
-  if n - tonumber(h[3] or '0') >= cap then return {2, i - 4} end
-  if n >= cap and held < 0 then held = i - 4 end
+for i = 3, #KEYS do
+  local h = redis.call('HGETALL', KEYS[i])
+  local n, r, seeded = 0, 0, false
+  local expired = {}
+  for j = 1, #h, 2 do
+    local f = h[j]
+    if f == 'n' then n = tonumber(h[j + 1])
+    elseif f == 'r' then r = tonumber(h[j + 1])
+    elseif f == 's' then seeded = true
+    elseif string.sub(f, 1, 2) == 'x:' then
+      local v = h[j + 1]
+      local sep = string.find(v, ':', 1, true)
+      -- A lease that ran out: its call never settled (its node died). Given back now.
+      if tonumber(string.sub(v, sep + 1)) <= now then
+        local nanos = string.sub(v, 1, sep - 1)
+        expired[#expired + 1] = f
+        redis.call('HINCRBY', KEYS[i], 'n', '-' .. nanos)
+        redis.call('HINCRBY', KEYS[i], 'r', '-' .. nanos)
+        n = n - tonumber(nanos)
+        r = r - tonumber(nanos)
+      end
+    end
+  end
+  if #expired > 0 then redis.call('HDEL', KEYS[i], unpack(expired)) end
+  if not seeded then return {3, i - 3} end
+  local cap = tonumber(ARGV[i + 3])
+  if n - r >= cap then return {2, i - 3} end
+  if n >= cap and held < 0 then held = i - 3 end
 end
 if held >= 0 then return {4, held} end
 local tpm = tonumber(ARGV[2])
@@ -50,38 +74,41 @@ if rpm > 0 then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], 61000)
 end
-if tonumber(ARGV[4]) > 0 and #KEYS > 3 then
-  for i = 4, #KEYS do
+if tonumber(ARGV[4]) > 0 then
+  local lease = ARGV[4] .. ':' .. string.format('%d', now + tonumber(ARGV[5]))
+  for i = 3, #KEYS do
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[4])
     redis.call('HINCRBY', KEYS[i], 'r', ARGV[4])
+    redis.call('HSET', KEYS[i], 'x:' .. ARGV[3], lease)
   end
-  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 end
 return {0, 0}
 `;
 
 // Amounts are passed to INCRBY/HINCRBY as strings (ARGV, or the stored reservation): a Lua number would
 // print large values in exponent form, which Redis refuses.
-// KEYS: settled marker, token counter, reservation marker, budget counters…
-// ARGV: tokens, cost, settled marker TTL, token counter TTL, each budget counter's TTL…
+// KEYS: settled marker, token counter, budget counters…
+// ARGV: tokens, cost, settled marker TTL, token counter TTL, request id, each budget counter's TTL…
 const SETTLE = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
 if tonumber(ARGV[1]) > 0 then
   redis.call('INCRBY', KEYS[2], ARGV[1])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-local reserved = redis.call('GET', KEYS[3])
-if reserved then redis.call('DEL', KEYS[3]) end
+local field = 'x:' .. ARGV[5]
 local cost = tonumber(ARGV[2])
-for i = 4, #KEYS do
-  -- Given back only where it is held: a counter that expired since took its reservation along.
-  if reserved and redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HINCRBY', KEYS[i], 'n', '-' .. reserved)
-    redis.call('HINCRBY', KEYS[i], 'r', '-' .. reserved)
+for i = 3, #KEYS do
+  -- Given back only where it is held (not by a counter that expired or restarted since, nor after its lease).
+  local v = redis.call('HGET', KEYS[i], field)
+  if v then
+    local nanos = string.sub(v, 1, string.find(v, ':', 1, true) - 1)
+    redis.call('HDEL', KEYS[i], field)
+    redis.call('HINCRBY', KEYS[i], 'n', '-' .. nanos)
+    redis.call('HINCRBY', KEYS[i], 'r', '-' .. nanos)
   end
   if cost > 0 then
     redis.call('HINCRBY', KEYS[i], 'n', ARGV[2])
-    if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 1]) end
+    if redis.call('PTTL', KEYS[i]) < 0 then redis.call('PEXPIRE', KEYS[i], ARGV[i + 3]) end
   end
 end
 return 1
@@ -138,7 +165,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async admit(plan: AdmitPlan): Promise<AdmitResult> {
-    const keys = [counterKeys.requests(plan.keyId), plan.tokenCounter, counterKeys.reserved(plan.keyId, plan.requestId), ...plan.budgets.map((b) => b.counter)];
+    const keys = [counterKeys.requests(plan.keyId), plan.tokenCounter, ...plan.budgets.map((b) => b.counter)];
     const [kind, value] = await this.redis.ghAdmit(
       keys.length,
       ...keys,
@@ -146,7 +173,7 @@ export class RedisCounterStore implements CounterStore {
       plan.tokensPerMinute ?? 0,
       plan.requestId,
       String(plan.reserveNanos),
-      reservationTtlMs(plan.budgets),
+      plan.leaseMs,
       ...plan.budgets.map((b) => b.maxNanos),
     );
     switch (kind) {
@@ -164,8 +191,8 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async settle(plan: SettlePlan): Promise<void> {
-    const keys = [counterKeys.settled(plan.keyId, plan.requestId), plan.tokenCounter, counterKeys.reserved(plan.keyId, plan.requestId), ...plan.budgets.map((b) => b.counter)];
-    await this.redis.ghSettle(keys.length, ...keys, String(plan.tokens), String(plan.costNanos), SETTLED_MARKER_MS, 2 * MINUTE_MS, ...plan.budgets.map((b) => b.ttlMs));
+    const keys = [counterKeys.settled(plan.keyId, plan.requestId), plan.tokenCounter, ...plan.budgets.map((b) => b.counter)];
+    await this.redis.ghSettle(keys.length, ...keys, String(plan.tokens), String(plan.costNanos), SETTLED_MARKER_MS, 2 * MINUTE_MS, plan.requestId, ...plan.budgets.map((b) => b.ttlMs));
   }
 
   async seed(counter: string, nanos: number, ttlMs: number): Promise<void> {

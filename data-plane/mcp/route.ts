@@ -361,7 +361,10 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     // The envelope (JSON-RPC 2.0 §4, as the SDK's strict JSONRPCRequestSchema has it) is checked by hand:
     // the method's own SDK schema below validates the message again, and a second zod pass per request
     // showed in the hot path's profile.
-    if (!isRequestEnvelope(json)) return { status: 400, body: rpcError(idOf(json), RpcCode.InvalidRequest, RpcMessage.invalidRequest()) };
+    if (!isRequestEnvelope(json)) {
+      const message = typeof json.id === 'number' && !Number.isSafeInteger(json.id) ? RpcMessage.idOutOfRange() : RpcMessage.invalidRequest();
+      return { status: 400, body: rpcError(idOf(json), RpcCode.InvalidRequest, message) };
+    }
     const message = json;
     const id = message.id;
     const caller = ctx.caller as Caller;
@@ -523,7 +526,8 @@ const ENVELOPE_KEYS: ReadonlySet<string> = new Set(['jsonrpc', 'id', 'method', '
 function isRequestEnvelope(json: Record<string, unknown>): json is JSONRPCRequest {
   if (json.jsonrpc !== '2.0' || typeof json.method !== 'string') return false;
   const id = json.id;
-  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isInteger(id))) return false;
+  // Safe integers only: a larger one parses to a nearby double, and the answer would carry an id the client never sent.
+  if (typeof id !== 'string' && !(typeof id === 'number' && Number.isSafeInteger(id))) return false;
   const params = json.params;
   if (params !== undefined && !isObject(params)) return false;
   for (const key in json) if (!ENVELOPE_KEYS.has(key)) return false;
@@ -536,7 +540,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** The id of a message that may be malformed, or null when it has none usable (JSON-RPC 2.0 §5). */
 function idOf(message: unknown): JsonRpcId {
-  return isObject(message) && (typeof message.id === 'string' || typeof message.id === 'number') ? message.id : null;
+  return isObject(message) && (typeof message.id === 'string' || Number.isSafeInteger(message.id)) ? (message.id as JsonRpcId) : null;
 }
 
 /** `{server}-gatehouse_connect_account` on a per-user server the key grants: the server, else null. */

@@ -493,6 +493,8 @@ function classify(message: unknown): MessageCheck | string | null {
   if (!isObject(message)) return null;
   if (message.method !== undefined && typeof message.method !== 'string') return RpcMessage.invalidRequest();
   const method = typeof message.method === 'string' ? message.method : null;
+  // Re-serialised on the way up and down: an id beyond 2^53 (or fractional) would come back as another number.
+  if (typeof message.id === 'number' && !Number.isSafeInteger(message.id)) return RpcMessage.idOutOfRange();
   const id = typeof message.id === 'string' || typeof message.id === 'number' ? message.id : null;
   if (method !== null && id === null) {
     if ('id' in message) return RpcMessage.invalidRequest();

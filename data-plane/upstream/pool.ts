@@ -49,13 +49,19 @@ import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, t
 import { UpstreamHealthTracker } from './health.js';
 
 /**
- * The call's trace context (`UpstreamCall.trace`) as `_meta` fields (MCP's convention for trace context on
- * a message), for SDK connections whose HTTP headers are fixed when they open (and stdio, which has none).
+ * A caller's params for a pooled SDK connection: the call's trace context (`UpstreamCall.trace`) as `_meta`
+ * fields (MCP's convention for trace context on a message; the connection's HTTP headers are fixed when it
+ * opens, and stdio has none), and no `progressToken` of the caller's. The connection is shared by every
+ * caller with its credential and the SDK client routes the upstream's progress to the request whose message
+ * id equals the token: a caller's own token (0, 1, 2, …) would have the upstream's progress for its call
+ * delivered into another caller's stream. The SDK sets its own token when the caller is relayed progress.
  */
-function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
-  if (!meta) return params;
+function pooledParams(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
   const own = params?._meta;
-  return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
+  const callerMeta = typeof own === 'object' && own !== null && !Array.isArray(own) ? (own as Record<string, unknown>) : null;
+  if (!meta && (callerMeta === null || !('progressToken' in callerMeta))) return params;
+  const { progressToken: _token, ...kept } = callerMeta ?? {};
+  return { ...params, _meta: { ...kept, ...meta } };
 }
 
 /**
@@ -178,7 +184,7 @@ export class UpstreamPool {
   readonly #http: HttpCalls;
   /**
    * Catalogs listed with a server's shared credential outside its pooled connection (a shared OAuth token
-   * over `http-calls.ts`), by server, with the settings they were listed under. Never a per-user catalog:
+   * over `http-calls.ts` or its own legacy SSE connection), by server, with the settings they were listed under. Never a per-user catalog:
    * see `isSharedListing`.
    */
   readonly #sharedListings = new Map<string, { fingerprint: string; tools: Tool[] }>();
@@ -240,8 +246,11 @@ export class UpstreamPool {
       const lease = this.#lease(call);
       try {
         const own = lease.value;
-        // Cached on this identity's own connection only, so served to this identity (and headers) only.
-        return own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        // Cached on this identity's own connection, so served to this identity (and headers) only; kept as
+        // the server's too when that identity is the server's shared one (an OAuth token over legacy SSE).
+        const tools = own.catalog !== null && own.catalogFor === own.catalogGeneration ? own.catalog : await (own.catalogLoading ?? this.#loadCatalog(own));
+        if (isSharedListing(call)) this.#sharedListings.set(server.name, { fingerprint: server.fingerprint, tools });
+        return tools;
       } finally {
         lease.release();
       }
@@ -346,7 +355,9 @@ export class UpstreamPool {
    */
   sharedCatalog(server: ResolvedServer): Tool[] | null {
     if (isPerUserServer(server)) return null;
-    const entry = this.#entries.get(server.name);
+    // The pooled connection's own catalog is the server's only when its configured headers are all of the
+    // server's credential: an OAUTH server's pooled connection has no token.
+    const entry = server.authType === 'NONE' || server.authType === 'HEADERS' ? this.#entries.get(server.name) : undefined;
     if (entry && entry.fingerprint === server.fingerprint && entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     const listed = this.#sharedListings.get(server.name);
     return listed && listed.fingerprint === server.fingerprint ? listed.tools : null;
@@ -399,7 +410,7 @@ export class UpstreamPool {
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
     try {
-      const sent = withTraceMeta(params, call.trace);
+      const sent = pooledParams(params, call.trace);
       const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
       this.health.reachable(server.name);
       return { kind: 'result', result };

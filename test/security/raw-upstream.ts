@@ -78,6 +78,8 @@ export interface TwoServerNode {
   other: RawUpstream;
   node: TestNode;
   snapshot: BuiltSnapshot;
+  /** Applies the next version with these keys (same servers, session secret and key values). */
+  reapply(keys: TestKey[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -85,20 +87,22 @@ export async function startTwoServerNode(keys: TestKey[], hold?: RawHold): Promi
   const crm = await startRawUpstream(undefined, hold);
   const other = await startRawUpstream();
   const node = await startTestNode();
-  const snapshot = await buildSnapshot({
-    servers: [
-      { name: 'crm', url: crm.url },
-      { name: 'other', url: other.url },
-    ],
-    keys,
-    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
-  });
+  const sessionSecrets = { current: { id: 's1', secret: randomBytes(32).toString('base64url') } };
+  const servers = [
+    { name: 'crm', url: crm.url },
+    { name: 'other', url: other.url },
+  ];
+  const snapshot = await buildSnapshot({ servers, keys, sessionSecrets });
   node.apply(snapshot);
+  let version = 1;
   return {
     crm,
     other,
     node,
     snapshot,
+    async reapply(next) {
+      node.apply(await buildSnapshot({ version: ++version, servers, keys: next, sessionSecrets }, snapshot.keyValues));
+    },
     async close() {
       await node.close();
       await crm.close();

@@ -82,6 +82,20 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
     expect((await verifyAuditChain(t.db, [key.publicJwk])).ok).toBe(true);
   });
 
+  it('stores a batch whose chunks each hold one event stored before: every other event once, the chain unbroken', async () => {
+    // One stored id inside each multi-row chunk (and the last event) makes every chunk's optimistic insert fail.
+    const events = Array.from({ length: 333 }, (_, i) => event(i));
+    const storedBefore = events.filter((_, i) => i % 37 === 5 || i === 332);
+    expect(await store.ingest('node-a', storedBefore)).toMatchObject({ accepted: storedBefore.length });
+    expect(await store.ingest('node-a', events)).toEqual({ accepted: 333 - storedBefore.length, duplicates: storedBefore.length, rejected: [] });
+    const rows = await t.db.selectFrom('audit_events').select(['id', 'seq']).orderBy('row_id').execute();
+    expect(rows.map((r) => r.id)).toEqual([...storedBefore, ...events.filter((e) => !storedBefore.includes(e))].map((e) => e.id));
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 333 }, (_, i) => i + 1));
+    // Resent whole, it stores nothing.
+    expect(await store.ingest('node-a', events)).toEqual({ accepted: 0, duplicates: 333, rejected: [] });
+    expect(await verifyAuditChain(t.db, [key.publicJwk])).toMatchObject({ ok: true, checkedEvents: 333 });
+  });
+
   it('filters and pages events in arrival order', async () => {
     await store.ingest('node-a', Array.from({ length: 12 }, (_, i) => event(i)));
     const page = await listAuditEvents(t.db, { keyId: 'key-1' }, { limit: 10, inverted: false });
@@ -138,6 +152,47 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
     it('finds a forged checkpoint', async () => {
       await t.db.updateTable('audit_checkpoints').set({ hash: 'forged' }).where('seq', '=', 20).execute();
       expect((await verifyAuditChain(t.db, [key.publicJwk])).firstBroken).toMatchObject({ seq: 20, reason: 'checkpoint_signature' });
+    });
+  });
+
+  describe('verifying a window of received time', () => {
+    // Three batches received an hour apart (the store's clock is the test's).
+    const hour = (h: number) => new Date(Date.UTC(2026, 11, 1, h)).toISOString();
+    let windowed: AuditStore;
+    let batches: ReturnType<typeof event>[][];
+    beforeEach(async () => {
+      let now = hour(1);
+      windowed = new AuditStore({ db: t.db, signingKey: key, logger: createLogger('audit-test', { destination: new LogCapture() }), checkpointEvery: 1000, now: () => new Date(now) });
+      batches = [0, 1, 2].map((b) => Array.from({ length: 7 + b }, (_, i) => event(b * 10 + i)));
+      for (const [b, batch] of batches.entries()) {
+        now = hour(1 + b);
+        await windowed.ingest('node-a', batch);
+      }
+    });
+    const verify = (from: string | null, to: string | null) => verifyAuditChain(t.db, [key.publicJwk], { from, to });
+
+    it('checks exactly the rows received in it', async () => {
+      expect(await verify(hour(2), hour(2))).toMatchObject({ ok: true, checkedEvents: 8 });
+      expect(await verify(hour(2), null)).toMatchObject({ ok: true, checkedEvents: 17 });
+      expect(await verify(null, hour(1))).toMatchObject({ ok: true, checkedEvents: 7 });
+      expect(await verify(hour(4), null)).toMatchObject({ ok: true, checkedEvents: 0 });
+      expect(await verify(null, null)).toMatchObject({ ok: true, checkedEvents: 24 });
+    });
+
+    it('finds a row in it whose received time was moved out of it, at that row', async () => {
+      const [before, after] = [batches[1]![2]!, batches[1]![5]!];
+      await t.db.updateTable('audit_events').set({ received_at: hour(0) }).where('id', '=', before.id).execute();
+      expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: before.id, reason: 'hash_mismatch' });
+      await t.db.updateTable('audit_events').set({ received_at: hour(1) }).where('id', '=', before.id).execute();
+      expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: before.id, reason: 'hash_mismatch' });
+      await t.db.updateTable('audit_events').set({ received_at: hour(2) }).where('id', '=', before.id).execute();
+      await t.db.updateTable('audit_events').set({ received_at: hour(5) }).where('id', '=', after.id).execute();
+      expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: after.id, reason: 'hash_mismatch' });
+    });
+
+    it('finds a row deleted at the start of it', async () => {
+      await t.db.deleteFrom('audit_events').where('id', '=', batches[1]![0]!.id).execute();
+      expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: batches[1]![1]!.id, reason: 'seq_gap' });
     });
   });
 

@@ -106,6 +106,20 @@ describe('in-process limiter (the embedded default)', () => {
     await limiter.close();
   });
 
+  it('gives back the reservation of a call that never settles once its lease is over', async () => {
+    let clock = Date.now();
+    const limiter = createLimiter({ now: () => clock, reservationLeaseMs: 60_000 });
+    const subject = llmSubjectFor(dailyBudget(1), 0.6);
+    const lost = await limiter.admit(subject); // its node "dies": never settled
+    expect(isAdmission(lost) && isAdmission(await limiter.admit(subject))).toBe(true);
+    const held = await limiter.admit(subject);
+    expect(held instanceof GatewayError && held.reason).toBe('budget_held');
+    clock += 60_001;
+    const after = await limiter.admit(subject);
+    expect(isAdmission(after)).toBe(true);
+    await limiter.close();
+  });
+
   it('refuses with budget_exceeded once settled spend reaches the budget, and reports every priced call', async () => {
     const events: SpendEvent[] = [];
     const limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
@@ -155,6 +169,22 @@ describe('in-process limiter (the embedded default)', () => {
     await limiter.close();
   });
 });
+
+/** A Redis store and plans for one key with one budget counter capped at 1,000 nano-USD. */
+async function oneBudgetStore() {
+  const store = new RedisCounterStore(redisUrl!);
+  await store.ready();
+  const keyId = randomUUID();
+  const counter = counterKeys.budget(keyId, 'DAILY', 0);
+  const budgets = [{ counter, maxNanos: 1_000, ttlMs: 60_000 }];
+  const tokenCounter = counterKeys.tokens(keyId, 0);
+  return {
+    store,
+    counter,
+    admit: (requestId: string, reserveNanos = 400, leaseMs = 60_000) => store.admit({ keyId, requestId, requestsPerMinute: null, tokensPerMinute: null, tokenCounter, budgets, reserveNanos, leaseMs }),
+    settle: (requestId: string, costNanos: number) => store.settle({ keyId, requestId, tokens: 0, tokenCounter, costNanos, budgets }),
+  };
+}
 
 describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
   const nodes: GovernanceLimiter[] = [];
@@ -265,19 +295,13 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
     for (let i = 0; i < 200 && (await reader.redis.hget(counter, 'n')) !== String(8 * 30_000_000); i++) await new Promise((r) => setTimeout(r, 10));
     expect(await reader.redis.hget(counter, 'n')).toBe(String(8 * 30_000_000));
     expect(events.map((e) => e.costNanos)).toEqual(Array.from({ length: 8 }, () => 30_000_000));
-    expect(await reader.redis.keys(`gh:{${subject.caller.key.id}}:r:*`)).toEqual([]);
+    expect(await reader.redis.hgetall(counter)).toEqual({ n: String(8 * 30_000_000), r: '0', s: '1' });
     await reader.close();
     for (const l of llm) await l.close();
   });
 
   it('a settle gives back only the reservation this Redis holds for the request, once', async () => {
-    const store = new RedisCounterStore(redisUrl!);
-    await store.ready();
-    const keyId = randomUUID();
-    const counter = counterKeys.budget(keyId, 'DAILY', 0);
-    const budgets = [{ counter, maxNanos: 1_000, ttlMs: 60_000 }];
-    const admit = (requestId: string) => store.admit({ keyId, requestId, requestsPerMinute: null, tokensPerMinute: null, tokenCounter: counterKeys.tokens(keyId, 0), budgets, reserveNanos: 400 });
-    const settle = (requestId: string, costNanos: number) => store.settle({ keyId, requestId, tokens: 0, tokenCounter: counterKeys.tokens(keyId, 0), costNanos, budgets });
+    const { store, counter, admit, settle } = await oneBudgetStore();
     const n = async () => Number(await store.redis.hget(counter, 'n'));
     await store.seed(counter, 50, 60_000);
     expect(await admit('a')).toEqual({ kind: 'ok' });
@@ -299,12 +323,28 @@ describe.skipIf(!redisUrl)('Redis limiter: three nodes, one Redis', () => {
     await settle('c', 500); // dearer than its reservation: the excess is charged
     await settle('d', 0);
     expect(await n()).toBe(610);
-    expect(await store.redis.hget(counter, 'r')).toBe('0');
-    expect(await store.redis.exists(counterKeys.reserved(keyId, 'b'), counterKeys.reserved(keyId, 'c'), counterKeys.reserved(keyId, 'd'))).toBe(0);
+    expect(await store.redis.hgetall(counter)).toEqual({ n: '610', r: '0', s: '1' });
     // Spent for real once the settled spend alone reaches the cap.
     expect(await admit('f')).toEqual({ kind: 'ok' });
     await settle('f', 400);
     expect(await admit('g')).toEqual({ kind: 'budget', index: 0 });
+    await store.close();
+  });
+
+  it('a reservation whose call never settles (its node died) is given back once its lease is over', async () => {
+    const { store, counter, admit, settle } = await oneBudgetStore();
+    await store.seed(counter, 0, 60_000);
+    expect(await admit('lost', 1_500, 20)).toEqual({ kind: 'ok' });
+    expect(await admit('kept', 100, 60_000)).toEqual({ kind: 'held', index: 0 });
+    // The next admits after the lease (Redis's clock) give it back.
+    let result = await admit('kept', 100, 60_000);
+    for (let i = 0; i < 200 && result.kind !== 'ok'; i++) result = await admit('kept', 100, 60_000);
+    expect(result).toEqual({ kind: 'ok' });
+    expect(await store.redis.hget(counter, 'n')).toBe('100');
+    expect(await store.redis.hexists(counter, 'x:lost')).toBe(0);
+    // Its settle, if it ever comes, charges the cost alone (there is nothing left to give back).
+    await settle('lost', 30);
+    expect(await store.redis.hgetall(counter)).toEqual({ n: '130', r: '100', s: '1', 'x:kept': expect.stringMatching(/^100:\d+$/) });
     await store.close();
   });
 
