@@ -186,7 +186,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       sendError(res, 'not_found', ControlPlaneMessage.noRoute(req.method ?? 'GET', path ?? '/'));
     };
     route().catch((error: unknown) => {
-      logger.error({ err: error instanceof Error ? error.message : String(error), path }, 'request failed');
+      logger.error({ err: error instanceof Error ? error.message : String(error), path: path === undefined ? path : loggablePath(path) }, 'request failed');
       sendError(res, 'internal_error');
     });
   });
@@ -224,4 +224,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       await db.destroy();
     },
   };
+}
+
+/**
+ * `path` as logs may show it: the one-time link routes carry their token in the path (`/connect/<token>`,
+ * `/oauth/start/<token>`), and a failure before the link is spent must not leave a usable token in a log.
+ */
+export function loggablePath(path: string): string {
+  return path.replace(/^(\/connect|\/oauth\/start)\/.+$/s, '$1/…');
 }
