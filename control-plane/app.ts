@@ -33,6 +33,7 @@ import { sendError } from './http/respond.js';
 import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
+import { sealConnectionSecrets } from './repos/mcp-servers.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
 import { CredentialBroker } from './connect/broker.js';
 import { announceCredentialChange } from './repos/connect.js';
@@ -96,6 +97,8 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   await migrateToLatest(db, dialect === 'postgres' ? databaseSchema : undefined);
 
   const box = new SecretBox(keys.masterKey);
+  const sealedUrls = await sealConnectionSecrets(db, box);
+  if (sealedUrls > 0) logger.info({ servers: sealedUrls }, 'sealed credential-bearing connection URLs stored before 0020_connection_secret');
   const signingKeys = await Promise.all(keys.signingKeys.map(importSigningKey));
   const activeKey = signingKeys.find((k) => k.kid === keys.activeKid);
   if (!activeKey) throw new Error('active signing key missing');
@@ -183,7 +186,7 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       sendError(res, 'not_found', ControlPlaneMessage.noRoute(req.method ?? 'GET', path ?? '/'));
     };
     route().catch((error: unknown) => {
-      logger.error({ err: error instanceof Error ? error.message : String(error), path }, 'request failed');
+      logger.error({ err: error instanceof Error ? error.message : String(error), path: path === undefined ? path : loggablePath(path) }, 'request failed');
       sendError(res, 'internal_error');
     });
   });
@@ -221,4 +224,12 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
       await db.destroy();
     },
   };
+}
+
+/**
+ * `path` as logs may show it: the one-time link routes carry their token in the path (`/connect/<token>`,
+ * `/oauth/start/<token>`), and a failure before the link is spent must not leave a usable token in a log.
+ */
+export function loggablePath(path: string): string {
+  return path.replace(/^(\/connect|\/oauth\/start)\/.+$/s, '$1/…');
 }

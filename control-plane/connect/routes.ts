@@ -24,7 +24,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Kysely } from 'kysely';
-import { parseEnvRef, type SecretBox } from '../crypto/secret-box.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 import { constantTimeEqual } from '../crypto/tokens.js';
 import { readBody } from '../../data-plane/snapshot/bounded-body.js';
 import type { Database } from '../db/schema.js';
@@ -40,7 +40,7 @@ import {
   type LinkState,
   type ConnectSessionRow,
 } from '../repos/connect.js';
-import { getMcpServerById, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
+import { connectionUrlText, getMcpServerById, serverHeaderAad, type McpServer } from '../repos/mcp-servers.js';
 import { getUser } from '../repos/users.js';
 import { OAuthFlowError } from '../oauth/errors.js';
 import { OAUTH_CALLBACK_PATH, type OAuthService } from '../oauth/service.js';
@@ -248,7 +248,7 @@ async function saveHeaders(res: ServerResponse, form: URLSearchParams, session: 
 /** initialize + tools/list with the server's static headers overridden by the user's values: whether they work. */
 async function verifyAgainstUpstream(server: McpServer, values: Record<string, string>, deps: ConnectRouteDeps): Promise<{ ok: true } | { ok: false; detail: string }> {
   const env = deps.env ?? process.env;
-  const urlText = server.connectionString === null ? null : parseEnvRef(server.connectionString) ? env[parseEnvRef(server.connectionString) ?? ''] : server.connectionString;
+  const urlText = connectionUrlText(deps.box, server, env);
   if (!urlText || server.connectionType === 'STDIO') return { ok: true };
   const headers: Record<string, string> = {};
   for (const [name, secret] of Object.entries(server.headers)) {

@@ -23,6 +23,7 @@ import * as m0017 from './migrations/0017_node_credential_uses.js';
 import * as m0018 from './migrations/0018_tombstone_floor.js';
 import * as m0019 from './migrations/0019_per_user_catalogs.js';
 import * as m0020 from './migrations/0020_audit_indexes.js';
+import * as m0020cs from './migrations/0020_connection_secret.js';
 import type { Database } from './schema.js';
 import { withoutNul } from './text.js';
 
@@ -145,6 +146,7 @@ const migrations: Record<string, Migration> = {
   '0018_tombstone_floor': m0018,
   '0019_per_user_catalogs': m0019,
   '0020_audit_indexes': m0020,
+  '0020_connection_secret': m0020cs,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

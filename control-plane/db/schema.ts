@@ -50,8 +50,10 @@ export interface McpServersTable {
   id: string;
   name: string;
   connection_type: 'HTTP' | 'SSE' | 'STDIO';
-  /** URL or `env.NAME`; null for STDIO. */
+  /** URL or `env.NAME`; null for STDIO. A credential-bearing URL is stored redacted (`***`, 0020). */
   connection_string: string | null;
+  /** 0020: the whole credential-bearing URL, secret-box sealed (AAD serverConnectionAad); else null. */
+  connection_secret: string | null;
   stdio_command: string | null;
   /** JSON string[] */
   stdio_args: JsonText;

@@ -8,6 +8,7 @@
 import { processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi';
 import { OAuthFlowError } from './errors.js';
 import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
+import { redactConnectionUrl } from '../repos/connection-url.js';
 
 export interface Discovered {
   /** The RFC 8707 resource indicator: the protected resource's identifier (or the server URL). */
@@ -210,6 +211,15 @@ export async function discoverAuthorizationServer(issuer: URL, options: Discover
 }
 
 /**
+ * The RFC 8707 resource indicator when neither the admin nor the server's metadata names one: the server
+ * URL, or only its origin when the URL carries a credential (the indicator goes to the authorization server
+ * in the browser's address bar; repos/connection-url.ts says what counts).
+ */
+export function defaultResource(serverUrl: URL): string {
+  return redactConnectionUrl(serverUrl).secret ? serverUrl.origin : serverUrl.href;
+}
+
+/**
  * From the MCP server URL to its authorization server: RFC 9728 first; without protected-resource
  * metadata, the server's own origin as the issuer (MCP 2025-03-26 servers).
  */
@@ -226,7 +236,7 @@ export async function discover(serverUrl: URL, options: DiscoveryOptions): Promi
   const asMetadata = await discoverAuthorizationServer(issuer, options);
   const scopes = scope ? scope.split(/\s+/).filter(Boolean) : (metadata?.scopesSupported ?? []);
   return {
-    resource: options.resource ?? metadata?.resource ?? serverUrl.href,
+    resource: options.resource ?? metadata?.resource ?? defaultResource(serverUrl),
     scopes,
     issuer: asMetadata.issuer,
     metadata: asMetadata,

@@ -13,11 +13,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import * as client from 'openid-client';
 import type { AuthorizationServer } from 'oauth4webapi';
-import { parseEnvRef, type SecretBox } from '../crypto/secret-box.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 import { constantTimeEqual } from '../crypto/tokens.js';
 import type { Dialect } from '../db/database.js';
 import type { Database } from '../db/schema.js';
-import type { McpServer } from '../repos/mcp-servers.js';
+import { connectionUrlText, type McpServer } from '../repos/mcp-servers.js';
 import {
   credentialAad,
   findCredential,
@@ -42,7 +42,7 @@ import {
 } from '../repos/oauth.js';
 import type { Db } from '../repos/transaction.js';
 import { clientConfiguration, clientMetadataDocument, ensureClient, type ClientEndpoints } from './client.js';
-import { discover, discoverAuthorizationServer, type Discovered } from './discovery.js';
+import { defaultResource, discover, discoverAuthorizationServer, type Discovered } from './discovery.js';
 import { OAuthFlowError } from './errors.js';
 import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
 
@@ -224,8 +224,8 @@ export class OAuthService {
     if (server.connectionType === 'STDIO' || server.connectionString === null) {
       throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} is a stdio server: OAuth applies to HTTP and SSE servers`);
     }
-    const envName = parseEnvRef(server.connectionString);
-    const text = envName ? (this.options.env ?? process.env)[envName] : server.connectionString;
+    // The real URL (a sealed credential-bearing one opened here); messages name only the stored form.
+    const text = connectionUrlText(this.box, server, this.options.env ?? process.env);
     if (!text) throw new OAuthFlowError('DISCOVERY_FAILED', `${server.name}'s URL comes from ${server.connectionString}, which is not set on the control plane`);
     try {
       return new URL(text);
@@ -301,7 +301,7 @@ export class OAuthService {
     // Settings stored before the rule (or while the opt-in was on) are checked again when they are used.
     if (manual) checkManualEndpoints(manual, this.allowInsecure);
     const discovered: Discovered = manual
-      ? { issuer: manual.issuer, metadata: manual, resource: settings?.resource ?? this.serverUrl(server).href, scopes: [] }
+      ? { issuer: manual.issuer, metadata: manual, resource: settings?.resource ?? defaultResource(this.serverUrl(server)), scopes: [] }
       : await discover(this.serverUrl(server), { allowInsecure: this.allowInsecure, timeoutMs: this.timeoutMs, resource: settings?.resource ?? null });
     this.metadataCache.set(discovered.issuer, { metadata: discovered.metadata, at: Date.now() });
     const endpoints = this.endpoints;

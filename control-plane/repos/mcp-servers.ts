@@ -14,6 +14,7 @@ import type { McpServerRow, NewMcpServer } from '../db/schema.js';
 import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
+import { containsRedaction, redactConnectionUrl } from './connection-url.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { removeServerFromGrants, renameServerInGrants, renameServerInProfiles } from './key-grants.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
@@ -34,8 +35,10 @@ export interface McpServer {
   id: string;
   name: string;
   connectionType: ConnectionType;
-  /** URL or `env.NAME`; null for STDIO. */
+  /** URL or `env.NAME`; null for STDIO. Credential-bearing parts show as `***` (connection-url.ts). */
   connectionString: string | null;
+  /** The whole URL sealed (secret-box ciphertext, never plaintext) when it carries a credential, else null. */
+  connectionSecret: string | null;
   stdio: { command: string; args: string[]; env: Record<string, StoredSecret> } | null;
   authType: AuthType;
   /** Header name (as the operator wrote it) → stored value. */
@@ -87,6 +90,10 @@ export type UpdateMcpServerInput = {
 
 // ---- AAD: the compiler that opens these secrets must use the same strings. ----
 
+export function serverConnectionAad(serverId: string): string {
+  return `mcp_servers:${serverId}:connection_string`;
+}
+
 export function serverHeaderAad(serverId: string, headerName: string): string {
   return `mcp_servers:${serverId}:headers:${headerName}`;
 }
@@ -124,6 +131,7 @@ export function toMcpServer(row: McpServerRow): McpServer {
     name: row.name,
     connectionType: row.connection_type,
     connectionString: row.connection_string,
+    connectionSecret: row.connection_secret,
     stdio:
       row.connection_type === 'STDIO' && row.stdio_command !== null
         ? {
@@ -206,6 +214,8 @@ interface ServerDraft {
   name: string;
   connectionType: ConnectionType;
   connectionString: string | null;
+  /** The stored sealed URL, kept when the input gives back the redacted form reads show. */
+  keptConnectionSecret: string | null;
   stdio: { command: string; args: string[]; env: SecretDraft[] } | null;
   authType: AuthType;
   headers: SecretDraft[];
@@ -228,7 +238,7 @@ function checkName(name: string, field: string, issues: IssueList): void {
   }
 }
 
-function checkConnectionString(value: string, field: string, issues: IssueList): void {
+function checkConnectionString(value: string, field: string, issues: IssueList, kept: boolean): void {
   if (value.startsWith('env.')) {
     if (!parseEnvRef(value)) issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
     return;
@@ -245,6 +255,9 @@ function checkConnectionString(value: string, field: string, issues: IssueList):
   } else if (url.username !== '' || url.password !== '') {
     // Reads show the connection string as is, so a credential in it would leak; headers are write-only.
     issues.add('INVALID_URL', field, 'connectionString must not embed credentials; put them in headers');
+  } else if (!kept && containsRedaction(value)) {
+    // `***` is what reads show for a hidden part: given back with other changes, the real value is unknown.
+    issues.add('INVALID_URL', field, 'connectionString contains *** (a hidden part as reads show it): give the whole URL, or the stored value unchanged');
   }
 }
 
@@ -358,7 +371,7 @@ function checkDraft(d: ServerDraft, issues: IssueList): void {
   } else if (d.connectionString === null || d.connectionString.trim() === '') {
     issues.add('REQUIRED', 'connectionString', `connectionString is required for ${d.connectionType} servers`);
   } else {
-    checkConnectionString(d.connectionString, 'connectionString', issues);
+    checkConnectionString(d.connectionString, 'connectionString', issues, d.keptConnectionSecret !== null);
   }
   if (!Number.isInteger(d.toolTimeoutMs) || d.toolTimeoutMs < 1 || d.toolTimeoutMs > MAX_TOOL_TIMEOUT_MS) {
     issues.add('INVALID_VALUE', 'toolTimeoutMs', `toolTimeoutMs must be an integer from 1 to ${MAX_TOOL_TIMEOUT_MS}`);
@@ -389,6 +402,7 @@ function draftFromCreate(input: CreateMcpServerInput, issues: IssueList, current
     name: input.name.trim(),
     connectionType: type,
     connectionString: type === 'STDIO' ? null : (input.connectionString?.trim() ?? null),
+    keptConnectionSecret: type === 'STDIO' ? null : keptConnection(current, input.connectionString?.trim() ?? null),
     stdio:
       type === 'STDIO' && input.stdio
         ? {
@@ -436,6 +450,7 @@ function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues
     name: patch.newName != null ? patch.newName.trim() : current.name,
     connectionType: type,
     connectionString: type === 'STDIO' ? null : (patch.connectionString?.trim() ?? current.connectionString),
+    keptConnectionSecret: type === 'STDIO' ? null : keptConnection(current, patch.connectionString?.trim() ?? current.connectionString),
     stdio,
     authType: patch.authType ?? current.authType,
     headers: patch.headers != null ? secretDrafts(patch.headers, current.headers, 'headers', issues, 'header') : keptDrafts(current.headers),
@@ -456,6 +471,43 @@ function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues
     toolTimeoutMs: patch.toolTimeoutMs ?? current.toolTimeoutMs,
     disabled: patch.disabled ?? current.disabled,
   };
+}
+
+/** The stored sealed URL when `given` is exactly what reads show for it (an unchanged value given back). */
+function keptConnection(current: McpServer | null, given: string | null): string | null {
+  return current?.connectionSecret != null && given === current.connectionString ? current.connectionSecret : null;
+}
+
+/** Column values for a connection string: a credential-bearing URL is stored redacted, its whole text sealed. */
+function connectionColumns(box: SecretBox, id: string, d: ServerDraft): { connection_string: string | null; connection_secret: string | null } {
+  if (d.connectionString === null || parseEnvRef(d.connectionString) !== null) return { connection_string: d.connectionString, connection_secret: null };
+  if (d.keptConnectionSecret !== null) return { connection_string: d.connectionString, connection_secret: d.keptConnectionSecret };
+  const redacted = redactConnectionUrl(new URL(d.connectionString));
+  return redacted.secret
+    ? { connection_string: redacted.shown, connection_secret: box.seal(d.connectionString, serverConnectionAad(id)) }
+    : { connection_string: d.connectionString, connection_secret: null };
+}
+
+/** What reads would show for a draft's connection string (never a hidden part). */
+function shownConnection(d: ServerDraft): string | null {
+  if (d.connectionString === null || d.keptConnectionSecret !== null || parseEnvRef(d.connectionString) !== null) return d.connectionString;
+  try {
+    return redactConnectionUrl(new URL(d.connectionString)).shown;
+  } catch {
+    // Not a URL: refused by checkDraft; show nothing of it.
+    return '(invalid URL)';
+  }
+}
+
+/**
+ * The URL to connect to, in this process only: the sealed whole URL opened, or an `env.NAME` resolved
+ * from `env`; null for STDIO or an unset variable. Callers must not log or show it.
+ */
+export function connectionUrlText(box: SecretBox, server: McpServer, env: NodeJS.ProcessEnv): string | null {
+  if (server.connectionString === null) return null;
+  if (server.connectionSecret !== null) return box.open(server.connectionSecret, serverConnectionAad(server.id));
+  const envName = parseEnvRef(server.connectionString);
+  return envName ? (env[envName] ?? null) : server.connectionString;
 }
 
 /** NEEDS_AUTH until a shared OAuth grant exists; per-user and static auth are usable at once. */
@@ -483,7 +535,7 @@ function draftColumns(box: SecretBox, id: string, d: ServerDraft) {
   return {
     name: d.name,
     connection_type: d.connectionType,
-    connection_string: d.connectionString,
+    ...connectionColumns(box, id, d),
     stdio_command: d.stdio?.command ?? null,
     stdio_args: JSON.stringify(d.stdio?.args ?? []),
     stdio_env: JSON.stringify(d.stdio ? sealDrafts(box, d.stdio.env, (n) => serverStdioEnvAad(id, n)) : {}),
@@ -584,7 +636,10 @@ export function planMcpServer(box: SecretBox, current: McpServer | null, input: 
   };
   compare('name', current?.name ?? null, d.name);
   compare('connectionType', current?.connectionType ?? null, d.connectionType);
-  compare('connectionString', current?.connectionString ?? null, d.connectionString);
+  // Shown redacted; a new whole URL equal to the stored one (opened here, as for headers) is no change.
+  const sameSealedUrl =
+    current?.connectionSecret != null && d.connectionString !== null && d.keptConnectionSecret === null && openOrNull(box, current.connectionSecret, serverConnectionAad(current.id)) === d.connectionString;
+  compare('connectionString', current?.connectionString ?? null, sameSealedUrl ? (current?.connectionString ?? null) : shownConnection(d));
   const stdioText = (s: { command: string; args: readonly string[] } | null | undefined) => (s ? [s.command, ...s.args].join(' ') : null);
   compare('stdio', stdioText(current?.stdio), stdioText(d.stdio));
   compare('authType', current?.authType ?? null, d.authType);
@@ -662,6 +717,7 @@ function fullRowDefaults(row: NewMcpServer): McpServerRow {
   return {
     ...row,
     connection_string: row.connection_string ?? null,
+    connection_secret: row.connection_secret ?? null,
     stdio_command: row.stdio_command ?? null,
     stdio_args: row.stdio_args ?? '[]',
     stdio_env: row.stdio_env ?? '{}',
@@ -709,6 +765,44 @@ export async function updateMcpServer(db: Db, box: SecretBox, input: UpdateMcpSe
     if (!updated) throw new Error('server vanished inside its own transaction');
     return updated;
   });
+}
+
+/**
+ * Seals the credential-bearing connection URLs of rows written before 0020_connection_secret (stored and
+ * shown whole then), so reads and snapshots stop carrying them in clear. Idempotent; run at startup, where
+ * the master key is at hand. Returns how many rows it sealed.
+ */
+export async function sealConnectionSecrets(db: Db, box: SecretBox): Promise<number> {
+  const rows = await db
+    .selectFrom('mcp_servers')
+    .select(['id', 'connection_string'])
+    .where('connection_secret', 'is', null)
+    .where('connection_string', 'is not', null)
+    .execute();
+  const found = rows.flatMap((row) => {
+    if (row.connection_string === null || parseEnvRef(row.connection_string) !== null) return [];
+    let url: URL;
+    try {
+      url = new URL(row.connection_string);
+    } catch {
+      return [];
+    }
+    const redacted = redactConnectionUrl(url);
+    return redacted.secret ? [{ id: row.id, whole: row.connection_string, shown: redacted.shown }] : [];
+  });
+  if (found.length === 0) return 0;
+  await inTransaction(db, async (trx) => {
+    await bumpConfigVersion(trx);
+    for (const row of found) {
+      await trx
+        .updateTable('mcp_servers')
+        .set({ connection_string: row.shown, connection_secret: box.seal(row.whole, serverConnectionAad(row.id)) })
+        .where('id', '=', row.id)
+        .where('connection_secret', 'is', null)
+        .execute();
+    }
+  });
+  return found.length;
 }
 
 /** Deletes the server and every key grant naming it; returns the server as it was. */

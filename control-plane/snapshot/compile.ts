@@ -30,7 +30,7 @@ import { auditSettingSignature } from '../audit/settings.js';
 import { limitsEntry, parseBudgets } from '../repos/limits.js';
 import { parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
 import type { Db, Trx } from '../repos/transaction.js';
-import { serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
+import { serverConnectionAad, serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 import { openSessionSecretRow, readSessionSecretRows } from '../repos/session-secrets.js';
 
 /**
@@ -88,10 +88,19 @@ function sealSecrets(input: SealInput, row: McpServerRow, field: 'headers' | 'st
   return out;
 }
 
-function connectionRef(value: string | null): ValueRef | null {
-  if (value === null) return null;
+function plainOrEnvRef(value: string): ValueRef {
   const env = parseEnvRef(value);
   return env ? { kind: 'env', name: env } : { kind: 'plain', value };
+}
+
+/** The URL nodes connect to: sealed whole when it carries a credential (reads show it redacted), else as is. */
+function connectionRef(input: SealInput, row: McpServerRow): ValueRef | null {
+  const value = row.connection_string;
+  if (value === null) return null;
+  if (row.connection_secret !== null) {
+    return sealValue(input.dataKey, input.box.open(row.connection_secret, serverConnectionAad(row.id)), `server:${row.name}:url`);
+  }
+  return plainOrEnvRef(value);
 }
 
 function compileServer(input: SealInput, row: McpServerRow): ServerEntry {
@@ -99,7 +108,7 @@ function compileServer(input: SealInput, row: McpServerRow): ServerEntry {
     id: row.id,
     name: row.name,
     connectionType: row.connection_type,
-    url: row.connection_type === 'STDIO' ? null : connectionRef(row.connection_string),
+    url: row.connection_type === 'STDIO' ? null : connectionRef(input, row),
     stdio:
       row.connection_type === 'STDIO' && row.stdio_command
         ? {
@@ -189,7 +198,7 @@ function compileProvider(input: SealInput, row: ProviderRow): ProviderEntry {
     id: row.id,
     name: row.name,
     kind: row.kind,
-    baseUrl: connectionRef(row.base_url) ?? { kind: 'plain', value: row.base_url },
+    baseUrl: plainOrEnvRef(row.base_url),
     apiKey:
       stored.kind === 'env'
         ? { kind: 'env', name: stored.name }
@@ -226,7 +235,7 @@ export async function compileSnapshot(
     const state = await readState(trx);
     const serverRows = await trx
       .selectFrom('mcp_servers')
-      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
+      .select(['id', 'name', 'connection_type', 'connection_string', 'connection_secret', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
       .orderBy('name')
       .execute();
     const users = (await trx.selectFrom('users').select(['id', 'email', 'budgets']).orderBy('id').execute()).map(userEntry);
@@ -318,7 +327,7 @@ export async function readChanges(
     }
     const changedServers = await trx
       .selectFrom('mcp_servers')
-      .select(['id', 'name', 'connection_type', 'connection_string', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
+      .select(['id', 'name', 'connection_type', 'connection_string', 'connection_secret', 'stdio_command', 'stdio_args', 'stdio_env', 'auth_type', 'headers', 'per_user_header_keys', 'tools_to_execute', 'allowed_extra_headers', 'tool_timeout_ms', 'disabled', 'status', 'tools', 'tool_pricing', 'created_at', 'updated_at'])
       .where('change_version', '>', sinceVersion)
       .execute();
     const removedServers = (await tombstones(trx, 'mcp_servers', sinceVersion)).filter((id) => knownServers.has(id));

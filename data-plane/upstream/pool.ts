@@ -49,13 +49,19 @@ import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, t
 import { UpstreamHealthTracker } from './health.js';
 
 /**
- * The call's trace context (`UpstreamCall.trace`) as `_meta` fields (MCP's convention for trace context on
- * a message), for SDK connections whose HTTP headers are fixed when they open (and stdio, which has none).
+ * A caller's params for a pooled SDK connection: the call's trace context (`UpstreamCall.trace`) as `_meta`
+ * fields (MCP's convention for trace context on a message; the connection's HTTP headers are fixed when it
+ * opens, and stdio has none), and no `progressToken` of the caller's. The connection is shared by every
+ * caller with its credential and the SDK client routes the upstream's progress to the request whose message
+ * id equals the token: a caller's own token (0, 1, 2, …) would have the upstream's progress for its call
+ * delivered into another caller's stream. The SDK sets its own token when the caller is relayed progress.
  */
-function withTraceMeta(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
-  if (!meta) return params;
+function pooledParams(params: Record<string, unknown> | undefined, meta: Readonly<Record<string, string>> | undefined): Record<string, unknown> | undefined {
   const own = params?._meta;
-  return { ...params, _meta: typeof own === 'object' && own !== null && !Array.isArray(own) ? { ...own, ...meta } : meta };
+  const callerMeta = typeof own === 'object' && own !== null && !Array.isArray(own) ? (own as Record<string, unknown>) : null;
+  if (!meta && (callerMeta === null || !('progressToken' in callerMeta))) return params;
+  const { progressToken: _token, ...kept } = callerMeta ?? {};
+  return { ...params, _meta: { ...kept, ...meta } };
 }
 
 /**
@@ -404,7 +410,7 @@ export class UpstreamPool {
       ...(options.onprogress ? { onprogress: options.onprogress, resetTimeoutOnProgress: true } : {}),
     };
     try {
-      const sent = withTraceMeta(params, call.trace);
+      const sent = pooledParams(params, call.trace);
       const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
       this.health.reachable(server.name);
       return { kind: 'result', result };

@@ -121,7 +121,10 @@ export const McpServerRef = builder.objectRef<McpServer>('McpServer').implement(
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     connectionType: t.field({ type: ConnectionTypeEnum, resolve: (s) => s.connectionType }),
-    connectionString: t.exposeString('connectionString', { nullable: true, description: 'URL or env.NAME; null for STDIO' }),
+    connectionString: t.exposeString('connectionString', {
+      nullable: true,
+      description: 'URL or env.NAME; null for STDIO. Parts of a URL that carry a credential (an api_key query parameter, a token in the path) show as ***: the whole URL is stored sealed; give this value back unchanged to keep it.',
+    }),
     stdio: t.field({ type: StdioConfigRef, nullable: true, resolve: (s) => s.stdio }),
     authType: t.field({ type: AuthTypeEnum, resolve: (s) => s.authType }),
     headers: t.field({ type: [SecretEntryRef], resolve: (s) => secretEntries(s.headers) }),
