@@ -400,13 +400,15 @@ export async function* iterateAuditEvents(db: Db, filter: AuditFilter, pageSize 
 
 /**
  * The lowest seq of `partition` whose row was received at or after `from` (one past the partition's last
- * seq when none was): a bisection of point reads on the (partition, seq) index, ~2·log2(rows) of them.
+ * seq when none was): a bisection of point reads on the (partition, seq) index, ~log2(rows) of them.
  * Seqs missing (deleted rows) are stepped over by reading the next row present.
  */
 async function firstSeqReceivedFrom(db: Db, partition: string, from: string): Promise<number> {
-  const last = await db.selectFrom('audit_events').select('seq').where('partition', '=', partition).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  const last = await db.selectFrom('audit_events').select(['seq', 'received_at']).where('partition', '=', partition).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  // A partition that ended before the window (an earlier process's) costs this one read.
+  if (!last || last.received_at < from) return last ? Number(last.seq) + 1 : 1;
   let lo = 1;
-  let hi = last ? Number(last.seq) + 1 : 1;
+  let hi = Number(last.seq);
   while (lo < hi) {
     const mid = Math.floor((lo + hi) / 2);
     const row = await db.selectFrom('audit_events').select(['seq', 'received_at']).where('partition', '=', partition).where('seq', '>=', mid).orderBy('seq').limit(1).executeTakeFirst();
@@ -455,22 +457,26 @@ export async function verifyAuditChain(db: Db, trustedKeys: readonly PublicJwk[]
   const at = (row: StoredAuditRow, reason: BrokenReason): BrokenLink => ({ partition: row.partition, seq: Number(row.seq), rowId: Number(row.row_id), eventId: row.id, reason });
 
   for (const { partition } of partitions) {
+    // The row `seq`, checked in itself (its own hash), for the row before the window: where the bisection
+    // turned, so a received_at edited to send it on is caught there.
+    const rowBefore = async (seq: number): Promise<{ row: StoredAuditRow | undefined; reason: BrokenReason | null }> => {
+      const raw = seq >= 1 ? ((await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '=', seq).executeTakeFirst()) as StoredAuditRow | undefined) : undefined;
+      if (!raw) return { row: undefined, reason: null };
+      const row = { ...raw, row_id: Number(raw.row_id), seq: Number(raw.seq) };
+      return { row, reason: checkRow(row, { seq: row.seq - 1, hash: row.prev_hash }) };
+    };
     let previous: { seq: number; hash: string } | null | undefined = undefined;
-    let afterSeq = range.from ? (await firstSeqReceivedFrom(db, partition, range.from)) - 1 : 0;
+    const start = range.from ? await firstSeqReceivedFrom(db, partition, range.from) : 1;
+    let afterSeq = start - 1;
     walk: for (;;) {
       const rows = (await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '>', afterSeq).orderBy('seq').limit(1000).execute()) as StoredAuditRow[];
       for (const raw of rows) {
         const row = { ...raw, row_id: Number(raw.row_id), seq: Number(raw.seq) };
         if (previous === undefined) {
-          // The first row in the window links to the one before it (outside the window), if it should have
-          // one; that row is checked in itself too (its own hash), as it is where the bisection turned.
-          const before = row.seq > 1 ? ((await db.selectFrom('audit_events').selectAll().where('partition', '=', partition).where('seq', '=', row.seq - 1).executeTakeFirst()) as StoredAuditRow | undefined) : undefined;
-          if (before) {
-            const b = { ...before, row_id: Number(before.row_id), seq: Number(before.seq) };
-            const reason = checkRow(b, { seq: b.seq - 1, hash: b.prev_hash });
-            if (reason) return broken(at(b, reason));
-          }
-          previous = before ? { seq: Number(before.seq), hash: before.hash } : null;
+          // The first row in the window links to the one before it (outside the window), if it should have one.
+          const before = await rowBefore(row.seq - 1);
+          if (before.row && before.reason) return broken(at(before.row, before.reason));
+          previous = before.row ? { seq: before.row.seq, hash: before.row.hash } : null;
         }
         const reason = checkRow(row, previous);
         if (reason) return broken(at(row, reason));
@@ -481,6 +487,11 @@ export async function verifyAuditChain(db: Db, trustedKeys: readonly PublicJwk[]
       }
       if (rows.length < 1000) break;
       afterSeq = Number(rows[rows.length - 1]!.seq);
+    }
+    if (previous === undefined) {
+      // Nothing at or after the window's start: the row that put it there is checked all the same.
+      const before = await rowBefore(start - 1);
+      if (before.row && before.reason) return broken(at(before.row, before.reason));
     }
   }
 

@@ -190,6 +190,14 @@ describe.each(testDialects)('audit store on %s', (dialect) => {
       expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: after.id, reason: 'hash_mismatch' });
     });
 
+    it('finds the last row whose received time was moved before it, though nothing is left in it', async () => {
+      const last = batches[2]![8]!;
+      await t.db.updateTable('audit_events').set({ received_at: hour(2) }).where('id', '=', last.id).execute();
+      expect((await verify(hour(3), null)).firstBroken).toMatchObject({ eventId: last.id, reason: 'hash_mismatch' });
+      await t.db.deleteFrom('audit_events').where('partition', '=', windowed.partition).where('seq', '>', 15).where('seq', '<', 24).execute();
+      expect((await verify(hour(3), null)).firstBroken).toMatchObject({ eventId: last.id, reason: 'hash_mismatch' });
+    });
+
     it('finds a row deleted at the start of it', async () => {
       await t.db.deleteFrom('audit_events').where('id', '=', batches[1]![0]!.id).execute();
       expect((await verify(hour(2), hour(2))).firstBroken).toMatchObject({ eventId: batches[1]![1]!.id, reason: 'seq_gap' });
