@@ -31,6 +31,7 @@ export type GatewayErrorCode =
   | 'request_timeout'
   | 'not_ready'
   /** A per-user server and a caller with no usable credential for it: `data.mcp_auth_required` says where to connect. */
+  | 'metrics_token_required'
   | 'auth_required'
   /** The server's credential cannot be had right now (authorization server down, shared OAuth needs an admin). */
   | 'credentials_unavailable'
@@ -98,6 +99,11 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   headers_too_large: { status: 431, rpc: RpcCode.InvalidRequest, message: 'request header section is too large' },
   request_timeout: { status: 408, rpc: RpcCode.InvalidRequest, message: 'the request did not arrive in time' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
+  metrics_token_required: {
+    status: 401,
+    rpc: RpcCode.InvalidRequest,
+    message: 'send Authorization: Bearer <GATEHOUSE_METRICS_TOKEN> to read /metrics (set the token on the node to allow scraping)',
+  },
   auth_required: { status: 401, rpc: RpcCode.UrlElicitationRequired, message: 'authentication required' },
   credentials_unavailable: { status: 503, rpc: RpcCode.InternalError, message: 'the upstream credential is unavailable' },
   internal_error: { status: 500, rpc: RpcCode.InternalError, message: 'internal error' },

@@ -9,7 +9,7 @@
  * else runs, the CPU per request much less, and the control plane's share competes with the node for cores.
  */
 import { request } from 'undici';
-import { startGatehouseNode, type ControlPlaneProcess, type NodeProcess } from './gatehouse.js';
+import { BENCH_METRICS_TOKEN, startGatehouseNode, type ControlPlaneProcess, type NodeProcess } from './gatehouse.js';
 import { runLoad, type Generator, type LoadResult, type LoadSpec } from './load.js';
 import { cpuSeconds } from './procs.js';
 
@@ -40,7 +40,7 @@ export interface AuditResults {
 }
 
 async function metric(nodeUrl: string, name: string): Promise<number | null> {
-  const res = await request(`${nodeUrl}/metrics`);
+  const res = await request(`${nodeUrl}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } });
   const text = await res.body.text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(' ')[1]) : null;

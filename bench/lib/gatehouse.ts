@@ -107,6 +107,9 @@ export interface NodeProcess {
 }
 
 /** `node [--cpu-prof …] --import tsx data-plane/node/main.ts --control-plane … --port 0`. */
+/** The token bench nodes want on `/metrics` (a node without one refuses every scrape). */
+export const BENCH_METRICS_TOKEN = 'bench-metrics-token';
+
 export async function startGatehouseNode(options: {
   controlPlaneUrl: string;
   nodeToken: string | null;
@@ -128,7 +131,7 @@ export async function startGatehouseNode(options: {
   const file = join(ROOT, 'data-plane/node/main.ts');
   const args = ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile, ...(options.workers ? ['--workers', String(options.workers)] : [])];
   // What an operator would set; LOG_LEVEL stays at the production default (info).
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, LOG_LEVEL: 'info', ...options.env };
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, GATEHOUSE_METRICS_TOKEN: BENCH_METRICS_TOKEN, LOG_LEVEL: 'info', ...options.env };
   const proc = options.valgrind
     ? startProcess('gatehouse-node', 'valgrind', [...options.valgrind.args, process.execPath, ...options.valgrind.nodeArgs, '--import', 'tsx', file, ...args], { env })
     : startTs('gatehouse-node', file, args, { nodeArgs, env });

@@ -7,11 +7,13 @@
  * wires them), own the Runtime (the node swaps it into the `RuntimeHolder`) or the process lifecycle: the
  * caller listens and closes.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GatewayError, HttpMessage, httpErrorOf } from '../errors.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import type { Logger } from '../log.js';
+import { parseBearer } from '../snapshot/rules.js';
 import type { NodeMetrics } from './metrics.js';
 import { errorAnswer, sendAnswer, sendJson } from './respond.js';
 
@@ -25,6 +27,19 @@ export interface HttpServerOptions {
   routes: ReadonlyMap<string, RouteHandler>;
   /** Path prefix (ending in `/`) → handler, tried in order after the exact paths. */
   prefixes?: readonly (readonly [string, RouteHandler])[];
+  /**
+   * The bearer token that may read `/metrics` (GATEHOUSE_METRICS_TOKEN); without one, `/metrics` is refused.
+   * The metrics name every MCP server and say which are down or refuse their credentials: an attacker's
+   * map, and the node's port is the one every developer's laptop reaches.
+   */
+  metricsToken?: string | null;
+}
+
+/** Whether `authorization` carries `token` (compared as SHA-256 digests in constant time). */
+function presentsToken(authorization: string | undefined, token: string): boolean {
+  const presented = parseBearer(authorization);
+  if (presented === null) return false;
+  return timingSafeEqual(createHash('sha256').update(presented).digest(), createHash('sha256').update(token).digest());
 }
 
 export function createHttpServer(options: HttpServerOptions): Server {
@@ -43,6 +58,10 @@ export function createHttpServer(options: HttpServerOptions): Server {
       }
       switch (path) {
         case '/metrics':
+          if (!options.metricsToken || !presentsToken(req.headers.authorization, options.metricsToken)) {
+            sendAnswer(res, errorAnswer(new GatewayError('metrics_token_required')));
+            return;
+          }
           metrics.registry.metrics().then(
             (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
             (error: unknown) => {

@@ -32,6 +32,8 @@ export interface DataPlaneServerOptions {
   maxBodyBytes?: number;
   /** Clock for key expiry and latencies (tests). */
   now?: () => number;
+  /** The bearer token that may read `/metrics` (GATEHOUSE_METRICS_TOKEN); none: `/metrics` answers 401. */
+  metricsToken?: string | null;
   /**
    * Browser origins allowed to call the pipeline routes (e.g. `https://app.example.com`). A request that
    * carries an `Origin` header not in this list gets 403 (MCP transports, "Security Warning": servers MUST
@@ -92,7 +94,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
     [SERVER_ROUTE_PREFIX, (req, res) => run(serverRoute, req, res)],
     [ANTHROPIC_ROUTE_PREFIX, (req, res) => run(anthropic, req, res)],
   ];
-  const server = createHttpServer({ holder, logger, metrics, routes, prefixes });
+  const server = createHttpServer({ holder, logger, metrics, routes, prefixes, metricsToken: options.metricsToken ?? null });
   server.on('close', () => {
     serverRoute.close();
     anthropic.close();

@@ -37,6 +37,8 @@ Credentials (environment only):
   GATEHOUSE_NODE_KEY, GATEHOUSE_NODE_IDENTITY_KEY
                               the node's private X25519 / Ed25519 JWKs from a secret store (else kept in
                               the state dir).
+  GATEHOUSE_METRICS_TOKEN     the bearer token Prometheus sends to read /metrics (without it, /metrics
+                              answers 401: it names every server and which are down).
 Other: GATEHOUSE_ALLOWED_ORIGINS, GATEHOUSE_REPORT_INTERVAL_MS, LOG_LEVEL.
 `;
 

@@ -254,6 +254,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     pool,
     logger,
     allowedOrigins: options.allowedOrigins ?? [],
+    metricsToken: env.GATEHOUSE_METRICS_TOKEN?.trim() || null,
     registerMetrics: (registry) => registerAuditMetrics(registry, outbox),
     // GATEHOUSE_AUDIT=off (benchmarks' baseline only): no audit events and no guardrail on this node.
     ...(auditEnabled ? { guard } : {}),

@@ -19,6 +19,7 @@ import { generateSigningKey, importSigningKey, signSnapshot, type SigningKey } f
 import { TrustStore, verifySnapshot } from '../../data-plane/snapshot/verify.js';
 import { UpstreamPool, type UpstreamPoolOptions } from '../../data-plane/upstream/pool.js';
 import { SHARED_IDENTITY, userIdentity, type CredentialSource } from '../../data-plane/pipeline/credentials.js';
+import { TEST_METRICS_TOKEN } from '../support/node-metrics.js';
 
 /** A value in a test server spec: `{secret}` is sealed, `{env}` is an env reference, a string is plain. */
 export type TestValue = string | { secret: string } | { env: string };
@@ -185,6 +186,8 @@ export async function startTestNode(
     now?: () => number;
     maxBodyBytes?: number;
     allowedOrigins?: string[];
+    /** The token `/metrics` wants (default TEST_METRICS_TOKEN); null: none configured. */
+    metricsToken?: string | null;
     /** Pipeline hooks (limits, credentials, record sinks). */
     hooks?: Pick<DataPlaneServerOptions, 'limiter' | 'credentials' | 'sinks' | 'onRecord' | 'guard'>;
   } = {},
@@ -200,6 +203,7 @@ export async function startTestNode(
     ...(options.now ? { now: options.now } : {}),
     ...(options.maxBodyBytes ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+    metricsToken: options.metricsToken === undefined ? TEST_METRICS_TOKEN : options.metricsToken,
     ...options.hooks,
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));

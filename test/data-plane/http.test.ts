@@ -7,6 +7,7 @@ import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { MAX_BATCH_MESSAGES } from '../../data-plane/mcp/route.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
+import { scrapeNodeMetrics } from '../support/node-metrics.js';
 
 let node: TestNode;
 let upstream: HttpUpstream;
@@ -226,9 +227,7 @@ describe('with a snapshot', () => {
 
   it('/metrics counts MCP calls by method and outcome, shows the snapshot version, and no key', async () => {
     await postMcp(node.mcpUrl, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'crm-echo', arguments: { text: 'm' } } }, auth);
-    const res = await fetch(`${node.url}/metrics`);
-    expect(res.status).toBe(200);
-    const text = await res.text();
+    const text = await scrapeNodeMetrics(node.url);
     expect(text).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="ok",server="crm"\} [1-9]/);
     expect(text).toMatch(new RegExp(`gatehouse_snapshot_version ${snapshot.payload.version}`));
     expect(text).toMatch(/gatehouse_mcp_request_duration_seconds_bucket/);

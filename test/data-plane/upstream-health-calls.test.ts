@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
 import { buildSnapshot, perUserTokens, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
+import { scrapeNodeMetrics } from '../support/node-metrics.js';
 
 let perUser: HttpUpstream;
 let team: HttpUpstream;
@@ -67,7 +68,7 @@ describe('upstream health from tool calls', () => {
     await waitFor(() => node.pool.health.status('slowpoke') === 'reachable', { what: 'the eager catalog fetch' });
     expect((await call('alice', 'slowpoke-slow', { ms: 2_000 })).isError).toBe(true);
     expect(node.pool.health.status('slowpoke')).toBe('timeout');
-    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    const metrics = await scrapeNodeMetrics(node.url);
     expect(metrics).toContain('gatehouse_upstream_status{server="slowpoke",status="timeout"} 1');
     expect((await call('alice', 'slowpoke-add', { a: 1, b: 2 })).content[0]?.text).toBe('3');
     expect(node.pool.health.status('slowpoke')).toBe('reachable');

@@ -15,6 +15,7 @@ import { postMcp } from '../support/mcp-http.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
+import { scrapeNodeMetrics } from '../support/node-metrics.js';
 
 const TOTAL = 1000;
 
@@ -36,7 +37,7 @@ describe.each(testDialects)('audit survives a control-plane outage and a node re
   });
 
   const metric = async (name: string): Promise<number> => {
-    const text = await (await fetch(`${node!.url}/metrics`)).text();
+    const text = await scrapeNodeMetrics(node!.url);
     const line = text.split('\n').find((l) => l.startsWith(`${name} `));
     return Number(line?.split(' ')[1] ?? NaN);
   };

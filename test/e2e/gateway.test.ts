@@ -18,6 +18,7 @@ import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { readStdioStarts } from '../support/upstreams.js';
 import { postMcp } from '../support/mcp-http.js';
 import { waitFor } from '../support/wait.js';
+import { scrapeNodeMetrics } from '../support/node-metrics.js';
 
 function textOf(result: unknown): string {
   return ((result as CallToolResult).content ?? []).map((c) => (c.type === 'text' ? c.text : '')).join('');
@@ -134,7 +135,7 @@ describe.each(testDialects)('gateway end to end on %s', (dialect) => {
     const cpMetrics = await gw.cp.metrics();
     expect(cpMetrics).toMatch(/gatehouse_config_version [1-9]/);
     expect(cpMetrics).toMatch(/gatehouse_node_streams [1-9]/);
-    const nodeMetrics = await (await fetch(`${node.url}/metrics`)).text();
+    const nodeMetrics = await scrapeNodeMetrics(node.url);
     expect(nodeMetrics).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="ok",server="kb_sse"\} [1-9]/);
     expect(nodeMetrics).toMatch(/gatehouse_mcp_requests_total\{method="tools\/call",outcome="denied"/);
   });

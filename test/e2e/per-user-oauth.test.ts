@@ -28,6 +28,7 @@ import {
   type ProtectedMcpServer,
 } from '../support/oauth-upstream.js';
 import { waitFor } from '../support/wait.js';
+import { scrapeNodeMetrics, TEST_METRICS_TOKEN } from '../support/node-metrics.js';
 
 interface ToolResult {
   content?: Array<{ type: string; text?: string }>;
@@ -91,6 +92,7 @@ describe('per-user OAuth through a node', () => {
       nodeToken: cp.cp.nodeToken,
       port: 0,
       stateDir: null,
+      env: { ...process.env, GATEHOUSE_METRICS_TOKEN: TEST_METRICS_TOKEN },
       logger: createLogger('test-node', { destination: nodeLogs, level: 'debug' }),
     });
     await waitFor(async () => (await fetch(`${node.url}/readyz`)).ok, { what: 'node ready' });
@@ -301,7 +303,7 @@ describe('per-user OAuth through a node', () => {
       nodeLogs: nodeLogs.text(),
       controlPlaneLogs: cp.logs.text(),
       graphqlResponses: cp.responses.join('\n'),
-      nodeMetrics: await (await fetch(`${node.url}/metrics`)).text(),
+      nodeMetrics: await scrapeNodeMetrics(node.url),
       controlPlaneMetrics: await cp.metrics(),
       credentialAnswerOnTheWire: sealed + Buffer.from(sealed.split('.')[0] ?? '', 'base64url').toString('utf8'),
       snapshotOnTheWire: captured + Buffer.from(envelope.snapshot.payload, 'base64url').toString('utf8'),

@@ -14,6 +14,7 @@ import { openTestDatabase, testDialects, type TestDatabase } from '../support/db
 import { LogCapture } from '../support/log-capture.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
+import { scrapeNodeMetrics, TEST_METRICS_TOKEN } from '../support/node-metrics.js';
 
 interface ServerStatus {
   status: string;
@@ -45,7 +46,6 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
       const s = await status();
       return s.status === wanted ? s : null;
     }, { timeoutMs: 15_000, intervalMs: 100, what: `McpServer.status ${wanted}` });
-  const metrics = async (url: string): Promise<string> => (await fetch(`${url}/metrics`)).text();
 
   beforeAll(async () => {
     if (dialect === 'postgres') db = await openTestDatabase('postgres');
@@ -66,7 +66,7 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
       nodeId,
       stateDir: null,
       trustedJwks: cp.cp.trustedKeys,
-      env: {},
+      env: { GATEHOUSE_METRICS_TOKEN: TEST_METRICS_TOKEN },
       logger: createLogger('test-node', { destination: new LogCapture(), level: 'debug' }),
       reportIntervalMs: 600_000,
       upstreamProbeIntervalMs: 200,
@@ -88,7 +88,7 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
     expect(Date.parse(s.statusObservedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     for (const leak of ['wrong-token', '127.0.0.1', String(upstream.port)]) expect(s.statusReason).not.toContain(leak);
     expect(await cp.metrics()).toContain('gatehouse_mcp_server_status{server="crm",status="credentials_refused"} 1');
-    expect(await metrics(node.url)).toContain('gatehouse_upstream_status{server="crm",status="credentials_refused"} 1');
+    expect(await scrapeNodeMetrics(node.url)).toContain('gatehouse_upstream_status{server="crm",status="credentials_refused"} 1');
   });
 
   it('an upstream that stops listening shows as UNREACHABLE', async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor } from './wait.js';
+import { TEST_METRICS_TOKEN } from './node-metrics.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
@@ -36,7 +37,7 @@ export async function spawnNode(options: {
   args.push(...(options.extraArgs ?? []));
   const proc = spawn(TSX, args, {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(options.nodeToken !== null ? { GATEHOUSE_NODE_TOKEN: options.nodeToken } : {}), LOG_LEVEL: 'debug', ...options.env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(options.nodeToken !== null ? { GATEHOUSE_NODE_TOKEN: options.nodeToken } : {}), LOG_LEVEL: 'debug', GATEHOUSE_METRICS_TOKEN: TEST_METRICS_TOKEN, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
