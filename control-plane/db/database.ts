@@ -121,6 +121,11 @@ export function openDatabase(url: string, options: OpenDatabaseOptions = {}): Op
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  // Statement journals in memory: a statement that may fail midway (the audit store's multi-row insert)
+  // keeps the pages it changes until it ends, and with 16 KiB pages they spilled to a temporary file,
+  // written for nothing on every chunk (+14% bytes written per audit event, kernel time ~5 -> ~9 µs).
+  // Temporary tables and sorts are held in memory too: a paged list's sort keeps only its page (LIMIT).
+  sqlite.pragma('temp_store = MEMORY');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   sqliteHandles.set(db, sqlite);
   return { db, dialect: 'sqlite', url };
