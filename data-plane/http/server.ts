@@ -7,12 +7,12 @@
  * wires them), own the Runtime (the node swaps it into the `RuntimeHolder`) or the process lifecycle: the
  * caller listens and closes.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { GatewayError, HttpMessage, httpErrorOf } from '../errors.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import type { Logger } from '../log.js';
+import { constantTimeEqual } from '../snapshot/key-hash.js';
 import { parseBearer } from '../snapshot/rules.js';
 import type { NodeMetrics } from './metrics.js';
 import { errorAnswer, sendAnswer, sendJson } from './respond.js';
@@ -35,11 +35,10 @@ export interface HttpServerOptions {
   metricsToken?: string | null;
 }
 
-/** Whether `authorization` carries `token` (compared as SHA-256 digests in constant time). */
+/** Whether `authorization` carries `token` (compared in constant time). */
 function presentsToken(authorization: string | undefined, token: string): boolean {
   const presented = parseBearer(authorization);
-  if (presented === null) return false;
-  return timingSafeEqual(createHash('sha256').update(presented).digest(), createHash('sha256').update(token).digest());
+  return presented !== null && constantTimeEqual(presented, token);
 }
 
 export function createHttpServer(options: HttpServerOptions): Server {
