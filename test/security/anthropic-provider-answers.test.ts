@@ -121,8 +121,9 @@ async function call(path: string, headers: Record<string, string> = {}): Promise
   });
   let text = '';
   const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
   try {
-    for await (const chunk of res.body!) text += decoder.decode(chunk as Uint8Array, { stream: true });
+    for (let read = await reader.read(); !read.done; read = await reader.read()) text += decoder.decode(read.value, { stream: true });
   } catch {
     // broken off: what came is what the caller saw
   }
