@@ -10,9 +10,7 @@
  * still reaches the provider with the whole URL, an OAuth flow still uses the whole endpoint URLs, and rows
  * stored before are sealed at startup. Both dialects.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JWK } from 'jose';
 import { createLogger } from '../../data-plane/log.js';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
 import { sealSettingsUrls } from '../../control-plane/repos/oauth.js';
@@ -21,6 +19,7 @@ import { startAnthropicStandIn, type AnthropicStandIn } from '../support/anthrop
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
 import { LogCapture } from '../support/log-capture.js';
+import { snapshotTexts, viewerReads, type ViewerReads } from '../support/secret-reads.js';
 import { openOneTimeLink } from '../support/one-time-link.js';
 import { waitFor } from '../support/wait.js';
 
@@ -46,14 +45,13 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
   let cp: TestControlPlane;
   let standIn: AnthropicStandIn;
   let node: DataPlaneNode | undefined;
-  const viewerResponses: string[] = [];
-  let viewer = '';
+  let viewer: ViewerReads;
 
   beforeAll(async () => {
     if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
     cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
     standIn = await startAnthropicStandIn({ toolName: 'x', toolInput: {} });
-    viewer = (await cp.gql<{ createAdminToken: { token: string } }>('mutation { createAdminToken(input: {name: "reader", role: VIEWER}) { token } }')).createAdminToken.token;
+    viewer = await viewerReads(cp);
   }, 60_000);
   afterAll(async () => {
     await node?.close();
@@ -61,17 +59,6 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
     await cp?.close();
     await testDb?.close();
   });
-
-  async function asViewer(query: string): Promise<string> {
-    const response = await fetch(`${cp.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer}` },
-      body: JSON.stringify({ query }),
-    });
-    const text = await response.text();
-    viewerResponses.push(text);
-    return text;
-  }
 
   const upsert = (name: string, baseUrl: string) =>
     cp.gql<{ upsertProvider: Payload & { provider: { baseUrl: string } | null } }>(
@@ -81,7 +68,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
 
   function expectNoSecretAnywhere(): void {
     for (const secret of Object.values(SECRETS)) {
-      for (const body of [...cp.responses, ...viewerResponses]) expect(body).not.toContain(secret);
+      for (const body of [...cp.responses, ...viewer.responses]) expect(body).not.toContain(secret);
       expect(cp.logs.text()).not.toContain(secret);
     }
   }
@@ -106,7 +93,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
     expect(created.upsertProvider.errors).toEqual([{ field: 'input.baseUrl', code: 'INVALID_URL' }]);
 
     await cp.gql('{ providers { name baseUrl } exportConfig }');
-    await asViewer('{ providers { name baseUrl } provider(name: "google") { baseUrl } }');
+    await viewer.read('{ providers { name baseUrl } provider(name: "google") { baseUrl } }');
     const plan = await cp.gql<{ applyConfig: { changes: Array<{ name: string; fields: Array<{ field: string; before: string | null; after: string | null }> }> } }>(
       'mutation($d: JSON!) { applyConfig(document: $d, dryRun: true) { changes { name fields { field before after } } } }',
       { d: { providers: [{ name: 'azure', base_url: `https://x.openai.azure.com/?api-key=${SECRETS.newKey}`, api_key: 'sk-ant-provider-0123456789', prices: [PRICE] }] } },
@@ -133,10 +120,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
     const read = await cp.gql<{ provider: { baseUrl: string } }>('{ provider(name: "anthropic") { baseUrl } }');
     expect(read.provider.baseUrl).toBe(`${standIn.url}/t/***`);
 
-    const { publicKey } = generateKeyPairSync('x25519');
-    const snapshot = await cp.cp.publisher.wholeSnapshot(publicKey.export({ format: 'jwk' }) as JWK);
-    const text = snapshot.body.toString('utf8');
-    const decoded = (text.match(/[A-Za-z0-9_-]{40,}/g) ?? []).map((chunk) => Buffer.from(chunk, 'base64url').toString('utf8')).join('\n');
+    const { text, decoded } = await snapshotTexts(cp);
     for (const secret of Object.values(SECRETS)) {
       expect(text).not.toContain(secret);
       expect(decoded).not.toContain(secret);
@@ -190,7 +174,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
 
     expect((await set(whole)).setMcpServerOAuth.errors).toEqual([]);
     expect(await read()).toEqual(shown);
-    await asViewer('{ mcpServer(name: "notes") { oauth { authorizeUrl tokenUrl registrationUrl resource } } }');
+    await viewer.read('{ mcpServer(name: "notes") { oauth { authorizeUrl tokenUrl registrationUrl resource } } }');
     // Given back as read: kept; `***` with another change: refused, nothing stored.
     expect((await set(shown)).setMcpServerOAuth.errors).toEqual([]);
     const changed = await set({ ...shown, tokenUrl: 'https://as2.example.com/oauth2/token?client_secret=***' });
