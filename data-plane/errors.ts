@@ -29,6 +29,8 @@ export type GatewayErrorCode =
   | 'headers_too_large'
   /** The request did not arrive within the server's request timeout. */
   | 'request_timeout'
+  /** An `Expect` the node does not meet (anything but `100-continue`): answered before any route. */
+  | 'expectation_failed'
   | 'not_ready'
   /** A per-user server and a caller with no usable credential for it: `data.mcp_auth_required` says where to connect. */
   | 'metrics_token_required'
@@ -98,6 +100,7 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, ErrorSpec>> = {
   payload_too_large: { status: 413, rpc: RpcCode.InvalidRequest, message: 'request body is too large' },
   headers_too_large: { status: 431, rpc: RpcCode.InvalidRequest, message: 'request header section is too large' },
   request_timeout: { status: 408, rpc: RpcCode.InvalidRequest, message: 'the request did not arrive in time' },
+  expectation_failed: { status: 417, rpc: RpcCode.InvalidRequest, message: 'the only expectation this gateway meets is Expect: 100-continue' },
   not_ready: { status: 503, rpc: RpcCode.InternalError, message: 'this node has no configuration yet' },
   metrics_token_required: {
     status: 401,
@@ -241,6 +244,10 @@ export const HttpMessage = {
   unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
   repeatedAuthorization: () => 'send one Authorization header: this request carries several',
+  /** A field sent more than once that must be sent once (`http/header-lines.ts`); names the field, never a value. */
+  repeatedHeader: (name: string) => `send one ${name.slice(0, 60)} header: this request carries several`,
+  missingHost: () => 'an HTTP/1.1 request must carry a Host header',
+  invalidHost: () => 'the Host header is not a valid host[:port]',
   /** node:http could not parse the request (framing, header syntax): its parser's code, never the bytes. */
   malformedRequest: (code: string) => `malformed HTTP request (${code.slice(0, 40)}); the connection is closed`,
   noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
@@ -248,6 +255,8 @@ export const HttpMessage = {
   noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
   serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
   perUserOverPool: (server: string) => `server '${server}' needs each caller's own credential, which a stdio process shared by every caller cannot carry`,
+  streamNeedsSession: () => 'a GET stream on /mcp/{server} belongs to an MCP session: send the Mcp-Session-Id the initialize answer gave (without one there is no stream here)',
+  deleteNeedsSession: () => 'DELETE ends an MCP session: send its Mcp-Session-Id',
   pooledRouteMethods: () => "this server is reached through the node's pooled connection: POST only (stateless; no GET stream, no session)",
   upstreamRefused: (server: string, status: number) => `upstream server '${server}' refused the gateway's request (HTTP ${status})`,
   upstreamUnreachable: (server: string, reason: string) => `upstream server '${server}' is unreachable: ${reason}`,

@@ -6,7 +6,7 @@
  */
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, maskError, type GraphiQLOptions, type YogaServerInstance } from 'graphql-yoga';
+import { createYoga, maskError, type GraphiQLOptions, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { adminAuthPlugin } from './admin-auth.js';
 import { requestGuardPlugin } from './request-guard.js';
 import { inputEchoPlugin } from './input-echo.js';
@@ -33,6 +33,30 @@ export const QUERY_LIMITS = { maxDepth: 10, maxCost: 50_000, maxAliases: 15, max
 export const MAX_REQUEST_BODY_BYTES = 8_000_000;
 
 const noopLogger: GraphQLLogger = { info: () => {}, warn: () => {}, error: () => {} };
+
+/**
+ * Headers of the GraphiQL page, a page an admin types a token into: never framed by another site (a
+ * framed page can be overlaid and clicked through), no fetches to any other origin (a script that got in
+ * could send the typed token away), no <base> or form retargeting, no referrer, no sniffing, no caching.
+ * GraphiQL's scripts and styles are inline (the offline page), so script and style sources stay open.
+ */
+export const GRAPHIQL_PAGE_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy': "frame-ancestors 'none'; connect-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'",
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+};
+
+/** Puts GRAPHIQL_PAGE_HEADERS on every HTML answer of the endpoint (GraphiQL is its only one). */
+function pageHeadersPlugin(): Plugin {
+  return {
+    onResponse({ response }) {
+      if (!(response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) return;
+      for (const [name, value] of Object.entries(GRAPHIQL_PAGE_HEADERS)) response.headers.set(name, value);
+    },
+  };
+}
 
 // The context yoga itself provides per request; ours is built from it.
 type ServerContext = Record<string, unknown>;
@@ -105,6 +129,7 @@ export function createGraphQL(deps: GraphQLDeps): YogaServerInstance<ServerConte
       requestGuardPlugin({ maxDepth: QUERY_LIMITS.maxDepth }),
       // Errors about bad input say where and why, never the value (it may hold a write-only secret).
       inputEchoPlugin(),
+      pageHeadersPlugin(),
     ],
   });
 }

@@ -18,8 +18,12 @@
  *                 bytes. The caller going away aborts the provider request (`ctx.signal`, and the answer's
  *                 streams are chained so destroying the last one destroys the provider's body).
  *
+ *   answer        the provider's status, an allowlist of its headers, and its body, each with the provider
+ *                 key removed wherever it occurs (`SecretScrubber`, streaming: a provider or a proxy in its
+ *                 place echoing the key never hands it to a caller).
+ *
  * Refusals are `{type, message}` (SPEC) with Anthropic's `error: {type, message}` beside it, so Anthropic
- * SDKs (Claude Code) show the message. It does not retry, cache, or rewrite bodies.
+ * SDKs (Claude Code) show the message. It does not retry, cache, or otherwise rewrite bodies.
  */
 import type { ResolvedProvider } from '../config/runtime.js';
 import { GatewayError } from '../errors.js';
@@ -30,10 +34,11 @@ import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
-import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from '../proxy/upstream-forward.js';
-import { callSecrets } from '../upstream/failures.js';
+import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
+import { callSecrets, scrubSecrets } from '../upstream/failures.js';
 import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
+import { SecretScrubber } from './secret-scrubber.js';
 import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';
@@ -51,8 +56,12 @@ const ALLOWED: ReadonlyArray<{ method: string; path: RegExp; priced: boolean }> 
   { method: 'GET', path: /^\/v1\/models(\/(?!\.\.?$)[A-Za-z0-9._:-]+)?$/, priced: false },
 ];
 
-/** Provider response headers a caller may see (no cookies, no hop-by-hop, no provider internals). */
-const RESPONSE_HEADERS = ['content-type', 'request-id', 'retry-after', 'anthropic-organization-id'];
+/**
+ * Provider response headers a caller may see (no cookies, no hop-by-hop, no provider internals). Not
+ * `anthropic-organization-id`: it names the operator's provider account to every key holder, and no client
+ * needs it (Claude Code reads the rate-limit headers, not it).
+ */
+const RESPONSE_HEADERS = ['content-type', 'request-id', 'retry-after'];
 const RATE_HEADER_PREFIX = 'anthropic-ratelimit-';
 
 export interface AnthropicRequest {
@@ -169,7 +178,8 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   function forward(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, record: RequestRecord): Promise<Forwarded<Answer>> {
     const base = request.provider.baseUrl!;
     const target = new URL(base.href.replace(/\/+$/, '') + request.upstreamPath);
-    const headers: Record<string, string> = { ...call.headers, ...call.trace, accept: ctx.req.headers.accept ?? 'application/json' };
+    // The caller's Accept comes with the allowlisted headers (call.headers), so it is held to the same rule.
+    const headers: Record<string, string> = { accept: 'application/json', ...call.headers, ...call.trace };
     if (request.body !== null) {
       headers['content-type'] = 'application/json';
       headers['content-length'] = String(request.body.length);
@@ -239,10 +249,14 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const status = upstream.statusCode;
     record.upstreamStatus = status;
+    // Everything the provider says passes through the call's secrets removed: headers here, every body
+    // (answers and errors, streamed or whole) through a SecretScrubber first, so a provider or a proxy in its
+    // place echoing the key the node injected never hands it to the caller.
+    const secrets = callSecrets(call);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value === undefined) continue;
-      if (RESPONSE_HEADERS.includes(name) || name.startsWith(RATE_HEADER_PREFIX)) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+      if (RESPONSE_HEADERS.includes(name) || name.startsWith(RATE_HEADER_PREFIX)) headers[name] = scrubSecrets(Array.isArray(value) ? value.join(', ') : value, secrets);
     }
     if (status >= 400) record.outcome = 'upstream_error';
     if (status === 401 || status === 403) {
@@ -253,16 +267,15 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       record.reason = `HTTP ${status}`;
       return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" refused the gateway's API key (HTTP ${status}); tell your Gatehouse operator` })) };
     }
+    const scrubber = new SecretScrubber(secrets);
     const policy = responsePolicy.get(record) ?? 'off';
-    if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard);
-    if (status >= 300) {
-      // An error body may echo the API key the node injected (a proxy in the provider's place may): read
-      // bounded, relayed without it.
-      return { answer: scrubbedErrorBody(upstream.body, callSecrets(call)).then((body): Answer => ({ kind: 'bytes', status, headers, body })) };
+    if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard, scrubber);
+    if (status >= 300 || !request.priced) {
+      chain(ctx, record, upstream.body, scrubber);
+      return { answer: { kind: 'stream', status, headers, body: scrubber } };
     }
-    if (!request.priced) return { answer: { kind: 'stream', status, headers, body: upstream.body } };
     const meter = new UsageMeter(headers['content-type'] ?? '');
-    chain(ctx, record, upstream.body, meter);
+    chain(ctx, record, upstream.body, scrubber, meter);
     const usage = meteredUsage(request, meter);
     return { answer: { kind: 'stream', status, headers, body: meter }, usage };
   }
@@ -303,19 +316,20 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     headers: Record<string, string>,
     policy: 'redact' | 'block',
     contentGuard: ContentGuard,
+    scrubber: SecretScrubber,
   ): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
     const meter = new UsageMeter(headers['content-type'] ?? '');
     const usage = request.priced ? meteredUsage(request, meter) : undefined;
     if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
       const sse = new SseSecretGuard(contentGuard.scanner, policy);
-      chain(ctx, record, upstream.body, meter, sse);
+      chain(ctx, record, upstream.body, scrubber, meter, sse);
       sse.once('end', () => {
         if (sse.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...sse.findings];
       });
       return { answer: { kind: 'stream', status, headers, body: sse }, ...(usage ? { usage } : {}) };
     }
     // Whole JSON: the answer (redacted, or a refusal with its own status) is decided once it is read.
-    chain(ctx, record, upstream.body, meter);
+    chain(ctx, record, upstream.body, scrubber, meter);
     const answer = new Promise<Answer>((resolve) => {
       const chunks: Buffer[] = [];
       meter.on('data', (c: Buffer) => chunks.push(c));

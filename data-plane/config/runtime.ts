@@ -125,8 +125,11 @@ export interface ResolvedProvider {
   server: ResolvedServer | null;
 }
 
-/** Caller headers passed to an LLM provider (API version and beta flags); never the caller's credentials. */
-export const ANTHROPIC_FORWARDED_HEADERS: readonly string[] = ['anthropic-version', 'anthropic-beta', 'user-agent'];
+/**
+ * Caller headers passed to an LLM provider (API version, beta flags, what answer it takes); never the
+ * caller's credentials: like any allowlisted header, one whose value holds the caller's key stays behind.
+ */
+export const ANTHROPIC_FORWARDED_HEADERS: readonly string[] = ['anthropic-version', 'anthropic-beta', 'user-agent', 'accept'];
 
 export interface Runtime {
   version: number;

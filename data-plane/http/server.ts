@@ -14,6 +14,7 @@ import type { RuntimeHolder } from '../config/runtime.js';
 import type { Logger } from '../log.js';
 import { constantTimeEqual } from '../snapshot/key-hash.js';
 import { parseBearer } from '../snapshot/rules.js';
+import { headerLinesProblem } from './header-lines.js';
 import type { NodeMetrics } from './metrics.js';
 import { errorAnswer, sendAnswer, sendJson } from './respond.js';
 
@@ -45,11 +46,18 @@ export function createHttpServer(options: HttpServerOptions): Server {
   const { holder, logger, metrics, routes } = options;
   const prefixes = options.prefixes ?? [];
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  // node:http's own Host check answers a bare 400; `headerLinesProblem` makes it (and more) a typed one.
+  const server = createServer({ requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     try {
+      const problem = headerLinesProblem(req);
+      if (problem !== null) {
+        // The connection is closed after the answer: a front proxy may have framed what follows differently.
+        sendAnswer(res, errorAnswer(new GatewayError('invalid_request', { message: problem, headers: { connection: 'close' } })));
+        return;
+      }
       const route = routes.get(path);
       if (route) {
         route(req, res, path);
@@ -111,6 +119,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
     // Closed once the answer is flushed (a peer that never reads or closes does not keep the socket).
     socket.once('finish', () => socket.destroy());
     socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
+  });
+  // `Expect` other than 100-continue (which node answers itself, then the route runs as usual): node's bare
+  // 417 becomes the table's. The body was not invited, so the connection is closed rather than drained.
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    sendAnswer(res, errorAnswer(new GatewayError('expectation_failed', { headers: { connection: 'close' } })));
   });
   // Slow-loris protection; upstream calls are bounded by their own tool timeouts.
   server.headersTimeout = 30_000;

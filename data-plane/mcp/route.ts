@@ -165,12 +165,21 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
    * A server's catalog for this caller. Servers whose credential is per caller (OAuth, per-user) are listed
    * through the caller's own credential. A caller whose credential cannot be had sees the server's shared
    * catalog when there is one (a shared OAuth token: the same for every caller), and for a per-user server
-   * only the connect tool: never a catalog another user's credential listed (`UpstreamPool.sharedCatalog`).
+   * only the connect tool when not connected, nothing (the server skipped) when the credential is unavailable:
+   * never a catalog another user's credential listed (`UpstreamPool.sharedCatalog`).
    */
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
     if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
     const resolved = await credentials.resolve(server, caller, ctx.departure);
-    if (resolved instanceof GatewayError) return isPerUserServer(server) ? CONNECT_ONLY : (pool.sharedCatalog(server) ?? []);
+    if (resolved instanceof GatewayError) {
+      if (!isPerUserServer(server)) return pool.sharedCatalog(server) ?? [];
+      // The connect tool only for a caller who is not connected (auth required). A credential that cannot be
+      // had just now (control plane unreachable, the server's OAuth client broken) is not the caller's to fix
+      // by connecting again: the server is skipped and named in the log and the record, like an unreachable
+      // upstream, and its tools come back when the credential does.
+      if (resolved.code === 'auth_required') return CONNECT_ONLY;
+      throw new Error(`${resolved.code}: ${resolved.reason ?? 'unknown'}`);
+    }
     return pool.listTools(server, upstreamCall(server, resolved, {}, caller.token));
   }
 

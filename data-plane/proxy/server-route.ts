@@ -8,7 +8,7 @@
  *
  *   parse      method (POST, GET, DELETE) → server granted to the key and usable on this node (404 alike for
  *              "no such server" and "not yours") → the sealed session id, if any, opened (a refusal is 404
- *              "session not found") → POST: bounded body, JSON, each message's kind.
+ *              "session not found"; GET and DELETE need one) → POST: bounded body, JSON, each message's kind.
  *   authorize  a `tools/call` of a tool the key may not call is a JSON-RPC error (-32003, `tool_blocked`)
  *              and never reaches the upstream; an allowed one is forwarded re-serialized, so the upstream
  *              reads the very name that was checked (no duplicate-key JSON tricks).
@@ -130,7 +130,24 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         return new GatewayError('session_not_found', { reason: session.code });
       }
     }
-    if (method !== 'POST') return { server, grant, session, raw: null, messages: [], batch: false, modern: false };
+    if (method !== 'POST') {
+      // GET (the standalone SSE stream) and DELETE (ending a session) act on an upstream session, and only
+      // the sealed id binds one to this key. Without one they would reach the upstream on the server's
+      // credential alone: a shared credential is every caller's, so a sessionless upstream's one standalone
+      // stream (its unsolicited notifications and requests, which may stem from other callers' calls) would
+      // go to whoever opened it first, and a DELETE would end whatever the upstream ties to that credential.
+      // MCP defines DELETE only with a session id (2025-11-25 transports §session management), and lets a
+      // server answer 405 to a GET it offers no stream for, which clients take as "no stream here" (the
+      // 2026-07-28 wire has no sessions and no standalone stream). So refused alike for every upstream:
+      // the route cannot know whether a sessionless upstream ties anything to the credential.
+      const upstreamSession = session?.ok === true ? session.upstream : null;
+      if (upstreamSession === null) {
+        return method === 'GET'
+          ? new GatewayError('method_not_allowed', { message: HttpMessage.streamNeedsSession(), headers: { allow: 'POST' }, reason: 'no_session' })
+          : new GatewayError('invalid_request', { message: HttpMessage.deleteNeedsSession(), reason: 'no_session' });
+      }
+      return { server, grant, session, raw: null, messages: [], batch: false, modern: false };
+    }
 
     const body = await readJsonRpcBody(req, maxBodyBytes);
     if (body instanceof GatewayError) return body;

@@ -1,9 +1,12 @@
 /**
  * GraphiQL works in an isolated network (the article's in-VPC deployment): real headless Chromium loads
  * /graphql from a real control plane with every request to anywhere else blocked, and runs a query with
- * the admin token typed into its headers editor. Nothing may be fetched from a CDN.
+ * the admin token typed into its headers editor. Nothing may be fetched from a CDN. Its page headers (no
+ * framing, no fetches elsewhere) break nothing in it, and a page of another origin cannot frame it.
  */
+import { createServer } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
+import { closeServer, listen } from '../../support/upstreams.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../../support/control-plane.js';
 
@@ -35,9 +38,14 @@ describe('GraphiQL at /graphql', () => {
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
+    });
 
     const response = await page.goto(`${cp.url}/graphql`);
     expect(response?.status()).toBe(200);
+    expect(response?.headers()['x-frame-options']).toBe('DENY');
+    expect(response?.headers()['content-security-policy']).toContain("frame-ancestors 'none'");
     // The Variables and Headers editors share a pane; show the Headers one.
     await page.getByRole('button', { name: 'Headers' }).click({ timeout: 20_000 });
     const headers = page.locator('section[aria-label="Headers"] .view-lines:visible');
@@ -67,5 +75,21 @@ describe('GraphiQL at /graphql', () => {
     expect(elsewhere).toEqual([]);
     expect(pageErrors).toEqual([]);
     await context.close();
+  }, 60_000);
+
+  it('cannot be framed by a page of another origin', async () => {
+    const other = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(`<iframe name="g" src="${cp.url}/graphql"></iframe>`));
+    const otherUrl = `http://localhost:${await listen(other, 0)}`;
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      // The frame ends on one document or the other: GraphiQL's, or Chromium's error page in its place.
+      const settled = page.waitForEvent('framenavigated', { predicate: (f) => f.name() === 'g', timeout: 15_000 });
+      await page.goto(otherUrl);
+      expect((await settled).url()).toBe('chrome-error://chromewebdata/');
+    } finally {
+      await context.close();
+      await closeServer(other);
+    }
   }, 60_000);
 });

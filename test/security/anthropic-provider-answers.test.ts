@@ -1,0 +1,197 @@
+/**
+ * `/anthropic`: whatever the provider answers (or a proxy in its place), the provider key the node injected
+ * never reaches the caller: not in a 2xx body (JSON or SSE, split across chunks), not in an error body
+ * however long (the key straddling where an error body used to be cut), not in an error body that breaks off
+ * inside the key, not in a relayed header; the header naming the operator's provider account is not relayed.
+ * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
+ */
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildRuntime, RuntimeHolder } from '../../data-plane/config/runtime.js';
+import { createLogger } from '../../data-plane/log.js';
+import { createDataPlaneServer } from '../../data-plane/node/data-plane-server.js';
+import { hashKey } from '../../data-plane/snapshot/key-hash.js';
+import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
+import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
+import { UpstreamPool } from '../../data-plane/upstream/pool.js';
+import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
+import { closeServer, listen } from '../support/upstreams.js';
+
+/** Shaped like a real Anthropic key (108 characters). */
+const PROVIDER_KEY = `sk-ant-api03-${'Zq7xK2mP9vL4nR8sT1wY6bC3dF5gH0jAuE'.repeat(3)}${Date.now().toString(36)}`.slice(0, 108);
+/** Any 16 characters of the key in a row would be a leak of it. */
+const KEY_PARTS = Array.from({ length: PROVIDER_KEY.length - 15 }, (_, i) => PROVIDER_KEY.slice(i, i + 16));
+const VIRTUAL_KEY = newKeyValue();
+
+let provider: Server;
+let node: Server;
+let nodeUrl: string;
+const seen: IncomingHttpHeaders[] = [];
+const logs = new LogCapture();
+
+/** What the provider does, by the request's `?answer=`. */
+const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders) => void> = {
+  json(res, headers) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ model: 'claude-haiku-4-5', echo: headers, usage: { input_tokens: 1, output_tokens: 1 } }));
+  },
+  sse(res) {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-haiku-4-5', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`;
+    const delta = `event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', delta: { type: 'text_delta', text: `your key is ${PROVIDER_KEY}` } })}\n\n`;
+    const cut = delta.indexOf(PROVIDER_KEY) + 50;
+    // The key split across two writes, a tick apart (two chunks on the node's side).
+    res.write(start + delta.slice(0, cut), () => setTimeout(() => res.end(delta.slice(cut) + 'event: message_stop\ndata: {"type":"message_stop"}\n\n'), 20));
+  },
+  long_error(res) {
+    // The key straddles 64 KiB, where the relayed error body used to be cut (its first 70 characters went out).
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end('{"error":"' + 'x'.repeat(64 * 1024 - 10 - 70) + PROVIDER_KEY + '"}');
+  },
+  broken_error(res) {
+    // The provider breaks off while echoing the key.
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.write(`{"type":"error","error":{"message":"invalid x-api-key ${PROVIDER_KEY.slice(0, 90)}`, () => setTimeout(() => res.destroy(), 20));
+  },
+  headers(res) {
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'request-id': `req_01 ${PROVIDER_KEY}`,
+      'anthropic-ratelimit-requests-remaining': `99 ${PROVIDER_KEY}`,
+      'anthropic-organization-id': 'org-0123-operator-account',
+      'set-cookie': 'provider-session=abc',
+    });
+    res.end(JSON.stringify({ model: 'claude-haiku-4-5', usage: { input_tokens: 1, output_tokens: 1 } }));
+  },
+};
+
+beforeAll(async () => {
+  provider = createServer((req, res) => {
+    seen.push(req.headers);
+    req.resume();
+    const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
+    ANSWERS[answer]!(res, req.headers);
+  });
+  const providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
+  const dataKey = generateDataKey();
+  const payload: SnapshotPayload = {
+    format: 1,
+    version: 1,
+    issuedAt: new Date().toISOString(),
+    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
+    servers: [],
+    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
+    users: [{ id: 'user_1', email: 'dev@example.com' }],
+    sessionSecrets: null,
+    providers: [
+      {
+        id: 'p1',
+        name: 'anthropic',
+        kind: 'ANTHROPIC',
+        baseUrl: { kind: 'plain', value: providerUrl },
+        apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'),
+        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
+      },
+    ],
+  };
+  const holder = new RuntimeHolder();
+  holder.set(buildRuntime(payload, dataKey, {}).runtime);
+  const logger = createLogger('test-anthropic-answers', { level: 'debug', destination: logs.stream });
+  node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
+  nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;
+});
+
+afterAll(async () => {
+  if (node) await closeServer(node);
+  if (provider) await closeServer(provider);
+});
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  /** The body as far as it came (a broken answer ends where it broke). */
+  text: string;
+}
+
+async function call(path: string, headers: Record<string, string> = {}): Promise<Answer> {
+  const res = await fetch(`${nodeUrl}/anthropic${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}`, ...headers },
+    body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+  });
+  let text = '';
+  const decoder = new TextDecoder();
+  const reader = res.body!.getReader();
+  try {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) text += decoder.decode(read.value, { stream: true });
+  } catch {
+    // broken off: what came is what the caller saw
+  }
+  return { status: res.status, headers: res.headers, text };
+}
+
+function expectNoKey(answer: Answer): void {
+  const everything = `${answer.text}\n${JSON.stringify([...answer.headers])}`;
+  for (const part of KEY_PARTS) expect(everything).not.toContain(part);
+}
+
+describe('/anthropic answers never carry the provider key', () => {
+  it.each([
+    ['a 200 JSON answer (Messages)', '/v1/messages?answer=json'],
+    ['a 200 JSON answer (count_tokens, not metered)', '/v1/messages/count_tokens?answer=json'],
+  ])('%s echoing the request headers', async (_label, path) => {
+    const before = seen.length;
+    const answer = await call(path);
+    expect(seen[before]?.['x-api-key']).toBe(PROVIDER_KEY);
+    expect(answer.status).toBe(200);
+    expect(answer.text).toContain('[redacted]');
+    expectNoKey(answer);
+  });
+
+  it('a streamed answer with the key split across chunks: redacted, and the stream otherwise intact', async () => {
+    const answer = await call('/v1/messages?answer=sse');
+    expect(answer.status).toBe(200);
+    expectNoKey(answer);
+    expect(answer.text).toContain('your key is [redacted]');
+    expect(answer.text).toContain('event: message_stop');
+  });
+
+  it('an error body longer than 64 KiB with the key where it used to be cut', async () => {
+    const answer = await call('/v1/messages?answer=long_error');
+    expect(answer.status).toBe(500);
+    expectNoKey(answer);
+  });
+
+  it('an error body that breaks off inside the key', async () => {
+    const answer = await call('/v1/messages?answer=broken_error');
+    expect(answer.status).toBe(400);
+    expectNoKey(answer);
+  });
+
+  it('relayed headers: the key removed from their values; no account id, no cookie', async () => {
+    const answer = await call('/v1/messages?answer=headers');
+    expect(answer.status).toBe(200);
+    expectNoKey(answer);
+    expect(answer.headers.get('request-id')).toBe('req_01 [redacted]');
+    expect(answer.headers.get('anthropic-ratelimit-requests-remaining')).toBe('99 [redacted]');
+    expect(answer.headers.get('anthropic-organization-id')).toBeNull();
+    expect(answer.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('nothing of the key in the node\'s logs', () => {
+    for (const part of KEY_PARTS) expect(logs.text()).not.toContain(part);
+  });
+});
+
+describe('/anthropic requests never carry the caller\'s key', () => {
+  it('an Accept holding the virtual key is not forwarded; a plain one is', async () => {
+    let before = seen.length;
+    await call('/v1/messages', { accept: `application/json, ${VIRTUAL_KEY}` });
+    expect(JSON.stringify(seen[before])).not.toContain(VIRTUAL_KEY);
+    expect(JSON.stringify(seen[before])).not.toContain(VIRTUAL_KEY.slice(3));
+    expect(seen[before]?.accept).toBe('application/json');
+    before = seen.length;
+    await call('/v1/messages', { accept: 'text/event-stream' });
+    expect(seen[before]?.accept).toBe('text/event-stream');
+  });
+});
