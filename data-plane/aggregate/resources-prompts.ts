@@ -8,15 +8,16 @@
  *            of every `resources/read` content; the upstream URI follows the server name unchanged.
  *
  * A server is visible here when the key may call at least one of its tools (the same rule as `/mcp/{server}`).
- * Lists are gathered from every such server over the pool's shared connection (one unreachable server is
- * skipped, never hides the others), each in one page. `resources/read`, `prompts/get` and
- * `completion/complete` name one server and run through the pipeline's call stages (limits, credentials,
- * record). Only servers whose credential is their configured headers (NONE, HEADERS) are served here: that
- * is all the pooled connection sends. Servers that need the caller's own credential, or an OAuth token
- * (shared OAUTH included: the pooled connection cannot carry it), are served on `/mcp/{server}` only, where
- * the credential is injected per request; here they are skipped in lists and refused by name. Before, an
- * OAUTH server was asked without its token: lists came back empty, and every read or get failed with
- * "refused the gateway's credentials" and marked the server CREDENTIALS_REFUSED though its token worked.
+ * Lists are gathered from every such server (one unreachable server is skipped, never hides the others),
+ * each in one page. `resources/read`, `prompts/get` and `completion/complete` name one server and run
+ * through the pipeline's call stages (limits, credentials, record). Each server is asked with the credential
+ * a tool call to it would carry: its configured headers over the pool's shared connection (NONE, HEADERS),
+ * else what the credentials stage resolves for this caller (a shared OAuth token, the caller's own per-user
+ * token or header values), over that identity's own connection (`UpstreamPool`), so one user's list or read
+ * never travels on another's credential. A per-user server the caller has not connected is skipped in lists
+ * (its tools/list offers the connect tool) and answered auth-required by name. Never asked without its
+ * credential: an OAUTH server asked that way once had every read refused and was marked CREDENTIALS_REFUSED
+ * though its token worked. Without a credentials stage (a bare test node), only NONE/HEADERS servers are served.
  *
  * It does not serve tools (`mcp/route.ts` does) or subscriptions (no server-initiated stream on `/mcp`).
  */
@@ -24,7 +25,7 @@ import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { GatewayError, RpcCode, rpcError, rpcErrorOf, type JsonRpcId } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
-import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, upstreamCall, type CredentialSource, type UpstreamCall } from '../pipeline/credentials.js';
 import type { CallStages } from '../pipeline/pipeline.js';
 import { aggregatedToolName } from '../policy/tool-filter.js';
 import { UpstreamFailure } from '../upstream/failures.js';
@@ -75,11 +76,6 @@ function ok(id: JsonRpcId, result: unknown): Reply {
   return { status: 200, body: { jsonrpc: '2.0', id, result } };
 }
 
-/** Whether a server is served here: usable on this node and reachable with its configured headers alone. */
-function sharedServer(server: ResolvedServer | undefined): server is ResolvedServer {
-  return server !== undefined && server.unavailable === null && headersOnly(server);
-}
-
 /** Whether all a server's credential is its configured headers (what the pooled connection sends). */
 function headersOnly(server: ResolvedServer): boolean {
   return server.authType === 'NONE' || server.authType === 'HEADERS';
@@ -88,6 +84,8 @@ function headersOnly(server: ResolvedServer): boolean {
 export interface AggregateOptions {
   pool: UpstreamPool;
   logger: Logger;
+  /** The credentials stage's source, for lists of servers whose credential is not their configured headers. */
+  credentials?: CredentialSource;
 }
 
 export interface Aggregate {
@@ -98,11 +96,31 @@ export interface Aggregate {
 }
 
 export function createAggregate(options: AggregateOptions): Aggregate {
-  const { pool, logger } = options;
+  const { pool, logger, credentials } = options;
 
-  /** Every page of one list method from one server, over the shared connection. */
-  async function gather(server: ResolvedServer, method: string, field: string): Promise<Record<string, unknown>[]> {
-    const call: UpstreamCall = { server, headers: server.headers, identity: SHARED_IDENTITY };
+  /** Whether a server is served here: usable on this node, with a credential this module can resolve. */
+  function served(server: ResolvedServer | undefined): server is ResolvedServer {
+    return server !== undefined && server.unavailable === null && (headersOnly(server) || credentials !== undefined);
+  }
+
+  /**
+   * The call a list for `caller` goes out as: the shared connection for a headers-only server, else the
+   * caller's resolved credential; null when there is none to be had (not connected: nothing to list).
+   * Throws for a credential that is unavailable just now, so the server is skipped and logged.
+   */
+  async function listCall(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<UpstreamCall | null> {
+    if (headersOnly(server) || !credentials) return { server, headers: server.headers, identity: SHARED_IDENTITY };
+    const resolved = await credentials.resolve(server, caller, ctx.departure);
+    if (resolved instanceof GatewayError) {
+      if (resolved.code === 'auth_required') return null;
+      throw new Error(`${resolved.code}: ${resolved.reason ?? 'unknown'}`);
+    }
+    return upstreamCall(server, resolved, {}, caller.token);
+  }
+
+  /** Every page of one list method from one server, as `call`. */
+  async function gather(call: UpstreamCall, method: string, field: string): Promise<Record<string, unknown>[]> {
+    const server = call.server;
     const items: Record<string, unknown>[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
@@ -122,20 +140,24 @@ export function createAggregate(options: AggregateOptions): Aggregate {
   }
 
   /** One list across every server the key may use, each item renamed by `rename`. */
-  async function listAll(runtime: Runtime, caller: Caller, method: string, field: string, rename: (server: string, item: Record<string, unknown>) => Record<string, unknown> | null): Promise<Record<string, unknown>[]> {
+  async function listAll(ctx: RequestContext, method: string, field: string, rename: (server: string, item: Record<string, unknown>) => Record<string, unknown> | null): Promise<Record<string, unknown>[]> {
+    const runtime = ctx.runtime as Runtime;
+    const caller = ctx.caller as Caller;
     const perServer = await Promise.all(
       [...caller.key.tools.keys()].map(async (name): Promise<Record<string, unknown>[]> => {
         const server = runtime.servers.get(name);
-        if (!sharedServer(server)) return [];
+        if (!served(server)) return [];
         try {
-          const items = await gather(server, method, field);
+          const call = await listCall(ctx, caller, server);
+          if (call === null) return [];
+          const items = await gather(call, method, field);
           return items.flatMap((item): Record<string, unknown>[] => {
             const renamed = rename(name, item);
             return renamed === null ? [] : [renamed];
           });
         } catch (error) {
           // One unreachable upstream must not hide every other server's items.
-          logger.warn({ server: name, method, reason: error instanceof UpstreamFailure ? error.kind : 'unknown' }, `${method} skipped an upstream`);
+          logger.warn({ server: name, method, reason: error instanceof UpstreamFailure ? error.kind : error instanceof Error ? error.message : 'unknown' }, `${method} skipped an upstream`);
           return [];
         }
       }),
@@ -163,10 +185,9 @@ export function createAggregate(options: AggregateOptions): Aggregate {
       record.reason = server ? 'not_granted' : 'unknown_server';
       return { status: 200, body: rpcError(id, RpcCode.InvalidParams, `no server '${serverName.slice(0, 100)}' is available to this virtual key`) };
     }
-    if (server.unavailable !== null || !headersOnly(server)) {
+    if (server.unavailable !== null || !served(server)) {
       record.outcome = 'upstream_error';
-      const needs = server.authType === 'OAUTH' ? 'is reached with its OAuth token' : 'needs your own credential';
-      const message = server.unavailable ?? `server '${server.name}' ${needs}: use /mcp/${server.name}`;
+      const message = server.unavailable ?? `server '${server.name}' is not served on /mcp by this node: use /mcp/${server.name}`;
       return { status: 200, body: rpcErrorOf(id, new GatewayError('upstream_unavailable', { message })) };
     }
     const outcome = await stages.call<RequestOutcome | UpstreamFailure>(ctx, record, { server, tool: null, method }, async (call) => {
@@ -200,22 +221,20 @@ export function createAggregate(options: AggregateOptions): Aggregate {
   return {
     capabilities: { resources: {}, prompts: {}, completions: {} },
     async dispatch(ctx, stages, record, id, method, params) {
-      const runtime = ctx.runtime as Runtime;
-      const caller = ctx.caller as Caller;
       switch (method) {
         case 'resources/list':
           return ok(id, {
-            resources: await listAll(runtime, caller, method, 'resources', (server, item) => (typeof item.uri === 'string' ? { ...item, uri: aggregatedUri(server, item.uri) } : null)),
+            resources: await listAll(ctx, method, 'resources', (server, item) => (typeof item.uri === 'string' ? { ...item, uri: aggregatedUri(server, item.uri) } : null)),
           });
         case 'resources/templates/list':
           return ok(id, {
-            resourceTemplates: await listAll(runtime, caller, method, 'resourceTemplates', (server, item) =>
+            resourceTemplates: await listAll(ctx, method, 'resourceTemplates', (server, item) =>
               typeof item.uriTemplate === 'string' ? { ...item, uriTemplate: aggregatedUri(server, item.uriTemplate) } : null,
             ),
           });
         case 'prompts/list':
           return ok(id, {
-            prompts: await listAll(runtime, caller, method, 'prompts', (server, item) => (typeof item.name === 'string' ? { ...item, name: aggregatedToolName(server, item.name) } : null)),
+            prompts: await listAll(ctx, method, 'prompts', (server, item) => (typeof item.name === 'string' ? { ...item, name: aggregatedToolName(server, item.name) } : null)),
           });
         case 'resources/read': {
           const target = typeof params?.uri === 'string' ? parseAggregatedUri(params.uri) : null;

@@ -98,7 +98,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverInfo = { name: 'gatehouse', version: options.version ?? '0.1.0' };
   // Resources, templates, prompts and completions of every allowed server (aggregate/resources-prompts.ts).
-  const aggregate = createAggregate({ pool, logger });
+  const aggregate = createAggregate({ pool, logger, ...(credentials ? { credentials } : {}) });
   /** Catalog array → its prefixed copies, so tools/list does not rebuild tool objects per request. */
   const prefixed = new WeakMap<readonly Tool[], { all: Tool[]; byName: Map<string, Tool> }>();
 

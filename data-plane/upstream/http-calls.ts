@@ -142,36 +142,47 @@ export class HttpCalls {
    * per caller (per-user, OAuth) are listed.
    */
   async listTools(call: UpstreamCall, timeoutMs: number): Promise<Tool[]> {
-    const server = call.server;
-    const url = server.url;
-    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
     const tools: Tool[] = [];
     let cursor: string | undefined;
-    for (let page = 0, attempt = 0; page < MAX_LIST_PAGES; ) {
-      const session = await this.#session(call);
-      const id = this.#nextId++;
-      const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/list', params: cursor === undefined ? {} : { cursor } });
-      let exchanged: ExchangeResult;
-      try {
-        exchanged = await this.#exchange(call, session, url, body, id, timeoutMs, undefined, undefined);
-      } catch (error) {
-        throw this.#unreached(call, session, url, id, undefined, error);
-      }
-      const result = this.#received(call, session, url, id, timeoutMs, undefined, exchanged);
-      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
-        this.#forget(call, session);
-        attempt++;
-        continue;
-      }
-      if (result.kind !== 'response') throw failureOf(result, server);
-      const listed = result.message.result as { tools?: unknown; nextCursor?: unknown } | undefined;
-      if (!listed || !Array.isArray(listed.tools)) throw new UpstreamFailure('unreachable', ToolFailure.invalidResult(server.name));
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const message = await this.request(call, 'tools/list', cursor === undefined ? {} : { cursor }, timeoutMs);
+      const listed = message.result as { tools?: unknown; nextCursor?: unknown } | undefined;
+      if (!listed || !Array.isArray(listed.tools)) throw new UpstreamFailure('unreachable', ToolFailure.invalidResult(call.server.name));
       for (const tool of listed.tools) if (typeof tool === 'object' && tool !== null && typeof (tool as Tool).name === 'string') tools.push(tool as Tool);
       cursor = typeof listed.nextCursor === 'string' ? listed.nextCursor : undefined;
-      page++;
       if (cursor === undefined) break;
     }
     return tools;
+  }
+
+  /**
+   * One request other than tools/call through this call's credential and session (lists, reads, gets of a
+   * server whose credential is per caller or an OAuth token, which the pooled SDK connection cannot carry):
+   * the upstream's JSON-RPC response message, `result` or `error`. A 404 on a session (the upstream
+   * restarted) is repeated once on a new session. Throws `UpstreamFailure` for anything else.
+   */
+  async request(call: UpstreamCall, method: string, params: Readonly<Record<string, unknown>> | undefined, timeoutMs: number, signal?: Departure): Promise<Record<string, unknown>> {
+    const server = call.server;
+    const url = server.url;
+    if (!url) throw new UpstreamFailure('unavailable', ToolFailure.unavailable(server.name, 'no URL'));
+    for (let attempt = 0; ; attempt++) {
+      const session = await this.#session(call);
+      const id = this.#nextId++;
+      const body = JSON.stringify({ jsonrpc: '2.0', id, method, params: params ?? {} });
+      let exchanged: ExchangeResult;
+      try {
+        exchanged = await this.#exchange(call, session, url, body, id, timeoutMs, signal, undefined);
+      } catch (error) {
+        throw this.#unreached(call, session, url, id, signal, error);
+      }
+      const result = this.#received(call, session, url, id, timeoutMs, signal, exchanged);
+      if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
+        this.#forget(call, session);
+        continue;
+      }
+      if (result.kind !== 'response') throw failureOf(result, server);
+      return result.message;
+    }
   }
 
   /** Forgets the sessions of a server that was removed or reconfigured. */

@@ -390,12 +390,37 @@ export class UpstreamPool {
   async request(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions = {}): Promise<RequestOutcome> {
     const server = call.server;
     if (server.unavailable !== null) throw new UpstreamFailure('unavailable', server.unavailable);
+    // A credential that is not the configured headers (a user's own, an OAuth token) goes with the request,
+    // over that identity's own upstream session, as tools/call does: the pooled connection carries only the
+    // configured headers, and the upstream would refuse it (or answer for nobody in particular).
+    if (call.identity !== SHARED_IDENTITY && server.connectionType === 'HTTP') return this.#requestOverHttp(call, method, params, options);
     const lease = this.#lease(call);
     try {
       return await this.#requestOn(lease.value, call, method, params, options);
     } finally {
       lease.release();
     }
+  }
+
+  async #requestOverHttp(call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {
+    const server = call.server;
+    if (this.#closed) throw new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, 'the node is shutting down'));
+    let message: Record<string, unknown>;
+    try {
+      message = await this.#http.request(call, method, params, options.timeoutMs ?? server.toolTimeoutMs, options.signal);
+    } catch (error) {
+      if (error instanceof UpstreamFailure) this.health.failed(server, call.identity, error);
+      throw error;
+    }
+    this.health.reachable(server.name);
+    const error = message.error;
+    if (typeof error === 'object' && error !== null) {
+      const { code, message: text, data } = error as { code?: unknown; message?: unknown; data?: unknown };
+      return scrubRpcError(call, { code: typeof code === 'number' ? code : ErrorCode.InternalError, message: typeof text === 'string' ? text : '', ...(data === undefined ? {} : { data }) });
+    }
+    const result = message.result;
+    if (typeof result !== 'object' || result === null || Array.isArray(result)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
+    return { kind: 'result', result: result as Record<string, unknown> };
   }
 
   async #requestOn(entry: Entry, call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {

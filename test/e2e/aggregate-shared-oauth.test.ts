@@ -1,11 +1,12 @@
 /**
- * Resources and prompts on the aggregated `/mcp` never go to a shared OAUTH server without its token.
- * They travel over the node's pooled SDK connection, which carries a server's configured headers only; an
- * OAUTH server was asked that way anyway: `prompts/get` failed with "refused the gateway's credentials (HTTP
- * 401); an administrator must update them" and the server's status became CREDENTIALS_REFUSED, though its
- * token worked for every tool call. Now such a server is served on `/mcp/{server}` only (where its token is
- * injected), skipped in `/mcp` lists and refused by name, and its upstream sees no unauthenticated request.
- * Real control plane, node, oidc-provider and an MCP SDK server that checks bearer tokens.
+ * Resources and prompts on the aggregated `/mcp` reach a shared OAUTH server with its token, never without.
+ * They once travelled over the node's pooled SDK connection, which carries a server's configured headers
+ * only: `prompts/get` failed with "refused the gateway's credentials (HTTP 401); an administrator must
+ * update them" and the server's status became CREDENTIALS_REFUSED, though its token worked for every tool
+ * call. A later fix refused such servers on `/mcp` (served on `/mcp/{server}` only). Now lists, reads, gets
+ * go out with the token the credentials stage resolves, over that identity's own connection, and the
+ * upstream sees no unauthenticated request. Real control plane, node, oidc-provider and an MCP SDK server
+ * that checks bearer tokens (its resource and prompt name the token's subject).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../data-plane/log.js';
@@ -55,26 +56,28 @@ describe('aggregated resources and prompts with a shared OAUTH server', () => {
     await oauth?.close();
   });
 
-  it('skips it in lists, refuses it by name pointing at /mcp/wiki, and sends its upstream nothing without the token', async () => {
+  it('lists, reads and gets with the server\'s token, and sends its upstream nothing without it', async () => {
     const call = await postMcp(node.url, key, { id: 1, method: 'tools/call', params: { name: 'wiki-whoami', arguments: {} } });
     expect(JSON.stringify(call.body)).toContain('sub:ops-admin');
     const refusedBefore = oauth.upstream.unauthorized();
 
-    for (const method of ['resources/list', 'resources/templates/list', 'prompts/list']) {
-      const listed = await postMcp(node.url, key, { id: 2, method, params: {} });
-      expect(listed.body).toMatchObject({ result: {} });
-    }
-    const got = await postMcp(node.url, key, { id: 3, method: 'prompts/get', params: { name: 'wiki-summary' } });
-    const error = (got.body as { error?: { message: string } }).error;
-    expect(error?.message).toContain('use /mcp/wiki');
-    expect(error?.message).not.toContain('administrator');
-    const read = await postMcp(node.url, key, { id: 4, method: 'resources/read', params: { uri: 'gatehouse://wiki/mem://page' } });
-    expect((read.body as { error?: { message: string } }).error?.message).toContain('use /mcp/wiki');
+    const resources = await postMcp(node.url, key, { id: 2, method: 'resources/list', params: {} });
+    expect((resources.body as { result: { resources: { uri: string }[] } }).result.resources.map((r) => r.uri)).toEqual(['gatehouse://wiki/mem://page']);
+    const prompts = await postMcp(node.url, key, { id: 3, method: 'prompts/list', params: {} });
+    expect((prompts.body as { result: { prompts: { name: string; description?: string }[] } }).result.prompts).toEqual([
+      expect.objectContaining({ name: 'wiki-summary', description: 'summary prompt listed to ops-admin' }),
+    ]);
+    const got = await postMcp(node.url, key, { id: 4, method: 'prompts/get', params: { name: 'wiki-summary' } });
+    expect(JSON.stringify(got.body)).toContain('summary for sub:ops-admin');
+    const read = await postMcp(node.url, key, { id: 5, method: 'resources/read', params: { uri: 'gatehouse://wiki/mem://page' } });
+    expect((read.body as { result: { contents: { uri: string; text: string }[] } }).result.contents).toEqual([
+      expect.objectContaining({ uri: 'gatehouse://wiki/mem://page', text: 'page of sub:ops-admin' }),
+    ]);
 
     // Nothing went upstream without the token, so nothing could be mistaken for a refused credential.
     expect(oauth.upstream.unauthorized()).toBe(refusedBefore);
     // And the server still works, and says so, after the node's next reports.
-    const again = await postMcp(node.url, key, { id: 5, method: 'tools/call', params: { name: 'wiki-whoami', arguments: {} } });
+    const again = await postMcp(node.url, key, { id: 6, method: 'tools/call', params: { name: 'wiki-whoami', arguments: {} } });
     expect(JSON.stringify(again.body)).toContain('sub:ops-admin');
     expect(await status()).toBe('ACTIVE');
   });

@@ -175,6 +175,33 @@ describe.each(testDialects)('per-user catalogs stay with their user on %s', (dia
     expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['crm-echo', 'wiki-shared_wiki_search']));
   });
 
+  it("resources and prompts on /mcp go out with each caller's own credential: Alice gets hers, Bob (not connected) nothing of hers", async () => {
+    const rpc = async (who: string, id: number, method: string, params: Record<string, unknown>): Promise<{ result?: Record<string, unknown>; error?: { code: number; message: string } }> =>
+      (await postMcp(node.url, keys[who] ?? null, { id, method, params })).body as { result?: Record<string, unknown>; error?: { code: number; message: string } };
+
+    const aliceResources = (await rpc('alice', 1, 'resources/list', {})).result?.resources as { uri: string }[];
+    // (crm, a shared server, lists its own items too: not what this is about.)
+    expect(aliceResources.map((r) => r.uri).filter((uri) => !uri.startsWith('gatehouse://crm/')).sort()).toEqual(['gatehouse://notes/mem://page', 'gatehouse://wiki/mem://page']);
+    const alicePrompts = (await rpc('alice', 2, 'prompts/list', {})).result?.prompts as { name: string; description: string }[];
+    expect(alicePrompts.filter((p) => !p.name.startsWith('crm-')).map((p) => [p.name, p.description]).sort()).toEqual([
+      ['notes-summary', 'summary prompt listed to alice-at-notes'],
+      ['wiki-summary', 'summary prompt listed to ops-admin'],
+    ]);
+    const read = await rpc('alice', 3, 'resources/read', { uri: 'gatehouse://notes/mem://page' });
+    expect(JSON.stringify(read.result)).toContain('page of sub:alice-at-notes');
+    expect(JSON.stringify((await rpc('alice', 4, 'prompts/get', { name: 'notes-summary' })).result)).toContain('summary for sub:alice-at-notes');
+
+    // Bob has not connected to notes: its items are not listed for him, and asking by name says to connect.
+    const bobListed = JSON.stringify([(await rpc('bob', 5, 'resources/list', {})).result, (await rpc('bob', 6, 'prompts/list', {})).result]);
+    expect(bobListed).toContain('gatehouse://wiki/mem://page');
+    expect(bobListed).not.toContain('gatehouse://notes/');
+    expect(bobListed).not.toMatch(/alice/i);
+    const bobRead = await rpc('bob', 7, 'resources/read', { uri: 'gatehouse://notes/mem://page' });
+    expect(bobRead.result).toBeUndefined();
+    expect(bobRead.error?.code).toBe(-32042);
+    expect(JSON.stringify(bobRead)).not.toMatch(/alice/i);
+  });
+
   it("no report and no saved form makes a user's catalog the server's McpServer.tools", async () => {
     // A catalog change of the shared server after every listing above: once GraphQL shows it, a report
     // sent after Alice's listings has been recorded.

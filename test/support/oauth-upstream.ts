@@ -189,6 +189,11 @@ export async function startProtectedMcpServer(
       return { content: [{ type: 'text', text: `sub:${sub}` }] };
     });
     const sub = String(req.auth?.extra?.sub ?? '');
+    // A resource and a prompt whose content names the token's subject: whose credential a read or get carried.
+    server.registerResource('page', 'mem://page', { mimeType: 'text/plain' }, (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: `page of sub:${sub}` }] }));
+    server.registerPrompt('summary', { description: `summary prompt listed to ${sub}` }, () => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `summary for sub:${sub}` } }],
+    }));
     for (const name of options.toolsFor?.(sub) ?? []) {
       server.registerTool(name, { description: `${name}: listed to ${sub} only` }, () => ({ content: [{ type: 'text', text: `ran ${name}` }] }));
     }
