@@ -93,3 +93,16 @@ export class SecretScrubber extends Transform {
     done();
   }
 }
+
+/** A whole body with every occurrence of each secret replaced (`data` itself when none occurs). */
+export function scrubBytes(data: Buffer, secrets: readonly string[]): Buffer {
+  return replaceAll(data, asBytes(secrets));
+}
+
+/** A body cut short at `data`'s end: scrubbed, and a tail that could begin a secret replaced too. */
+export function scrubCutBytes(data: Buffer, secrets: readonly string[]): Buffer {
+  const bytes = asBytes(secrets);
+  const out = replaceAll(data, bytes);
+  const held = heldLength(out, bytes);
+  return held === 0 ? out : Buffer.concat([out.subarray(0, out.length - held), REDACTED]);
+}

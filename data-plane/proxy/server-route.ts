@@ -15,7 +15,8 @@
  *   forward    (inside `stages.call`, after limits and credentials) the request upstream; the answer is the
  *              upstream's status, allowlisted headers and body as it streams, with its session id sealed; a
  *              `tools/list` answer is filtered (JSON or SSE) when the key's grant is not every tool; an
- *              upstream 401/403/3xx (its credentials, its redirects) becomes a 502 of ours.
+ *              upstream 401/403/3xx (its credentials, its redirects) becomes a 502 of ours; every body and
+ *              relayed header value loses the call's secrets on the way (`echo-scrub.ts`).
  *
  * Server-to-client requests and the client's answers (POSTed back on the session), GET streams with
  * `Last-Event-ID`, DELETE, progress, logging, cancellation and 2026-07-28 requests are MCP traffic like any
@@ -24,7 +25,7 @@
  *
  * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, ToolFailure, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
@@ -40,7 +41,8 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { headerMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { UpstreamFailure, callSecrets, describeError, scrubValue, transportFailure } from '../upstream/failures.js';
+import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
+import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { EraProbe, isModernRequest } from './era.js';
@@ -371,36 +373,39 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       }
       headers['mcp-session-id'] = sealed;
     }
-    // Error texts an upstream sends back may echo the credential the gateway injected: they reach the
-    // caller without it (JSON-RPC errors' message and data; an HTTP error's whole body). Results pass as sent.
-    const secrets = callSecrets(call);
+    // What an upstream sends back may echo the credential the gateway injected (an error text that quotes
+    // the request, a debugging tool): every body reaches the caller without it, whole or streamed, at any
+    // length (echo-scrub.ts), and so do the relayed header values.
+    const forms = echoForms(callSecrets(call));
+    scrubHeaderValues(headers, forms);
     if (status >= 400) {
       record.outcome = 'upstream_error';
       record.reason = `HTTP ${status}`;
-      return scrubbedErrorBody(upstream.body, secrets).then((body): Answer => {
+      return scrubbedErrorBody(upstream.body, forms).then((body): Answer => {
         const { 'content-length': _length, ...rest } = headers;
         return { kind: 'bytes', status, headers: rest, body };
       });
     }
-    const scrubErrors: ResponseRewrite = (message) => scrubbedErrors(message, secrets);
-    const rewrite = payload.rewrite === null ? null : composeRewrites(payload.rewrite, scrubErrors);
+    const rewrite = filtering ? payload.rewrite : null;
     const type = headers['content-type'] ?? '';
-    let body: Readable = upstream.body;
-    if (type.includes('text/event-stream')) {
-      // Only events that contain a secret are parsed when nothing else is rewritten (see responseRewriter).
+    if (rewrite !== null && type.includes('text/event-stream')) {
       delete headers['content-length'];
-      body = upstream.body.pipe(rewrite !== null && filtering ? responseRewriter(rewrite) : responseRewriter(scrubErrors, (data) => containsAny(data, secrets)));
-    } else if (filtering && rewrite !== null && type.includes('application/json')) {
-      body = rewrittenJson(upstream.body, rewrite);
-    } else if (type.includes('application/json') && Number(headers['content-length']) <= SMALL_ANSWER_BYTES) {
+      return { kind: 'stream', status, headers, body: scrubbedStream(pipeline(upstream.body, responseRewriter(rewrite), () => undefined), forms) };
+    }
+    if (rewrite !== null && type.includes('application/json')) {
+      delete headers['content-length'];
+      return { kind: 'stream', status, headers, body: scrubbedStream(rewrittenJson(upstream.body, rewrite), forms) };
+    }
+    if (type.includes('application/json') && Number(headers['content-length']) <= SMALL_ANSWER_BYTES) {
       // A small JSON answer of declared length (a tools/call result, the common case) is read whole and
       // sent in one write: piping a stream per request showed in the hot path's profile.
       return upstream.body.arrayBuffer().then(
         (bytes): Answer => {
           const raw = Buffer.from(bytes);
-          if (!containsAny(raw, secrets)) return { kind: 'bytes', status, headers, body: raw };
+          const body = scrubbedBody(raw, forms);
+          if (body === raw) return { kind: 'bytes', status, headers, body };
           const { 'content-length': _length, ...rest } = headers;
-          return { kind: 'bytes', status, headers: rest, body: Buffer.from(rewriteJsonBody(raw.toString('utf8'), scrubErrors), 'utf8') };
+          return { kind: 'bytes', status, headers: rest, body };
         },
         (): Answer => {
           record.outcome = 'upstream_error';
@@ -409,12 +414,11 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         },
       );
     }
-    else if (type.includes('application/json')) {
-      // Of unknown or larger length: an error in it is scrubbed as above; a body past the bound is a result.
-      const { 'content-length': _length, ...rest } = headers;
-      return { kind: 'stream', status, headers: rest, body: scrubbedJson(upstream.body, secrets, scrubErrors) };
-    }
-    return { kind: 'stream', status, headers, body };
+    // Anything else (SSE, JSON of unknown or larger length, other types) streams through the scrubber,
+    // which may change its length.
+    if (forms.length === 0) return { kind: 'stream', status, headers, body: upstream.body };
+    delete headers['content-length'];
+    return { kind: 'stream', status, headers, body: scrubbedStream(upstream.body, forms) };
   }
 
   return {
@@ -431,59 +435,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       forwarder.close();
       era.close();
     },
-  };
-}
-
-/**
- * A JSON answer of unknown length: the first `SCRUB_JSON_BYTES` are held; an answer that ends within them
- * has its errors' secrets removed (when one occurs), a longer one is passed on as it comes from there.
- */
-function scrubbedJson(upstream: Readable, secrets: readonly string[], scrubErrors: ResponseRewrite): Readable {
-  const out = new PassThrough();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const onData = (chunk: Buffer): void => {
-    chunks.push(chunk);
-    size += chunk.length;
-    if (size <= SCRUB_JSON_BYTES) return;
-    upstream.off('data', onData);
-    upstream.off('end', onEnd);
-    out.write(Buffer.concat(chunks));
-    upstream.pipe(out);
-  };
-  const onEnd = (): void => {
-    const raw = Buffer.concat(chunks);
-    out.end(containsAny(raw, secrets) ? rewriteJsonBody(raw.toString('utf8'), scrubErrors) : raw);
-  };
-  upstream.on('data', onData);
-  upstream.on('end', onEnd);
-  upstream.on('error', (error) => out.destroy(error));
-  return out;
-}
-
-/** How much of a JSON answer of unknown length is held to scrub an error in it. */
-const SCRUB_JSON_BYTES = 1024 * 1024;
-
-function containsAny(text: string | Buffer, secrets: readonly string[]): boolean {
-  return secrets.some((secret) => text.includes(secret));
-}
-
-/** The JSON-RPC error(s) of a message (or batch) with the secrets removed, or null when nothing changed. */
-function scrubbedErrors(message: unknown, secrets: readonly string[]): unknown {
-  if (Array.isArray(message)) {
-    const out = message.map((item) => scrubbedErrors(item, secrets) ?? item);
-    return out.some((item, i) => item !== message[i]) ? out : null;
-  }
-  if (!isObject(message) || message.error === undefined) return null;
-  const error = scrubValue(message.error, secrets);
-  return error === message.error ? null : { ...message, error };
-}
-
-/** `first`, then `second` over what `first` gave (null from both: unchanged). */
-function composeRewrites(first: ResponseRewrite, second: ResponseRewrite): ResponseRewrite {
-  return (message) => {
-    const once = first(message);
-    return second(once ?? message) ?? once;
   };
 }
 

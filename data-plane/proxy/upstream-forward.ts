@@ -22,7 +22,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { scrubSecrets } from '../upstream/failures.js';
+import { scrubBytes, scrubCutBytes } from '../anthropic/secret-scrubber.js';
 
 export interface UpstreamAnswer {
   statusCode: number;
@@ -76,22 +76,32 @@ export class UpstreamForwarder {
 /** How much of an upstream's HTTP error body is relayed (read whole to remove secrets from it). */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
-/** An upstream's HTTP error body, bounded, with the call's secrets removed; a body that breaks off ends where it broke. */
+/**
+ * An upstream's HTTP error body, bounded, with the call's secrets removed; a body that breaks off ends where
+ * it broke. A body cut at the bound (or broken off) that ends in what may be a secret's beginning ends with
+ * `[redacted]` instead: the part of a secret before the cut is not the caller's either.
+ */
 export function scrubbedErrorBody(upstream: Readable, secrets: readonly string[]): Promise<Buffer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const done = (): void => resolve(Buffer.from(scrubSecrets(Buffer.concat(chunks).toString('utf8'), secrets), 'utf8'));
+    let settled = false;
+    const done = (cut: boolean): void => {
+      if (settled) return;
+      settled = true;
+      const body = Buffer.concat(chunks);
+      resolve(cut ? scrubCutBytes(body, secrets) : scrubBytes(body, secrets));
+    };
     upstream.on('data', (chunk: Buffer) => {
       if (size >= MAX_ERROR_BODY_BYTES) return;
       chunks.push(chunk.subarray(0, MAX_ERROR_BODY_BYTES - size));
       size += chunk.length;
       if (size >= MAX_ERROR_BODY_BYTES) {
         upstream.destroy();
-        done();
+        done(true);
       }
     });
-    upstream.on('end', done);
-    upstream.on('error', done);
+    upstream.on('end', () => done(false));
+    upstream.on('error', () => done(true));
   });
 }

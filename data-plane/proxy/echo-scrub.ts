@@ -1,0 +1,65 @@
+/**
+ * What `/mcp/{server}` removes from an upstream's answer: the call's secrets (the credential the gateway
+ * injected, `callSecrets`) wherever they occur, in every body it relays (JSON, SSE, anything else; whole or
+ * streamed, past any length: `SecretScrubber` finds an occurrence split across chunks and holds back only a
+ * tail that may begin one, so memory stays bounded and SSE events are not delayed) and in the relayed header
+ * values. A body the node streams cannot be told apart into error and result before it has passed, so the
+ * credential goes wherever it is: it is never the caller's to read.
+ *
+ * A JSON body may spell a secret escaped (`\/` for `/`, as PHP's json_encode does by default; `\"`, `\\`):
+ * those spellings are searched for too. Other escapes (`\uXXXX` for plain ASCII) are not.
+ *
+ * It does not parse bodies.
+ */
+import { pipeline, type Readable } from 'node:stream';
+import { SecretScrubber, scrubBytes } from '../anthropic/secret-scrubber.js';
+import { scrubSecrets } from '../upstream/failures.js';
+
+const formsCache = new WeakMap<readonly string[], readonly string[]>();
+
+/** The secrets and their JSON string spellings (cached per list: `callSecrets` lists are cached per credential). */
+export function echoForms(secrets: readonly string[]): readonly string[] {
+  let forms = formsCache.get(secrets);
+  if (forms === undefined) {
+    const all = new Set<string>();
+    for (const secret of secrets) {
+      if (secret === '') continue;
+      all.add(secret);
+      const escaped = JSON.stringify(secret).slice(1, -1);
+      all.add(escaped);
+      if (escaped.includes('/')) all.add(escaped.replaceAll('/', '\\/'));
+    }
+    forms = all.size === secrets.length ? secrets : [...all].sort((a, b) => b.length - a.length);
+    formsCache.set(secrets, forms);
+  }
+  return forms;
+}
+
+/** Whether `data` holds any of `forms` (the common answer holds none: then it is relayed as it came). */
+export function holdsAny(data: string | Buffer, forms: readonly string[]): boolean {
+  for (const form of forms) if (data.includes(form)) return true;
+  return false;
+}
+
+/** A whole body in hand, scrubbed. */
+export function scrubbedBody(data: Buffer, forms: readonly string[]): Buffer {
+  return holdsAny(data, forms) ? scrubBytes(data, forms) : data;
+}
+
+/**
+ * A streamed body, scrubbed as it passes; a break on either side ends both (the caller leaving aborts the
+ * upstream, an upstream breaking off fails the answer, which the respond stage turns into a closed response).
+ */
+export function scrubbedStream(body: Readable, forms: readonly string[]): Readable {
+  if (forms.length === 0) return body;
+  return pipeline(body, new SecretScrubber(forms), () => undefined);
+}
+
+/** Relayed header values, scrubbed in place. */
+export function scrubHeaderValues(headers: Record<string, string>, forms: readonly string[]): void {
+  if (forms.length === 0) return;
+  for (const name in headers) {
+    const value = headers[name] as string;
+    if (holdsAny(value, forms)) headers[name] = scrubSecrets(value, forms);
+  }
+}
