@@ -267,6 +267,15 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       record.reason = `HTTP ${status}`;
       return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" refused the gateway's API key (HTTP ${status}); tell your Gatehouse operator` })) };
     }
+    if (status >= 300 && status < 400) {
+      // A redirect is never followed (the API key would go wherever it points) nor relayed (its Location is not
+      // among the headers a caller sees, so the caller got a bare 3xx it could not act on): the provider's base
+      // URL is wrong, which only the operator can mend.
+      upstream.body.resume();
+      logger.warn({ provider: request.provider.name, status }, 'LLM provider answered with a redirect; check its base URL');
+      record.reason = `HTTP ${status}`;
+      return { answer: refusalAnswer(new GatewayError('provider_error', { message: `the LLM provider "${request.provider.name}" answered with a redirect (HTTP ${status}), which is not followed; tell your Gatehouse operator to check its base URL` })) };
+    }
     const scrubber = new SecretScrubber(secrets);
     const policy = responsePolicy.get(record) ?? 'off';
     if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard, scrubber);

@@ -2,7 +2,8 @@
  * `/anthropic`: whatever the provider answers (or a proxy in its place), the provider key the node injected
  * never reaches the caller: not in a 2xx body (JSON or SSE, split across chunks), not in an error body
  * however long (the key straddling where an error body used to be cut), not in an error body that breaks off
- * inside the key, not in a relayed header; the header naming the operator's provider account is not relayed.
+ * inside the key, not in a relayed header; the header naming the operator's provider account is not relayed;
+ * a redirect is a typed 502 (it was relayed as a bare 3xx without its Location).
  * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
@@ -52,6 +53,10 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     // The provider breaks off while echoing the key.
     res.writeHead(400, { 'content-type': 'application/json' });
     res.write(`{"type":"error","error":{"message":"invalid x-api-key ${PROVIDER_KEY.slice(0, 90)}`, () => setTimeout(() => res.destroy(), 20));
+  },
+  redirect(res) {
+    res.writeHead(307, { location: `http://elsewhere.invalid/v1/messages?k=${PROVIDER_KEY}`, 'content-type': 'text/plain' });
+    res.end(`moved; your key was ${PROVIDER_KEY}`);
   },
   headers(res) {
     res.writeHead(200, {
@@ -176,6 +181,16 @@ describe('/anthropic answers never carry the provider key', () => {
     expect(answer.headers.get('anthropic-ratelimit-requests-remaining')).toBe('99 [redacted]');
     expect(answer.headers.get('anthropic-organization-id')).toBeNull();
     expect(answer.headers.get('set-cookie')).toBeNull();
+  });
+
+  it('a redirect is neither followed nor relayed: a typed 502 for the operator', async () => {
+    const before = seen.length;
+    const answer = await call('/v1/messages?answer=redirect');
+    expect(seen.length).toBe(before + 1);
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.text)).toMatchObject({ type: 'provider_error', error: { type: 'provider_error' } });
+    expect(answer.headers.get('location')).toBeNull();
+    expectNoKey(answer);
   });
 
   it('nothing of the key in the node\'s logs', () => {
