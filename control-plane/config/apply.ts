@@ -43,7 +43,7 @@ import {
   type VirtualKey,
 } from '../repos/virtual-keys.js';
 import { parseEnvRef, redactedPreview } from '../crypto/secret-box.js';
-import { parsePrices, parseProviderApiKey, providerApiKeyAad, upsertProvider, type UpsertProviderInput } from '../repos/providers.js';
+import { parsePrices, parseProviderApiKey, plannedBaseUrl, providerApiKeyAad, upsertProvider, type UpsertProviderInput } from '../repos/providers.js';
 import { readConfigDocument, type DesiredKey, type DesiredProfile, type DesiredProvider, type DesiredServer, type DesiredUser, type FieldPaths } from './document.js';
 import { createAccessProfile, listAllAccessProfiles, updateAccessProfile, type AccessProfile } from '../repos/access-profiles.js';
 import { keyLimitsForRepository } from './key-limits.js';
@@ -239,8 +239,9 @@ async function applyProviders(run: Run, desired: readonly DesiredProvider[]): Pr
       continue;
     }
     const update: UpsertProviderInput = { name: d.name };
-    const baseUrl = d.baseUrl.replace(/\/+$/, '');
-    if (baseUrl !== row.base_url) {
+    // Shown redacted (url-secrets.ts); a whole URL equal to the sealed one is no change.
+    const baseUrl = plannedBaseUrl(run.box, row, d.baseUrl);
+    if (baseUrl !== null) {
       fields.push({ field: 'baseUrl', before: row.base_url, after: baseUrl });
       update.baseUrl = d.baseUrl;
     }

@@ -24,6 +24,7 @@ import * as m0018 from './migrations/0018_tombstone_floor.js';
 import * as m0019 from './migrations/0019_per_user_catalogs.js';
 import * as m0020 from './migrations/0020_audit_indexes.js';
 import * as m0020cs from './migrations/0020_connection_secret.js';
+import * as m0021us from './migrations/0021_url_secrets.js';
 import type { Database } from './schema.js';
 import { withoutNul } from './text.js';
 
@@ -152,6 +153,7 @@ const migrations: Record<string, Migration> = {
   '0019_per_user_catalogs': m0019,
   '0020_audit_indexes': m0020,
   '0020_connection_secret': m0020cs,
+  '0021_url_secrets': m0021us,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -130,7 +130,10 @@ export interface ProvidersTable {
   /** Unique; the route segment nodes serve it under (`anthropic`). */
   name: string;
   kind: 'ANTHROPIC';
+  /** URL or `env.NAME`. A credential-bearing URL is stored redacted (`***`, 0021, repos/url-secrets.ts). */
   base_url: string;
+  /** 0021: the whole credential-bearing base URL, secret-box sealed (AAD providerBaseUrlAad); else null. */
+  base_url_secret: string | null;
   /** JSON StoredSecret */
   api_key: JsonText;
   /** JSON ModelPrice[] */
@@ -239,12 +242,18 @@ export interface ServerOAuthSettingsTable {
   client_id: string | null;
   /** secret-box ciphertext; AAD `server_oauth_settings:<server id>:client_secret`. */
   client_secret: string | null;
+  /** The URL columns show a credential-bearing URL redacted (`***`, 0021, repos/url-secrets.ts)... */
   authorize_url: string | null;
   token_url: string | null;
   registration_url: string | null;
   /** JSON string[] */
   scopes: JsonText;
   resource: string | null;
+  /** ...and the `*_secret` column beside each holds it whole, secret-box sealed (AAD settingsUrlAad); else null. */
+  authorize_url_secret: string | null;
+  token_url_secret: string | null;
+  registration_url_secret: string | null;
+  resource_secret: string | null;
   updated_at: IsoTime;
 }
 

@@ -15,6 +15,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import { clientSecretAad, findOAuthClient, saveOAuthClient, settingsSecretAad, deleteOAuthClient, type OAuthClientRow, type ServerOAuthSettingsRow } from '../repos/oauth.js';
 import type { Db } from '../repos/transaction.js';
 import { OAuthFlowError } from './errors.js';
+import { shownUrl } from '../repos/url-secrets.js';
 
 export const CLIENT_NAME = 'Gatehouse MCP gateway';
 
@@ -66,14 +67,14 @@ async function register(metadata: AuthorizationServer, endpoints: ClientEndpoint
       { [allowInsecureRequestsOption]: endpoints.allowInsecure, signal: AbortSignal.timeout(endpoints.timeoutMs) },
     );
   } catch {
-    throw new OAuthFlowError('AS_UNREACHABLE', `could not reach the registration endpoint of ${metadata.issuer}`);
+    throw new OAuthFlowError('AS_UNREACHABLE', `could not reach the registration endpoint of ${shownUrl(metadata.issuer)}`);
   }
-  if (response.status >= 500) throw new OAuthFlowError('AS_UNREACHABLE', `the registration endpoint of ${metadata.issuer} answered ${response.status}`);
+  if (response.status >= 500) throw new OAuthFlowError('AS_UNREACHABLE', `the registration endpoint of ${shownUrl(metadata.issuer)} answered ${response.status}`);
   // Read leniently (RFC 7591 §3.2.1): some servers omit client_secret_expires_at, which strict parsers refuse.
   const body = response.status === 201 || response.status === 200 ? ((await response.json().catch(() => null)) as Record<string, unknown> | null) : null;
   if (!body || typeof body.client_id !== 'string' || body.client_id === '') {
     await response.body?.cancel().catch(() => undefined);
-    throw new OAuthFlowError('AS_ERROR', `dynamic client registration at ${metadata.issuer} was refused`);
+    throw new OAuthFlowError('AS_ERROR', `dynamic client registration at ${shownUrl(metadata.issuer)} was refused`);
   }
   const secret = typeof body.client_secret === 'string' && body.client_secret !== '' ? body.client_secret : null;
   const method = typeof body.token_endpoint_auth_method === 'string' ? body.token_endpoint_auth_method : requested;
@@ -129,7 +130,7 @@ export async function ensureClient(
   if (!metadata.registration_endpoint) {
     throw new OAuthFlowError(
       'REGISTRATION_UNAVAILABLE',
-      `the authorization server ${metadata.issuer} offers no client registration: set oauth.clientId (and clientSecret) on the server`,
+      `the authorization server ${shownUrl(metadata.issuer)} offers no client registration: set oauth.clientId (and clientSecret) on the server`,
     );
   }
   const registered = await register(metadata, endpoints);

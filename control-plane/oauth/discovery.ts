@@ -8,7 +8,7 @@
 import { processDiscoveryResponse, type AuthorizationServer } from 'oauth4webapi';
 import { OAuthFlowError } from './errors.js';
 import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
-import { redactConnectionUrl } from '../repos/connection-url.js';
+import { redactUrl } from '../repos/url-secrets.js';
 
 export interface Discovered {
   /** The RFC 8707 resource indicator: the protected resource's identifier (or the server URL). */
@@ -213,10 +213,10 @@ export async function discoverAuthorizationServer(issuer: URL, options: Discover
 /**
  * The RFC 8707 resource indicator when neither the admin nor the server's metadata names one: the server
  * URL, or only its origin when the URL carries a credential (the indicator goes to the authorization server
- * in the browser's address bar; repos/connection-url.ts says what counts).
+ * in the browser's address bar; repos/url-secrets.ts says what counts).
  */
 export function defaultResource(serverUrl: URL): string {
-  return redactConnectionUrl(serverUrl).secret ? serverUrl.origin : serverUrl.href;
+  return redactUrl(serverUrl).secret ? serverUrl.origin : serverUrl.href;
 }
 
 /**

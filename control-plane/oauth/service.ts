@@ -25,6 +25,7 @@ import {
   flowVerifierAad,
   getOAuthClient,
   getServerOAuthSettings,
+  openSettingsUrls,
   insertFlow,
   markCredential,
   newCredentialId,
@@ -45,6 +46,7 @@ import { clientConfiguration, clientMetadataDocument, ensureClient, type ClientE
 import { defaultResource, discover, discoverAuthorizationServer, type Discovered } from './discovery.js';
 import { OAuthFlowError } from './errors.js';
 import { oauthEndpointProblem, oauthEndpointProblemText } from './urls.js';
+import { shownUrl } from '../repos/url-secrets.js';
 
 export const OAUTH_CALLBACK_PATH = '/oauth/callback';
 export const CLIENT_METADATA_PATH = '/oauth/client-metadata.json';
@@ -152,8 +154,10 @@ function isUnreachable(error: unknown): boolean {
 }
 
 /** Translates what openid-client throws at the token endpoint into our codes (no token in any message). */
-function tokenEndpointError(error: unknown, issuer: string): OAuthFlowError {
+function tokenEndpointError(error: unknown, issuerUrl: string): OAuthFlowError {
   if (error instanceof OAuthFlowError) return error;
+  // Messages reach GraphQL answers and logs: the issuer as reads show URLs (url-secrets.ts).
+  const issuer = shownUrl(issuerUrl);
   if (error instanceof client.ResponseBodyError) {
     if (error.error === 'invalid_grant') return new OAuthFlowError('INVALID_GRANT', `the authorization server ${issuer} no longer accepts this grant: authorize again`);
     if (error.status >= 500) return new OAuthFlowError('AS_UNREACHABLE', `the authorization server ${issuer} answered ${error.status}`);
@@ -239,7 +243,8 @@ export class OAuthService {
    * authorization server without metadata), else discovered (and cached ten minutes).
    */
   private async metadataFor(serverId: string, issuer: string): Promise<AuthorizationServer> {
-    const manual = manualMetadata(await getServerOAuthSettings(this.db, serverId));
+    const stored = await getServerOAuthSettings(this.db, serverId);
+    const manual = manualMetadata(stored && openSettingsUrls(this.box, stored));
     if (manual && manual.issuer === issuer) return manual;
     return this.issuerMetadata(issuer);
   }
@@ -296,7 +301,9 @@ export class OAuthService {
     if (server.authType !== expected) {
       throw new OAuthFlowError('WRONG_AUTH_TYPE', `${server.name} uses ${server.authType} authentication, not ${expected}`);
     }
-    const settings = await getServerOAuthSettings(this.db, server.id);
+    // The whole URLs (credential-bearing ones opened here); messages name fields and origins only.
+    const stored = await getServerOAuthSettings(this.db, server.id);
+    const settings = stored && openSettingsUrls(this.box, stored);
     const manual = manualMetadata(settings);
     // Settings stored before the rule (or while the opt-in was on) are checked again when they are used.
     if (manual) checkManualEndpoints(manual, this.allowInsecure);

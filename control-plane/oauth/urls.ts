@@ -5,22 +5,15 @@
  * refresh tokens travel to them, and the authorization endpoint is where a person's browser is sent, so:
  * http(s) only (a `javascript:`, `file:` or custom scheme there is the class of CVE-2025-6514), https unless
  * the named opt-in (GATEHOUSE_OAUTH_ALLOW_HTTP, for tests and loopback development) is on, and no
- * `user:password@` (reads show these URLs; the client secret has its own write-only field).
+ * `user:password@` (the rule of every stored URL, repos/url-secrets.ts: the client secret has its own
+ * write-only field). A credential elsewhere in an admin's URL is kept sealed and shown redacted (same module).
  */
+import { urlProblem, type UrlProblem } from '../repos/url-secrets.js';
 
-export type OAuthUrlProblem = 'not_a_url' | 'not_http' | 'credentials' | 'insecure';
+export type OAuthUrlProblem = UrlProblem;
 
 export function oauthEndpointProblem(value: string, allowInsecure: boolean): OAuthUrlProblem | null {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'not_a_url';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'not_http';
-  if (url.username !== '' || url.password !== '') return 'credentials';
-  if (url.protocol === 'http:' && !allowInsecure) return 'insecure';
-  return null;
+  return urlProblem(value, { requireHttps: !allowInsecure });
 }
 
 /** What a problem means to the person who wrote (or whose server published) `what`. */

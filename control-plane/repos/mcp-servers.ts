@@ -14,7 +14,7 @@ import type { McpServerRow, NewMcpServer } from '../db/schema.js';
 import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse } from '../../data-plane/snapshot/rules.js';
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
-import { containsRedaction, redactConnectionUrl } from './connection-url.js';
+import { carriesCredential, containsRedaction, keptSealedUrl, redactUrl, shownUrl, storeUrl, urlProblem } from './url-secrets.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { removeServerFromGrants, renameServerInGrants, renameServerInProfiles } from './key-grants.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
@@ -35,7 +35,7 @@ export interface McpServer {
   id: string;
   name: string;
   connectionType: ConnectionType;
-  /** URL or `env.NAME`; null for STDIO. Credential-bearing parts show as `***` (connection-url.ts). */
+  /** URL or `env.NAME`; null for STDIO. Credential-bearing parts show as `***` (url-secrets.ts). */
   connectionString: string | null;
   /** The whole URL sealed (secret-box ciphertext, never plaintext) when it carries a credential, else null. */
   connectionSecret: string | null;
@@ -243,17 +243,13 @@ function checkConnectionString(value: string, field: string, issues: IssueList, 
     if (!parseEnvRef(value)) issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
     return;
   }
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
+  const problem = urlProblem(value, { requireHttps: false });
+  if (problem === 'not_a_url') {
     issues.add('INVALID_URL', field, 'connectionString must be an http(s) URL or an env.NAME reference');
-    return;
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+  } else if (problem === 'not_http') {
     issues.add('INVALID_URL', field, 'connectionString must use http or https');
-  } else if (url.username !== '' || url.password !== '') {
-    // Reads show the connection string as is, so a credential in it would leak; headers are write-only.
+  } else if (problem === 'credentials') {
+    // The one rule for every stored URL (url-secrets.ts); headers are the write-only place for these.
     issues.add('INVALID_URL', field, 'connectionString must not embed credentials; put them in headers');
   } else if (!kept && containsRedaction(value)) {
     // `***` is what reads show for a hidden part: given back with other changes, the real value is unknown.
@@ -475,28 +471,22 @@ function draftFromUpdate(current: McpServer, patch: UpdateMcpServerInput, issues
 
 /** The stored sealed URL when `given` is exactly what reads show for it (an unchanged value given back). */
 function keptConnection(current: McpServer | null, given: string | null): string | null {
-  return current?.connectionSecret != null && given === current.connectionString ? current.connectionSecret : null;
+  return current?.connectionString == null ? null : keptSealedUrl({ shown: current.connectionString, sealed: current.connectionSecret }, given);
 }
 
 /** Column values for a connection string: a credential-bearing URL is stored redacted, its whole text sealed. */
 function connectionColumns(box: SecretBox, id: string, d: ServerDraft): { connection_string: string | null; connection_secret: string | null } {
   if (d.connectionString === null || parseEnvRef(d.connectionString) !== null) return { connection_string: d.connectionString, connection_secret: null };
   if (d.keptConnectionSecret !== null) return { connection_string: d.connectionString, connection_secret: d.keptConnectionSecret };
-  const redacted = redactConnectionUrl(new URL(d.connectionString));
-  return redacted.secret
-    ? { connection_string: redacted.shown, connection_secret: box.seal(d.connectionString, serverConnectionAad(id)) }
-    : { connection_string: d.connectionString, connection_secret: null };
+  const stored = storeUrl(box, d.connectionString, serverConnectionAad(id));
+  return { connection_string: stored.shown, connection_secret: stored.sealed };
 }
 
 /** What reads would show for a draft's connection string (never a hidden part). */
 function shownConnection(d: ServerDraft): string | null {
   if (d.connectionString === null || d.keptConnectionSecret !== null || parseEnvRef(d.connectionString) !== null) return d.connectionString;
-  try {
-    return redactConnectionUrl(new URL(d.connectionString)).shown;
-  } catch {
-    // Not a URL: refused by checkDraft; show nothing of it.
-    return '(invalid URL)';
-  }
+  // Not a URL: refused by checkDraft; shownUrl shows nothing of it.
+  return shownUrl(d.connectionString);
 }
 
 /**
@@ -779,17 +769,11 @@ export async function sealConnectionSecrets(db: Db, box: SecretBox): Promise<num
     .where('connection_secret', 'is', null)
     .where('connection_string', 'is not', null)
     .execute();
-  const found = rows.flatMap((row) => {
-    if (row.connection_string === null || parseEnvRef(row.connection_string) !== null) return [];
-    let url: URL;
-    try {
-      url = new URL(row.connection_string);
-    } catch {
-      return [];
-    }
-    const redacted = redactConnectionUrl(url);
-    return redacted.secret ? [{ id: row.id, whole: row.connection_string, shown: redacted.shown }] : [];
-  });
+  const found = rows.flatMap((row) =>
+    row.connection_string === null || parseEnvRef(row.connection_string) !== null || !carriesCredential(row.connection_string)
+      ? []
+      : [{ id: row.id, whole: row.connection_string, shown: redactUrl(new URL(row.connection_string)).shown }],
+  );
   if (found.length === 0) return 0;
   await inTransaction(db, async (trx) => {
     await bumpConfigVersion(trx);

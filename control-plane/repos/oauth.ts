@@ -7,7 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
 import type { OAuthClientsTable, OAuthCredentialStatus, OAuthCredentialsTable, OAuthFlowsTable, ServerOAuthSettingsTable } from '../db/schema.js';
-import { nowIso, type Db } from './transaction.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import { inTransaction, nowIso, type Db } from './transaction.js';
+import { carriesCredential, containsRedaction, keptSealedUrl, openStoredUrl, storeUrl } from './url-secrets.js';
 
 export type OAuthClientRow = Selectable<OAuthClientsTable>;
 export type OAuthCredentialRow = Selectable<OAuthCredentialsTable>;
@@ -41,10 +43,86 @@ export function settingsSecretAad(serverId: string): string {
   return `server_oauth_settings:${serverId}:client_secret`;
 }
 
+/** The URL fields of a server's OAuth settings, each kept by url-secrets.ts's rule (0021_url_secrets). */
+export const SETTINGS_URL_FIELDS = ['authorize_url', 'token_url', 'registration_url', 'resource'] as const;
+export type SettingsUrlField = (typeof SETTINGS_URL_FIELDS)[number];
+type SettingsUrlColumns = { [F in SettingsUrlField]: string | null } & { [F in SettingsUrlField as `${F}_secret`]: string | null };
+
+export function settingsUrlAad(serverId: string, field: SettingsUrlField): string {
+  return `server_oauth_settings:${serverId}:${field}`;
+}
+
 // ---- Settings ----
 
 export async function getServerOAuthSettings(db: Db, serverId: string): Promise<ServerOAuthSettingsRow | null> {
   return (await db.selectFrom('server_oauth_settings').selectAll().where('server_id', '=', serverId).executeTakeFirst()) ?? null;
+}
+
+/**
+ * Column values for the settings' URLs (checked http(s) URLs, or null): a credential-bearing one is stored
+ * redacted with its whole text sealed; the redacted form given back unchanged keeps the sealed URL. Returns
+ * the fields holding `***` with other changes (the real value is then unknown: the caller refuses them).
+ */
+export function settingsUrlColumns(
+  box: SecretBox,
+  serverId: string,
+  current: ServerOAuthSettingsRow | null,
+  given: { [F in SettingsUrlField]: string | null },
+): { columns: SettingsUrlColumns; redacted: SettingsUrlField[] } {
+  const columns = {} as SettingsUrlColumns;
+  const redacted: SettingsUrlField[] = [];
+  for (const field of SETTINGS_URL_FIELDS) {
+    const value = given[field];
+    const kept = current ? keptSealedUrl({ shown: current[field] ?? '', sealed: current[`${field}_secret`] }, value) : null;
+    if (value === null) {
+      columns[field] = null;
+      columns[`${field}_secret`] = null;
+    } else if (kept !== null) {
+      columns[field] = value;
+      columns[`${field}_secret`] = kept;
+    } else {
+      if (containsRedaction(value)) redacted.push(field);
+      const stored = storeUrl(box, value, settingsUrlAad(serverId, field));
+      columns[field] = stored.shown;
+      columns[`${field}_secret`] = stored.sealed;
+    }
+  }
+  return { columns, redacted };
+}
+
+/** The settings with their whole URLs, in this process only (to run a flow with): never log or show them. */
+export function openSettingsUrls(box: SecretBox, row: ServerOAuthSettingsRow): ServerOAuthSettingsRow {
+  const opened = { ...row };
+  for (const field of SETTINGS_URL_FIELDS) {
+    const shown = row[field];
+    if (shown !== null) opened[field] = openStoredUrl(box, { shown, sealed: row[`${field}_secret`] }, settingsUrlAad(row.server_id, field));
+  }
+  return opened;
+}
+
+/**
+ * Seals the credential-bearing URLs of settings written before 0021_url_secrets (stored and shown whole
+ * then). Idempotent; run at startup, where the master key is at hand. Settings are not in snapshots, so
+ * no config version bump. Returns how many rows it sealed.
+ */
+export async function sealSettingsUrls(db: Db, box: SecretBox): Promise<number> {
+  const rows = await db.selectFrom('server_oauth_settings').selectAll().execute();
+  const found = rows.filter((row) => SETTINGS_URL_FIELDS.some((field) => row[`${field}_secret`] === null && row[field] !== null && carriesCredential(row[field])));
+  if (found.length === 0) return 0;
+  await inTransaction(db, async (trx) => {
+    for (const row of found) {
+      const update: Partial<SettingsUrlColumns> = {};
+      for (const field of SETTINGS_URL_FIELDS) {
+        const whole = row[field];
+        if (whole === null || row[`${field}_secret`] !== null || !carriesCredential(whole)) continue;
+        const stored = storeUrl(box, whole, settingsUrlAad(row.server_id, field));
+        update[field] = stored.shown;
+        update[`${field}_secret`] = stored.sealed;
+      }
+      await trx.updateTable('server_oauth_settings').set(update).where('server_id', '=', row.server_id).where('updated_at', '=', row.updated_at).execute();
+    }
+  });
+  return found.length;
 }
 
 export async function upsertServerOAuthSettings(db: Db, row: Omit<ServerOAuthSettingsRow, 'updated_at'>): Promise<void> {

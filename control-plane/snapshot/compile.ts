@@ -28,7 +28,7 @@ import { parseEnvRef, type SecretBox, type StoredSecret } from '../crypto/secret
 import type { Database, LimitsFallback, McpServerRow, ProviderRow, SessionSecretRow } from '../db/schema.js';
 import { auditSettingSignature } from '../audit/settings.js';
 import { limitsEntry, parseBudgets } from '../repos/limits.js';
-import { parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
+import { baseUrlText, parsePrices, parseProviderApiKey, providerApiKeyAad } from '../repos/providers.js';
 import type { Db, Trx } from '../repos/transaction.js';
 import { serverConnectionAad, serverHeaderAad, serverStdioEnvAad } from '../repos/mcp-servers.js';
 import { openSessionSecretRow, readSessionSecretRows } from '../repos/session-secrets.js';
@@ -180,7 +180,7 @@ function userEntry(row: { id: string; email: string; budgets: string }): UserEnt
   return row.budgets === '[]' ? { id: row.id, email: row.email } : { id: row.id, email: row.email, budgets: parseBudgets(row.budgets) };
 }
 
-const PROVIDER_COLUMNS = ['id', 'name', 'kind', 'base_url', 'api_key', 'prices', 'created_at', 'updated_at'] as const;
+const PROVIDER_COLUMNS = ['id', 'name', 'kind', 'base_url', 'base_url_secret', 'api_key', 'prices', 'created_at', 'updated_at'] as const;
 
 /** The provider's configuration digest, in the server-signature map under `provider:<id>`. */
 function providerSignature(row: ProviderRow): string {
@@ -198,7 +198,8 @@ function compileProvider(input: SealInput, row: ProviderRow): ProviderEntry {
     id: row.id,
     name: row.name,
     kind: row.kind,
-    baseUrl: plainOrEnvRef(row.base_url),
+    // Sealed whole when it carries a credential (reads show it redacted), else as is.
+    baseUrl: row.base_url_secret !== null ? sealValue(input.dataKey, baseUrlText(input.box, row), `provider:${row.name}:base_url`) : plainOrEnvRef(row.base_url),
     apiKey:
       stored.kind === 'env'
         ? { kind: 'env', name: stored.name }

@@ -8,14 +8,13 @@
  * redacted form given back keeps the stored URL, and `***` with other changes is refused (INVALID_URL).
  * Rows stored before are sealed at startup. Both dialects.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JWK } from 'jose';
 import { createLogger } from '../../data-plane/log.js';
 import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
 import { LogCapture } from '../support/log-capture.js';
+import { snapshotTexts, viewerReads, type ViewerReads } from '../support/secret-reads.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
 
@@ -32,14 +31,13 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
   let cp: TestControlPlane;
   let upstream: HttpUpstream;
   let node: DataPlaneNode | undefined;
-  const viewerResponses: string[] = [];
-  let viewer = '';
+  let viewer: ViewerReads;
 
   beforeAll(async () => {
     if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
     cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
     upstream = await startHttpUpstream({ label: 'crm' });
-    viewer = (await cp.gql<{ createAdminToken: { token: string } }>('mutation { createAdminToken(input: {name: "reader", role: VIEWER}) { token } }')).createAdminToken.token;
+    viewer = await viewerReads(cp);
   }, 60_000);
   afterAll(async () => {
     await node?.close();
@@ -47,17 +45,6 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
     await cp?.close();
     await testDb?.close();
   });
-
-  async function asViewer(query: string): Promise<string> {
-    const response = await fetch(`${cp.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer}` },
-      body: JSON.stringify({ query }),
-    });
-    const text = await response.text();
-    viewerResponses.push(text);
-    return text;
-  }
 
   it('hides query and path credentials on every read, and refuses *** given back with changes', async () => {
     const withQuery = `${upstream.url}?api_key=${QUERY_SECRET}&region=eu`;
@@ -99,7 +86,7 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
 
     // Reads of every kind, as an ADMIN and as a VIEWER; a dry-run plan with a new secret; the export re-applied.
     await cp.gql('{ mcpServers { edges { node { name connectionString } } } exportConfig }');
-    await asViewer('{ mcpServers { edges { node { name connectionString } } } mcpServer(name: "crm") { connectionString } }');
+    await viewer.read('{ mcpServers { edges { node { name connectionString } } } mcpServer(name: "crm") { connectionString } }');
     const NEW_SECRET = 'sk_live_0123456789abcdefNEW';
     const plan = await cp.gql<{ applyConfig: { changes: Array<{ fields: Array<{ field: string; before: string | null; after: string | null }> }> } }>(
       'mutation($d: JSON!) { applyConfig(document: $d, dryRun: true) { changes { fields { field before after } } } }',
@@ -116,16 +103,13 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
     expect(reapplied.applyConfig.errors).toEqual([]);
 
     for (const secret of [QUERY_SECRET, PATH_SECRET, CODE_SECRET]) {
-      for (const body of [...cp.responses, ...viewerResponses]) expect(body).not.toContain(secret);
+      for (const body of [...cp.responses, ...viewer.responses]) expect(body).not.toContain(secret);
       expect(cp.logs.text()).not.toContain(secret);
     }
   });
 
   it('nodes still connect with the whole URL, which the snapshot carries sealed', async () => {
-    const { publicKey } = generateKeyPairSync('x25519');
-    const snapshot = await cp.cp.publisher.wholeSnapshot(publicKey.export({ format: 'jwk' }) as JWK);
-    const text = snapshot.body.toString('utf8');
-    const decoded = (text.match(/[A-Za-z0-9_-]{40,}/g) ?? []).map((chunk) => Buffer.from(chunk, 'base64url').toString('utf8')).join('\n');
+    const { text, decoded } = await snapshotTexts(cp);
     for (const secret of [QUERY_SECRET, PATH_SECRET, CODE_SECRET]) {
       expect(text).not.toContain(secret);
       expect(decoded).not.toContain(secret);

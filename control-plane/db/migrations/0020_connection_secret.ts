@@ -1,6 +1,6 @@
 /**
  * A connection URL that carries a credential (`?api_key=…`, `/t/<token>/mcp`) is stored redacted in
- * `connection_string` (what reads show) and whole, sealed, in `connection_secret` (repos/connection-url.ts).
+ * `connection_string` (what reads show) and whole, sealed, in `connection_secret` (repos/url-secrets.ts, formerly connection-url.ts).
  * Rows written before this are sealed at startup by `sealConnectionSecrets` (it needs the master key,
  * which migrations do not have). Frozen in time: `Kysely<any>`, no app types.
  */

@@ -12,6 +12,7 @@ import {
   listServerCredentials,
   listUserCredentials,
   settingsSecretAad,
+  settingsUrlColumns,
   upsertServerOAuthSettings,
   type OAuthCredentialRow,
   type ServerOAuthSettingsRow,
@@ -26,6 +27,7 @@ import type { Db } from '../../repos/transaction.js';
 import { McpServerRef } from './mcp-servers.js';
 import { UserRef } from './users.js';
 import { oauthEndpointProblem, oauthEndpointProblemText } from '../../oauth/urls.js';
+import { shownUrl } from '../../repos/url-secrets.js';
 
 const OAuthConnectionStatusEnum = builder.enumType('OAuthConnectionStatus', {
   description: 'CONNECTED: tokens are held and refreshed automatically. NEEDS_REAUTH: the authorization server refused the grant; a person must authorize again.',
@@ -36,7 +38,7 @@ const OAuthConnectionRef = builder.objectRef<OAuthCredentialRow>('OAuthConnectio
   description: 'An OAuth credential Gatehouse holds for a server (shared) or for one user. Token values are never shown.',
   fields: (t) => ({
     status: t.field({ type: OAuthConnectionStatusEnum, resolve: (c) => c.status }),
-    issuer: t.exposeString('issuer', { description: 'The authorization server that issued it (credentials are keyed by issuer)' }),
+    issuer: t.string({ description: 'The authorization server that issued it (credentials are keyed by issuer); credential-bearing parts show as ***', resolve: (c) => shownUrl(c.issuer) }),
     scopes: t.stringList({ resolve: (c) => JSON.parse(c.scopes) as string[] }),
     expiresAt: t.field({ type: 'DateTime', nullable: true, description: 'When the current access token expires (it is refreshed before)', resolve: (c) => c.expires_at }),
     lastError: t.exposeString('last_error', { nullable: true, description: 'Why the last refresh failed, if it did (a transient failure keeps the credential)' }),
@@ -125,11 +127,11 @@ const OAuthSettingsRef = builder.objectRef<OAuthSettingsView>('McpServerOAuth').
   fields: (t) => ({
     clientId: t.string({ nullable: true, description: 'Pre-registered client id (first in the MCP registration order)', resolve: (v) => v.row.client_id }),
     clientSecret: t.string({ nullable: true, description: 'Redacted preview; never the value', resolve: (v) => (v.row.client_secret === null ? null : '••••') }),
-    authorizeUrl: t.string({ nullable: true, resolve: (v) => v.row.authorize_url }),
-    tokenUrl: t.string({ nullable: true, resolve: (v) => v.row.token_url }),
-    registrationUrl: t.string({ nullable: true, resolve: (v) => v.row.registration_url }),
+    authorizeUrl: t.string({ nullable: true, description: 'Credential-bearing parts show as *** (given back unchanged, the stored URL is kept)', resolve: (v) => v.row.authorize_url }),
+    tokenUrl: t.string({ nullable: true, description: 'Credential-bearing parts show as ***', resolve: (v) => v.row.token_url }),
+    registrationUrl: t.string({ nullable: true, description: 'Credential-bearing parts show as ***', resolve: (v) => v.row.registration_url }),
     scopes: t.stringList({ resolve: (v) => JSON.parse(v.row.scopes) as string[] }),
-    resource: t.string({ nullable: true, description: 'RFC 8707 resource indicator (default: from protected-resource metadata)', resolve: (v) => v.row.resource }),
+    resource: t.string({ nullable: true, description: 'RFC 8707 resource indicator (default: from protected-resource metadata); credential-bearing parts show as ***', resolve: (v) => v.row.resource }),
   }),
 });
 
@@ -171,8 +173,8 @@ const SetMcpServerOAuthPayload = builder.objectRef<SettingsShape>('SetMcpServerO
 
 /**
  * An authorization-server URL the admin gives: the rule discovery applies to the ones servers publish
- * (oauth/urls.ts: http(s), https unless the insecure opt-in, no embedded credentials). Reads
- * (McpServer.oauth) show these URLs as stored, so a credential in one would leak.
+ * (oauth/urls.ts: http(s), https unless the insecure opt-in, no `user:password@`). Reads (McpServer.oauth)
+ * show a credential elsewhere in it as *** (settingsUrlColumns keeps the whole URL sealed).
  */
 function checkEndpointUrl(value: string | null | undefined, field: string, allowInsecure: boolean, errors: SettingsShape['errors']): string | null {
   if (value === null || value === undefined || value === '') return null;
@@ -283,6 +285,17 @@ builder.mutationFields((t) => ({
       }
       if (errors.length > 0) return { server, errors };
       const current = await getServerOAuthSettings(ctx.db, server.id);
+      // A credential inside one of these URLs is kept sealed and shown as *** (repos/url-secrets.ts).
+      const urls = settingsUrlColumns(ctx.box, server.id, current, { authorize_url: authorizeUrl, token_url: tokenUrl, registration_url: registrationUrl, resource });
+      if (urls.redacted.length > 0) {
+        const argName = { authorize_url: 'authorizeUrl', token_url: 'tokenUrl', registration_url: 'registrationUrl', resource: 'resource' } as const;
+        const refused = urls.redacted.map((field) => ({
+          field: `input.${argName[field]}`,
+          code: 'INVALID_URL',
+          message: `${argName[field]} contains *** (a hidden part as reads show it): give the whole URL, or the stored value unchanged`,
+        }));
+        return { server, errors: refused };
+      }
       const secret =
         input.clientSecret === undefined || input.clientSecret === null
           ? (current?.client_secret ?? null)
@@ -293,11 +306,8 @@ builder.mutationFields((t) => ({
         server_id: server.id,
         client_id: input.clientId || null,
         client_secret: secret,
-        authorize_url: authorizeUrl,
-        token_url: tokenUrl,
-        registration_url: registrationUrl,
+        ...urls.columns,
         scopes: JSON.stringify(input.scopes ?? []),
-        resource,
       });
       return { server, errors: [] };
     },

@@ -27,7 +27,7 @@ export const ProviderRef = builder.objectRef<Provider>('Provider').implement({
     id: t.exposeID('id'),
     name: t.exposeString('name'),
     kind: t.field({ type: ProviderKindEnum, resolve: (p) => p.kind }),
-    baseUrl: t.exposeString('baseUrl'),
+    baseUrl: t.exposeString('baseUrl', { description: 'URL or env.NAME; credential-bearing parts (?api-key=…, /t/<token>) show as *** and the value given back unchanged keeps the stored URL' }),
     apiKey: t.exposeString('apiKeyPreview', { description: 'Redacted preview (sk-a…x9f2) or env.NAME; never the value' }),
     prices: t.field({ type: [ModelPriceRef], resolve: (p) => p.prices }),
     createdAt: t.field({ type: 'DateTime', resolve: (p) => p.createdAt }),
