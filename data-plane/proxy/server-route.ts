@@ -26,7 +26,7 @@
  * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
  */
 import { PassThrough, pipeline, type Readable } from 'node:stream';
-import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCRequest, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, ToolFailure, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
@@ -39,7 +39,7 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
-import { headerMismatch } from '../mcp/method-headers.js';
+import { hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
 import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
 import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
@@ -66,6 +66,11 @@ export interface ServerRouteOptions {
    * credentials_refused; no answer: unreachable or timeout). Pooled upstreams feed it in the pool.
    */
   health?: UpstreamHealthTracker;
+  /**
+   * A server's tool catalog as the call's credential sees it (the pool's `listTools`): where `Mcp-Param-*`
+   * declarations are read. Without it no `Mcp-Param-*` header is forwarded.
+   */
+  catalog?: (server: ResolvedServer, call: UpstreamCall) => Promise<readonly Tool[]>;
   /**
    * The secrets guardrail (data-plane/guardrail): tool arguments are checked before they go upstream; a
    * tools/call answer is read (JSON, or its response event on SSE) and checked only where a policy applies.
@@ -298,16 +303,75 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     record: RequestRecord,
   ): Promise<Forwarded<Answer>> {
     const { server } = request;
-    const caller = ctx.caller as Caller;
     const target = server.url;
     if (!target) return Promise.resolve({ result: errorAnswer(new GatewayError('upstream_unavailable')) });
+    const first = request.messages[0];
+    // A request carrying `Mcp-Param-*` (rare: a scan of the header names, no allocation, decides) has them
+    // checked against its tool's declarations first; the common request goes straight on.
+    if (first?.kind === 'request' && hasParamHeaders(ctx.req.rawHeaders)) {
+      return declaredParamHeaders(ctx, request, call, first).then((params) => {
+        if (params instanceof GatewayError) {
+          record.outcome = 'invalid';
+          record.error = params.code;
+          record.reason = params.reason ?? null;
+          return { result: jsonAnswer(params.status, rpcErrorOf(first.id, params)) };
+        }
+        return sendUpstream(ctx, request, call, payload, record, params);
+      });
+    }
+    return sendUpstream(ctx, request, call, payload, record, undefined);
+  }
+
+  /**
+   * The `Mcp-Param-*` headers that may go upstream with a request: for a single tools/call, those its tool
+   * declares (`x-mcp-header` in the catalog), each as sent once it matches the argument (a mismatch is the
+   * 400 HeaderMismatch `/mcp` answers too); none for anything else, nor when the catalog cannot be had. A
+   * name the tool does not declare never goes: an intermediary upstream may route on it unchecked.
+   */
+  async function declaredParamHeaders(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    message: Extract<MessageCheck, { kind: 'request' }>,
+  ): Promise<Record<string, string> | undefined | GatewayError> {
+    if (request.batch || message.method !== 'tools/call' || message.tool === null || !options.catalog) return undefined;
+    let catalog: readonly Tool[];
+    try {
+      catalog = await options.catalog(request.server, call);
+    } catch {
+      return undefined;
+    }
+    const bindings = paramBindings(catalog.find((tool) => tool.name === message.tool)?.inputSchema);
+    // The upstream requires what is missing on its own wire; the gateway checks only what was sent.
+    const mismatch = paramHeaderMismatch(ctx.req.headers, bindings, message.arguments, false);
+    if (mismatch) return mismatch;
+    let out: Record<string, string> | undefined;
+    for (const binding of bindings) {
+      const value = ctx.req.headers[binding.header];
+      if (typeof value === 'string') (out ??= {})[binding.header] = value;
+    }
+    return out;
+  }
+
+  function sendUpstream(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    payload: { body: Buffer | null; rewrite: ResponseRewrite | null; hello: ClientHello | null },
+    record: RequestRecord,
+    paramHeaders: Readonly<Record<string, string>> | undefined,
+  ): Promise<Forwarded<Answer>> {
+    const { server } = request;
+    const caller = ctx.caller as Caller;
+    // forwardHttp checked it is set.
+    const target = server.url as URL;
     const upstreamSession = request.session?.ok ? request.session.upstream : null;
     const method = ctx.req.method === 'GET' ? 'GET' : ctx.req.method === 'DELETE' ? 'DELETE' : 'POST';
     return forwarder
       .forward({
         method,
         target,
-        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length, call.trace),
+        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length, call.trace, paramHeaders),
         body: payload.body,
         signal: ctx.signal,
       })
