@@ -63,14 +63,16 @@ export type LinkKind = 'connect' | 'oauth-start';
 /**
  * The page a one-time link's GET shows: one button that POSTs back to the link (with the form value its
  * cookie matches). It names no user, server or account: a link preview would show it to a whole channel.
+ * Nor does it hold the link's token: the form has no action, so it posts to the page's own address (a saved
+ * page, a screenshot of its source, an extension reading the DOM get no usable link from it).
  */
-export function linkLandingPage(action: string, formValue: string, kind: LinkKind): string {
+export function linkLandingPage(formValue: string, kind: LinkKind): string {
   const what =
     kind === 'connect'
       ? html`<p>This one-time link opens a Gatehouse page where you connect an account for your agent.</p>`
       : html`<p>This one-time link starts the sign-in that gives Gatehouse a server's shared credential.</p>`;
   const body = html`<h1>Open your Gatehouse link</h1>${what}
 <p class="hint">It works once, so it opens only when you press the button: link previews in chat and mail do not use it up.</p>
-<form method="post" action="${action}"><input type="hidden" name="csrf" value="${formValue}"><button type="submit">Continue</button></form>`;
+<form method="post"><input type="hidden" name="csrf" value="${formValue}"><button type="submit">Continue</button></form>`;
   return layout('Open your Gatehouse link', body);
 }

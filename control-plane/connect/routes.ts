@@ -103,7 +103,7 @@ export function linkFailure(state: Exclude<LinkState, { ok: true }>): ConnectFai
  */
 export function showLinkLanding(res: ServerResponse, path: string, kind: LinkKind, secure: boolean): void {
   const formValue = randomBytes(32).toString('base64url');
-  sendPage(res, 200, linkLandingPage(path, formValue, kind), {
+  sendPage(res, 200, linkLandingPage(formValue, kind), {
     'set-cookie': `${LINK_FORM_COOKIE}=${formValue}; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=900${secure ? '; Secure' : ''}`,
   });
 }

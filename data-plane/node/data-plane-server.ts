@@ -84,6 +84,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
   const serverRoute = createServerRoute({
     logger,
     pooled: createPooledForward(pool, logger),
+    catalog: (server, call) => pool.listTools(server, call),
     health: pool.health,
     ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}),
     ...(options.guard !== undefined ? { guard: options.guard } : {}),

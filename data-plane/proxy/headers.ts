@@ -3,7 +3,8 @@
  * header not named here is dropped, so a new header a client or an upstream invents never passes by default.
  *
  * Upstream-bound: the Streamable HTTP transport's own headers (the session id is swapped by the caller,
- * `session.ts`), W3C trace context, and last, winning over all of them, the
+ * `session.ts`), the `Mcp-Param-*` headers a tools/call's tool declares (checked by the route; any other is
+ * dropped), W3C trace context, and last, winning over all of them, the
  * credentials stage's headers (the server's credentials and the caller headers its `allowedExtraHeaders`
  * names, minus any that carries the caller's virtual key: `pipeline/credentials.ts`). The caller's `Authorization` is never among
  * them (MCP security best practices: no token pass-through), nor is `Accept-Encoding` (bodies stay
@@ -47,15 +48,16 @@ export function upstreamRequestHeaders(
   contentLength: number | null,
   /** The call's trace headers (`UpstreamCall.trace`). */
   trace?: Readonly<Record<string, string>>,
+  /** The `Mcp-Param-*` headers to send: those the tool declares, as sent and checked (`server-route.ts`). */
+  paramHeaders?: Readonly<Record<string, string>>,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name of TRANSPORT_REQUEST_HEADERS) {
     const value = incoming[name];
     if (typeof value === 'string') out[name] = value;
   }
-  for (const [name, value] of Object.entries(incoming)) {
-    if (typeof value === 'string' && name.startsWith(PARAM_HEADER_PREFIX)) out[name] = value;
-  }
+  // `Mcp-Param-*`: only those the route checked against the tool's declarations (never the caller's others).
+  if (paramHeaders !== undefined) for (const name in paramHeaders) out[name] = paramHeaders[name] as string;
   if (sessionId !== null) out['mcp-session-id'] = sessionId;
   if (contentLength !== null) out['content-length'] = String(contentLength);
   if (trace !== undefined) for (const name in trace) out[name] = trace[name] as string;

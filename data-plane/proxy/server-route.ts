@@ -26,7 +26,7 @@
  * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
  */
 import { PassThrough, pipeline, type Readable } from 'node:stream';
-import type { JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCRequest, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ResolvedServer, Runtime, ToolGrant } from '../config/runtime.js';
 import { GatewayError, HttpMessage, RpcCode, RpcMessage, ToolFailure, rpcError, rpcErrorOf, rpcGatewayError, type JsonRpcId } from '../errors.js';
 import { credentialRefusalReply, declaresUrlElicitation } from '../credentials/auth-required.js';
@@ -35,17 +35,17 @@ import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
-import { headerMismatch } from '../mcp/method-headers.js';
+import { hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
 import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
 import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { EraProbe, isModernRequest } from './era.js';
+import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
@@ -66,6 +66,11 @@ export interface ServerRouteOptions {
    * credentials_refused; no answer: unreachable or timeout). Pooled upstreams feed it in the pool.
    */
   health?: UpstreamHealthTracker;
+  /**
+   * A server's tool catalog as the call's credential sees it (the pool's `listTools`): where `Mcp-Param-*`
+   * declarations are read. Without it no `Mcp-Param-*` header is forwarded.
+   */
+  catalog?: (server: ResolvedServer, call: UpstreamCall) => Promise<readonly Tool[]>;
   /**
    * The secrets guardrail (data-plane/guardrail): tool arguments are checked before they go upstream; a
    * tools/call answer is read (JSON, or its response event on SSE) and checked only where a policy applies.
@@ -298,16 +303,75 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     record: RequestRecord,
   ): Promise<Forwarded<Answer>> {
     const { server } = request;
-    const caller = ctx.caller as Caller;
     const target = server.url;
     if (!target) return Promise.resolve({ result: errorAnswer(new GatewayError('upstream_unavailable')) });
+    const first = request.messages[0];
+    // A request carrying `Mcp-Param-*` (rare: a scan of the header names, no allocation, decides) has them
+    // checked against its tool's declarations first; the common request goes straight on.
+    if (first?.kind === 'request' && hasParamHeaders(ctx.req.rawHeaders)) {
+      return declaredParamHeaders(ctx, request, call, first).then((params) => {
+        if (params instanceof GatewayError) {
+          record.outcome = 'invalid';
+          record.error = params.code;
+          record.reason = params.reason ?? null;
+          return { result: jsonAnswer(params.status, rpcErrorOf(first.id, params)) };
+        }
+        return sendUpstream(ctx, request, call, payload, record, params);
+      });
+    }
+    return sendUpstream(ctx, request, call, payload, record, undefined);
+  }
+
+  /**
+   * The `Mcp-Param-*` headers that may go upstream with a request: for a single tools/call, those its tool
+   * declares (`x-mcp-header` in the catalog), each as sent once it matches the argument (a mismatch is the
+   * 400 HeaderMismatch `/mcp` answers too); none for anything else, nor when the catalog cannot be had. A
+   * name the tool does not declare never goes: an intermediary upstream may route on it unchecked.
+   */
+  async function declaredParamHeaders(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    message: Extract<MessageCheck, { kind: 'request' }>,
+  ): Promise<Record<string, string> | undefined | GatewayError> {
+    if (request.batch || message.method !== 'tools/call' || message.tool === null || !options.catalog) return undefined;
+    let catalog: readonly Tool[];
+    try {
+      catalog = await options.catalog(request.server, call);
+    } catch {
+      return undefined;
+    }
+    const bindings = paramBindings(catalog.find((tool) => tool.name === message.tool)?.inputSchema);
+    // The upstream requires what is missing on its own wire; the gateway checks only what was sent.
+    const mismatch = paramHeaderMismatch(ctx.req.headers, bindings, message.arguments, false);
+    if (mismatch) return mismatch;
+    let out: Record<string, string> | undefined;
+    for (const binding of bindings) {
+      const value = ctx.req.headers[binding.header];
+      if (typeof value === 'string') (out ??= {})[binding.header] = value;
+    }
+    return out;
+  }
+
+  function sendUpstream(
+    ctx: RequestContext,
+    request: ServerRequest,
+    call: UpstreamCall,
+    payload: { body: Buffer | null; rewrite: ResponseRewrite | null; hello: ClientHello | null },
+    record: RequestRecord,
+    paramHeaders: Readonly<Record<string, string>> | undefined,
+  ): Promise<Forwarded<Answer>> {
+    const { server } = request;
+    const caller = ctx.caller as Caller;
+    // forwardHttp checked it is set.
+    const target = server.url as URL;
     const upstreamSession = request.session?.ok ? request.session.upstream : null;
     const method = ctx.req.method === 'GET' ? 'GET' : ctx.req.method === 'DELETE' ? 'DELETE' : 'POST';
     return forwarder
       .forward({
         method,
         target,
-        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length, call.trace),
+        headers: upstreamRequestHeaders(ctx.req.headers, call.headers, upstreamSession, payload.body === null ? null : payload.body.length, call.trace, paramHeaders),
         body: payload.body,
         signal: ctx.signal,
       })
@@ -360,7 +424,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       record.reason = `HTTP ${status}`;
       return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamRefused(server.name, status) }));
     }
-    const filtering = payload.rewrite !== null && status >= 200 && status < 300;
+    const success = status >= 200 && status < 300;
+    const scope = success && answersOwnList(request, call) ? privateCacheScope : null;
+    const rewrite = success ? composeRewrites(payload.rewrite, scope) : null;
+    const filtering = rewrite !== null;
     const headers = clientResponseHeaders(upstream.headers, !filtering);
     const issued = upstream.headers['mcp-session-id'];
     if (typeof issued === 'string') {
@@ -386,7 +453,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         return { kind: 'bytes', status, headers: rest, body };
       });
     }
-    const rewrite = filtering ? payload.rewrite : null;
     const type = headers['content-type'] ?? '';
     if (rewrite !== null && type.includes('text/event-stream')) {
       delete headers['content-length'];
@@ -435,6 +501,31 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       forwarder.close();
       era.close();
     },
+  };
+}
+
+/**
+ * Whether the request asks for a list (MCP 2026-07-28 results with caching hints, `era.ts` CACHEABLE) that
+ * is this caller's own: the server's credential is the caller's (OAuth per user, per-user headers: another
+ * user's list may differ), or, for tools/list, the key's grant filtered it. Such a list must not be cached
+ * for anyone else, whatever `cacheScope` the upstream said.
+ */
+function answersOwnList(request: ServerRequest, call: UpstreamCall): boolean {
+  const perCaller = call.identity !== SHARED_IDENTITY;
+  for (const message of request.messages) {
+    if (message.kind !== 'request') continue;
+    if (message.method === 'tools/list' && request.grant !== '*') return true;
+    if (perCaller && CACHEABLE.has(message.method)) return true;
+  }
+  return false;
+}
+
+/** `first`, then `second` over what `first` gave (null from both: unchanged); null when neither is given. */
+function composeRewrites(first: ResponseRewrite | null, second: ResponseRewrite | null): ResponseRewrite | null {
+  if (first === null || second === null) return first ?? second;
+  return (message) => {
+    const once = first(message);
+    return second(once ?? message) ?? once;
   };
 }
 

@@ -55,7 +55,9 @@ export function headerNameProblem(name: string, use: HeaderUse): string | null {
   const lower = name.toLowerCase();
   if (HOP_BY_HOP_HEADERS.has(lower)) return `header "${name}" is connection-specific (hop-by-hop) and is never forwarded`;
   if (FRAMING_HEADERS.has(lower)) return `header "${name}" frames the request and is set by the gateway`;
-  if (MCP_TRANSPORT_HEADERS.has(lower)) return `header "${name}" belongs to the MCP transport and is set by the gateway`;
+  // `Mcp-Param-{Name}` (2026-07-28) mirrors a tool argument: only one the tool declares, checked against the
+  // argument, may go upstream, and that is the route's decision per call, never a configured name's.
+  if (MCP_TRANSPORT_HEADERS.has(lower) || lower.startsWith('mcp-param-')) return `header "${name}" belongs to the MCP transport and is set by the gateway`;
   if (use === 'forwarded' && CREDENTIAL_HEADERS.has(lower)) return `header "${name}" carries the caller's credentials and is never forwarded`;
   return null;
 }

@@ -5,7 +5,8 @@
  * and the flow's browser binding for itself. Now a GET only shows a page with a Continue button and spends
  * nothing; the link is spent by the POST of that page's form, whose value must match the cookie the page set
  * in that browser, so another site cannot spend a link in someone's browser either (logging them into the
- * sender's connect session). The page names no user or server (a preview would publish it). Both dialects.
+ * sender's connect session). The page names no user or server (a preview would publish it), nor holds the
+ * link's token. Both dialects.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
@@ -56,6 +57,10 @@ describe.each(testDialects)('one-time links under link previews on %s', (dialect
     expect(page).toContain('Continue');
     expect(page).not.toContain('victim@example.com');
     expect(page).not.toContain(kind === 'connect' ? 'tickets_private' : 'crm');
+    // Nor the link's token: the form posts to the page's own address.
+    const token = new URL(link).pathname.split('/').pop() ?? '';
+    expect(token.length).toBeGreaterThan(30);
+    expect(page).not.toContain(token);
 
     const opened = await openOneTimeLink(link);
     expect(opened.status).toBe(303);

@@ -10,7 +10,7 @@ export async function openOneTimeLink(link: string | URL, headers: Record<string
   const page = await fetch(link, { redirect: 'manual', headers });
   if (page.status !== 200) return page;
   const body = await page.text();
-  const csrf = /<form method="post" action="[^"]*"><input type="hidden" name="csrf" value="([^"]+)">/.exec(body)?.[1];
+  const csrf = /<form method="post"(?: action="[^"]*")?><input type="hidden" name="csrf" value="([^"]+)">/.exec(body)?.[1];
   if (csrf === undefined) throw new Error(`the link's page has no Continue form: ${body.slice(0, 200)}`);
   const cookie = page.headers
     .getSetCookie()

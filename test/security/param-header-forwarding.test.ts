@@ -1,0 +1,98 @@
+/**
+ * `Mcp-Param-*` headers (MCP 2026-07-28: a tool argument mirrored into a header, declared by the tool's
+ * `x-mcp-header`) cross the gateway only as the tool declares them. `/mcp/{server}` forwarded every
+ * `Mcp-Param-*` a caller sent, declared or not, matching the argument or not, on any message; `/mcp` sent
+ * them upstream when a server's allowedExtraHeaders named one. An intermediary in front of the upstream
+ * may route on them. Now `/mcp/{server}` forwards, for a single tools/call, only the ones its tool declares,
+ * each once it matches the argument (a mismatch is the 400 HeaderMismatch -32020 `/mcp` answers, nothing
+ * relayed), and `/mcp` forwards none (such a name is no forwardable header).
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
+import { startRawUpstream, type RawUpstream } from './raw-upstream.js';
+
+const TOOLS = [
+  {
+    name: 'lookup',
+    inputSchema: { type: 'object', properties: { region: { type: 'string', 'x-mcp-header': 'Region' }, q: { type: 'string' } } },
+  },
+];
+
+let upstream: RawUpstream;
+let node: TestNode;
+let snapshot: BuiltSnapshot;
+
+beforeAll(async () => {
+  upstream = await startRawUpstream((_request, message) =>
+    message.method === 'tools/list' ? { status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools: TOOLS } }) } : null,
+  );
+  node = await startTestNode();
+  snapshot = await buildSnapshot({
+    servers: [{ name: 'crm', url: upstream.url, allowedExtraHeaders: ['Mcp-Param-Zone', 'X-Team'] }],
+    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
+    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
+  });
+  node.apply(snapshot);
+});
+
+afterAll(async () => {
+  await node?.close();
+  await upstream?.close();
+});
+
+async function post(path: string, message: unknown, headers: Record<string, string>): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${node.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify(message),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+const lookup = (name = 'lookup') => ({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name, arguments: { region: 'eu', q: 'x' } } });
+
+/** The Mcp-Param-* headers of the callers' requests (the pool's own carry no traceparent) since `from`. */
+function paramHeadersSince(from: number): Record<string, string>[] {
+  return upstream.requests
+    .slice(from)
+    .filter((r) => r.headers.traceparent !== undefined && r.body.includes('"id"'))
+    .map((r) => Object.fromEntries(Object.entries(r.headers).filter(([name]) => name.startsWith('mcp-param-')).map(([n, v]) => [n, String(v)])));
+}
+
+describe('/mcp/{server}', () => {
+  it('a tools/call forwards the declared header, not the others', async () => {
+    const from = upstream.requests.length;
+    const answer = await post('/mcp/crm', lookup(), { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Evil': 'route-me', 'Mcp-Param-Zone': 'z1' });
+    expect(answer.status).toBe(200);
+    expect(paramHeadersSince(from)).toEqual([{ 'mcp-param-region': 'eu' }]);
+  });
+
+  it('a declared header that does not match the argument: 400 -32020, nothing relayed', async () => {
+    const from = upstream.requests.length;
+    const answer = await post('/mcp/crm', lookup(), { 'Mcp-Param-Region': 'us' });
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatchObject({ id: 5, error: { code: -32020, data: { type: 'header_mismatch' } } });
+    expect(paramHeadersSince(from)).toEqual([]);
+  });
+
+  it('any other message forwards none', async () => {
+    const from = upstream.requests.length;
+    const answer = await post('/mcp/crm', { jsonrpc: '2.0', id: 6, method: 'tools/list' }, { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Evil': 'route-me' });
+    expect(answer.status).toBe(200);
+    expect(paramHeadersSince(from)).toEqual([{}]);
+  });
+});
+
+describe('/mcp', () => {
+  it('forwards none, even one a server allowlists', async () => {
+    const from = upstream.requests.length;
+    const answer = await post('/mcp', lookup('crm-lookup'), { 'Mcp-Param-Region': 'eu', 'Mcp-Param-Zone': 'z1', 'X-Team': 'blue' });
+    expect(answer.status).toBe(200);
+    const relayed = upstream.requests.slice(from).filter((r) => r.body.includes('"tools/call"'));
+    expect(relayed).toHaveLength(1);
+    // The allowlisted ordinary header still goes (control).
+    expect(relayed[0]?.headers['x-team']).toBe('blue');
+    expect(Object.keys(relayed[0]?.headers ?? {}).filter((n) => n.startsWith('mcp-param-'))).toEqual([]);
+  });
+});
