@@ -32,7 +32,30 @@ export function isModernRequest(headers: IncomingHttpHeaders, message: unknown):
 }
 
 /** List results whose 2026-07-28 form carries caching hints (per key, so never shared: `private`). */
-const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+export const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list', 'prompts/list', 'resources/list', 'resources/templates/list', 'resources/read']);
+
+/** Whether a result is in the 2026-07-28 shape (it carries `resultType` or a caching hint). */
+function isModernResult(result: Record<string, unknown>): boolean {
+  return typeof result.resultType === 'string' || 'cacheScope' in result || 'ttlMs' in result;
+}
+
+/**
+ * A response (or a batch of them) whose 2026-07-28 results say `cacheScope: "private"`, or null when none
+ * needed it. For answers that are the caller's own: a `public` scope lets a shared cache (a proxy, a
+ * multi-user client) hand one caller's list to another caller.
+ */
+export function privateCacheScope(message: unknown): unknown {
+  if (Array.isArray(message)) {
+    const out = message.map((item) => privateCacheScope(item) ?? item);
+    return out.some((item, i) => item !== message[i]) ? out : null;
+  }
+  if (typeof message !== 'object' || message === null) return null;
+  const result = (message as { result?: unknown }).result;
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) return null;
+  const fields = result as Record<string, unknown>;
+  if (fields.cacheScope === 'private' || !isModernResult(fields)) return null;
+  return { ...message, result: { ...fields, cacheScope: 'private' } };
+}
 
 /**
  * A result in the MCP 2026-07-28 shape (schema: `docs/specification/2026-07-28`, basic §results): a
@@ -50,8 +73,10 @@ export function modernize<R extends { status: number; body: unknown }>(reply: R,
     body: {
       ...body,
       result: {
-        ...(CACHEABLE.has(method) ? { ttlMs: 0, cacheScope: 'private' } : {}),
+        ...(CACHEABLE.has(method) ? { ttlMs: 0 } : {}),
         ...result,
+        // Last, over whatever the result said (an upstream's result may carry `public`): the list is per key.
+        ...(CACHEABLE.has(method) ? { cacheScope: 'private' } : {}),
         resultType: typeof result.resultType === 'string' ? result.resultType : 'complete',
         _meta: { ...meta, [META_SERVER_INFO]: serverInfo },
       },

@@ -35,7 +35,7 @@ import { readJsonRpcBody } from '../pipeline/json-body.js';
 import { errorAnswer, jsonAnswer, type Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
-import type { UpstreamCall } from '../pipeline/credentials.js';
+import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
@@ -45,7 +45,7 @@ import { UpstreamFailure, callSecrets, describeError, transportFailure } from '.
 import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
-import { EraProbe, isModernRequest } from './era.js';
+import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
 import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
@@ -424,7 +424,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       record.reason = `HTTP ${status}`;
       return errorAnswer(new GatewayError('upstream_error', { message: HttpMessage.upstreamRefused(server.name, status) }));
     }
-    const filtering = payload.rewrite !== null && status >= 200 && status < 300;
+    const success = status >= 200 && status < 300;
+    const scope = success && answersOwnList(request, call) ? privateCacheScope : null;
+    const rewrite = success ? composeRewrites(payload.rewrite, scope) : null;
+    const filtering = rewrite !== null;
     const headers = clientResponseHeaders(upstream.headers, !filtering);
     const issued = upstream.headers['mcp-session-id'];
     if (typeof issued === 'string') {
@@ -450,7 +453,6 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         return { kind: 'bytes', status, headers: rest, body };
       });
     }
-    const rewrite = filtering ? payload.rewrite : null;
     const type = headers['content-type'] ?? '';
     if (rewrite !== null && type.includes('text/event-stream')) {
       delete headers['content-length'];
@@ -499,6 +501,31 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       forwarder.close();
       era.close();
     },
+  };
+}
+
+/**
+ * Whether the request asks for a list (MCP 2026-07-28 results with caching hints, `era.ts` CACHEABLE) that
+ * is this caller's own: the server's credential is the caller's (OAuth per user, per-user headers: another
+ * user's list may differ), or, for tools/list, the key's grant filtered it. Such a list must not be cached
+ * for anyone else, whatever `cacheScope` the upstream said.
+ */
+function answersOwnList(request: ServerRequest, call: UpstreamCall): boolean {
+  const perCaller = call.identity !== SHARED_IDENTITY;
+  for (const message of request.messages) {
+    if (message.kind !== 'request') continue;
+    if (message.method === 'tools/list' && request.grant !== '*') return true;
+    if (perCaller && CACHEABLE.has(message.method)) return true;
+  }
+  return false;
+}
+
+/** `first`, then `second` over what `first` gave (null from both: unchanged); null when neither is given. */
+function composeRewrites(first: ResponseRewrite | null, second: ResponseRewrite | null): ResponseRewrite | null {
+  if (first === null || second === null) return first ?? second;
+  return (message) => {
+    const once = first(message);
+    return second(once ?? message) ?? once;
   };
 }
 
