@@ -115,6 +115,9 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   if (dialect === 'postgres') listener = listenForConfigChanges(url, () => void publisher.changed(), logger);
 
   const bootstrap = await ensureBootstrapAdminToken(db, env.GATEHOUSE_ADMIN_TOKEN);
+  if (bootstrap.revokedBootstrapTokens) {
+    logger.warn({ revoked: bootstrap.revokedBootstrapTokens }, 'GATEHOUSE_ADMIN_TOKEN has a new value: the previous bootstrap admin token is revoked');
+  }
 
   // Checkpoints are signed with the active snapshot key: nodes and auditors already trust it (trustedKeys).
   const audit = new AuditStore({ db, signingKey: activeKey, logger, ...(env.GATEHOUSE_AUDIT_PARTITION ? { partition: env.GATEHOUSE_AUDIT_PARTITION } : {}) });

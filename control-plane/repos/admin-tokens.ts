@@ -153,13 +153,16 @@ export async function revokeAdminToken(db: Db, id: string): Promise<AdminToken> 
 
 /**
  * First-start access. With `envToken` (e.g. GATEHOUSE_ADMIN_TOKEN): make sure it exists as an ADMIN token
- * named "bootstrap" (unless an operator revoked it: a restart must not undo a revocation). Without it:
- * when no active ADMIN token exists, issue one and return its value for the caller to print once.
+ * named "bootstrap" (unless an operator revoked it: a restart must not undo a revocation). A new value is a
+ * rotation: the bootstrap tokens before it (an earlier value, or the one generated at first start, which the
+ * environment's replaces) are revoked with its insert, so changing the variable after a leak takes the old
+ * value away instead of leaving it an ADMIN token nobody sees; tokens made with createAdminToken stay.
+ * Without it: when no active ADMIN token exists, issue one and return its value for the caller to print once.
  */
 export async function ensureBootstrapAdminToken(
   db: Db,
   envToken: string | undefined,
-): Promise<{ created: boolean; token?: string }> {
+): Promise<{ created: boolean; token?: string; revokedBootstrapTokens?: number }> {
   if (envToken !== undefined && envToken !== '') {
     if (envToken.length < MIN_ENV_TOKEN_LENGTH) {
       throw new Error(`the bootstrap admin token from the environment must be at least ${MIN_ENV_TOKEN_LENGTH} characters`);
@@ -167,16 +170,28 @@ export async function ensureBootstrapAdminToken(
     const hash = hashToken(envToken);
     const existing = await db.selectFrom('admin_tokens').select('id').where('token_hash', '=', hash).executeTakeFirst();
     if (existing) return { created: false };
+    // A preview shows 10 characters: fine for a 43-character random token, too much of a short chosen one.
+    const preview = envToken.length >= 32 ? previewToken(envToken) : '••••';
     try {
-      // A preview shows 10 characters: fine for a 43-character random token, too much of a short chosen one.
-      const preview = envToken.length >= 32 ? previewToken(envToken) : '••••';
-      await insertToken(db, BOOTSTRAP_TOKEN_NAME, 'ADMIN', hash, preview);
+      // Under the lock: replicas starting with two different values at once leave exactly one of them (the
+      // later insert revokes the earlier), never both revoked by each other.
+      return await inTransaction(db, async (trx) => {
+        await takeLock(trx, 'admin_tokens');
+        const inserted = await insertToken(trx, BOOTSTRAP_TOKEN_NAME, 'ADMIN', hash, preview);
+        const revoked = await trx
+          .updateTable('admin_tokens')
+          .set({ revoked_at: nowIso() })
+          .where('name', '=', BOOTSTRAP_TOKEN_NAME)
+          .where('revoked_at', 'is', null)
+          .where('id', '!=', inserted.id)
+          .executeTakeFirst();
+        return { created: true, revokedBootstrapTokens: Number(revoked.numUpdatedRows) };
+      });
     } catch (error) {
       // Another replica inserted the same token at the same moment.
       if (isUniqueViolation(error)) return { created: false };
       throw error;
     }
-    return { created: true };
   }
   // Replicas starting together would each find no ADMIN token and each print one: the check and the
   // insert run under one lock, so the second replica sees the first one's token.

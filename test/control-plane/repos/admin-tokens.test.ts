@@ -37,7 +37,8 @@ describe.each(testDialects)('admin tokens on %s', (dialect) => {
 
   it('adds the environment token (hash only), even when other tokens exist, and only once', async () => {
     await ensureBootstrapAdminToken(t.db, undefined);
-    expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: true });
+    // The generated bootstrap token is replaced by the environment's (README: "set it to choose it yourself instead").
+    expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: true, revokedBootstrapTokens: 1 });
     expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: false });
     const rows = await t.db.selectFrom('admin_tokens').selectAll().execute();
     expect(rows).toHaveLength(2);
@@ -52,6 +53,22 @@ describe.each(testDialects)('admin tokens on %s', (dialect) => {
     await revokeAdminToken(t.db, envRow.id);
     expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: false });
     expect(await authenticateAdminToken(t.db, ENV_TOKEN)).toBeNull();
+  });
+
+  it('a new environment value rotates: earlier bootstrap tokens are revoked, created tokens stay, an old value never returns', async () => {
+    const generated = await ensureBootstrapAdminToken(t.db, undefined);
+    const automation = await createAdminToken(t.db, { name: 'automation', role: 'ADMIN' });
+    const rotated = 'gha_rotatedInTheEnvironment_9876543210zyxwv';
+    expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: true, revokedBootstrapTokens: 1 });
+    expect(await authenticateAdminToken(t.db, generated.token ?? '')).toBeNull();
+    expect(await ensureBootstrapAdminToken(t.db, rotated)).toEqual({ created: true, revokedBootstrapTokens: 1 });
+    expect(await authenticateAdminToken(t.db, ENV_TOKEN)).toBeNull();
+    expect(await authenticateAdminToken(t.db, rotated)).toMatchObject({ name: 'bootstrap', role: 'ADMIN' });
+    expect(await authenticateAdminToken(t.db, automation.token)).toMatchObject({ name: 'automation' });
+    // A replica still configured with the old value (a rolling deploy) changes nothing.
+    expect(await ensureBootstrapAdminToken(t.db, ENV_TOKEN)).toEqual({ created: false });
+    expect(await authenticateAdminToken(t.db, ENV_TOKEN)).toBeNull();
+    expect(await authenticateAdminToken(t.db, rotated)).not.toBeNull();
   });
 
   it('refuses a short environment token', async () => {

@@ -40,6 +40,16 @@ describe.skipIf(!postgresUrl)('replica races on PostgreSQL', () => {
     }
   });
 
+  it('two replicas starting with two different GATEHOUSE_ADMIN_TOKEN values leave exactly one of them active', async () => {
+    const values = ['gha_replicaOneValue_0123456789abcdefghijklmn', 'gha_replicaTwoValue_0123456789abcdefghijklmn'] as const;
+    for (let round = 0; round < ROUNDS; round++) {
+      await reset();
+      await Promise.all([ensureBootstrapAdminToken(t.db, values[0]), ensureBootstrapAdminToken(other, values[1])]);
+      const active = await t.db.selectFrom('admin_tokens').select('id').where('revoked_at', 'is', null).execute();
+      expect(active).toHaveLength(1);
+    }
+  });
+
   it('revoking the last two ADMIN tokens at once leaves one active: the guard holds', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       await reset();
