@@ -129,7 +129,7 @@ export async function handleNodeReport(req: IncomingMessage, res: ServerResponse
   // A node reports for itself only.
   if (parsed.data.nodeId !== node.nodeId) return sendError(res, 'invalid_request', 'nodeId in the report is not the authenticated node');
   await recordNodeReport(deps.db, parsed.data);
-  if (parsed.data.catalogs) await recordToolCatalogs(deps.db, parsed.data.catalogs);
+  if (parsed.data.catalogs) await recordToolCatalogs(deps.db, parsed.data.catalogs, deps.logger);
   if (parsed.data.upstreams) await recordUpstreamHealth(deps.db, node.nodeId, parsed.data.upstreams);
   res.writeHead(204).end();
 }

@@ -15,6 +15,7 @@ import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { carriesCredential, containsRedaction, keptSealedUrl, redactUrl, shownUrl, storeUrl, urlProblem } from './url-secrets.js';
+import { scrubbedName, showableDescription, toolNameProblem, type ToolNameProblem } from './tool-names.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { removeServerFromGrants, renameServerInGrants, renameServerInProfiles } from './key-grants.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';
@@ -110,9 +111,25 @@ const StoredSecretSchema = z.discriminatedUnion('kind', [
 ]);
 const SecretMapSchema = z.record(z.string(), StoredSecretSchema);
 const StringListSchema = z.array(z.string());
-const ToolsSchema = z.array(
-  z.looseObject({ name: z.string(), description: z.string().nullish() }).transform((t) => ({ name: t.name, description: t.description ?? null })),
-);
+const ToolsSchema = z
+  .array(z.looseObject({ name: z.string(), description: z.string().nullish() }).transform((t) => ({ name: t.name, description: t.description ?? null })))
+  // A catalog stored before tool-names.ts's rule is shown by it too.
+  .transform((tools) => showableCatalog(tools).tools);
+
+/**
+ * A catalog as it may be stored and shown (tool-names.ts): tools whose name cannot be one dropped, with
+ * why; each description's unshowable characters (but tab and newline) replaced by U+FFFD.
+ */
+export function showableCatalog(tools: readonly { name: unknown; description: string | null }[]): { tools: SyncedTool[]; dropped: Array<{ name: string; problem: ToolNameProblem }> } {
+  const kept: SyncedTool[] = [];
+  const dropped: Array<{ name: string; problem: ToolNameProblem }> = [];
+  for (const tool of tools) {
+    const problem = toolNameProblem(tool.name);
+    if (problem !== null) dropped.push({ name: scrubbedName(tool.name), problem });
+    else kept.push({ name: tool.name as string, description: tool.description === null ? null : showableDescription(tool.description) });
+  }
+  return { tools: kept, dropped };
+}
 
 /**
  * Auth types whose credential is each user's own. What such a server's upstream lists depends on whose
@@ -281,8 +298,9 @@ export function normaliseToolList(tools: readonly string[], field: string, issue
   if (!issues.withinListLimit(tools, field)) return [];
   const out = new Set<string>();
   tools.forEach((tool, i) => {
-    const t = tool.trim();
-    if (t.length === 0 || t.length > 128) issues.add('INVALID_VALUE', `${field}.${i}`, 'tool names must be 1 to 128 characters');
+    const t = typeof tool === 'string' ? tool.trim() : tool;
+    // The rule of tool-names.ts; the message never echoes the name (it may hold a control character).
+    if (toolNameProblem(t) !== null) issues.add('INVALID_VALUE', `${field}.${i}`, 'tool names must be 1 to 128 characters, without control or format characters');
     else out.add(t);
   });
   if (out.has('*') && out.size > 1) issues.add('INVALID_VALUE', field, '"*" (all tools) must be the only entry');
@@ -808,9 +826,16 @@ export async function deleteMcpServer(db: Db, name: string): Promise<McpServer> 
  * per-user server's is never stored, whoever reports it (a node of an older release reported the catalog
  * one user's credential listed): see `PER_USER_AUTH_TYPES`.
  */
-export async function recordToolCatalogs(db: Db, catalogs: readonly { server: string; tools: readonly SyncedTool[] }[]): Promise<void> {
+export async function recordToolCatalogs(
+  db: Db,
+  catalogs: readonly { server: string; tools: readonly SyncedTool[] }[],
+  log?: { warn(fields: object, message?: string): void },
+): Promise<void> {
   for (const catalog of catalogs) {
-    const tools = JSON.stringify(catalog.tools.map((t) => ({ name: t.name, description: t.description })));
+    // An upstream chose these names: one that cannot be a tool name is left out, and said so (scrubbed).
+    const showable = showableCatalog(catalog.tools);
+    if (showable.dropped.length > 0) log?.warn({ server: scrubbedName(catalog.server), dropped: showable.dropped }, 'left tools out of a reported catalog: their names are not tool names (tool-names.ts)');
+    const tools = JSON.stringify(showable.tools);
     await db
       .updateTable('mcp_servers')
       .set({ tools, updated_at: nowIso() })
