@@ -39,6 +39,20 @@ export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGran
   return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant));
 }
 
+/**
+ * `rewrite` over a message, or over each message of a batch (a JSON-RPC batch of responses, which a
+ * 2025-03-26 upstream may send): a response wrapped in an array must not pass the filter or the guardrail.
+ */
+function rewriteMessage(message: unknown, rewrite: ResponseRewrite): unknown {
+  if (!Array.isArray(message)) return rewrite(message);
+  let out: unknown[] | null = null;
+  message.forEach((item, i) => {
+    const rewritten = rewrite(item);
+    if (rewritten !== null) (out ??= [...message])[i] = rewritten;
+  });
+  return out;
+}
+
 /** Rewrites a whole JSON body with `rewrite`; a body that is not JSON passes unchanged. */
 export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string {
   let message: unknown;
@@ -47,9 +61,15 @@ export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string 
   } catch {
     return body;
   }
-  const out = rewrite(message);
+  const out = rewriteMessage(message, rewrite);
   return out === null ? body : JSON.stringify(out);
 }
+
+/**
+ * The most text one event (or one line) may hold while the rewriter collects it, like the bound on a JSON
+ * answer the route reads whole: an upstream that never ends an event cannot grow the node's memory.
+ */
+const MAX_EVENT_CHARS = 32 * 1024 * 1024;
 
 /** A stream transform over an SSE body: passes events through, rewriting the tools/list response (see above). */
 export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
@@ -57,29 +77,45 @@ export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
 }
 
 /**
- * A stream transform over an SSE body: passes events through, each message offered to `rewrite`; with
- * `only`, just the events whose data it accepts are parsed and offered (the rest pass unparsed).
+ * A stream transform over an SSE body: passes events through, each message offered to `rewrite`. An event
+ * past MAX_EVENT_CHARS fails the stream. A last event the upstream did not end (no blank line) is offered
+ * too: a lenient client may act on it, so it must be what the rewrite makes of it.
  */
-export function responseRewriter(rewrite: ResponseRewrite, only?: (data: string) => boolean): Transform {
+export function responseRewriter(rewrite: ResponseRewrite): Transform {
   const decoder = new StringDecoder('utf8');
-  let pending = '';
+  /**
+   * The current line's text so far, in the pieces it came in: a long line is joined once when it ends, not
+   * concatenated and rescanned per chunk (which cost time quadratic in its length).
+   */
+  let partial: string[] = [];
+  let partialLength = 0;
+  /** The last text ended in CR, which ended a line: an LF first in the next text belongs to it (CRLF). */
+  let skipLf = false;
+  /** That CR ended an event that was re-encoded (its own line ends are LF): the LF is dropped, not relayed. */
+  let dropLf = false;
   /** Raw text of the event being collected (its lines, with their line endings). */
   let event = '';
   let dataLines: string[] = [];
   let otherLines: string[] = [];
 
+  /** Whether the last `endEvent` re-encoded its event. */
+  let rewrote = false;
   const endEvent = (blank: string): string => {
+    rewrote = false;
     let out = event + blank;
     const data = dataLines.length > 0 ? dataLines.join('\n') : null;
-    if (data !== null && (only === undefined || only(data))) {
+    if (data !== null) {
       let message: unknown;
       try {
         message = JSON.parse(data);
       } catch {
         message = undefined;
       }
-      const filtered = message === undefined ? null : rewrite(message);
-      if (filtered !== null) out = `${otherLines.map((line) => `${line}\n`).join('')}data: ${JSON.stringify(filtered)}\n\n`;
+      const filtered = message === undefined ? null : rewriteMessage(message, rewrite);
+      if (filtered !== null) {
+        out = `${otherLines.map((line) => `${line}\n`).join('')}data: ${JSON.stringify(filtered)}\n\n`;
+        rewrote = true;
+      }
     }
     event = '';
     dataLines = [];
@@ -87,55 +123,70 @@ export function responseRewriter(rewrite: ResponseRewrite, only?: (data: string)
     return out;
   };
 
-  /** Consumes complete lines from `pending`; returns what may be written now. */
-  const drain = (final: boolean): string => {
+  /** One line (without its ending) of the event being collected. */
+  const addLine = (line: string, ending: string): void => {
+    event += line + ending;
+    if (line.startsWith('data:')) dataLines.push(line.slice(line.charCodeAt(5) === 32 ? 6 : 5));
+    else otherLines.push(line);
+  };
+
+  /** Consumes `text`: complete lines go into events; returns what may be written now. */
+  const consume = (text: string): string => {
     let out = '';
     let start = 0;
-    for (;;) {
-      let end = -1;
-      let next = -1;
-      for (let i = start; i < pending.length; i++) {
-        const c = pending.charCodeAt(i);
-        if (c === 10) {
-          end = i;
-          next = i + 1;
-          break;
-        }
-        if (c === 13) {
-          // A CR at the end of the chunk may be the first half of CRLF: wait for more, unless this is the end.
-          if (i + 1 === pending.length && !final) break;
-          end = i;
-          next = pending.charCodeAt(i + 1) === 10 ? i + 2 : i + 1;
-          break;
-        }
+    if (skipLf && text.length > 0) {
+      skipLf = false;
+      if (text.charCodeAt(0) === 10) {
+        // The LF of a CRLF split across chunks: it belongs to the line (or event) already ended.
+        if (event !== '') event += '\n';
+        else if (!dropLf) out += '\n';
+        start = 1;
       }
-      if (end === -1) break;
-      const line = pending.slice(start, end);
-      const raw = pending.slice(start, next);
-      start = next;
-      if (line === '') {
-        out += endEvent(raw);
-        continue;
-      }
-      event += raw;
-      if (line.startsWith('data:')) dataLines.push(line.slice(line.charCodeAt(5) === 32 ? 6 : 5));
-      else otherLines.push(line);
     }
-    pending = pending.slice(start);
+    for (let i = start; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c !== 10 && c !== 13) continue;
+      let next = i + 1;
+      if (c === 13) {
+        if (next === text.length) skipLf = true;
+        else if (text.charCodeAt(next) === 10) next++;
+      }
+      const line = partialLength === 0 ? text.slice(start, i) : partial.join('') + text.slice(start, i);
+      partial = [];
+      partialLength = 0;
+      const ending = text.slice(i, next);
+      if (line === '') out += endEvent(ending);
+      else addLine(line, ending);
+      dropLf = line === '' && rewrote;
+      start = next;
+      i = next - 1;
+    }
+    if (start < text.length) {
+      partial.push(start === 0 ? text : text.slice(start));
+      partialLength += text.length - start;
+    }
     return out;
   };
 
   return new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
-      pending += decoder.write(chunk);
-      const out = drain(false);
+      const out = consume(decoder.write(chunk));
+      if (event.length + partialLength > MAX_EVENT_CHARS) {
+        done(new Error('an upstream SSE event is too large to rewrite'));
+        return;
+      }
       done(null, out === '' ? undefined : out);
     },
     flush(done: TransformCallback) {
-      pending += decoder.end();
-      let out = drain(true);
-      // An unterminated last event is passed as it came (a stream cut short is the client's to handle).
-      out += event + pending;
+      let out = consume(decoder.end());
+      if (partialLength > 0) {
+        // The last line had no line end: it is part of the unterminated last event.
+        addLine(partial.join(''), '');
+        partial = [];
+        partialLength = 0;
+      }
+      // An unterminated last event: rewritten like any other (then ended), or passed as it came.
+      if (event !== '') out += dataLines.length > 0 ? endEvent('') : event;
       done(null, out === '' ? undefined : out);
     },
   });
