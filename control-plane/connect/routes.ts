@@ -101,11 +101,22 @@ export function linkFailure(state: Exclude<LinkState, { ok: true }>): ConnectFai
  * the same path, and a fresh random value both in the form and in a cookie scoped to that path. Nothing is
  * spent and nothing about the link's user or server is shown (a preview bot would publish it).
  */
-export function showLinkLanding(res: ServerResponse, path: string, kind: LinkKind, secure: boolean): void {
+export function showLinkLanding(res: ServerResponse, path: string, kind: LinkKind, oauth: OAuthService): void {
   const formValue = randomBytes(32).toString('base64url');
   sendPage(res, 200, linkLandingPage(formValue, kind), {
-    'set-cookie': `${LINK_FORM_COOKIE}=${formValue}; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=900${secure ? '; Secure' : ''}`,
+    'set-cookie': hostedCookie(oauth, LINK_FORM_COOKIE, formValue, path, 'Strict', 900),
   });
+}
+
+/**
+ * Every cookie the hosted pages set, scoped to `path` (a route) as the browser sees it (`publicPath`):
+ * scoped to the route itself, a control plane served under a path prefix never got its cookies back (the
+ * Continue form was refused as CSRF_FAILED, the session and OAuth callback lost theirs). HttpOnly, and
+ * Secure when the public URL is https.
+ */
+export function hostedCookie(oauth: OAuthService, name: string, value: string, path: string, sameSite: 'Strict' | 'Lax', maxAgeSeconds: number): string {
+  const secure = oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
+  return `${name}=${value}; Path=${oauth.publicPath(path)}; HttpOnly; SameSite=${sameSite}; Max-Age=${maxAgeSeconds}${secure}`;
 }
 
 /**
@@ -122,8 +133,8 @@ export async function linkFormAccepted(req: IncomingMessage): Promise<boolean> {
 }
 
 /** Clears the landing form's cookie once the link is spent (or refused). */
-export function clearLinkFormCookie(path: string): string {
-  return `${LINK_FORM_COOKIE}=; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=0`;
+export function clearLinkFormCookie(oauth: OAuthService, path: string): string {
+  return hostedCookie(oauth, LINK_FORM_COOKIE, '', path, 'Strict', 0);
 }
 
 export async function handleConnect(req: IncomingMessage, res: ServerResponse, path: string, deps: ConnectRouteDeps): Promise<void> {
@@ -139,7 +150,7 @@ export async function handleConnect(req: IncomingMessage, res: ServerResponse, p
 async function showLink(res: ServerResponse, path: string, token: string, deps: ConnectRouteDeps): Promise<void> {
   const state = await peekConnectLink(deps.db, token);
   if (!state.ok) return fail(res, linkFailure(state));
-  showLinkLanding(res, path, 'connect', deps.oauth.publicBaseUrl().startsWith('https:'));
+  showLinkLanding(res, path, 'connect', deps.oauth);
 }
 
 async function spendLink(req: IncomingMessage, res: ServerResponse, path: string, token: string, deps: ConnectRouteDeps): Promise<void> {
@@ -150,9 +161,8 @@ async function spendLink(req: IncomingMessage, res: ServerResponse, path: string
   const spent = await spendConnectLink(deps.db, token);
   if (!spent.ok) return fail(res, linkFailure(spent));
   const session = await createConnectSession(deps.db, spent.userId, spent.serverId, spent.kind);
-  const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
-  res.setHeader('set-cookie', [`${COOKIE}=${session.sessionId}; Path=/connect; HttpOnly; SameSite=Lax; Max-Age=900${secure}`, clearLinkFormCookie(path)]);
-  redirect(res, CONNECT_SESSION_PATH);
+  res.setHeader('set-cookie', [hostedCookie(deps.oauth, COOKIE, session.sessionId, '/connect', 'Lax', 900), clearLinkFormCookie(deps.oauth, path)]);
+  redirect(res, deps.oauth.publicPath(CONNECT_SESSION_PATH));
 }
 
 async function currentSession(req: IncomingMessage, deps: ConnectRouteDeps): Promise<{ session: ConnectSessionRow; server: McpServer } | null> {
@@ -178,7 +188,7 @@ async function showSession(req: IncomingMessage, res: ServerResponse, deps: Conn
   if (session.kind === 'oauth') {
     const body = html`<h1>Connect your ${server.name} account</h1>${forWhom}
 <p>Gatehouse will send you to ${server.name}'s sign-in page. After you approve, Gatehouse keeps the token for you; your agent never sees it.</p>
-<form method="post" action="${CONNECT_SESSION_PATH}/oauth">${csrf}<button type="submit">Continue to sign in</button></form>`;
+<form method="post" action="${deps.oauth.publicPath(`${CONNECT_SESSION_PATH}/oauth`)}">${csrf}<button type="submit">Continue to sign in</button></form>`;
     return sendPage(res, 200, layout(`Connect ${server.name}`, body));
   }
   const stored = await getHeaderSet(deps.db, server.id, session.user_id);
@@ -187,11 +197,11 @@ async function showSession(req: IncomingMessage, res: ServerResponse, deps: Conn
   );
   const clear = stored
     ? html`<p class="hint">You have values stored for ${server.name} (they are never shown). Submitting replaces them.</p>
-<form method="post" action="${CONNECT_SESSION_PATH}/clear">${csrf}<button type="submit">Clear my values</button></form>`
+<form method="post" action="${deps.oauth.publicPath(`${CONNECT_SESSION_PATH}/clear`)}">${csrf}<button type="submit">Clear my values</button></form>`
     : html``;
   const body = html`<h1>Your ${server.name} credentials</h1>${forWhom}
 <p>${server.name} needs values of your own. Gatehouse stores them encrypted and sends them only to ${server.name}; your agent never sees them.</p>
-<form method="post" action="${CONNECT_SESSION_PATH}/headers">${csrf}${fields}<button type="submit">Save</button></form>${clear}`;
+<form method="post" action="${deps.oauth.publicPath(`${CONNECT_SESSION_PATH}/headers`)}">${csrf}${fields}<button type="submit">Save</button></form>${clear}`;
   sendPage(res, 200, layout(`Connect ${server.name}`, body));
 }
 
@@ -210,8 +220,7 @@ async function submit(req: IncomingMessage, res: ServerResponse, action: string,
       // The flow is bound to this browser: the callback refuses it without this cookie.
       const binding = randomBytes(32).toString('base64url');
       const url = await deps.oauth.startAuthorization(server, session.user_id, { browserBinding: binding });
-      const secure = deps.oauth.publicBaseUrl().startsWith('https:') ? '; Secure' : '';
-      return redirect(res, url.href, { 'set-cookie': `${FLOW_COOKIE}=${binding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure}` });
+      return redirect(res, url.href, { 'set-cookie': hostedCookie(deps.oauth, FLOW_COOKIE, binding, OAUTH_CALLBACK_PATH, 'Lax', 900) });
     } catch (error) {
       if (error instanceof OAuthFlowError) return fail(res, error.code);
       throw error;

@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorPage, failureStatus, successPage } from '../connect/pages.js';
 import { redirect, sendPage } from '../connect/html.js';
-import { FLOW_COOKIE, clearLinkFormCookie, cookieValue, linkFailure, linkFormAccepted, showLinkLanding } from '../connect/routes.js';
+import { FLOW_COOKIE, clearLinkFormCookie, cookieValue, hostedCookie, linkFailure, linkFormAccepted, showLinkLanding } from '../connect/routes.js';
 import { getMcpServerById } from '../repos/mcp-servers.js';
 import { OAuthFlowError } from './errors.js';
 import { OAUTH_CALLBACK_PATH, START_LINK_PATTERN, type OAuthService } from './service.js';
@@ -39,11 +39,10 @@ export async function handleOAuthStart(req: IncomingMessage, res: ServerResponse
   const token = START_LINK_PATTERN.exec(path)?.[1];
   const advice = 'Run startServerOAuth again for a fresh link.';
   if ((req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') || !token) return sendPage(res, failureStatus('LINK_INVALID'), errorPage('LINK_INVALID', advice));
-  const secure = deps.oauth.publicBaseUrl().startsWith('https:');
   if (req.method !== 'POST') {
     const state = await deps.oauth.checkStartLink(token);
     if (!state.ok) return sendPage(res, failureStatus(linkFailure(state)), errorPage(linkFailure(state), advice));
-    return showLinkLanding(res, path, 'oauth-start', secure);
+    return showLinkLanding(res, path, 'oauth-start', deps.oauth);
   }
   if (!(await linkFormAccepted(req))) {
     deps.logger.warn({ code: 'CSRF_FAILED' }, 'OAuth start link not spent: the form did not come from its page in this browser');
@@ -55,10 +54,7 @@ export async function handleOAuthStart(req: IncomingMessage, res: ServerResponse
     deps.logger.warn({ code }, 'OAuth start link refused');
     return sendPage(res, failureStatus(code), errorPage(code, advice));
   }
-  res.setHeader('set-cookie', [
-    `${FLOW_COOKIE}=${opened.browserBinding}; Path=${OAUTH_CALLBACK_PATH}; HttpOnly; SameSite=Lax; Max-Age=900${secure ? '; Secure' : ''}`,
-    clearLinkFormCookie(path),
-  ]);
+  res.setHeader('set-cookie', [hostedCookie(deps.oauth, FLOW_COOKIE, opened.browserBinding, OAUTH_CALLBACK_PATH, 'Lax', 900), clearLinkFormCookie(deps.oauth, path)]);
   redirect(res, opened.authorizationUrl);
 }
 

@@ -210,6 +210,15 @@ export class OAuthService {
     return this.options.publicUrl().replace(/\/$/, '');
   }
 
+  /**
+   * `path` (a route of this control plane, `/connect/session`) as browsers see it: under the public URL's
+   * own path when the control plane is served under a prefix (a proxy forwarding `/gatehouse/connect/…` as
+   * `/connect/…`). Cookie paths, redirects and form actions of the hosted pages use it.
+   */
+  publicPath(path: string): string {
+    return new URL(this.publicBaseUrl()).pathname.replace(/\/$/, '') + path;
+  }
+
   get endpoints(): ClientEndpoints {
     const base = this.publicBaseUrl();
     return {
