@@ -6,6 +6,7 @@
  *
  * `keyLimitsForRepository` turns them into the key repository's input fields (issue 7: keys store them).
  */
+import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import { BUDGET_PERIODS, type BudgetPeriod } from '../../data-plane/snapshot/schema.js';
 import type { IssueList } from '../repos/errors.js';
 import { childPath, isRecord, ObjectReader, type FieldSpec } from './document-reader.js';
@@ -51,8 +52,8 @@ const RATE_LIMIT_FIELDS: readonly FieldSpec[] = [
 
 function positiveUsd(value: number | undefined, path: string, issues: IssueList): value is number {
   if (value === undefined) return false;
-  if (value <= 0) {
-    issues.add('INVALID_VALUE', path, 'must be more than 0 (USD)');
+  if (!isCountableUsd(value, true)) {
+    issues.add('INVALID_VALUE', path, `must be more than 0 and at most ${MAX_USD} (USD)`);
     return false;
   }
   return true;

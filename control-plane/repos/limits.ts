@@ -13,6 +13,7 @@ import {
   type LimitsFallback,
   type RateLimit,
 } from '../../data-plane/snapshot/schema.js';
+import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import type { IssueList } from './errors.js';
 
 export interface BudgetInput {
@@ -34,8 +35,8 @@ export function normaliseBudgets(input: readonly BudgetInput[], field: string, i
       issues.add('INVALID_VALUE', `${path}.period`, `period must be one of ${BUDGET_PERIODS.join(', ')}`);
       return;
     }
-    if (!Number.isFinite(b.maxUsd) || b.maxUsd <= 0) {
-      issues.add('INVALID_VALUE', `${path}.maxUsd`, 'maxUsd must be more than 0 (USD)');
+    if (!isCountableUsd(b.maxUsd, true)) {
+      issues.add('INVALID_VALUE', `${path}.maxUsd`, `maxUsd must be more than 0 and at most ${MAX_USD} (USD)`);
       return;
     }
     if (out.some((x) => x.period === b.period)) {

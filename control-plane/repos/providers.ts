@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { ModelPriceSchema, type ModelPrice } from '../../data-plane/snapshot/schema.js';
+import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import { displaySecret, parseEnvRef, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import type { ProviderRow } from '../db/schema.js';
 import { bumpConfigVersion } from './config-state.js';
@@ -141,8 +142,8 @@ function normalisePrices(prices: readonly ModelPrice[], issues: IssueList): Mode
       return;
     }
     for (const field of ['inputPerMTok', 'outputPerMTok', 'cacheWritePerMTok', 'cacheReadPerMTok'] as const) {
-      if (!Number.isFinite(p[field]) || p[field] < 0) {
-        issues.add('INVALID_VALUE', `prices.${i}.${field}`, `${field} must be 0 or more (USD per million tokens)`);
+      if (!isCountableUsd(p[field], false)) {
+        issues.add('INVALID_VALUE', `prices.${i}.${field}`, `${field} must be from 0 to ${MAX_USD} (USD per million tokens)`);
         return;
       }
     }

@@ -3,6 +3,7 @@
  * budgets like LLM usage. Kept apart from the server's other settings (`mcp_servers.tool_pricing`), written
  * whole by `setToolPricing`; a change bumps the config version (nodes get it in the next snapshot).
  */
+import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList } from './errors.js';
 import { inTransaction, nowIso, type Db } from './transaction.js';
@@ -31,7 +32,7 @@ export async function setToolPricing(db: Db, input: { server: string; prices: re
   input.prices.forEach((p, i) => {
     const tool = p.tool.trim();
     if (tool.length === 0 || tool.length > 200) issues.add('INVALID_VALUE', `prices.${i}.tool`, 'tool must be a tool name (unprefixed)');
-    else if (!Number.isFinite(p.usdPerCall) || p.usdPerCall < 0) issues.add('INVALID_VALUE', `prices.${i}.usdPerCall`, 'usdPerCall must be 0 or more');
+    else if (!isCountableUsd(p.usdPerCall, false)) issues.add('INVALID_VALUE', `prices.${i}.usdPerCall`, `usdPerCall must be from 0 to ${MAX_USD}`);
     else if (Object.hasOwn(map, tool)) issues.add('DUPLICATE', `prices.${i}.tool`, `tool "${tool}" is priced twice`);
     else map[tool] = p.usdPerCall;
   });

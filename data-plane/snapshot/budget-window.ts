@@ -52,6 +52,19 @@ export function budgetWindowEnd(period: BudgetPeriod, start: number): number {
 /** USD ↔ nano-USD: spend is counted in integers so sums across nodes and reports are exact. */
 export const NANOS_PER_USD = 1_000_000_000;
 
+/**
+ * The largest USD amount the control plane takes as a budget, a tool's price per call or a model's price per
+ * million tokens. In nano-USD it, and one call's cost at such a price (a million-token prompt and its output),
+ * stay exact integers below 2^53; an amount such as 1e308 made a call's cost Infinity, which a spend report
+ * cannot carry (JSON has no Infinity), so the report was refused and resent forever.
+ */
+export const MAX_USD = 1_000_000;
+
+/** Whether `usd` is an amount the planes can count: finite, not negative (or, `positive`, above 0), at most MAX_USD. */
+export function isCountableUsd(usd: number, positive: boolean): boolean {
+  return Number.isFinite(usd) && (positive ? usd > 0 : usd >= 0) && usd <= MAX_USD;
+}
+
 export function usdToNanos(usd: number): number {
   return Math.round(usd * NANOS_PER_USD);
 }

@@ -195,7 +195,10 @@ export async function startTestNode(
   const logs = new LogCapture();
   const logger = createLogger('test-node', { level: 'debug', destination: logs.stream });
   const holder = new RuntimeHolder();
-  const pool = new UpstreamPool({ holder, logger, backoff: { initialMs: 50, maxMs: 200 }, connectTimeoutMs: 5_000, ...options.pool });
+  // connectTimeoutMs bounds the SDK connections only (stdio and legacy SSE upstreams): a stdio fixture is a
+  // node process loading tsx and the SDK, which in a full parallel run on two cores took over 5 s to answer
+  // `initialize` (pooled.test.ts failed that way under load, passing alone).
+  const pool = new UpstreamPool({ holder, logger, backoff: { initialMs: 50, maxMs: 200 }, connectTimeoutMs: 20_000, ...options.pool });
   const server = createDataPlaneServer({
     holder,
     pool,
