@@ -37,10 +37,20 @@ function sameName(name: string, lower: string): boolean {
   return true;
 }
 
-/** The index in SINGLE_FIELDS of `name`, or -1. */
+/** SINGLE_FIELDS' lengths are all different: a name's length picks its one candidate (index by length). */
+const BY_LENGTH: readonly number[] = (() => {
+  const out: number[] = [];
+  SINGLE_FIELDS.forEach((name, f) => {
+    if (out[name.length] !== undefined) throw new Error(`two single fields of length ${name.length}`);
+    out[name.length] = f;
+  });
+  return out;
+})();
+
+/** The index in SINGLE_FIELDS of `name`, or -1: one comparison at most per header line. */
 function singleField(name: string): number {
-  for (let f = 0; f < SINGLE_FIELDS.length; f++) if (sameName(name, SINGLE_FIELDS[f] as string)) return f;
-  return -1;
+  const f = BY_LENGTH[name.length];
+  return f !== undefined && sameName(name, SINGLE_FIELDS[f] as string) ? f : -1;
 }
 
 function isParamHeader(name: string): boolean {
