@@ -20,7 +20,16 @@ interface WireUsage {
   cache_read_input_tokens?: unknown;
 }
 
-const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : null);
+/**
+ * The most tokens of one kind a call is believed to have used (no model reads a context a hundredth of
+ * this). The count is the provider's word: a larger one (1e308 from a broken provider or a proxy in its
+ * place) priced to an Infinity that no spend report can carry (JSON writes null), the control plane refused
+ * the report, and the node resent it forever ahead of every later one. Beyond the bound it is charged as the
+ * bound: finite, and far above any budget.
+ */
+export const MAX_CALL_TOKENS = 100_000_000;
+
+const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), MAX_CALL_TOKENS) : null);
 
 export class UsageMeter extends Transform {
   readonly usage: Promise<MeteredUsage | null>;
