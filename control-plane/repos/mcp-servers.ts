@@ -257,7 +257,8 @@ function checkName(name: string, field: string, issues: IssueList): void {
 
 function checkConnectionString(value: string, field: string, issues: IssueList, kept: boolean): void {
   if (value.startsWith('env.')) {
-    if (!parseEnvRef(value)) issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
+    // Not echoed: a URL pasted after `env.` may carry a credential (url-secrets.ts).
+    if (!parseEnvRef(value)) issues.add('INVALID_VALUE', field, 'connectionString starts with env. but is not an env.NAME reference (NAME: letters, digits and _, not starting with a digit)');
     return;
   }
   const problem = urlProblem(value, { requireHttps: false });
@@ -278,7 +279,8 @@ function checkConnectionString(value: string, field: string, issues: IssueList, 
 function checkSecretValue(value: string, field: string, issues: IssueList, isHeader: boolean): void {
   const headerProblem = isHeader ? headerValueProblem(value) : null;
   if (value.startsWith('env.') && !parseEnvRef(value)) {
-    issues.add('INVALID_VALUE', field, `"${value}" is not a valid env.NAME reference`);
+    // Not echoed: this is a write-only value.
+    issues.add('INVALID_VALUE', field, 'value starts with env. but is not an env.NAME reference (NAME: letters, digits and _, not starting with a digit)');
   } else if (value.includes('\0')) {
     issues.add('INVALID_VALUE', field, 'value contains characters not allowed here');
   } else if (headerProblem !== null) {

@@ -193,6 +193,22 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
     expectNoSecretAnywhere();
   });
 
+  it('never echoes a refused URL or write-only value in an error message', async () => {
+    const refused: Array<[string, Record<string, unknown>]> = [
+      ['mutation($u: String!) { p: createMcpServer(input: {name: "envurl", connectionType: HTTP, connectionString: $u}) { errors { field code message } } }', { u: `env.https://mcp.example.com/mcp?api_key=${SECRETS.legacy}` }],
+      [
+        'mutation($v: String!) { p: createMcpServer(input: {name: "envheader", connectionType: HTTP, connectionString: "https://mcp.example.com/mcp", headers: [{name: "x-api-key", value: $v}]}) { errors { field code message } } }',
+        { v: `env.${SECRETS.legacy}-not-a-name` },
+      ],
+      ['mutation($u: String!) { p: upsertProvider(input: {name: "envprovider", baseUrl: $u, apiKey: "sk-ant-provider-0123456789"}) { errors { field code message } } }', { u: `env.https://llm.example.com/?key=${SECRETS.legacy}` }],
+    ];
+    for (const [query, variables] of refused) {
+      const answer = await cp.gql<{ p: { errors: Array<{ code: string }> } }>(query, variables);
+      expect(answer.p.errors.map((e) => e.code)).toEqual([expect.stringMatching(/^INVALID_/)]);
+    }
+    expectNoSecretAnywhere();
+  });
+
   it('seals URLs stored whole before the rule at startup', async () => {
     const provider = await cp.cp.db.selectFrom('providers').select('id').where('name', '=', 'google').executeTakeFirstOrThrow();
     await cp.cp.db.updateTable('providers').set({ base_url: `https://llm.example.com/v1?key=${SECRETS.legacy}`, base_url_secret: null }).where('id', '=', provider.id).execute();
