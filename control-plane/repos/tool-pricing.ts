@@ -6,6 +6,7 @@
 import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList } from './errors.js';
+import { toolNameProblem } from './tool-names.js';
 import { inTransaction, nowIso, type Db } from './transaction.js';
 
 export interface ToolPrice {
@@ -31,7 +32,8 @@ export async function setToolPricing(db: Db, input: { server: string; prices: re
   const map: Record<string, number> = {};
   input.prices.forEach((p, i) => {
     const tool = p.tool.trim();
-    if (tool.length === 0 || tool.length > 200) issues.add('INVALID_VALUE', `prices.${i}.tool`, 'tool must be a tool name (unprefixed)');
+    // The rule of every tool name the control plane stores (tool-names.ts); the name is not echoed.
+    if (toolNameProblem(tool) !== null) issues.add('INVALID_VALUE', `prices.${i}.tool`, 'tool must be a tool name (unprefixed; 1 to 128 characters, without control or format characters)');
     else if (!isCountableUsd(p.usdPerCall, false)) issues.add('INVALID_VALUE', `prices.${i}.usdPerCall`, `usdPerCall must be from 0 to ${MAX_USD}`);
     else if (Object.hasOwn(map, tool)) issues.add('DUPLICATE', `prices.${i}.tool`, `tool "${tool}" is priced twice`);
     else map[tool] = p.usdPerCall;

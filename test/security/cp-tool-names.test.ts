@@ -5,8 +5,8 @@
  * and the warnings naming catalog tools; an admin's toolsToExecute and a key grant's tools took control
  * characters too (only length was checked). Now (control-plane/repos/tool-names.ts) such a tool is left out
  * of the stored catalog with a warning whose names are escaped, descriptions keep tab and newline only,
- * a catalog stored before is shown by the same rule, and admin lists refuse such names (INVALID_VALUE, the
- * name not echoed). Printable names outside the spec's SHOULD pattern (a space) are kept: nodes serve them.
+ * a catalog stored before is shown by the same rule, and admin lists (toolsToExecute, grants, tool prices)
+ * refuse such names (INVALID_VALUE, the name not echoed). Printable names outside the spec's SHOULD pattern (a space) are kept: nodes serve them.
  * Both dialects.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,7 +81,7 @@ describe.each(testDialects)('tool names with control characters on %s', (dialect
     ]);
   });
 
-  it("refuses such names in a server's toolsToExecute and a key grant's tools, without echoing them", async () => {
+  it("refuses such names in a server's toolsToExecute, a key grant's tools and a tool price table, without echoing them", async () => {
     const { createUser } = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: {email: "tools@example.com"}) { user { id } } }');
     for (const name of HOSTILE_NAMES) {
       const server = await cp.gql<{ updateMcpServer: { errors: Array<{ field: string; code: string; message: string }> } }>(
@@ -95,6 +95,13 @@ describe.each(testDialects)('tool names with control characters on %s', (dialect
       );
       expect(key.createVirtualKey.errors.map((e) => e.code)).toEqual(['INVALID_VALUE']);
       for (const error of [...server.updateMcpServer.errors, ...key.createVirtualKey.errors]) expect(error.message).not.toMatch(UNSHOWABLE);
+    }
+    for (const name of HOSTILE_NAMES) {
+      const priced = await cp.gql<{ setToolPricing: { errors: Array<{ field: string; code: string }> } }>(
+        'mutation($t: String!) { setToolPricing(input: {server: "crm", prices: [{tool: "search", usdPerCall: 0.01}, {tool: $t, usdPerCall: 0.01}]}) { errors { field code } } }',
+        { t: name },
+      );
+      expect(priced.setToolPricing.errors).toEqual([{ field: 'input.prices.1.tool', code: 'INVALID_VALUE' }]);
     }
     const fine = await cp.gql<{ updateMcpServer: { errors: unknown[] } }>('mutation { updateMcpServer(input: {name: "crm", toolsToExecute: ["search", "get weather"]}) { errors { code } } }');
     expect(fine.updateMcpServer.errors).toEqual([]);
