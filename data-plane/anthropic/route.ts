@@ -64,6 +64,25 @@ const ALLOWED: ReadonlyArray<{ method: string; path: RegExp; priced: boolean }> 
 const RESPONSE_HEADERS = ['content-type', 'request-id', 'retry-after'];
 const RATE_HEADER_PREFIX = 'anthropic-ratelimit-';
 
+/**
+ * The shortest provider key removed from answers. A keyless proxy in the provider's place is often given a
+ * placeholder key ("none", "dummy", "x"): removing that from answers would cut ordinary words out of every
+ * one, and it guards nothing. Every real provider key is far longer.
+ */
+const MIN_SCRUBBED_SECRET = 8;
+const answerSecretsCache = new WeakMap<readonly string[], readonly string[]>();
+
+/** What is removed from the provider's answers to `call`: its secrets of at least MIN_SCRUBBED_SECRET characters (cached per list). */
+function answerSecrets(call: UpstreamCall): readonly string[] {
+  const all = callSecrets(call);
+  let kept = answerSecretsCache.get(all);
+  if (kept === undefined) {
+    kept = all.filter((s) => s.length >= MIN_SCRUBBED_SECRET);
+    answerSecretsCache.set(all, kept);
+  }
+  return kept;
+}
+
 export interface AnthropicRequest {
   provider: ResolvedProvider;
   /** Upstream path and query, e.g. `/v1/messages?beta=true`. */
@@ -252,7 +271,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     // Everything the provider says passes through the call's secrets removed: headers here, every body
     // (answers and errors, streamed or whole) through a SecretScrubber first, so a provider or a proxy in its
     // place echoing the key the node injected never hands it to the caller.
-    const secrets = callSecrets(call);
+    const secrets = answerSecrets(call);
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value === undefined) continue;

@@ -3,12 +3,13 @@
  * never reaches the caller: not in a 2xx body (JSON or SSE, split across chunks), not in an error body
  * however long (the key straddling where an error body used to be cut), not in an error body that breaks off
  * inside the key, not in a relayed header; the header naming the operator's provider account is not relayed;
- * a redirect is a typed 502 (it was relayed as a bare 3xx without its Location).
+ * a redirect is a typed 502 (it was relayed as a bare 3xx without its Location). A placeholder key (a keyless
+ * proxy's "none") is not cut out of answers.
  * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRuntime, RuntimeHolder } from '../../data-plane/config/runtime.js';
+import { buildRuntime, RuntimeHolder, type Runtime } from '../../data-plane/config/runtime.js';
 import { createLogger } from '../../data-plane/log.js';
 import { createDataPlaneServer } from '../../data-plane/node/data-plane-server.js';
 import { hashKey } from '../../data-plane/snapshot/key-hash.js';
@@ -25,8 +26,36 @@ const KEY_PARTS = Array.from({ length: PROVIDER_KEY.length - 15 }, (_, i) => PRO
 const VIRTUAL_KEY = newKeyValue();
 
 let provider: Server;
+let providerUrl: string;
 let node: Server;
 let nodeUrl: string;
+const holder = new RuntimeHolder();
+
+/** The node's runtime: one key, and the provider with `apiKey`. */
+function runtimeWithProviderKey(apiKey: string): Runtime {
+  const dataKey = generateDataKey();
+  const payload: SnapshotPayload = {
+    format: 1,
+    version: 1,
+    issuedAt: new Date().toISOString(),
+    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
+    servers: [],
+    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
+    users: [{ id: 'user_1', email: 'dev@example.com' }],
+    sessionSecrets: null,
+    providers: [
+      {
+        id: 'p1',
+        name: 'anthropic',
+        kind: 'ANTHROPIC',
+        baseUrl: { kind: 'plain', value: providerUrl },
+        apiKey: sealValue(dataKey, apiKey, 'provider:anthropic:api_key'),
+        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
+      },
+    ],
+  };
+  return buildRuntime(payload, dataKey, {}).runtime;
+}
 const seen: IncomingHttpHeaders[] = [];
 const logs = new LogCapture();
 
@@ -58,6 +87,10 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(307, { location: `http://elsewhere.invalid/v1/messages?k=${PROVIDER_KEY}`, 'content-type': 'text/plain' });
     res.end(`moved; your key was ${PROVIDER_KEY}`);
   },
+  words(res) {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ model: 'claude-haiku-4-5', content: [{ type: 'text', text: 'none of the dummy values, x' }], usage: { input_tokens: 1, output_tokens: 1 } }));
+  },
   headers(res) {
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -77,30 +110,8 @@ beforeAll(async () => {
     const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
     ANSWERS[answer]!(res, req.headers);
   });
-  const providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
-  const dataKey = generateDataKey();
-  const payload: SnapshotPayload = {
-    format: 1,
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
-    servers: [],
-    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
-    users: [{ id: 'user_1', email: 'dev@example.com' }],
-    sessionSecrets: null,
-    providers: [
-      {
-        id: 'p1',
-        name: 'anthropic',
-        kind: 'ANTHROPIC',
-        baseUrl: { kind: 'plain', value: providerUrl },
-        apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'),
-        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
-      },
-    ],
-  };
-  const holder = new RuntimeHolder();
-  holder.set(buildRuntime(payload, dataKey, {}).runtime);
+  providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
+  holder.set(runtimeWithProviderKey(PROVIDER_KEY));
   const logger = createLogger('test-anthropic-answers', { level: 'debug', destination: logs.stream });
   node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
   nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;
@@ -208,5 +219,20 @@ describe('/anthropic requests never carry the caller\'s key', () => {
     before = seen.length;
     await call('/v1/messages', { accept: 'text/event-stream' });
     expect(seen[before]?.accept).toBe('text/event-stream');
+  });
+});
+
+describe('/anthropic with a placeholder provider key (a keyless proxy in the provider\'s place)', () => {
+  it.each(['none', 'dummy', 'x'])('a key of "%s" is not cut out of the answers', async (placeholder) => {
+    holder.set(runtimeWithProviderKey(placeholder));
+    try {
+      const before = seen.length;
+      const answer = await call('/v1/messages?answer=words');
+      expect(seen[before]?.['x-api-key']).toBe(placeholder);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.text)).toMatchObject({ content: [{ text: 'none of the dummy values, x' }] });
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
   });
 });
