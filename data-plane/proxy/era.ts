@@ -10,7 +10,7 @@
  *
  * It does not translate anything itself.
  */
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { SUPPORTED_PROTOCOL_VERSIONS, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent } from 'undici';
 import type { ResolvedServer } from '../config/runtime.js';
@@ -129,9 +129,86 @@ export class EraProbe {
     }
   }
 
+  readonly #tools = new Map<string, { fingerprint: string; until: number; tools: Promise<readonly Tool[]> }>();
+
+  /**
+   * The upstream's tools as a 2026-07-28 client sees them (a tool may exist only on that wire, so the pool's
+   * 2025 catalog lacks it), listed with `headers` (the call's credential), remembered per server and
+   * credential identity for a minute. Where `Mcp-Param-*` declarations of such a tool are read. A page
+   * cap bounds it; a failure is an empty list.
+   */
+  modernTools(server: ResolvedServer, identity: string, headers: Readonly<Record<string, string>>, now = Date.now()): Promise<readonly Tool[]> {
+    const key = `${server.name}\n${identity}`;
+    const known = this.#tools.get(key);
+    if (known && known.fingerprint === server.fingerprint && known.until > now) return known.tools;
+    if (this.#tools.size >= MAX_TOOL_LISTINGS) this.#tools.clear();
+    const tools = this.#listModern(server, headers).catch(() => [] as Tool[]);
+    this.#tools.set(key, { fingerprint: server.fingerprint, until: now + TOOLS_REMEMBER_MS, tools });
+    return tools;
+  }
+
+  async #listModern(server: ResolvedServer, headers: Readonly<Record<string, string>>): Promise<Tool[]> {
+    const url = server.url;
+    if (!url) return [];
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const params = { ...(cursor === undefined ? {} : { cursor }), _meta: { [META_PROTOCOL_VERSION]: MODERN_VERSION, 'io.modelcontextprotocol/clientCapabilities': {} } };
+      const response = await this.#agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: 'POST',
+        headers: {
+          ...lowerCased(headers),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-protocol-version': MODERN_VERSION,
+          'mcp-method': 'tools/list',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params }),
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      });
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        response.body.resume();
+        break;
+      }
+      const result = listResult(await response.body.text());
+      if (result === null) break;
+      tools.push(...result.tools);
+      if (result.nextCursor === undefined) break;
+      cursor = result.nextCursor;
+    }
+    return tools;
+  }
+
   close(): void {
     void this.#agent.close().catch(() => undefined);
   }
+}
+
+const TOOLS_REMEMBER_MS = 60_000;
+const MAX_TOOL_PAGES = 10;
+/** Listings remembered at most (server × identity); past it the memory starts over. */
+const MAX_TOOL_LISTINGS = 1024;
+
+/** A tools/list result from a JSON body or the response event of an SSE body; null when neither holds one. */
+function listResult(text: string): { tools: Tool[]; nextCursor?: string } | null {
+  const candidates = text.trimStart().startsWith('{') ? [text] : text.split(/\r\n|\r|\n/).filter((line) => line.startsWith('data:')).map((line) => line.slice(5));
+  for (const candidate of candidates) {
+    let message: unknown;
+    try {
+      message = JSON.parse(candidate);
+    } catch {
+      continue;
+    }
+    const result = typeof message === 'object' && message !== null ? (message as { result?: unknown }).result : undefined;
+    if (typeof result !== 'object' || result === null) continue;
+    const { tools, nextCursor } = result as { tools?: unknown; nextCursor?: unknown };
+    if (!Array.isArray(tools)) continue;
+    const valid = tools.filter((tool): tool is Tool => typeof tool === 'object' && tool !== null && typeof (tool as { name?: unknown }).name === 'string');
+    return typeof nextCursor === 'string' ? { tools: valid, nextCursor } : { tools: valid };
+  }
+  return null;
 }
 
 function lowerCased(headers: Readonly<Record<string, string>>): Record<string, string> {

@@ -325,7 +325,7 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
   /**
    * The `Mcp-Param-*` headers that may go upstream with a request: for a single tools/call, those its tool
    * declares (`x-mcp-header` in the catalog), each as sent once it matches the argument (a mismatch is the
-   * 400 HeaderMismatch `/mcp` answers too); none for anything else, nor when the catalog cannot be had. A
+   * 400 HeaderMismatch `/mcp` answers too); none for anything else, nor for a tool no catalog has. A
    * name the tool does not declare never goes: an intermediary upstream may route on it unchecked.
    */
   async function declaredParamHeaders(
@@ -339,9 +339,12 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
     try {
       catalog = await options.catalog(request.server, call);
     } catch {
-      return undefined;
+      catalog = [];
     }
-    const bindings = paramBindings(catalog.find((tool) => tool.name === message.tool)?.inputSchema);
+    let tool = catalog.find((entry) => entry.name === message.tool);
+    // A tool only the 2026-07-28 wire offers is not in the pool's 2025 catalog: asked on that wire.
+    if (tool === undefined && request.modern) tool = (await era.modernTools(request.server, call.identity, call.headers)).find((entry) => entry.name === message.tool);
+    const bindings = paramBindings(tool?.inputSchema);
     // The upstream requires what is missing on its own wire; the gateway checks only what was sent.
     const mismatch = paramHeaderMismatch(ctx.req.headers, bindings, message.arguments, false);
     if (mismatch) return mismatch;
