@@ -24,9 +24,13 @@ let node: TestNode;
 let snapshot: BuiltSnapshot;
 
 beforeAll(async () => {
-  upstream = await startRawUpstream((_request, message) =>
-    message.method === 'tools/list' ? { status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools: TOOLS } }) } : null,
-  );
+  upstream = await startRawUpstream((request, message) => {
+    if (message.method !== 'tools/list') return null;
+    // A tool offered to 2026-07-28 clients only (absent from the pool's 2025 catalog).
+    const modern = request.headers['mcp-protocol-version'] === '2026-07-28';
+    const tools = modern ? [...TOOLS, { ...TOOLS[0], name: 'modern_lookup' }] : TOOLS;
+    return { status: 200, body: JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { tools } }) };
+  });
   node = await startTestNode();
   snapshot = await buildSnapshot({
     servers: [{ name: 'crm', url: upstream.url, allowedExtraHeaders: ['Mcp-Param-Zone', 'X-Team'] }],
@@ -74,6 +78,15 @@ describe('/mcp/{server}', () => {
     expect(answer.status).toBe(400);
     expect(answer.body).toMatchObject({ id: 5, error: { code: -32020, data: { type: 'header_mismatch' } } });
     expect(paramHeadersSince(from)).toEqual([]);
+  });
+
+  it('a tool only the 2026-07-28 wire lists: its declared header is forwarded, others are not', async () => {
+    const from = upstream.requests.length;
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} };
+    const message = { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'modern_lookup', arguments: { region: 'eu' }, _meta: meta } };
+    const answer = await post('/mcp/crm', message, { 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'modern_lookup', 'Mcp-Param-Region': 'eu', 'Mcp-Param-Evil': 'x' });
+    expect(answer.status).toBe(200);
+    expect(paramHeadersSince(from).at(-1)).toEqual({ 'mcp-param-region': 'eu' });
   });
 
   it('any other message forwards none', async () => {
