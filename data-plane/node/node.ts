@@ -20,6 +20,9 @@ import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '.
 import { UpstreamPool } from '../upstream/pool.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { ControlPlaneCredentialSource } from '../credentials/source.js';
+import { GatewayError } from '../errors.js';
+import { upstreamCall, type UpstreamCall } from '../pipeline/credentials.js';
+import type { CredentialAnswer } from '../snapshot/credential-protocol.js';
 import { createLimiter } from '../limits/limiter.js';
 import { SpendReporter } from '../limits/spend-reporter.js';
 import { registerAuditMetrics } from '../audit/metrics.js';
@@ -174,10 +177,18 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const scanner = new SecretScanner();
   const guard = createContentGuard(() => auditSettings, scanner);
   const probeFromEnv = Number(env.GATEHOUSE_UPSTREAM_PROBE_MS);
-  const pool = new UpstreamPool({
+  // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
+  // Made before the pool (which probes shared OAUTH servers with their token) and the link (which the pool's
+  // reports feed): `link` is only used once a snapshot has been applied, after it exists.
+  const credentials: ControlPlaneCredentialSource = new ControlPlaneCredentialSource({ fetch: (request): Promise<CredentialAnswer> => link.fetchCredential(request), logger });
+  const pool: UpstreamPool = new UpstreamPool({
     holder,
     logger,
     probeIntervalMs: options.upstreamProbeIntervalMs ?? (Number.isFinite(probeFromEnv) && env.GATEHOUSE_UPSTREAM_PROBE_MS !== '' ? probeFromEnv : undefined),
+    sharedOAuthCall: async (server): Promise<UpstreamCall | null> => {
+      const resolved = await credentials.get(server, null);
+      return resolved instanceof GatewayError ? null : upstreamCall(server, resolved, {}, '');
+    },
   });
   const link = new ControlPlaneLink({
     controlPlaneUrl: options.controlPlaneUrl,
@@ -215,8 +226,6 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   // An upstream's health changed: the control plane hears of it within a second, not at the next interval.
   pool.health.onTransition(() => link.reportSoon());
 
-  // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
-  const credentials = new ControlPlaneCredentialSource({ fetch: (request) => link.fetchCredential(request), logger });
   // Every applied change drops cached credentials: the control plane announces a revoked or replaced
   // credential by touching its user, and a server's new settings may change what its credential is.
   holder.onChange(() => credentials.invalidate());

@@ -109,6 +109,12 @@ export interface UpstreamPoolOptions {
    * their health is known without traffic. Default 30 s; 0 turns probing off.
    */
   probeIntervalMs?: number;
+  /**
+   * The call a shared OAUTH server is reached with (its token, from the control plane), or null when there is
+   * none to be had now. With it, such a server's catalog is fetched as soon as it appears and its health is
+   * probed when idle, like a server with configured headers; without it, traffic alone observes it.
+   */
+  sharedOAuthCall?: (server: ResolvedServer) => Promise<UpstreamCall | null>;
 }
 
 /** What an upstream said about itself at `initialize` (for `/mcp/{server}` over a pooled connection). */
@@ -195,6 +201,7 @@ export class UpstreamPool {
   readonly health = new UpstreamHealthTracker();
   readonly #probeIntervalMs: number;
   #probeTimer: NodeJS.Timeout | null = null;
+  readonly #sharedOAuthCall: ((server: ResolvedServer) => Promise<UpstreamCall | null>) | null;
   #closed = false;
 
   constructor(options: UpstreamPoolOptions) {
@@ -209,6 +216,7 @@ export class UpstreamPool {
     this.#sweepTimer = setInterval(() => this.#identity.sweep(), Math.max(10, Math.min(limits.idleMs, 60_000)));
     this.#sweepTimer.unref();
     this.#probeIntervalMs = options.probeIntervalMs ?? 30_000;
+    this.#sharedOAuthCall = options.sharedOAuthCall ?? null;
     if (this.#probeIntervalMs > 0) {
       this.#probeTimer = setInterval(() => this.#probeIdle(), this.#probeIntervalMs);
       this.#probeTimer.unref();
@@ -512,6 +520,10 @@ export class UpstreamPool {
       if (this.#closed || this.#holder.current !== runtime) return;
       for (const server of runtime.servers.values()) {
         if (server.unavailable !== null || this.#entries.has(server.name)) continue;
+        if (server.authType === 'OAUTH') {
+          if (!this.#sharedListings.has(server.name)) this.#withSharedOAuth(server, (call) => this.listTools(server, call));
+          continue;
+        }
         if (server.authType !== 'NONE' && server.authType !== 'HEADERS') continue;
         this.listTools(server).catch(() => undefined);
       }
@@ -519,20 +531,41 @@ export class UpstreamPool {
   }
 
   /**
-   * Pings servers the pool reaches with their shared credential (NONE, HEADERS: the ones fetched eagerly)
-   * that no call, catalog fetch or probe observed for a probe interval, so a server that went down or came
-   * back with no traffic shows so within about one interval. A busy server costs nothing extra: its calls
-   * are its observations. Servers whose credential is per caller (OAuth, per-user) are observed by traffic only.
+   * Pings servers the pool reaches with their shared credential (NONE, HEADERS, and OAUTH with its token
+   * when `sharedOAuthCall` is given: the ones fetched eagerly) that no call, catalog fetch or probe observed
+   * for a probe interval, so a server that went down or came back with no traffic shows so within about one
+   * interval. A busy server costs nothing extra: its calls are its observations. Per-user servers are
+   * observed by their callers' traffic only (no user's credential is used for the gateway's own purposes).
    */
   #probeIdle(): void {
     const runtime = this.#holder.current;
     if (this.#closed || !runtime) return;
     const idleSince = Date.now() - this.#probeIntervalMs;
     for (const server of runtime.servers.values()) {
-      if (server.unavailable !== null || (server.authType !== 'NONE' && server.authType !== 'HEADERS')) continue;
+      if (server.unavailable !== null) continue;
       if (this.health.observedAt(server.name) > idleSince) continue;
+      if (server.authType === 'OAUTH') {
+        // Not listed yet (its token came after it appeared): the listing is the probe, and fills its catalog.
+        if (!this.#sharedListings.has(server.name)) this.#withSharedOAuth(server, (call) => this.listTools(server, call));
+        else this.#withSharedOAuth(server, (call) => this.request(call, 'ping', undefined, { timeoutMs: this.#listTimeoutMs }));
+        continue;
+      }
+      if (server.authType !== 'NONE' && server.authType !== 'HEADERS') continue;
       void this.#probe(server);
     }
+  }
+
+  /**
+   * Runs `work` with a shared OAUTH server's token, in the background. No token to be had (not authorized
+   * yet, the control plane away) means nothing to observe; what `work` meets is recorded by the call itself
+   * (`listTools`, `request` record health), so its outcome is dropped here.
+   */
+  #withSharedOAuth(server: ResolvedServer, work: (call: UpstreamCall) => Promise<unknown>): void {
+    const resolve = this.#sharedOAuthCall;
+    if (resolve === null) return;
+    resolve(server)
+      .then((call) => (call === null || this.#closed ? undefined : work(call)))
+      .catch(() => undefined);
   }
 
   /** One MCP `ping` over the server's pooled connection (connecting it if needed), recorded as health. */

@@ -9,13 +9,11 @@
  * that checks bearer tokens (its resource and prompt name the token's subject).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../data-plane/log.js';
-import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
+import type { DataPlaneNode } from '../../data-plane/node/node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { LogCapture } from '../support/log-capture.js';
 import { postMcp } from '../support/mcp-http.js';
 import { loginAndConsent, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
-import { waitFor } from '../support/wait.js';
+import { startNodeOf } from '../support/node-of.js';
 
 describe('aggregated resources and prompts with a shared OAUTH server', () => {
   let cp: TestControlPlane;
@@ -39,15 +37,7 @@ describe('aggregated resources and prompts with a shared OAUTH server', () => {
     key = created.createVirtualKey.key;
     const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "wiki") { url } }');
     expect((await loginAndConsent(started.startServerOAuth.url, 'ops-admin')).body).toContain('All set');
-    node = await startNode({
-      controlPlaneUrl: cp.url,
-      nodeToken: cp.cp.nodeToken,
-      port: 0,
-      stateDir: null,
-      logger: createLogger('test-node', { destination: new LogCapture() }),
-      reportIntervalMs: 100,
-    });
-    await waitFor(async () => (await fetch(`${node.url}/readyz`)).ok, { what: 'node ready' });
+    node = await startNodeOf(cp, { reportIntervalMs: 100 });
   }, 60_000);
 
   afterAll(async () => {
