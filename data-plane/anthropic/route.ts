@@ -183,10 +183,11 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
         record.reason = checked.error.reason ?? null;
         return refusalAnswer(checked.error);
       }
-      if (checked.changed) {
-        request = { ...request, body: Buffer.from(JSON.stringify(checked.json), 'utf8'), json: checked.json };
-        record.arguments = checked.json;
-      }
+      // The provider gets the value that was scanned, re-serialized, never the bytes as sent: a key given twice
+      // ("messages" with a secret, then "messages" again) was scanned as the last one only, while the raw
+      // bytes, the first one with its secret included, went to the provider.
+      request = { ...request, body: Buffer.from(JSON.stringify(checked.json), 'utf8'), json: checked.json };
+      if (checked.changed) record.arguments = checked.json;
     }
     responsePolicy.set(record, policy);
     const target = { server, tool: null, method: record.method ?? request.method, maxCostNanos: request.maxCostNanos };

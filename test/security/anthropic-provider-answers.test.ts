@@ -4,7 +4,8 @@
  * however long (the key straddling where an error body used to be cut), not in an error body that breaks off
  * inside the key, not in a relayed header; the header naming the operator's provider account is not relayed;
  * a redirect is a typed 502 (it was relayed as a bare 3xx without its Location). A placeholder key (a keyless
- * proxy's "none") is not cut out of answers.
+ * proxy's "none") is not cut out of answers. Behind the guardrail the provider gets the body that was scanned,
+ * never the bytes as sent (a key given twice hid a secret from the scan).
  * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
@@ -16,6 +17,7 @@ import { hashKey } from '../../data-plane/snapshot/key-hash.js';
 import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../data-plane/upstream/pool.js';
+import { AuditSettingsIndex, createContentGuard } from '../../data-plane/guardrail/policy.js';
 import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
 
@@ -29,6 +31,8 @@ let provider: Server;
 let providerUrl: string;
 let node: Server;
 let nodeUrl: string;
+let guardedNode: Server;
+let guardedUrl: string;
 const holder = new RuntimeHolder();
 
 /** The node's runtime: one key, and the provider with `apiKey`. */
@@ -57,6 +61,8 @@ function runtimeWithProviderKey(apiKey: string): Runtime {
   return buildRuntime(payload, dataKey, {}).runtime;
 }
 const seen: IncomingHttpHeaders[] = [];
+/** The body of every request the provider received, as it arrived. */
+const bodies: string[] = [];
 const logs = new LogCapture();
 
 /** What the provider does, by the request's `?answer=`. */
@@ -106,18 +112,28 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
 beforeAll(async () => {
   provider = createServer((req, res) => {
     seen.push(req.headers);
-    req.resume();
-    const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
-    ANSWERS[answer]!(res, req.headers);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    // Answered once the whole request is in, so a test sees its body as soon as it has the answer.
+    req.on('end', () => {
+      bodies.push(Buffer.concat(chunks).toString('utf8'));
+      const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
+      ANSWERS[answer]!(res, req.headers);
+    });
   });
   providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
   holder.set(runtimeWithProviderKey(PROVIDER_KEY));
   const logger = createLogger('test-anthropic-answers', { level: 'debug', destination: logs.stream });
   node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
   nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;
+  // The same configuration behind the secrets guardrail, policy block for everyone.
+  const guard = createContentGuard(() => new AuditSettingsIndex([], 'block'));
+  guardedNode = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, guard });
+  guardedUrl = `http://127.0.0.1:${await listen(guardedNode, 0)}`;
 });
 
 afterAll(async () => {
+  if (guardedNode) await closeServer(guardedNode);
   if (node) await closeServer(node);
   if (provider) await closeServer(provider);
 });
@@ -234,5 +250,33 @@ describe('/anthropic with a placeholder provider key (a keyless proxy in the pro
     } finally {
       holder.set(runtimeWithProviderKey(PROVIDER_KEY));
     }
+  });
+});
+
+describe('/anthropic behind the secrets guardrail (block)', () => {
+  const secret = `ghp_${'Zq7xK2mP9vL4nR8sT1wY6bC3dF5gH0jA'}9xQ2`;
+
+  it('a secret in a key given twice (scanned: the last one) never reaches the provider: it gets what was scanned', async () => {
+    const before = bodies.length;
+    const raw = `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"my token is ${secret}"}],"messages":[{"role":"user","content":"hi"}]}`;
+    const res = await fetch(`${guardedUrl}/anthropic/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}` }, body: raw });
+    await res.text();
+    expect(res.status).toBe(200);
+    const sent = bodies.slice(before);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).not.toContain(secret);
+    expect(JSON.parse(sent[0]!)).toMatchObject({ messages: [{ role: 'user', content: 'hi' }] });
+  });
+
+  it('the same secret sent once is refused before the provider (control)', async () => {
+    const before = bodies.length;
+    const res = await fetch(`${guardedUrl}/anthropic/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}` },
+      body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: `my token is ${secret}` }] }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ type: 'secret_detected' });
+    expect(bodies.length).toBe(before);
   });
 });
