@@ -59,6 +59,7 @@ import { MODERN_VERSION, isModernRequest, modernize } from '../proxy/era.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import type { ResolvedServer, Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
+import { escapedUnshowable, servableTools } from '../snapshot/tool-names.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { CallOutcome } from '../upstream/failures.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
@@ -106,7 +107,12 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     let out = prefixed.get(tools);
     if (!out) {
       const byName = new Map<string, Tool>();
-      for (const tool of tools) {
+      // The tool-name rule both planes apply (snapshot/tool-names.ts), once per catalog array: a tool whose
+      // name has a control or format character (an ANSI escape, a bidi override) is never listed, and a
+      // description's such characters show as U+FFFD. Logged escaped, once per catalog the pool holds.
+      const servable = servableTools(tools);
+      if (servable.dropped.length > 0) logger.warn({ server, dropped: servable.dropped }, 'left tools out of an upstream catalog: their names are not tool names');
+      for (const tool of servable.tools) {
         // `execution` (task support) is dropped: this endpoint does not run task-augmented calls.
         const { execution: _execution, ...rest } = tool;
         byName.set(tool.name, { ...rest, name: aggregatedToolName(server, tool.name) });
@@ -247,12 +253,13 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     if (connect) return connectCall(ctx, stages, record, id, message, connect);
     const check = runtime ? checkToolCall(runtime, caller.key, name) : ({ ok: false, reason: 'unknown_server' } as const);
     if (!check.ok) {
-      logger.info({ keyId: caller.key.id, tool: name, reason: check.reason }, 'tool call denied');
+      // The caller's name, escaped: it may hold control characters (the record's is escaped where it is stored).
+      logger.info({ keyId: caller.key.id, tool: escapedUnshowable(name), reason: check.reason }, 'tool call denied');
       record.tool = name;
       record.outcome = 'denied';
       record.error = 'tool_blocked';
       record.reason = check.reason;
-      return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(name)));
+      return ok(rpcGatewayError(id, 'tool_blocked', RpcMessage.toolBlocked(escapedUnshowable(name))));
     }
     const { server, tool } = check;
     // MCP 2026-07-28 `Mcp-Param-*` headers against the arguments (method-headers.ts): only for a request on

@@ -6,6 +6,7 @@
  * is precomputed in the Runtime; these functions only look it up. Pure; no upstream knowledge.
  */
 import type { ResolvedServer, Runtime, RuntimeKey, ToolGrant } from '../config/runtime.js';
+import { servableTools, toolNameProblem } from '../snapshot/tool-names.js';
 
 export const TOOL_NAME_SEPARATOR = '-';
 
@@ -26,25 +27,33 @@ export function parseToolName(runtime: Runtime, name: string): ParsedToolName | 
   return server ? { server, tool: name.slice(at + 1) } : null;
 }
 
+/**
+ * Whether the grant lets a caller call `tool`. A name that is no tool name (snapshot/tool-names.ts: control
+ * or format characters, empty, over 128) never is, whatever the grant: no list the node serves shows one,
+ * and a caller who sends one anyway must not reach the upstream with it. Checked after the grant, so only
+ * an allowed call pays for the rule (one regex test of the name).
+ */
 export function grantAllows(grant: ToolGrant | undefined, tool: string): boolean {
-  return grant !== undefined && (grant === '*' || grant.has(tool));
+  return grant !== undefined && (grant === '*' || grant.has(tool)) && toolNameProblem(tool) === null;
 }
 
 export type ToolCheck =
   | { ok: true; server: ResolvedServer; tool: string }
-  | { ok: false; /** Why, for logs and audit; the caller is only told the tool is blocked. */ reason: 'unknown_server' | 'not_granted' };
+  | { ok: false; /** Why, for logs and audit; the caller is only told the tool is blocked. */ reason: 'unknown_server' | 'not_granted' | 'invalid_tool_name' };
 
 /** Call-time check for an aggregated name: the server exists and the key may call this tool on it. */
 export function checkToolCall(runtime: Runtime, key: RuntimeKey, name: string): ToolCheck {
   const parsed = parseToolName(runtime, name);
   if (!parsed) return { ok: false, reason: 'unknown_server' };
-  if (!grantAllows(key.tools.get(parsed.server.name), parsed.tool)) return { ok: false, reason: 'not_granted' };
+  if (!grantAllows(key.tools.get(parsed.server.name), parsed.tool)) return { ok: false, reason: toolNameProblem(parsed.tool) === null ? 'not_granted' : 'invalid_tool_name' };
   return { ok: true, server: parsed.server, tool: parsed.tool };
 }
 
-/** The upstream tools (by their own names) the key may see on one server. */
-export function filterTools<T extends { name: string }>(grant: ToolGrant | undefined, tools: readonly T[]): T[] {
+/**
+ * The upstream tools (by their own names) the key may see on one server, as they may be served: tools
+ * whose name is no tool name left out, descriptions sanitised (snapshot/tool-names.ts `servableTools`).
+ */
+export function filterTools<T extends { name: string; description?: unknown }>(grant: ToolGrant | undefined, tools: readonly T[]): T[] {
   if (grant === undefined) return [];
-  if (grant === '*') return [...tools];
-  return tools.filter((tool) => grant.has(tool.name));
+  return [...servableTools(grant === '*' ? tools : tools.filter((tool) => grant.has(tool.name))).tools];
 }

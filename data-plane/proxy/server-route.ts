@@ -41,6 +41,7 @@ import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { grantAllows } from '../policy/tool-filter.js';
 import { hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
+import { escapedUnshowable } from '../snapshot/tool-names.js';
 import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
 import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
@@ -48,7 +49,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { filterToolsListResponse, responseRewriter, rewriteJsonBody, type ResponseRewrite } from './tools-list-filter.js';
+import { responseRewriter, rewriteJsonBody, withToolsListFilter, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -207,11 +208,11 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           return answerAlone(request, jsonAnswer(200, rpcError(check.id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call'))));
         }
         if (!grantAllows(grant, check.tool)) {
-          logger.info({ keyId: caller.key.id, server: server.name, tool: check.tool }, 'tool call denied');
+          logger.info({ keyId: caller.key.id, server: server.name, tool: escapedUnshowable(check.tool) }, 'tool call denied');
           record.outcome = 'denied';
           record.error = 'tool_blocked';
           record.reason = 'not_granted';
-          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
+          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(escapedUnshowable(check.tool)))));
         }
         const guard = options.guard;
         if (guard) {
@@ -236,10 +237,10 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
           }
         }
-      } else if (check.method === 'tools/list' && grant !== '*') {
-        if (request.batch) return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
-        const id = check.id;
-        rewrite = (message) => filterToolsListResponse(message, id, grant);
+      } else if (check.method === 'tools/list') {
+        if (request.batch && grant !== '*') return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+        // Whatever the grant, names that are no tool names (an ANSI escape, a bidi override) are left out.
+        rewrite = withToolsListFilter(rewrite, check.id, grant, (dropped) => logger.warn({ server: server.name, dropped }, 'left tools out of an upstream tools/list: their names are not tool names'));
       }
     }
     if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? outgoing : outgoing[0]));

@@ -1,6 +1,7 @@
 /**
  * The answers `/mcp/{server}` rewrites: the upstream's `tools/list` result, cut down to the tools the
- * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed), and, where a guardrail
+ * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed) and to tools whose names are
+ * tool names (whatever the grant), and, where a guardrail
  * applies, a `tools/call` result (`responseRewriter` takes any rewrite of the one response). The answer
  * comes either as one `application/json` body or as an SSE stream (notifications, then the response); on a
  * stream every event passes as it arrives, byte for byte, except the event that carries this request's
@@ -13,6 +14,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ToolGrant } from '../config/runtime.js';
+import { servableTools, type ToolNameProblem } from '../snapshot/tool-names.js';
 
 type JsonRpcId = string | number;
 
@@ -20,23 +22,41 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** What a tools/list answer left out because the names are no tool names (scrubbed, for a log line). */
+export type DroppedTools = (dropped: Array<{ name: string; problem: ToolNameProblem }>) => void;
+
 /**
- * The message with its `result.tools` filtered when it is the response to request `id`; null when the
- * message is something else (another response, a notification, an error), which then passes unchanged.
+ * The message with its `result.tools` filtered when it is the response to request `id`: the tools the grant
+ * shows, less those whose name is no tool name (snapshot/tool-names.ts, the rule both planes apply: an
+ * ANSI escape or a bidi override in a name must not reach a client's terminal), descriptions sanitised;
+ * `onDropped` hears of any left out. Null when the message is something else (another response, a
+ * notification, an error) or needs no change, and then passes unchanged.
  */
-export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: ToolGrant): Record<string, unknown> | null {
+export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): Record<string, unknown> | null {
   if (!isObject(message) || message.id !== id || !isObject(message.result) || !Array.isArray(message.result.tools)) return null;
-  if (grant === '*') return message;
-  const tools = message.result.tools.filter((tool: unknown) => isObject(tool) && typeof tool.name === 'string' && grant.has(tool.name));
+  const listed: unknown[] = message.result.tools;
+  const granted = grant === '*' ? listed : listed.filter((tool: unknown) => isObject(tool) && typeof tool.name === 'string' && grant.has(tool.name));
+  const objects = granted.every(isObject) ? granted : granted.filter(isObject);
+  const { tools, dropped } = servableTools(objects as Record<string, unknown>[]);
+  if (dropped.length > 0) onDropped?.(dropped);
+  if (tools === listed) return null;
   return { ...message, result: { ...message.result, tools } };
+}
+
+/**
+ * `previous` (a rewrite for another message of the request, or none) plus the tools/list filter for
+ * request `id`: each rewrite matches its own response only, so a batch's lists are each filtered.
+ */
+export function withToolsListFilter(previous: ResponseRewrite | null, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): ResponseRewrite {
+  return (message) => filterToolsListResponse(message, id, grant, onDropped) ?? (previous === null ? null : previous(message));
 }
 
 /** A rewrite of one JSON-RPC message: the message to send instead, or null to pass it unchanged. */
 export type ResponseRewrite = (message: unknown) => unknown;
 
 /** Filters a whole JSON body; a body that is not the expected response passes unchanged. */
-export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant): string {
-  return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant));
+export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): string {
+  return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant, onDropped));
 }
 
 /**
@@ -72,8 +92,8 @@ export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string 
 const MAX_EVENT_CHARS = 32 * 1024 * 1024;
 
 /** A stream transform over an SSE body: passes events through, rewriting the tools/list response (see above). */
-export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant): Transform {
-  return responseRewriter((message) => filterToolsListResponse(message, id, grant));
+export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): Transform {
+  return responseRewriter((message) => filterToolsListResponse(message, id, grant, onDropped));
 }
 
 /**
