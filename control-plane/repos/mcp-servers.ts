@@ -15,7 +15,7 @@ import { ENV_NAME_PATTERN, headerNameProblem, headerValueProblem, type HeaderUse
 import { displaySecret, parseEnvRef, redactedPreview, storeSecret, type SecretBox, type StoredSecret } from '../crypto/secret-box.js';
 import { bumpConfigVersion } from './config-state.js';
 import { carriesCredential, containsRedaction, keptSealedUrl, redactUrl, shownUrl, storeUrl, urlProblem } from './url-secrets.js';
-import { scrubbedName, showableDescription, toolNameProblem, type ToolNameProblem } from './tool-names.js';
+import { scrubbedName, showableDescription, toolNameProblem, type ToolNameProblem } from '../../data-plane/snapshot/tool-names.js';
 import { InputError, IssueList, isUniqueViolation } from './errors.js';
 import { removeServerFromGrants, renameServerInGrants, renameServerInProfiles } from './key-grants.js';
 import { applyKeysetPage, encodeCursor, type PageRequest } from './pagination.js';

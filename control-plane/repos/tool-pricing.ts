@@ -6,7 +6,7 @@
 import { isCountableUsd, MAX_USD } from '../../data-plane/snapshot/budget-window.js';
 import { bumpConfigVersion } from './config-state.js';
 import { InputError, IssueList } from './errors.js';
-import { toolNameProblem } from './tool-names.js';
+import { toolNameProblem } from '../../data-plane/snapshot/tool-names.js';
 import { inTransaction, nowIso, type Db } from './transaction.js';
 
 export interface ToolPrice {

@@ -3,7 +3,7 @@
  * names, and the control plane stored and showed them as sent: an ANSI escape (`\u001b[31m`), a bidi
  * override (U+202E), a zero-width space, a newline, an empty or 500-character name reached McpServer.tools
  * and the warnings naming catalog tools; an admin's toolsToExecute and a key grant's tools took control
- * characters too (only length was checked). Now (control-plane/repos/tool-names.ts) such a tool is left out
+ * characters too (only length was checked). Now (data-plane/snapshot/tool-names.ts) such a tool is left out
  * of the stored catalog with a warning whose names are escaped, descriptions keep tab and newline only,
  * a catalog stored before is shown by the same rule, and admin lists (toolsToExecute, grants, tool prices)
  * refuse such names (INVALID_VALUE, the name not echoed). Printable names outside the spec's SHOULD pattern (a space) are kept: nodes serve them.

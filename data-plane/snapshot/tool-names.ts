@@ -1,6 +1,8 @@
 /**
- * Tool names the control plane stores and shows: an admin's (a server's `toolsToExecute`, a key grant's
- * tools) and an upstream's (the catalogs nodes report, shown as `McpServer.tools` and named in warnings).
+ * The tool-name rule both planes apply (the control plane imports only `data-plane/snapshot/*`): what the
+ * control plane stores and shows (a server's `toolsToExecute`, a key grant's tools, the catalogs nodes
+ * report, the tool and method names of audit events) and what the node serves and forwards (the tools an
+ * upstream lists, the tools a caller may call through to it).
  * MCP 2025-11-25 says a tool name SHOULD be 1-128 characters of [A-Za-z0-9_.-]; upstreams do not all keep
  * to it (spaces, `/`, letters beyond ASCII), and nodes serve what they list, so only what cannot be a name
  * anyone means is refused: not a string, empty, longer than 128, or holding a control or format character.
@@ -34,6 +36,16 @@ export function showableDescription(text: string): string {
   return text.replace(UNSHOWABLE_IN_PROSE, '\uFFFD');
 }
 
+/** Whether `text` holds a character `toolNameProblem` refuses (a control or format character, a lone surrogate). */
+export function hasUnshowable(text: string): boolean {
+  return UNSHOWABLE.test(text);
+}
+
+/** `text` with each unshowable character as a `\u{…}` escape (hex code point): shows what was sent, does nothing. */
+export function escapedUnshowable(text: string): string {
+  return UNSHOWABLE.test(text) ? text.replace(UNSHOWABLE_ALL, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`) : text;
+}
+
 /**
  * A refused name as a log line may carry it: unshowable characters as `\u{…}` escapes, at most 64
  * characters of it (the name is the upstream's, not a secret, and says which tool to look for there).
@@ -41,6 +53,32 @@ export function showableDescription(text: string): string {
 export function scrubbedName(name: unknown): string {
   if (typeof name !== 'string') return `(${typeof name})`;
   const cut = [...name].slice(0, 64).join('');
-  const escaped = cut.replace(UNSHOWABLE_ALL, (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16)}}`);
+  const escaped = escapedUnshowable(cut);
   return name.length > cut.length ? `${escaped}… (${name.length} characters)` : escaped;
+}
+
+/**
+ * An upstream's tool list as it may be served: tools whose name is no tool name left out (with the name
+ * scrubbed and why, for a log line), a description with unshowable characters (but tab and newline) as a
+ * copy with U+FFFD. Tools that need nothing are the same objects, and a list that needs nothing is `tools`
+ * itself, so a caller can tell by identity that nothing changed.
+ */
+export function servableTools<T extends { name?: unknown; description?: unknown }>(tools: readonly T[]): { tools: readonly T[]; dropped: Array<{ name: string; problem: ToolNameProblem }> } {
+  let out: T[] | null = null;
+  const dropped: Array<{ name: string; problem: ToolNameProblem }> = [];
+  for (let i = 0; i < tools.length; i++) {
+    const tool = tools[i] as T;
+    const problem = toolNameProblem(tool.name);
+    let kept: T | null = tool;
+    if (problem !== null) {
+      dropped.push({ name: scrubbedName(tool.name), problem });
+      kept = null;
+    } else if (typeof tool.description === 'string') {
+      const description = showableDescription(tool.description);
+      if (description !== tool.description) kept = { ...tool, description };
+    }
+    if (kept !== tool && out === null) out = tools.slice(0, i);
+    if (out !== null && kept !== null) out.push(kept);
+  }
+  return { tools: out ?? tools, dropped };
 }
