@@ -15,6 +15,11 @@ export async function resolvePage<T>(
   fetch: (page: PageRequest) => Promise<T[]>,
   toCursor: (item: T) => string,
 ) {
+  // Pothos refuses a negative size with an error that carries no code; ours says which argument, as a cursor's does.
+  for (const field of ['first', 'last'] as const) {
+    const size = args[field];
+    if (size !== null && size !== undefined && size < 0) throw badUserInput(new InputError('INVALID_VALUE', field, `${field} must be 0 or more`));
+  }
   try {
     return await resolveCursorConnection(
       { args, toCursor, defaultSize: DEFAULT_PAGE_SIZE, maxSize: MAX_PAGE_SIZE },

@@ -35,6 +35,7 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
+import { echoForms } from '../proxy/echo-scrub.js';
 import { callSecrets, scrubSecrets } from '../upstream/failures.js';
 import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
@@ -72,12 +73,16 @@ const RATE_HEADER_PREFIX = 'anthropic-ratelimit-';
 const MIN_SCRUBBED_SECRET = 8;
 const answerSecretsCache = new WeakMap<readonly string[], readonly string[]>();
 
-/** What is removed from the provider's answers to `call`: its secrets of at least MIN_SCRUBBED_SECRET characters (cached per list). */
+/**
+ * What is removed from the provider's answers to `call`: its secrets of at least MIN_SCRUBBED_SECRET
+ * characters, each also as a JSON string spells it (`\/` for `/`: a key with a slash echoed by a PHP-style
+ * encoder), the same forms `/mcp/{server}` removes (`proxy/echo-scrub.ts`). Cached per list.
+ */
 function answerSecrets(call: UpstreamCall): readonly string[] {
   const all = callSecrets(call);
   let kept = answerSecretsCache.get(all);
   if (kept === undefined) {
-    kept = all.filter((s) => s.length >= MIN_SCRUBBED_SECRET);
+    kept = echoForms(all.filter((s) => s.length >= MIN_SCRUBBED_SECRET));
     answerSecretsCache.set(all, kept);
   }
   return kept;

@@ -97,6 +97,11 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ model: 'claude-haiku-4-5', content: [{ type: 'text', text: 'none of the dummy values, x' }], usage: { input_tokens: 1, output_tokens: 1 } }));
   },
+  escaped(res, headers) {
+    // What PHP's json_encode writes by default: every / as \/.
+    res.writeHead(400, { 'content-type': 'application/json' });
+    res.end(`{"error":{"message":"invalid key ${String(headers['x-api-key']).replaceAll('/', '\\/')}"}}`);
+  },
   headers(res) {
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -278,5 +283,21 @@ describe('/anthropic behind the secrets guardrail (block)', () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ type: 'secret_detected' });
     expect(bodies.length).toBe(before);
+  });
+});
+
+describe('/anthropic with a provider key holding a slash', () => {
+  it('an error body spelling it JSON-escaped (\\/) does not hand it over', async () => {
+    const key = 'Zq7xK2mP9vL4/nR8sT1wY6bC3+dF5gH0jA/uE==';
+    holder.set(runtimeWithProviderKey(key));
+    try {
+      const answer = await call('/v1/messages?answer=escaped');
+      expect(answer.status).toBe(400);
+      expect(answer.text).toContain('[redacted]');
+      expect(answer.text).not.toContain(key.replaceAll('/', '\\/').slice(0, 16));
+      expect(answer.text).not.toContain('nR8sT1wY6bC3');
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
   });
 });

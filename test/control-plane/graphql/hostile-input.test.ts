@@ -109,6 +109,16 @@ describe.each(testDialects)('/graphql hostile input over HTTP on %s', (dialect) 
     }
   });
 
+  it('gives a negative page size on every connection a BAD_USER_INPUT naming the argument', async () => {
+    const connections = ['mcpServers', 'users', 'virtualKeys', 'accessProfiles', 'adminTokens', 'nodes', 'auditEvents'];
+    for (const connection of connections) {
+      for (const size of ['first', 'last'] as const) {
+        const answer = await cp.gql(`{ ${connection}(${size}: -1) { edges { cursor } } }`).catch((error: unknown) => String(error));
+        expect({ connection, size, answer }).toMatchObject({ connection, size, answer: expect.stringContaining('"code":"BAD_USER_INPUT","field":"' + size + '"') });
+      }
+    }
+  });
+
   it('names the accepted Content-Types in a 415 (with or without a token the body is JSON)', async () => {
     const answer = await send({ method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{ configVersion }', token: cp.adminToken });
     expect(answer.status).toBe(415);
