@@ -22,6 +22,7 @@ import { parseAuditEvent, type AuditEvent, type AuditIngestResult } from '../../
 import { ed25519PublicKey, signFlattened, verifyFlattened } from '../../data-plane/snapshot/jws.js';
 import type { PublicJwk, SignedSnapshot } from '../../data-plane/snapshot/schema.js';
 import type { SigningKey } from '../../data-plane/snapshot/sign.js';
+import { escapedUnshowable, hasUnshowable } from '../../data-plane/snapshot/tool-names.js';
 import { sqliteHandle } from '../db/database.js';
 import type { AuditEventsTable, Database } from '../db/schema.js';
 import type { Logger } from '../log.js';
@@ -105,6 +106,24 @@ function insertStatement(rows: number): string {
   return text;
 }
 
+/**
+ * The event's caller-chosen names (its `tool`, its `method`) with each control or format character as a
+ * `\u{…}` escape (snapshot/tool-names.ts, the rule of every tool name both planes keep), in place; whether
+ * any changed. Two regex tests per event when none has such a character.
+ */
+function escapeNames(event: AuditEvent): boolean {
+  let changed = false;
+  if (typeof event.tool === 'string' && hasUnshowable(event.tool)) {
+    event.tool = escapedUnshowable(event.tool);
+    changed = true;
+  }
+  if (hasUnshowable(event.method)) {
+    event.method = escapedUnshowable(event.method);
+    changed = true;
+  }
+  return changed;
+}
+
 /** An event to store and the JSON text it is stored (and chained) as. */
 interface StoredEvent {
   event: AuditEvent;
@@ -161,7 +180,11 @@ export class AuditStore {
       }
       // A node records for itself only. The event is the batch's own object or the schema's fresh copy: stamped in place.
       const event = parsed.event;
-      const text = parsed.exact && event.node === nodeId ? (texts[index] ?? null) : null;
+      // A caller chose these names: ones with control or format characters are stored escaped, so an ANSI
+      // escape or a bidi override never reaches GraphQL, an export or a terminal (the event's text then is
+      // serialised again, so the stored JSON, its hash and its columns all hold the escaped name).
+      const escaped = escapeNames(event);
+      const text = !escaped && parsed.exact && event.node === nodeId ? (texts[index] ?? null) : null;
       event.node = nodeId;
       byId.set(event.id, { event, json: text ?? JSON.stringify(event) });
     });

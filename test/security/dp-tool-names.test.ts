@@ -5,13 +5,17 @@
  * tools had them passed to clients as listed, on `/mcp` (prefixed) and on `/mcp/{server}` (the upstream's
  * SSE answer relayed), where a terminal client (Claude Code) prints them; and a tools/call by such a name
  * reached the upstream. Now both lists leave them out and the call is refused before anything goes upstream.
- * Real control plane, in-process node, MCP SDK upstream and client.
+ * The audit event of such a call kept the caller's name as sent (only U+0000 was replaced), so GraphQL
+ * `auditEvents` showed the escape sequence; now the control plane stores tool and method names escaped
+ * (`\u{1b}`). Real control plane (both dialects), in-process node, MCP SDK upstream and client.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { DataPlaneNode } from '../../data-plane/node/node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
+import { postMcp } from '../support/mcp-http.js';
 import { startNodeOf } from '../support/node-of.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
@@ -21,7 +25,8 @@ const BIDI = 'safe\u202Eexe.txt';
 /** Any character the rule refuses in a name. */
 const UNSHOWABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 
-describe('upstream tool names with control characters, on the node', () => {
+describe.each(testDialects)('upstream tool names with control characters, on the node (%s)', (dialect) => {
+  let testDb: TestDatabase | undefined;
   let cp: TestControlPlane;
   let node: DataPlaneNode;
   let upstream: HttpUpstream;
@@ -41,7 +46,8 @@ describe('upstream tool names with control characters, on the node', () => {
     // Registered on every session the node opens: listed beside the upstream's normal tools.
     upstream.addTool(ANSI);
     upstream.addTool(BIDI);
-    cp = await startTestControlPlane();
+    if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
+    cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
     await cp.gql('mutation($u: String!) { createMcpServer(input: { name: "docs", connectionType: HTTP, connectionString: $u, toolsToExecute: ["*"] }) { errors { code } } }', { u: upstream.url });
     const userId = (await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "names@example.com" }) { user { id } } }')).createUser.user.id;
     key = (
@@ -55,6 +61,7 @@ describe('upstream tool names with control characters, on the node', () => {
     await node?.close();
     await cp?.close();
     await upstream?.close();
+    await testDb?.close();
   });
 
   it('/mcp lists only the tools whose names are tool names', async () => {
@@ -93,5 +100,23 @@ describe('upstream tool names with control characters, on the node', () => {
     // The count does move for a call that does go upstream.
     expect(JSON.stringify(await direct.callTool({ name: 'echo', arguments: { text: 'hi' } }))).toContain('docs:hi');
     expect(upstreamCalls()).toBe(before + 1);
+  });
+
+  it('stores the audit events of such calls with the names escaped (GraphQL auditEvents)', async () => {
+    const bad = await postMcp(node.url, key, { id: 1, method: 'tools/call', params: { name: `docs-${ANSI}`, arguments: {} } });
+    expect(JSON.stringify(bad.body)).toContain('tool_blocked');
+    // A method name is the caller's too: an unknown one is answered and recorded.
+    await postMcp(node.url, key, { id: 2, method: 'evil\u001b[2J\u202E' });
+    type Row = { method: string; tool: string | null };
+    const rows = await waitFor(async () => {
+      const page = await cp.gql<{ auditEvents: { edges: { node: Row }[] } }>('{ auditEvents(first: 100) { edges { node { method tool } } } }');
+      const found = page.auditEvents.edges.map((e) => e.node);
+      return found.some((r) => r.tool?.includes('red')) && found.some((r) => r.method.startsWith('evil')) ? found : null;
+    }, { timeoutMs: 20_000, what: 'the audit events of the refused call and the unknown method' });
+    expect(rows.find((r) => r.tool?.includes('red'))?.tool).toBe('docs-\\u{1b}[31mred');
+    expect(rows.find((r) => r.method.startsWith('evil'))?.method).toBe('evil\\u{1b}[2J\\u{202e}');
+    expect(rows.filter((r) => UNSHOWABLE.test(r.method) || UNSHOWABLE.test(r.tool ?? ''))).toEqual([]);
+    const verified = await cp.gql<{ verifyAuditChain: { ok: boolean } }>('{ verifyAuditChain { ok } }');
+    expect(verified.verifyAuditChain.ok).toBe(true);
   });
 });
