@@ -13,33 +13,10 @@
  */
 import { pipeline, type Readable } from 'node:stream';
 import { SecretScrubber, scrubBytes } from '../anthropic/secret-scrubber.js';
-import { scrubSecrets } from '../upstream/failures.js';
+import { echoForms, holdsAny, scrubSecrets } from '../upstream/failures.js';
 
-const formsCache = new WeakMap<readonly string[], readonly string[]>();
-
-/** The secrets and their JSON string spellings (cached per list: `callSecrets` lists are cached per credential). */
-export function echoForms(secrets: readonly string[]): readonly string[] {
-  let forms = formsCache.get(secrets);
-  if (forms === undefined) {
-    const all = new Set<string>();
-    for (const secret of secrets) {
-      if (secret === '') continue;
-      all.add(secret);
-      const escaped = JSON.stringify(secret).slice(1, -1);
-      all.add(escaped);
-      if (escaped.includes('/')) all.add(escaped.replaceAll('/', '\\/'));
-    }
-    forms = all.size === secrets.length ? secrets : [...all].sort((a, b) => b.length - a.length);
-    formsCache.set(secrets, forms);
-  }
-  return forms;
-}
-
-/** Whether `data` holds any of `forms` (the common answer holds none: then it is relayed as it came). */
-export function holdsAny(data: string | Buffer, forms: readonly string[]): boolean {
-  for (const form of forms) if (data.includes(form)) return true;
-  return false;
-}
+// Re-exported: the rule lives with `callSecrets` (upstream/failures.ts), which /mcp uses too.
+export { echoForms, holdsAny };
 
 /** A whole body in hand, scrubbed. */
 export function scrubbedBody(data: Buffer, forms: readonly string[]): Buffer {

@@ -144,9 +144,9 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
 const callSecretsCache = new WeakMap<ResolvedServer, WeakMap<object, readonly string[]>>();
 
 /**
- * Everything an upstream could echo of what one call sent: the server's own secrets and the call's
- * credential header values (a per-user or OAuth credential is not among the server's), each also without
- * its auth scheme. Longest first, so a value is removed before a part of it. Cached per credential object.
+ * Everything an upstream could echo of what one call sent: the server's own secrets (its sealed and env
+ * values, never a plain configured header) and the values the call's credential brought (a per-user or
+ * OAuth credential is not among the server's), each also without its auth scheme. Longest first, so a value is removed before a part of it. Cached per credential object.
  */
 export function callSecrets(call: UpstreamCall): readonly string[] {
   const credentials = call.credentialHeaders ?? call.server.headers;
@@ -155,11 +155,63 @@ export function callSecrets(call: UpstreamCall): readonly string[] {
   let secrets = byCredentials.get(credentials);
   if (!secrets) {
     const all = new Set(call.server.secrets);
-    for (const name in credentials) for (const form of secretForms(credentials[name] as string)) all.add(form);
+    const configured = call.server.headers;
+    for (const name in credentials) {
+      const value = credentials[name] as string;
+      // A configured header's value is a secret only when it was configured as one (sealed or env: then it
+      // is in `server.secrets` already); a plain one (`X-Tenant: production`) is ordinary text that answers
+      // may well contain. Values the credential itself brought (a user's token, an OAuth token) are secrets.
+      if (Object.hasOwn(configured, name) && configured[name] === value) continue;
+      for (const form of secretForms(value)) all.add(form);
+    }
     secrets = [...all].sort((a, b) => b.length - a.length);
     byCredentials.set(credentials, secrets);
   }
   return secrets;
+}
+
+const formsCache = new WeakMap<readonly string[], readonly string[]>();
+
+/**
+ * The secrets and their JSON string spellings (cached per list: `callSecrets` lists are cached per
+ * credential). A JSON text may spell a secret escaped (`\/` for `/`, as PHP's json_encode does by default;
+ * `\"`, `\\`): searching raw text for a secret needs those spellings too. Other escapes (`\uXXXX` for plain
+ * ASCII) are not searched for.
+ */
+export function echoForms(secrets: readonly string[]): readonly string[] {
+  let forms = formsCache.get(secrets);
+  if (forms === undefined) {
+    const all = new Set<string>();
+    for (const secret of secrets) {
+      if (secret === '') continue;
+      all.add(secret);
+      const escaped = JSON.stringify(secret).slice(1, -1);
+      all.add(escaped);
+      if (escaped.includes('/')) all.add(escaped.replaceAll('/', '\\/'));
+    }
+    forms = all.size === secrets.length ? secrets : [...all].sort((a, b) => b.length - a.length);
+    formsCache.set(secrets, forms);
+  }
+  return forms;
+}
+
+/** Whether `data` holds any of `forms` (the common answer holds none: then it is relayed as it came). */
+export function holdsAny(data: string | Buffer, forms: readonly string[]): boolean {
+  for (const form of forms) if (data.includes(form)) return true;
+  return false;
+}
+
+/**
+ * A tool or request result without any credential the call sent: an upstream that echoes the gateway's
+ * credential (a debug tool, an error text inside a result) must not hand it to the caller, who is never to
+ * hold it. `text`, the JSON the result was parsed from, when at hand: the common result holds no secret,
+ * and a search of its text decides that without walking (or copying) the parsed value.
+ */
+export function resultWithoutSecrets<T>(call: UpstreamCall, result: T, text?: string): T {
+  const secrets = callSecrets(call);
+  if (secrets.length === 0) return result;
+  if (text !== undefined && !holdsAny(text, echoForms(secrets))) return result;
+  return scrubValue(result, secrets) as T;
 }
 
 /** A JSON value with the secrets removed from every string in it (keys included); the value itself when none occurs. */

@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import { callHeaders, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { SHARED_IDENTITY } from '../pipeline/credentials.js';
 import type { Departure } from '../pipeline/context.js';
-import { UpstreamFailure, describeError, scrub, scrubRpcError, type CallOutcome } from './failures.js';
+import { UpstreamFailure, describeError, resultWithoutSecrets, scrub, scrubRpcError, type CallOutcome } from './failures.js';
 import { exchange, requestHeaders, type ExchangeResult } from './streamable-http.js';
 
 export interface HttpSession {
@@ -121,7 +121,7 @@ export class HttpCalls {
     return sending.then(
       (exchanged) => {
         const result = this.#received(call, session, url, id, server.toolTimeoutMs, signal, exchanged);
-        if (result.kind === 'response') return outcomeOf(result.message, call, result.status);
+        if (result.kind === 'response') return outcomeOf(result.message, call, result.status, result.text);
         if (result.kind === 'http_error' && result.status === 404 && session.id !== null && attempt === 0) {
           // The upstream forgot the session (restarted): it ran nothing, so one repeat on a new session is safe.
           this.#forget(call, session);
@@ -379,7 +379,7 @@ function failureOf(result: ExchangeResult, server: ResolvedServer): UpstreamFail
   return new UpstreamFailure('unreachable', ToolFailure.unreachable(server.name, detail), result.kind === 'http_error' && result.status > 0 ? result.status : undefined);
 }
 
-function outcomeOf(message: Record<string, unknown>, call: UpstreamCall, upstreamStatus: number): CallOutcome {
+function outcomeOf(message: Record<string, unknown>, call: UpstreamCall, upstreamStatus: number, text: string): CallOutcome {
   const server = call.server;
   const error = message.error;
   if (error !== undefined) {
@@ -393,5 +393,6 @@ function outcomeOf(message: Record<string, unknown>, call: UpstreamCall, upstrea
   if (typeof result !== 'object' || result === null || Array.isArray(result) || ('content' in result && !Array.isArray((result as { content: unknown }).content))) {
     return { kind: 'rpc_error', code: -32603, message: ToolFailure.invalidResult(server.name), upstreamStatus };
   }
-  return { kind: 'result', upstreamStatus, result: result as CallOutcome extends { kind: 'result'; result: infer R } ? R : never };
+  // Without any credential this call sent, should the upstream have echoed it (decided on the raw text).
+  return { kind: 'result', upstreamStatus, result: resultWithoutSecrets(call, result, text) as CallOutcome extends { kind: 'result'; result: infer R } ? R : never };
 }

@@ -40,7 +40,7 @@ import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.j
 import { GatewayError, ToolFailure } from '../errors.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
-import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, scrub, scrubRpcError, stripMcpPrefix, type CallOutcome } from './failures.js';
+import { ConnectTimeout, UpstreamFailure, describeError, failureResult, reasonFailure, resultWithoutSecrets, scrub, scrubRpcError, stripMcpPrefix, type CallOutcome } from './failures.js';
 import { SHARED_IDENTITY, type CredentialIdentity, type UpstreamCall } from '../pipeline/credentials.js';
 import { abortSignalOf, type Departure } from '../pipeline/context.js';
 import { HttpCalls, type HttpSession } from './http-calls.js';
@@ -428,7 +428,7 @@ export class UpstreamPool {
     }
     const result = message.result;
     if (typeof result !== 'object' || result === null || Array.isArray(result)) return { kind: 'rpc_error', code: ErrorCode.InternalError, message: ToolFailure.invalidResult(server.name) };
-    return { kind: 'result', result: result as Record<string, unknown> };
+    return { kind: 'result', result: resultWithoutSecrets(call, result as Record<string, unknown>) };
   }
 
   async #requestOn(entry: Entry, call: UpstreamCall, method: string, params: Record<string, unknown> | undefined, options: RequestOptions): Promise<RequestOutcome> {
@@ -446,7 +446,7 @@ export class UpstreamPool {
       const sent = pooledParams(params, call.trace);
       const result = await client.request(sent === undefined ? { method } : { method, params: sent }, ResultSchema, requestOptions);
       this.health.reachable(server.name);
-      return { kind: 'result', result };
+      return { kind: 'result', result: resultWithoutSecrets(call, result) };
     } catch (error) {
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));
       if (error instanceof McpError) {
@@ -662,7 +662,8 @@ export class UpstreamPool {
     };
     try {
       const result = await client.callTool(params, undefined, requestOptions);
-      return { kind: 'result', result: result as CallToolResult };
+      // Without any credential this call sent, should the upstream have echoed it.
+      return { kind: 'result', result: resultWithoutSecrets(call, result as CallToolResult) };
     } catch (error) {
       // The caller left: nothing is wrong with the connection, and nobody reads this answer.
       if (options.signal?.aborted) throw new UpstreamFailure('cancelled', ToolFailure.cancelled(server.name));

@@ -40,8 +40,12 @@ export interface ExchangeRequest {
 }
 
 export type ExchangeResult =
-  /** The upstream's JSON-RPC response to our id (`result` or `error`), the session id it set, if any, and the HTTP status. */
-  | { kind: 'response'; message: Record<string, unknown>; sessionId: string | null; status: number }
+  /**
+   * The upstream's JSON-RPC response to our id (`result` or `error`), the session id it set, if any, the HTTP
+   * status, and the JSON text it was parsed from (the body, or the SSE event's data), for a search of the
+   * raw answer (e.g. for an echoed credential) without walking the parsed one.
+   */
+  | { kind: 'response'; message: Record<string, unknown>; sessionId: string | null; status: number; text: string }
   /** 202 Accepted (the answer to a notification). */
   | { kind: 'accepted'; sessionId: string | null }
   /** No answer within `timeoutMs`. */
@@ -218,7 +222,7 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
         } catch {
           return;
         }
-        if (isResponseTo(message, this.#request.id)) this.#settle({ kind: 'response', message, sessionId: this.#sessionId, status: this.#status });
+        if (isResponseTo(message, this.#request.id)) this.#settle({ kind: 'response', message, sessionId: this.#sessionId, status: this.#status, text: event.data });
         else if (this.#request.onNotification && isNotification(message)) this.#request.onNotification(message);
       },
     });
@@ -284,7 +288,7 @@ function answerOf(text: string, id: number | null, sessionId: string | null, sta
     return { kind: 'http_error', status: 0, detail: 'upstream answered invalid JSON' };
   }
   const found = Array.isArray(message) ? message.find((m) => isResponseTo(m, id)) : isResponseTo(message, id) ? message : undefined;
-  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId, status };
+  return found === undefined ? { kind: 'http_error', status: 0, detail: 'upstream answer did not answer the request' } : { kind: 'response', message: found, sessionId, status, text };
 }
 
 /** The caller's signal aborted the exchange. */

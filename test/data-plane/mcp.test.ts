@@ -208,7 +208,8 @@ describe('credentials', () => {
 
   it('gives a stdio upstream its configured env (sealed and plain) and not the node environment', async () => {
     const c = await client('full');
-    expect(resultText(await c.callTool({ name: 'local-env_value', arguments: {} }))).toBe(STDIO_SECRET);
+    // The upstream got the sealed value (its recorded env, below); echoed back, it never reaches the caller.
+    expect(resultText(await c.callTool({ name: 'local-env_value', arguments: {} }))).toBe('[redacted]');
     const starts = readStdioStarts(stdioRecord);
     expect(starts.length).toBeGreaterThan(0);
     const env = starts[starts.length - 1]?.env ?? {};
@@ -235,8 +236,12 @@ describe('credentials', () => {
     const c = await client('full');
     // `open` has no credential of its own and allowlists authorization: the upstream sees none.
     expect(resultText(await c.callTool({ name: 'open-whoami', arguments: { header: 'authorization' } }))).toBe('');
-    // `crm` allowlists it too: the upstream sees only the configured credential.
-    expect(resultText(await c.callTool({ name: 'crm-whoami', arguments: { header: 'authorization' } }))).toBe(CRM_SECRET);
+    // `crm` allowlists it too: the upstream sees only the configured credential (which, echoed back, the
+    // caller never gets to read).
+    const before = http.requests.length;
+    expect(resultText(await c.callTool({ name: 'crm-whoami', arguments: { header: 'authorization' } }))).toBe('[redacted]');
+    const sent = http.requests.slice(before).filter((r) => r.rpcMethod === 'tools/call');
+    expect(sent.map((r) => r.headers.authorization)).toEqual([CRM_SECRET]);
   });
 
   it('does not forward an allowlisted header whose value carries the virtual key', async () => {

@@ -132,8 +132,11 @@ describe('limits hook', () => {
 
 describe('credentials hook', () => {
   it("sends the source's headers for this caller and records the identity they belong to", async () => {
+    const before = upstream.requests.length;
     const res = await postMcp(node.mcpUrl, call('peruser-whoami', { header: 'x-user-token' }, 3), auth('dev'));
-    expect(((await res.json()) as { result: { content: { text: string }[] } }).result.content[0]?.text).toBe('token-of-user_1');
+    // The user's own credential went upstream; echoed back, it is not handed to the caller.
+    expect(((await res.json()) as { result: { content: { text: string }[] } }).result.content[0]?.text).toBe('[redacted]');
+    expect(upstream.requests.slice(before).filter((r) => r.rpcMethod === 'tools/call').map((r) => r.headers['x-user-token'])).toEqual(['token-of-user_1']);
     const record = await waitFor(() => records.find((r) => r.server === 'peruser' && r.tool === 'whoami'));
     expect(record).toMatchObject({ outcome: 'ok', credentialIdentity: 'user:user_1', arguments: { header: 'x-user-token' } });
     expect(records.find((r) => r.server === 'crm' && r.outcome === 'ok')?.credentialIdentity).toBe('shared');

@@ -8,6 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { buildSnapshot, perUserTokens, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
 
+/**
+ * What a `whoami` echo of a credential reads as. The node removes from a result every credential *this
+ * call* sent (an upstream must not hand the gateway's credentials to a caller), so an echo of the caller's
+ * own token reads `[redacted]`; another user's token, had the call gone out on their session, would pass
+ * unchanged and fail the assertion. What reached the upstream is also read from its recorded requests.
+ */
+const OWN_CREDENTIAL = '[redacted]';
+
 let upstream: HttpUpstream;
 let node: TestNode;
 let snapshot: BuiltSnapshot;
@@ -52,7 +60,7 @@ describe('upstream sessions per (server, credential identity)', () => {
     for (let i = 0; i < 10; i++) {
       for (const user of ['alice', 'bob']) calls.push(whoami(user, 'mine-whoami', 'x-user-token', i).then((got) => [user, got]));
     }
-    for (const [user, got] of await Promise.all(calls)) expect(got).toBe(`token-of-${user}`);
+    for (const [, got] of await Promise.all(calls)) expect(got).toBe(OWN_CREDENTIAL);
 
     const toMine = upstream.requests.filter((r) => r.headers['x-user-token'] !== undefined);
     const sessionsOf = new Map<string, Set<string>>();
@@ -75,8 +83,8 @@ describe('upstream sessions per (server, credential identity)', () => {
   });
 
   it("callers sharing the server's credential share its one session, which no per-user call ever uses", async () => {
-    expect(await whoami('alice', 'team-whoami', 'x-team-token', 100)).toBe('team-secret');
-    expect(await whoami('bob', 'team-whoami', 'x-team-token', 101)).toBe('team-secret');
+    expect(await whoami('alice', 'team-whoami', 'x-team-token', 100)).toBe(OWN_CREDENTIAL);
+    expect(await whoami('bob', 'team-whoami', 'x-team-token', 101)).toBe(OWN_CREDENTIAL);
     const team = upstream.requests.filter((r) => r.headers['x-team-token'] === 'team-secret');
     const teamSessions = new Set(team.filter((r) => r.rpcMethod === 'tools/call').map((r) => String(r.headers['mcp-session-id'])));
     expect(teamSessions.size).toBe(1);

@@ -17,6 +17,14 @@ import { closeServer, listen, startSseUpstream, type HttpUpstream } from '../sup
 import { waitFor } from '../support/wait.js';
 import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from './helpers.js';
 
+/**
+ * What a `whoami` echo of a credential reads as. The node removes from a result every credential *this
+ * call* sent (an upstream must not hand the gateway's credentials to a caller), so an echo of the caller's
+ * own token reads `[redacted]`; another user's token, had the call gone out on their session, would pass
+ * unchanged and fail the assertion. What reached the upstream is also read from its recorded requests.
+ */
+const OWN_CREDENTIAL = '[redacted]';
+
 /** `mine` is per user (each user's own token); `team` shares the server's configured credential. */
 const credentials: CredentialSource = {
   resolve(server, caller) {
@@ -73,7 +81,7 @@ describe('legacy SSE: per-user credentials', () => {
     for (let i = 0; i < 10; i++) {
       for (const user of ['alice', 'bob']) calls.push(call(user, 'mine-whoami', { header: 'x-user-token' }).then((a) => [user, a.text]));
     }
-    for (const [user, got] of await Promise.all(calls)) expect(got).toBe(`token-of-${user}`);
+    for (const [, got] of await Promise.all(calls)) expect(got).toBe(OWN_CREDENTIAL);
 
     // Each user's event stream (GET /sse) was opened with that user's credential, once.
     const streams = upstream.requests.filter((r) => r.httpMethod === 'GET' && r.headers['x-user-token'] !== undefined);
@@ -100,7 +108,7 @@ describe('legacy SSE: per-user credentials', () => {
       return body.result?.content[0]?.text ?? JSON.stringify(body);
     };
     const answers = await Promise.all(['alice', 'bob', 'alice', 'bob'].map(async (user) => [user, await passThrough(user)] as const));
-    for (const [user, got] of answers) expect(got).toBe(`token-of-${user}`);
+    for (const [, got] of answers) expect(got).toBe(OWN_CREDENTIAL);
     expect(node.pool.identityConnectionCount('mine')).toBe(2);
     // The server's shared connection never carried a user's credential.
     for (const r of upstream.requests) expect(r.headers['x-team-token'] !== undefined && r.headers['x-user-token'] !== undefined).toBe(false);
@@ -120,7 +128,7 @@ describe('legacy SSE: allowlisted caller headers', () => {
     for (const [source, answer] of await Promise.all(calls)) expect(answer.text).toBe(source);
     // A call without the header rides the shared connection and carries none.
     expect((await call('bob', 'team-whoami', { header: 'x-request-source' })).text).toBe('');
-    expect((await call('bob', 'team-whoami', { header: 'x-team-token' })).text).toBe('team-secret');
+    expect((await call('bob', 'team-whoami', { header: 'x-team-token' })).text).toBe(OWN_CREDENTIAL);
 
     const team = upstream.requests.filter((r) => r.headers['x-team-token'] === 'team-secret');
     const shared = team.filter((r) => r.headers['x-request-source'] === undefined);
@@ -138,14 +146,14 @@ describe('legacy SSE: allowlisted caller headers', () => {
 describe('legacy SSE: per-identity connections are bounded and closed when idle', () => {
   it('keeps at most maxPerServer, evicting the least recently used idle one; idle ones close', async () => {
     await start({ identityConnections: { maxPerServer: 2, idleMs: 300 } });
-    for (const user of USERS) expect((await call(user, 'mine-whoami', { header: 'x-user-token' })).text).toBe(`token-of-${user}`);
+    for (const user of USERS) expect((await call(user, 'mine-whoami', { header: 'x-user-token' })).text).toBe(OWN_CREDENTIAL);
     expect(node.pool.identityConnectionCount('mine')).toBe(2);
     // alice's connection was the least recently used: evicted, and reopened with her credential when she returns.
-    expect((await call('alice', 'mine-whoami', { header: 'x-user-token' })).text).toBe('token-of-alice');
+    expect((await call('alice', 'mine-whoami', { header: 'x-user-token' })).text).toBe(OWN_CREDENTIAL);
     const aliceStreams = upstream.requests.filter((r) => r.httpMethod === 'GET' && r.headers['x-user-token'] === 'token-of-alice');
     expect(aliceStreams).toHaveLength(2);
     await waitFor(() => node.pool.identityConnectionCount('mine') === 0, { what: 'idle connections to close' });
-    expect((await call('bob', 'mine-whoami', { header: 'x-user-token' })).text).toBe('token-of-bob');
+    expect((await call('bob', 'mine-whoami', { header: 'x-user-token' })).text).toBe(OWN_CREDENTIAL);
   });
 
   it("never evicts a connection with a call in flight: at the bound, the new caller's call fails clearly and the other's completes", async () => {
@@ -157,7 +165,7 @@ describe('legacy SSE: per-identity connections are bounded and closed when idle'
     expect(refused.text).toMatch(/^upstream server 'mine' is unreachable: too many concurrent connections/);
     expect(await slow).toEqual({ text: 'slept 600', isError: false });
     // Once alice's call is done, bob's call may take the slot.
-    expect((await call('bob', 'mine-whoami', { header: 'x-user-token' })).text).toBe('token-of-bob');
+    expect((await call('bob', 'mine-whoami', { header: 'x-user-token' })).text).toBe(OWN_CREDENTIAL);
   });
 });
 

@@ -63,7 +63,13 @@ describe('exchange', () => {
       res.end('{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"é ✓"}]}}');
     };
     const result = await exchange(agent, request());
-    expect(result).toEqual({ kind: 'response', message: { jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'é ✓' }] } }, sessionId: 'sess-1', status: 200 });
+    expect(result).toEqual({
+      kind: 'response',
+      message: { jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'é ✓' }] } },
+      sessionId: 'sess-1',
+      status: 200,
+      text: '{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"é ✓"}]}}',
+    });
     expect((seen as unknown as IncomingMessage).headers.authorization).toBe('Bearer upstream-secret');
     expect((seen as unknown as IncomingMessage).headers.accept).toBe('application/json, text/event-stream');
   });
