@@ -178,7 +178,8 @@ export function createPipeline(options: PipelineOptions): RunRoute {
       record.traceId = trace.traceId;
       record.trace = trace;
       record.upstreamSpanId = newSpanId();
-      const call = upstreamCall(target.server, resolved, ctx.req.headers, (ctx.caller as Caller).token, upstreamTraceHeaders(trace, record.upstreamSpanId));
+      const token = (ctx.caller as Caller).token;
+      const call = upstreamCall(target.server, resolved, ctx.req.headers, token, upstreamTraceHeaders(trace, record.upstreamSpanId, token));
       record.credentialIdentity = call.identity;
       forwarding = forward(call, ctx.departure);
     } catch (error) {

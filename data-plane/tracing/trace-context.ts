@@ -33,8 +33,26 @@ export function parseTraceparent(value: unknown, tracestate?: unknown): TraceCon
   if (version === 'ff' || (version === '00' && rest !== undefined)) return null;
   if (/^0+$/.test(traceId) || /^0+$/.test(parentId)) return null;
   const context: TraceContext = { traceId, parentId, flags };
-  if (typeof tracestate === 'string' && tracestate.length > 0 && tracestate.length <= 512) context.tracestate = tracestate;
+  if (typeof tracestate === 'string' && validTracestate(tracestate)) context.tracestate = tracestate;
   return context;
+}
+
+// §3.3.1.3: list members `key=value`; key `[a-z][_0-9a-z-*/]{0,255}` or `tenant@system`; value up to 256
+// printable ASCII characters other than `,` and `=`, not ending in a space. Optional whitespace around members.
+const TRACESTATE_MEMBER = /^[ \t]*(?:[a-z][_0-9a-z\-*/]{0,255}|[a-z0-9][_0-9a-z\-*/]{0,240}@[a-z][_0-9a-z\-*/]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e][ \t]*$/;
+
+/**
+ * Whether a caller's `tracestate` may go upstream: at most 512 characters (what we keep) and 32 members,
+ * each well formed (§3.3.1.3). It is the caller's text in a header the node sends on the gateway's
+ * credential; anything else (a control character, a line break, a non-ASCII byte) is dropped, as §3.3.1.1
+ * lets a vendor do with an invalid one, rather than relayed.
+ */
+export function validTracestate(value: string): boolean {
+  if (value.length === 0 || value.length > 512) return false;
+  const members = value.split(',');
+  if (members.length > 32) return false;
+  for (const member of members) if (member.trim() !== '' && !TRACESTATE_MEMBER.test(member)) return false;
+  return true;
 }
 
 /** From a JSON-RPC message's params (`_meta.traceparent` / `_meta.tracestate`), if it carries one. */
@@ -70,9 +88,14 @@ export function newTrace(): TraceContext {
   return { traceId: hex.slice(0, 32), parentId: hex.slice(32), flags: '01', local: true };
 }
 
-/** The `traceparent` (and `tracestate`) headers for one upstream call of this trace, with `spanId` as this hop. */
-export function upstreamTraceHeaders(trace: TraceContext, spanId: string = newSpanId()): Record<string, string> {
+/**
+ * The `traceparent` (and `tracestate`) headers for one upstream call of this trace, with `spanId` as this
+ * hop. `callerToken`: the caller's virtual key; a `tracestate` that carries it is not sent (the rule for
+ * every header a caller's text rides upstream in: `upstreamCall` drops an allowlisted header that does).
+ */
+export function upstreamTraceHeaders(trace: TraceContext, spanId: string = newSpanId(), callerToken = ''): Record<string, string> {
   const headers: Record<string, string> = { traceparent: `00-${trace.traceId}-${spanId}-${trace.flags}` };
-  if (trace.tracestate) headers.tracestate = trace.tracestate;
+  const state = trace.tracestate;
+  if (state && (callerToken === '' || !state.includes(callerToken))) headers.tracestate = state;
   return headers;
 }

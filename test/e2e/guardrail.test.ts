@@ -166,6 +166,21 @@ describe('secrets guardrail end to end', () => {
     expect(upstreamParent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
     expect(upstreamParent).not.toBe(inHeader);
     expect(upstream.requests.filter((r) => r.rpcMethod === 'tools/call').at(-1)!.headers.tracestate).toBe('vendor=x');
+    // A tracestate is the caller's text in a header sent on the gateway's credential: one carrying the
+    // caller's virtual key, or not well formed (§3.3.1.3), is not relayed; the trace itself still is.
+    for (const tracestate of [`vendor=${key}`, 'vendor=x,junk', 'Vendor=x']) {
+      const before = upstream.requests.length;
+      const traced = await fetch(`${node.url}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, traceparent: inHeader, tracestate },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'docs-echo', arguments: { text: 'traced' } } }),
+      });
+      expect(traced.status).toBe(200);
+      const sent = upstream.requests.slice(before).filter((r) => r.rpcMethod === 'tools/call');
+      expect(sent.length).toBe(1);
+      expect(sent[0]!.headers.tracestate).toBeUndefined();
+      expect(String(sent[0]!.headers.traceparent)).toMatch(new RegExp(`^00-${traceId}-`));
+    }
     await waitFor(async () => (await events()).some((e) => e.traceId === traceId), { what: 'traced audit event' });
 
     // MCP clients without headers put it in _meta.

@@ -40,3 +40,18 @@ describe('trace context', () => {
     expect(newTrace().traceId).not.toBe(started.traceId);
   });
 });
+
+describe('a caller tracestate', () => {
+  it('is kept only when well formed (W3C §3.3.1.3)', () => {
+    for (const good of ['congo=t61rcWkgMzE', 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE', ' a@b=1 , c=2', 'k=v w']) expect(parseTraceparent(VALID, good)?.tracestate).toBe(good);
+    for (const bad of ['Vendor=x', 'k=', 'k=a=b', 'k=v,junk', 'k=v\r\nx-injected: 1', 'k=v\u0001', 'k=é', `k=${'v'.repeat(257)}`, Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')]) {
+      expect(parseTraceparent(VALID, bad)?.tracestate).toBeUndefined();
+    }
+  });
+
+  it('is not sent upstream when it carries the caller key', () => {
+    const trace = { ...parseTraceparent(VALID)!, tracestate: 'vendor=gh_key_abc123' };
+    expect(upstreamTraceHeaders(trace, '1111111111111111', 'gh_key_abc123').tracestate).toBeUndefined();
+    expect(upstreamTraceHeaders(trace, '1111111111111111', 'another-key').tracestate).toBe('vendor=gh_key_abc123');
+  });
+});
