@@ -25,6 +25,13 @@ export interface SpendReporterOptions {
 
 const BATCH = 1000;
 
+/**
+ * Answers that refuse the batch itself (its content), not the node or the moment: resending it as it is
+ * would be refused forever and hold back every report queued behind it (a report the control plane's
+ * version cannot take, a value it refuses). 401/403/404/408/429/5xx are the node's or the moment's.
+ */
+const REFUSES_CONTENT = new Set([400, 413, 422]);
+
 export class SpendReporter implements SpendSink, SpendSource {
   readonly #queue: SpendReport[] = [];
   readonly #timer: NodeJS.Timeout;
@@ -96,14 +103,31 @@ export class SpendReporter implements SpendSink, SpendSource {
     if (this.#queue.length >= BATCH) void this.flush();
   }
 
-  /** Sends everything queued (in batches); resolves when done or when the control plane refuses/is away. */
+  /**
+   * Sends everything queued (in batches); resolves when done or when the control plane is away. A batch
+   * refused for its content is halved until the report it cannot take is alone, and that one is dropped
+   * (logged by request id): the others go on, instead of the node resending one batch forever.
+   */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
     this.#flushing = (async () => {
+      let size = BATCH;
       while (this.#queue.length > 0) {
-        const batch = this.#queue.slice(0, BATCH);
+        const batch = this.#queue.slice(0, size);
         try {
           const res = await this.options.fetch('POST', NODE_SPEND_PATH, { events: batch });
+          if (!res.ok && REFUSES_CONTENT.has(res.status)) {
+            await res.body?.cancel();
+            if (batch.length > 1) {
+              size = Math.ceil(batch.length / 2);
+              continue;
+            }
+            this.#queue.shift();
+            this.#rewrite();
+            this.options.logger?.warn({ requestId: batch[0]?.requestId, status: res.status, queued: this.#queue.length }, 'the control plane refused a spend report; dropped it');
+            size = BATCH;
+            continue;
+          }
           if (!res.ok) throw new Error(`HTTP ${res.status}`);
           await res.body?.cancel();
           this.#queue.splice(0, batch.length);

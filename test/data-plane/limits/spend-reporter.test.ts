@@ -54,3 +54,41 @@ describe('SpendReporter', () => {
     await up.close();
   });
 });
+
+describe('SpendReporter and a report the control plane refuses', () => {
+  it('drops only that report (logged) and delivers the rest, instead of resending one batch forever', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'gatehouse-spend-')), 'spend-outbox.jsonl');
+    const stored: string[] = [];
+    let posts = 0;
+    const warnings: unknown[] = [];
+    // A control plane (of another version, say) that refuses any batch holding `poison` with 400.
+    const reporter = new SpendReporter({
+      file,
+      intervalMs: 60_000,
+      logger: { warn: (fields: object) => warnings.push(fields) },
+      fetch: async (_method, _path, body) => {
+        posts++;
+        const events = (body as { events: { requestId: string }[] }).events;
+        if (events.some((e) => e.requestId === 'poison')) return Response.json({ type: 'invalid_request', message: 'invalid spend report' }, { status: 400 });
+        stored.push(...events.map((e) => e.requestId));
+        return Response.json({ recorded: events.length });
+      },
+    });
+    for (let i = 0; i < 40; i++) reporter.report(event(i === 17 ? 'poison' : `r${i}`, 10));
+    await new Promise((r) => setImmediate(r));
+    await reporter.flush();
+    expect(reporter.queued).toBe(0);
+    expect(stored.sort()).toEqual(Array.from({ length: 40 }, (_, i) => `r${i}`).filter((id) => id !== 'r17').sort());
+    expect(warnings).toContainEqual(expect.objectContaining({ requestId: 'poison', status: 400 }));
+    expect(readFileSync(file, 'utf8')).toBe('');
+    // Halving finds it in a handful of requests, not one per report.
+    expect(posts).toBeLessThan(20);
+    // A control plane that is away (503) still keeps everything for later.
+    const away = new SpendReporter({ intervalMs: 60_000, fetch: async () => new Response('down', { status: 503 }) });
+    away.report(event('kept', 10));
+    await away.flush();
+    expect(away.queued).toBe(1);
+    await away.close();
+    await reporter.close();
+  });
+});
