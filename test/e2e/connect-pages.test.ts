@@ -44,6 +44,12 @@ describe('connect pages in Chromium', () => {
     return { text: result.content.map((c) => c.text ?? '').join(''), isError: result.isError === true, required: result.structuredContent?.mcp_auth_required };
   }
 
+  /** The per-user header the tickets upstream got on its latest tools/call. */
+  function lastTicketsToken(): string | undefined {
+    const header = tickets.requests.filter((r) => r.rpcMethod === 'tools/call').at(-1)?.headers['x-tickets-token'];
+    return Array.isArray(header) ? header.join(', ') : header;
+  }
+
   async function requiredUrl(tool: string): Promise<Required> {
     const answer = await callTool(tool, tool.endsWith('whoami') && tool.startsWith('tickets') ? { header: 'x-tickets-token' } : {});
     expect(answer.isError).toBe(true);
@@ -159,7 +165,10 @@ describe('connect pages in Chromium', () => {
       expect(await page.textContent('h1')).toBe('All set');
       expect(await page.content()).not.toContain(GOOD_KEY);
     });
-    expect((await callTool('tickets-whoami', { header: 'x-tickets-token' })).text).toBe(GOOD_KEY);
+    // Echoed back, the user's own value is removed from the result (the caller never reads a credential the
+    // gateway injected); the upstream's recorded request shows which value went.
+    expect((await callTool('tickets-whoami', { header: 'x-tickets-token' })).text).toBe('[redacted]');
+    expect(lastTicketsToken()).toBe(GOOD_KEY);
 
     // A new link shows the form again, empty, saying values are stored: never the value.
     const again = await requiredUrlAfterRevealing();
@@ -172,7 +181,10 @@ describe('connect pages in Chromium', () => {
       await page.getByRole('button', { name: 'Save' }).click();
       expect(await page.textContent('h1')).toBe('All set');
     });
-    await waitFor(async () => (await callTool('tickets-whoami', { header: 'x-tickets-token' })).text === OTHER_KEY, { what: 'replaced value used' });
+    await waitFor(async () => {
+      await callTool('tickets-whoami', { header: 'x-tickets-token' });
+      return lastTicketsToken() === OTHER_KEY;
+    }, { what: 'replaced value used' });
 
     const clear = await requiredUrlAfterRevealing();
     await withPage(async (page) => {
@@ -193,7 +205,10 @@ describe('connect pages in Chromium', () => {
       await page.getByRole('button', { name: 'Save' }).click();
       expect(await page.textContent('h1')).toBe('All set');
     });
-    await waitFor(async () => (await callTool('tickets-whoami', { header: 'x-tickets-token' })).text === GOOD_KEY, { what: 'value in use' });
+    await waitFor(async () => {
+      await callTool('tickets-whoami', { header: 'x-tickets-token' });
+      return lastTicketsToken() === GOOD_KEY;
+    }, { what: 'value in use' });
     await cp.gql('mutation { updateMcpServer(input: { name: "tickets", perUserHeaderKeys: ["X-Tickets-Token", "X-Team"] }) { errors { code } } }');
     const update = await waitFor(async () => (await callTool('tickets-whoami', { header: 'x-tickets-token' })).required, { what: 'NEEDS_UPDATE' });
     expect(update.required_header_keys).toEqual(['X-Tickets-Token', 'X-Team']);
