@@ -40,8 +40,22 @@ async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: s
     stop: async () => {
       if (proc.pid) process.kill(-proc.pid, 'SIGTERM');
       await exited;
+      // npm exits when its child does, but tsx's node may still be closing (flushing, releasing the node's
+      // state-dir lock): the next start on this data dir must not begin before every process of the group
+      // is gone (on a loaded CI box it began early and met the lock: StateDirLockedError).
+      if (proc.pid) await waitFor(() => !groupAlive(proc.pid as number), { timeoutMs: 60_000, what: "npm start's processes to exit" });
     },
   };
+}
+
+/** Whether any process of the group `pgid` is still running (signal 0 only checks). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 afterAll(() => {
