@@ -21,7 +21,7 @@
  *
  * It does not serve tools (`mcp/route.ts` does) or subscriptions (no server-initiated stream on `/mcp`).
  */
-import type { ResolvedServer, Runtime } from '../config/runtime.js';
+import { credentialIsConfiguredHeaders, type ResolvedServer, type Runtime } from '../config/runtime.js';
 import { GatewayError, RpcCode, rpcError, rpcErrorOf, type JsonRpcId } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.js';
@@ -76,10 +76,6 @@ function ok(id: JsonRpcId, result: unknown): Reply {
   return { status: 200, body: { jsonrpc: '2.0', id, result } };
 }
 
-/** Whether all a server's credential is its configured headers (what the pooled connection sends). */
-function headersOnly(server: ResolvedServer): boolean {
-  return server.authType === 'NONE' || server.authType === 'HEADERS';
-}
 
 export interface AggregateOptions {
   pool: UpstreamPool;
@@ -100,7 +96,7 @@ export function createAggregate(options: AggregateOptions): Aggregate {
 
   /** Whether a server is served here: usable on this node, with a credential this module can resolve. */
   function served(server: ResolvedServer | undefined): server is ResolvedServer {
-    return server !== undefined && server.unavailable === null && (headersOnly(server) || credentials !== undefined);
+    return server !== undefined && server.unavailable === null && (credentialIsConfiguredHeaders(server) || credentials !== undefined);
   }
 
   /**
@@ -109,7 +105,7 @@ export function createAggregate(options: AggregateOptions): Aggregate {
    * Throws for a credential that is unavailable just now, so the server is skipped and logged.
    */
   async function listCall(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<UpstreamCall | null> {
-    if (headersOnly(server) || !credentials) return { server, headers: server.headers, identity: SHARED_IDENTITY };
+    if (credentialIsConfiguredHeaders(server) || !credentials) return { server, headers: server.headers, identity: SHARED_IDENTITY };
     const resolved = await credentials.resolve(server, caller, ctx.departure);
     if (resolved instanceof GatewayError) {
       if (resolved.code === 'auth_required') return null;

@@ -46,6 +46,14 @@ export function secretForms(value: string): string[] {
   return (bare === undefined ? [value] : [value, bare]).filter((s) => s.length >= 4);
 }
 
+/**
+ * Whether all of a server's credential is its configured headers (NONE, HEADERS): what the pool's shared
+ * connection sends, the same for every caller. OAUTH and per-user servers need a credential resolved per call.
+ */
+export function credentialIsConfiguredHeaders(server: Pick<ResolvedServer, 'authType'>): boolean {
+  return server.authType === 'NONE' || server.authType === 'HEADERS';
+}
+
 /** The tools a key may call on one server: every tool, or these (unprefixed) names. Never empty. */
 export type ToolGrant = '*' | ReadonlySet<string>;
 

@@ -57,7 +57,7 @@ import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import { MODERN_VERSION, isModernRequest, modernize } from '../proxy/era.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
-import type { ResolvedServer, Runtime } from '../config/runtime.js';
+import { credentialIsConfiguredHeaders, type ResolvedServer, type Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
 import { escapedUnshowable, servableTools } from '../snapshot/tool-names.js';
 import type { UpstreamPool } from '../upstream/pool.js';
@@ -175,7 +175,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
    * never a catalog another user's credential listed (`UpstreamPool.sharedCatalog`).
    */
   async function catalogFor(ctx: RequestContext, caller: Caller, server: ResolvedServer): Promise<Tool[]> {
-    if (!credentials || server.authType === 'NONE' || server.authType === 'HEADERS') return pool.listTools(server);
+    if (!credentials || credentialIsConfiguredHeaders(server)) return pool.listTools(server);
     const resolved = await credentials.resolve(server, caller, ctx.departure);
     if (resolved instanceof GatewayError) {
       if (!isPerUserServer(server)) return pool.sharedCatalog(server) ?? [];

@@ -36,7 +36,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../log.js';
-import type { ResolvedServer, Runtime, RuntimeHolder } from '../config/runtime.js';
+import { credentialIsConfiguredHeaders, type ResolvedServer, type Runtime, type RuntimeHolder } from '../config/runtime.js';
 import { GatewayError, ToolFailure } from '../errors.js';
 import { createUpstreamAgent, createUpstreamFetch } from './http-client.js';
 import { createTransport } from './transports.js';
@@ -365,7 +365,7 @@ export class UpstreamPool {
     if (isPerUserServer(server)) return null;
     // The pooled connection's own catalog is the server's only when its configured headers are all of the
     // server's credential: an OAUTH server's pooled connection has no token.
-    const entry = server.authType === 'NONE' || server.authType === 'HEADERS' ? this.#entries.get(server.name) : undefined;
+    const entry = credentialIsConfiguredHeaders(server) ? this.#entries.get(server.name) : undefined;
     if (entry && entry.fingerprint === server.fingerprint && entry.catalog !== null && entry.catalogFor === entry.catalogGeneration) return entry.catalog;
     const listed = this.#sharedListings.get(server.name);
     return listed && listed.fingerprint === server.fingerprint ? listed.tools : null;
@@ -524,7 +524,7 @@ export class UpstreamPool {
           if (!this.#sharedListings.has(server.name)) this.#withSharedOAuth(server, (call) => this.listTools(server, call));
           continue;
         }
-        if (server.authType !== 'NONE' && server.authType !== 'HEADERS') continue;
+        if (!credentialIsConfiguredHeaders(server)) continue;
         this.listTools(server).catch(() => undefined);
       }
     }).unref();
@@ -550,7 +550,7 @@ export class UpstreamPool {
         else this.#withSharedOAuth(server, (call) => this.request(call, 'ping', undefined, { timeoutMs: this.#listTimeoutMs }));
         continue;
       }
-      if (server.authType !== 'NONE' && server.authType !== 'HEADERS') continue;
+      if (!credentialIsConfiguredHeaders(server)) continue;
       void this.#probe(server);
     }
   }
