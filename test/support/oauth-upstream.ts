@@ -137,13 +137,21 @@ export interface ProtectedMcpServer {
  */
 export async function startProtectedMcpServer(
   as: Pick<AuthorizationServer, 'issuer'>,
-  options: { /** Tools listed besides `whoami` to the token of `sub` only (a catalog that differs per user). */ toolsFor?: (sub: string) => readonly string[] } = {},
+  options: {
+    /** Tools listed besides `whoami` to the token of `sub` only (a catalog that differs per user). */
+    toolsFor?: (sub: string) => readonly string[];
+    /**
+     * A query the server's URL and resource identifier carry (`api_key=…`, as hosted servers take a
+     * credential): advertised in its metadata and required as the tokens' audience, whole.
+     */
+    resourceQuery?: string;
+  } = {},
 ): Promise<ProtectedMcpServer> {
   const app = express();
   const http = createServer(app);
   const port = await listenOn(http);
   const base = `http://127.0.0.1:${port}`;
-  const resource = `${base}/mcp`;
+  const resource = `${base}/mcp${options.resourceQuery ? `?${options.resourceQuery}` : ''}`;
   const metadataUrl = `${base}/.well-known/oauth-protected-resource/mcp`;
   const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
   const callers: string[] = [];
