@@ -39,7 +39,7 @@ import { echoForms } from '../proxy/echo-scrub.js';
 import { callSecrets, scrubSecrets } from '../upstream/failures.js';
 import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
-import { SecretScrubber } from './secret-scrubber.js';
+import { SecretScrubber } from '../secrets/scrubber.js';
 import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';

@@ -12,7 +12,7 @@
  * It does not parse bodies.
  */
 import { pipeline, type Readable } from 'node:stream';
-import { SecretScrubber, scrubBytes } from '../anthropic/secret-scrubber.js';
+import { SecretScrubber, scrubBytes } from '../secrets/scrubber.js';
 import { echoForms, holdsAny, scrubSecrets } from '../upstream/failures.js';
 
 // Re-exported: the rule lives with `callSecrets` (upstream/failures.ts), which /mcp uses too.

@@ -1,10 +1,10 @@
 /**
- * SecretScrubber (data-plane/anthropic/secret-scrubber.ts): a secret is removed wherever the chunks of an
+ * SecretScrubber (data-plane/secrets/scrubber.ts): a secret is removed wherever the chunks of an
  * answer split it, nothing is held back at an SSE event's end (streaming stays event by event), and an
  * answer that ends inside a secret's beginning does not hand that part over.
  */
 import { describe, expect, it } from 'vitest';
-import { SecretScrubber } from '../../../data-plane/anthropic/secret-scrubber.js';
+import { SecretScrubber } from '../../../data-plane/secrets/scrubber.js';
 
 const KEY = 'sk-ant-api03-' + 'Zq7xK2mP9vL4nR8sT1wY6bC3dF5gH0jA'.repeat(3);
 

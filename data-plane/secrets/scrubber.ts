@@ -1,6 +1,6 @@
 /**
- * Removes a call's secrets (the provider API key the node injected) from the provider's answer while it
- * streams to the caller: every occurrence becomes `[redacted]`, also one split across chunks. Only the end
+ * Removes a call's secrets (the credential the node injected: the provider API key on `/anthropic`, an
+ * upstream's on `/mcp/{server}`) from the answer while it streams to the caller: every occurrence becomes `[redacted]`, also one split across chunks. Only the end
  * of a chunk that could be the beginning of a secret is held back until the next chunk decides it, so an
  * SSE event (which ends in a blank line) is never delayed; stream-replace libraries (replacestream) hold
  * back a fixed window of the longest search string on every chunk, which would keep the end of each event
