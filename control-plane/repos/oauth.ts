@@ -94,24 +94,14 @@ export async function sealOAuthResources(db: Db, box: SecretBox): Promise<number
   );
   if (flows.length + credentials.length === 0) return 0;
   await inTransaction(db, async (trx) => {
-    // `resource` unchanged in the condition: a row rewritten meanwhile (a new authorization) is its writer's.
+    // Neither row's resource is ever rewritten (a new authorization is a new row): a sealed one is left alone.
     for (const row of flows) {
-      await trx
-        .updateTable('oauth_flows')
-        .set(resourceColumns(box, row.resource, flowResourceAad(row.state_hash)))
-        .where('state_hash', '=', row.state_hash)
-        .where('resource', '=', row.resource)
-        .where('resource_secret', 'is', null)
-        .execute();
+      const columns = resourceColumns(box, row.resource, flowResourceAad(row.state_hash));
+      await trx.updateTable('oauth_flows').set(columns).where('state_hash', '=', row.state_hash).where('resource_secret', 'is', null).execute();
     }
     for (const row of credentials) {
-      await trx
-        .updateTable('oauth_credentials')
-        .set(resourceColumns(box, row.resource, credentialResourceAad(row.id)))
-        .where('id', '=', row.id)
-        .where('resource', '=', row.resource)
-        .where('resource_secret', 'is', null)
-        .execute();
+      const columns = resourceColumns(box, row.resource, credentialResourceAad(row.id));
+      await trx.updateTable('oauth_credentials').set(columns).where('id', '=', row.id).where('resource_secret', 'is', null).execute();
     }
   });
   return flows.length + credentials.length;

@@ -9,30 +9,17 @@
  * audience is exactly it), and rows stored before are sealed at startup. Both dialects.
  */
 import { randomBytes } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../control-plane/crypto/secret-box.js';
 import { OAuthService } from '../../control-plane/oauth/service.js';
 import { createMcpServer, type McpServer } from '../../control-plane/repos/mcp-servers.js';
 import { findCredential, sealOAuthResources } from '../../control-plane/repos/oauth.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
-import { loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
+import { callWhoami, loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 
 const PUBLIC_URL = 'http://gatehouse.test';
 const CALLBACK = `${PUBLIC_URL}/oauth/callback`;
 const SECRET = 'resourceApiKey0123456789abcdef';
-
-async function callWhoami(url: string, token: string): Promise<string> {
-  const client = new Client({ name: 'test', version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-  try {
-    const result = await client.callTool({ name: 'whoami', arguments: {} });
-    return (result.content as Array<{ text: string }>)[0]?.text ?? '';
-  } finally {
-    await client.close();
-  }
-}
 
 describe.each(testDialects)('credential-bearing OAuth resource indicators at rest on %s', (dialect) => {
   let database: TestDatabase;

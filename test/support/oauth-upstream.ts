@@ -12,6 +12,8 @@ import { createServer, type Server } from 'node:http';
 import express from 'express';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
@@ -224,6 +226,18 @@ export async function startProtectedMcpServer(
     },
     close: () => closeServer(http),
   };
+}
+
+/** Calls the protected server's `whoami` directly with `token`: the subject it was issued to (`sub:<login>`). */
+export async function callWhoami(url: string, token: string): Promise<string> {
+  const client = new Client({ name: 'test', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  try {
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return (result.content as Array<{ text: string }>)[0]?.text ?? '';
+  } finally {
+    await client.close();
+  }
 }
 
 /** A tiny cookie jar per origin (name → value), enough for the provider's interaction cookies. */
