@@ -8,10 +8,10 @@
  * removed on every path. A raw upstream (node:http) writes the bytes exactly as a quirky encoder would.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, postMcp, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { closeServer, listen } from '../support/upstreams.js';
+import { postMcp } from '../data-plane/helpers.js';
+import { startEchoNode, writeParts, type EchoNode } from './echo-upstream.js';
 
 const TOKEN = `tok/${randomBytes(16).toString('hex')}`;
 const API_KEY = `apikey-${randomBytes(16).toString('hex')}`;
@@ -33,18 +33,6 @@ function respelled(json: string, respell: (secret: string) => string): string {
   let out = json;
   for (const secret of [TOKEN, API_KEY]) out = out.replaceAll(JSON.stringify(secret).slice(1, -1), respell(secret));
   return out;
-}
-
-/** Writes `parts` one write each, the next once the previous has left (so the node sees them apart). */
-function writeParts(res: ServerResponse, parts: readonly string[]): void {
-  const next = (i: number): void => {
-    if (i === parts.length) {
-      res.end();
-      return;
-    }
-    res.write(parts[i], () => setImmediate(() => next(i + 1)));
-  };
-  next(0);
 }
 
 function answer(res: ServerResponse, tool: string, id: unknown, echo: string): void {
@@ -88,50 +76,19 @@ function answer(res: ServerResponse, tool: string, id: unknown, echo: string): v
   }
 }
 
-let upstream: Server;
-let node: TestNode;
-let snapshot: BuiltSnapshot;
+let echo: EchoNode;
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const message = (text === '' ? {} : JSON.parse(text)) as { id?: unknown; method?: string; params?: { name?: string } };
-      if (message.id === undefined) {
-        res.writeHead(202).end();
-        return;
-      }
-      if (message.method !== 'tools/call') {
-        const result =
-          message.method === 'initialize'
-            ? { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'echo', version: '1' } }
-            : { tools: TOOLS.map((name) => ({ name, inputSchema: { type: 'object' } })) };
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
-        return;
-      }
-      const echo = `authorization '${String(req.headers.authorization)}' key ${String(req.headers['x-api-key'])}`;
-      answer(res, message.params?.name ?? '', message.id, echo);
-    });
-  });
-  const port = await listen(upstream, 0);
-  node = await startTestNode();
-  snapshot = await buildSnapshot({
-    servers: [{ name: 'crm', url: `http://127.0.0.1:${port}/mcp`, headers: { Authorization: { secret: `Bearer ${TOKEN}` }, 'X-Api-Key': { secret: API_KEY } } }],
-    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
-  });
-  node.apply(snapshot);
+  echo = await startEchoNode(answer, { token: TOKEN, apiKey: API_KEY }, TOOLS);
 });
 
 afterAll(async () => {
-  await node?.close();
-  if (upstream) await closeServer(upstream);
+  await echo?.close();
 });
 
 async function call(path: '/mcp' | '/mcp/crm', tool: string): Promise<{ status: number; text: string }> {
   const name = path === '/mcp' ? `crm-${tool}` : tool;
-  const res = await postMcp(`${node.url}${path}`, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } }, { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}` });
+  const res = await postMcp(`${echo.node.url}${path}`, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name, arguments: {} } }, { authorization: `Bearer ${echo.snapshot.keyValues.dev ?? ''}` });
   return { status: res.status, text: await res.text() };
 }
 
