@@ -34,7 +34,7 @@ import { loadKeyMaterial } from './key-material.js';
 import { createLogger, type Logger } from './log.js';
 import { ensureBootstrapAdminToken } from './repos/admin-tokens.js';
 import { sealConnectionSecrets } from './repos/mcp-servers.js';
-import { sealSettingsUrls } from './repos/oauth.js';
+import { sealOAuthResources, sealSettingsUrls } from './repos/oauth.js';
 import { sealProviderBaseUrls } from './repos/providers.js';
 import { ensureSessionSecret } from './repos/session-secrets.js';
 import { CredentialBroker } from './connect/broker.js';
@@ -99,9 +99,14 @@ export async function createControlPlane(options: ControlPlaneOptions): Promise<
   await migrateToLatest(db, dialect === 'postgres' ? databaseSchema : undefined);
 
   const box = new SecretBox(keys.masterKey);
-  // Credential-bearing URLs stored before their rule (0020, 0021; repos/url-secrets.ts) are sealed now.
-  const sealedUrls = { servers: await sealConnectionSecrets(db, box), providers: await sealProviderBaseUrls(db, box), oauthSettings: await sealSettingsUrls(db, box) };
-  if (sealedUrls.servers + sealedUrls.providers + sealedUrls.oauthSettings > 0) logger.info(sealedUrls, 'sealed credential-bearing URLs stored before their rule');
+  // Credential-bearing URLs stored before their rule (0020, 0021, 0022; repos/url-secrets.ts) are sealed now.
+  const sealedUrls = {
+    servers: await sealConnectionSecrets(db, box),
+    providers: await sealProviderBaseUrls(db, box),
+    oauthSettings: await sealSettingsUrls(db, box),
+    oauthResources: await sealOAuthResources(db, box),
+  };
+  if (Object.values(sealedUrls).some((count) => count > 0)) logger.info(sealedUrls, 'sealed credential-bearing URLs stored before their rule');
   const signingKeys = await Promise.all(keys.signingKeys.map(importSigningKey));
   const activeKey = signingKeys.find((k) => k.kid === keys.activeKid);
   if (!activeKey) throw new Error('active signing key missing');

@@ -25,6 +25,7 @@ import * as m0019 from './migrations/0019_per_user_catalogs.js';
 import * as m0020 from './migrations/0020_audit_indexes.js';
 import * as m0020cs from './migrations/0020_connection_secret.js';
 import * as m0021us from './migrations/0021_url_secrets.js';
+import * as m0022 from './migrations/0022_oauth_resource_secrets.js';
 import type { Database } from './schema.js';
 import { withoutNul } from './text.js';
 
@@ -154,6 +155,7 @@ const migrations: Record<string, Migration> = {
   '0020_audit_indexes': m0020,
   '0020_connection_secret': m0020cs,
   '0021_url_secrets': m0021us,
+  '0022_oauth_resource_secrets': m0022,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -281,7 +281,10 @@ export interface OAuthCredentialsTable {
   /** user_id, or '' for the shared credential. */
   owner_key: string;
   issuer: string;
+  /** The RFC 8707 resource indicator, redacted when credential-bearing (`***`, 0022, repos/url-secrets.ts)... */
   resource: string;
+  /** ...and then whole here, secret-box sealed (AAD credentialResourceAad); else null. */
+  resource_secret: ColumnType<string | null, string | null | undefined, string | null>;
   access_token: string;
   refresh_token: string | null;
   token_type: string;
@@ -306,7 +309,10 @@ export interface OAuthFlowsTable {
   client_row_id: string;
   /** secret-box ciphertext of the PKCE code verifier. */
   code_verifier: string;
+  /** The RFC 8707 resource indicator, redacted when credential-bearing (`***`, 0022, repos/url-secrets.ts)... */
   resource: string;
+  /** ...and then whole here, secret-box sealed (AAD flowResourceAad); else null. */
+  resource_secret: ColumnType<string | null, string | null | undefined, string | null>;
   /** JSON string[] */
   scopes: JsonText;
   created_at: IsoTime;

@@ -26,6 +26,8 @@ import {
   getOAuthClient,
   getServerOAuthSettings,
   openSettingsUrls,
+  openCredentialResource,
+  openFlowResource,
   insertFlow,
   markCredential,
   newCredentialId,
@@ -340,7 +342,7 @@ export class OAuthService {
     if (scopes.length > 0) parameters.scope = scopes.join(' ');
     const url = client.buildAuthorizationUrl(config, parameters);
     await pruneFlows(this.db);
-    await insertFlow(this.db, {
+    await insertFlow(this.db, this.box, {
       state_hash: stateHash,
       server_id: server.id,
       user_id: userId,
@@ -391,16 +393,18 @@ export class OAuthService {
     currentUrl.search = callbackQuery.toString();
     const verifier = this.box.open(flow.code_verifier, flowVerifierAad(flow.state_hash));
     const scopes = JSON.parse(flow.scopes) as string[];
+    // Whole (a credential-bearing indicator is sealed at rest): the AS must see the one it was asked for.
+    const resource = openFlowResource(this.box, flow);
     let tokens: client.TokenEndpointResponse;
     try {
-      tokens = await client.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: verifier, expectedState: state }, { resource: flow.resource });
+      tokens = await client.authorizationCodeGrant(config, currentUrl, { pkceCodeVerifier: verifier, expectedState: state }, { resource });
     } catch (e) {
       throw tokenEndpointError(e, flow.issuer);
     }
     const id = newCredentialId();
-    await replaceCredential(this.db, id, flow.server_id, flow.user_id, {
+    await replaceCredential(this.db, this.box, id, flow.server_id, flow.user_id, {
       issuer: flow.issuer,
-      resource: flow.resource,
+      resource,
       accessToken: this.box.seal(tokens.access_token, credentialAad(id, 'access_token')),
       refreshToken: tokens.refresh_token ? this.box.seal(tokens.refresh_token, credentialAad(id, 'refresh_token')) : null,
       tokenType: tokens.token_type ?? 'bearer',
@@ -490,7 +494,7 @@ export class OAuthService {
       try {
         const metadata = await this.metadataFor(serverId, row.issuer);
         const config = clientConfiguration(this.box, metadata, clientRow, this.endpoints);
-        const tokens = await client.refreshTokenGrant(config, refreshToken, { resource: row.resource });
+        const tokens = await client.refreshTokenGrant(config, refreshToken, { resource: openCredentialResource(this.box, row) });
         const fields = {
           accessToken: this.box.seal(tokens.access_token, credentialAad(row.id, 'access_token')),
           // RFC 6749 §6: without a new refresh token, the old one stays valid.

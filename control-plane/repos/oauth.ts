@@ -39,6 +39,14 @@ export function flowStartUrlAad(stateHash: string): string {
   return `oauth_flows:${stateHash}:start_url`;
 }
 
+export function flowResourceAad(stateHash: string): string {
+  return `oauth_flows:${stateHash}:resource`;
+}
+
+export function credentialResourceAad(credentialId: string): string {
+  return `oauth_credentials:${credentialId}:resource`;
+}
+
 export function settingsSecretAad(serverId: string): string {
   return `server_oauth_settings:${serverId}:client_secret`;
 }
@@ -50,6 +58,53 @@ type SettingsUrlColumns = { [F in SettingsUrlField]: string | null } & { [F in S
 
 export function settingsUrlAad(serverId: string, field: SettingsUrlField): string {
   return `server_oauth_settings:${serverId}:${field}`;
+}
+
+// ---- Resource indicators of flows and credentials (0022_oauth_resource_secrets) ----
+
+/** A resource indicator's columns: url-secrets.ts's rule (text that is no URL is kept as given, as before). */
+export function resourceColumns(box: SecretBox, whole: string, aad: string): { resource: string; resource_secret: string | null } {
+  if (!carriesCredential(whole)) return { resource: whole, resource_secret: null };
+  const stored = storeUrl(box, whole, aad);
+  return { resource: stored.shown, resource_secret: stored.sealed };
+}
+
+/** The flow's whole resource indicator, in this process only (to send to the AS): never log or show it. */
+export function openFlowResource(box: SecretBox, flow: Pick<OAuthFlowRow, 'state_hash' | 'resource' | 'resource_secret'>): string {
+  return openStoredUrl(box, { shown: flow.resource, sealed: flow.resource_secret }, flowResourceAad(flow.state_hash));
+}
+
+/** The credential's whole resource indicator, in this process only (to refresh with): never log or show it. */
+export function openCredentialResource(box: SecretBox, row: Pick<OAuthCredentialRow, 'id' | 'resource' | 'resource_secret'>): string {
+  return openStoredUrl(box, { shown: row.resource, sealed: row.resource_secret }, credentialResourceAad(row.id));
+}
+
+/**
+ * Seals the credential-bearing resource indicators of flows and credentials written before
+ * 0022_oauth_resource_secrets (stored whole then). Idempotent; run at startup, where the master key is at
+ * hand. Neither table is in snapshots, and a credential's generation stays (its tokens did not change).
+ * Returns how many rows it sealed.
+ */
+export async function sealOAuthResources(db: Db, box: SecretBox): Promise<number> {
+  const flows = (await db.selectFrom('oauth_flows').select(['state_hash', 'resource']).where('resource_secret', 'is', null).execute()).filter((row) =>
+    carriesCredential(row.resource),
+  );
+  const credentials = (await db.selectFrom('oauth_credentials').select(['id', 'resource']).where('resource_secret', 'is', null).execute()).filter((row) =>
+    carriesCredential(row.resource),
+  );
+  if (flows.length + credentials.length === 0) return 0;
+  await inTransaction(db, async (trx) => {
+    // Neither row's resource is ever rewritten (a new authorization is a new row): a sealed one is left alone.
+    for (const row of flows) {
+      const columns = resourceColumns(box, row.resource, flowResourceAad(row.state_hash));
+      await trx.updateTable('oauth_flows').set(columns).where('state_hash', '=', row.state_hash).where('resource_secret', 'is', null).execute();
+    }
+    for (const row of credentials) {
+      const columns = resourceColumns(box, row.resource, credentialResourceAad(row.id));
+      await trx.updateTable('oauth_credentials').set(columns).where('id', '=', row.id).where('resource_secret', 'is', null).execute();
+    }
+  });
+  return flows.length + credentials.length;
 }
 
 // ---- Settings ----
@@ -175,6 +230,7 @@ export async function findCredential(db: Db, serverId: string, userId: string | 
 
 export interface TokenFields {
   issuer: string;
+  /** Whole: stored by resourceColumns under the credential's id. */
   resource: string;
   /** Already sealed (use credentialAad with the credential id). */
   accessToken: string;
@@ -189,8 +245,11 @@ export function newCredentialId(): string {
   return randomUUID();
 }
 
-/** Replaces the owner's credential (a new authorization): the new row's id is `id`, tokens sealed under it. */
-export async function replaceCredential(db: Db, id: string, serverId: string, userId: string | null, fields: TokenFields): Promise<void> {
+/**
+ * Replaces the owner's credential (a new authorization): the new row's id is `id`, tokens sealed under it
+ * (by the caller), the resource indicator by url-secrets.ts's rule (here).
+ */
+export async function replaceCredential(db: Db, box: SecretBox, id: string, serverId: string, userId: string | null, fields: TokenFields): Promise<void> {
   const now = nowIso();
   await db.deleteFrom('oauth_credentials').where('server_id', '=', serverId).where('owner_key', '=', ownerKey(userId)).execute();
   await db
@@ -201,7 +260,7 @@ export async function replaceCredential(db: Db, id: string, serverId: string, us
       user_id: userId,
       owner_key: ownerKey(userId),
       issuer: fields.issuer,
-      resource: fields.resource,
+      ...resourceColumns(box, fields.resource, credentialResourceAad(id)),
       access_token: fields.accessToken,
       refresh_token: fields.refreshToken,
       token_type: fields.tokenType,
@@ -266,15 +325,18 @@ export async function listServerCredentials(db: Db, serverId: string): Promise<O
 
 // ---- Flows ----
 
+/** Stores a pending flow; `resource` is whole, stored by url-secrets.ts's rule (resourceColumns). */
 export async function insertFlow(
   db: Db,
-  row: Omit<OAuthFlowRow, 'created_at' | 'used_at' | 'browser_binding' | 'start_link_hash' | 'start_url' | 'start_link_used_at'> & {
+  box: SecretBox,
+  row: Omit<OAuthFlowRow, 'created_at' | 'used_at' | 'browser_binding' | 'start_link_hash' | 'start_url' | 'start_link_used_at' | 'resource_secret'> & {
     browser_binding?: string | null;
     start_link_hash?: string | null;
     start_url?: string | null;
   },
 ): Promise<void> {
-  await db.insertInto('oauth_flows').values({ ...row, created_at: nowIso(), used_at: null }).execute();
+  const resource = resourceColumns(box, row.resource, flowResourceAad(row.state_hash));
+  await db.insertInto('oauth_flows').values({ ...row, ...resource, created_at: nowIso(), used_at: null }).execute();
 }
 
 /** The flow for this state while it can still complete (unused, unexpired), without spending it. */

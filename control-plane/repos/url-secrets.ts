@@ -1,6 +1,7 @@
 /**
  * THE rule for URLs the control plane stores and shows (an MCP server's connection URL, an LLM provider's
- * base URL, a server's OAuth settings: authorization, token and registration endpoints, resource): what
+ * base URL, a server's OAuth settings: authorization, token and registration endpoints, resource; the
+ * resource indicator each OAuth flow and credential keeps, 0022): what
  * may be in them, and how a credential inside one is kept. It decides and transforms; it does no storage
  * (the repos call it) and no fetching.
  *

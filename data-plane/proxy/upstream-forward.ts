@@ -22,7 +22,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { scrubBytes, scrubCutBytes } from '../anthropic/secret-scrubber.js';
+import { scrubBytes, scrubCutBytes } from '../secrets/scrubber.js';
 
 export interface UpstreamAnswer {
   statusCode: number;

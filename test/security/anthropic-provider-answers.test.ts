@@ -27,6 +27,17 @@ const PROVIDER_KEY = `sk-ant-api03-${'Zq7xK2mP9vL4nR8sT1wY6bC3dF5gH0jAuE'.repeat
 const KEY_PARTS = Array.from({ length: PROVIDER_KEY.length - 15 }, (_, i) => PROVIDER_KEY.slice(i, i + 16));
 const VIRTUAL_KEY = newKeyValue();
 
+/** `text` with the characters `escape` picks spelled as JSON `\uXXXX` escapes. */
+function unicodeSpelled(text: string, escape: (i: number) => boolean, upper = false): string {
+  const hex = (c: string): string => c.charCodeAt(0).toString(16).padStart(4, '0');
+  return [...text].map((c, i) => (escape(i) ? `\\u${upper ? hex(c).toUpperCase() : hex(c)}` : c)).join('');
+}
+
+/** `text` with every `\uXXXX` read as the character it stands for (what the caller's JSON decoder does). */
+function unescaped(text: string): string {
+  return text.replace(/\\+u([0-9a-fA-F]{4})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
 let provider: Server;
 let providerUrl: string;
 let node: Server;
@@ -102,6 +113,29 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(400, { 'content-type': 'application/json' });
     res.end(`{"error":{"message":"invalid key ${String(headers['x-api-key']).replaceAll('/', '\\/')}"}}`);
   },
+  unicode_json(res) {
+    // The key spelled with JSON \u escapes (every character), which the caller's JSON decoder reads back as the key.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(`{"model":"claude-haiku-4-5","content":[{"type":"text","text":"your key is ${unicodeSpelled(PROVIDER_KEY, () => true)}"}],"usage":{"input_tokens":1,"output_tokens":1}}`);
+  },
+  unicode_sse(res) {
+    // Some characters escaped (upper-case hex), the stream cut inside the escapes.
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-haiku-4-5', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`;
+    const delta = `event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"your key is ${unicodeSpelled(PROVIDER_KEY, (i) => i % 5 === 0, true)}"}}\n\n`;
+    const first = delta.indexOf('\\u');
+    const cuts = [first + 1, delta.indexOf('\\u', first + 30) + 3, delta.length];
+    const parts = [start + delta.slice(0, cuts[0]), delta.slice(cuts[0], cuts[1]), delta.slice(cuts[1]) + 'event: message_stop\ndata: {"type":"message_stop"}\n\n'];
+    const next = (i: number): void => {
+      if (i === parts.length) res.end();
+      else res.write(parts[i], () => setTimeout(() => next(i + 1), 10));
+    };
+    next(0);
+  },
+  unicode_error(res) {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(`{"type":"error","error":{"type":"invalid_request_error","message":"bad key ${unicodeSpelled(PROVIDER_KEY, (i) => i > 2)}"}}`);
+  },
   headers(res) {
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -168,7 +202,7 @@ async function call(path: string, headers: Record<string, string> = {}): Promise
 }
 
 function expectNoKey(answer: Answer): void {
-  const everything = `${answer.text}\n${JSON.stringify([...answer.headers])}`;
+  const everything = unescaped(`${answer.text}\n${JSON.stringify([...answer.headers])}`);
   for (const part of KEY_PARTS) expect(everything).not.toContain(part);
 }
 
@@ -191,6 +225,18 @@ describe('/anthropic answers never carry the provider key', () => {
     expectNoKey(answer);
     expect(answer.text).toContain('your key is [redacted]');
     expect(answer.text).toContain('event: message_stop');
+  });
+
+  it.each([
+    ['a 200 JSON answer', 'unicode_json', 200],
+    ['a streamed answer cut inside the escapes', 'unicode_sse', 200],
+    ['an error body', 'unicode_error', 500],
+  ])('%s spelling the key with JSON \\u escapes', async (_label, answerName, status) => {
+    const answer = await call(`/v1/messages?answer=${answerName}`);
+    expect(answer.status).toBe(status);
+    expect(answer.text).toContain('[redacted]');
+    expectNoKey(answer);
+    if (answerName === 'unicode_sse') expect(answer.text).toContain('event: message_stop');
   });
 
   it('an error body longer than 64 KiB with the key where it used to be cut', async () => {

@@ -12,6 +12,8 @@ import { createServer, type Server } from 'node:http';
 import express from 'express';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
@@ -137,13 +139,21 @@ export interface ProtectedMcpServer {
  */
 export async function startProtectedMcpServer(
   as: Pick<AuthorizationServer, 'issuer'>,
-  options: { /** Tools listed besides `whoami` to the token of `sub` only (a catalog that differs per user). */ toolsFor?: (sub: string) => readonly string[] } = {},
+  options: {
+    /** Tools listed besides `whoami` to the token of `sub` only (a catalog that differs per user). */
+    toolsFor?: (sub: string) => readonly string[];
+    /**
+     * A query the server's URL and resource identifier carry (`api_key=…`, as hosted servers take a
+     * credential): advertised in its metadata and required as the tokens' audience, whole.
+     */
+    resourceQuery?: string;
+  } = {},
 ): Promise<ProtectedMcpServer> {
   const app = express();
   const http = createServer(app);
   const port = await listenOn(http);
   const base = `http://127.0.0.1:${port}`;
-  const resource = `${base}/mcp`;
+  const resource = `${base}/mcp${options.resourceQuery ? `?${options.resourceQuery}` : ''}`;
   const metadataUrl = `${base}/.well-known/oauth-protected-resource/mcp`;
   const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
   const callers: string[] = [];
@@ -216,6 +226,18 @@ export async function startProtectedMcpServer(
     },
     close: () => closeServer(http),
   };
+}
+
+/** Calls the protected server's `whoami` directly with `token`: the subject it was issued to (`sub:<login>`). */
+export async function callWhoami(url: string, token: string): Promise<string> {
+  const client = new Client({ name: 'test', version: '1' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+  try {
+    const result = await client.callTool({ name: 'whoami', arguments: {} });
+    return (result.content as Array<{ text: string }>)[0]?.text ?? '';
+  } finally {
+    await client.close();
+  }
 }
 
 /** A tiny cookie jar per origin (name → value), enough for the provider's interaction cookies. */

@@ -6,8 +6,6 @@
  * invalid_grant marks NEEDS_REAUTH; a replayed state is refused.
  */
 import { randomBytes } from 'node:crypto';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SecretBox } from '../../../control-plane/crypto/secret-box.js';
 import { openDatabase } from '../../../control-plane/db/database.js';
@@ -17,6 +15,7 @@ import { createMcpServer, getMcpServerByName, type McpServer } from '../../../co
 import { findCredential } from '../../../control-plane/repos/oauth.js';
 import { openTestDatabase, testDialects, type TestDatabase } from '../../support/db.js';
 import {
+  callWhoami,
   loginAndConsent,
   startAuthorizationServer,
   startProtectedMcpServer,
@@ -26,18 +25,6 @@ import {
 
 const PUBLIC_URL = 'http://gatehouse.test';
 const CALLBACK = `${PUBLIC_URL}/oauth/callback`;
-
-async function callWhoami(url: string, token: string): Promise<string> {
-  const client = new Client({ name: 'test', version: '1' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
-  try {
-    const result = await client.callTool({ name: 'whoami', arguments: {} });
-    const content = result.content as Array<{ type: string; text: string }>;
-    return content[0]?.text ?? '';
-  } finally {
-    await client.close();
-  }
-}
 
 async function expectOAuthError(promise: Promise<unknown>, code: string): Promise<OAuthFlowError> {
   const error = await promise.then(
