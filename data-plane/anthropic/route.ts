@@ -87,6 +87,31 @@ function answerSecrets(call: UpstreamCall): readonly string[] {
   return kept;
 }
 
+/**
+ * The provider URL of a call: its path joined onto the base URL's path, the base's query kept (a provider
+ * reached as `https://host/v1?api-key=…` takes its key there) and the caller's parameters after it, none
+ * under a name the base sets (the caller neither replaces nor repeats the operator's), the base's fragment
+ * dropped (nothing is sent in one). Joining the texts put the call's path inside the base's query or fragment.
+ * The caller's parameters are kept as they were written, so are the base's.
+ */
+export function providerUrl(base: URL, upstreamPath: string): URL {
+  const q = upstreamPath.indexOf('?');
+  const path = q === -1 ? upstreamPath : upstreamPath.slice(0, q);
+  const url = new URL(base.href);
+  url.hash = '';
+  url.pathname = url.pathname.replace(/\/+$/, '') + path;
+  if (q !== -1) {
+    const own = new Set(base.searchParams.keys());
+    const added = upstreamPath
+      .slice(q + 1)
+      .split('&')
+      .filter((pair) => pair !== '' && !own.has(new URLSearchParams(pair).keys().next().value ?? ''));
+    const search = [base.search.slice(1), ...added].filter((part) => part !== '').join('&');
+    url.search = search === '' ? '' : `?${search}`;
+  }
+  return url;
+}
+
 export interface AnthropicRequest {
   provider: ResolvedProvider;
   /** Upstream path and query, e.g. `/v1/messages?beta=true`. */
@@ -200,8 +225,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   }
 
   function forward(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, record: RequestRecord): Promise<Forwarded<Answer>> {
-    const base = request.provider.baseUrl!;
-    const target = new URL(base.href.replace(/\/+$/, '') + request.upstreamPath);
+    const target = providerUrl(request.provider.baseUrl!, request.upstreamPath);
     // The caller's Accept comes with the allowlisted headers (call.headers), so it is held to the same rule.
     const headers: Record<string, string> = { accept: 'application/json', ...call.headers, ...call.trace };
     if (request.body !== null) {

@@ -7,6 +7,9 @@
  * proxy's "none") is not cut out of answers. Behind the guardrail the provider gets the body that was scanned,
  * never the bytes as sent (a key given twice hid a secret from the scan).
  * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
+ * A key spelled with JSON `\u` escapes is removed too. A base URL with a query key (`?api-key=…`) or a
+ * fragment got the call's path appended inside its query: the path now joins the base's path, the base's
+ * query is kept with the caller's after it, and its key is kept out of answers.
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,8 +49,8 @@ let guardedNode: Server;
 let guardedUrl: string;
 const holder = new RuntimeHolder();
 
-/** The node's runtime: one key, and the provider with `apiKey`. */
-function runtimeWithProviderKey(apiKey: string): Runtime {
+/** The node's runtime: one key, and the provider with `apiKey` (at `baseUrl`, the stand-in's by default). */
+function runtimeWithProviderKey(apiKey: string, baseUrl = providerUrl): Runtime {
   const dataKey = generateDataKey();
   const payload: SnapshotPayload = {
     format: 1,
@@ -63,7 +66,7 @@ function runtimeWithProviderKey(apiKey: string): Runtime {
         id: 'p1',
         name: 'anthropic',
         kind: 'ANTHROPIC',
-        baseUrl: { kind: 'plain', value: providerUrl },
+        baseUrl: { kind: 'plain', value: baseUrl },
         apiKey: sealValue(dataKey, apiKey, 'provider:anthropic:api_key'),
         prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
       },
@@ -72,12 +75,14 @@ function runtimeWithProviderKey(apiKey: string): Runtime {
   return buildRuntime(payload, dataKey, {}).runtime;
 }
 const seen: IncomingHttpHeaders[] = [];
+/** The request target (path and query) of every request the provider received. */
+const targets: string[] = [];
 /** The body of every request the provider received, as it arrived. */
 const bodies: string[] = [];
 const logs = new LogCapture();
 
 /** What the provider does, by the request's `?answer=`. */
-const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders) => void> = {
+const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders, url: string) => void> = {
   json(res, headers) {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ model: 'claude-haiku-4-5', echo: headers, usage: { input_tokens: 1, output_tokens: 1 } }));
@@ -136,6 +141,11 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(500, { 'content-type': 'application/json' });
     res.end(`{"type":"error","error":{"type":"invalid_request_error","message":"bad key ${unicodeSpelled(PROVIDER_KEY, (i) => i > 2)}"}}`);
   },
+  url(res, _headers, url) {
+    // A provider echoing the request it got (as error pages do), its URL included.
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `no route ${url}` } }));
+  },
   headers(res) {
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -151,13 +161,14 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
 beforeAll(async () => {
   provider = createServer((req, res) => {
     seen.push(req.headers);
+    targets.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     // Answered once the whole request is in, so a test sees its body as soon as it has the answer.
     req.on('end', () => {
       bodies.push(Buffer.concat(chunks).toString('utf8'));
       const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
-      ANSWERS[answer]!(res, req.headers);
+      ANSWERS[answer]!(res, req.headers, req.url ?? '');
     });
   });
   providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
@@ -184,11 +195,11 @@ interface Answer {
   text: string;
 }
 
-async function call(path: string, headers: Record<string, string> = {}): Promise<Answer> {
+async function call(path: string, headers: Record<string, string> = {}, method = 'POST'): Promise<Answer> {
   const res = await fetch(`${nodeUrl}/anthropic${path}`, {
-    method: 'POST',
+    method,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}`, ...headers },
-    body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+    ...(method === 'POST' ? { body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }) } : {}),
   });
   let text = '';
   const decoder = new TextDecoder();
@@ -342,6 +353,44 @@ describe('/anthropic with a provider key holding a slash', () => {
       expect(answer.text).toContain('[redacted]');
       expect(answer.text).not.toContain(key.replaceAll('/', '\\/').slice(0, 16));
       expect(answer.text).not.toContain('nR8sT1wY6bC3');
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
+  });
+});
+
+describe('/anthropic with a provider base URL holding a path, a query key and a fragment', () => {
+  const QUERY_KEY = `qk${PROVIDER_KEY.slice(20, 60)}`;
+
+  it('the call\'s path is joined onto the base path, the base query kept and the caller\'s merged after it', async () => {
+    holder.set(runtimeWithProviderKey(PROVIDER_KEY, `${providerUrl}/gateway/?api-key=${QUERY_KEY}&region=eu#frag`));
+    try {
+      let before = targets.length;
+      let answer = await call('/v1/messages?beta=true&answer=json');
+      expect(answer.status).toBe(200);
+      expect(targets[before]).toBe(`/gateway/v1/messages?api-key=${QUERY_KEY}&region=eu&beta=true&answer=json`);
+      // Without a query of the caller's, and on the GET route.
+      before = targets.length;
+      answer = await call('/v1/models/claude-haiku-4-5', {}, 'GET');
+      expect(answer.status).toBe(200);
+      expect(targets[before]).toBe(`/gateway/v1/models/claude-haiku-4-5?api-key=${QUERY_KEY}&region=eu`);
+      // The caller can neither replace nor repeat a parameter the base sets.
+      before = targets.length;
+      await call('/v1/messages/count_tokens?api-key=mine&region=us&answer=json');
+      expect(targets[before]).toBe(`/gateway/v1/messages/count_tokens?api-key=${QUERY_KEY}&region=eu&answer=json`);
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
+  });
+
+  it('a provider echoing its request URL does not hand the query key over', async () => {
+    holder.set(runtimeWithProviderKey(PROVIDER_KEY, `${providerUrl}/gateway?api-key=${QUERY_KEY}`));
+    try {
+      const answer = await call('/v1/messages?answer=url');
+      expect(answer.status).toBe(404);
+      expect(answer.text).toContain('no route');
+      expect(answer.text).not.toContain(QUERY_KEY);
+      expect(answer.text).not.toContain(QUERY_KEY.slice(0, 12));
     } finally {
       holder.set(runtimeWithProviderKey(PROVIDER_KEY));
     }
