@@ -49,7 +49,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { logDropped, responseRewriter, rewriteJsonBody, withListFilter, type ResponseRewrite } from './tools-list-filter.js';
+import { logDropped, responseRewriter, rewriteJsonBody, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -247,6 +247,9 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         // replaced, before a client shows them.
         const listed = check.method;
         rewrite = withListFilter(rewrite, check.id, field, grant, (dropped) => logDropped(logger, server.name, listed, dropped));
+      } else if (check.method === 'initialize' || check.method === 'server/discover') {
+        // The upstream's instructions and server info reach the client too: the same display-text rule.
+        rewrite = withServerResultFilter(rewrite, check.id);
       }
     }
     if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? outgoing : outgoing[0]));

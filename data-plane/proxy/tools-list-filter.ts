@@ -16,7 +16,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ToolGrant } from '../config/runtime.js';
 import type { Logger } from '../log.js';
-import { servableList, type DroppedEntry, type ListField } from '../snapshot/tool-names.js';
+import { servableList, servableServerResult, type DroppedEntry, type ListField } from '../snapshot/tool-names.js';
 
 type JsonRpcId = string | number;
 
@@ -49,6 +49,20 @@ export function filterListResponse(message: unknown, id: JsonRpcId, field: ListF
 /** `filterListResponse` of a tools/list answer. */
 export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedEntries): Record<string, unknown> | null {
   return filterListResponse(message, id, 'tools', grant, onDropped);
+}
+
+/**
+ * `previous` plus, for the response to request `id` (an `initialize` or `server/discover`), the upstream's
+ * instructions and server info as they may be shown (snapshot/tool-names.ts `servableServerResult`).
+ */
+export function withServerResultFilter(previous: ResponseRewrite | null, id: JsonRpcId): ResponseRewrite {
+  return (message) => {
+    if (isObject(message) && message.id === id && isObject(message.result)) {
+      const result = servableServerResult(message.result);
+      if (result !== message.result) return { ...message, result };
+    }
+    return previous === null ? null : previous(message);
+  };
 }
 
 /**

@@ -257,3 +257,34 @@ export function servableTools<T extends { name?: unknown; description?: unknown 
   const { items, dropped } = servableList('tools', tools);
   return { tools: items, dropped };
 }
+
+/** `serverInfo` fields shown as one line each; `description` is prose. */
+const SERVER_INFO_LINES = ['name', 'title', 'version', 'websiteUrl'] as const;
+
+/**
+ * What an upstream says about itself (an `initialize` or `server/discover` result: `instructions`, which a
+ * client puts before the model and may show, and `serverInfo`, which it shows) as it may be relayed: the
+ * same display-text rule as its lists (`servableList`). The result itself when nothing needs changing.
+ */
+export function servableServerResult<T extends object>(result: T): T {
+  const record = result as Record<string, unknown>;
+  let out: Record<string, unknown> | null = null;
+  if (typeof record.instructions === 'string') {
+    const instructions = showableDescription(record.instructions);
+    if (instructions !== record.instructions) (out ??= { ...record }).instructions = instructions;
+  }
+  const info = record.serverInfo;
+  if (isRecord(info)) {
+    let shown: Record<string, unknown> | null = null;
+    for (const key of SERVER_INFO_LINES) {
+      const value = info[key];
+      if (typeof value === 'string' && hasUnshowable(value)) (shown ??= { ...info })[key] = showableLine(value);
+    }
+    if (typeof info.description === 'string') {
+      const description = showableDescription(info.description);
+      if (description !== info.description) (shown ??= { ...info }).description = description;
+    }
+    if (shown !== null) (out ??= { ...record }).serverInfo = shown;
+  }
+  return (out ?? result) as T;
+}

@@ -47,7 +47,7 @@ import { HttpCalls, type HttpSession } from './http-calls.js';
 import { isPerUserServer } from '../credentials/connect-tool.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
-import { showableDescription } from '../snapshot/tool-names.js';
+import { servableServerResult, showableDescription } from '../snapshot/tool-names.js';
 
 /**
  * A caller's params for a pooled SDK connection: the call's trace context (`UpstreamCall.trace`) as `_meta`
@@ -896,9 +896,10 @@ function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers:
   };
 }
 
+/** What the upstream said at `initialize`, its instructions and info as they may be shown (tool-names.ts `servableServerResult`). */
 function infoOf(client: Client): UpstreamInfo {
   const info = client.getServerVersion();
-  return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+  return servableServerResult({ capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null });
 }
 
 function isInvalidResult(error: unknown): boolean {

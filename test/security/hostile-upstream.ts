@@ -1,6 +1,6 @@
 /**
  * An MCP upstream (the SDK's own `McpServer`) that puts terminal escapes and bidi overrides into everything
- * it lists: tool titles, annotation titles, descriptions and schema descriptions, prompt names, titles,
+ * it says about itself (server info, instructions) and lists: tool titles, annotation titles, descriptions and schema descriptions, prompt names, titles,
  * descriptions and argument names, resource and template URIs, names, titles, descriptions and MIME types.
  * Served over stateless Streamable HTTP (`startHostileHttpUpstream`) or stdio (`hostile-stdio-upstream.ts`).
  * Beside the hostile entries it lists ordinary ones (`echo`), so a test can tell a list was served at all.
@@ -26,8 +26,11 @@ export const DROPPED = {
   resourceTemplates: [`mem://evil${ANSI}/{id}`],
 } as const;
 
-export function buildHostileServer(label: string): McpServer {
-  const server = new McpServer({ name: `hostile-${label}`, version: '1.0.0' }, { capabilities: { tools: {}, prompts: {}, resources: {} } });
+export function buildHostileServer(label: string, quiet = false): McpServer {
+  const server = new McpServer(
+    { name: `hostile-${label}${BIDI}`, version: `1.0${ANSI}` },
+    { capabilities: { tools: {}, prompts: {}, resources: {} }, instructions: `Use these tools${ANSI}\nfirst${ZERO_WIDTH}` },
+  );
   const text = (value: string) => ({ content: [{ type: 'text' as const, text: value }] });
   server.registerTool('echo', { description: 'echoes', inputSchema: { text: z.string() } }, ({ text: t }) => text(`${label}:${t}`));
   server.registerTool(
@@ -41,7 +44,15 @@ export function buildHostileServer(label: string): McpServer {
     },
     () => ({ ...text('ok'), structuredContent: { out: 'ok' } }),
   );
-  server.registerTool(DROPPED.tools[0], { description: 'a name with an escape' }, () => text('bad'));
+  // The SDK warns of the name on the console: in the test's own process (HTTP) that is only noise; over
+  // stdio it goes to stderr, which the node logs (and must log without the escape).
+  const warn = console.warn;
+  if (quiet) console.warn = () => undefined;
+  try {
+    server.registerTool(DROPPED.tools[0], { description: 'a name with an escape' }, () => text('bad'));
+  } finally {
+    console.warn = warn;
+  }
   // A parameter named with an escape: the client shows and sends that name, so the tool cannot be served.
   server.registerTool('keyed', { description: 'keyed', inputSchema: { [`a${ANSI}`]: z.string() } }, () => text('keyed'));
 
@@ -76,7 +87,7 @@ export async function startHostileHttpUpstream(label = 'http'): Promise<HostileU
       }
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const server = buildHostileServer(label);
+      const server = buildHostileServer(label, true);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
       res.on('close', () => void server.close().catch(() => undefined));
       await server.connect(transport);

@@ -8,6 +8,7 @@
  * holds one is left out like such a tool, and so is a tool or prompt whose parameter names do; display
  * text has them as U+FFFD (tab and newline kept in descriptions), and every left-out entry is logged with
  * its server, how many, and the names escaped, also on the pooled routes, which dropped tools silently.
+ * The same for what it says about itself at initialize (instructions, server info), relayed or pooled.
  * Also: a tools/call by such a name on `/mcp/{server}` is recorded `invalid_tool_name` (as on `/mcp`), not
  * `not_granted`; error messages that repeat a caller's name (an `Mcp-Name` header's, Base64 decoded) have
  * it escaped; a stdio upstream's stderr is logged without its control characters.
@@ -107,6 +108,12 @@ function expectServed(lists: Lists, name: (n: string) => string, uri: (u: string
   expect(lists.resourceTemplates[0]).toMatchObject({ name: 'items', title: 'Items\uFFFD', description: `Items${R}` });
 }
 
+/** What the upstream said about itself at initialize, as the client got it. */
+function expectServerInfo(client: Client, label: string): void {
+  expect(client.getInstructions()).toBe(`Use these tools${R}\nfirst\uFFFD`);
+  expect(client.getServerVersion()).toMatchObject({ name: `hostile-${label}\uFFFD`, version: `1.0${R}` });
+}
+
 interface LogLine {
   msg?: string;
   server?: string;
@@ -126,11 +133,15 @@ const droppedLines = (server: string, method: string): LogLine[] => logLines().f
 
 describe('what an upstream lists, on every route', () => {
   it('/mcp/{server} relayed from an HTTP upstream', async () => {
-    expectServed(await listsOf(await connect('/mcp/docs')), (n) => n, (u) => u);
+    const client = await connect('/mcp/docs');
+    expectServed(await listsOf(client), (n) => n, (u) => u);
+    expectServerInfo(client, 'docs');
   });
 
   it('/mcp/{server} answered over the pool (stdio)', async () => {
-    expectServed(await listsOf(await connect('/mcp/local')), (n) => n, (u) => u);
+    const client = await connect('/mcp/local');
+    expectServed(await listsOf(client), (n) => n, (u) => u);
+    expectServerInfo(client, 'local');
   });
 
   it('/mcp, aggregated', async () => {
