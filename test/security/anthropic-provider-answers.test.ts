@@ -141,6 +141,12 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(500, { 'content-type': 'application/json' });
     res.end(`{"type":"error","error":{"type":"invalid_request_error","message":"bad key ${unicodeSpelled(PROVIDER_KEY, (i) => i > 2)}"}}`);
   },
+  broken_sse(res) {
+    // The provider dies in the middle of an event echoing the key (its socket destroyed).
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-haiku-4-5', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`;
+    res.write(`${start}event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"key ${PROVIDER_KEY.slice(0, 40)}`, () => setTimeout(() => res.socket?.destroy(), 10));
+  },
   url(res, _headers, url) {
     // A provider echoing the request it got (as error pages do), its URL included.
     res.writeHead(404, { 'content-type': 'application/json' });
@@ -248,6 +254,21 @@ describe('/anthropic answers never carry the provider key', () => {
     expect(answer.text).toContain('[redacted]');
     expectNoKey(answer);
     if (answerName === 'unicode_sse') expect(answer.text).toContain('event: message_stop');
+  });
+
+  it('a streamed answer the provider breaks off (inside an event echoing the key) ends with an error event, with and without the guardrail', async () => {
+    for (const base of [nodeUrl, guardedUrl]) {
+      const res = await fetch(`${base}/anthropic/v1/messages?answer=broken_sse`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}` },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(text).toContain('event: message_start');
+      expect(text.endsWith('event: error\ndata: {"type":"error","error":{"type":"api_error","message":"the LLM provider \\"anthropic\\" broke off the answer"}}\n\n')).toBe(true);
+      expectNoKey({ status: res.status, headers: res.headers, text });
+    }
   });
 
   it('an error body longer than 64 KiB with the key where it used to be cut', async () => {
