@@ -8,12 +8,16 @@
  * An event the provider had only begun when it broke off is dropped: a client dispatches an event only at
  * its blank line, so holding the unfinished one back delays nothing a client could act on, and it keeps the
  * error event from being glued to half an event. On an ordinary end the unfinished rest passes as it came.
+ * An event longer than MAX_HELD_BYTES is passed on as it comes (memory stays bounded); broken off inside
+ * one, the error event follows a blank line that ends it.
  *
  * It does not parse events, and the message it writes is the caller's to read (no provider text in it).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 
 const EMPTY = Buffer.alloc(0);
+/** The most of an unfinished event held back; a Messages API event is far shorter. */
+const MAX_HELD_BYTES = 1024 * 1024;
 /** The blank lines that end an SSE event, by the line ends the format allows (LF, CRLF, CR). */
 const EVENT_ENDS = ['\n\n', '\r\r', '\r\n\r\n', '\n\r\n'].map((s) => Buffer.from(s));
 
@@ -27,14 +31,19 @@ function completeLength(data: Buffer): number {
   return end;
 }
 
-/** An SSE error event in the Messages API's form; a leading line end closes whatever line came before. */
-export function sseErrorEvent(message: string): Buffer {
-  return Buffer.from(`\nevent: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message } })}\n\n`, 'utf8');
+/**
+ * An SSE error event in the Messages API's form. A leading line end closes whatever line came before; after
+ * part of an event (`inEvent`), a blank line ends that event first.
+ */
+export function sseErrorEvent(message: string, inEvent = false): Buffer {
+  return Buffer.from(`${inEvent ? '\n\n' : '\n'}event: error\ndata: ${JSON.stringify({ type: 'error', error: { type: 'api_error', message } })}\n\n`, 'utf8');
 }
 
 export class SseBreak extends Transform {
   #rest: Buffer = EMPTY;
   #broken: string | null = null;
+  /** Whether what has passed ends inside an event (one longer than MAX_HELD_BYTES). */
+  #inEvent = false;
 
   /** The provider broke off: the stream ends (once what is before it has passed) with an error event saying `message`. */
   breakOff(message: string): void {
@@ -43,7 +52,9 @@ export class SseBreak extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     const data = this.#rest.length === 0 ? chunk : Buffer.concat([this.#rest, chunk]);
-    const end = completeLength(data);
+    const complete = completeLength(data);
+    const end = data.length - complete > MAX_HELD_BYTES ? data.length : complete;
+    if (end > 0) this.#inEvent = end !== complete;
     // A copy: the rest must not pin the chunk's buffer.
     this.#rest = end === data.length ? EMPTY : Buffer.from(data.subarray(end));
     if (end > 0) this.push(end === data.length ? data : data.subarray(0, end));
@@ -51,7 +62,7 @@ export class SseBreak extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.#broken !== null) this.push(sseErrorEvent(this.#broken));
+    if (this.#broken !== null) this.push(sseErrorEvent(this.#broken, this.#inEvent));
     else if (this.#rest.length > 0) this.push(this.#rest);
     this.#rest = EMPTY;
     done();

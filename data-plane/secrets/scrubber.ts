@@ -52,6 +52,8 @@ interface Compiled {
   readonly raw: readonly Buffer[];
   /** The two-byte escapes (`\u`, and `\/` etc. for a secret holding that character) that may spell a secret's character. */
   readonly triggers: readonly Buffer[];
+  /** The same as texts. */
+  readonly triggerTexts: readonly string[];
 }
 
 /** The secrets each `echoForms` list was made from: its escaped forms are literal spellings, not secrets to decode. */
@@ -73,7 +75,7 @@ function compile(list: readonly string[]): Compiled {
       const value = SHORT_ESCAPES[letter]!;
       if (value >= 0 && raw.some((s) => s.includes(value))) triggers.push(Buffer.from([BACKSLASH, letter]));
     }
-    compiled = { forms: toBytes(list), raw, triggers };
+    compiled = { forms: toBytes(list), raw, triggers, triggerTexts: triggers.map((t) => t.toString('latin1')) };
     compiledCache.set(list, compiled);
   }
   return compiled;
@@ -452,6 +454,6 @@ export function holdsAny(data: string | Buffer, secrets: readonly string[]): boo
 
 /** `mayHoldEscape` on a text, without encoding it (the common text holds no escape). */
 function mayHoldEscapeText(text: string, compiled: Compiled): boolean {
-  for (const trigger of compiled.triggers) if (text.includes(trigger.toString('latin1'))) return true;
+  for (const trigger of compiled.triggerTexts) if (text.includes(trigger)) return true;
   return false;
 }
