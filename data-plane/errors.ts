@@ -7,6 +7,16 @@
  * It does not decide *when* an error happens, and it does no I/O.
  */
 import { ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import { escapedUnshowable } from './snapshot/tool-names.js';
+
+/**
+ * A name the caller sent, as an error message repeats it: bounded, and each control or format character
+ * (an ANSI escape, a bidi override, decoded from an `Mcp-Name`'s Base64 or a JSON `\u001b`) as a `\u{…}`
+ * escape, as audit events store it: a client prints the message, and it must not rewrite its terminal.
+ */
+function echoed(text: string, max: number): string {
+  return escapedUnshowable(text.slice(0, max));
+}
 
 /** Failures that end an HTTP request (or a JSON-RPC request) with a typed answer. */
 export type GatewayErrorCode =
@@ -228,8 +238,8 @@ export const RpcMessage = {
   idOutOfRange: () => 'a JSON-RPC id must be a string or an integer within ±(2^53 − 1): a larger or fractional number cannot be echoed back exactly',
   invalidParams: (method: string) => `invalid ${method} params`,
   tooDeep: (max: number) => `params nest deeper than ${max} levels`,
-  methodNotFound: (method: string) => `method '${method.slice(0, 100)}' is not supported on /mcp`,
-  toolBlocked: (tool: string) => `tool '${tool.slice(0, 200)}' is not available to this virtual key`,
+  methodNotFound: (method: string) => `method '${echoed(method, 100)}' is not supported on /mcp`,
+  toolBlocked: (tool: string) => `tool '${echoed(tool, 200)}' is not available to this virtual key`,
 } as const;
 
 /** Texts of guardrail refusals: the kinds of secret and where, never a value. */
@@ -241,7 +251,7 @@ export const GuardrailMessage = {
 /** Texts of HTTP errors that say more than the table's default. */
 export const HttpMessage = {
   onlyPost: () => 'only POST is supported on /mcp (stateless Streamable HTTP)',
-  unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${version.slice(0, 40)}`,
+  unsupportedProtocolVersion: (version: string) => `unsupported MCP-Protocol-Version: ${echoed(version, 40)}`,
   bodyTooLarge: (limit: number) => `request body exceeds ${limit} bytes`,
   repeatedAuthorization: () => 'send one Authorization header: this request carries several',
   /** A field sent more than once that must be sent once (`http/header-lines.ts`); names the field, never a value. */
@@ -250,9 +260,9 @@ export const HttpMessage = {
   invalidHost: () => 'the Host header is not a valid host[:port]',
   /** node:http could not parse the request (framing, header syntax): its parser's code, never the bytes. */
   malformedRequest: (code: string) => `malformed HTTP request (${code.slice(0, 40)}); the connection is closed`,
-  noRoute: (method: string, path: string) => `no route for ${method} ${path.slice(0, 200)}`,
+  noRoute: (method: string, path: string) => `no route for ${echoed(method, 40)} ${echoed(path, 200)}`,
   /** `/mcp/{server}`: the same answer whether the server does not exist or the key may not use it (no enumeration). */
-  noServerForKey: (server: string) => `no MCP server '${server.slice(0, 100)}' is available to this virtual key`,
+  noServerForKey: (server: string) => `no MCP server '${echoed(server, 100)}' is available to this virtual key`,
   serverRouteMethods: () => 'only POST, GET and DELETE are supported on /mcp/{server} (Streamable HTTP)',
   perUserOverPool: (server: string) => `server '${server}' needs each caller's own credential, which a stdio process shared by every caller cannot carry`,
   streamNeedsSession: () => 'a GET stream on /mcp/{server} belongs to an MCP session: send the Mcp-Session-Id the initialize answer gave (without one there is no stream here)',

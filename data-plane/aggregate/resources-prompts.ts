@@ -28,6 +28,8 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import { SHARED_IDENTITY, upstreamCall, type CredentialSource, type UpstreamCall } from '../pipeline/credentials.js';
 import type { CallStages } from '../pipeline/pipeline.js';
 import { aggregatedToolName } from '../policy/tool-filter.js';
+import { logDropped } from '../proxy/tools-list-filter.js';
+import { servableList, type ListField } from '../snapshot/tool-names.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { RequestOutcome, UpstreamPool } from '../upstream/pool.js';
 
@@ -114,8 +116,12 @@ export function createAggregate(options: AggregateOptions): Aggregate {
     return upstreamCall(server, resolved, {}, caller.token);
   }
 
-  /** Every page of one list method from one server, as `call`. */
-  async function gather(call: UpstreamCall, method: string, field: string): Promise<Record<string, unknown>[]> {
+  /**
+   * Every page of one list method from one server, as `call`, as it may be served (snapshot/tool-names.ts
+   * `servableList`): entries whose name or URI holds a control or format character left out and logged,
+   * such characters in titles and descriptions replaced (a terminal client prints them).
+   */
+  async function gather(call: UpstreamCall, method: string, field: ListField): Promise<readonly Record<string, unknown>[]> {
     const server = call.server;
     const items: Record<string, unknown>[] = [];
     let cursor: string | undefined;
@@ -124,7 +130,7 @@ export function createAggregate(options: AggregateOptions): Aggregate {
       if (outcome.kind === 'rpc_error') {
         // An upstream without this capability answers -32601: it simply has none.
         if (outcome.code !== RpcCode.MethodNotFound) logger.warn({ server: server.name, method, code: outcome.code }, 'upstream refused a list on /mcp');
-        return items;
+        break;
       }
       const list = outcome.result[field];
       if (Array.isArray(list)) for (const item of list) if (isObject(item)) items.push(item);
@@ -132,11 +138,13 @@ export function createAggregate(options: AggregateOptions): Aggregate {
       if (typeof next !== 'string') break;
       cursor = next;
     }
-    return items;
+    const served = servableList(field, items);
+    logDropped(logger, server.name, method, served.dropped);
+    return served.items;
   }
 
   /** One list across every server the key may use, each item renamed by `rename`. */
-  async function listAll(ctx: RequestContext, method: string, field: string, rename: (server: string, item: Record<string, unknown>) => Record<string, unknown> | null): Promise<Record<string, unknown>[]> {
+  async function listAll(ctx: RequestContext, method: string, field: ListField, rename: (server: string, item: Record<string, unknown>) => Record<string, unknown> | null): Promise<Record<string, unknown>[]> {
     const runtime = ctx.runtime as Runtime;
     const caller = ctx.caller as Caller;
     const perServer = await Promise.all(

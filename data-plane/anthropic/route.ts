@@ -21,6 +21,8 @@
  *   answer        the provider's status, an allowlist of its headers, and its body, each with the provider
  *                 key removed wherever it occurs (`SecretScrubber`, streaming: a provider or a proxy in its
  *                 place echoing the key never hands it to a caller).
+ *                 A provider breaking off a streamed answer: the caller's stream ends with an SSE error
+ *                 event (`sse-break.ts`), not a cut connection; what was seen is metered and recorded.
  *
  * Refusals are `{type, message}` (SPEC) with Anthropic's `error: {type, message}` beside it, so Anthropic
  * SDKs (Claude Code) show the message. It does not retry, cache, or otherwise rewrite bodies.
@@ -35,11 +37,11 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
-import { echoForms } from '../proxy/echo-scrub.js';
 import { callSecrets, scrubSecrets } from '../upstream/failures.js';
 import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
-import { SecretScrubber } from '../secrets/scrubber.js';
+import { SseBreak } from './sse-break.js';
+import { SecretScrubber, echoForms } from '../secrets/scrubber.js';
 import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';
@@ -86,6 +88,31 @@ function answerSecrets(call: UpstreamCall): readonly string[] {
     answerSecretsCache.set(all, kept);
   }
   return kept;
+}
+
+/**
+ * The provider URL of a call: its path joined onto the base URL's path, the base's query kept (a provider
+ * reached as `https://host/v1?api-key=…` takes its key there) and the caller's parameters after it, none
+ * under a name the base sets (the caller neither replaces nor repeats the operator's), the base's fragment
+ * dropped (nothing is sent in one). Joining the texts put the call's path inside the base's query or fragment.
+ * The caller's parameters are kept as they were written, so are the base's.
+ */
+export function providerUrl(base: URL, upstreamPath: string): URL {
+  const q = upstreamPath.indexOf('?');
+  const path = q === -1 ? upstreamPath : upstreamPath.slice(0, q);
+  const url = new URL(base.href);
+  url.hash = '';
+  url.pathname = url.pathname.replace(/\/+$/, '') + path;
+  if (q !== -1) {
+    const own = new Set(base.searchParams.keys());
+    const added = upstreamPath
+      .slice(q + 1)
+      .split('&')
+      .filter((pair) => pair !== '' && !own.has(new URLSearchParams(pair).keys().next().value ?? ''));
+    const search = [base.search.slice(1), ...added].filter((part) => part !== '').join('&');
+    url.search = search === '' ? '' : `?${search}`;
+  }
+  return url;
 }
 
 export interface AnthropicRequest {
@@ -201,8 +228,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   }
 
   function forward(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, record: RequestRecord): Promise<Forwarded<Answer>> {
-    const base = request.provider.baseUrl!;
-    const target = new URL(base.href.replace(/\/+$/, '') + request.upstreamPath);
+    const target = providerUrl(request.provider.baseUrl!, request.upstreamPath);
     // The caller's Accept comes with the allowlisted headers (call.headers), so it is held to the same rule.
     const headers: Record<string, string> = { accept: 'application/json', ...call.headers, ...call.trace };
     if (request.body !== null) {
@@ -210,7 +236,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       headers['content-length'] = String(request.body.length);
     }
     // The caller leaving at any point (before the answer, or mid-stream) is what the record says, unless it
-    // already says why the call failed (the provider broke off, and the caller's stream was cut for it); the
+    // already says why the call failed (the provider broke off, and the caller's stream ended for it); the
     // record stage runs on the same 'close', so this is set synchronously, not from the streams' errors.
     ctx.signal.addEventListener(
       'abort',
@@ -244,23 +270,37 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
   }
 
   /**
-   * The provider's body through `stages` (usage meter, guardrail), chained so that an error or an early end
-   * anywhere destroys them all: the respond stage destroying the last one (the caller left) aborts the
-   * provider request, and the provider breaking off reaches the caller as a broken stream. That break is
-   * recorded as it happens: the record goes out when the caller's stream closes, which the break causes.
+   * The provider's body through `stages` (scrubber, usage meter, guardrail), chained so that an error or an
+   * early end anywhere destroys them all: the respond stage destroying the last one (the caller left) aborts
+   * the provider request. The provider breaking off is recorded as it happens (the record goes out when the
+   * caller's stream closes, which the break causes); a streamed (SSE) answer then ends in order instead,
+   * through `sse`, which closes it with an error event (what was seen is metered, as on any end), and any
+   * other reaches the caller as a broken stream.
    */
-  function chain(ctx: RequestContext, record: RequestRecord, body: Readable, ...stages: Transform[]): void {
-    body.once('error', (error: NodeJS.ErrnoException) => {
+  function chain(ctx: RequestContext, record: RequestRecord, provider: string, body: Readable, stages: readonly Transform[], sse: SseBreak | null): Transform {
+    const all = sse === null ? stages : [...stages, sse];
+    const first = all[0]!;
+    body.on('error', (error: NodeJS.ErrnoException) => {
       // An early end downstream is the caller leaving (recorded on abort, in `forward`).
-      if (ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
-      record.outcome = 'upstream_error';
-      record.reason = 'answer_broken';
+      const callerGone = ctx.signal.aborted || error.code === 'ERR_STREAM_PREMATURE_CLOSE';
+      if (!callerGone) {
+        record.outcome = 'upstream_error';
+        record.reason = 'answer_broken';
+      }
+      if (callerGone || sse === null) {
+        first.destroy(error);
+        return;
+      }
+      logger.warn({ provider, code: typeof error.code === 'string' ? error.code : null }, 'LLM provider broke off a streamed answer; the caller gets an error event');
+      sse.breakOff(`the LLM provider "${provider}" broke off the answer`);
+      body.unpipe(first);
+      first.end();
     });
     // By hand rather than `stream.pipeline`, which costs an AbortController (and its DOMException) per answer.
     let from: Readable = body;
-    for (const to of stages) {
+    for (const to of all) {
       const source = from;
-      source.on('error', (error) => to.destroy(error));
+      if (source !== body) source.on('error', (error) => to.destroy(error));
       to.once('close', () => {
         if (!source.readableEnded) source.destroy();
       });
@@ -269,6 +309,12 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     }
     // Until the respond stage listens (it destroys the caller's response), a break must not go unhandled.
     from.on('error', () => undefined);
+    return all[all.length - 1]!;
+  }
+
+  /** The last stage of a streamed answer (`sse-break.ts`), or null for any other. */
+  function sseBreakFor(status: number, headers: Record<string, string>): SseBreak | null {
+    return status < 300 && (headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream') ? new SseBreak() : null;
   }
 
   function answerFromProvider(ctx: RequestContext, request: AnthropicRequest, call: UpstreamCall, upstream: UpstreamAnswer, record: RequestRecord): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
@@ -305,13 +351,13 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     const policy = responsePolicy.get(record) ?? 'off';
     if (guard && policy !== 'off' && status < 300) return guardedAnswer(ctx, request, upstream, record, status, headers, policy, guard, scrubber);
     if (status >= 300 || !request.priced) {
-      chain(ctx, record, upstream.body, scrubber);
-      return { answer: { kind: 'stream', status, headers, body: scrubber } };
+      const body = chain(ctx, record, request.provider.name, upstream.body, [scrubber], sseBreakFor(status, headers));
+      return { answer: { kind: 'stream', status, headers, body } };
     }
     const meter = new UsageMeter(headers['content-type'] ?? '');
-    chain(ctx, record, upstream.body, scrubber, meter);
+    const body = chain(ctx, record, request.provider.name, upstream.body, [scrubber, meter], sseBreakFor(status, headers));
     const usage = meteredUsage(request, meter);
-    return { answer: { kind: 'stream', status, headers, body: meter }, usage };
+    return { answer: { kind: 'stream', status, headers, body }, usage };
   }
 
   function meteredUsage(request: AnthropicRequest, meter: UsageMeter): Promise<Usage | null> {
@@ -356,14 +402,14 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     const usage = request.priced ? meteredUsage(request, meter) : undefined;
     if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
       const sse = new SseSecretGuard(contentGuard.scanner, policy);
-      chain(ctx, record, upstream.body, scrubber, meter, sse);
+      const body = chain(ctx, record, request.provider.name, upstream.body, [scrubber, meter, sse], sseBreakFor(status, headers));
       sse.once('end', () => {
         if (sse.findings.length > 0) record.guardrail = [...(record.guardrail ?? []), ...sse.findings];
       });
-      return { answer: { kind: 'stream', status, headers, body: sse }, ...(usage ? { usage } : {}) };
+      return { answer: { kind: 'stream', status, headers, body }, ...(usage ? { usage } : {}) };
     }
     // Whole JSON: the answer (redacted, or a refusal with its own status) is decided once it is read.
-    chain(ctx, record, upstream.body, scrubber, meter);
+    chain(ctx, record, request.provider.name, upstream.body, [scrubber, meter], null);
     const answer = new Promise<Answer>((resolve) => {
       const chunks: Buffer[] = [];
       meter.on('data', (c: Buffer) => chunks.push(c));

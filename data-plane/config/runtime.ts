@@ -521,10 +521,22 @@ function resolveProvider(
           disabled: false,
           unavailable: null,
           fingerprint: fingerprint('HTTP', baseUrl.href, headers, null),
-          secrets: [apiKey],
+          secrets: [apiKey, ...baseUrlSecrets(baseUrl)],
         }
       : null,
   };
+}
+
+/**
+ * What of a provider's base URL is secret: a provider reached as `https://host/v1?api-key=…` takes its key
+ * in the query, and an answer echoing the request URL must not hand it to a caller. The whole URL (as a
+ * server's URL is), and each query value of 8 characters or more: erring towards hiding, as the control
+ * plane's URL rule does (`?beta=1` stays; an `api-version` date would be cut out of answers too).
+ */
+function baseUrlSecrets(url: URL): string[] {
+  if (url.search === '') return [];
+  const values = [...url.searchParams.values()].filter((v) => v.length >= 8);
+  return [url.href, ...values, ...values.map((v) => encodeURIComponent(v)).filter((v, i) => v !== values[i])];
 }
 
 function parseHttpUrl(text: string): URL | null {

@@ -26,6 +26,7 @@ import type { Declared } from '../pipeline/context.js';
 import { checkToolCall, parseToolName } from '../policy/tool-filter.js';
 import { META_PROTOCOL_VERSION, MODERN_VERSION } from '../proxy/era.js';
 import { PARAM_HEADER_PREFIX } from '../proxy/headers.js';
+import { escapedUnshowable } from '../snapshot/tool-names.js';
 
 /** The requests `/mcp` answers (its dispatch in route.ts); any `notifications/…` is accepted too. */
 const SERVED_METHODS: ReadonlySet<string> = new Set(['initialize', 'ping', 'server/discover', 'tools/list', 'tools/call', ...AGGREGATED_METHODS]);
@@ -35,10 +36,14 @@ const NAMED_PARAM: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'n
 
 const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
 
-/** How a value appears in an error message: quoted, bounded. */
+/**
+ * How a value appears in an error message: quoted, bounded, and without a control or format character
+ * (JSON quoting escapes C0 controls but not C1, bidi overrides or zero-width ones: `escapedUnshowable`
+ * does those, as audit events store them), since a client prints the message.
+ */
 function shown(value: unknown): string {
   const text = typeof value === 'string' ? value : value === undefined ? 'nothing' : JSON.stringify(value);
-  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
+  return escapedUnshowable(JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text));
 }
 
 function mismatch(message: string, reason: string): GatewayError {

@@ -37,6 +37,15 @@ export function grantAllows(grant: ToolGrant | undefined, tool: string): boolean
   return grant !== undefined && (grant === '*' || grant.has(tool)) && toolNameProblem(tool) === null;
 }
 
+/**
+ * Why the grant does not let a caller call `tool`, or null when it does (`grantAllows`): a name that is no
+ * tool name is `invalid_tool_name` whatever the grant, so every route records the same reason for it.
+ */
+export function toolCallRefusal(grant: ToolGrant | undefined, tool: string): 'not_granted' | 'invalid_tool_name' | null {
+  if (grantAllows(grant, tool)) return null;
+  return toolNameProblem(tool) === null ? 'not_granted' : 'invalid_tool_name';
+}
+
 export type ToolCheck =
   | { ok: true; server: ResolvedServer; tool: string }
   | { ok: false; /** Why, for logs and audit; the caller is only told the tool is blocked. */ reason: 'unknown_server' | 'not_granted' | 'invalid_tool_name' };
@@ -45,7 +54,8 @@ export type ToolCheck =
 export function checkToolCall(runtime: Runtime, key: RuntimeKey, name: string): ToolCheck {
   const parsed = parseToolName(runtime, name);
   if (!parsed) return { ok: false, reason: 'unknown_server' };
-  if (!grantAllows(key.tools.get(parsed.server.name), parsed.tool)) return { ok: false, reason: toolNameProblem(parsed.tool) === null ? 'not_granted' : 'invalid_tool_name' };
+  const refusal = toolCallRefusal(key.tools.get(parsed.server.name), parsed.tool);
+  if (refusal !== null) return { ok: false, reason: refusal };
   return { ok: true, server: parsed.server, tool: parsed.tool };
 }
 

@@ -6,21 +6,21 @@
  * values. A body the node streams cannot be told apart into error and result before it has passed, so the
  * credential goes wherever it is: it is never the caller's to read.
  *
- * A JSON body may spell a secret escaped (`\/` for `/`, as PHP's json_encode does by default; `\"`, `\\`):
- * those spellings are searched for too. Other escapes (`\uXXXX` for plain ASCII) are not.
+ * A JSON body may spell a secret escaped (`\/` for `/`, as PHP's json_encode does by default; `\"`, `\\`;
+ * `\uXXXX` for any character, in any mix with plain ones; nested): every spelling is found (`secrets/scrubber.ts`),
+ * an escape split across chunks included.
  *
  * It does not parse bodies.
  */
 import { pipeline, type Readable } from 'node:stream';
-import { SecretScrubber, scrubBytes } from '../secrets/scrubber.js';
-import { echoForms, holdsAny, scrubSecrets } from '../upstream/failures.js';
+import { SecretScrubber, echoForms, scrubBytes, scrubText } from '../secrets/scrubber.js';
 
-// Re-exported: the rule lives with `callSecrets` (upstream/failures.ts), which /mcp uses too.
-export { echoForms, holdsAny };
+// Re-exported for server-route.ts: the spellings live with the scrubber (secrets/scrubber.ts), which /mcp uses too.
+export { echoForms };
 
 /** A whole body in hand, scrubbed. */
 export function scrubbedBody(data: Buffer, forms: readonly string[]): Buffer {
-  return holdsAny(data, forms) ? scrubBytes(data, forms) : data;
+  return scrubBytes(data, forms);
 }
 
 /**
@@ -37,6 +37,6 @@ export function scrubHeaderValues(headers: Record<string, string>, forms: readon
   if (forms.length === 0) return;
   for (const name in headers) {
     const value = headers[name] as string;
-    if (holdsAny(value, forms)) headers[name] = scrubSecrets(value, forms);
+    headers[name] = scrubText(value, forms);
   }
 }

@@ -6,7 +6,8 @@
  * serves any request.
  *
  * Relayed: initialize (the upstream's own capabilities, info and instructions), ping, tools (the key's tools
- * only; calls were authorized by the route), resources, resource templates, prompts, completions, and
+ * only; calls were authorized by the route), resources, resource templates, prompts (lists as the HTTP
+ * route relays them: `tools-list-filter.ts`), completions, and
  * progress: a request carrying a progress token is answered as an SSE stream, its progress notifications
  * first, then the response. Not relayed, because one pooled connection serves every caller and nothing
  * ties an upstream message to one of them: server-to-client requests (the pool's client declares no
@@ -24,10 +25,11 @@ import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.
 import type { Logger } from '../log.js';
 import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
-import { filterTools } from '../policy/tool-filter.js';
+import { LIST_FIELDS } from '../snapshot/tool-names.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { MODERN_VERSION, modernize } from './era.js';
+import { filterListResponse, logDropped } from './tools-list-filter.js';
 import type { MessageCheck, PooledForward, ServerRequest } from './server-route.js';
 
 /** Methods a pooled connection cannot serve per caller (see the module comment). */
@@ -105,7 +107,7 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
           return ok(id, {});
         case 'tools/list': {
           // The catalog is the pool's (cached, refreshed on list_changed), in one page.
-          return ok(id, { tools: filterTools(request.grant, await pool.listTools(server, ownConnection(call))) });
+          return listReply(request, id, method, { tools: await pool.listTools(server, ownConnection(call)) });
         }
         case 'tools/call': {
           const outcome = await pool.request(call, method, params, { signal, ...(onprogress ? { onprogress } : {}) });
@@ -126,7 +128,7 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
             record.outcome = 'upstream_rpc_error';
             return ok(id, null, outcome);
           }
-          return ok(id, outcome.result);
+          return listReply(request, id, method, outcome.result);
         }
       }
     } catch (error) {
@@ -138,6 +140,19 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
       if (method === 'tools/call') return ok(id, { content: [{ type: 'text', text: error.message }], isError: true });
       return { status: 200, body: rpcError(id, RpcCode.InternalError, error.message) };
     }
+  }
+
+  /**
+   * A result as the caller gets it; a list (tools, prompts, resources, templates) as the HTTP route relays
+   * one (`tools-list-filter.ts`): the key's tools only, entries named with control or format characters
+   * left out and logged (server, count, names escaped), display text sanitised.
+   */
+  function listReply(request: ServerRequest, id: string | number, method: string, result: unknown): Reply {
+    const reply = { jsonrpc: '2.0', id, result };
+    const field = LIST_FIELDS.get(method);
+    if (field === undefined) return { status: 200, body: reply };
+    const filtered = filterListResponse(reply, id, field, request.grant, (dropped) => logDropped(logger, request.server.name, method, dropped));
+    return { status: 200, body: filtered ?? reply };
   }
 
   return async function pooledForward(ctx: RequestContext, request: ServerRequest, call: UpstreamCall, record: RequestRecord): Promise<Answer> {

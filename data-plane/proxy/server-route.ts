@@ -38,10 +38,10 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
-import { grantAllows } from '../policy/tool-filter.js';
+import { toolCallRefusal } from '../policy/tool-filter.js';
 import { hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch } from '../mcp/method-headers.js';
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
-import { escapedUnshowable } from '../snapshot/tool-names.js';
+import { escapedUnshowable, LIST_FIELDS, type ListField } from '../snapshot/tool-names.js';
 import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
 import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
@@ -49,7 +49,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { responseRewriter, rewriteJsonBody, withToolsListFilter, type ResponseRewrite } from './tools-list-filter.js';
+import { logDropped, responseRewriter, rewriteJsonBody, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -207,12 +207,14 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
           record.error = 'invalid_message';
           return answerAlone(request, jsonAnswer(200, rpcError(check.id, RpcCode.InvalidParams, RpcMessage.invalidParams('tools/call'))));
         }
-        if (!grantAllows(grant, check.tool)) {
-          logger.info({ keyId: caller.key.id, server: server.name, tool: escapedUnshowable(check.tool) }, 'tool call denied');
+        const refusal = toolCallRefusal(grant, check.tool);
+        if (refusal !== null) {
+          logger.info({ keyId: caller.key.id, server: server.name, tool: escapedUnshowable(check.tool), reason: refusal }, 'tool call denied');
           record.outcome = 'denied';
           record.error = 'tool_blocked';
-          record.reason = 'not_granted';
-          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(escapedUnshowable(check.tool)))));
+          // As `/mcp` records it: a name that breaks the tool-name rule is `invalid_tool_name`, whatever the grant.
+          record.reason = refusal;
+          return answerAlone(request, jsonAnswer(200, rpcGatewayError(check.id, 'tool_blocked', RpcMessage.toolBlocked(check.tool))));
         }
         const guard = options.guard;
         if (guard) {
@@ -237,10 +239,17 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
             rewrite = guardResult(guard, caller.key.id, server.name, check.id, record);
           }
         }
-      } else if (check.method === 'tools/list') {
-        if (request.batch && grant !== '*') return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
-        // Whatever the grant, names that are no tool names (an ANSI escape, a bidi override) are left out.
-        rewrite = withToolsListFilter(rewrite, check.id, grant, (dropped) => logger.warn({ server: server.name, dropped }, 'left tools out of an upstream tools/list: their names are not tool names'));
+      } else if (LIST_FIELDS.has(check.method)) {
+        const field = LIST_FIELDS.get(check.method) as ListField;
+        if (field === 'tools' && request.batch && grant !== '*') return answerAlone(request, jsonAnswer(400, rpcError(null, RpcCode.InvalidRequest, HttpMessage.batchNeedsGateway())));
+        // Whatever the grant, a list passes the rule both planes apply (snapshot/tool-names.ts): entries
+        // named with an ANSI escape or a bidi override left out, such characters in titles and descriptions
+        // replaced, before a client shows them.
+        const listed = check.method;
+        rewrite = withListFilter(rewrite, check.id, field, grant, (dropped) => logDropped(logger, server.name, listed, dropped));
+      } else if (check.method === 'initialize' || check.method === 'server/discover') {
+        // The upstream's instructions and server info reach the client too: the same display-text rule.
+        rewrite = withServerResultFilter(rewrite, check.id);
       }
     }
     if (reserialize) body = Buffer.from(JSON.stringify(request.batch ? outgoing : outgoing[0]));

@@ -1,7 +1,8 @@
 /**
  * The answers `/mcp/{server}` rewrites: the upstream's `tools/list` result, cut down to the tools the
- * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed) and to tools whose names are
- * tool names (whatever the grant), and, where a guardrail
+ * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed); every list result (tools,
+ * prompts, resources, resource templates) as it may be served whatever the grant (snapshot/tool-names.ts
+ * `servableList`: entries named with control or format characters left out, display text sanitised), and, where a guardrail
  * applies, a `tools/call` result (`responseRewriter` takes any rewrite of the one response). The answer
  * comes either as one `application/json` body or as an SSE stream (notifications, then the response); on a
  * stream every event passes as it arrives, byte for byte, except the event that carries this request's
@@ -14,7 +15,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ToolGrant } from '../config/runtime.js';
-import { servableTools, type ToolNameProblem } from '../snapshot/tool-names.js';
+import type { Logger } from '../log.js';
+import { servableList, servableServerResult, type DroppedEntry, type ListField } from '../snapshot/tool-names.js';
 
 type JsonRpcId = string | number;
 
@@ -22,40 +24,70 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** What a tools/list answer left out because the names are no tool names (scrubbed, for a log line). */
-export type DroppedTools = (dropped: Array<{ name: string; problem: ToolNameProblem }>) => void;
+/** What a list answer left out because its names are no names (scrubbed, for a log line). */
+export type DroppedEntries = (dropped: DroppedEntry[]) => void;
 
 /**
- * The message with its `result.tools` filtered when it is the response to request `id`: the tools the grant
- * shows, less those whose name is no tool name (snapshot/tool-names.ts, the rule both planes apply: an
- * ANSI escape or a bidi override in a name must not reach a client's terminal), descriptions sanitised;
- * `onDropped` hears of any left out. Null when the message is something else (another response, a
- * notification, an error) or needs no change, and then passes unchanged.
+ * The message with its `result[field]` list as it may be served when it is the response to request `id`:
+ * for tools, those the grant shows; for every list, less the entries whose name or URI breaks the rule
+ * both planes apply (snapshot/tool-names.ts: an ANSI escape or a bidi override must not reach a client's
+ * terminal), display text sanitised; `onDropped` hears of any left out. Null when the message is something
+ * else (another response, a notification, an error) or needs no change, and then passes unchanged.
  */
-export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): Record<string, unknown> | null {
-  if (!isObject(message) || message.id !== id || !isObject(message.result) || !Array.isArray(message.result.tools)) return null;
-  const listed: unknown[] = message.result.tools;
-  const granted = grant === '*' ? listed : listed.filter((tool: unknown) => isObject(tool) && typeof tool.name === 'string' && grant.has(tool.name));
+export function filterListResponse(message: unknown, id: JsonRpcId, field: ListField, grant: ToolGrant, onDropped?: DroppedEntries): Record<string, unknown> | null {
+  if (!isObject(message) || message.id !== id || !isObject(message.result)) return null;
+  const listed = message.result[field];
+  if (!Array.isArray(listed)) return null;
+  const granted = field !== 'tools' || grant === '*' ? listed : listed.filter((tool: unknown) => isObject(tool) && typeof tool.name === 'string' && grant.has(tool.name));
   const objects = granted.every(isObject) ? granted : granted.filter(isObject);
-  const { tools, dropped } = servableTools(objects as Record<string, unknown>[]);
+  const { items, dropped } = servableList(field, objects as Record<string, unknown>[]);
   if (dropped.length > 0) onDropped?.(dropped);
-  if (tools === listed) return null;
-  return { ...message, result: { ...message.result, tools } };
+  if (items === listed) return null;
+  return { ...message, result: { ...message.result, [field]: items } };
+}
+
+/** `filterListResponse` of a tools/list answer. */
+export function filterToolsListResponse(message: unknown, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedEntries): Record<string, unknown> | null {
+  return filterListResponse(message, id, 'tools', grant, onDropped);
 }
 
 /**
- * `previous` (a rewrite for another message of the request, or none) plus the tools/list filter for
- * request `id`: each rewrite matches its own response only, so a batch's lists are each filtered.
+ * `previous` plus, for the response to request `id` (an `initialize` or `server/discover`), the upstream's
+ * instructions and server info as they may be shown (snapshot/tool-names.ts `servableServerResult`).
  */
-export function withToolsListFilter(previous: ResponseRewrite | null, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): ResponseRewrite {
-  return (message) => filterToolsListResponse(message, id, grant, onDropped) ?? (previous === null ? null : previous(message));
+export function withServerResultFilter(previous: ResponseRewrite | null, id: JsonRpcId): ResponseRewrite {
+  return (message) => {
+    if (isObject(message) && message.id === id && isObject(message.result)) {
+      const result = servableServerResult(message.result);
+      if (result !== message.result) return { ...message, result };
+    }
+    return previous === null ? null : previous(message);
+  };
+}
+
+/**
+ * `previous` (a rewrite for another message of the request, or none) plus the list filter for request
+ * `id`: each rewrite matches its own response only, so a batch's lists are each filtered.
+ */
+export function withListFilter(previous: ResponseRewrite | null, id: JsonRpcId, field: ListField, grant: ToolGrant, onDropped?: DroppedEntries): ResponseRewrite {
+  return (message) => filterListResponse(message, id, field, grant, onDropped) ?? (previous === null ? null : previous(message));
+}
+
+/**
+ * The log line for entries left out of an upstream's list, the same on every route (`/mcp/{server}`
+ * relayed or pooled, `/mcp`'s prompts and resources): the server, the method, how many, and each one's
+ * name or URI escaped (`scrubbedName`: never a raw control character in a log line) with why.
+ */
+export function logDropped(logger: Logger, server: string, method: string, dropped: readonly DroppedEntry[]): void {
+  if (dropped.length === 0) return;
+  logger.warn({ server, method, count: dropped.length, dropped }, 'left entries out of an upstream list: a name, URI or schema key holds control or format characters (snapshot/tool-names.ts)');
 }
 
 /** A rewrite of one JSON-RPC message: the message to send instead, or null to pass it unchanged. */
 export type ResponseRewrite = (message: unknown) => unknown;
 
 /** Filters a whole JSON body; a body that is not the expected response passes unchanged. */
-export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): string {
+export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedEntries): string {
   return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant, onDropped));
 }
 
@@ -92,7 +124,7 @@ export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string 
 const MAX_EVENT_CHARS = 32 * 1024 * 1024;
 
 /** A stream transform over an SSE body: passes events through, rewriting the tools/list response (see above). */
-export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedTools): Transform {
+export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedEntries): Transform {
   return responseRewriter((message) => filterToolsListResponse(message, id, grant, onDropped));
 }
 

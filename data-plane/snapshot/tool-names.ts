@@ -8,7 +8,10 @@
  * anyone means is refused: not a string, empty, longer than 128, or holding a control or format character.
  * Those characters (C0/C1 controls, DEL, bidi overrides, zero-width and line separators, lone surrogates)
  * would otherwise reach GraphQL answers, warnings and log lines, where they rewrite a terminal (ANSI escape
- * sequences), reorder what an operator reads (U+202E) or make two names look the same. Pure: no I/O.
+ * sequences), reorder what an operator reads (U+202E) or make two names look the same. The same rule
+ * for everything else an upstream lists (`servableList`): prompts and resources whose name or URI breaks
+ * it are left out like tools, and the text a client shows (titles, descriptions, schema descriptions) has
+ * such characters replaced. Pure: no I/O.
  */
 
 /** The spec's bound (2025-11-25 `server/tools#tool-names`: 1-128 characters). */
@@ -57,28 +60,232 @@ export function scrubbedName(name: unknown): string {
   return name.length > cut.length ? `${escaped}… (${name.length} characters)` : escaped;
 }
 
+/** One line of display text (a title, a MIME type) as it may be shown: every unshowable character, tab and newline too, as U+FFFD. */
+export function showableLine(text: string): string {
+  return UNSHOWABLE.test(text) ? text.replace(UNSHOWABLE_ALL, '\uFFFD') : text;
+}
+
 /**
- * An upstream's tool list as it may be served: tools whose name is no tool name left out (with the name
- * scrubbed and why, for a log line), a description with unshowable characters (but tab and newline) as a
- * copy with U+FFFD. Tools that need nothing are the same objects, and a list that needs nothing is `tools`
- * itself, so a caller can tell by identity that nothing changed.
+ * Why `value`, a name or URI that identifies a prompt, a resource or a prompt argument, cannot be served, or
+ * null: the tool-name rule without its length bound (MCP bounds tool names only; a URI may be long).
  */
-export function servableTools<T extends { name?: unknown; description?: unknown }>(tools: readonly T[]): { tools: readonly T[]; dropped: Array<{ name: string; problem: ToolNameProblem }> } {
-  let out: T[] | null = null;
-  const dropped: Array<{ name: string; problem: ToolNameProblem }> = [];
-  for (let i = 0; i < tools.length; i++) {
-    const tool = tools[i] as T;
-    const problem = toolNameProblem(tool.name);
-    let kept: T | null = tool;
-    if (problem !== null) {
-      dropped.push({ name: scrubbedName(tool.name), problem });
-      kept = null;
-    } else if (typeof tool.description === 'string') {
-      const description = showableDescription(tool.description);
-      if (description !== tool.description) kept = { ...tool, description };
+export function identifierProblem(value: unknown): Exclude<ToolNameProblem, 'too_long'> | null {
+  if (typeof value !== 'string') return 'not_a_string';
+  if (value.length === 0) return 'empty';
+  return UNSHOWABLE.test(value) ? 'unshowable_characters' : null;
+}
+
+/**
+ * Why an entry of an upstream's list is left out: its identifying field breaks the rule (`field` says which),
+ * a key of its schema does (`unshowable_characters` with field `inputSchema`/`outputSchema`: a parameter's
+ * name is shown and sent as it is), or its schema nests deeper than anything real (MAX_SCHEMA_DEPTH).
+ */
+export type EntryProblem = ToolNameProblem | 'schema_too_deep';
+/** A left-out entry, for a log line: its identifying name or URI scrubbed (`scrubbedName`), the field and why. */
+export interface DroppedEntry {
+  name: string;
+  field: string;
+  problem: EntryProblem;
+}
+
+/** The lists an upstream answers, by the method and the field of the result that holds the entries. */
+export type ListField = 'tools' | 'prompts' | 'resources' | 'resourceTemplates';
+export const LIST_FIELDS: ReadonlyMap<string, ListField> = new Map([
+  ['tools/list', 'tools'],
+  ['prompts/list', 'prompts'],
+  ['resources/list', 'resources'],
+  ['resources/templates/list', 'resourceTemplates'],
+]);
+
+/** The fields that identify an entry of each list (the first names it in a log line). */
+const IDENTIFYING: Readonly<Record<ListField, readonly string[]>> = {
+  tools: ['name'],
+  prompts: ['name'],
+  resources: ['uri', 'name'],
+  resourceTemplates: ['uriTemplate', 'name'],
+};
+
+/** Deeper than any real tool schema; the walk below recurses once per level, so it is bounded here. */
+export const MAX_SCHEMA_DEPTH = 64;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** An entry left out (a class, so an upstream's entry can never be taken for one). */
+class Refused {
+  constructor(readonly entry: DroppedEntry) {}
+}
+
+/** What `showableSchema` answers for a schema too deep to walk, or with a key that breaks the rule. */
+const TOO_DEEP: unique symbol = Symbol('too deep');
+const BAD_KEY: unique symbol = Symbol('bad key');
+
+/**
+ * A JSON Schema (a tool's input or output schema) as it may be shown: every string `title` (one line) and
+ * `description` (prose) at any level showable; the same value when nothing needs it. BAD_KEY when a key
+ * holds an unshowable character (a property's name identifies the argument: it cannot be rewritten), TOO_DEEP
+ * past `depth` levels. Other strings (`enum`, `default`, `pattern`) are values the call depends on: kept.
+ */
+function showableSchema(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth === 0) return TOO_DEEP;
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const shown = showableSchema(item, depth - 1);
+      if (shown === TOO_DEEP || shown === BAD_KEY) return shown;
+      if (shown !== item) (out ??= [...value])[i] = shown;
     }
-    if (kept !== tool && out === null) out = tools.slice(0, i);
+    return out ?? value;
+  }
+  let out: Record<string, unknown> | null = null;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (UNSHOWABLE.test(key)) return BAD_KEY;
+    const item = record[key];
+    let shown: unknown;
+    if (typeof item === 'string') shown = key === 'description' ? showableDescription(item) : key === 'title' ? showableLine(item) : item;
+    else shown = showableSchema(item, depth - 1);
+    if (shown === TOO_DEEP || shown === BAD_KEY) return shown;
+    if (shown !== item) (out ??= { ...record })[key] = shown;
+  }
+  return out ?? value;
+}
+
+/**
+ * One entry of an upstream's list as it may be served (see `servableList`): the entry itself when nothing
+ * needs changing, a copy with its display text showable, or why it is left out.
+ */
+function servableEntry<T extends object>(field: ListField, entry: T): T | Refused {
+  const record = entry as Record<string, unknown>;
+  const identifying = IDENTIFYING[field];
+  /** The entry as a log line names it (only an entry left out is named). */
+  const refused = (key: string, problem: EntryProblem): Refused => new Refused({ name: scrubbedName(record[identifying[0] as string]), field: key, problem });
+  for (const key of identifying) {
+    const problem = field === 'tools' ? toolNameProblem(record[key]) : identifierProblem(record[key]);
+    if (problem !== null) return refused(key, problem);
+  }
+  let out: Record<string, unknown> | null = null;
+  const set = (key: string, value: unknown): void => {
+    if (value !== record[key]) (out ??= { ...record })[key] = value;
+  };
+  // Display text: shown to the user (a terminal client prints it) and read by the model, never matched.
+  if (typeof record.title === 'string') set('title', showableLine(record.title));
+  if (typeof record.description === 'string') set('description', showableDescription(record.description));
+  if (typeof record.mimeType === 'string') set('mimeType', showableLine(record.mimeType));
+  if (isRecord(record.annotations) && typeof record.annotations.title === 'string') {
+    const title = showableLine(record.annotations.title);
+    if (title !== record.annotations.title) set('annotations', { ...record.annotations, title });
+  }
+  if (field === 'tools') {
+    for (const key of ['inputSchema', 'outputSchema']) {
+      const shown = showableSchema(record[key], MAX_SCHEMA_DEPTH);
+      if (shown === TOO_DEEP) return refused(key, 'schema_too_deep');
+      if (shown === BAD_KEY) return refused(key, 'unshowable_characters');
+      set(key, shown);
+    }
+  }
+  if (field === 'prompts' && Array.isArray(record.arguments)) {
+    let args: unknown[] | null = null;
+    for (const [i, argument] of record.arguments.entries()) {
+      if (!isRecord(argument)) continue;
+      // An argument's name is what the client sends back: it identifies, like the prompt's own.
+      const problem = identifierProblem(argument.name);
+      if (problem !== null) return refused('arguments.name', problem);
+      const shown = servableText(argument);
+      if (shown !== argument) (args ??= [...record.arguments])[i] = shown;
+    }
+    if (args !== null) set('arguments', args);
+  }
+  return (out ?? entry) as T;
+}
+
+/** `title` and `description` of an object (a prompt argument) showable; the object itself when they are. */
+function servableText(record: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | null = null;
+  if (typeof record.title === 'string') {
+    const title = showableLine(record.title);
+    if (title !== record.title) (out ??= { ...record }).title = title;
+  }
+  if (typeof record.description === 'string') {
+    const description = showableDescription(record.description);
+    if (description !== record.description) (out ??= { ...record }).description = description;
+  }
+  return out ?? record;
+}
+
+/**
+ * What `servableEntry` made of each entry object, per kind of list: a pool's catalog keeps its tool objects
+ * until the upstream's list changes, and `/mcp` filters it per request by the key's grant, so each tool
+ * is walked (its schemas too) once, not on every tools/list. Weak: entries go with their catalogs.
+ */
+const SERVED: Readonly<Record<ListField, WeakMap<object, unknown>>> = { tools: new WeakMap(), prompts: new WeakMap(), resources: new WeakMap(), resourceTemplates: new WeakMap() };
+
+/**
+ * An upstream's tools, prompts, resources or resource templates (`field`) as they may be served, on every
+ * route (`/mcp`, `/mcp/{server}` relayed or pooled): entries whose identifying name or URI breaks the rule
+ * (for tools the tool-name rule, for the rest `identifierProblem`), or whose schema or argument names do,
+ * left out (with why, scrubbed, for a log line); display text (`title`, `annotations.title`, `mimeType`
+ * as one line; `description`, a schema's titles and descriptions, a prompt argument's, as prose keeping tab
+ * and newline) with each unshowable character as U+FFFD. An ANSI escape there would rewrite the terminal of
+ * a client that prints it, a bidi override reorder what a user reads. Entries that need nothing are the
+ * same objects, and a list that needs nothing is `items` itself, so a caller can tell by identity that
+ * nothing changed.
+ */
+export function servableList<T extends object>(field: ListField, items: readonly T[]): { items: readonly T[]; dropped: DroppedEntry[] } {
+  let out: T[] | null = null;
+  const dropped: DroppedEntry[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const entry = items[i] as T;
+    let served = SERVED[field].get(entry) as T | Refused | undefined;
+    if (served === undefined) {
+      served = servableEntry(field, entry);
+      SERVED[field].set(entry, served);
+    }
+    let kept: T | null = null;
+    if (served instanceof Refused) dropped.push(served.entry);
+    else kept = served;
+    if (kept !== entry && out === null) out = items.slice(0, i);
     if (out !== null && kept !== null) out.push(kept);
   }
-  return { tools: out ?? tools, dropped };
+  return { items: out ?? items, dropped };
+}
+
+/** `servableList` of tools. */
+export function servableTools<T extends { name?: unknown; description?: unknown }>(tools: readonly T[]): { tools: readonly T[]; dropped: DroppedEntry[] } {
+  const { items, dropped } = servableList('tools', tools);
+  return { tools: items, dropped };
+}
+
+/** `serverInfo` fields shown as one line each; `description` is prose. */
+const SERVER_INFO_LINES = ['name', 'title', 'version', 'websiteUrl'] as const;
+
+/**
+ * What an upstream says about itself (an `initialize` or `server/discover` result: `instructions`, which a
+ * client puts before the model and may show, and `serverInfo`, which it shows) as it may be relayed: the
+ * same display-text rule as its lists (`servableList`). The result itself when nothing needs changing.
+ */
+export function servableServerResult<T extends object>(result: T): T {
+  const record = result as Record<string, unknown>;
+  let out: Record<string, unknown> | null = null;
+  if (typeof record.instructions === 'string') {
+    const instructions = showableDescription(record.instructions);
+    if (instructions !== record.instructions) (out ??= { ...record }).instructions = instructions;
+  }
+  const info = record.serverInfo;
+  if (isRecord(info)) {
+    let shown: Record<string, unknown> | null = null;
+    for (const key of SERVER_INFO_LINES) {
+      const value = info[key];
+      if (typeof value === 'string' && hasUnshowable(value)) (shown ??= { ...info })[key] = showableLine(value);
+    }
+    if (typeof info.description === 'string') {
+      const description = showableDescription(info.description);
+      if (description !== info.description) (shown ??= { ...info }).description = description;
+    }
+    if (shown !== null) (out ??= { ...record }).serverInfo = shown;
+  }
+  return (out ?? result) as T;
 }

@@ -7,6 +7,7 @@ import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamable
 import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { secretForms, type ResolvedServer } from '../config/runtime.js';
 import { ToolFailure, type GatewayError } from '../errors.js';
+import { echoForms, holdsAny, scrubText } from '../secrets/scrubber.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 
 /**
@@ -132,13 +133,9 @@ export function scrub(text: string, server: ResolvedServer): string {
   return scrubSecrets(text, server.secrets).replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
 }
 
-/** The given secret values removed from a text. */
+/** The given secret values removed from a text, in any spelling (JSON `\uXXXX` escapes too: `secrets/scrubber.ts`). */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (out.includes(secret)) out = out.split(secret).join('[redacted]');
-  }
-  return out;
+  return scrubText(text, secrets);
 }
 
 const callSecretsCache = new WeakMap<ResolvedServer, WeakMap<object, readonly string[]>>();
@@ -168,37 +165,6 @@ export function callSecrets(call: UpstreamCall): readonly string[] {
     byCredentials.set(credentials, secrets);
   }
   return secrets;
-}
-
-const formsCache = new WeakMap<readonly string[], readonly string[]>();
-
-/**
- * The secrets and their JSON string spellings (cached per list: `callSecrets` lists are cached per
- * credential). A JSON text may spell a secret escaped (`\/` for `/`, as PHP's json_encode does by default;
- * `\"`, `\\`): searching raw text for a secret needs those spellings too. Other escapes (`\uXXXX` for plain
- * ASCII) are not searched for.
- */
-export function echoForms(secrets: readonly string[]): readonly string[] {
-  let forms = formsCache.get(secrets);
-  if (forms === undefined) {
-    const all = new Set<string>();
-    for (const secret of secrets) {
-      if (secret === '') continue;
-      all.add(secret);
-      const escaped = JSON.stringify(secret).slice(1, -1);
-      all.add(escaped);
-      if (escaped.includes('/')) all.add(escaped.replaceAll('/', '\\/'));
-    }
-    forms = all.size === secrets.length ? secrets : [...all].sort((a, b) => b.length - a.length);
-    formsCache.set(secrets, forms);
-  }
-  return forms;
-}
-
-/** Whether `data` holds any of `forms` (the common answer holds none: then it is relayed as it came). */
-export function holdsAny(data: string | Buffer, forms: readonly string[]): boolean {
-  for (const form of forms) if (data.includes(form)) return true;
-  return false;
 }
 
 /**

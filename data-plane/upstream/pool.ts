@@ -47,6 +47,7 @@ import { HttpCalls, type HttpSession } from './http-calls.js';
 import { isPerUserServer } from '../credentials/connect-tool.js';
 import { DEFAULT_IDENTITY_CONNECTION_LIMITS, IdentityConnections, identityKey, type IdentityConnectionLimits, type Lease } from './identity-connections.js';
 import { UpstreamHealthTracker } from './health.js';
+import { servableServerResult, showableDescription } from '../snapshot/tool-names.js';
 
 /**
  * A caller's params for a pooled SDK connection: the call's trace context (`UpstreamCall.trace`) as `_meta`
@@ -769,7 +770,8 @@ export class UpstreamPool {
       transport = createTransport(server, {
         fetch: this.#fetch,
         headers: entry.headers ?? server.headers,
-        onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: scrub(chunk.slice(0, 2_000), server) }, 'stdio upstream stderr'),
+        // Without its control and format characters (but tab and newline): a log viewer would print them.
+        onStderr: (chunk) => this.#logger.info({ server: entry.name, stderr: showableDescription(scrub(chunk.slice(0, 2_000), server)) }, 'stdio upstream stderr'),
       });
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new ConnectTimeout(this.#connectTimeoutMs)), this.#connectTimeoutMs);
@@ -894,9 +896,10 @@ function newEntry(server: ResolvedServer, identity: CredentialIdentity, headers:
   };
 }
 
+/** What the upstream said at `initialize`, its instructions and info as they may be shown (tool-names.ts `servableServerResult`). */
 function infoOf(client: Client): UpstreamInfo {
   const info = client.getServerVersion();
-  return { capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null };
+  return servableServerResult({ capabilities: client.getServerCapabilities() ?? {}, serverInfo: info ? { name: info.name, version: info.version } : null, instructions: client.getInstructions() ?? null });
 }
 
 function isInvalidResult(error: unknown): boolean {

@@ -7,6 +7,9 @@
  * proxy's "none") is not cut out of answers. Behind the guardrail the provider gets the body that was scanned,
  * never the bytes as sent (a key given twice hid a secret from the scan).
  * And the caller's Accept reaches the provider only when it does not carry the caller's virtual key.
+ * A key spelled with JSON `\u` escapes is removed too. A base URL with a query key (`?api-key=…`) or a
+ * fragment got the call's path appended inside its query: the path now joins the base's path, the base's
+ * query is kept with the caller's after it, and its key is kept out of answers.
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +30,17 @@ const PROVIDER_KEY = `sk-ant-api03-${'Zq7xK2mP9vL4nR8sT1wY6bC3dF5gH0jAuE'.repeat
 const KEY_PARTS = Array.from({ length: PROVIDER_KEY.length - 15 }, (_, i) => PROVIDER_KEY.slice(i, i + 16));
 const VIRTUAL_KEY = newKeyValue();
 
+/** `text` with the characters `escape` picks spelled as JSON `\uXXXX` escapes. */
+function unicodeSpelled(text: string, escape: (i: number) => boolean, upper = false): string {
+  const hex = (c: string): string => c.charCodeAt(0).toString(16).padStart(4, '0');
+  return [...text].map((c, i) => (escape(i) ? `\\u${upper ? hex(c).toUpperCase() : hex(c)}` : c)).join('');
+}
+
+/** `text` with every `\uXXXX` read as the character it stands for (what the caller's JSON decoder does). */
+function unescaped(text: string): string {
+  return text.replace(/\\+u([0-9a-fA-F]{4})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
 let provider: Server;
 let providerUrl: string;
 let node: Server;
@@ -35,8 +49,8 @@ let guardedNode: Server;
 let guardedUrl: string;
 const holder = new RuntimeHolder();
 
-/** The node's runtime: one key, and the provider with `apiKey`. */
-function runtimeWithProviderKey(apiKey: string): Runtime {
+/** The node's runtime: one key, and the provider with `apiKey` (at `baseUrl`, the stand-in's by default). */
+function runtimeWithProviderKey(apiKey: string, baseUrl = providerUrl): Runtime {
   const dataKey = generateDataKey();
   const payload: SnapshotPayload = {
     format: 1,
@@ -52,7 +66,7 @@ function runtimeWithProviderKey(apiKey: string): Runtime {
         id: 'p1',
         name: 'anthropic',
         kind: 'ANTHROPIC',
-        baseUrl: { kind: 'plain', value: providerUrl },
+        baseUrl: { kind: 'plain', value: baseUrl },
         apiKey: sealValue(dataKey, apiKey, 'provider:anthropic:api_key'),
         prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
       },
@@ -61,12 +75,14 @@ function runtimeWithProviderKey(apiKey: string): Runtime {
   return buildRuntime(payload, dataKey, {}).runtime;
 }
 const seen: IncomingHttpHeaders[] = [];
+/** The request target (path and query) of every request the provider received. */
+const targets: string[] = [];
 /** The body of every request the provider received, as it arrived. */
 const bodies: string[] = [];
 const logs = new LogCapture();
 
 /** What the provider does, by the request's `?answer=`. */
-const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders) => void> = {
+const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders, url: string) => void> = {
   json(res, headers) {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ model: 'claude-haiku-4-5', echo: headers, usage: { input_tokens: 1, output_tokens: 1 } }));
@@ -102,6 +118,40 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
     res.writeHead(400, { 'content-type': 'application/json' });
     res.end(`{"error":{"message":"invalid key ${String(headers['x-api-key']).replaceAll('/', '\\/')}"}}`);
   },
+  unicode_json(res) {
+    // The key spelled with JSON \u escapes (every character), which the caller's JSON decoder reads back as the key.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(`{"model":"claude-haiku-4-5","content":[{"type":"text","text":"your key is ${unicodeSpelled(PROVIDER_KEY, () => true)}"}],"usage":{"input_tokens":1,"output_tokens":1}}`);
+  },
+  unicode_sse(res) {
+    // Some characters escaped (upper-case hex), the stream cut inside the escapes.
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-haiku-4-5', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`;
+    const delta = `event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"your key is ${unicodeSpelled(PROVIDER_KEY, (i) => i % 5 === 0, true)}"}}\n\n`;
+    const first = delta.indexOf('\\u');
+    const cuts = [first + 1, delta.indexOf('\\u', first + 30) + 3, delta.length];
+    const parts = [start + delta.slice(0, cuts[0]), delta.slice(cuts[0], cuts[1]), delta.slice(cuts[1]) + 'event: message_stop\ndata: {"type":"message_stop"}\n\n'];
+    const next = (i: number): void => {
+      if (i === parts.length) res.end();
+      else res.write(parts[i], () => setTimeout(() => next(i + 1), 10));
+    };
+    next(0);
+  },
+  unicode_error(res) {
+    res.writeHead(500, { 'content-type': 'application/json' });
+    res.end(`{"type":"error","error":{"type":"invalid_request_error","message":"bad key ${unicodeSpelled(PROVIDER_KEY, (i) => i > 2)}"}}`);
+  },
+  broken_sse(res) {
+    // The provider dies in the middle of an event echoing the key (its socket destroyed).
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { model: 'claude-haiku-4-5', usage: { input_tokens: 3, output_tokens: 1 } } })}\n\n`;
+    res.write(`${start}event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"key ${PROVIDER_KEY.slice(0, 40)}`, () => setTimeout(() => res.socket?.destroy(), 10));
+  },
+  url(res, _headers, url) {
+    // A provider echoing the request it got (as error pages do), its URL included.
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ type: 'error', error: { type: 'not_found_error', message: `no route ${url}` } }));
+  },
   headers(res) {
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -117,13 +167,14 @@ const ANSWERS: Record<string, (res: ServerResponse, headers: IncomingHttpHeaders
 beforeAll(async () => {
   provider = createServer((req, res) => {
     seen.push(req.headers);
+    targets.push(req.url ?? '');
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     // Answered once the whole request is in, so a test sees its body as soon as it has the answer.
     req.on('end', () => {
       bodies.push(Buffer.concat(chunks).toString('utf8'));
       const answer = /answer=([a-z_]+)/.exec(req.url ?? '')?.[1] ?? 'json';
-      ANSWERS[answer]!(res, req.headers);
+      ANSWERS[answer]!(res, req.headers, req.url ?? '');
     });
   });
   providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
@@ -150,11 +201,11 @@ interface Answer {
   text: string;
 }
 
-async function call(path: string, headers: Record<string, string> = {}): Promise<Answer> {
+async function call(path: string, headers: Record<string, string> = {}, method = 'POST'): Promise<Answer> {
   const res = await fetch(`${nodeUrl}/anthropic${path}`, {
-    method: 'POST',
+    method,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}`, ...headers },
-    body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+    ...(method === 'POST' ? { body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }) } : {}),
   });
   let text = '';
   const decoder = new TextDecoder();
@@ -168,7 +219,7 @@ async function call(path: string, headers: Record<string, string> = {}): Promise
 }
 
 function expectNoKey(answer: Answer): void {
-  const everything = `${answer.text}\n${JSON.stringify([...answer.headers])}`;
+  const everything = unescaped(`${answer.text}\n${JSON.stringify([...answer.headers])}`);
   for (const part of KEY_PARTS) expect(everything).not.toContain(part);
 }
 
@@ -191,6 +242,33 @@ describe('/anthropic answers never carry the provider key', () => {
     expectNoKey(answer);
     expect(answer.text).toContain('your key is [redacted]');
     expect(answer.text).toContain('event: message_stop');
+  });
+
+  it.each([
+    ['a 200 JSON answer', 'unicode_json', 200],
+    ['a streamed answer cut inside the escapes', 'unicode_sse', 200],
+    ['an error body', 'unicode_error', 500],
+  ])('%s spelling the key with JSON \\u escapes', async (_label, answerName, status) => {
+    const answer = await call(`/v1/messages?answer=${answerName}`);
+    expect(answer.status).toBe(status);
+    expect(answer.text).toContain('[redacted]');
+    expectNoKey(answer);
+    if (answerName === 'unicode_sse') expect(answer.text).toContain('event: message_stop');
+  });
+
+  it('a streamed answer the provider breaks off (inside an event echoing the key) ends with an error event, with and without the guardrail', async () => {
+    for (const base of [nodeUrl, guardedUrl]) {
+      const res = await fetch(`${base}/anthropic/v1/messages?answer=broken_sse`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${VIRTUAL_KEY}` },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      const text = await res.text();
+      expect(res.status).toBe(200);
+      expect(text).toContain('event: message_start');
+      expect(text.endsWith('event: error\ndata: {"type":"error","error":{"type":"api_error","message":"the LLM provider \\"anthropic\\" broke off the answer"}}\n\n')).toBe(true);
+      expectNoKey({ status: res.status, headers: res.headers, text });
+    }
   });
 
   it('an error body longer than 64 KiB with the key where it used to be cut', async () => {
@@ -296,6 +374,44 @@ describe('/anthropic with a provider key holding a slash', () => {
       expect(answer.text).toContain('[redacted]');
       expect(answer.text).not.toContain(key.replaceAll('/', '\\/').slice(0, 16));
       expect(answer.text).not.toContain('nR8sT1wY6bC3');
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
+  });
+});
+
+describe('/anthropic with a provider base URL holding a path, a query key and a fragment', () => {
+  const QUERY_KEY = `qk${PROVIDER_KEY.slice(20, 60)}`;
+
+  it('the call\'s path is joined onto the base path, the base query kept and the caller\'s merged after it', async () => {
+    holder.set(runtimeWithProviderKey(PROVIDER_KEY, `${providerUrl}/gateway/?api-key=${QUERY_KEY}&region=eu#frag`));
+    try {
+      let before = targets.length;
+      let answer = await call('/v1/messages?beta=true&answer=json');
+      expect(answer.status).toBe(200);
+      expect(targets[before]).toBe(`/gateway/v1/messages?api-key=${QUERY_KEY}&region=eu&beta=true&answer=json`);
+      // Without a query of the caller's, and on the GET route.
+      before = targets.length;
+      answer = await call('/v1/models/claude-haiku-4-5', {}, 'GET');
+      expect(answer.status).toBe(200);
+      expect(targets[before]).toBe(`/gateway/v1/models/claude-haiku-4-5?api-key=${QUERY_KEY}&region=eu`);
+      // The caller can neither replace nor repeat a parameter the base sets.
+      before = targets.length;
+      await call('/v1/messages/count_tokens?api-key=mine&region=us&answer=json');
+      expect(targets[before]).toBe(`/gateway/v1/messages/count_tokens?api-key=${QUERY_KEY}&region=eu&answer=json`);
+    } finally {
+      holder.set(runtimeWithProviderKey(PROVIDER_KEY));
+    }
+  });
+
+  it('a provider echoing its request URL does not hand the query key over', async () => {
+    holder.set(runtimeWithProviderKey(PROVIDER_KEY, `${providerUrl}/gateway?api-key=${QUERY_KEY}`));
+    try {
+      const answer = await call('/v1/messages?answer=url');
+      expect(answer.status).toBe(404);
+      expect(answer.text).toContain('no route');
+      expect(answer.text).not.toContain(QUERY_KEY);
+      expect(answer.text).not.toContain(QUERY_KEY.slice(0, 12));
     } finally {
       holder.set(runtimeWithProviderKey(PROVIDER_KEY));
     }

@@ -8,30 +8,13 @@
  * chunks included) with memory bounded, and so are relayed header values.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { closeServer, listen } from '../support/upstreams.js';
+import { startEchoNode, writeParts, type EchoNode } from './echo-upstream.js';
 
 const TOKEN = `tok/${randomBytes(16).toString('hex')}`;
 const API_KEY = `apikey-${randomBytes(16).toString('hex')}`;
 const MB = 1024 * 1024;
-
-let upstream: Server;
-let node: TestNode;
-let snapshot: BuiltSnapshot;
-
-/** Writes `parts` one write each, the next once the previous has left (so the node sees them apart). */
-function writeParts(res: ServerResponse, parts: readonly string[]): void {
-  const next = (i: number): void => {
-    if (i === parts.length) {
-      res.end();
-      return;
-    }
-    res.write(parts[i], () => setImmediate(() => next(i + 1)));
-  };
-  next(0);
-}
 
 function answer(res: ServerResponse, tool: string, id: unknown, echo: string): void {
   const error = (message: string): string => JSON.stringify({ jsonrpc: '2.0', id, error: { code: -32000, message } });
@@ -81,44 +64,20 @@ function answer(res: ServerResponse, tool: string, id: unknown, echo: string): v
   }
 }
 
+let echo: EchoNode;
+
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const text = Buffer.concat(chunks).toString('utf8');
-      const message = (text === '' ? {} : JSON.parse(text)) as { id?: unknown; method?: string; params?: { name?: string } };
-      if (message.id === undefined) {
-        res.writeHead(202).end();
-        return;
-      }
-      if (message.method !== 'tools/call') {
-        const result = message.method === 'initialize' ? { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'echo', version: '1' } } : { tools: [] };
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, result }));
-        return;
-      }
-      const echo = `authorization '${String(req.headers.authorization)}' key ${String(req.headers['x-api-key'])}`;
-      answer(res, message.params?.name ?? '', message.id, echo);
-    });
-  });
-  const port = await listen(upstream, 0);
-  node = await startTestNode();
-  snapshot = await buildSnapshot({
-    servers: [{ name: 'crm', url: `http://127.0.0.1:${port}/mcp`, headers: { Authorization: { secret: `Bearer ${TOKEN}` }, 'X-Api-Key': { secret: API_KEY } } }],
-    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
-  });
-  node.apply(snapshot);
+  echo = await startEchoNode(answer, { token: TOKEN, apiKey: API_KEY });
 });
 
 afterAll(async () => {
-  await node?.close();
-  if (upstream) await closeServer(upstream);
+  await echo?.close();
 });
 
 async function call(tool: string): Promise<{ status: number; headers: Headers; text: string }> {
-  const res = await fetch(`${node.url}/mcp/crm`, {
+  const res = await fetch(`${echo.node.url}/mcp/crm`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    headers: { authorization: `Bearer ${echo.snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
     body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: tool, arguments: {} } }),
   });
   return { status: res.status, headers: res.headers, text: await res.text() };

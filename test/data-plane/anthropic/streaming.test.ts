@@ -4,10 +4,12 @@
  * answer), and the usage of that stream (input, output, cache-creation and cache-read tokens) is priced
  * when it ends, settled against the key's limits, and reported once; a refused call never reaches the
  * provider; a budgeted call the caller leaves mid-stream is charged what was streamed and gives the rest of
- * its reserved cost bound back. Runs a node's server over a Runtime built from a snapshot payload (no control plane).
+ * its reserved cost bound back. A provider breaking off mid-stream (between events or inside one) ends the
+ * caller's stream with a Messages API `error` event (it was a cut connection), and what it sent is charged. Runs a node's server over a Runtime built from a snapshot payload (no control plane).
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRuntime, RuntimeHolder } from '../../../data-plane/config/runtime.js';
 import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
@@ -51,8 +53,13 @@ describe('/anthropic streaming', () => {
       });
       res.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_1', 'set-cookie': 'provider=internal' });
       const start = `event: message_start\ndata: ${JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-haiku-4-5', usage: USAGE } })}\n\n`;
-      // `?break=1`: the provider's connection breaks right after message_start.
+      // `?break=1`: the provider's connection breaks right after message_start; `?break=mid`: in the middle
+      // of the next event (its socket destroyed, as a provider or a proxy in its place dying does).
       if (req.url?.includes('break=1')) return void res.write(start, () => res.destroy());
+      if (req.url?.includes('break=mid')) {
+        const half = `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hal`;
+        return void res.write(start, () => setTimeout(() => res.write(half, () => setTimeout(() => res.socket?.destroy(), 10)), 10));
+      }
       res.write(start);
       new Promise<void>((r) => (release = r)).then(() => {
         res.write(`event: content_block_delta\ndata: ${JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } })}\n\n`);
@@ -218,20 +225,33 @@ describe('/anthropic streaming', () => {
     expect(records.filter((r) => r.keyId === 'key_2')).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'caller_gone', upstreamStatus: 200 })]);
   });
 
-  it('a provider that breaks off mid-stream breaks the caller\'s stream; the record says so and what it reported is settled', async () => {
+  it.each([
+    ['between events', 'break=1'],
+    ['inside an event', 'break=mid'],
+  ])('a provider that breaks off mid-stream (%s): the caller\'s stream ends with an SSE error event; the record says so and what it reported is settled', async (_label, query) => {
     const ofKey2 = <T extends { keyId: string | null }>(list: T[]): T[] => list.filter((e) => e.keyId === 'key_2');
     const before = ofKey2(records).length;
-    const res = await fetch(`${nodeUrl}/anthropic/v1/messages?break=1`, {
+    const spentBefore = ofKey2(events).length;
+    const res = await fetch(`${nodeUrl}/anthropic/v1/messages?${query}`, {
       method: 'POST',
       headers: { 'x-api-key': OTHER_KEY },
       body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 1000, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
     });
     expect(res.status).toBe(200);
-    await expect(res.text()).rejects.toThrow();
+    // The stream ends in order (it was cut before), as a client's SSE parser reads it.
+    const text = await res.text();
+    const parsed: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (e) => parsed.push(e) });
+    parser.feed(text);
+    expect(parsed.map((e) => e.event)).toEqual(['message_start', 'error']);
+    expect(JSON.parse(parsed[1]!.data)).toEqual({ type: 'error', error: { type: 'api_error', message: 'the LLM provider "anthropic" broke off the answer' } });
+    // Half an event is not glued to the error event.
+    expect(text).not.toContain('"text":"hal');
+    expect(text).not.toContain(PROVIDER_KEY);
     for (let i = 0; i < 200 && ofKey2(records).length === before; i++) await new Promise((r) => setTimeout(r, 10));
     expect(ofKey2(records).slice(before)).toEqual([expect.objectContaining({ outcome: 'upstream_error', reason: 'answer_broken', upstreamStatus: 200 })]);
-    for (let i = 0; i < 200 && ofKey2(events).length === before; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(ofKey2(events).slice(before)).toEqual([expect.objectContaining({ inputTokens: 1234, outputTokens: 1 })]);
+    for (let i = 0; i < 200 && ofKey2(events).length === spentBefore; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ofKey2(events).slice(spentBefore)).toEqual([expect.objectContaining({ inputTokens: 1234, outputTokens: 1 })]);
   });
 
   it('a budgeted call the caller leaves mid-stream is charged what was streamed, and the rest of its reservation is given back', async () => {
