@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { postMcp } from '../support/mcp-http.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
-import { removeAtExit } from '../support/processes.js';
+import { processRunning, removeAtExit } from '../support/processes.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
 
@@ -59,15 +59,6 @@ async function hangingProxy(target: string): Promise<HangingControlPlane> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('a node restarted at once on its state dir', () => {
@@ -166,7 +157,7 @@ describe('a node restarted at once on its state dir', () => {
     await first.kill();
     // The node itself, not only the tsx in front of it (a SIGKILL to tsx alone left its node running).
     expect(killedPid).toBeTypeOf('number');
-    expect(running(killedPid as number)).toBe(false);
+    expect(processRunning(killedPid as number)).toBe(false);
     const second = await start();
     proxy.hold(null);
     await serving(second);

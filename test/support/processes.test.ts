@@ -8,20 +8,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spawnOwned } from './processes.js';
+import { processRunning, spawnOwned } from './processes.js';
 import { waitFor } from './wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A shell that starts a grandchild and prints its pid: what tsx and npm do with the node they start. */
 const WITH_GRANDCHILD = ['-c', 'sleep 600 & echo $!; wait'];
@@ -32,9 +23,9 @@ describe('owned test processes', () => {
     let out = '';
     owned.proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
     const grandchild = Number(await waitFor(() => /^(\d+)\n/.exec(out)?.[1], { what: 'the grandchild pid' }));
-    expect(running(grandchild)).toBe(true);
+    expect(processRunning(grandchild)).toBe(true);
     await owned.stop({ graceMs: 2_000 });
-    expect(running(grandchild)).toBe(false);
+    expect(processRunning(grandchild)).toBe(false);
     expect(owned.alive()).toBe(false);
   });
 
@@ -62,7 +53,7 @@ describe('owned test processes', () => {
       const grandchild = Number(/^(\d+)$/m.exec(out)?.[1]);
       expect(child).toBeGreaterThan(0);
       expect(grandchild).toBeGreaterThan(0);
-      await waitFor(() => !running(child) && !running(grandchild), { timeoutMs: 5_000, what: 'the child and grandchild gone' });
+      await waitFor(() => !processRunning(child) && !processRunning(grandchild), { timeoutMs: 5_000, what: 'the child and grandchild gone' });
       expect(existsSync(temp)).toBe(false);
       rmSync(dir, { recursive: true, force: true });
     }, 30_000);

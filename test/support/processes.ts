@@ -37,6 +37,16 @@ function signalGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
+/** Whether process `pid` still runs (signal 0 only checks). */
+export function processRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** At the worker's exit (synchronous: only kills and removals are possible there). */
 function hookExit(): void {
   if (hooked) return;
