@@ -161,10 +161,11 @@ function showableSchema(value: unknown, depth: number): unknown {
 function servableEntry<T extends object>(field: ListField, entry: T): T | Refused {
   const record = entry as Record<string, unknown>;
   const identifying = IDENTIFYING[field];
-  const label = scrubbedName(record[identifying[0] as string]);
+  /** The entry as a log line names it (only an entry left out is named). */
+  const refused = (key: string, problem: EntryProblem): Refused => new Refused({ name: scrubbedName(record[identifying[0] as string]), field: key, problem });
   for (const key of identifying) {
     const problem = field === 'tools' ? toolNameProblem(record[key]) : identifierProblem(record[key]);
-    if (problem !== null) return new Refused({ name: label, field: key, problem });
+    if (problem !== null) return refused(key, problem);
   }
   let out: Record<string, unknown> | null = null;
   const set = (key: string, value: unknown): void => {
@@ -181,8 +182,8 @@ function servableEntry<T extends object>(field: ListField, entry: T): T | Refuse
   if (field === 'tools') {
     for (const key of ['inputSchema', 'outputSchema']) {
       const shown = showableSchema(record[key], MAX_SCHEMA_DEPTH);
-      if (shown === TOO_DEEP) return new Refused({ name: label, field: key, problem: 'schema_too_deep' });
-      if (shown === BAD_KEY) return new Refused({ name: label, field: key, problem: 'unshowable_characters' });
+      if (shown === TOO_DEEP) return refused(key, 'schema_too_deep');
+      if (shown === BAD_KEY) return refused(key, 'unshowable_characters');
       set(key, shown);
     }
   }
@@ -192,7 +193,7 @@ function servableEntry<T extends object>(field: ListField, entry: T): T | Refuse
       if (!isRecord(argument)) continue;
       // An argument's name is what the client sends back: it identifies, like the prompt's own.
       const problem = identifierProblem(argument.name);
-      if (problem !== null) return new Refused({ name: label, field: 'arguments.name', problem });
+      if (problem !== null) return refused('arguments.name', problem);
       const shown = servableText(argument);
       if (shown !== argument) (args ??= [...record.arguments])[i] = shown;
     }
