@@ -56,6 +56,7 @@ import type { Caller, RequestContext, RequestRecord } from '../pipeline/context.
 import type { CallStages, Route } from '../pipeline/pipeline.js';
 import { MAX_JSON_DEPTH, exceedsDepth } from '../pipeline/json-depth.js';
 import { MODERN_VERSION, isModernRequest, modernize } from '../proxy/era.js';
+import { logDropped } from '../proxy/tools-list-filter.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import { credentialIsConfiguredHeaders, type ResolvedServer, type Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
@@ -111,7 +112,7 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
       // name has a control or format character (an ANSI escape, a bidi override) is never listed, and a
       // description's such characters show as U+FFFD. Logged escaped, once per catalog the pool holds.
       const servable = servableTools(tools);
-      if (servable.dropped.length > 0) logger.warn({ server, dropped: servable.dropped }, 'left tools out of an upstream catalog: their names are not tool names');
+      logDropped(logger, server, 'tools/list', servable.dropped);
       for (const tool of servable.tools) {
         // `execution` (task support) is dropped: this endpoint does not run task-augmented calls.
         const { execution: _execution, ...rest } = tool;
