@@ -17,71 +17,16 @@
  *   part replaced by `***`. That form given back unchanged keeps the sealed URL (`keptSealedUrl`), so an
  *   export re-applies; `***` with other changes is refused, since the real value is then unknown.
  *
- * What counts as credential-bearing errs towards hiding (a hidden part costs a reader some detail; a shown
- * one leaks a credential to every admin token, VIEWER included):
- * - a query parameter whose name contains a credential word (`api-key`, `access_token`, `client_secret`,
- *   `X-Amz-Signature`, `sessionid`…) or is one of the short names services use for one (`sig`, `code`,
- *   `key`, `k`, `t`…): a named list, because names are what services document and what an operator can
- *   check against; values alone cannot tell a token from an id,
- * - any value (query or path segment) shaped like a token (long, mixing letters and digits: UUIDs, hex and
- *   base64 keys), whatever its name, since not every service names its parameter helpfully,
- * - the path segment after one that names a credential exactly (`/t/<token>`, `/key/<key>`,
- *   `/api-key/<key>`): exact names, not the query's substring rule, because `/oauth/token` and
- *   `/auth/realms/…` are ordinary paths of authorization servers,
- * - any fragment (nothing is ever sent in one; it would only be kept there to be secret).
+ * What counts as credential-bearing is the rule both planes share (data-plane/snapshot/url-credentials.ts:
+ * userinfo, credential-named or token-shaped query values, path tokens such as `/t/<token>`, any fragment), so
+ * the parts the control plane hides are the parts a node keeps out of the answers it relays.
  */
 
+import { urlCredentialParts, type UrlPartPlace } from '../../data-plane/snapshot/url-credentials.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 
 /** What reads show in place of a credential. */
 export const REDACTED = '***';
-
-/**
- * Words that make a parameter name credential-bearing wherever they appear in it (compared lower-cased,
- * without `-`, `_`, `.`): `key` covers api-key, apikey, subscription-key; `token` access_token, id_token;
- * `secret` client_secret; `signature` X-Amz-Signature; `auth` authorization, x-auth; `session` sessionid.
- */
-const CREDENTIAL_WORDS = ['key', 'token', 'secret', 'passw', 'pwd', 'auth', 'credential', 'signature', 'session', 'jwt', 'bearer'];
-/**
- * Short names services use for a credential, matched whole: `sig` (Azure SAS, S3-style), `code` (Azure
- * Functions), `pat` (personal access tokens), `sid`, and the one-letter ones of hosted MCP servers.
- */
-const CREDENTIAL_NAMES = new Set(['sig', 'code', 'pat', 'sid', 'k', 't', 's', 'p', 'x']);
-/** Path segments after which the next segment is a credential (matched whole, or with a trailing `s`). */
-const CREDENTIAL_SEGMENTS = new Set(['key', 'apikey', 'token', 'accesstoken', 'authtoken', 'secret', 'password', 'pwd', 'jwt', 'bearer', 'session', 'credential', ...CREDENTIAL_NAMES]);
-
-function normalisedName(name: string): string {
-  return name.toLowerCase().replace(/[-_.\s]/g, '');
-}
-
-function credentialName(name: string): boolean {
-  const n = normalisedName(name);
-  return n !== '' && (CREDENTIAL_NAMES.has(n) || CREDENTIAL_WORDS.some((word) => n.includes(word)));
-}
-
-function credentialSegment(segment: string): boolean {
-  const n = normalisedName(segment);
-  return n !== '' && (CREDENTIAL_SEGMENTS.has(n) || (n.endsWith('s') && CREDENTIAL_SEGMENTS.has(n.slice(0, -1))));
-}
-
-/**
- * A value shaped like a token: 16 or more characters of the sets tokens use, with at least two digits and
- * two letters (UUIDs, hex and base64 keys; not words joined by hyphens such as `mcp-server-v2`).
- */
-function tokenShaped(value: string): boolean {
-  if (value.length < 16 || !/^[A-Za-z0-9._~+/=:-]+$/.test(value)) return false;
-  const digits = value.replace(/[^0-9]/g, '').length;
-  const letters = value.replace(/[^A-Za-z]/g, '').length;
-  return digits >= 2 && letters >= 2;
-}
-
-function decoded(text: string): string {
-  try {
-    return decodeURIComponent(text.replace(/\+/g, ' '));
-  } catch {
-    return text;
-  }
-}
 
 export type UrlProblem = 'not_a_url' | 'not_http' | 'credentials' | 'insecure';
 
@@ -109,38 +54,31 @@ export interface RedactedUrl {
   secret: boolean;
 }
 
-/** The URL with its credential-bearing parts replaced by `***` (see the module comment). */
+/** The URL with its credential-bearing parts (the shared rule, `urlCredentialParts`) replaced by `***`. */
 export function redactUrl(url: URL): RedactedUrl {
-  let secret = false;
-  let previous = '';
+  const parts = urlCredentialParts(url);
+  if (parts.length === 0) return { shown: url.href, secret: false };
+  const hidden = (place: UrlPartPlace, index: number): boolean => parts.some((p) => p.place === place && p.index === index);
   const path = url.pathname
     .split('/')
-    .map((segment) => {
-      const value = decoded(segment);
-      const hide = value !== '' && (tokenShaped(value) || credentialSegment(previous));
-      previous = value;
-      if (!hide) return segment;
-      secret = true;
-      return REDACTED;
-    })
+    .map((segment, i) => (hidden('path', i) ? REDACTED : segment))
     .join('/');
   const query = url.search
     .slice(1)
     .split('&')
-    .map((part) => {
-      if (part === '') return part;
+    .map((part, i) => {
+      if (!hidden('query', i)) return part;
       const eq = part.indexOf('=');
-      const name = eq === -1 ? part : part.slice(0, eq);
-      const value = eq === -1 ? '' : part.slice(eq + 1);
-      const hide = eq === -1 ? tokenShaped(decoded(name)) : credentialName(decoded(name)) || tokenShaped(decoded(value));
-      if (!hide) return part;
-      secret = true;
-      return eq === -1 ? REDACTED : `${name}=${REDACTED}`;
+      return eq === -1 ? REDACTED : `${part.slice(0, eq)}=${REDACTED}`;
     })
     .join('&');
-  if (url.hash !== '') secret = true;
-  if (!secret) return { shown: url.href, secret: false };
-  return { shown: `${url.origin}${path}${query === '' ? '' : `?${query}`}${url.hash === '' ? '' : `#${REDACTED}`}`, secret: true };
+  // Userinfo as one mark: neither the name nor the password is shown (the control plane refuses to store
+  // one, but messages show URLs it was given).
+  const userinfo = hidden('userinfo', 0) || hidden('userinfo', 1) ? `${REDACTED}@` : '';
+  return {
+    shown: `${url.protocol}//${userinfo}${url.host}${path}${query === '' ? '' : `?${query}`}${url.hash === '' ? '' : `#${REDACTED}`}`,
+    secret: true,
+  };
 }
 
 /**

@@ -354,10 +354,17 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
       const body = chain(ctx, record, request.provider.name, upstream.body, [scrubber], sseBreakFor(status, headers));
       return { answer: { kind: 'stream', status, headers, body } };
     }
-    const meter = new UsageMeter(headers['content-type'] ?? '');
+    const meter = usageMeter(request.provider.name, headers);
     const body = chain(ctx, record, request.provider.name, upstream.body, [scrubber, meter], sseBreakFor(status, headers));
     const usage = meteredUsage(request, meter);
     return { answer: { kind: 'stream', status, headers, body }, usage };
+  }
+
+  /** The usage meter of one answer; an SSE event too long to meter is logged (once an answer, no provider text). */
+  function usageMeter(provider: string, headers: Record<string, string>): UsageMeter {
+    return new UsageMeter(headers['content-type'] ?? '', {
+      onOversizedEvent: () => logger.warn({ provider }, 'LLM provider streamed an event over 1 MiB; its usage is not metered'),
+    });
   }
 
   function meteredUsage(request: AnthropicRequest, meter: UsageMeter): Promise<Usage | null> {
@@ -398,7 +405,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     contentGuard: ContentGuard,
     scrubber: SecretScrubber,
   ): { answer: Answer | Promise<Answer>; usage?: Promise<Usage | null> } {
-    const meter = new UsageMeter(headers['content-type'] ?? '');
+    const meter = usageMeter(request.provider.name, headers);
     const usage = request.priced ? meteredUsage(request, meter) : undefined;
     if ((headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
       const sse = new SseSecretGuard(contentGuard.scanner, policy);

@@ -17,7 +17,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 const EMPTY = Buffer.alloc(0);
 /** The most of an unfinished event held back; a Messages API event is far shorter. */
-const MAX_HELD_BYTES = 1024 * 1024;
+export const MAX_HELD_BYTES = 1024 * 1024;
 /** The blank lines that end an SSE event, by the line ends the format allows (LF, CRLF, CR). */
 const EVENT_ENDS = ['\n\n', '\r\r', '\r\n\r\n', '\n\r\n'].map((s) => Buffer.from(s));
 

@@ -4,10 +4,17 @@
  * cache token counts and `message_delta` the (cumulative) output count; for JSON, the body's `usage` is
  * read when it ends (a JSON answer is bounded; beyond `maxJsonBytes` it is passed on unmetered).
  * `usage` resolves when the answer ends (null if it carried none, or broke off).
+ *
+ * Memory is bounded for SSE too: one event longer than `maxEventChars` (a provider that never sends the
+ * blank line ending it) is not metered; the parser drops what it held of it, the meter skips the rest of it
+ * up to its blank line (`onOversizedEvent` is told once per answer) and meters the events after it. The
+ * bytes pass on regardless: how much of an unfinished event the relay holds is the relay's limit
+ * (sse-break.ts, MAX_HELD_BYTES), which is also this default bound.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { TokenUsage } from './pricing.js';
+import { MAX_HELD_BYTES } from './sse-break.js';
 
 export interface MeteredUsage extends TokenUsage {
   model: string | null;
@@ -29,6 +36,21 @@ interface WireUsage {
  */
 export const MAX_CALL_TOKENS = 100_000_000;
 
+export interface UsageMeterOptions {
+  /** Bytes of a JSON answer read for its usage; a longer one passes unmetered. */
+  maxJsonBytes?: number;
+  /** Characters of one unfinished SSE event held to meter it; a longer one passes unmetered. */
+  maxEventChars?: number;
+  /** Called once per answer, on the first event over `maxEventChars` (for the caller's log; no provider text). */
+  onOversizedEvent?: () => void;
+}
+
+/**
+ * Where a skipped event's text stands: inside a line, just after a line end, or just after a CR (which a LF
+ * may complete as one CRLF line end). Two line ends in a row make the blank line that ends the event.
+ */
+type SkipState = 'line' | 'lineEnd' | 'cr';
+
 const count = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), MAX_CALL_TOKENS) : null);
 
 export class UsageMeter extends Transform {
@@ -41,12 +63,31 @@ export class UsageMeter extends Transform {
   #json: Buffer[] | null;
   #jsonBytes = 0;
   #endAfter: Promise<unknown> | null = null;
+  readonly #maxJsonBytes: number;
+  #onOversizedEvent: (() => void) | null;
+  /** The parser gave up on an event over the bound during the last feed. */
+  #overflowed = false;
+  /** Skipping the rest of an event over the bound (where its text stands), or null when metering. */
+  #skipping: SkipState | null = null;
+  /** The last text fed ended in CR. */
+  #endsInCr = false;
 
-  constructor(contentType: string, private readonly maxJsonBytes = 8 * 1024 * 1024) {
+  constructor(contentType: string, options: UsageMeterOptions = {}) {
     super();
     this.usage = new Promise((resolve) => (this.#resolve = resolve));
+    this.#maxJsonBytes = options.maxJsonBytes ?? 8 * 1024 * 1024;
+    this.#onOversizedEvent = options.onOversizedEvent ?? null;
     const sse = contentType.toLowerCase().startsWith('text/event-stream');
-    this.#sse = sse ? createParser({ onEvent: (e) => this.#onEvent(e) }) : null;
+    this.#sse = sse
+      ? createParser({
+          onEvent: (e) => this.#onEvent(e),
+          // Past the bound the parser drops what it held and stops until reset (`#feed` skips to the event's end).
+          maxBufferSize: options.maxEventChars ?? MAX_HELD_BYTES,
+          onError: (e) => {
+            if (e.type === 'max-buffer-size-exceeded') this.#overflowed = true;
+          },
+        })
+      : null;
     this.#json = sse ? null : [];
     // An answer cut off (caller gone, upstream broke) still settles what it reported so far.
     this.once('close', () => this.#resolve(this.#seen ? { ...this.#current } : null));
@@ -63,10 +104,10 @@ export class UsageMeter extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.push(chunk);
     try {
-      if (this.#sse) this.#sse.feed(this.#decoder.decode(chunk, { stream: true }));
+      if (this.#sse) this.#feed(this.#sse, this.#decoder.decode(chunk, { stream: true }));
       else if (this.#json) {
         this.#jsonBytes += chunk.length;
-        if (this.#jsonBytes > this.maxJsonBytes) this.#json = null;
+        if (this.#jsonBytes > this.#maxJsonBytes) this.#json = null;
         else this.#json.push(chunk);
       }
     } catch {
@@ -76,6 +117,15 @@ export class UsageMeter extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
+    // A CR the parser holds at the end (it may begin a CRLF) is a line end once nothing follows: an answer
+    // whose last event ends in CR CR (the format allows CR alone) is dispatched. Nothing else completes.
+    if (this.#sse && this.#skipping === null && this.#endsInCr) {
+      try {
+        this.#sse.feed('\n');
+      } catch {
+        // Metering never breaks the answer.
+      }
+    }
     if (this.#json) {
       try {
         const body = JSON.parse(Buffer.concat(this.#json).toString('utf8')) as { model?: unknown; usage?: WireUsage };
@@ -91,9 +141,55 @@ export class UsageMeter extends Transform {
     else hold.then(() => done(), () => done());
   }
 
+  /** Feeds the parser, skipping the rest of an event over the bound up to its blank line. */
+  #feed(parser: ReturnType<typeof createParser>, text: string): void {
+    if (this.#skipping !== null) {
+      const after = this.#skipEnd(text);
+      if (after === -1) return;
+      this.#skipping = null;
+      parser.reset();
+      text = text.slice(after);
+    }
+    parser.feed(text);
+    if (text !== '') this.#endsInCr = text.endsWith('\r');
+    if (!this.#overflowed) return;
+    // The overflow is found after the whole text was parsed: the event it is in is still open at its end.
+    this.#overflowed = false;
+    const last = text.at(-1);
+    this.#skipping = last === '\n' ? 'lineEnd' : last === '\r' ? 'cr' : 'line';
+    if (this.#onOversizedEvent !== null) {
+      this.#onOversizedEvent();
+      this.#onOversizedEvent = null;
+    }
+  }
+
+  /** Where the skipped event's blank line ends in `text` (what follows is metered again), or -1 if not in it. */
+  #skipEnd(text: string): number {
+    let state = this.#skipping ?? 'line';
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 10) {
+        // LF: ends a line, unless it completes a CR's CRLF.
+        if (state === 'lineEnd') return i + 1;
+        state = 'lineEnd';
+      } else if (c === 13) {
+        if (state !== 'line') return i + 1;
+        state = 'cr';
+      } else state = 'line';
+    }
+    this.#skipping = state;
+    return -1;
+  }
+
   #onEvent(event: EventSourceMessage): void {
     if (event.event !== 'message_start' && event.event !== 'message_delta') return;
-    const data = JSON.parse(event.data) as { message?: { model?: unknown; usage?: WireUsage }; usage?: WireUsage };
+    let data: { message?: { model?: unknown; usage?: WireUsage }; usage?: WireUsage };
+    try {
+      data = JSON.parse(event.data) as typeof data;
+    } catch {
+      // Not JSON: nothing to meter here, and the parser must go on with the rest of the text it was fed.
+      return;
+    }
     if (event.event === 'message_start') {
       if (typeof data.message?.model === 'string') this.#current.model = data.message.model;
       if (data.message?.usage) this.#take(data.message.usage);

@@ -378,6 +378,9 @@ export class AuditOutbox {
    * (a shipper waiting for a full batch is not woken by every flush), or after `timeoutMs`.
    */
   waitForEvents(timeoutMs: number, signal?: AbortSignal, minBacklog = 0): Promise<void> {
+    // An aborted signal fires no more 'abort' events: without this, a stop landing while the shipper read
+    // a batch left it waiting out the whole timeout (a node's close took a second longer).
+    if (signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);

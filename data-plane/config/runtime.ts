@@ -28,6 +28,7 @@ import {
 } from '../snapshot/schema.js';
 import { forEachKeyRow } from '../snapshot/key-table.js';
 import { headerNameProblem, isForwardableHeader } from '../snapshot/rules.js';
+import { urlCredentialParts } from '../snapshot/url-credentials.js';
 import { editMap } from './layered-map.js';
 import { openValue } from '../snapshot/seal.js';
 import { SnapshotError } from '../snapshot/errors.js';
@@ -422,8 +423,13 @@ function resolveServer(
   let urlText: string | undefined;
   if (entry.url) {
     urlText = resolve(entry.url);
-    // The URL may embed credentials (user:pass@ or a token in the query): treat it as a secret for scrubbing.
-    if (urlText !== undefined) secrets.push(urlText);
+    // The URL may embed credentials (user:pass@, a token in the query or path): the whole URL and, by the
+    // shared rule, each credential part alone (an upstream may echo `?api_key=` without the rest) are secrets.
+    if (urlText !== undefined) {
+      secrets.push(urlText);
+      const parsed = parseHttpUrl(urlText);
+      if (parsed !== null) secrets.push(...urlSecrets(parsed));
+    }
   }
 
   let stdio: ResolvedStdio | null = null;
@@ -521,22 +527,24 @@ function resolveProvider(
           disabled: false,
           unavailable: null,
           fingerprint: fingerprint('HTTP', baseUrl.href, headers, null),
-          secrets: [apiKey, ...baseUrlSecrets(baseUrl)],
+          secrets: [apiKey, ...urlSecrets(baseUrl)],
         }
       : null,
   };
 }
 
 /**
- * What of a provider's base URL is secret: a provider reached as `https://host/v1?api-key=…` takes its key
- * in the query, and an answer echoing the request URL must not hand it to a caller. The whole URL (as a
- * server's URL is), and each query value of 8 characters or more: erring towards hiding, as the control
- * plane's URL rule does (`?beta=1` stays; an `api-version` date would be cut out of answers too).
+ * What of a provider's base URL is secret: a provider reached as `https://host/v1?api-key=…` or
+ * `https://gateway/t/<token>/v1` takes its key in the URL, and an answer echoing the request URL must not hand
+ * it to a caller. The parts the shared rule calls credentials (snapshot/url-credentials.ts, the rule the
+ * control plane seals and redacts by), as sent and decoded, and then the whole URL too; a URL without one
+ * (`?api-version=2024-06-01`) adds nothing, so such harmless text is not cut out of answers.
  */
-function baseUrlSecrets(url: URL): string[] {
-  if (url.search === '') return [];
-  const values = [...url.searchParams.values()].filter((v) => v.length >= 8);
-  return [url.href, ...values, ...values.map((v) => encodeURIComponent(v)).filter((v, i) => v !== values[i])];
+function urlSecrets(url: URL): string[] {
+  const parts = urlCredentialParts(url);
+  if (parts.length === 0) return [];
+  // At least 4 characters, as every secret form (`secretForms`): shorter ones would redact ordinary text.
+  return [...new Set([url.href, ...parts.flatMap((p) => [p.raw, p.value])])].filter((s) => s.length >= 4);
 }
 
 function parseHttpUrl(text: string): URL | null {

@@ -93,6 +93,13 @@ export class ControlPlaneLink {
   private lastRejection: NodeReport['lastRejection'] = null;
   private readonly startedAt = new Date().toISOString();
   private abort: AbortController | null = null;
+  /**
+   * Aborted by stop(): every request of the link's own (stream, enrollment, keys, reports, compaction) and
+   * its reconnect wait end with it, so a node closes at once instead of after a report to a slow control
+   * plane or a reconnect backoff of up to 10 s (a restarted node waited on the state-dir lock meanwhile).
+   */
+  private readonly lifetime = new AbortController();
+  private connecting: Promise<void> | null = null;
   private stopped = false;
   private reportTimer: NodeJS.Timeout | null = null;
   /** A `reportSoon` report is pending. */
@@ -146,18 +153,25 @@ export class ControlPlaneLink {
   }
 
   start(): void {
-    void this.connectLoop();
+    this.connecting ??= this.connectLoop();
     this.reportTimer = setInterval(() => void this.report(), this.options.reportIntervalMs ?? 10_000);
     this.reportTimer.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.lifetime.abort();
     this.abort?.abort();
     if (this.reportTimer) clearInterval(this.reportTimer);
     if (this.soonTimer) clearTimeout(this.soonTimer);
+    await this.connecting;
     await this.queue.catch(() => undefined);
     await this.compacting?.catch(() => undefined);
+  }
+
+  /** A signal for one of the link's requests: ends with the link, or after `timeoutMs`. */
+  private requestSignal(timeoutMs: number): AbortSignal {
+    return AbortSignal.any([this.lifetime.signal, AbortSignal.timeout(timeoutMs)]);
   }
 
   /** Verify → unwrap → apply → persist → report. A refusal is logged and reported; the old snapshot stays. */
@@ -256,7 +270,10 @@ export class ControlPlaneLink {
     const dir = this.options.stateDir;
     if (!dir || !this.trust) return;
     try {
-      const res = await fetch(new URL(NODE_SNAPSHOT_PATH, this.options.controlPlaneUrl), { headers: { ...(await this.authHeaders('GET', NODE_SNAPSHOT_PATH)), ...this.keyHeader() } });
+      const res = await fetch(new URL(NODE_SNAPSHOT_PATH, this.options.controlPlaneUrl), {
+        headers: { ...(await this.authHeaders('GET', NODE_SNAPSHOT_PATH)), ...this.keyHeader() },
+        signal: this.lifetime.signal,
+      });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const envelope = SnapshotEnvelopeSchema.parse(await res.json());
       const payload = await verifySnapshot(envelope.snapshot, this.trust, { currentVersion: null });
@@ -309,7 +326,7 @@ export class ControlPlaneLink {
     }
     try {
       await this.ensureEnrolled();
-      const res = await fetch(new URL(NODE_JWKS_PATH, this.options.controlPlaneUrl), { headers: await this.authHeaders('GET', NODE_JWKS_PATH) });
+      const res = await fetch(new URL(NODE_JWKS_PATH, this.options.controlPlaneUrl), { headers: await this.authHeaders('GET', NODE_JWKS_PATH), signal: this.requestSignal(30_000) });
       if (!res.ok) throw new Error(await this.refusal(res));
       const body = (await res.json()) as { keys: unknown[] };
       this.trust = await TrustStore.fromJwks(body.keys);
@@ -396,6 +413,7 @@ export class ControlPlaneLink {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...(enrollmentToken ? { authorization: `Bearer ${enrollmentToken}` } : {}) },
       body: JSON.stringify({ nodeId, identityJwk: identity.publicJwk, sealingJwk: nodePublicJwk }),
+      signal: this.requestSignal(30_000),
     });
     if (!res.ok) throw new Error(await this.refusal(res));
     const result = NodeEnrollmentResultSchema.parse(await res.json());
@@ -421,7 +439,7 @@ export class ControlPlaneLink {
       attempt = connected ? 0 : attempt + 1;
       // Capped exponential backoff with jitter, so a fleet of nodes does not reconnect in lockstep.
       const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await abortableDelay(delay, this.lifetime.signal);
     }
   }
 
@@ -429,6 +447,7 @@ export class ControlPlaneLink {
   private async connectOnce(): Promise<boolean> {
     await this.ensureEnrolled();
     if (!this.trust) await this.loadTrust();
+    if (this.stopped) return false;
     this.abort = new AbortController();
     const res = await fetch(new URL(NODE_STREAM_PATH, this.options.controlPlaneUrl), {
       headers: {
@@ -437,7 +456,7 @@ export class ControlPlaneLink {
         accept: 'text/event-stream',
         ...(this.appliedVersion !== null && this.trust ? { [NODE_VERSION_HEADER]: String(this.appliedVersion), [NODE_TRUST_HEADER]: this.trust.kids().sort().join(',') } : {}),
       },
-      signal: this.abort.signal,
+      signal: AbortSignal.any([this.lifetime.signal, this.abort.signal]),
     });
     if (!res.ok || !res.body) {
       this.logRefusal(await this.refusal(res));
@@ -513,6 +532,7 @@ export class ControlPlaneLink {
         method: 'POST',
         headers: { ...(await this.authHeaders('POST', NODE_REPORT_PATH)), 'content-type': 'application/json' },
         body: fitted.body,
+        signal: this.requestSignal(10_000),
       });
     } catch {
       // The control plane may be away; the next report or reconnect catches up.
@@ -529,6 +549,20 @@ export class ControlPlaneLink {
     this.lastReportRefusal = text;
     this.options.logger.error({ controlPlane: this.options.controlPlaneUrl, status: res.status }, text);
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` is (or already was) aborted; leaves no timer behind. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** The `baseVersion` of a persisted delta line, without verifying it (it was verified when applied). */

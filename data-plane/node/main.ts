@@ -8,7 +8,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode } from './node.js';
+import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode, type DataPlaneNode } from './node.js';
 
 const USAGE = `usage: npm run node -- --control-plane URL [options]
 
@@ -123,7 +123,15 @@ async function runNode(): Promise<void> {
   const baseStateDir = values['no-state'] ? null : (values['state-dir'] ?? process.env.GATEHOUSE_NODE_STATE_DIR ?? defaultStateDir(nodeId as string));
   const stateDir = baseStateDir === null || worker === undefined ? baseStateDir : join(baseStateDir, `w${worker}`);
   try {
-    const node = await startNode({
+    // Its state dir removed or taken over: this process can keep nothing any more, so it goes (exit 1 for
+    // a supervisor to see), within 10 s whatever the close waits on.
+    let node: DataPlaneNode | null = null;
+    const stateDirLost = (): void => {
+      setTimeout(() => process.exit(1), 10_000).unref();
+      if (node === null) process.exit(1);
+      void node.close().finally(() => process.exit(1));
+    };
+    node = await startNode({
       controlPlaneUrl,
       nodeToken: readToken(values['node-token-file'], process.env.GATEHOUSE_NODE_TOKEN),
       enrollmentToken: readToken(values['enrollment-token-file'], process.env.GATEHOUSE_ENROLLMENT_TOKEN),
@@ -135,7 +143,9 @@ async function runNode(): Promise<void> {
       reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
       allowedOrigins: allowedOriginsFromEnv(process.env),
       redisUrl: process.env.REDIS_URL ?? null,
+      onStateDirLost: stateDirLost,
     });
+    const started = node;
     // `on`, not `once`: a repeated stop signal (to the process group and relayed by tsx) must not kill the
     // node mid-close, losing its last audit events and leaving its state dir locked until the lock goes stale.
     let closing = false;
@@ -143,7 +153,7 @@ async function runNode(): Promise<void> {
       process.on(signal, () => {
         if (closing) return;
         closing = true;
-        void node.close().then(() => process.exit(0));
+        void started.close().then(() => process.exit(0));
       });
     }
   } catch (error) {

@@ -4,11 +4,11 @@
  * locked against a second process. `startNode` is used by `main.ts`, `bin/start.ts` and tests; it reads
  * no global state except what its options name.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
@@ -44,8 +44,15 @@ export interface NodeOptions {
   port: number;
   host?: string;
   nodeId?: string;
-  /** Keeps the node key, trust store and last good snapshot; null keeps nothing on disk. */
+  /** Keeps the node key, trust store and last good snapshot; null keeps nothing on disk. Resolved against the cwd at start. */
   stateDir: string | null;
+  /**
+   * The state dir was removed or its lock taken over while the node ran: it can no longer keep keys,
+   * snapshots or audit events there, and another node may be using it. Default: the node closes (main.ts
+   * exits the process). Before, a node whose state dir (or cwd) was removed ran on, and one on a relative
+   * state dir in a removed cwd spun a core in recursive mkdir (libuv loops on ENOENT there).
+   */
+  onStateDirLost?: (reason: string) => void;
   trustedJwks?: unknown[] | null;
   /** Where `env.NAME` references are resolved (the node's own environment by default). */
   env?: Record<string, string | undefined>;
@@ -139,35 +146,123 @@ export class StateDirLockedError extends Error {
   }
 }
 
-/**
- * Locks the state dir for this process (released on close; a crashed holder's lock goes stale in 10 s).
- * A node restarted at once may find its previous process still closing (flushing the audit outbox,
- * closing upstreams): it waits up to ~5 s for the lock before saying the state dir is in use.
- */
-async function lockStateDir(stateDir: string, logger: Logger): Promise<() => Promise<void>> {
+/** Who holds a state dir's lock, kept beside it (proper-lockfile removes its lock dir with rmdir: nothing goes inside). */
+const LOCK_OWNER_FILE = '.lock-owner';
+
+interface LockOwner {
+  pid: number;
+  host: string;
+  /** Set when the holder starts closing: a node started meanwhile waits for it instead of giving up. */
+  closing: boolean;
+}
+
+export interface StateDirLock {
+  /** Says the holder is closing (a successor waits for its exit, however long its close takes). */
+  closing(): void;
+  release(): Promise<void>;
+}
+
+function readLockOwner(stateDir: string): LockOwner | null {
   try {
-    return await lockfile.lock(stateDir, {
-      lockfilePath: join(stateDir, '.lock'),
-      realpath: false,
-      stale: 10_000,
-      update: 2_000,
-      retries: { retries: 12, factor: 1.3, minTimeout: 100, maxTimeout: 800 },
-      onCompromised: (error) => logger.error({ err: error.message, stateDir }, 'lost the lock on the state dir'),
-    });
+    const owner = JSON.parse(readFileSync(join(stateDir, LOCK_OWNER_FILE), 'utf8')) as Partial<LockOwner>;
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? { pid: owner.pid, host: owner.host, closing: owner.closing === true } : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeLockOwner(stateDir: string, owner: LockOwner): void {
+  writeFileSync(join(stateDir, LOCK_OWNER_FILE), JSON.stringify(owner));
+}
+
+/** Whether process `pid` of this host runs (EPERM: it does, as another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
   } catch (error) {
-    if ((error as { code?: string }).code === 'ELOCKED') throw new StateDirLockedError(stateDir);
-    throw error;
+    return (error as { code?: string }).code === 'EPERM';
+  }
+}
+
+/** How long a node waits for a holder that serves (it may be about to close), and for one that is closing. */
+const LOCK_WAIT_SERVING_MS = 5_000;
+const LOCK_WAIT_CLOSING_MS = 60_000;
+
+/**
+ * Locks the state dir for this process (released on close, and by proper-lockfile on process exit). The
+ * lock is proper-lockfile's (mtime kept fresh; a holder on another host that vanished goes stale in 10 s);
+ * `.lock-owner` beside it names the holder's pid and host and whether it is closing, so that a node
+ * restarted at once
+ * - waits for a previous process that is still closing (flushing the audit outbox, closing upstreams),
+ *   however long that takes up to a minute, instead of failing after a fixed few seconds,
+ * - takes over at once the lock of a previous process of this host that is gone (killed: nothing released
+ *   it), instead of failing until the lock went stale,
+ * - and still refuses, after ~5 s, a state dir a running node serves from (StateDirLockedError).
+ * The pid is trusted on the same host only: pids of another host (or container) say nothing here.
+ */
+async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: string) => void): Promise<StateDirLock> {
+  const lockPath = join(stateDir, '.lock');
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const release = await lockfile.lock(stateDir, {
+        lockfilePath: lockPath,
+        realpath: false,
+        stale: 10_000,
+        update: 2_000,
+        onCompromised: (error) => {
+          lost = true;
+          onLost(error.message);
+        },
+      });
+      let lost = false;
+      const owner: LockOwner = { pid: process.pid, host: hostname(), closing: false };
+      writeLockOwner(stateDir, owner);
+      // Once the lock is lost, the owner file is another holder's (or gone with the state dir): left alone.
+      const ours = (): boolean => !lost && readLockOwner(stateDir)?.pid === process.pid;
+      return {
+        closing: () => {
+          if (ours()) writeLockOwner(stateDir, { ...owner, closing: true });
+        },
+        async release() {
+          if (!ours()) return;
+          rmSync(join(stateDir, LOCK_OWNER_FILE), { force: true });
+          await release();
+        },
+      };
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ELOCKED') throw error;
+    }
+    const owner = readLockOwner(stateDir);
+    const local = owner !== null && owner.host === hostname();
+    if (local && owner.pid !== process.pid && !processAlive(owner.pid)) {
+      // Abandoned: aged past proper-lockfile's staleness, so the next attempt removes it and takes it.
+      logger.warn({ stateDir, pid: owner.pid }, 'the previous node on this state dir is gone without releasing it; taking its lock over');
+      try {
+        utimesSync(lockPath, new Date(0), new Date(0));
+      } catch {
+        // Released meanwhile: the next attempt takes it.
+      }
+      continue;
+    }
+    const waitingOnClose = local && owner.closing;
+    if (Date.now() - started >= (waitingOnClose ? LOCK_WAIT_CLOSING_MS : LOCK_WAIT_SERVING_MS)) throw new StateDirLockedError(stateDir);
+    await new Promise((resolve) => setTimeout(resolve, waitingOnClose ? 50 : Math.min(100 * 1.3 ** attempt, 800)));
   }
 }
 
 export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger('gatehouse-node');
-  if (options.stateDir) mkdirSync(options.stateDir, { recursive: true });
-  const unlock = options.stateDir ? await lockStateDir(options.stateDir, logger) : async () => undefined;
-  const nodeId = loadNodeId(options.nodeId, options.stateDir, options.port);
-  const nodeKey = await loadNodeKey(env, options.stateDir);
-  const identity = await loadIdentityKey(env, options.stateDir);
+  // Absolute from the start: every later write names the directory itself, whatever becomes of the cwd.
+  const stateDir = options.stateDir === null ? null : resolve(options.stateDir);
+  if (stateDir) mkdirSync(stateDir, { recursive: true });
+  let stateDirLost = (_reason: string): void => undefined;
+  const lock: StateDirLock | null = stateDir ? await lockStateDir(stateDir, logger, (reason) => stateDirLost(reason)) : null;
+  const nodeId = loadNodeId(options.nodeId, stateDir, options.port);
+  const nodeKey = await loadNodeKey(env, stateDir);
+  const identity = await loadIdentityKey(env, stateDir);
 
   const holder = new RuntimeHolder();
   const auditEnabled = env.GATEHOUSE_AUDIT !== 'off';
@@ -198,7 +293,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     nodeId,
     nodePublicJwk: nodeKey.publicJwk,
     nodePrivateJwk: nodeKey.privateJwk,
-    stateDir: options.stateDir,
+    stateDir,
     trustedJwks: options.trustedJwks ?? null,
     logger,
     reportIntervalMs: options.reportIntervalMs,
@@ -233,7 +328,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const spend = new SpendReporter({
     fetch: (method, path, body) => link.nodeFetch(method, path, body),
     logger,
-    file: options.stateDir ? join(options.stateDir, 'spend-outbox.jsonl') : null,
+    file: stateDir ? join(stateDir, 'spend-outbox.jsonl') : null,
   });
   const limiter = createLimiter({
     redisUrl: options.redisUrl ?? undefined,
@@ -243,7 +338,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     toolPrice: (server, tool) => holder.current?.servers.get(server)?.toolPricing?.[tool],
   });
   if (options.redisUrl) logger.info({}, 'rate limits and budgets use shared counters in Redis');
-  const outbox = new AuditOutbox({ dir: options.stateDir ? join(options.stateDir, 'audit') : null, logger });
+  const outbox = new AuditOutbox({ dir: stateDir ? join(stateDir, 'audit') : null, logger });
   const recorder = createAuditRecorder(outbox, nodeId);
   // GATEHOUSE_AUDIT_LINGER_MS: how long a batch waits to fill (default 250 ms). Longer means fewer, larger
   // posts (less CPU per event on both planes) and events reaching the store later.
@@ -292,25 +387,36 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   link.start();
   shipper.start();
 
-  return {
+  let closed: Promise<void> | null = null;
+  const node: DataPlaneNode = {
     url,
     nodeId,
     server,
     link,
     holder,
     audit: { outbox, recorder },
-    async close() {
-      await link.stop();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      // After the server: the last requests' events are flushed to disk before the process goes.
-      await shipper.stop();
-      await outbox.close();
-      await otel?.shutdown().catch(() => undefined);
-      await pool.close();
-      await limiter.close();
-      await spend.close();
-      await unlock();
-    },
+    // Once: a second call (the state dir lost while closing, a repeated signal) waits for the first.
+    close: () => (closed ??= closeNode()),
   };
+  stateDirLost = (reason) => {
+    logger.error({ stateDir, reason }, 'the state dir was removed or its lock taken over: this node stops');
+    if (options.onStateDirLost) options.onStateDirLost(reason);
+    else void node.close();
+  };
+  return node;
+
+  async function closeNode(): Promise<void> {
+    lock?.closing();
+    await link.stop();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    // After the server: the last requests' events are flushed to disk before the process goes.
+    await shipper.stop();
+    await outbox.close();
+    await otel?.shutdown().catch(() => undefined);
+    await pool.close();
+    await limiter.close();
+    await spend.close();
+    await lock?.release();
+  }
 }

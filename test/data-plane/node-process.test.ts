@@ -5,7 +5,6 @@
  * message; a node refused by the control plane names the variable to check; an enrolled node with a
  * one-time token serves; `nodes` shows CONNECTED then DISCONNECTED, and forgetNode removes it.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -13,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
+import { spawnOwned } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -20,11 +20,11 @@ const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
 /** Runs a command to completion (asynchronously, so several start in parallel: each tsx start takes seconds here). */
 function run(script: string, args: string[], cwd = ROOT): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const proc = spawn(TSX, [join(ROOT, script), ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { proc } = spawnOwned(TSX, [join(ROOT, script), ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  proc.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
   return new Promise((r) => proc.once('close', (status) => r({ status, stdout, stderr })));
 }
 
@@ -38,16 +38,15 @@ async function freePort(): Promise<number> {
 
 /** A node started from `cwd` with only the flags given (no --state-dir): the defaults are what is tested. */
 function startPlain(cwd: string, cpUrl: string, token: string, flags: string[]) {
-  const proc = spawn(TSX, [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', cpUrl, '--host', '127.0.0.1', ...flags], {
+  const owned = spawnOwned(TSX, [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', cpUrl, '--host', '127.0.0.1', ...flags], {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: token },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: string[] = [];
-  proc.stdout.on('data', (c: Buffer) => out.push(c.toString()));
-  proc.stderr.on('data', (c: Buffer) => out.push(c.toString()));
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  return { proc, out, exited, text: () => out.join('') };
+  owned.proc.stdout?.on('data', (c: Buffer) => out.push(c.toString()));
+  owned.proc.stderr?.on('data', (c: Buffer) => out.push(c.toString()));
+  return { stop: () => owned.stop(), out, exited: owned.exited, text: () => out.join('') };
 }
 
 describe('node and control-plane commands', () => {
@@ -82,8 +81,7 @@ describe('nodes started from one checkout', () => {
     cp = await startTestControlPlane();
   });
   afterAll(async () => {
-    for (const s of started) s.proc.kill('SIGTERM');
-    await Promise.all(started.map((s) => s.exited));
+    await Promise.all(started.map((s) => s.stop()));
     await cp?.close();
     rmSync(checkout, { recursive: true, force: true });
   });

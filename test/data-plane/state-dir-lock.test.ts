@@ -1,10 +1,11 @@
 /**
  * A node restarted at once finds its previous process still closing (flushing its audit outbox, closing
  * upstreams) and holding the state dir: it waits for the lock instead of refusing to start; a holder that
- * does not let go within the wait still gets the "in use" error (two nodes never share a state dir).
+ * does not let go within the wait still gets the "in use" error (two nodes never share a state dir); one
+ * that says it is closing (`.lock-owner`) is waited for as long as its close takes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -40,6 +41,18 @@ describe('the state dir lock', () => {
     nodes.push(node);
     expect(node.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
+
+  it('waits for a previous process that says it is closing, past the wait for a serving one', async () => {
+    const { stateDir, release } = holdStateDir();
+    // What a closing node leaves beside its lock (node.ts LockOwner): this very process, so it is alive.
+    writeFileSync(join(stateDir, '.lock-owner'), JSON.stringify({ pid: process.pid, host: hostname(), closing: true }));
+    const starting = start(stateDir);
+    // Longer than a serving holder is waited for (5 s): a slow close (a large outbox to sync) is still awaited.
+    setTimeout(() => void release(), 6_500);
+    const node = await starting;
+    nodes.push(node);
+    expect(node.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  }, 20_000);
 
   it('still refuses a state dir another running node keeps', async () => {
     const { stateDir, release } = holdStateDir();

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataPlaneNode } from '../../data-plane/node/node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { postMcp } from '../support/mcp-http.js';
-import { loginAndConsent, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
+import { authorizeSharedOAuth, createSharedOAuthServer, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 import { startNodeOf } from '../support/node-of.js';
 
 describe('aggregated resources and prompts with a shared OAUTH server', () => {
@@ -26,17 +26,13 @@ describe('aggregated resources and prompts with a shared OAUTH server', () => {
   beforeAll(async () => {
     cp = await startTestControlPlane();
     oauth = await startOAuthUpstream();
-    const made = await cp.gql<{ createMcpServer: { errors: unknown[] } }>('mutation($i: CreateMcpServerInput!) { createMcpServer(input: $i) { errors { code message } } }', {
-      i: { name: 'wiki', connectionType: 'HTTP', connectionString: oauth.upstream.url, authType: 'OAUTH', toolsToExecute: ['*'] },
-    });
-    expect(made.createMcpServer.errors).toEqual([]);
+    await createSharedOAuthServer(cp, 'wiki', oauth.upstream.url);
     const user = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "erin@example.com" }) { user { id } } }');
     const created = await cp.gql<{ createVirtualKey: { key: string } }>('mutation($i: CreateVirtualKeyInput!) { createVirtualKey(input: $i) { key } }', {
       i: { name: 'erin', userId: user.createUser.user.id, servers: [{ server: 'wiki', tools: ['*'] }] },
     });
     key = created.createVirtualKey.key;
-    const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "wiki") { url } }');
-    expect((await loginAndConsent(started.startServerOAuth.url, 'ops-admin')).body).toContain('All set');
+    await authorizeSharedOAuth(cp, 'wiki', 'ops-admin');
     node = await startNodeOf(cp, { reportIntervalMs: 100 });
   }, 60_000);
 

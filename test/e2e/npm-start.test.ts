@@ -3,29 +3,26 @@
  * material generated under the data dir with a log line each, a bootstrap admin token printed once,
  * GraphiQL on /graphql and /mcp answering. Ports are ephemeral here so this runs beside a real `npm start`.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { removeAtExit, spawnOwned } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const dataDir = mkdtempSync(join(tmpdir(), 'gatehouse-start-'));
-const running: { kill(signal: NodeJS.Signals): boolean; exitCode: number | null }[] = [];
+const dataDir = removeAtExit(mkdtempSync(join(tmpdir(), 'gatehouse-start-')));
 
 async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: string; stop: () => Promise<void> }> {
-  const proc = spawn('npm', ['start'], {
+  // Owned (support/processes.ts): its own process group, killed with the worker if this test never stops it.
+  const owned = spawnOwned('npm', ['start'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_CP_PORT: '0', GATEHOUSE_NODE_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
   });
-  running.push(proc);
   let out = '';
-  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  owned.proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  owned.proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
   // Generous: `npm start` compiles both planes with tsx, which on a loaded 2-core CI box is the slow part.
   const up = await waitFor(() => /GraphiQL:\s+(\S+)\s+MCP:\s+(\S+)/.exec(out), { timeoutMs: 90_000, what: 'npm start to come up' }).catch(
     (error: unknown) => {
@@ -37,30 +34,12 @@ async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: s
     output: () => out,
     cpUrl: (up[1] ?? '').replace(/\/graphql$/, ''),
     mcpUrl: up[2] ?? '',
-    stop: async () => {
-      if (proc.pid) process.kill(-proc.pid, 'SIGTERM');
-      await exited;
-      // npm exits when its child does, but tsx's node may still be closing (flushing, releasing the node's
-      // state-dir lock): the next start on this data dir must not begin before every process of the group
-      // is gone (on a loaded CI box it began early and met the lock: StateDirLockedError).
-      if (proc.pid) await waitFor(() => !groupAlive(proc.pid as number), { timeoutMs: 60_000, what: "npm start's processes to exit" });
-    },
+    // To the whole group, and until every process of it has exited: npm exits when its child does, but
+    // tsx's node may still be closing (flushing, releasing the node's state-dir lock), and the next start
+    // on this data dir must not begin before (on a loaded CI box it began early: StateDirLockedError).
+    stop: () => owned.stop({ graceMs: 60_000 }),
   };
 }
-
-/** Whether any process of the group `pgid` is still running (signal 0 only checks). */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-afterAll(() => {
-  for (const p of running) if (p.exitCode === null) p.kill('SIGKILL');
-});
 
 describe('npm start', () => {
   it('serves GraphiQL and /mcp, generating keys and printing the admin token once', async () => {

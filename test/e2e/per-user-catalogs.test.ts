@@ -23,7 +23,7 @@ import { startTestControlPlane, type TestControlPlane } from '../support/control
 import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
 import { LogCapture } from '../support/log-capture.js';
 import { postMcp } from '../support/mcp-http.js';
-import { connectWithLink, loginAndConsent, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
+import { authorizeSharedOAuth, connectWithLink, startAuthorizationServer, startProtectedMcpServer, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 import { startPerCredentialUpstream, type PerCredentialUpstream } from '../support/per-credential-upstream.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
@@ -143,8 +143,7 @@ describe.each(testDialects)('per-user catalogs stay with their user on %s', (dia
   });
 
   it("Alice's own credentials list Alice's tools, on /mcp and on /mcp/{server}", async () => {
-    const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "wiki") { url errors { code } } }');
-    expect((await loginAndConsent(started.startServerOAuth.url, 'ops-admin')).body).toContain('All set');
+    await authorizeSharedOAuth(cp, 'wiki', 'ops-admin');
     await saveHeaders('alice', 'tickets', ALICE_TOKEN);
     await saveHeaders('alice', 'tickets_sse', ALICE_TOKEN);
     const connected = await connectWithLink(await connectLink('alice', 'notes'), 'alice-at-notes');

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataPlaneNode } from '../../data-plane/node/node.js';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { loginAndConsent, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
+import { authorizeSharedOAuth, createSharedOAuthServer, startOAuthUpstream, type AuthorizationServer, type ProtectedMcpServer } from '../support/oauth-upstream.js';
 import { startNodeOf } from '../support/node-of.js';
 import { waitFor } from '../support/wait.js';
 
@@ -32,10 +32,7 @@ describe('a shared OAUTH server without client traffic', () => {
   beforeAll(async () => {
     cp = await startTestControlPlane();
     oauth = await startOAuthUpstream();
-    const made = await cp.gql<{ createMcpServer: { errors: unknown[] } }>('mutation($i: CreateMcpServerInput!) { createMcpServer(input: $i) { errors { code message } } }', {
-      i: { name: 'wiki', connectionType: 'HTTP', connectionString: oauth.upstream.url, authType: 'OAUTH', toolsToExecute: ['*'] },
-    });
-    expect(made.createMcpServer.errors).toEqual([]);
+    await createSharedOAuthServer(cp, 'wiki', oauth.upstream.url);
     node = await startNodeOf(cp, { reportIntervalMs: 100, upstreamProbeIntervalMs: 200 });
   }, 60_000);
 
@@ -49,8 +46,7 @@ describe('a shared OAUTH server without client traffic', () => {
   it('fills McpServer.tools once the server has its token, asking only with the token', async () => {
     // The node has the server before it has a token: nothing can be listed yet, and nothing is asked.
     expect((await view()).tools ?? []).toEqual([]);
-    const started = await cp.gql<{ startServerOAuth: { url: string } }>('mutation { startServerOAuth(name: "wiki") { url } }');
-    expect((await loginAndConsent(started.startServerOAuth.url, 'ops-admin')).body).toContain('All set');
+    await authorizeSharedOAuth(cp, 'wiki', 'ops-admin');
     // The control plane's discovery asked without a token on purpose (RFC 9728: the 401 names the metadata).
     refusedAtConsent = oauth.upstream.unauthorized();
     const listed = await waitFor(async () => {

@@ -5,14 +5,12 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRuntime, RuntimeHolder } from '../../data-plane/config/runtime.js';
+import { RuntimeHolder } from '../../data-plane/config/runtime.js';
 import { createLogger } from '../../data-plane/log.js';
 import { createDataPlaneServer } from '../../data-plane/node/data-plane-server.js';
-import { hashKey } from '../../data-plane/snapshot/key-hash.js';
-import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
-import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../data-plane/upstream/pool.js';
 import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
+import { providerRuntime } from '../support/provider-runtime.js';
 import { closeServer, listen } from '../support/upstreams.js';
 import { parseResponses, rawRequest, sendRaw } from './raw-http.js';
 
@@ -39,29 +37,8 @@ beforeAll(async () => {
     res.end(JSON.stringify({ type: 'error', error: { type: 'authentication_error', message: `invalid x-api-key: ${key}`, headers: req.headers } }));
   });
   const providerUrl = `http://127.0.0.1:${await listen(provider, 0)}`;
-  const dataKey = generateDataKey();
-  const payload: SnapshotPayload = {
-    format: 1,
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
-    servers: [],
-    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
-    users: [{ id: 'user_1', email: 'dev@example.com' }],
-    sessionSecrets: null,
-    providers: [
-      {
-        id: 'p1',
-        name: 'anthropic',
-        kind: 'ANTHROPIC',
-        baseUrl: { kind: 'plain', value: providerUrl },
-        apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'),
-        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
-      },
-    ],
-  };
   const holder = new RuntimeHolder();
-  holder.set(buildRuntime(payload, dataKey, {}).runtime);
+  holder.set(providerRuntime({ baseUrl: providerUrl, apiKey: PROVIDER_KEY, keys: VIRTUAL_KEY }));
   const logger = createLogger('test-anthropic-echo', { level: 'debug', destination: logs.stream });
   node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger });
   nodeUrl = `http://127.0.0.1:${await listen(node, 0)}`;

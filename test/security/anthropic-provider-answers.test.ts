@@ -13,15 +13,13 @@
  */
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRuntime, RuntimeHolder, type Runtime } from '../../data-plane/config/runtime.js';
+import { RuntimeHolder, type Runtime } from '../../data-plane/config/runtime.js';
 import { createLogger } from '../../data-plane/log.js';
 import { createDataPlaneServer } from '../../data-plane/node/data-plane-server.js';
-import { hashKey } from '../../data-plane/snapshot/key-hash.js';
-import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
-import { generateDataKey, sealValue } from '../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../data-plane/upstream/pool.js';
 import { AuditSettingsIndex, createContentGuard } from '../../data-plane/guardrail/policy.js';
 import { LogCapture, newKeyValue } from '../data-plane/helpers.js';
+import { providerRuntime } from '../support/provider-runtime.js';
 import { closeServer, listen } from '../support/upstreams.js';
 
 /** Shaped like a real Anthropic key (108 characters). */
@@ -51,28 +49,7 @@ const holder = new RuntimeHolder();
 
 /** The node's runtime: one key, and the provider with `apiKey` (at `baseUrl`, the stand-in's by default). */
 function runtimeWithProviderKey(apiKey: string, baseUrl = providerUrl): Runtime {
-  const dataKey = generateDataKey();
-  const payload: SnapshotPayload = {
-    format: 1,
-    version: 1,
-    issuedAt: new Date().toISOString(),
-    trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
-    servers: [],
-    keys: [{ id: 'key_1', name: 'k', hash: hashKey(VIRTUAL_KEY), userId: 'user_1', servers: [], expiresAt: null, revoked: false }],
-    users: [{ id: 'user_1', email: 'dev@example.com' }],
-    sessionSecrets: null,
-    providers: [
-      {
-        id: 'p1',
-        name: 'anthropic',
-        kind: 'ANTHROPIC',
-        baseUrl: { kind: 'plain', value: baseUrl },
-        apiKey: sealValue(dataKey, apiKey, 'provider:anthropic:api_key'),
-        prices: [{ model: 'claude-*', inputPerMTok: 1, outputPerMTok: 1, cacheWritePerMTok: 1, cacheReadPerMTok: 1 }],
-      },
-    ],
-  };
-  return buildRuntime(payload, dataKey, {}).runtime;
+  return providerRuntime({ baseUrl, apiKey, keys: VIRTUAL_KEY });
 }
 const seen: IncomingHttpHeaders[] = [];
 /** The request target (path and query) of every request the provider received. */

@@ -4,16 +4,12 @@
  * per-tool prices are per call), as `/mcp` does per message. Counted with a recording limiter in the
  * node's real pipeline; the upstream is the raw recorder.
  */
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../data-plane/errors.js';
 import type { LimitSubject, Limiter } from '../../data-plane/pipeline/limits.js';
-import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { startRawUpstream, type RawUpstream } from './raw-upstream.js';
+import { startRawServerNode, type RawServerNode } from './raw-upstream.js';
 
-let upstream: RawUpstream;
-let node: TestNode;
-let snapshot: BuiltSnapshot;
+let crm: RawServerNode;
 const admitted: LimitSubject[] = [];
 /** Calls of tool `priced` are refused past the first one (stands in for a budget or a rate limit). */
 let pricedLeft = 1;
@@ -26,35 +22,18 @@ const limiter: Limiter = {
 };
 
 beforeAll(async () => {
-  upstream = await startRawUpstream();
-  node = await startTestNode({ hooks: { limiter } });
-  snapshot = await buildSnapshot({
-    servers: [{ name: 'crm', url: upstream.url }],
-    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
-    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
-  });
-  node.apply(snapshot);
+  crm = await startRawServerNode({ hooks: { limiter } });
 });
 
 afterAll(async () => {
-  await node?.close();
-  await upstream?.close();
+  await crm?.close();
 });
 
 const call = (id: number, name: string): Record<string, unknown> => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
 
-async function post(path: string, body: unknown): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${node.url}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, text: await res.text() };
-}
-
 /** tools/call messages that reached the upstream since `since`. */
 function upstreamCalls(since: number): string[] {
-  return upstream.requests.slice(since).flatMap((r) => {
+  return crm.upstream.requests.slice(since).flatMap((r) => {
     const parsed = JSON.parse(r.body || 'null') as unknown;
     const messages = (Array.isArray(parsed) ? parsed : [parsed]) as { method?: string; params?: { name?: string } }[];
     return messages.filter((m) => m?.method === 'tools/call').map((m) => m.params?.name ?? '');
@@ -64,8 +43,8 @@ function upstreamCalls(since: number): string[] {
 describe('a batch of tools/call messages on /mcp/{server}', () => {
   it('is admitted per call: the limits stage sees each tool', async () => {
     admitted.length = 0;
-    const before = upstream.requests.length;
-    const answer = await post('/mcp/crm', [call(1, 'echo'), call(2, 'add'), call(3, 'whoami')]);
+    const before = crm.upstream.requests.length;
+    const answer = await crm.post('/mcp/crm', [call(1, 'echo'), call(2, 'add'), call(3, 'whoami')]);
     expect(answer.status).toBeLessThan(500);
     const ran = upstreamCalls(before);
     // Every call that ran upstream was admitted for that tool.
@@ -75,8 +54,8 @@ describe('a batch of tools/call messages on /mcp/{server}', () => {
 
   it('a call the limits refuse never runs, whatever its place in the batch', async () => {
     pricedLeft = 1;
-    const before = upstream.requests.length;
-    await post('/mcp/crm', [call(1, 'echo'), call(2, 'priced'), call(3, 'priced'), call(4, 'priced')]);
+    const before = crm.upstream.requests.length;
+    await crm.post('/mcp/crm', [call(1, 'echo'), call(2, 'priced'), call(3, 'priced'), call(4, 'priced')]);
     expect(upstreamCalls(before).filter((name) => name === 'priced').length).toBeLessThanOrEqual(1);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestKey, type TestNode } from '../data-plane/helpers.js';
+import { buildSnapshot, startTestNode, type BuiltSnapshot, type TestKey, type TestNode, type TestServer } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
 
 export interface RawRequest {
@@ -70,6 +70,46 @@ function resultOf(message: { method?: string; params?: { name?: string; argument
   if (message.method === 'initialize') return { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw', version: '1' } };
   const tag = message.params?.arguments?.tag;
   return { content: [{ type: 'text', text: `${message.method ?? ''}:${message.params?.name ?? ''}${typeof tag === 'string' ? `:${tag}` : ''}` }] };
+}
+
+/** A test node in front of one raw upstream, server `crm`, and key `dev` granted all its tools (and a session secret). */
+export interface RawServerNode {
+  upstream: RawUpstream;
+  node: TestNode;
+  snapshot: BuiltSnapshot;
+  /** POSTs `body` as JSON to the node's `path` with `dev`'s key (and `headers`): the status and body text. */
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
+  close(): Promise<void>;
+}
+
+export async function startRawServerNode(
+  options: { answer?: RawAnswer; server?: Omit<TestServer, 'name' | 'url'>; hooks?: NonNullable<Parameters<typeof startTestNode>[0]>['hooks'] } = {},
+): Promise<RawServerNode> {
+  const upstream = await startRawUpstream(options.answer);
+  const node = await startTestNode(options.hooks ? { hooks: options.hooks } : {});
+  const snapshot = await buildSnapshot({
+    servers: [{ name: 'crm', url: upstream.url, ...options.server }],
+    keys: [{ name: 'dev', servers: [{ server: 'crm', tools: ['*'] }] }],
+    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
+  });
+  node.apply(snapshot);
+  return {
+    upstream,
+    node,
+    snapshot,
+    async post(path, body, headers = {}) {
+      const res = await fetch(`${node.url}${path}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${snapshot.keyValues.dev ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, text: await res.text() };
+    },
+    async close() {
+      await node.close();
+      await upstream.close();
+    },
+  };
 }
 
 /** A test node in front of two raw upstreams, `crm` (holding what `hold` says) and `other`, with `keys` (and a session secret). */

@@ -2,7 +2,11 @@
  * The rules both planes share (`data-plane/snapshot/rules.ts`), proven on both sides with the same lists:
  * every header name the control plane refuses for `allowedExtraHeaders` is one the node drops (even from a
  * snapshot that lists it), every name it accepts is one the node forwards; header names that collide with
- * `Object.prototype` members work like any other; one Bearer parser; one `env.NAME` syntax.
+ * `Object.prototype` members work like any other; one Bearer parser; one `env.NAME` syntax; one rule for
+ * which parts of a URL are credentials (`data-plane/snapshot/url-credentials.ts`): the parts the control
+ * plane hides when it shows a URL are the parts a node keeps out of answers, and what it shows the node
+ * leaves in them (the node used its own rule: every query value of 8+ characters, so `api-version=2024-06-01`
+ * was cut out of answers while a `/t/<token>` path token was not).
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
@@ -21,6 +25,10 @@ import { SecretBox, parseEnvRef as controlPlaneParseEnvRef } from '../../control
 import { parseBearer as adminParseBearer } from '../../control-plane/graphql/admin-auth.js';
 import { IssueList } from '../../control-plane/repos/errors.js';
 import { planMcpServer } from '../../control-plane/repos/mcp-servers.js';
+import { redactUrl } from '../../control-plane/repos/url-secrets.js';
+import { scrubSecrets } from '../../data-plane/upstream/failures.js';
+import { generateDataKey } from '../../data-plane/snapshot/seal.js';
+import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { buildSnapshot, postMcp, startTestNode, type TestNode } from '../data-plane/helpers.js';
 
@@ -150,5 +158,75 @@ describe('one Bearer parser, one env.NAME syntax', () => {
       expect(parseEnvRef(value)).toBe(name);
       expect(controlPlaneParseEnvRef(value)).toBe(name);
     }
+  });
+});
+
+describe('one rule for the credential parts of a URL, both planes', () => {
+  /** A URL, the parts of it that are credentials (as a server reads them) and harmless parts of it. */
+  const CASES: { url: string; credentials: string[]; harmless: string[] }[] = [
+    {
+      url: 'https://res.openai.azure.com/openai?api-version=2024-06-01&api-key=azureApiKey0123456789abcdef',
+      credentials: ['azureApiKey0123456789abcdef'],
+      harmless: ['2024-06-01', 'api-version', 'res.openai.azure.com'],
+    },
+    { url: 'https://gw.example/t/tok3nValue/v1', credentials: ['tok3nValue'], harmless: ['gw.example', '/v1'] },
+    { url: 'https://api.example/v1?key=AIzaSyD0123456789abcdefghij&region=europe-west1', credentials: ['AIzaSyD0123456789abcdefghij'], harmless: ['europe-west1'] },
+    { url: 'https://api.example/9c1f4a7e-0d3b-4c8e-9f21-6a5b7c8d9e0f/messages', credentials: ['9c1f4a7e-0d3b-4c8e-9f21-6a5b7c8d9e0f'], harmless: ['messages'] },
+    { url: 'https://blob.example/c?sv=2024-08-04&sig=abc%2Bdef%3D%3Dxyz1', credentials: ['abc+def==xyz1', 'abc%2Bdef%3D%3Dxyz1'], harmless: ['2024-08-04'] },
+    // `+` in a path is itself (a base64 token), not a space as in a query.
+    { url: 'https://api.example/v1/ab+cdEF0123456789ghij/x', credentials: ['ab+cdEF0123456789ghij'], harmless: ['/v1/'] },
+    { url: 'https://api.example/v1#fragmentSecret', credentials: ['fragmentSecret'], harmless: ['api.example'] },
+    { url: 'https://svc-user:hunter2pass@api.example/v1', credentials: ['hunter2pass', 'svc-user'], harmless: ['api.example'] },
+    { url: 'https://api.anthropic.com/v1?beta=true&api-version=2024-06-01&region=europe-west1', credentials: [], harmless: ['2024-06-01', 'europe-west1', 'api.anthropic.com'] },
+    { url: 'https://login.example/oauth/token?client_id=gatehouse-prod', credentials: [], harmless: ['gatehouse-prod', '/oauth/token'] },
+  ];
+
+  /** What the node keeps out of a provider's answers for a provider at `url` (besides its API key). */
+  function nodeProviderSecrets(url: string): readonly string[] {
+    const payload: SnapshotPayload = {
+      format: 1,
+      version: 1,
+      issuedAt: new Date().toISOString(),
+      trustedKeys: [],
+      servers: [],
+      keys: [],
+      users: [],
+      sessionSecrets: null,
+      providers: [{ id: 'p1', name: 'llm', kind: 'ANTHROPIC', baseUrl: { kind: 'plain', value: url }, apiKey: { kind: 'plain', value: 'providerApiKey' }, prices: [] }],
+    };
+    const secrets = buildRuntime(payload, generateDataKey(), {}).runtime.providers.get('llm')?.server?.secrets;
+    if (secrets === undefined) throw new Error(`provider at ${url} is unusable`);
+    return secrets.filter((s) => s !== 'providerApiKey');
+  }
+
+  it('the parts the control plane shows as *** are the parts the node scrubs; what it shows the node leaves', () => {
+    for (const { url, credentials, harmless } of CASES) {
+      const shown = redactUrl(new URL(url));
+      const secrets = nodeProviderSecrets(url);
+      expect(shown.secret, url).toBe(credentials.length > 0);
+      // A URL with no credential in it is no secret on either plane: nothing of it is cut out of answers.
+      if (credentials.length === 0) expect(secrets, url).toEqual([]);
+      for (const credential of credentials) {
+        expect(shown.shown, url).not.toContain(credential);
+        expect(scrubSecrets(`echo: ${credential} .`, secrets), url).not.toContain(credential);
+      }
+      for (const text of harmless) {
+        expect(shown.shown, url).toContain(text);
+        expect(scrubSecrets(`echo: ${text} .`, secrets), url).toBe(`echo: ${text} .`);
+      }
+      // The whole URL, echoed as sent, is cut out too when it holds a credential.
+      if (credentials.length > 0) expect(scrubSecrets(`GET ${url}`, secrets), url).not.toContain(credentials[0]);
+    }
+  });
+
+  it('a server\'s connection URL: its credential parts leave answers alone too', async () => {
+    const snap = await buildSnapshot({
+      servers: [{ name: 'crm', url: 'https://crm.example/t/tok3nValue/mcp?api_key=crmKey0123456789abcd&api-version=2024-06-01' }],
+      keys: [],
+    });
+    const secrets = buildRuntime(snap.payload, snap.dataKey, {}).runtime.servers.get('crm')?.secrets ?? [];
+    const echo = 'api_key was crmKey0123456789abcd, token tok3nValue, api-version 2024-06-01';
+    expect(scrubSecrets(echo, secrets)).not.toMatch(/crmKey0123456789abcd|tok3nValue/);
+    expect(scrubSecrets(echo, secrets)).toContain('2024-06-01');
   });
 });

@@ -43,7 +43,7 @@
  *   `result` event (`subtype`, `is_error`, `result` text, `num_turns`, `permission_denials`).
  * - stdin must not be left open: we spawn with stdin = /dev/null ('ignore').
  */
-import { spawn } from 'node:child_process';
+import { spawnOwned } from './processes.js';
 import { mkdtemp, mkdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -141,16 +141,12 @@ export function runClaude(home: ClaudeHome, args: string[], options: RunOptions 
   const timeoutMs = options.timeoutMs ?? 45_000;
   const started = Date.now();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(CLAUDE_BIN, args, {
-      cwd: home.cwd,
-      env: { ...home.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // own process group, so the timeout can kill anything it spawned
-    });
+    // Own process group (processes.ts), so the timeout kills anything it spawned, and so does the worker's exit.
+    const child = spawnOwned(CLAUDE_BIN, args, { cwd: home.cwd, env: { ...home.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] }).proc;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.stdout?.on('data', (c: Buffer) => out.push(c));
+    child.stderr?.on('data', (c: Buffer) => err.push(c));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

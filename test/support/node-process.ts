@@ -1,11 +1,14 @@
 /**
  * A data-plane node started the way an operator starts one (`tsx data-plane/node/main.ts`), as its own
- * process, on an ephemeral port. Collects its log lines and waits until it says where it listens.
+ * process, on an ephemeral port. Collects its log lines and waits until it says where it listens. The
+ * process (tsx and its node) is an owned process group (processes.ts): stopped as a whole, and killed when
+ * the test file's worker exits if no stop() got to it; a state dir it made is removed then.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { removeAtExit, spawnOwned } from './processes.js';
 import { waitFor } from './wait.js';
 import { TEST_METRICS_TOKEN } from './node-metrics.js';
 
@@ -18,8 +21,10 @@ export interface NodeProcess {
   stateDir: string;
   logs: string[];
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** SIGTERM, then SIGKILL if it lingers; resolves once the process is gone. */
+  /** SIGTERM, then SIGKILL if it lingers; resolves once tsx and its node are both gone. */
   stop(): Promise<void>;
+  /** SIGKILL to tsx and its node at once (a crash: nothing is closed or released); resolves once both are gone. */
+  kill(): Promise<void>;
 }
 
 export async function spawnNode(options: {
@@ -27,19 +32,23 @@ export async function spawnNode(options: {
   /** The shared node token, or null for a node that enrolls (pass GATEHOUSE_ENROLLMENT_TOKEN in env). */
   nodeToken: string | null;
   nodeId?: string;
+  /** Absolute, or relative to `cwd`. */
   stateDir?: string;
+  /** The node's working directory (default: the checkout). */
+  cwd?: string;
   env?: Record<string, string>;
   extraArgs?: string[];
 }): Promise<NodeProcess> {
-  const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), 'gatehouse-node-'));
+  const stateDir = options.stateDir ?? removeAtExit(mkdtempSync(join(tmpdir(), 'gatehouse-node-')));
   const args = [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir];
   if (options.nodeId) args.push('--node-id', options.nodeId);
   args.push(...(options.extraArgs ?? []));
-  const proc = spawn(TSX, args, {
-    cwd: ROOT,
+  const owned = spawnOwned(TSX, args, {
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(options.nodeToken !== null ? { GATEHOUSE_NODE_TOKEN: options.nodeToken } : {}), LOG_LEVEL: 'debug', GATEHOUSE_METRICS_TOKEN: TEST_METRICS_TOKEN, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const proc = owned.proc;
   const logs: string[] = [];
   let buffered = '';
   const collect = (chunk: Buffer): void => {
@@ -50,13 +59,12 @@ export async function spawnNode(options: {
   };
   proc.stdout?.on('data', collect);
   proc.stderr?.on('data', collect);
-  const exited = new Promise<void>((resolveExit) => proc.once('exit', () => resolveExit()));
 
   const waitForLog = (pattern: RegExp, timeoutMs = 15_000): Promise<string> =>
     waitFor(() => logs.find((l) => pattern.test(l)), { timeoutMs, what: `node log ${pattern}` });
 
-  const listening = await waitForLog(/data-plane node listening/, 30_000).catch((error: unknown) => {
-    proc.kill('SIGKILL');
+  const listening = await waitForLog(/data-plane node listening/, 30_000).catch(async (error: unknown) => {
+    await owned.stop({ signal: 'SIGKILL' });
     throw new Error(`${String(error)}\n${logs.join('\n')}`);
   });
   const url = (JSON.parse(listening) as { url: string }).url;
@@ -66,12 +74,7 @@ export async function spawnNode(options: {
     stateDir,
     logs,
     waitForLog,
-    async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop: () => owned.stop(),
+    kill: () => owned.stop({ signal: 'SIGKILL' }),
   };
 }

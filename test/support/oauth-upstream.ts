@@ -22,6 +22,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { z } from 'zod';
 import { closeServer, listen } from './upstreams.js';
 import { openOneTimeLink } from './one-time-link.js';
+import type { TestControlPlane } from './control-plane.js';
 
 function listenOn(server: Server, port = 0): Promise<number> {
   return listen(server, port);
@@ -382,4 +383,20 @@ export async function startOAuthUpstream(): Promise<{ as: AuthorizationServer; u
       await as.close();
     },
   };
+}
+
+/** A shared OAUTH server `name` at `url` on the control plane (every tool executable); its token is not had yet. */
+export async function createSharedOAuthServer(cp: Pick<TestControlPlane, 'gql'>, name: string, url: string): Promise<void> {
+  const made = await cp.gql<{ createMcpServer: { errors: unknown[] } }>('mutation($i: CreateMcpServerInput!) { createMcpServer(input: $i) { errors { code message } } }', {
+    i: { name, connectionType: 'HTTP', connectionString: url, authType: 'OAUTH', toolsToExecute: ['*'] },
+  });
+  if (made.createMcpServer.errors.length > 0) throw new Error(`createMcpServer ${name}: ${JSON.stringify(made.createMcpServer.errors)}`);
+}
+
+/** An admin authorizes server `name`'s shared credential as `login` (startServerOAuth's link, sign-in, consent). */
+export async function authorizeSharedOAuth(cp: Pick<TestControlPlane, 'gql'>, name: string, login: string): Promise<void> {
+  const started = await cp.gql<{ startServerOAuth: { url: string | null; errors: unknown[] } }>('mutation($n: String!) { startServerOAuth(name: $n) { url errors { code message } } }', { n: name });
+  if (!started.startServerOAuth.url) throw new Error(`startServerOAuth ${name}: ${JSON.stringify(started.startServerOAuth.errors)}`);
+  const landed = await loginAndConsent(started.startServerOAuth.url, login);
+  if (!landed.body.includes('All set')) throw new Error(`authorizing ${name} as ${login} ended on HTTP ${landed.status}: ${landed.body.slice(0, 200)}`);
 }

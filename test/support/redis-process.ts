@@ -2,7 +2,7 @@
  * A private redis-server on an ephemeral port (no persistence), which a test may stop and start again on
  * the same port: Redis outages and restarts without touching the shared Redis other tests use.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnOwned, type OwnedProcess } from './processes.js';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 
@@ -27,10 +27,11 @@ export interface RedisProcess {
 export async function startRedisProcess(): Promise<RedisProcess> {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
-  let child: ChildProcess | null = null;
+  let child: OwnedProcess | null = null;
 
   async function start(): Promise<void> {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    // Owned (processes.ts): killed with the test file's worker if a stop() is never reached.
+    child = spawnOwned('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
     // Ready when it answers PING.
     const deadline = Date.now() + 10_000;
     for (;;) {
@@ -50,12 +51,7 @@ export async function startRedisProcess(): Promise<RedisProcess> {
   }
 
   async function stop(): Promise<void> {
-    const running = child;
-    if (!running || running.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      running.once('exit', () => resolve());
-      running.kill('SIGKILL');
-    });
+    await child?.stop({ signal: 'SIGKILL' });
     child = null;
   }
 

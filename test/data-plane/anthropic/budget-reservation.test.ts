@@ -14,19 +14,18 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { costBoundNanos, tokenBound } from '../../../data-plane/anthropic/pricing.js';
-import { buildRuntime, RuntimeHolder } from '../../../data-plane/config/runtime.js';
+import { RuntimeHolder } from '../../../data-plane/config/runtime.js';
 import { counterKeys } from '../../../data-plane/limits/counters.js';
 import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
 import { RedisCounterStore } from '../../../data-plane/limits/redis-store.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { createDataPlaneServer } from '../../../data-plane/node/data-plane-server.js';
 import { budgetWindowStart } from '../../../data-plane/snapshot/budget-window.js';
-import { hashKey } from '../../../data-plane/snapshot/key-hash.js';
 import type { RequestRecord } from '../../../data-plane/pipeline/context.js';
-import type { KeyEntry, SnapshotPayload } from '../../../data-plane/snapshot/schema.js';
-import { generateDataKey, sealValue } from '../../../data-plane/snapshot/seal.js';
+import type { KeyEntry } from '../../../data-plane/snapshot/schema.js';
 import { UpstreamPool } from '../../../data-plane/upstream/pool.js';
 import { expectedNanos, startAnthropicStandIn, type AnthropicStandIn, type RecordedRequest } from '../../support/anthropic-stand-in.js';
+import { llmKey, providerRuntime } from '../../support/provider-runtime.js';
 import { waitFor } from '../../support/wait.js';
 
 const redisUrl = process.env.TEST_REDIS_URL;
@@ -44,7 +43,7 @@ function budgetKey(nanos: number): { entry: KeyEntry; token: string } {
   const token = `gk_${id.replaceAll('-', '')}reservationTestKey`;
   return {
     token,
-    entry: { id, name: id, hash: hashKey(token), userId: 'user_1', servers: [], expiresAt: null, revoked: false, limits: { budgets: [{ maxUsd: nanos / 1e9, period: 'DAILY' }], rateLimit: null, fallback: 'FAIL_CLOSED' } },
+    entry: llmKey(id, token, { limits: { budgets: [{ maxUsd: nanos / 1e9, period: 'DAILY' }], rateLimit: null, fallback: 'FAIL_CLOSED' } }),
   };
 }
 
@@ -91,22 +90,11 @@ describe.each(modes)('/anthropic budget reservations: $name', (mode) => {
     const closedUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((r) => closed.close(r));
 
-    const dataKey = generateDataKey();
-    const payload = (providerUrl: string): SnapshotPayload => ({
-      format: 1,
-      version: 1,
-      issuedAt: new Date().toISOString(),
-      trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
-      servers: [],
-      keys: Object.values(keys).map((k) => k.entry),
-      users: [{ id: 'user_1', email: 'dev@example.com' }],
-      sessionSecrets: null,
-      providers: [{ id: 'p1', name: 'anthropic', kind: 'ANTHROPIC', baseUrl: { kind: 'plain', value: providerUrl }, apiKey: sealValue(dataKey, 'sk-ant-reservation-test', 'provider:anthropic:api_key'), prices: [PRICE] }],
-    });
+    const runtime = (providerUrl: string) => providerRuntime({ baseUrl: providerUrl, apiKey: 'sk-ant-reservation-test', keys: Object.values(keys).map((k) => k.entry), prices: [PRICE] });
     const logger = createLogger('test-reservation', { level: 'silent' });
     const nodeOn = async (providerUrl: string, limiter: GovernanceLimiter): Promise<TestNode> => {
       const holder = new RuntimeHolder();
-      holder.set(buildRuntime(payload(providerUrl), dataKey, {}).runtime);
+      holder.set(runtime(providerUrl));
       return listen(createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, limiter, onRecord: (r) => records.push(r) }));
     };
     const spendSink = { report: (e: SpendEvent) => events.push(e) };

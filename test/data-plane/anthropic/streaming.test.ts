@@ -11,15 +11,13 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildRuntime, RuntimeHolder } from '../../../data-plane/config/runtime.js';
+import { RuntimeHolder } from '../../../data-plane/config/runtime.js';
 import { createLimiter, type GovernanceLimiter, type SpendEvent } from '../../../data-plane/limits/limiter.js';
 import { createLogger } from '../../../data-plane/log.js';
 import { createDataPlaneServer } from '../../../data-plane/node/data-plane-server.js';
-import { hashKey } from '../../../data-plane/snapshot/key-hash.js';
-import type { SnapshotPayload } from '../../../data-plane/snapshot/schema.js';
-import { generateDataKey, sealValue } from '../../../data-plane/snapshot/seal.js';
 import { UpstreamPool } from '../../../data-plane/upstream/pool.js';
 import type { RequestRecord } from '../../../data-plane/pipeline/context.js';
+import { llmKey, providerRuntime } from '../../support/provider-runtime.js';
 
 const PROVIDER_KEY = 'sk-ant-stream-secret-abcdef0123';
 const VIRTUAL_KEY = 'gk_streamingTestKey0123456789abcdefghijklmnop';
@@ -70,50 +68,16 @@ describe('/anthropic streaming', () => {
     await new Promise<void>((r) => provider.listen(0, '127.0.0.1', () => r()));
     providerUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}`;
 
-    const dataKey = generateDataKey();
-    const payload: SnapshotPayload = {
-      format: 1,
-      version: 1,
-      issuedAt: new Date().toISOString(),
-      trustedKeys: [{ kty: 'OKP', crv: 'Ed25519', x: 'AAAA', kid: 'k' }],
-      servers: [],
-      keys: [
-        {
-          id: 'key_1',
-          name: 'k',
-          hash: hashKey(VIRTUAL_KEY),
-          userId: 'user_1',
-          servers: [],
-          expiresAt: null,
-          revoked: false,
-          limits: { budgets: [{ maxUsd: 0.02, period: 'MONTHLY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' },
-        },
-        {
-          id: 'key_2',
-          name: 'k2',
-          hash: hashKey(OTHER_KEY),
-          userId: 'user_1',
-          servers: [],
-          expiresAt: null,
-          revoked: false,
-        },
-        {
-          id: 'key_3',
-          name: 'k3',
-          hash: hashKey(SMALL_BUDGET_KEY),
-          userId: 'user_1',
-          servers: [],
-          expiresAt: null,
-          revoked: false,
-          limits: { budgets: [{ maxUsd: 0.005, period: 'MONTHLY' }], rateLimit: null, fallback: 'FAIL_CLOSED' },
-        },
-      ],
-      users: [{ id: 'user_1', email: 'dev@example.com' }],
-      sessionSecrets: null,
-      providers: [{ id: 'p1', name: 'anthropic', kind: 'ANTHROPIC', baseUrl: { kind: 'plain', value: providerUrl }, apiKey: sealValue(dataKey, PROVIDER_KEY, 'provider:anthropic:api_key'), prices: [PRICE] }],
-    };
+    const keys = [
+      llmKey('key_1', VIRTUAL_KEY, {
+        name: 'k',
+        limits: { budgets: [{ maxUsd: 0.02, period: 'MONTHLY' }], rateLimit: { requestsPerMinute: 100, tokensPerMinute: null }, fallback: 'FAIL_CLOSED' },
+      }),
+      llmKey('key_2', OTHER_KEY, { name: 'k2' }),
+      llmKey('key_3', SMALL_BUDGET_KEY, { name: 'k3', limits: { budgets: [{ maxUsd: 0.005, period: 'MONTHLY' }], rateLimit: null, fallback: 'FAIL_CLOSED' } }),
+    ];
     const holder = new RuntimeHolder();
-    holder.set(buildRuntime(payload, dataKey, {}).runtime);
+    holder.set(providerRuntime({ baseUrl: providerUrl, apiKey: PROVIDER_KEY, keys, prices: [PRICE] }));
     const logger = createLogger('test-anthropic', { level: 'silent' });
     limiter = createLimiter({ spendSink: { report: (e) => events.push(e) } });
     node = createDataPlaneServer({ holder, pool: new UpstreamPool({ holder, logger }), logger, limiter, onRecord: (r) => records.push(r) });

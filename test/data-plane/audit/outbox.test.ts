@@ -236,6 +236,16 @@ describe('audit outbox', () => {
     await b.close();
   });
 
+  it('ends a wait at once when its signal was aborted before the wait began', async () => {
+    // The shipper's stop can land while it reads a batch; its next wait (1 s) must not hold up the node's close.
+    const a = new AuditOutbox({ dir: null, logger });
+    const stopped = new AbortController();
+    stopped.abort();
+    const bound = new Promise<string>((resolve) => setTimeout(() => resolve('waited out'), 5_000).unref());
+    expect(await Promise.race([a.waitForEvents(60_000, stopped.signal).then(() => 'ended'), bound])).toBe('ended');
+    await a.close();
+  });
+
   it('works in memory without a state dir', async () => {
     const a = new AuditOutbox({ dir: null, logger });
     for (let i = 0; i < 12; i++) a.record(ev(i));
