@@ -6,7 +6,9 @@
  * and log notification as it arrives and ends with the response. Calls without notifications, the hot
  * path, cost nothing extra.
  *
- * Only the upstream's notifications for this call reach it (the pool hands over what arrived on the call's
+ * Their display text (a progress message, a log message's string data and logger) passes the rule of the
+ * upstream's lists (snapshot/tool-names.ts `servableServerMessage`): an ANSI escape there would rewrite the
+ * terminal of a client that prints it. Only the upstream's notifications for this call reach it (the pool hands over what arrived on the call's
  * own stream, or progress matched by token), never another caller's. The pipeline delivers the request's
  * record when the answer starts, so for a streamed call the record is sent before the result is known.
  *
@@ -16,6 +18,7 @@
 import { PassThrough } from 'node:stream';
 import type { Answer } from '../http/respond.js';
 import type { Logger } from '../log.js';
+import { servableServerMessage } from '../snapshot/tool-names.js';
 
 /** Notifications relayed to the caller during a call. */
 const RELAYED = new Set(['notifications/progress', 'notifications/message']);
@@ -52,7 +55,8 @@ export function relayDuringCall(
       const answer: Answer = { kind: 'stream', status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: stream };
       if (early !== null) early(answer);
     }
-    if (!stream.writableEnded) stream.write(event(message));
+    // What the client shows a person (a progress message, a log line) passes the list rule (tool-names.ts).
+    if (!stream.writableEnded) stream.write(event(servableServerMessage(message)));
   });
   if (!(running instanceof Promise)) return json(running.status, running.body);
   return new Promise<Answer>((resolve, reject) => {

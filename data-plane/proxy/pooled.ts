@@ -9,7 +9,8 @@
  * only; calls were authorized by the route), resources, resource templates, prompts (lists as the HTTP
  * route relays them: `tools-list-filter.ts`), completions, and
  * progress: a request carrying a progress token is answered as an SSE stream, its progress notifications
- * first, then the response. Not relayed, because one pooled connection serves every caller and nothing
+ * (their messages sanitised as on the HTTP route: `servableServerMessage`) first, then the response. Not
+ * relayed, because one pooled connection serves every caller and nothing
  * ties an upstream message to one of them: server-to-client requests (the pool's client declares no
  * sampling, elicitation or roots, so upstreams do not send them), log notifications (`logging` is not
  * offered; `logging/setLevel` would change the level for every caller), resource subscriptions and
@@ -25,7 +26,7 @@ import { ACCEPTED, errorAnswer, jsonAnswer, type Answer } from '../http/respond.
 import type { Logger } from '../log.js';
 import type { RequestContext, RequestRecord } from '../pipeline/context.js';
 import { SHARED_IDENTITY, type UpstreamCall } from '../pipeline/credentials.js';
-import { LIST_FIELDS } from '../snapshot/tool-names.js';
+import { LIST_FIELDS, servableServerMessage } from '../snapshot/tool-names.js';
 import { UpstreamFailure } from '../upstream/failures.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import { MODERN_VERSION, modernize } from './era.js';
@@ -186,7 +187,9 @@ export function createPooledForward(pool: UpstreamPool, logger: Logger): PooledF
       const send = (message: unknown): void => {
         if (!stream.writableEnded) stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
       };
-      answerOne(request, call, record, check, signal, (progress) => send({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } })).then(
+      // A progress message is shown to a person: the display-text rule of the upstream's lists.
+      const progressed = (progress: Progress): void => send(servableServerMessage({ jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } }));
+      answerOne(request, call, record, check, signal, progressed).then(
         (reply) => {
           if (reply) send(reply.body);
           stream.end();

@@ -49,7 +49,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { logDropped, responseRewriter, rewriteJsonBody, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
+import { displayRewrittenJson, logDropped, responseRewriter, rewriteJsonBody, withDisplayRewrite, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -467,21 +467,25 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
       });
     }
     const type = headers['content-type'] ?? '';
-    if (rewrite !== null && type.includes('text/event-stream')) {
+    if (success && type.includes('text/event-stream')) {
+      // Every stream (a POST's answer, the GET stream) carries what the upstream sends the client besides
+      // its responses: elicitations, progress, log messages, whose display text passes the list rule
+      // (`displayRewrite`); the request's own rewrites, if any, take its responses.
       delete headers['content-length'];
       return { kind: 'stream', status, headers, body: scrubbedStream(pipeline(upstream.body, responseRewriter(rewrite), () => undefined), forms) };
     }
     if (rewrite !== null && type.includes('application/json')) {
       delete headers['content-length'];
-      return { kind: 'stream', status, headers, body: scrubbedStream(rewrittenJson(upstream.body, rewrite), forms) };
+      return { kind: 'stream', status, headers, body: scrubbedStream(rewrittenJson(upstream.body, withDisplayRewrite(rewrite)), forms) };
     }
     if (type.includes('application/json') && Number(headers['content-length']) <= SMALL_ANSWER_BYTES) {
       // A small JSON answer of declared length (a tools/call result, the common case) is read whole and
       // sent in one write: piping a stream per request showed in the hot path's profile.
       return upstream.body.arrayBuffer().then(
         (bytes): Answer => {
+          // A JSON body may hold requests and notifications beside the response (clients act on them).
           const raw = Buffer.from(bytes);
-          const body = scrubbedBody(raw, forms);
+          const body = scrubbedBody(displayRewrittenJson(raw), forms);
           if (body === raw) return { kind: 'bytes', status, headers, body };
           const { 'content-length': _length, ...rest } = headers;
           return { kind: 'bytes', status, headers: rest, body };

@@ -3,7 +3,9 @@
  * virtual key may call (SPEC §4, the same filter as `/mcp`, names unprefixed); every list result (tools,
  * prompts, resources, resource templates) as it may be served whatever the grant (snapshot/tool-names.ts
  * `servableList`: entries named with control or format characters left out, display text sanitised), and, where a guardrail
- * applies, a `tools/call` result (`responseRewriter` takes any rewrite of the one response). The answer
+ * applies, a `tools/call` result (`responseRewriter` takes any rewrite of the one response); and on every
+ * answer and GET stream, what the upstream sends the client besides its responses (an elicitation, progress
+ * and log notifications: `displayRewrite`), whose display text passes the same rule. The answer
  * comes either as one `application/json` body or as an SSE stream (notifications, then the response); on a
  * stream every event passes as it arrives, byte for byte, except the event that carries this request's
  * response, which is re-encoded (text/event-stream §parsing: lines end with CRLF, LF or CR; an event ends
@@ -12,11 +14,12 @@
  * It does not decide who may see what (the grant and the rewrite are given) and does not filter tools/call
  * requests (the route checks those before anything reaches the upstream).
  */
+import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { ToolGrant } from '../config/runtime.js';
 import type { Logger } from '../log.js';
-import { servableList, servableServerResult, type DroppedEntry, type ListField } from '../snapshot/tool-names.js';
+import { mayNeedServableServerMessage, servableList, servableServerMessage, servableServerResult, type DroppedEntry, type ListField } from '../snapshot/tool-names.js';
 
 type JsonRpcId = string | number;
 
@@ -86,6 +89,40 @@ export function logDropped(logger: Logger, server: string, method: string, dropp
 /** A rewrite of one JSON-RPC message: the message to send instead, or null to pass it unchanged. */
 export type ResponseRewrite = (message: unknown) => unknown;
 
+/**
+ * What the upstream sends the client besides its responses (an elicitation, progress and log
+ * notifications, a 2026-07-28 result's input requests) with the text a client shows a person as it may be
+ * shown (snapshot/tool-names.ts `servableServerMessage`: an ANSI escape or a bidi override there rewrites a
+ * terminal client's screen like one in a tool's description); null when the message needs nothing.
+ */
+export function displayRewrite(message: unknown): unknown {
+  if (!isObject(message)) return null;
+  const shown = servableServerMessage(message);
+  return shown === message ? null : shown;
+}
+
+/** `rewrite` (of this request's responses), then `displayRewrite` over what it gave: every relayed message passes both. */
+export function withDisplayRewrite(rewrite: ResponseRewrite | null): ResponseRewrite {
+  if (rewrite === null) return displayRewrite;
+  return (message) => {
+    const once = rewrite(message);
+    return displayRewrite(once ?? message) ?? once;
+  };
+}
+
+/**
+ * A JSON body (a POST's answer; the upstream may put requests and notifications in it too, and clients act
+ * on them) with `displayRewrite` applied; `body` itself, unparsed, when it cannot need it: a body with no
+ * backslash, DEL or byte beyond ASCII cannot decode to a control or format character.
+ */
+export function displayRewrittenJson(body: Buffer): Buffer {
+  if (isAscii(body) && !body.includes(0x5c) && !body.includes(0x7f)) return body;
+  const text = body.toString('utf8');
+  if (!mayNeedServableServerMessage(text)) return body;
+  const out = rewriteJsonBody(text, displayRewrite);
+  return out === text ? body : Buffer.from(out, 'utf8');
+}
+
 /** Filters a whole JSON body; a body that is not the expected response passes unchanged. */
 export function filterToolsListJson(body: string, id: JsonRpcId, grant: ToolGrant, onDropped?: DroppedEntries): string {
   return rewriteJsonBody(body, (message) => filterToolsListResponse(message, id, grant, onDropped));
@@ -129,11 +166,15 @@ export function toolsListSseFilter(id: JsonRpcId, grant: ToolGrant, onDropped?: 
 }
 
 /**
- * A stream transform over an SSE body: passes events through, each message offered to `rewrite`. An event
- * past MAX_EVENT_CHARS fails the stream. A last event the upstream did not end (no blank line) is offered
- * too: a lenient client may act on it, so it must be what the rewrite makes of it.
+ * A stream transform over an SSE body (a POST's answer, a GET stream): passes events through, each message
+ * offered to `rewrite` (the request's own rewrites, or null for none) and then `displayRewrite`. Without
+ * `rewrite` an event is parsed only when its data may need `displayRewrite` (`mayNeedServableServerMessage`):
+ * the common event passes after two regex tests. An event past MAX_EVENT_CHARS fails the stream. A last
+ * event the upstream did not end (no blank line) is offered too: a lenient client may act on it, so it must
+ * be what the rewrite makes of it.
  */
-export function responseRewriter(rewrite: ResponseRewrite): Transform {
+export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
+  const every = withDisplayRewrite(rewrite);
   const decoder = new StringDecoder('utf8');
   /**
    * The current line's text so far, in the pieces it came in: a long line is joined once when it ends, not
@@ -156,14 +197,14 @@ export function responseRewriter(rewrite: ResponseRewrite): Transform {
     rewrote = false;
     let out = event + blank;
     const data = dataLines.length > 0 ? dataLines.join('\n') : null;
-    if (data !== null) {
+    if (data !== null && (rewrite !== null || mayNeedServableServerMessage(data))) {
       let message: unknown;
       try {
         message = JSON.parse(data);
       } catch {
         message = undefined;
       }
-      const filtered = message === undefined ? null : rewriteMessage(message, rewrite);
+      const filtered = message === undefined ? null : rewriteMessage(message, every);
       if (filtered !== null) {
         out = `${otherLines.map((line) => `${line}\n`).join('')}data: ${JSON.stringify(filtered)}\n\n`;
         rewrote = true;

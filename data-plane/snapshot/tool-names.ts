@@ -122,19 +122,23 @@ const TOO_DEEP: unique symbol = Symbol('too deep');
 const BAD_KEY: unique symbol = Symbol('bad key');
 
 /**
- * A JSON Schema (a tool's input or output schema) as it may be shown: every string `title` (one line) and
- * `description` (prose) at any level showable; the same value when nothing needs it. BAD_KEY when a key
- * holds an unshowable character (a property's name identifies the argument: it cannot be rewritten), TOO_DEEP
- * past `depth` levels. Other strings (`enum`, `default`, `pattern`) are values the call depends on: kept.
+ * A JSON Schema as it may be shown: every string `title` (one line) and `description` (prose) at any level
+ * showable, and `enumNames` (what a client shows for each `enum` value) as lines; the same value when nothing
+ * needs it. TOO_DEEP past `depth` levels. For a tool's input or output schema (`form` false) BAD_KEY when a
+ * key holds an unshowable character (a property's name identifies the argument: it cannot be rewritten);
+ * other strings (`enum`, `default`, `pattern`) are values the call depends on: kept. For an elicitation's
+ * form (`form` true) everything is shown to a person and nothing runs: every key and string is showable
+ * (a key or `enum` value a client shows when there is no title; an upstream that sent one gets its answer
+ * under the showable name, which only it can mind).
  */
-function showableSchema(value: unknown, depth: number): unknown {
+function showableSchema(value: unknown, depth: number, form: boolean): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (depth === 0) return TOO_DEEP;
   if (Array.isArray(value)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      const shown = showableSchema(item, depth - 1);
+      const shown = typeof item === 'string' ? (form ? showableLine(item) : item) : showableSchema(item, depth - 1, form);
       if (shown === TOO_DEEP || shown === BAD_KEY) return shown;
       if (shown !== item) (out ??= [...value])[i] = shown;
     }
@@ -143,13 +147,21 @@ function showableSchema(value: unknown, depth: number): unknown {
   let out: Record<string, unknown> | null = null;
   const record = value as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (UNSHOWABLE.test(key)) return BAD_KEY;
+    let name = key;
+    if (UNSHOWABLE.test(key)) {
+      if (!form) return BAD_KEY;
+      name = showableLine(key);
+    }
     const item = record[key];
     let shown: unknown;
-    if (typeof item === 'string') shown = key === 'description' ? showableDescription(item) : key === 'title' ? showableLine(item) : item;
-    else shown = showableSchema(item, depth - 1);
+    if (typeof item === 'string') shown = key === 'description' ? showableDescription(item) : key === 'title' || form ? showableLine(item) : item;
+    else shown = showableSchema(item, depth - 1, form || key === 'enumNames');
     if (shown === TOO_DEEP || shown === BAD_KEY) return shown;
-    if (shown !== item) (out ??= { ...record })[key] = shown;
+    if (name !== key) {
+      out ??= { ...record };
+      delete out[key];
+      out[name] = shown;
+    } else if (shown !== item) (out ??= { ...record })[key] = shown;
   }
   return out ?? value;
 }
@@ -181,7 +193,7 @@ function servableEntry<T extends object>(field: ListField, entry: T): T | Refuse
   }
   if (field === 'tools') {
     for (const key of ['inputSchema', 'outputSchema']) {
-      const shown = showableSchema(record[key], MAX_SCHEMA_DEPTH);
+      const shown = showableSchema(record[key], MAX_SCHEMA_DEPTH, false);
       if (shown === TOO_DEEP) return refused(key, 'schema_too_deep');
       if (shown === BAD_KEY) return refused(key, 'unshowable_characters');
       set(key, shown);
@@ -288,4 +300,90 @@ export function servableServerResult<T extends object>(result: T): T {
     if (shown !== null) (out ??= { ...record }).serverInfo = shown;
   }
   return (out ?? result) as T;
+}
+
+/** A control or format character, or a backslash (JSON writes a control character only as an escape). */
+const MAY_DECODE_UNSHOWABLE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+/**
+ * What JSON text holds if it is a message `servableServerMessage` may change: a `method` (a request or a
+ * notification) or `inputRequests`, written plainly or with `\u` escapes (the only way to spell a letter
+ * otherwise). A tool result's text has its quotes escaped (`\"method\"`), so it does not match.
+ */
+const SERVER_MESSAGE = /"method"|"inputRequests"|\\u/;
+
+/**
+ * Whether JSON text (an SSE event's data, a body) may be a message `servableServerMessage` changes: it may
+ * decode to an unshowable character (holds one, or an escape) and may be a request, a notification or a
+ * result with input requests. Text that cannot is passed without being parsed: two regex tests.
+ */
+export function mayNeedServableServerMessage(json: string): boolean {
+  return MAY_DECODE_UNSHOWABLE.test(json) && SERVER_MESSAGE.test(json);
+}
+
+/** What an elicitation's form becomes when it nests deeper than anything real: a form that asks nothing. */
+const EMPTY_FORM = Object.freeze({ type: 'object', properties: {} });
+
+/** An `elicitation/create` request's params as they may be shown (see `servableServerMessage`). */
+function servableElicitation(params: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | null = null;
+  if (typeof params.message === 'string') {
+    const message = showableDescription(params.message);
+    if (message !== params.message) (out ??= { ...params }).message = message;
+  }
+  // URL mode: the address the client shows before the user opens it (a U+202E there reorders the host).
+  if (typeof params.url === 'string' && hasUnshowable(params.url)) (out ??= { ...params }).url = showableLine(params.url);
+  if (isRecord(params.requestedSchema)) {
+    const shown = showableSchema(params.requestedSchema, MAX_SCHEMA_DEPTH, true);
+    if (shown !== params.requestedSchema) (out ??= { ...params }).requestedSchema = shown === TOO_DEEP ? EMPTY_FORM : shown;
+  }
+  return out ?? params;
+}
+
+/**
+ * A message an upstream sends to the client (a request or notification, relayed on every route) with the
+ * text a client shows a person as it may be shown, by the rule of its lists (`servableList`): an
+ * `elicitation/create`'s message (prose), URL and form (`requestedSchema`: every key and string, titles and
+ * enum names included); a `notifications/progress` message (one line); a `notifications/message` (log)
+ * whose `data` is a string (prose) and its `logger` (one line). A 2026-07-28 result's `inputRequests` are the
+ * same requests, asked in a result. Everything else passes as it is: tool results, prompt messages and
+ * sampling requests are the model's content, `_meta` and ids the protocol's. The message itself when nothing
+ * needs changing; a string without an unshowable character costs one regex test.
+ */
+export function servableServerMessage<T extends object>(message: T): T {
+  const record = message as Record<string, unknown>;
+  const params = record.params;
+  let shown: Record<string, unknown> | null = null;
+  switch (record.method) {
+    case 'elicitation/create':
+      if (isRecord(params)) shown = servableElicitation(params);
+      break;
+    case 'notifications/progress':
+      if (isRecord(params) && typeof params.message === 'string' && hasUnshowable(params.message)) shown = { ...params, message: showableLine(params.message) };
+      break;
+    case 'notifications/message':
+      if (isRecord(params)) {
+        let out: Record<string, unknown> | null = null;
+        if (typeof params.data === 'string') {
+          const data = showableDescription(params.data);
+          if (data !== params.data) (out ??= { ...params }).data = data;
+        }
+        if (typeof params.logger === 'string' && hasUnshowable(params.logger)) (out ??= { ...params }).logger = showableLine(params.logger);
+        shown = out;
+      }
+      break;
+    case undefined: {
+      const result = record.result;
+      if (!isRecord(result) || !isRecord(result.inputRequests)) return message;
+      let requests: Record<string, unknown> | null = null;
+      for (const [name, request] of Object.entries(result.inputRequests)) {
+        if (!isRecord(request)) continue;
+        const servable = servableServerMessage(request);
+        if (servable !== request) (requests ??= { ...result.inputRequests })[name] = servable;
+      }
+      return requests === null ? message : ({ ...record, result: { ...result, inputRequests: requests } } as T);
+    }
+    default:
+      return message;
+  }
+  return shown === null || shown === params ? message : ({ ...record, params: shown } as T);
 }

@@ -1,0 +1,205 @@
+/**
+ * What an upstream sends the client besides its answers, on every route that relays it: an elicitation's
+ * message and form (titles, descriptions, enum names, option titles), a progress notification's message, a
+ * log notification's data and logger. A client shows each to a person (a terminal client prints them), and
+ * they reached it as the upstream wrote them, ANSI escapes (`\u001b[2J`: clear the screen), bidi overrides
+ * (U+202E) and zero-width characters included, while the same text in a tool's description was sanitised
+ * (upstream-listed-text.test.ts). Now (snapshot/tool-names.ts `servableServerMessage`) they pass the same
+ * rule: such characters as U+FFFD, tab and newline kept in prose (a message, log data), not in one line (a
+ * title, a progress message). On `/mcp/{server}` from an HTTP upstream (the POST answer's SSE stream and the
+ * standalone GET stream), answered over the pool (stdio: progress), and on `/mcp` during a tools/call.
+ * In-process node, the SDK's own server as the hostile upstream (HTTP and stdio) and its client, which
+ * declares elicitation.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema, LoggingMessageNotificationSchema, type ElicitRequest, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
+import { PassThrough } from 'node:stream';
+import { displayRewrittenJson, responseRewriter } from '../../data-plane/proxy/tools-list-filter.js';
+import { servableServerMessage } from '../../data-plane/snapshot/tool-names.js';
+import { buildSnapshot, resultText, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
+import { hostileDisplayStdioCommand, startHostileDisplayUpstream, HOSTILE_FORM, LOG_DATA, type HostileDisplayUpstream } from './hostile-display-upstream.js';
+import { ANSI } from './hostile-upstream.js';
+
+/** What no shown string may hold: control and format characters but tab and newline (prose keeps those). */
+const UNSHOWABLE_IN_PROSE = /[^\P{Cc}\t\n]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+/** `ANSI` as shown. */
+const R = '\uFFFD[2J\uFFFD[31m';
+
+let upstream: HostileDisplayUpstream;
+let node: TestNode;
+let snapshot: BuiltSnapshot;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  upstream = await startHostileDisplayUpstream();
+  const stdio = hostileDisplayStdioCommand();
+  snapshot = await buildSnapshot({
+    servers: [
+      { name: 'docs', url: upstream.url },
+      { name: 'local', connectionType: 'STDIO', stdio: { command: stdio.command, args: stdio.args, env: {} } },
+    ],
+    keys: [{ name: 'all', servers: [{ server: 'docs', tools: ['*'] }, { server: 'local', tools: ['*'] }] }],
+    sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
+  });
+  node = await startTestNode();
+  node.apply(snapshot);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+  await node?.close();
+  await upstream?.close();
+});
+
+/** What a client was sent: elicitations (each declined), log and progress notifications. */
+interface Heard {
+  client: Client;
+  elicitations: ElicitRequest['params'][];
+  logs: LoggingMessageNotification['params'][];
+  /**
+   * Progress messages as they arrived. Read off the transport, not `onprogress`: the SDK client hands a
+   * notification to its handler a tick later, and a response in the same chunk ends the request first.
+   */
+  progress: unknown[];
+}
+
+/** An SDK client that declares elicitation (form mode) and records what it is asked and told. */
+async function connect(path: string): Promise<Heard> {
+  const client = new Client({ name: `test-${randomUUID().slice(0, 8)}`, version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } });
+  const heard: Heard = { client, elicitations: [], logs: [], progress: [] };
+  client.setRequestHandler(ElicitRequestSchema, (request) => {
+    heard.elicitations.push(request.params);
+    return { action: 'decline' };
+  });
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) => {
+    heard.logs.push(notification.params);
+  });
+  const key = snapshot.keyValues.all ?? '';
+  const transport = new StreamableHTTPClientTransport(new URL(`${node.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+  await client.connect(transport);
+  const deliver = transport.onmessage;
+  transport.onmessage = (message) => {
+    if ('method' in message && message.method === 'notifications/progress') heard.progress.push(message.params?.message);
+    deliver?.(message);
+  };
+  clients.push(client);
+  return heard;
+}
+
+/** Every string in `value` (keys too) that holds a character `pattern` finds, with where it is. */
+function offending(value: unknown, pattern: RegExp, at = '$'): string[] {
+  if (typeof value === 'string') return pattern.test(value) ? [`${at}: ${JSON.stringify(value)}`] : [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => offending(item, pattern, `${at}[${i}]`));
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).flatMap(([k, v]) => [...(pattern.test(k) ? [`${at} key ${JSON.stringify(k)}`] : []), ...offending(v, pattern, `${at}.${k}`)]);
+  }
+  return [];
+}
+
+/** The hostile form as a client must be shown it. */
+function expectShownForm(params: ElicitRequest['params'] | undefined): void {
+  expect(params, 'the elicitation reached the client').toBeDefined();
+  expect(offending(params, UNSHOWABLE_IN_PROSE)).toEqual([]);
+  expect(params?.message).toBe(`Approve${R}\nthe \uFFFDgnp.exe\uFFFD`);
+  const properties = (params as { requestedSchema: { properties: Record<string, Record<string, unknown>> } }).requestedSchema.properties;
+  expect(properties.choice).toEqual({ type: 'string', title: `Choice${R}`, description: 'Pick\uFFFD\none', enum: ['a', 'b'], enumNames: [`A${R}`, 'B\uFFFD'] });
+  expect(properties.color).toEqual({ type: 'string', title: 'Color', oneOf: [{ const: 'red', title: `Red${R}` }, { const: 'blue', title: 'Blue' }] });
+  expect(properties.tags).toEqual({ type: 'array', title: 'Tags\uFFFD', items: { anyOf: [{ const: 'x', title: 'X\uFFFD' }] } });
+  expect(properties.note).toEqual({ type: 'string', description: `Note${R}`, default: `n${R}` });
+}
+
+const SHOWN_LOG = { level: 'info', logger: 'lg\uFFFD', data: `Log${R}\nline two\uFFFD` };
+const SHOWN_PROGRESS = `Step 1${R}\uFFFD\uFFFDdone`;
+
+describe('what an upstream sends the client, on every route', () => {
+  it('/mcp/{server} from an HTTP upstream: an elicitation on the call’s stream', async () => {
+    const { client, elicitations } = await connect('/mcp/docs');
+    const result = await client.callTool({ name: 'ask', arguments: {} });
+    expect(resultText(result)).toBe('answer:decline');
+    expect(elicitations).toHaveLength(1);
+    expectShownForm(elicitations[0]);
+  });
+
+  it('/mcp/{server} from an HTTP upstream: progress and log notifications on the call’s stream', async () => {
+    const { client, logs, progress } = await connect('/mcp/docs');
+    const result = await client.callTool({ name: 'progress', arguments: {} }, undefined, { onprogress: () => undefined });
+    expect(resultText(result)).toBe('done');
+    expect(progress).toEqual([SHOWN_PROGRESS]);
+    expect(logs).toEqual([SHOWN_LOG]);
+  });
+
+  it('/mcp/{server} from an HTTP upstream: a log notification and an elicitation on the GET stream', async () => {
+    const { client, logs, elicitations } = await connect('/mcp/docs');
+    // The client opens the standalone stream after initializing; the upstream sends there only once it is open.
+    await vi.waitFor(() => expect(upstream.openStreams()).toBeGreaterThan(0), { timeout: 10_000 });
+    expect(resultText(await client.callTool({ name: 'broadcast', arguments: {} }))).toBe('sent');
+    await vi.waitFor(() => expect(elicitations.length + logs.length).toBe(2), { timeout: 10_000 });
+    expect(logs).toEqual([{ ...SHOWN_LOG, level: 'warning' }]);
+    expectShownForm(elicitations[0]);
+  });
+
+  it('/mcp/{server} answered over the pool (stdio): progress', async () => {
+    const { client, progress } = await connect('/mcp/local');
+    const result = await client.callTool({ name: 'progress', arguments: {} }, undefined, { onprogress: () => undefined });
+    expect(resultText(result)).toBe('done');
+    expect(progress).toEqual([SHOWN_PROGRESS]);
+  });
+
+  it('/mcp, during a tools/call: progress and log notifications (HTTP), progress (stdio)', async () => {
+    const { client, logs, progress } = await connect('/mcp');
+    for (const server of ['docs', 'local']) {
+      const result = await client.callTool({ name: `${server}-progress`, arguments: {} }, undefined, { onprogress: () => undefined });
+      expect(resultText(result), server).toBe('done');
+    }
+    expect(progress).toEqual([SHOWN_PROGRESS, SHOWN_PROGRESS]);
+    expect(logs).toEqual([SHOWN_LOG]);
+  });
+});
+
+describe('servableServerMessage and the relays (pure)', () => {
+  it('leaves what is not display text alone: results, sampling requests, _meta, messages with nothing to change', () => {
+    const result = { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: `out${ANSI}` }], _meta: { note: `m${ANSI}` } } };
+    expect(servableServerMessage(result)).toBe(result);
+    const sampling = { jsonrpc: '2.0', id: 2, method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: `x${ANSI}` } }], maxTokens: 5 } };
+    expect(servableServerMessage(sampling)).toBe(sampling);
+    const log = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: { nested: `obj${ANSI}` }, _meta: { a: ANSI } } };
+    expect(servableServerMessage(log)).toBe(log);
+    const plain = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1, message: 'fine text' } };
+    expect(servableServerMessage(plain)).toBe(plain);
+  });
+
+  it('a 2026-07-28 result’s input requests, a URL elicitation, and a form too deep to walk', () => {
+    const modern = { jsonrpc: '2.0', id: 3, result: { resultType: 'input_required', inputRequests: { ask: { method: 'elicitation/create', params: HOSTILE_FORM }, url: { method: 'elicitation/create', params: { mode: 'url', message: 'm', url: `https://a.example/\u202Egnp`, elicitationId: 'e1' } } } } };
+    const shown = servableServerMessage(modern);
+    expect(offending(shown, UNSHOWABLE_IN_PROSE)).toEqual([]);
+    expect(shown.result.inputRequests.url.params).toEqual({ mode: 'url', message: 'm', url: 'https://a.example/\uFFFDgnp', elicitationId: 'e1' });
+    let deep: Record<string, unknown> = { type: 'string', title: `t${ANSI}` };
+    for (let i = 0; i < 10_000; i++) deep = { type: 'object', properties: { x: deep } };
+    const asked = servableServerMessage({ jsonrpc: '2.0', id: 4, method: 'elicitation/create', params: { message: 'deep', requestedSchema: deep } });
+    expect(asked.params.requestedSchema).toEqual({ type: 'object', properties: {} });
+  });
+
+  it('a JSON body holding a notification beside the response, and an SSE event spelt with escapes', async () => {
+    const body = Buffer.from(JSON.stringify([{ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: LOG_DATA } }, { jsonrpc: '2.0', id: 1, result: {} }]));
+    expect(offending(JSON.parse(displayRewrittenJson(body).toString('utf8')), UNSHOWABLE_IN_PROSE)).toEqual([]);
+    const plain = Buffer.from(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'a "method"\nb' }] } }));
+    expect(displayRewrittenJson(plain)).toBe(plain);
+
+    // `"method"` spelt with \u escapes still names a method to the client's parser.
+    const data = '{"jsonrpc":"2.0","\\u006dethod":"notifications/progress","params":{"progressToken":1,"progress":1,"message":"a\\u001b[2J"}}';
+    const rewriter = responseRewriter(null);
+    const source = new PassThrough();
+    source.pipe(rewriter);
+    let out = '';
+    rewriter.on('data', (chunk: Buffer | string) => (out += chunk.toString()));
+    const ended = new Promise((resolve) => rewriter.on('end', resolve));
+    source.end(`event: message\ndata: ${data}\n\nevent: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}\n\n`);
+    await ended;
+    const events = out.split('\n\n').filter((e) => e !== '');
+    expect(JSON.parse(events[0]?.split('data: ')[1] ?? '')).toMatchObject({ params: { message: 'a\uFFFD[2J' } });
+    expect(events[1]).toBe('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}');
+  });
+});
