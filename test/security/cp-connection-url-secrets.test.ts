@@ -9,12 +9,11 @@
  * Rows stored before are sealed at startup. Both dialects.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../data-plane/log.js';
-import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
-import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
-import { LogCapture } from '../support/log-capture.js';
-import { snapshotTexts, viewerReads, type ViewerReads } from '../support/secret-reads.js';
+import type { DataPlaneNode } from '../../data-plane/node/node.js';
+import type { TestControlPlane } from '../support/control-plane.js';
+import { testDialects } from '../support/db.js';
+import { startNodeOf } from '../support/node-of.js';
+import { expectNoSecretIn, snapshotTexts, startSecretsControlPlane, type ViewerReads } from '../support/secret-reads.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
 
@@ -27,23 +26,21 @@ interface ServerRead {
 }
 
 describe.each(testDialects)('credentials inside connection URLs on %s', (dialect) => {
-  let testDb: TestDatabase | undefined;
+  let planes: Awaited<ReturnType<typeof startSecretsControlPlane>>;
   let cp: TestControlPlane;
   let upstream: HttpUpstream;
   let node: DataPlaneNode | undefined;
   let viewer: ViewerReads;
 
   beforeAll(async () => {
-    if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
-    cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
+    planes = await startSecretsControlPlane(dialect);
+    ({ cp, viewer } = planes);
     upstream = await startHttpUpstream({ label: 'crm' });
-    viewer = await viewerReads(cp);
   }, 60_000);
   afterAll(async () => {
     await node?.close();
     await upstream?.close();
-    await cp?.close();
-    await testDb?.close();
+    await planes?.close();
   });
 
   it('hides query and path credentials on every read, and refuses *** given back with changes', async () => {
@@ -102,10 +99,7 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
     const reapplied = await cp.gql<{ applyConfig: { errors: unknown[] } }>('mutation($d: JSON!) { applyConfig(document: $d) { errors { code field message } } }', { d: exported.exportConfig });
     expect(reapplied.applyConfig.errors).toEqual([]);
 
-    for (const secret of [QUERY_SECRET, PATH_SECRET, CODE_SECRET]) {
-      for (const body of [...cp.responses, ...viewer.responses]) expect(body).not.toContain(secret);
-      expect(cp.logs.text()).not.toContain(secret);
-    }
+    expectNoSecretIn(cp, viewer, [QUERY_SECRET, PATH_SECRET, CODE_SECRET]);
   });
 
   it('nodes still connect with the whole URL, which the snapshot carries sealed', async () => {
@@ -115,18 +109,7 @@ describe.each(testDialects)('credentials inside connection URLs on %s', (dialect
       expect(decoded).not.toContain(secret);
     }
 
-    node = await startNode({
-      controlPlaneUrl: cp.url,
-      nodeToken: cp.cp.nodeToken,
-      port: 0,
-      nodeId: `url-secrets-${dialect}`,
-      stateDir: null,
-      trustedJwks: cp.cp.trustedKeys,
-      env: {},
-      logger: createLogger('test-node', { destination: new LogCapture(), level: 'debug' }),
-      reportIntervalMs: 600_000,
-      upstreamProbeIntervalMs: 200,
-    });
+    node = await startNodeOf(cp, { nodeId: `url-secrets-${dialect}`, trustedJwks: cp.cp.trustedKeys, env: {}, reportIntervalMs: 600_000, upstreamProbeIntervalMs: 200 });
     // The node's health probe reaches the upstream with the credential the operator put in the URL.
     await waitFor(() => upstream.requests.some((r) => r.path.includes(`api_key=${QUERY_SECRET}`)), { what: 'node request with the whole URL', timeoutMs: 15_000 });
   });

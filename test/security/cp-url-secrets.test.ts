@@ -11,15 +11,14 @@
  * stored before are sealed at startup. Both dialects.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../data-plane/log.js';
-import { startNode, type DataPlaneNode } from '../../data-plane/node/node.js';
+import type { DataPlaneNode } from '../../data-plane/node/node.js';
 import { sealSettingsUrls } from '../../control-plane/repos/oauth.js';
 import { sealProviderBaseUrls } from '../../control-plane/repos/providers.js';
 import { startAnthropicStandIn, type AnthropicStandIn } from '../support/anthropic-stand-in.js';
-import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { openTestDatabase, testDialects, type TestDatabase } from '../support/db.js';
-import { LogCapture } from '../support/log-capture.js';
-import { snapshotTexts, viewerReads, type ViewerReads } from '../support/secret-reads.js';
+import type { TestControlPlane } from '../support/control-plane.js';
+import { testDialects } from '../support/db.js';
+import { startNodeOf } from '../support/node-of.js';
+import { expectNoSecretIn, snapshotTexts, startSecretsControlPlane, type ViewerReads } from '../support/secret-reads.js';
 import { openOneTimeLink } from '../support/one-time-link.js';
 import { waitFor } from '../support/wait.js';
 
@@ -41,23 +40,21 @@ interface Payload {
 }
 
 describe.each(testDialects)('credentials inside provider and OAuth settings URLs on %s', (dialect) => {
-  let testDb: TestDatabase | undefined;
+  let planes: Awaited<ReturnType<typeof startSecretsControlPlane>>;
   let cp: TestControlPlane;
   let standIn: AnthropicStandIn;
   let node: DataPlaneNode | undefined;
   let viewer: ViewerReads;
 
   beforeAll(async () => {
-    if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
-    cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
+    planes = await startSecretsControlPlane(dialect);
+    ({ cp, viewer } = planes);
     standIn = await startAnthropicStandIn({ toolName: 'x', toolInput: {} });
-    viewer = await viewerReads(cp);
   }, 60_000);
   afterAll(async () => {
     await node?.close();
     await standIn?.close();
-    await cp?.close();
-    await testDb?.close();
+    await planes?.close();
   });
 
   const upsert = (name: string, baseUrl: string) =>
@@ -66,12 +63,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
       { n: name, u: baseUrl, p: [PRICE] },
     );
 
-  function expectNoSecretAnywhere(): void {
-    for (const secret of Object.values(SECRETS)) {
-      for (const body of [...cp.responses, ...viewer.responses]) expect(body).not.toContain(secret);
-      expect(cp.logs.text()).not.toContain(secret);
-    }
-  }
+  const expectNoSecretAnywhere = (): void => expectNoSecretIn(cp, viewer, Object.values(SECRETS));
 
   it('hides credentials in a provider baseUrl on every read, plan and export', async () => {
     const shapes: Array<[string, string, string]> = [
@@ -132,16 +124,7 @@ describe.each(testDialects)('credentials inside provider and OAuth settings URLs
       { u: user.createUser.user.id },
     );
     const key = created.createVirtualKey.key;
-    node = await startNode({
-      controlPlaneUrl: cp.url,
-      nodeToken: cp.cp.nodeToken,
-      port: 0,
-      nodeId: `url-secrets-${dialect}`,
-      stateDir: null,
-      env: {},
-      logger: createLogger('test-node', { destination: new LogCapture(), level: 'debug' }),
-      reportIntervalMs: 600_000,
-    });
+    node = await startNodeOf(cp, { nodeId: `url-secrets-${dialect}`, env: {}, reportIntervalMs: 600_000 });
     const body = JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] });
     await waitFor(
       async () => (await fetch(`${node!.url}/anthropic/v1/messages`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body })).status === 200,

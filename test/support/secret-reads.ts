@@ -5,7 +5,9 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { TestControlPlane } from './control-plane.js';
+import type { Dialect } from '../../control-plane/db/database.js';
+import { startTestControlPlane, type TestControlPlane } from './control-plane.js';
+import { openTestDatabase, type TestDatabase } from './db.js';
 
 export interface ViewerReads {
   /** Runs a query with a VIEWER token; the answer's body text. */
@@ -39,4 +41,29 @@ export async function snapshotTexts(cp: TestControlPlane): Promise<{ text: strin
   const text = snapshot.body.toString('utf8');
   const decoded = (text.match(/[A-Za-z0-9_-]{40,}/g) ?? []).map((chunk) => Buffer.from(chunk, 'base64url').toString('utf8')).join('\n');
   return { text, decoded };
+}
+
+/** A control plane on `dialect` (PostgreSQL: a schema of its own) and a VIEWER reader of it; close() ends both. */
+export async function startSecretsControlPlane(dialect: Dialect): Promise<{ cp: TestControlPlane; viewer: ViewerReads; close(): Promise<void> }> {
+  let testDb: TestDatabase | undefined;
+  if (dialect === 'postgres') testDb = await openTestDatabase('postgres');
+  const cp = await startTestControlPlane(testDb ? { databaseUrl: testDb.url, databaseSchema: testDb.searchPath } : {});
+  return {
+    cp,
+    viewer: await viewerReads(cp),
+    async close() {
+      await cp.close();
+      await testDb?.close();
+    },
+  };
+}
+
+/** Throws unless none of `secrets` is in any answer the control plane gave (ADMIN's and VIEWER's) or in its log. */
+export function expectNoSecretIn(cp: TestControlPlane, viewer: ViewerReads, secrets: readonly string[]): void {
+  const answers = [...cp.responses, ...viewer.responses];
+  const logs = cp.logs.text();
+  for (const secret of secrets) {
+    const where = answers.some((body) => body.includes(secret)) ? 'an answer' : logs.includes(secret) ? 'the log' : null;
+    if (where !== null) throw new Error(`a secret (${secret.slice(0, 4)}…) is in ${where}`);
+  }
 }
