@@ -49,7 +49,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';
 import { UpstreamForwarder, scrubbedErrorBody, type UpstreamAnswer } from './upstream-forward.js';
 import { openRouteSession, sealRouteSession, type ClientHello, type OpenedSession } from './session.js';
-import { displayRewrittenJson, logDropped, responseRewriter, rewriteJsonBody, withDisplayRewrite, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
+import { displayRewrittenJson, displayRewrittenJsonStream, logDropped, responseRewriter, rewriteJsonBody, withDisplayRewrite, withListFilter, withServerResultFilter, type ResponseRewrite } from './tools-list-filter.js';
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 /** A filtered tools/list answer read whole is bounded like any JSON answer the node buffers. */
@@ -497,8 +497,12 @@ export function createServerRoute(options: ServerRouteOptions): ServerRoute {
         },
       );
     }
-    // Anything else (SSE, JSON of unknown or larger length, other types) streams through the scrubber,
-    // which may change its length.
+    if (success && type.includes('application/json')) {
+      // JSON of unknown or larger length: held until it ends (up to a bound) for `displayRewrite`, as above.
+      delete headers['content-length'];
+      return { kind: 'stream', status, headers, body: scrubbedStream(pipeline(upstream.body, displayRewrittenJsonStream(), () => undefined), forms) };
+    }
+    // Anything else (other types) streams through the scrubber, which may change its length.
     if (forms.length === 0) return { kind: 'stream', status, headers, body: upstream.body };
     delete headers['content-length'];
     return { kind: 'stream', status, headers, body: scrubbedStream(upstream.body, forms) };

@@ -155,6 +155,44 @@ export function rewriteJsonBody(body: string, rewrite: ResponseRewrite): string 
 }
 
 /**
+ * `displayRewrittenJson` over a streamed JSON body (no length declared, or a large one): held until it
+ * ends, which costs no client anything (it parses a JSON body only once it has it all). A body past
+ * MAX_HELD_JSON_BYTES passes as it came from there on, unrewritten: holding more would let an upstream grow
+ * the node's memory, and refusing it would refuse answers that pass today.
+ */
+export function displayRewrittenJsonStream(): Transform {
+  let held: Buffer[] | null = [];
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done: TransformCallback) {
+      if (held === null) {
+        done(null, chunk);
+        return;
+      }
+      held.push(chunk);
+      size += chunk.length;
+      if (size <= MAX_HELD_JSON_BYTES) {
+        done();
+        return;
+      }
+      const all = Buffer.concat(held);
+      held = null;
+      done(null, all);
+    },
+    flush(done: TransformCallback) {
+      if (held === null || size === 0) {
+        done();
+        return;
+      }
+      done(null, displayRewrittenJson(Buffer.concat(held)));
+    },
+  });
+}
+
+/** The most of a streamed JSON body `displayRewrittenJsonStream` holds (as a filtered list answer read whole). */
+const MAX_HELD_JSON_BYTES = 32 * 1024 * 1024;
+
+/**
  * The most text one event (or one line) may hold while the rewriter collects it, like the bound on a JSON
  * answer the route reads whole: an upstream that never ends an event cannot grow the node's memory.
  */

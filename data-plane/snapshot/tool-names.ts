@@ -306,10 +306,11 @@ export function servableServerResult<T extends object>(result: T): T {
 const MAY_DECODE_UNSHOWABLE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 /**
  * What JSON text holds if it is a message `servableServerMessage` may change: a `method` (a request or a
- * notification) or `inputRequests`, written plainly or with `\u` escapes (the only way to spell a letter
- * otherwise). A tool result's text has its quotes escaped (`\"method\"`), so it does not match.
+ * notification), `inputRequests` or `elicitations` (`servableAnswer`), written plainly or with `\u`
+ * escapes (the only way to spell a letter otherwise). A tool result's text has its quotes escaped
+ * (`\"method\"`), so it does not match.
  */
-const SERVER_MESSAGE = /"method"|"inputRequests"|\\u/;
+const SERVER_MESSAGE = /"method"|"inputRequests"|"elicitations"|\\u/;
 
 /**
  * Whether JSON text (an SSE event's data, a body) may be a message `servableServerMessage` changes: it may
@@ -340,12 +341,41 @@ function servableElicitation(params: Record<string, unknown>): Record<string, un
 }
 
 /**
+ * A response that asks the client for input (see `servableServerMessage`): a 2026-07-28 result's
+ * `inputRequests` (the same requests, asked in a result) and the URL elicitations of a
+ * `URLElicitationRequiredError` (-32042, `error.data.elicitations`: a message and a URL the client shows).
+ */
+function servableAnswer(record: Record<string, unknown>): Record<string, unknown> {
+  const result = record.result;
+  if (isRecord(result) && isRecord(result.inputRequests)) {
+    let requests: Record<string, unknown> | null = null;
+    for (const [name, request] of Object.entries(result.inputRequests)) {
+      if (!isRecord(request)) continue;
+      const servable = servableServerMessage(request);
+      if (servable !== request) (requests ??= { ...result.inputRequests })[name] = servable;
+    }
+    return requests === null ? record : { ...record, result: { ...result, inputRequests: requests } };
+  }
+  const error = record.error;
+  if (isRecord(error) && isRecord(error.data) && Array.isArray(error.data.elicitations)) {
+    let elicitations: unknown[] | null = null;
+    for (const [i, elicitation] of error.data.elicitations.entries()) {
+      if (!isRecord(elicitation)) continue;
+      const servable = servableElicitation(elicitation);
+      if (servable !== elicitation) (elicitations ??= [...error.data.elicitations])[i] = servable;
+    }
+    return elicitations === null ? record : { ...record, error: { ...error, data: { ...error.data, elicitations } } };
+  }
+  return record;
+}
+
+/**
  * A message an upstream sends to the client (a request or notification, relayed on every route) with the
  * text a client shows a person as it may be shown, by the rule of its lists (`servableList`): an
  * `elicitation/create`'s message (prose), URL and form (`requestedSchema`: every key and string, titles and
  * enum names included); a `notifications/progress` message (one line); a `notifications/message` (log)
- * whose `data` is a string (prose) and its `logger` (one line). A 2026-07-28 result's `inputRequests` are the
- * same requests, asked in a result. Everything else passes as it is: tool results, prompt messages and
+ * whose `data` is a string (prose) and its `logger` (one line); the same requests asked in an answer
+ * (`servableAnswer`). Everything else passes as it is: tool results, prompt messages and
  * sampling requests are the model's content, `_meta` and ids the protocol's. The message itself when nothing
  * needs changing; a string without an unshowable character costs one regex test.
  */
@@ -371,17 +401,8 @@ export function servableServerMessage<T extends object>(message: T): T {
         shown = out;
       }
       break;
-    case undefined: {
-      const result = record.result;
-      if (!isRecord(result) || !isRecord(result.inputRequests)) return message;
-      let requests: Record<string, unknown> | null = null;
-      for (const [name, request] of Object.entries(result.inputRequests)) {
-        if (!isRecord(request)) continue;
-        const servable = servableServerMessage(request);
-        if (servable !== request) (requests ??= { ...result.inputRequests })[name] = servable;
-      }
-      return requests === null ? message : ({ ...record, result: { ...result, inputRequests: requests } } as T);
-    }
+    case undefined:
+      return servableAnswer(record) as T;
     default:
       return message;
   }

@@ -16,11 +16,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema, LoggingMessageNotificationSchema, type ElicitRequest, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
+import { createServer, type Server } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { displayRewrittenJson, responseRewriter } from '../../data-plane/proxy/tools-list-filter.js';
 import { servableServerMessage } from '../../data-plane/snapshot/tool-names.js';
 import { buildSnapshot, resultText, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { hostileDisplayStdioCommand, startHostileDisplayUpstream, HOSTILE_FORM, LOG_DATA, type HostileDisplayUpstream } from './hostile-display-upstream.js';
+import { closeServer, listen } from '../support/upstreams.js';
+import { hostileDisplayStdioCommand, startHostileDisplayUpstream, HOSTILE_FORM, LOG_DATA, LOG_LOGGER, type HostileDisplayUpstream } from './hostile-display-upstream.js';
 import { ANSI } from './hostile-upstream.js';
 
 /** What no shown string may hold: control and format characters but tab and newline (prose keeps those). */
@@ -29,19 +31,42 @@ const UNSHOWABLE_IN_PROSE = /[^\P{Cc}\t\n]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 const R = '\uFFFD[2J\uFFFD[31m';
 
 let upstream: HostileDisplayUpstream;
+/** A bare HTTP upstream answering every POST with a JSON body that holds a log notification and a -32042 error. */
+let jsonUpstream: Server;
+let jsonUrl = '';
 let node: TestNode;
 let snapshot: BuiltSnapshot;
 const clients: Client[] = [];
 
 beforeAll(async () => {
   upstream = await startHostileDisplayUpstream();
+  jsonUpstream = createServer((req, res) => {
+    void (async () => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: number };
+      const body = JSON.stringify([
+        { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', logger: LOG_LOGGER, data: LOG_DATA } },
+        { jsonrpc: '2.0', id: request.id, error: { code: -32042, message: 'connect', data: { elicitations: [{ mode: 'url', elicitationId: 'e1', url: `https://a.example/\u202Egnp`, message: `Go${ANSI}` }] } } },
+      ]);
+      // `?chunked`: no Content-Length, the body in two writes (the route's streamed JSON path).
+      if (req.url?.includes('chunked')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(body.slice(0, 40));
+        res.end(body.slice(40));
+      } else res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+    })();
+  });
+  jsonUrl = `http://127.0.0.1:${await listen(jsonUpstream, 0)}/mcp`;
   const stdio = hostileDisplayStdioCommand();
   snapshot = await buildSnapshot({
     servers: [
       { name: 'docs', url: upstream.url },
+      { name: 'jsonlen', url: jsonUrl },
+      { name: 'jsonchunked', url: `${jsonUrl}?chunked` },
       { name: 'local', connectionType: 'STDIO', stdio: { command: stdio.command, args: stdio.args, env: {} } },
     ],
-    keys: [{ name: 'all', servers: [{ server: 'docs', tools: ['*'] }, { server: 'local', tools: ['*'] }] }],
+    keys: [{ name: 'all', servers: ['docs', 'local', 'jsonlen', 'jsonchunked'].map((server) => ({ server, tools: ['*'] })) }],
     sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
   });
   node = await startTestNode();
@@ -52,6 +77,7 @@ afterAll(async () => {
   await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   await node?.close();
   await upstream?.close();
+  if (jsonUpstream) await closeServer(jsonUpstream);
 });
 
 /** What a client was sent: elicitations (each declined), log and progress notifications. */
@@ -146,6 +172,24 @@ describe('what an upstream sends the client, on every route', () => {
     const result = await client.callTool({ name: 'progress', arguments: {} }, undefined, { onprogress: () => undefined });
     expect(resultText(result)).toBe('done');
     expect(progress).toEqual([SHOWN_PROGRESS]);
+  });
+
+  it('/mcp/{server} from an HTTP upstream: a JSON body holding a notification and a URL elicitation error, of declared length or streamed', async () => {
+    const key = snapshot.keyValues.all ?? '';
+    for (const server of ['jsonlen', 'jsonchunked']) {
+      const res = await fetch(`${node.url}/mcp/${server}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'any', arguments: {} } }),
+      });
+      expect(res.status, server).toBe(200);
+      const body = (await res.json()) as unknown;
+      expect(offending(body, UNSHOWABLE_IN_PROSE), server).toEqual([]);
+      expect(body, server).toMatchObject([
+        { method: 'notifications/message', params: SHOWN_LOG },
+        { id: 9, error: { code: -32042, data: { elicitations: [{ elicitationId: 'e1', url: 'https://a.example/\uFFFDgnp', message: `Go${R}` }] } } },
+      ]);
+    }
   });
 
   it('/mcp, during a tools/call: progress and log notifications (HTTP), progress (stdio)', async () => {
