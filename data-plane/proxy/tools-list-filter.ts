@@ -193,6 +193,13 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
 
   /** Whether the last `endEvent` re-encoded its event. */
   let rewrote = false;
+  /** An event of the current chunk was re-encoded. */
+  let rewroteInChunk = false;
+  /**
+   * The last chunk ended with LF at the end of an event, nothing held back (an event, a line, a CR, a
+   * character's first bytes in the decoder): the next chunk starts afresh.
+   */
+  let atBoundary = true;
   const endEvent = (blank: string): string => {
     rewrote = false;
     let out = event + blank;
@@ -208,6 +215,7 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
       if (filtered !== null) {
         out = `${otherLines.map((line) => `${line}\n`).join('')}data: ${JSON.stringify(filtered)}\n\n`;
         rewrote = true;
+        rewroteInChunk = true;
       }
     }
     event = '';
@@ -236,9 +244,13 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
         start = 1;
       }
     }
-    for (let i = start; i < text.length; i++) {
+    // Line ends found with indexOf (native), not a test per character: every stream passes here.
+    let lf = text.indexOf('\n', start);
+    let cr = text.indexOf('\r', start);
+    for (;;) {
+      const i = cr === -1 ? lf : lf === -1 ? cr : Math.min(lf, cr);
+      if (i === -1) break;
       const c = text.charCodeAt(i);
-      if (c !== 10 && c !== 13) continue;
       let next = i + 1;
       if (c === 13) {
         if (next === text.length) skipLf = true;
@@ -252,7 +264,8 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
       else addLine(line, ending);
       dropLf = line === '' && rewrote;
       start = next;
-      i = next - 1;
+      if (lf !== -1 && lf < next) lf = text.indexOf('\n', next);
+      if (cr !== -1 && cr < next) cr = text.indexOf('\r', next);
     }
     if (start < text.length) {
       partial.push(start === 0 ? text : text.slice(start));
@@ -263,12 +276,18 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
 
   return new Transform({
     transform(chunk: Buffer, _encoding, done: TransformCallback) {
+      const fresh = atBoundary;
+      rewroteInChunk = false;
       const out = consume(decoder.write(chunk));
       if (event.length + partialLength > MAX_EVENT_CHARS) {
         done(new Error('an upstream SSE event is too large to rewrite'));
         return;
       }
-      done(null, out === '' ? undefined : out);
+      atBoundary = chunk[chunk.length - 1] === 10 && event === '' && partialLength === 0;
+      // Whole events, none rewritten (the common chunk): `out` is the chunk's own text, so its bytes go as
+      // they came, not encoded again.
+      if (fresh && atBoundary && !rewroteInChunk) done(null, chunk);
+      else done(null, out === '' ? undefined : out);
     },
     flush(done: TransformCallback) {
       let out = consume(decoder.end());

@@ -202,4 +202,22 @@ describe('servableServerMessage and the relays (pure)', () => {
     expect(JSON.parse(events[0]?.split('data: ')[1] ?? '')).toMatchObject({ params: { message: 'a\uFFFD[2J' } });
     expect(events[1]).toBe('event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{}}');
   });
+
+  it('an SSE stream with no rewrite of its own: split anywhere, whole events pass as they came, hostile ones sanitised', async () => {
+    const plain = 'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"caf\u00e9 \u2014 \\"ok\\"\\n"}]}}\n\n';
+    const hostile = `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `x${ANSI}\u202E` } })}\r\n\r\n`;
+    const bytes = Buffer.from(plain + hostile + plain, 'utf8');
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const rewriter = responseRewriter(null);
+      const chunks: Buffer[] = [];
+      rewriter.on('data', (chunk: Buffer | string) => chunks.push(Buffer.from(chunk)));
+      const ended = new Promise((resolve) => rewriter.on('end', resolve));
+      rewriter.write(bytes.subarray(0, cut));
+      rewriter.end(bytes.subarray(cut));
+      await ended;
+      const out = Buffer.concat(chunks).toString('utf8');
+      expect(out.startsWith(plain) && out.endsWith(plain), `cut at ${cut}`).toBe(true);
+      expect(JSON.parse(out.slice(plain.length, -plain.length).replace(/^data: /, ''))).toMatchObject({ params: { data: `x${R}\uFFFD` } });
+    }
+  });
 });
