@@ -3,6 +3,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY . .
-# `prepare` skipped the CLI build above (the sources were not copied yet); build it now.
-RUN npm run build:cli
+# `prepare` skipped the builds above (the sources were not copied yet): the CLI (dist/gatehouse.mjs) and the
+# node (dist/gatehouse-node.mjs, which compose runs with node itself: nothing is compiled at start).
+RUN npm run build
 USER node

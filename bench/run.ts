@@ -7,7 +7,7 @@
  *   nginx       generated nginx.conf          reverse proxy, keep-alive upstream (skipped if absent)
  *   node floor  bench/procs/node-proxy.ts     minimal node:http + undici proxy (informational)
  *   control     bench/procs/control-plane.ts  the real control plane (SQLite, temp dir) + IPC seeding
- *   node        data-plane/node/main.ts       one data-plane node, as operators run it
+ *   node        dist/gatehouse-node.mjs       one data-plane node, as operators run it (npm run node)
  *   load        wrk + bench/wrk/post.lua      (bench/procs/loadgen.ts when wrk is absent)
  *
  * Phases: (1) `tools/call` throughput and latency at 32 connections against each system in turn;

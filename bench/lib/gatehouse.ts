@@ -1,9 +1,10 @@
 /**
  * Gatehouse as the bench runs it: the control plane in its own process (bench/procs/control-plane.ts,
  * driven over IPC and GraphQL) and one data-plane node started the way an operator starts one
- * (data-plane/node/main.ts) in another process. Also the probes the bench times the node with:
+ * (`npm run node`: dist/gatehouse-node.mjs, built from data-plane/node/main.ts) in another process. Also the probes the bench times the node with:
  * `/readyz` (which snapshot version it serves) and a cheap authenticated `/mcp` ping (what a key gets).
  */
+import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
@@ -106,10 +107,20 @@ export interface NodeProcess {
   close(): Promise<void>;
 }
 
-/** `node [--cpu-prof …] --import tsx data-plane/node/main.ts --control-plane … --port 0`. */
 /** The token bench nodes want on `/metrics` (a node without one refuses every scrape). */
 export const BENCH_METRICS_TOKEN = 'bench-metrics-token';
 
+let built: Promise<string> | null = null;
+
+/** The node as operators run it (`npm run node`): dist/gatehouse-node.mjs, built from this checkout once per bench process. */
+function nodeBundle(): Promise<string> {
+  built ??= new Promise((resolve, reject) => {
+    execFile(process.execPath, [join(ROOT, 'data-plane/node/build.mjs')], (error) => (error ? reject(error) : resolve(join(ROOT, 'dist/gatehouse-node.mjs'))));
+  });
+  return built;
+}
+
+/** `node [--cpu-prof …] dist/gatehouse-node.mjs --control-plane … --port 0`. */
 export async function startGatehouseNode(options: {
   controlPlaneUrl: string;
   nodeToken: string | null;
@@ -128,13 +139,13 @@ export async function startGatehouseNode(options: {
   const jwksFile = join(stateDir, 'trusted-jwks.json');
   writeFileSync(jwksFile, await jwksRes.text());
   const nodeArgs = options.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir] : [];
-  const file = join(ROOT, 'data-plane/node/main.ts');
+  const file = await nodeBundle();
   const args = ['--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir, '--node-id', options.nodeId ?? 'bench-node', '--trust-jwks', jwksFile, ...(options.workers ? ['--workers', String(options.workers)] : [])];
   // What an operator would set; LOG_LEVEL stays at the production default (info).
   const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: options.nodeToken as string, GATEHOUSE_METRICS_TOKEN: BENCH_METRICS_TOKEN, LOG_LEVEL: 'info', ...options.env };
   const proc = options.valgrind
-    ? startProcess('gatehouse-node', 'valgrind', [...options.valgrind.args, process.execPath, ...options.valgrind.nodeArgs, '--import', 'tsx', file, ...args], { env })
-    : startTs('gatehouse-node', file, args, { nodeArgs, env });
+    ? startProcess('gatehouse-node', 'valgrind', [...options.valgrind.args, process.execPath, ...options.valgrind.nodeArgs, file, ...args], { env })
+    : startProcess('gatehouse-node', process.execPath, [...nodeArgs, file, ...args], { env });
   const line = await proc.waitForLine((l) => l.includes('data-plane node listening'), options.valgrind?.startTimeoutMs ?? 60_000, 'listening log line');
   const url = (JSON.parse(line) as { url: string }).url;
   return {

@@ -204,7 +204,9 @@ const LOCK_WAIT_CLOSING_MS = 60_000;
 async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: string) => void): Promise<StateDirLock> {
   const lockPath = join(stateDir, '.lock');
   const started = Date.now();
+  let warned = false;
   for (let attempt = 0; ; attempt++) {
+    let lost = false;
     try {
       const release = await lockfile.lock(stateDir, {
         lockfilePath: lockPath,
@@ -216,7 +218,6 @@ async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: s
           onLost(error.message);
         },
       });
-      let lost = false;
       const owner: LockOwner = { pid: process.pid, host: hostname(), closing: false };
       writeLockOwner(stateDir, owner);
       // Once the lock is lost, the owner file is another holder's (or gone with the state dir): left alone.
@@ -226,8 +227,8 @@ async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: s
           if (ours()) writeLockOwner(stateDir, { ...owner, closing: true });
         },
         async release() {
-          if (!ours()) return;
-          rmSync(join(stateDir, LOCK_OWNER_FILE), { force: true });
+          if (lost) return;
+          if (ours()) rmSync(join(stateDir, LOCK_OWNER_FILE), { force: true });
           await release();
         },
       };
@@ -236,19 +237,20 @@ async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: s
     }
     const owner = readLockOwner(stateDir);
     const local = owner !== null && owner.host === hostname();
-    if (local && owner.pid !== process.pid && !processAlive(owner.pid)) {
-      // Abandoned: aged past proper-lockfile's staleness, so the next attempt removes it and takes it.
-      logger.warn({ stateDir, pid: owner.pid }, 'the previous node on this state dir is gone without releasing it; taking its lock over');
+    const abandoned = local && owner.pid !== process.pid && !processAlive(owner.pid);
+    if (abandoned) {
+      // Aged past proper-lockfile's staleness, so the next attempt removes it and takes it.
+      if (!warned) logger.warn({ stateDir, pid: owner.pid }, 'the previous node on this state dir is gone without releasing it; taking its lock over');
+      warned = true;
       try {
         utimesSync(lockPath, new Date(0), new Date(0));
       } catch {
-        // Released meanwhile: the next attempt takes it.
+        // Released meanwhile (the next attempt takes it), or not ours to touch (the wait below ends it).
       }
-      continue;
     }
-    const waitingOnClose = local && owner.closing;
+    const waitingOnClose = local && owner.closing && !abandoned;
     if (Date.now() - started >= (waitingOnClose ? LOCK_WAIT_CLOSING_MS : LOCK_WAIT_SERVING_MS)) throw new StateDirLockedError(stateDir);
-    await new Promise((resolve) => setTimeout(resolve, waitingOnClose ? 50 : Math.min(100 * 1.3 ** attempt, 800)));
+    await new Promise((resolve) => setTimeout(resolve, abandoned ? 10 : waitingOnClose ? 50 : Math.min(100 * 1.3 ** attempt, 800)));
   }
 }
 

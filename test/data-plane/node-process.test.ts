@@ -11,16 +11,20 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { spawnNode, type NodeProcess } from '../support/node-process.js';
+import { NODE_BUNDLE, spawnNode, type NodeProcess } from '../support/node-process.js';
 import { spawnOwned } from '../support/processes.js';
 import { waitFor } from '../support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSX = join(ROOT, 'node_modules/.bin/tsx');
 
-/** Runs a command to completion (asynchronously, so several start in parallel: each tsx start takes seconds here). */
+/**
+ * Runs a command to completion (asynchronously, so several start in parallel: each tsx start takes seconds
+ * here): a TypeScript entry under tsx, the node as operators run it (the built bundle).
+ */
 function run(script: string, args: string[], cwd = ROOT): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const { proc } = spawnOwned(TSX, [join(ROOT, script), ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, entry] = script === 'data-plane/node/main.ts' ? [process.execPath, NODE_BUNDLE] : [TSX, join(ROOT, script)];
+  const { proc } = spawnOwned(command, [entry, ...args], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   proc.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -38,7 +42,7 @@ async function freePort(): Promise<number> {
 
 /** A node started from `cwd` with only the flags given (no --state-dir): the defaults are what is tested. */
 function startPlain(cwd: string, cpUrl: string, token: string, flags: string[]) {
-  const owned = spawnOwned(TSX, [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', cpUrl, '--host', '127.0.0.1', ...flags], {
+  const owned = spawnOwned(process.execPath, [NODE_BUNDLE, '--control-plane', cpUrl, '--host', '127.0.0.1', ...flags], {
     cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: token },
     stdio: ['ignore', 'pipe', 'pipe'],

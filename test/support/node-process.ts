@@ -1,8 +1,9 @@
 /**
- * A data-plane node started the way an operator starts one (`tsx data-plane/node/main.ts`), as its own
- * process, on an ephemeral port. Collects its log lines and waits until it says where it listens. The
- * process (tsx and its node) is an owned process group (processes.ts): stopped as a whole, and killed when
- * the test file's worker exits if no stop() got to it; a state dir it made is removed then.
+ * A data-plane node started the way an operator starts one (`npm run node`: `node dist/gatehouse-node.mjs`,
+ * built from these sources by the suite's global setup), as its own process, on an ephemeral port. Collects
+ * its log lines and waits until it says where it listens. The process is an owned process group
+ * (processes.ts): stopped as a whole, and killed when the test file's worker exits if no stop() got to it;
+ * a state dir it made is removed then.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { waitFor } from './wait.js';
 import { TEST_METRICS_TOKEN } from './node-metrics.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
+/** The built node (data-plane/node/build.mjs; test/support/global-setup.ts builds it before the suite). */
+export const NODE_BUNDLE = join(ROOT, 'dist/gatehouse-node.mjs');
 
 export interface NodeProcess {
   url: string;
@@ -21,9 +23,9 @@ export interface NodeProcess {
   stateDir: string;
   logs: string[];
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** SIGTERM, then SIGKILL if it lingers; resolves once tsx and its node are both gone. */
+  /** SIGTERM, then SIGKILL if it lingers; resolves once the node is gone. */
   stop(): Promise<void>;
-  /** SIGKILL to tsx and its node at once (a crash: nothing is closed or released); resolves once both are gone. */
+  /** SIGKILL to the node (a crash: nothing is closed or released); resolves once both are gone. */
   kill(): Promise<void>;
 }
 
@@ -40,10 +42,10 @@ export async function spawnNode(options: {
   extraArgs?: string[];
 }): Promise<NodeProcess> {
   const stateDir = options.stateDir ?? removeAtExit(mkdtempSync(join(tmpdir(), 'gatehouse-node-')));
-  const args = [join(ROOT, 'data-plane/node/main.ts'), '--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir];
+  const args = [NODE_BUNDLE, '--control-plane', options.controlPlaneUrl, '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir];
   if (options.nodeId) args.push('--node-id', options.nodeId);
   args.push(...(options.extraArgs ?? []));
-  const owned = spawnOwned(TSX, args, {
+  const owned = spawnOwned(process.execPath, args, {
     cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...(options.nodeToken !== null ? { GATEHOUSE_NODE_TOKEN: options.nodeToken } : {}), LOG_LEVEL: 'debug', GATEHOUSE_METRICS_TOKEN: TEST_METRICS_TOKEN, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
