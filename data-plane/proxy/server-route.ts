@@ -20,7 +20,9 @@
  *
  * Server-to-client requests and the client's answers (POSTed back on the session), GET streams with
  * `Last-Event-ID`, DELETE, progress, logging, cancellation and 2026-07-28 requests are MCP traffic like any
- * other here: they pass through on the upstream session the sealed id names, whichever node serves them.
+ * other here: they pass through on the upstream session the sealed id names, whichever node serves them,
+ * with the text a client shows a person (an elicitation's message and form, progress and log messages)
+ * passed through the rule of the upstream's lists (`tools-list-filter.ts` `displayRewrite`).
  * Stdio and legacy SSE upstreams have no HTTP endpoint to proxy to: `pooled.ts` answers for them.
  *
  * It sends nothing itself: answers are values (`http/respond.ts` sends them), records go through the context.
