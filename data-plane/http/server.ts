@@ -5,7 +5,8 @@
  *
  * It does not know what a route does (the routes and the pipeline run them, `node/data-plane-server.ts`
  * wires them), own the Runtime (the node swaps it into the `RuntimeHolder`) or the process lifecycle: the
- * caller listens and closes.
+ * caller listens and closes. Closing gracefully is `drain` (what a stopping node does first): no new
+ * connection, idle ones closed, in-flight answers let finish up to a deadline, long-lived streams ended.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -42,15 +43,58 @@ function presentsToken(authorization: string | undefined, token: string): boolea
   return presented !== null && constantTimeEqual(presented, token);
 }
 
-export function createHttpServer(options: HttpServerOptions): Server {
+/** What a drain did, for the closing node's log. */
+export interface DrainResult {
+  /** In-flight requests that finished within the deadline. */
+  finished: number;
+  /** Long-lived streams (GET event streams) ended at once: their clients reconnect to another node. */
+  streamsEnded: number;
+  /** In-flight requests still running at the deadline, cut. */
+  cut: number;
+}
+
+/** The node's HTTP server, which can also be drained before it closes. */
+export interface HttpServer extends Server {
+  /**
+   * Stops taking connections (new ones are refused; a request arriving on an open one gets 503 not_ready
+   * with `Connection: close`), closes idle keep-alive connections and ends long-lived streams at once, lets
+   * requests in flight finish (each one's connection closed once answered) for up to `deadlineMs`, then
+   * cuts what is left. Resolves once every connection is gone and every cut request was answered (its
+   * record delivered), that last wait bounded too. Once only; later calls wait for the first.
+   */
+  drain(deadlineMs: number): Promise<DrainResult>;
+}
+
+/**
+ * A GET asking for an event stream (`/mcp`'s or `/mcp/{server}`'s standalone SSE stream): open for as long
+ * as the client stays, carrying no answer to a request, so a drain ends it instead of waiting for it. A
+ * POST answered with an event stream is an answer in flight and is waited for.
+ */
+function longLived(req: IncomingMessage): boolean {
+  return req.method === 'GET' && (req.headers.accept ?? '').includes('text/event-stream');
+}
+
+/** How long cut requests get to write their (failed) answer and record after their connection went. */
+const CUT_SETTLE_MS = 2_000;
+
+export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { holder, logger, metrics, routes } = options;
   const prefixes = options.prefixes ?? [];
+  // Connections, not requests, are tracked (per request would cost on the hot path): a drain finds each
+  // one's request in flight, if any, as node:http does (`_httpMessage`, see clientError below).
+  const sockets = new Set<Duplex>();
+  let draining = false;
 
   // node:http's own Host check answers a bare 400; `headerLinesProblem` makes it (and more) a typed one.
   const server = createServer({ requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
+    if (draining && path !== '/healthz') {
+      // Not served here any more: the client retries (on another node, or this one's successor).
+      sendAnswer(res, errorAnswer(new GatewayError('not_ready', { message: 'this node is shutting down', headers: { connection: 'close' } })));
+      return;
+    }
     try {
       const problem = headerLinesProblem(req);
       if (problem !== null) {
@@ -120,6 +164,10 @@ export function createHttpServer(options: HttpServerOptions): Server {
     socket.once('finish', () => socket.destroy());
     socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
   });
+  server.on('connection', (socket: Duplex) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   // `Expect` other than 100-continue (which node answers itself, then the route runs as usual): node's bare
   // 417 becomes the table's. The body was not invited, so the connection is closed rather than drained.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
@@ -128,7 +176,52 @@ export function createHttpServer(options: HttpServerOptions): Server {
   // Slow-loris protection; upstream calls are bounded by their own tool timeouts.
   server.headersTimeout = 30_000;
   server.requestTimeout = 5 * 60_000;
-  return server;
+
+  let drained: Promise<DrainResult> | null = null;
+  const drain = async (deadlineMs: number): Promise<DrainResult> => {
+    draining = true;
+    // Stops listening (new connections are refused) and closes the connections with no request on them.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const inFlight = new Set<ServerResponse>();
+    let streamsEnded = 0;
+    for (const socket of sockets) {
+      const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      if (!res || res.writableFinished) continue;
+      if (longLived(res.req)) {
+        streamsEnded++;
+        res.destroy();
+        continue;
+      }
+      // Its connection closes once it is answered (no keep-alive into a node that is going).
+      if (!res.headersSent) res.shouldKeepAlive = false;
+      inFlight.add(res);
+    }
+    const waited = inFlight.size;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      const done = (res: ServerResponse): void => {
+        inFlight.delete(res);
+        // The connection just freed goes too, if keep-alive held it after all.
+        server.closeIdleConnections();
+        if (inFlight.size === 0) resolve();
+      };
+      for (const res of inFlight) res.once('close', () => done(res));
+      if (inFlight.size === 0) resolve();
+      timer = setTimeout(resolve, deadlineMs);
+    });
+    clearTimeout(timer);
+    const cut = [...inFlight];
+    if (cut.length > 0) logger.warn({ cut: cut.length, deadlineMs }, 'drain deadline passed: cutting the requests still in flight');
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+    await closed;
+    // A cut request's handler notices its caller went (its upstream call aborted) and answers into the
+    // closed connection, recording the call then: waited for (bounded), so its audit event is flushed too.
+    const settleBy = Date.now() + CUT_SETTLE_MS;
+    while (cut.some((res) => !res.writableEnded) && Date.now() < settleBy) await new Promise((resolve) => setTimeout(resolve, 10));
+    return { finished: waited - cut.length, streamsEnded, cut: cut.length };
+  };
+  return Object.assign(server, { drain: (deadlineMs: number) => (drained ??= drain(deadlineMs)) });
 }
 
 /** The table's error for a request node:http refused before any route saw it (node's own status choices). */

@@ -4,12 +4,11 @@
  * plugged in (`/mcp/{server}` → passthrough, `/anthropic/...` → governance, a `Limiter`, a per-user
  * `CredentialSource`, the audit `RecordSink`).
  */
-import type { Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ContentGuard } from '../guardrail/policy.js';
 import type { RuntimeHolder } from '../config/runtime.js';
 import { createNodeMetrics } from '../http/metrics.js';
-import { createHttpServer, type RouteHandler } from '../http/server.js';
+import { createHttpServer, type HttpServer, type RouteHandler } from '../http/server.js';
 import type { Logger } from '../log.js';
 import { createMcpRoute } from '../mcp/route.js';
 import type { RequestRecord } from '../pipeline/context.js';
@@ -56,7 +55,7 @@ export interface DataPlaneServerOptions {
   onRecord?: (record: RequestRecord) => void;
 }
 
-export function createDataPlaneServer(options: DataPlaneServerOptions): Server {
+export function createDataPlaneServer(options: DataPlaneServerOptions): HttpServer {
   const { holder, pool, logger } = options;
   const metrics = createNodeMetrics(holder);
   registerUpstreamHealthMetrics(metrics.registry, pool.health);

@@ -39,6 +39,10 @@ Credentials (environment only):
                               the state dir).
   GATEHOUSE_METRICS_TOKEN     the bearer token Prometheus sends to read /metrics (without it, /metrics
                               answers 401: it names every server and which are down).
+Stopping (SIGTERM, SIGINT): the node drains. It takes no new connection, closes idle ones, ends
+long-lived event streams (their clients reconnect), lets calls in flight finish for up to
+GATEHOUSE_DRAIN_MS (default 10000 ms) and cuts the rest, then flushes its audit events and exits 0.
+  GATEHOUSE_DRAIN_MS          how long a stopping node lets requests in flight finish (default 10000)
 Other: GATEHOUSE_ALLOWED_ORIGINS, GATEHOUSE_REPORT_INTERVAL_MS, LOG_LEVEL.
 `;
 

@@ -6,7 +6,6 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import lockfile from 'proper-lockfile';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -14,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
 import { createDataPlaneServer } from './data-plane-server.js';
+import type { HttpServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
 import { generateNodeKeyPair, nodeKeyPairFromPrivate, type NodeKeyPair } from '../snapshot/seal.js';
@@ -73,6 +73,17 @@ export interface NodeOptions {
    * exact for this node alone (the embedded default).
    */
   redisUrl?: string | null;
+  /**
+   * How long a closing node lets the requests in flight finish before it cuts them (`GATEHOUSE_DRAIN_MS`,
+   * default 10 s). Long-lived streams end at once whatever this is: their clients reconnect.
+   */
+  drainMs?: number;
+}
+
+/** `GATEHOUSE_DRAIN_MS`, else 10 s: a rolling deploy's tool calls finish on the node that took them. */
+export function drainMsFromEnv(env: Record<string, string | undefined>): number {
+  const value = Number(env.GATEHOUSE_DRAIN_MS);
+  return env.GATEHOUSE_DRAIN_MS !== undefined && env.GATEHOUSE_DRAIN_MS.trim() !== '' && Number.isFinite(value) && value >= 0 ? value : 10_000;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -83,7 +94,7 @@ export function allowedOriginsFromEnv(env: Record<string, string | undefined>): 
 export interface DataPlaneNode {
   url: string;
   nodeId: string;
-  server: Server;
+  server: HttpServer;
   link: ControlPlaneLink;
   holder: RuntimeHolder;
   /** The audit trail's durable outbox (`<stateDir>/audit`) and its shipper to the control plane. */
@@ -409,9 +420,12 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
 
   async function closeNode(): Promise<void> {
     lock?.closing();
+    logger.info({}, 'data-plane node draining');
+    // First, while the link still serves credentials to the calls in flight: they finish (up to the drain
+    // deadline) instead of failing for their callers in a rolling deploy. Idle, this takes no time.
+    const drained = await server.drain(options.drainMs ?? drainMsFromEnv(env));
+    logger.info(drained, 'data-plane node drained');
     await link.stop();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
     // After the server: the last requests' events are flushed to disk before the process goes.
     await shipper.stop();
     await outbox.close();

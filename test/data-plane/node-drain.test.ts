@@ -1,0 +1,171 @@
+/**
+ * A node stopped (SIGTERM) while a tool call is in flight, with real processes: it drains. New
+ * connections are refused, the call finishes with its result, the process exits 0 and the call's audit
+ * event is kept; past GATEHOUSE_DRAIN_MS the call is cut and the node still exits at once. Before, the
+ * node closed every connection as soon as it was told to stop, so a call in flight during a rolling
+ * deploy failed for its caller.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+import { postMcp, type RawResponse } from '../support/mcp-http.js';
+import { spawnNode, type NodeProcess } from '../support/node-process.js';
+import { waitFor } from '../support/wait.js';
+
+/** An upstream whose `hold` tool answers only when the test releases it (or its caller goes). */
+interface HoldingUpstream {
+  url: string;
+  /** Tags of the `hold` calls that arrived. */
+  arrived: string[];
+  release(tag: string): void;
+  close(): Promise<void>;
+}
+
+async function holdingUpstream(): Promise<HoldingUpstream> {
+  const arrived: string[] = [];
+  const releases = new Map<string, () => void>();
+  const held = (tag: string, signal: AbortSignal): Promise<void> =>
+    new Promise<void>((resolve) => {
+      releases.set(tag, resolve);
+      signal.addEventListener('abort', () => resolve());
+      arrived.push(tag);
+    });
+  // Stateless: one SDK server and transport per request (never one shared across requests).
+  const http: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const server = new McpServer({ name: 'upstream-holding', version: '1.0.0' });
+    server.registerTool('hold', { description: 'answers when released', inputSchema: { tag: z.string() } }, async ({ tag }, extra) => {
+      await held(tag, extra.signal);
+      return { content: [{ type: 'text', text: `released ${tag}` }] };
+    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.once('close', () => void server.close().catch(() => undefined));
+    void server
+      .connect(transport)
+      .then(() => transport.handleRequest(req, res))
+      .catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`,
+    arrived,
+    release: (tag) => releases.get(tag)?.(),
+    async close() {
+      for (const release of releases.values()) release();
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    },
+  };
+}
+
+/** A request on a connection of its own (fetch would reuse an open keep-alive one): its status, or the error code. */
+function freshRequest(url: string): Promise<number | string> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/healthz`, { agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    req.end();
+  });
+}
+
+describe('a node stopped while a tool call is in flight', () => {
+  let upstream: HoldingUpstream;
+  let cp: TestControlPlane;
+  let key: string;
+  const nodes: NodeProcess[] = [];
+
+  const start = async (env: Record<string, string> = {}): Promise<NodeProcess> => {
+    const node = await spawnNode({ controlPlaneUrl: cp.url, nodeToken: cp.cp.nodeToken as string, env });
+    nodes.push(node);
+    await waitFor(async () => (await postMcp(node.url, key, { id: 0, method: 'tools/list' })).status === 200, { timeoutMs: 20_000, what: 'the node serving the key' });
+    return node;
+  };
+  const hold = (node: NodeProcess, tag: string): Promise<RawResponse> =>
+    postMcp(node.url, key, { id: 1, method: 'tools/call', params: { name: 'slow-hold', arguments: { tag } } });
+  /** The call's audit event reached the control plane, or is in the node's outbox to be shipped by its successor. */
+  const audited = (node: NodeProcess, tag: string) =>
+    waitFor(
+      async () => {
+        const page = await cp.gql<{ auditEvents: { edges: Array<{ node: { arguments: { tag?: string } | null } }> } }>(
+          'query { auditEvents(first: 100, filter: { server: "slow", tool: "hold" }) { edges { node { arguments } } } }',
+        );
+        if (page.auditEvents.edges.some((e) => e.node.arguments?.tag === tag)) return 'control plane';
+        const outbox = join(node.stateDir, 'audit');
+        const inOutbox = existsSync(outbox) && readdirSync(outbox).some((f) => f.endsWith('.jsonl') && readFileSync(join(outbox, f), 'utf8').includes(`"${tag}"`));
+        return inOutbox ? 'outbox' : false;
+      },
+      { timeoutMs: 20_000, what: `the audit event of ${tag}` },
+    );
+  const exited = (node: NodeProcess, timeoutMs: number) =>
+    waitFor(() => node.proc.exitCode !== null || node.proc.signalCode !== null, { timeoutMs, what: 'the node to exit' });
+
+  beforeAll(async () => {
+    upstream = await holdingUpstream();
+    cp = await startTestControlPlane();
+    await cp.gql('mutation($u: String!) { createMcpServer(input: { name: "slow", connectionType: HTTP, connectionString: $u, toolsToExecute: ["*"] }) { errors { code } } }', { u: upstream.url });
+    const user = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "drain@example.com" }) { user { id } } }');
+    const created = await cp.gql<{ createVirtualKey: { key: string } }>(
+      'mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "drain", servers: [{ server: "slow", tools: ["*"] }] }) { key } }',
+      { u: user.createUser.user.id },
+    );
+    key = created.createVirtualKey.key;
+  }, 60_000);
+  afterAll(async () => {
+    for (const node of nodes) await node.stop();
+    await upstream?.close();
+    await cp?.close();
+  });
+
+  it('refuses new connections, lets the call finish with its result, exits 0 and keeps its audit event', async () => {
+    const node = await start();
+    // Settled either way, so a failure shows as the assertion below rather than an unhandled rejection.
+    const call = hold(node, 'drain-finished').catch((error: unknown) => error);
+    await waitFor(() => upstream.arrived.includes('drain-finished'), { what: 'the call upstream' });
+
+    node.proc.kill('SIGTERM');
+    // Not taken any more: refused outright (the listening socket is closed), while the call runs on.
+    const refused = await waitFor(async () => {
+      const status = await freshRequest(node.url);
+      return status === 200 ? false : status;
+    }, { what: 'new connections refused' });
+    expect(refused).toBe('ECONNREFUSED');
+    expect(node.proc.exitCode).toBeNull();
+
+    upstream.release('drain-finished');
+    const answer = await call;
+    expect(answer).not.toBeInstanceOf(Error);
+    expect((answer as RawResponse).status).toBe(200);
+    expect(JSON.stringify((answer as RawResponse).body)).toContain('released drain-finished');
+    await exited(node, 20_000);
+    expect(node.proc.exitCode).toBe(0);
+    expect(node.logs.join('\n')).not.toMatch(/drain deadline passed/);
+    await audited(node, 'drain-finished');
+  }, 90_000);
+
+  it('past GATEHOUSE_DRAIN_MS cuts the call and still exits at once, keeping its audit event', async () => {
+    const node = await start({ GATEHOUSE_DRAIN_MS: '1000' });
+    const call = hold(node, 'drain-cut').then(
+      (answer) => ({ answer, at: Date.now() }),
+      (error: unknown) => ({ answer: error, at: Date.now() }),
+    );
+    await waitFor(() => upstream.arrived.includes('drain-cut'), { what: 'the call upstream' });
+
+    const stopped = Date.now();
+    node.proc.kill('SIGTERM');
+    const { answer, at } = await call;
+    // Cut (never released upstream), and only once the deadline passed: before, at once.
+    expect(answer).toBeInstanceOf(Error);
+    expect(at - stopped).toBeGreaterThanOrEqual(900);
+    await exited(node, 10_000);
+    expect(node.proc.exitCode).toBe(0);
+    expect(node.logs.join('\n')).toMatch(/drain deadline passed: cutting the requests still in flight/);
+    await audited(node, 'drain-cut');
+  }, 90_000);
+});
