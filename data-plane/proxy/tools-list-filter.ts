@@ -299,6 +299,9 @@ export function responseRewriter(rewrite: ResponseRewrite | null): Transform {
       partialLength = 0;
       const ending = text.slice(i, next);
       if (line === '') out += endEvent(ending);
+      // A comment between events (a keep-alive, which may never be followed by a blank line) goes at once:
+      // it belongs to no event, and held back it would keep nothing alive.
+      else if (event === '' && line.charCodeAt(0) === 58) out += line + ending;
       else addLine(line, ending);
       dropLf = line === '' && rewrote;
       start = next;

@@ -264,4 +264,12 @@ describe('servableServerMessage and the relays (pure)', () => {
       expect(JSON.parse(out.slice(plain.length, -plain.length).replace(/^data: /, ''))).toMatchObject({ params: { data: `x${R}\uFFFD` } });
     }
   });
+
+  it('an SSE stream with no rewrite of its own passes a keep-alive comment at once, without waiting for a blank line', async () => {
+    const rewriter = responseRewriter(null);
+    const first = new Promise<string>((resolve) => rewriter.once('data', (chunk: Buffer | string) => resolve(chunk.toString())));
+    rewriter.write(': keep-alive\n');
+    expect(await first).toBe(': keep-alive\n');
+    rewriter.end();
+  });
 });
