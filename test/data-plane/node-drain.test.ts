@@ -1,9 +1,10 @@
 /**
  * A node stopped (SIGTERM) while a tool call is in flight, with real processes: it drains. New
  * connections are refused, the call finishes with its result, the process exits 0 and the call's audit
- * event is kept; past GATEHOUSE_DRAIN_MS the call is cut and the node still exits at once. Before, the
- * node closed every connection as soon as it was told to stop, so a call in flight during a rolling
- * deploy failed for its caller.
+ * event is kept; a session's GET event stream ends at once meanwhile (its client reconnects: a drain that
+ * waited on it would take the whole deadline); past GATEHOUSE_DRAIN_MS the call is cut and the node still
+ * exits at once. Before, the node closed every connection as soon as it was told to stop, so a call in
+ * flight during a rolling deploy failed for its caller.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,6 +17,7 @@ import { z } from 'zod';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 import { postMcp, type RawResponse } from '../support/mcp-http.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
+import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
 
 /** An upstream whose `hold` tool answers only when the test releases it (or its caller goes). */
@@ -77,6 +79,8 @@ function freshRequest(url: string): Promise<number | string> {
 
 describe('a node stopped while a tool call is in flight', () => {
   let upstream: HoldingUpstream;
+  /** A stateful upstream, for a session's long-lived GET stream on `/mcp/docs`. */
+  let docs: HttpUpstream;
   let cp: TestControlPlane;
   let key: string;
   const nodes: NodeProcess[] = [];
@@ -103,16 +107,43 @@ describe('a node stopped while a tool call is in flight', () => {
       },
       { timeoutMs: 20_000, what: `the audit event of ${tag}` },
     );
+  /** Opens a session on `/mcp/docs` and its GET event stream; resolves with a promise of the stream's end. */
+  const openStream = async (node: NodeProcess): Promise<{ ended: Promise<'ended'> }> => {
+    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const init = await fetch(`${node.url}/mcp/docs`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
+    });
+    const session = init.headers.get('mcp-session-id') ?? '';
+    await init.text();
+    expect(session).not.toBe('');
+    const sessionHeaders = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
+    await (await fetch(`${node.url}/mcp/docs`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+    const stream = await fetch(`${node.url}/mcp/docs`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' } });
+    expect(stream.status).toBe(200);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    const ended = (async (): Promise<'ended'> => {
+      try {
+        for (;;) if ((await reader.read()).done) return 'ended';
+      } catch {
+        return 'ended';
+      }
+    })();
+    return { ended };
+  };
   const exited = (node: NodeProcess, timeoutMs: number) =>
     waitFor(() => node.proc.exitCode !== null || node.proc.signalCode !== null, { timeoutMs, what: 'the node to exit' });
 
   beforeAll(async () => {
     upstream = await holdingUpstream();
+    docs = await startHttpUpstream({ label: 'docs' });
     cp = await startTestControlPlane();
+    await cp.gql('mutation($u: String!) { createMcpServer(input: { name: "docs", connectionType: HTTP, connectionString: $u, toolsToExecute: ["*"] }) { errors { code } } }', { u: docs.url });
     await cp.gql('mutation($u: String!) { createMcpServer(input: { name: "slow", connectionType: HTTP, connectionString: $u, toolsToExecute: ["*"] }) { errors { code } } }', { u: upstream.url });
     const user = await cp.gql<{ createUser: { user: { id: string } } }>('mutation { createUser(input: { email: "drain@example.com" }) { user { id } } }');
     const created = await cp.gql<{ createVirtualKey: { key: string } }>(
-      'mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "drain", servers: [{ server: "slow", tools: ["*"] }] }) { key } }',
+      'mutation($u: ID!) { createVirtualKey(input: { userId: $u, name: "drain", servers: [{ server: "slow", tools: ["*"] }, { server: "docs", tools: ["*"] }] }) { key } }',
       { u: user.createUser.user.id },
     );
     key = created.createVirtualKey.key;
@@ -120,6 +151,7 @@ describe('a node stopped while a tool call is in flight', () => {
   afterAll(async () => {
     for (const node of nodes) await node.stop();
     await upstream?.close();
+    await docs?.close();
     await cp?.close();
   });
 
@@ -167,5 +199,27 @@ describe('a node stopped while a tool call is in flight', () => {
     expect(node.proc.exitCode).toBe(0);
     expect(node.logs.join('\n')).toMatch(/drain deadline passed: cutting the requests still in flight/);
     await audited(node, 'drain-cut');
+  }, 90_000);
+
+  it('ends a long-lived GET stream at once (its client reconnects), while the call in flight still finishes', async () => {
+    const node = await start();
+    const stream = await openStream(node);
+    const call = hold(node, 'drain-beside-stream').catch((error: unknown) => error);
+    await waitFor(() => upstream.arrived.includes('drain-beside-stream'), { what: 'the call upstream' });
+
+    node.proc.kill('SIGTERM');
+    // Well before the 10 s drain deadline: nobody waits on a stream, so the drain does not wait for it.
+    let streamEnded = false;
+    void stream.ended.then(() => (streamEnded = true));
+    await waitFor(() => streamEnded, { timeoutMs: 5_000, what: 'the stream ended' });
+    expect(node.proc.exitCode).toBeNull();
+
+    upstream.release('drain-beside-stream');
+    const answer = await call;
+    expect(answer).not.toBeInstanceOf(Error);
+    expect(JSON.stringify((answer as RawResponse).body)).toContain('released drain-beside-stream');
+    await exited(node, 20_000);
+    expect(node.proc.exitCode).toBe(0);
+    expect(node.logs.join('\n')).toMatch(/"streamsEnded":1/);
   }, 90_000);
 });
