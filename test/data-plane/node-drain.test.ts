@@ -162,12 +162,16 @@ describe('a node stopped while a tool call is in flight', () => {
     await waitFor(() => upstream.arrived.includes('drain-finished'), { what: 'the call upstream' });
 
     node.proc.kill('SIGTERM');
-    // Not taken any more: refused outright (the listening socket is closed), while the call runs on.
-    const refused = await waitFor(async () => {
+    // Not taken any more: refused outright (the listening socket is closed), while the call runs on. A
+    // connection accepted just before the signal, its request not yet read, is closed by the drain
+    // (ECONNRESET): that is the moment in between, not the answer.
+    const seen: (number | string)[] = [];
+    await waitFor(async () => {
       const status = await freshRequest(node.url);
-      return status === 200 ? false : status;
+      seen.push(status);
+      return status === 'ECONNREFUSED';
     }, { what: 'new connections refused' });
-    expect(refused).toBe('ECONNREFUSED');
+    expect(seen.every((status) => status === 200 || status === 'ECONNRESET' || status === 'ECONNREFUSED'), seen.join(', ')).toBe(true);
     expect(node.proc.exitCode).toBeNull();
 
     upstream.release('drain-finished');
