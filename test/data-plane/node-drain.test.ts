@@ -15,7 +15,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
-import { postMcp, type RawResponse } from '../support/mcp-http.js';
+import { openServerStream, postMcp, type RawResponse } from '../support/mcp-http.js';
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
@@ -107,31 +107,6 @@ describe('a node stopped while a tool call is in flight', () => {
       },
       { timeoutMs: 20_000, what: `the audit event of ${tag}` },
     );
-  /** Opens a session on `/mcp/docs` and its GET event stream; resolves with a promise of the stream's end. */
-  const openStream = async (node: NodeProcess): Promise<{ ended: Promise<'ended'> }> => {
-    const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-    const init = await fetch(`${node.url}/mcp/docs`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
-    });
-    const session = init.headers.get('mcp-session-id') ?? '';
-    await init.text();
-    expect(session).not.toBe('');
-    const sessionHeaders = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
-    await (await fetch(`${node.url}/mcp/docs`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
-    const stream = await fetch(`${node.url}/mcp/docs`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' } });
-    expect(stream.status).toBe(200);
-    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
-    const ended = (async (): Promise<'ended'> => {
-      try {
-        for (;;) if ((await reader.read()).done) return 'ended';
-      } catch {
-        return 'ended';
-      }
-    })();
-    return { ended };
-  };
   const exited = (node: NodeProcess, timeoutMs: number) =>
     waitFor(() => node.proc.exitCode !== null || node.proc.signalCode !== null, { timeoutMs, what: 'the node to exit' });
 
@@ -207,7 +182,7 @@ describe('a node stopped while a tool call is in flight', () => {
 
   it('ends a long-lived GET stream at once (its client reconnects), while the call in flight still finishes', async () => {
     const node = await start();
-    const stream = await openStream(node);
+    const stream = await openServerStream(`${node.url}/mcp/docs`, key);
     const call = hold(node, 'drain-beside-stream').catch((error: unknown) => error);
     await waitFor(() => upstream.arrived.includes('drain-beside-stream'), { what: 'the call upstream' });
 

@@ -107,3 +107,13 @@ const TSX_LOADER = fileURLToPath(new URL('../../node_modules/tsx/dist/loader.mjs
 export function hostileStdioCommand(label = 'stdio'): { command: string; args: string[] } {
   return { command: process.execPath, args: ['--import', new URL(`file://${TSX_LOADER}`).href, STDIO_ENTRY, label] };
 }
+
+/** Every string in `value` (keys too) that holds a character `pattern` finds, with where it is: what reached a client. */
+export function offending(value: unknown, pattern: RegExp, at = '$'): string[] {
+  if (typeof value === 'string') return pattern.test(value) ? [`${at}: ${JSON.stringify(value)}`] : [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => offending(item, pattern, `${at}[${i}]`));
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).flatMap(([k, v]) => [...(pattern.test(k) ? [`${at} key ${JSON.stringify(k)}`] : []), ...offending(v, pattern, `${at}.${k}`)]);
+  }
+  return [];
+}

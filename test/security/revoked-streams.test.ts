@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildSnapshot, startTestNode, type TestConfig, type TestNode } from '../data-plane/helpers.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
+import { openServerStream } from '../support/mcp-http.js';
 
 let upstream: HttpUpstream;
 let node: TestNode;
@@ -40,32 +41,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-/** Opens a session on `/mcp/crm` and its GET stream; resolves with a promise of the stream's end. */
-async function openStream(key: string): Promise<{ ended: Promise<'ended'>; abort: () => void }> {
-  const headers = { authorization: `Bearer ${keyValues[key] ?? ''}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
-  const init = await fetch(`${node.url}/mcp/crm`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }),
-  });
-  const session = init.headers.get('mcp-session-id') ?? '';
-  await init.text();
-  expect(session).not.toBe('');
-  const sessionHeaders = { ...headers, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' };
-  await (await fetch(`${node.url}/mcp/crm`, { method: 'POST', headers: sessionHeaders, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
-  const controller = new AbortController();
-  const stream = await fetch(`${node.url}/mcp/crm`, { method: 'GET', headers: { ...sessionHeaders, accept: 'text/event-stream' }, signal: controller.signal });
-  expect(stream.status).toBe(200);
-  const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
-  const ended = (async (): Promise<'ended'> => {
-    try {
-      for (;;) if ((await reader.read()).done) return 'ended';
-    } catch {
-      return 'ended';
-    }
-  })();
-  return { ended, abort: () => controller.abort() };
-}
+/** `key`'s session on `/mcp/crm` and its GET stream. */
+const openStream = (key: string): ReturnType<typeof openServerStream> => openServerStream(`${node.url}/mcp/crm`, keyValues[key] ?? '');
 
 const within = <T,>(promise: Promise<T>, ms: number): Promise<T | 'open'> => Promise.race([promise, new Promise<'open'>((r) => setTimeout(() => r('open'), ms))]);
 

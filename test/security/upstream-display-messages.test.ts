@@ -23,7 +23,7 @@ import { servableServerMessage } from '../../data-plane/snapshot/tool-names.js';
 import { buildSnapshot, resultText, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
 import { hostileDisplayStdioCommand, startHostileDisplayUpstream, HOSTILE_FORM, LOG_DATA, LOG_LOGGER, type HostileDisplayUpstream } from './hostile-display-upstream.js';
-import { ANSI } from './hostile-upstream.js';
+import { ANSI, offending } from './hostile-upstream.js';
 
 /** What no shown string may hold: control and format characters but tab and newline (prose keeps those). */
 const UNSHOWABLE_IN_PROSE = /[^\P{Cc}\t\n]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
@@ -113,16 +113,6 @@ async function connect(path: string): Promise<Heard> {
   };
   clients.push(client);
   return heard;
-}
-
-/** Every string in `value` (keys too) that holds a character `pattern` finds, with where it is. */
-function offending(value: unknown, pattern: RegExp, at = '$'): string[] {
-  if (typeof value === 'string') return pattern.test(value) ? [`${at}: ${JSON.stringify(value)}`] : [];
-  if (Array.isArray(value)) return value.flatMap((item, i) => offending(item, pattern, `${at}[${i}]`));
-  if (typeof value === 'object' && value !== null) {
-    return Object.entries(value).flatMap(([k, v]) => [...(pattern.test(k) ? [`${at} key ${JSON.stringify(k)}`] : []), ...offending(v, pattern, `${at}.${k}`)]);
-  }
-  return [];
 }
 
 /** The hostile form as a client must be shown it. */

@@ -20,7 +20,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { RequestRecord } from '../../data-plane/pipeline/context.js';
 import { MAX_SCHEMA_DEPTH, servableList } from '../../data-plane/snapshot/tool-names.js';
 import { buildSnapshot, connectClient, MODERN_META, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
-import { ANSI, DROPPED, hostileStdioCommand, startHostileHttpUpstream, type HostileUpstream } from './hostile-upstream.js';
+import { ANSI, DROPPED, hostileStdioCommand, offending, startHostileHttpUpstream, type HostileUpstream } from './hostile-upstream.js';
 
 /** What no served string may hold: control and format characters but tab and newline (prose keeps those). */
 const UNSHOWABLE_IN_PROSE = /[^\P{Cc}\t\n]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
@@ -61,16 +61,6 @@ async function connect(path: string): Promise<Client> {
   const client = await connectClient(`${node.url}${path}`, key());
   clients.push(client);
   return client;
-}
-
-/** Every string in `value` (keys too) that holds a character `pattern` finds, with where it is. */
-function offending(value: unknown, pattern: RegExp, at = '$'): string[] {
-  if (typeof value === 'string') return pattern.test(value) ? [`${at}: ${JSON.stringify(value)}`] : [];
-  if (Array.isArray(value)) return value.flatMap((item, i) => offending(item, pattern, `${at}[${i}]`));
-  if (typeof value === 'object' && value !== null) {
-    return Object.entries(value).flatMap(([k, v]) => [...(pattern.test(k) ? [`${at} key ${JSON.stringify(k)}`] : []), ...offending(v, pattern, `${at}.${k}`)]);
-  }
-  return [];
 }
 
 interface Lists {
