@@ -37,11 +37,11 @@ import type { UpstreamCall } from '../pipeline/credentials.js';
 import type { Usage } from '../pipeline/limits.js';
 import type { CallStages, Forwarded, Route } from '../pipeline/pipeline.js';
 import { UpstreamForwarder, type UpstreamAnswer } from '../proxy/upstream-forward.js';
-import { callSecrets, scrubSecrets } from '../upstream/failures.js';
+import { callSecrets } from '../upstream/failures.js';
 import { costBoundNanos, costNanos, findPrice, tokenBound } from './pricing.js';
 import { UsageMeter } from './usage-meter.js';
 import { SseBreak } from './sse-break.js';
-import { SecretScrubber, echoForms } from '../secrets/scrubber.js';
+import { SecretScrubber, echoForms, scrubText } from '../secrets/scrubber.js';
 import { Readable, type Transform } from 'node:stream';
 import { guardLlmJson, SseSecretGuard } from '../guardrail/llm.js';
 import type { ContentGuard } from '../guardrail/policy.js';
@@ -327,7 +327,7 @@ export function createAnthropicRoute(options: AnthropicRouteOptions): AnthropicR
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(upstream.headers)) {
       if (value === undefined) continue;
-      if (RESPONSE_HEADERS.includes(name) || name.startsWith(RATE_HEADER_PREFIX)) headers[name] = scrubSecrets(Array.isArray(value) ? value.join(', ') : value, secrets);
+      if (RESPONSE_HEADERS.includes(name) || name.startsWith(RATE_HEADER_PREFIX)) headers[name] = scrubText(Array.isArray(value) ? value.join(', ') : value, secrets);
     }
     if (status >= 400) record.outcome = 'upstream_error';
     if (status === 401 || status === 403) {

@@ -13,10 +13,7 @@
  * It does not parse bodies.
  */
 import { pipeline, type Readable } from 'node:stream';
-import { SecretScrubber, echoForms, scrubBytes, scrubText } from '../secrets/scrubber.js';
-
-// Re-exported for server-route.ts: the spellings live with the scrubber (secrets/scrubber.ts), which /mcp uses too.
-export { echoForms };
+import { SecretScrubber, scrubBytes, scrubText } from '../secrets/scrubber.js';
 
 /** A whole body in hand, scrubbed. */
 export function scrubbedBody(data: Buffer, forms: readonly string[]): Buffer {

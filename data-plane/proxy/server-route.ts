@@ -45,7 +45,8 @@ import { hasParamHeaders, headerMismatch, paramBindings, paramHeaderMismatch } f
 import { SERVER_NAME_PATTERN } from '../snapshot/schema.js';
 import { escapedUnshowable, LIST_FIELDS, type ListField } from '../snapshot/tool-names.js';
 import { UpstreamFailure, callSecrets, describeError, transportFailure } from '../upstream/failures.js';
-import { echoForms, scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
+import { scrubHeaderValues, scrubbedBody, scrubbedStream } from './echo-scrub.js';
+import { echoForms } from '../secrets/scrubber.js';
 import type { UpstreamHealthTracker } from '../upstream/health.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 import { CACHEABLE, EraProbe, isModernRequest, privateCacheScope } from './era.js';

@@ -130,13 +130,9 @@ export function scrubReason(text: string, server: ResolvedServer, max = 200): st
 
 /** Removes URLs and the server's secret values (header values, env values, its URL) from a text. */
 export function scrub(text: string, server: ResolvedServer): string {
-  return scrubSecrets(text, server.secrets).replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
+  return scrubText(text, server.secrets).replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]+/gi, '[url]');
 }
 
-/** The given secret values removed from a text, in any spelling (JSON `\uXXXX` escapes too: `secrets/scrubber.ts`). */
-export function scrubSecrets(text: string, secrets: readonly string[]): string {
-  return scrubText(text, secrets);
-}
 
 const callSecretsCache = new WeakMap<ResolvedServer, WeakMap<object, readonly string[]>>();
 
@@ -182,7 +178,7 @@ export function resultWithoutSecrets<T>(call: UpstreamCall, result: T, text?: st
 
 /** A JSON value with the secrets removed from every string in it (keys included); the value itself when none occurs. */
 export function scrubValue(value: unknown, secrets: readonly string[], depth = 0): unknown {
-  if (typeof value === 'string') return scrubSecrets(value, secrets);
+  if (typeof value === 'string') return scrubText(value, secrets);
   if (typeof value !== 'object' || value === null || depth > 64) return value;
   if (Array.isArray(value)) {
     let out: unknown[] | null = null;
@@ -195,7 +191,7 @@ export function scrubValue(value: unknown, secrets: readonly string[], depth = 0
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    const scrubbedKey = scrubSecrets(key, secrets);
+    const scrubbedKey = scrubText(key, secrets);
     const scrubbed = scrubValue(item, secrets, depth + 1);
     if (scrubbedKey !== key || scrubbed !== item) changed = true;
     // defineProperty: a key such as `__proto__` stays an own property, as JSON.parse made it.
@@ -207,7 +203,7 @@ export function scrubValue(value: unknown, secrets: readonly string[], depth = 0
 /** An upstream's JSON-RPC error relayed to a caller: message and data without anything the call sent as a credential. */
 export function scrubRpcError(call: UpstreamCall, outcome: { code: number; message: string; data?: unknown; upstreamStatus?: number }): Extract<CallOutcome, { kind: 'rpc_error' }> {
   const secrets = callSecrets(call);
-  const message = scrubSecrets(outcome.message, secrets);
+  const message = scrubText(outcome.message, secrets);
   const base = { kind: 'rpc_error' as const, code: outcome.code, message, ...(outcome.upstreamStatus !== undefined ? { upstreamStatus: outcome.upstreamStatus } : {}) };
   return outcome.data === undefined ? base : { ...base, data: scrubValue(outcome.data, secrets) };
 }

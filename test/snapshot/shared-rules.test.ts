@@ -26,7 +26,7 @@ import { parseBearer as adminParseBearer } from '../../control-plane/graphql/adm
 import { IssueList } from '../../control-plane/repos/errors.js';
 import { planMcpServer } from '../../control-plane/repos/mcp-servers.js';
 import { redactUrl } from '../../control-plane/repos/url-secrets.js';
-import { scrubSecrets } from '../../data-plane/upstream/failures.js';
+import { scrubText } from '../../data-plane/secrets/scrubber.js';
 import { generateDataKey } from '../../data-plane/snapshot/seal.js';
 import type { SnapshotPayload } from '../../data-plane/snapshot/schema.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
@@ -208,14 +208,14 @@ describe('one rule for the credential parts of a URL, both planes', () => {
       if (credentials.length === 0) expect(secrets, url).toEqual([]);
       for (const credential of credentials) {
         expect(shown.shown, url).not.toContain(credential);
-        expect(scrubSecrets(`echo: ${credential} .`, secrets), url).not.toContain(credential);
+        expect(scrubText(`echo: ${credential} .`, secrets), url).not.toContain(credential);
       }
       for (const text of harmless) {
         expect(shown.shown, url).toContain(text);
-        expect(scrubSecrets(`echo: ${text} .`, secrets), url).toBe(`echo: ${text} .`);
+        expect(scrubText(`echo: ${text} .`, secrets), url).toBe(`echo: ${text} .`);
       }
       // The whole URL, echoed as sent, is cut out too when it holds a credential.
-      if (credentials.length > 0) expect(scrubSecrets(`GET ${url}`, secrets), url).not.toContain(credentials[0]);
+      if (credentials.length > 0) expect(scrubText(`GET ${url}`, secrets), url).not.toContain(credentials[0]);
     }
   });
 
@@ -226,7 +226,7 @@ describe('one rule for the credential parts of a URL, both planes', () => {
     });
     const secrets = buildRuntime(snap.payload, snap.dataKey, {}).runtime.servers.get('crm')?.secrets ?? [];
     const echo = 'api_key was crmKey0123456789abcd, token tok3nValue, api-version 2024-06-01';
-    expect(scrubSecrets(echo, secrets)).not.toMatch(/crmKey0123456789abcd|tok3nValue/);
-    expect(scrubSecrets(echo, secrets)).toContain('2024-06-01');
+    expect(scrubText(echo, secrets)).not.toMatch(/crmKey0123456789abcd|tok3nValue/);
+    expect(scrubText(echo, secrets)).toContain('2024-06-01');
   });
 });
