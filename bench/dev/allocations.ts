@@ -10,7 +10,7 @@
  * alive at the end (what `--heap-prof` reports). Sampled bytes are an estimate (one sample per
  * `samplingInterval` bytes on average); divide by requests served.
  *
- * Usage: node --import tsx bench/dev/allocations.ts [seconds=5] [connections=32] [--audit] [top=25]
+ * Usage: node --import tsx bench/dev/allocations.ts [seconds=5] [connections=32] [--audit] [--survivors] [top=25]
  */
 import { join } from 'node:path';
 import { ControlPlaneProcess, startGatehouseNode } from '../lib/gatehouse.js';
@@ -22,6 +22,8 @@ const seconds = Number(args[0] ?? 5);
 const connections = Number(args[1] ?? 32);
 const top = Number(args[2] ?? 25);
 const audit = process.argv.includes('--audit');
+/** `--survivors`: only what outlived a scavenge (what is promoted to the old generation and costs mark-compacts). */
+const survivorsOnly = process.argv.includes('--survivors');
 const SAMPLING_INTERVAL = 256;
 
 interface CallFrame {
@@ -100,7 +102,7 @@ async function measure(label: string, wsUrl: string, url: string, body: string, 
   const inspector = await Inspector.open(wsUrl);
   try {
     await inspector.send('HeapProfiler.enable');
-    await inspector.send('HeapProfiler.startSampling', { samplingInterval: SAMPLING_INTERVAL, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await inspector.send('HeapProfiler.startSampling', { samplingInterval: SAMPLING_INTERVAL, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !survivorsOnly });
     const r = await runLoad(generator, { url, body, authorization, connections, durationS: seconds, warmupS: 0 });
     const { profile } = await inspector.send<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling');
     summarise(profile, r.requests, `${label} (${r.rps.toFixed(0)} req/s under the profiler)`);
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
   const node = await startGatehouseNode({
     controlPlaneUrl: cp.url,
     nodeToken: cp.ready.nodeToken,
-    env: { NODE_OPTIONS: '--inspect=127.0.0.1:0', ...(audit ? {} : { GATEHOUSE_AUDIT: 'off' }) },
+    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('EXP_')) as [string, string][]), NODE_OPTIONS: '--inspect=127.0.0.1:0', ...(audit ? {} : { GATEHOUSE_AUDIT: 'off' }) },
   });
   const nodeWs = await inspectorUrl(node.proc);
   const key = issued.createVirtualKey.key;

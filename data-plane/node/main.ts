@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { tuneGarbageCollector } from './gc-tuning.js';
 import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode, type DataPlaneNode } from './node.js';
 
 const USAGE = `usage: npm run node -- --control-plane URL [options]
@@ -94,6 +95,8 @@ if (trustSource) {
 
 const workers = Number(values.workers ?? process.env.GATEHOUSE_NODE_WORKERS ?? 1);
 if (!Number.isInteger(workers) || workers < 1 || workers > 256) fail('--workers must be a whole number from 1 to 256');
+
+tuneGarbageCollector();
 
 if (workers > 1 && cluster.isPrimary) {
   // The primary only forks and restarts workers; the listening socket is shared by node:cluster and each
