@@ -303,11 +303,36 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     await closed;
     // A cut request's handler notices its caller went (its upstream call aborted) and answers into the
     // closed connection, recording the call then: waited for (bounded), so its audit event is flushed too.
-    const settleBy = Date.now() + CUT_SETTLE_MS;
-    while (cut.some((res) => !res.writableEnded) && Date.now() < settleBy) await new Promise((resolve) => setTimeout(resolve, 10));
+    await answered(cut, CUT_SETTLE_MS);
     return { finished: awaited - refused - cut.length, refused, streamsEnded, cut: cut.length };
   };
   return Object.assign(server, { drain: (deadlineMs: number) => (drained ??= drain(deadlineMs)) });
+}
+
+/**
+ * Resolves once each of `responses` has been ended by its handler (even into a connection already gone)
+ * or `ms` passed. Nothing is emitted when a response whose connection is gone is ended ('finish' needs a
+ * connection to flush to, 'close' came with the connection), so each one's `end` reports it, once.
+ */
+function answered(responses: readonly ServerResponse[], ms: number): Promise<void> {
+  const pending = responses.filter((res) => !res.writableEnded);
+  if (pending.length === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let left = pending.length;
+    const timer = setTimeout(resolve, ms);
+    for (const res of pending) {
+      const end = res.end;
+      res.end = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+        res.end = end;
+        const ended = Reflect.apply(end, this, args) as ServerResponse;
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+        return ended;
+      } as ServerResponse['end'];
+    }
+  });
 }
 
 /** The table's error for a request node:http refused before any route saw it (node's own status choices). */
