@@ -15,22 +15,25 @@ export class InvalidSettingError extends Error {
   /** The environment variable at fault. */
   readonly variable: string;
 
-  constructor(variable: string, value: string) {
+  constructor(variable: string, value: string, min = 0) {
     // The value is echoed (bounded, quoted): a number of milliseconds is no secret, and seeing it helps.
-    super(`${variable} must be a number of milliseconds, 0 or more (got ${JSON.stringify(value.slice(0, 40))})`);
+    super(`${variable} must be a number of milliseconds, ${min} or more (got ${JSON.stringify(value.slice(0, 40))})`);
     this.name = 'InvalidSettingError';
     this.variable = variable;
   }
 }
 
-/** `env[name]` as milliseconds by the rule above; `fallback` when unset or blank. */
-export function msFromEnv(env: Record<string, string | undefined>, name: string, fallback: number): number;
-export function msFromEnv(env: Record<string, string | undefined>, name: string): number | undefined;
-export function msFromEnv(env: Record<string, string | undefined>, name: string, fallback?: number): number | undefined {
+/**
+ * `env[name]` as milliseconds by the rule above; `fallback` when unset or blank. `min` (default 0) is for a
+ * setting that 0 would break (an interval: `setInterval` makes 0 every millisecond).
+ */
+export function msFromEnv(env: Record<string, string | undefined>, name: string, fallback: number, min?: number): number;
+export function msFromEnv(env: Record<string, string | undefined>, name: string, fallback?: undefined, min?: number): number | undefined;
+export function msFromEnv(env: Record<string, string | undefined>, name: string, fallback?: number, min = 0): number | undefined {
   const raw = env[name]?.trim();
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new InvalidSettingError(name, raw);
+  if (!Number.isFinite(value) || value < min) throw new InvalidSettingError(name, raw, min);
   return value;
 }
 

@@ -1,8 +1,9 @@
 /**
  * The node's millisecond settings (node/ms-settings.ts): one rule for GATEHOUSE_DRAIN_MS,
- * GATEHOUSE_UPSTREAM_PROBE_MS and GATEHOUSE_AUDIT_LINGER_MS. Unset or blank is the default, a number of 0
- * or more is used, anything else refuses the start naming the variable. Before, each was read its own
- * way, and GATEHOUSE_DRAIN_MS=abc (say) silently became the 10 s default.
+ * GATEHOUSE_UPSTREAM_PROBE_MS and GATEHOUSE_AUDIT_LINGER_MS (and main.ts's GATEHOUSE_REPORT_INTERVAL_MS, 1 or
+ * more). Unset or blank is the default, a number of 0 or more is used, anything else refuses the start
+ * naming the variable. Before, each was read its own way: GATEHOUSE_DRAIN_MS=abc silently became the 10 s
+ * default, and GATEHOUSE_REPORT_INTERVAL_MS=0 (or abc) made the link report every millisecond.
  */
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,12 @@ describe('msFromEnv', () => {
     expect((thrown as InvalidSettingError).message).toMatch(/^X_MS must be a number of milliseconds/);
   });
 
+  it('takes a higher minimum for a setting 0 would break', () => {
+    expect(msFromEnv({ X_MS: '1' }, 'X_MS', undefined, 1)).toBe(1);
+    expect(msFromEnv({}, 'X_MS', undefined, 1)).toBeUndefined();
+    expect(() => msFromEnv({ X_MS: '0' }, 'X_MS', undefined, 1)).toThrow('X_MS must be a number of milliseconds, 1 or more (got "0")');
+  });
+
   it('reads the three node settings, each by that rule', () => {
     expect(nodeMsSettings({})).toEqual({ drainMs: 10_000, upstreamProbeMs: undefined, auditLingerMs: undefined });
     expect(nodeMsSettings({ GATEHOUSE_DRAIN_MS: ' 0', GATEHOUSE_UPSTREAM_PROBE_MS: '0', GATEHOUSE_AUDIT_LINGER_MS: '60000 ' })).toEqual({ drainMs: 0, upstreamProbeMs: 0, auditLingerMs: 60_000 });
@@ -56,10 +63,14 @@ describe('a node given a millisecond setting it cannot use', () => {
     expect(existsSync(stateDir)).toBe(false);
   });
 
-  it('the node process exits non-zero with the variable named on stderr, no stack trace', async () => {
+  it.each([
+    ['GATEHOUSE_DRAIN_MS', 'abc', 0],
+    // The snapshot link's report interval, read by main.ts: 0 would report every millisecond.
+    ['GATEHOUSE_REPORT_INTERVAL_MS', '0', 1],
+  ])('the node process given %s=%j exits non-zero with the variable named on stderr, no stack trace', async (variable, value, min) => {
     const stateDir = removeAtExit(mkdtempSync(join(tmpdir(), 'gatehouse-ms-')));
     const owned = spawnOwned(process.execPath, [NODE_BUNDLE, '--control-plane', 'http://127.0.0.1:1', '--port', '0', '--host', '127.0.0.1', '--state-dir', stateDir], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: 'unused', GATEHOUSE_DRAIN_MS: 'abc' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_NODE_TOKEN: 'unused', [variable]: value },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -69,7 +80,7 @@ describe('a node given a millisecond setting it cannot use', () => {
     const code = await owned.exited;
     await owned.stop();
     expect(code).toBe(2);
-    expect(stderr).toMatch(/^gatehouse node: GATEHOUSE_DRAIN_MS must be a number of milliseconds, 0 or more \(got "abc"\)\n/);
+    expect(stderr.startsWith(`gatehouse node: ${variable} must be a number of milliseconds, ${min} or more (got "${value}")\n`), stderr).toBe(true);
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(stdout).not.toMatch(/listening/);
   }, 30_000);
