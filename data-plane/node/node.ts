@@ -34,6 +34,7 @@ import { AuditSettingsIndex, createContentGuard } from '../guardrail/policy.js';
 import { scanValue, SecretScanner } from '../guardrail/scanner.js';
 import { GuardrailPolicySchema } from '../snapshot/schema.js';
 import { createOtelSink } from '../tracing/otel.js';
+import { nodeMsSettings } from './ms-settings.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -78,12 +79,6 @@ export interface NodeOptions {
    * default 10 s). Long-lived streams end at once whatever this is: their clients reconnect.
    */
   drainMs?: number;
-}
-
-/** `GATEHOUSE_DRAIN_MS`, else 10 s: a rolling deploy's tool calls finish on the node that took them. */
-export function drainMsFromEnv(env: Record<string, string | undefined>): number {
-  const value = Number(env.GATEHOUSE_DRAIN_MS);
-  return env.GATEHOUSE_DRAIN_MS !== undefined && env.GATEHOUSE_DRAIN_MS.trim() !== '' && Number.isFinite(value) && value >= 0 ? value : 10_000;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -151,6 +146,8 @@ export { StateDirLockedError } from './state-dir-lock.js';
 
 export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const env = options.env ?? process.env;
+  // First, before anything is made or locked: a setting the node cannot use refuses the start (InvalidSettingError).
+  const msSettings = nodeMsSettings(env);
   const logger = options.logger ?? createLogger('gatehouse-node');
   // Absolute from the start: every later write names the directory itself, whatever becomes of the cwd.
   const stateDir = options.stateDir === null ? null : resolve(options.stateDir);
@@ -168,7 +165,6 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   let auditSettings = new AuditSettingsIndex([], guardrailDefault);
   const scanner = new SecretScanner();
   const guard = createContentGuard(() => auditSettings, scanner);
-  const probeFromEnv = Number(env.GATEHOUSE_UPSTREAM_PROBE_MS);
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   // Made before the pool (which probes shared OAUTH servers with their token) and the link (which the pool's
   // reports feed): `link` is only used once a snapshot has been applied, after it exists.
@@ -176,7 +172,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const pool: UpstreamPool = new UpstreamPool({
     holder,
     logger,
-    probeIntervalMs: options.upstreamProbeIntervalMs ?? (Number.isFinite(probeFromEnv) && env.GATEHOUSE_UPSTREAM_PROBE_MS !== '' ? probeFromEnv : undefined),
+    probeIntervalMs: options.upstreamProbeIntervalMs ?? msSettings.upstreamProbeMs,
     sharedOAuthCall: async (server): Promise<UpstreamCall | null> => {
       const resolved = await credentials.get(server, null);
       return resolved instanceof GatewayError ? null : upstreamCall(server, resolved, {}, '');
@@ -239,13 +235,12 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const recorder = createAuditRecorder(outbox, nodeId);
   // GATEHOUSE_AUDIT_LINGER_MS: how long a batch waits to fill (default 250 ms). Longer means fewer, larger
   // posts (less CPU per event on both planes) and events reaching the store later.
-  const lingerMs = Number(env.GATEHOUSE_AUDIT_LINGER_MS);
   const shipper = new AuditShipper({
     outbox,
     controlPlaneUrl: options.controlPlaneUrl,
     authHeaders: (method, path) => link.authHeaders(method, path),
     logger,
-    ...(Number.isFinite(lingerMs) && lingerMs >= 0 && env.GATEHOUSE_AUDIT_LINGER_MS !== '' ? { lingerMs } : {}),
+    ...(msSettings.auditLingerMs !== undefined ? { lingerMs: msSettings.auditLingerMs } : {}),
   });
   // OpenTelemetry only when an OTLP endpoint is configured (nothing is loaded otherwise).
   const otel = await createOtelSink(env, nodeId, logger);
@@ -307,7 +302,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger.info({}, 'data-plane node draining');
     // First, while the link still serves credentials to the calls in flight: they finish (up to the drain
     // deadline) instead of failing for their callers in a rolling deploy. Idle, this takes no time.
-    const drained = await server.drain(options.drainMs ?? drainMsFromEnv(env));
+    const drained = await server.drain(options.drainMs ?? msSettings.drainMs);
     logger.info(drained, 'data-plane node drained');
     await link.stop();
     // After the server: the last requests' events are flushed to disk before the process goes.
