@@ -151,7 +151,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     markCloser(res);
   };
   const markCloser = (res: ServerResponse): void => {
-    if (res.headersSent) return;
+    // One whose client asked for the close itself (`Connection: close`) keeps it: never handed back.
+    if (res.headersSent || !res.shouldKeepAlive) return;
     res.shouldKeepAlive = false;
     closers.add(res);
   };
@@ -273,7 +274,17 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const drain = async (deadlineMs: number): Promise<DrainResult> => {
     draining = true;
     // Stops listening (new connections are refused) and closes the connections with no request on them.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // node:http (closeIdleConnections) takes one whose answer is ended but still being written (a large
+    // answer to a slow reader, pipelined answers going out) for idle and destroys it, cutting the answer:
+    // such answers are shown to it as unfinished for that call. The drain waits for them below.
+    const flushing = [...sockets].map(headOf).filter((res): res is ServerResponse => res !== null && res.finished && !res.writableFinished);
+    for (const res of flushing) res.finished = false;
+    let closed: Promise<void>;
+    try {
+      closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    } finally {
+      for (const res of flushing) res.finished = true;
+    }
     let streamsEnded = 0;
     for (const socket of sockets) {
       const res = headOf(socket);
