@@ -25,7 +25,7 @@ import { ControlPlaneProcess, NodeProbe, startGatehouseNode, type NodeProcess } 
 import { runLoad, type Generator, type LoadResult, type LoadSpec } from './lib/load.js';
 import { measureRevocations, measureSnapshot, sanityCheck } from './lib/measure.js';
 import { startNginx, type Nginx } from './lib/nginx.js';
-import { cleanupSync, cpuSeconds, findExecutable, makeTempDir, monotonicUs, readMemory, ROOT, startTs, stopAll, withChildren, type Tracked } from './lib/procs.js';
+import { boxCpuSeconds, cleanupSync, cpuSeconds, findExecutable, makeTempDir, monotonicUs, readMemory, ROOT, startTs, stopAll, withChildren, type Tracked } from './lib/procs.js';
 import { mainThreadProfile, summarizeProfile, type ProfileSummary, type TimeWindow } from './lib/profile.js';
 import {
   computeVerdicts,
@@ -168,6 +168,8 @@ interface System {
 interface CpuSample {
   sys: number | null;
   up: number | null;
+  cp: number | null;
+  box: number | null;
   us: number;
 }
 
@@ -408,7 +410,8 @@ async function main(): Promise<void> {
         log(`load: ${system.label}${opts.rounds > 1 ? ` (round ${round + 1}/${opts.rounds})` : ''}, ${opts.warmupS} s warm-up + ${opts.durationS} s`);
         // CPU counters and the monotonic clock around the recorded part only (not the warm-up).
         const pids = system.pids();
-        const sample = (): CpuSample => ({ sys: cpuSeconds(pids), up: cpuSeconds([upstream.pid]), us: monotonicUs() });
+        const cpPid = cp.proc.pid;
+        const sample = (): CpuSample => ({ sys: cpuSeconds(pids), up: cpuSeconds([upstream.pid]), cp: cpPid === undefined ? null : cpuSeconds([cpPid]), box: boxCpuSeconds(), us: monotonicUs() });
         const marks: { before: CpuSample | null; after: CpuSample | null } = { before: null, after: null };
         const result = await runLoad(gen.generator, system.spec, { start: () => (marks.before = sample()), end: () => (marks.after = sample()) });
         await system.check();
@@ -418,7 +421,10 @@ async function main(): Promise<void> {
         if (before && after) {
           const seconds = (after.us - before.us) / 1e6;
           const cores = (x: number | null, y: number | null): number | null => (x === null || y === null || seconds <= 0 ? null : (y - x) / seconds);
-          cpuUse.set(system.name, [...(cpuUse.get(system.name) ?? []), { systemCores: cores(before.sys, after.sys), upstreamCores: cores(before.up, after.up) }]);
+          cpuUse.set(system.name, [
+            ...(cpuUse.get(system.name) ?? []),
+            { systemCores: cores(before.sys, after.sys), upstreamCores: cores(before.up, after.up), controlPlaneCores: cores(before.cp, after.cp), boxCores: cores(before.box, after.box) },
+          ]);
           if (system.name === 'gatehouse' && round === 0) windows.push({ process: 'node', label: 'node: tools/call load', window: { startUs: before.us, endUs: after.us } });
         }
       }
@@ -439,7 +445,16 @@ async function main(): Promise<void> {
         label: system.label,
         result: runs.length > 1 ? { ...headline, p99Ms: median(runs.map((r) => r.p99Ms)) } : headline,
         ...(runs.length > 1 ? { rounds: runs } : {}),
-        ...(cpu.length > 0 ? { cpu: { systemCores: mid(cpu.map((c) => c.systemCores)), upstreamCores: mid(cpu.map((c) => c.upstreamCores)) } } : {}),
+        ...(cpu.length > 0
+          ? {
+              cpu: {
+                systemCores: mid(cpu.map((c) => c.systemCores)),
+                upstreamCores: mid(cpu.map((c) => c.upstreamCores)),
+                controlPlaneCores: mid(cpu.map((c) => c.controlPlaneCores ?? null)),
+                boxCores: mid(cpu.map((c) => c.boxCores ?? null)),
+              },
+            }
+          : {}),
       };
     });
     const get = (name: SystemName): LoadResult | null => throughput.find((t) => t.system === name)?.result ?? null;

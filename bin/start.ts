@@ -4,6 +4,7 @@
  * imports both planes; production runs them apart (`npm run control-plane`, `npm run node`).
  */
 import { createControlPlane } from '../control-plane/app.js';
+import { InvalidSettingError, nodeMsSettings } from '../data-plane/node/ms-settings.js';
 import { allowedOriginsFromEnv, defaultStateDir, startNode } from '../data-plane/node/node.js';
 
 const USAGE = `usage: npm start   (settings from the environment)
@@ -20,6 +21,16 @@ The embedded node uses the shared node token (generated into the data dir); more
 if (process.argv.slice(2).some((a) => a === '--help' || a === '-h')) {
   process.stdout.write(USAGE);
   process.exit(0);
+}
+
+// The node's settings are read (and a bad one refused, as `npm run node` does) before anything starts: the
+// embedded node would otherwise refuse them with a stack trace after the control plane was up.
+try {
+  nodeMsSettings(process.env);
+} catch (error) {
+  if (!(error instanceof InvalidSettingError)) throw error;
+  process.stderr.write(`gatehouse: ${error.message}\n\n${USAGE}`);
+  process.exit(2);
 }
 
 const dataDir = process.env.GATEHOUSE_DATA_DIR ?? './data';

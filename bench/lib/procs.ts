@@ -266,6 +266,20 @@ export function cpuSeconds(pids: readonly number[]): number | null {
   return ticks / CLOCK_TICKS;
 }
 
+/**
+ * CPU seconds the whole box has been busy since boot, every core summed (/proc/stat: user, nice, system,
+ * irq and softirq; not idle, iowait or steal), or null where there is no /proc/stat.
+ */
+export function boxCpuSeconds(): number | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = fields;
+    return (user + nice + system + irq + softirq) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
 /** The monotonic clock in microseconds: the clock V8 stamps CPU profile samples with. */
 export function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);

@@ -24,7 +24,12 @@ export interface ThroughputEntry {
    * test (upstream itself for `direct`, nginx master + workers, the node) and the upstream. A proxy near
    * 1.0 on one event loop is CPU-bound; well under it means it is waiting on something.
    */
-  cpu?: { systemCores: number | null; upstreamCores: number | null };
+  /**
+   * Cores used during the recorded run: the system's own processes, the upstream, the control plane (for
+   * Gatehouse it stores the node's audit events as they come; idle for the others), and the whole box
+   * (every process, the load generator included, from /proc/stat).
+   */
+  cpu?: { systemCores: number | null; upstreamCores: number | null; controlPlaneCores?: number | null; boxCores?: number | null };
 }
 
 export interface SnapshotMeasure {
@@ -169,7 +174,7 @@ export function renderReport(r: BenchResults): string {
       `${g.durationS} s recorded after ${g.warmupS} s warm-up${g.rounds > 1 ? `, median of ${g.rounds} rounds` : ''}; tools/call over HTTP/1.1 keep-alive`,
   );
   out.push('');
-  const rows: string[][] = [['system', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'CPU proxy', 'CPU upstream']];
+  const rows: string[][] = [['system', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors', 'CPU proxy', 'CPU upstream', 'CPU control plane', 'box µs/req']];
   const cores = (n: number | null | undefined): string => (n === null || n === undefined ? '-' : n.toFixed(2));
   for (const t of r.throughput) {
     if (!t.result) {
@@ -178,10 +183,14 @@ export function renderReport(r: BenchResults): string {
     }
     const x = t.result;
     const proxyCpu = t.system === 'direct' ? '-' : cores(t.cpu?.systemCores);
-    rows.push([t.label, fmtInt(x.rps), fmtMs(x.p50Ms), fmtMs(x.p90Ms), fmtMs(x.p99Ms), fmtMs(x.maxMs), fmtInt(x.errors), proxyCpu, cores(t.cpu?.upstreamCores)]);
+    const box = t.cpu?.boxCores;
+    const boxPerRequest = box === null || box === undefined || x.rps <= 0 ? '-' : fmtInt((box * 1e6) / x.rps);
+    rows.push([t.label, fmtInt(x.rps), fmtMs(x.p50Ms), fmtMs(x.p90Ms), fmtMs(x.p99Ms), fmtMs(x.maxMs), fmtInt(x.errors), proxyCpu, cores(t.cpu?.upstreamCores), cores(t.cpu?.controlPlaneCores), boxPerRequest]);
   }
-  out.push(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
-  out.push('(CPU in cores during the recorded run, from /proc: 1.00 = one core busy throughout)');
+  out.push(table(rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']));
+  out.push('(CPU in cores during the recorded run, from /proc: 1.00 = one core busy throughout; box µs/req: the CPU of every');
+  out.push(' process on the box, the load generator included, per request served. Where the box is busy throughout, req/s is');
+  out.push(' about its cores ÷ that figure: a system can gain on another only by what it saves of it.)');
   out.push('');
   const ratioRows: string[][] = [['ratio', 'value']];
   if (r.ratios.nginxToDirectRps !== null) ratioRows.push(['nginx ÷ direct req/s (SPEC machine: ~0.47)', fmtX(r.ratios.nginxToDirectRps)]);

@@ -47,6 +47,8 @@ function presentsToken(authorization: string | undefined, token: string): boolea
 export interface DrainResult {
   /** In-flight requests that finished within the deadline. */
   finished: number;
+  /** Requests read during the drain, answered 503 `not_ready` (their clients retry elsewhere). */
+  refused: number;
   /** Long-lived streams (GET event streams) ended at once: their clients reconnect to another node. */
   streamsEnded: number;
   /** In-flight requests still running at the deadline, cut. */
@@ -57,10 +59,11 @@ export interface DrainResult {
 export interface HttpServer extends Server {
   /**
    * Stops taking connections (new ones are refused; a request arriving on an open one gets 503 not_ready
-   * with `Connection: close`), closes idle keep-alive connections and ends long-lived streams at once, lets
-   * requests in flight finish (each one's connection closed once answered) for up to `deadlineMs`, then
-   * cuts what is left. Resolves once every connection is gone and every cut request was answered (its
-   * record delivered), that last wait bounded too. Once only; later calls wait for the first.
+   * with `Retry-After`), closes idle keep-alive connections and ends long-lived streams at once, lets
+   * requests in flight finish for up to `deadlineMs`, then cuts what is left. Every request a connection
+   * has delivered is answered (pipelined ones too, in order) and the last answer carries `Connection:
+   * close`. Resolves once every connection is gone and every cut request was answered (its record
+   * delivered), that last wait bounded too. Once only; later calls wait for the first.
    */
   drain(deadlineMs: number): Promise<DrainResult>;
 }
@@ -77,24 +80,114 @@ function longLived(req: IncomingMessage): boolean {
 /** How long cut requests get to write their (failed) answer and record after their connection went. */
 const CUT_SETTLE_MS = 2_000;
 
+/**
+ * `Retry-After` of a request refused by a draining node, in seconds: the balancer sends the retry to
+ * another node (or this one's successor) at once, so the shortest the header can say.
+ */
+const DRAINING_RETRY_AFTER = '1';
+
+/** The response node:http is writing on `socket` now (its first unanswered one), as node:http tracks it. */
+function headOf(socket: Duplex): ServerResponse | null {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const { holder, logger, metrics, routes } = options;
   const prefixes = options.prefixes ?? [];
   // Connections, not requests, are tracked (per request would cost on the hot path): a drain finds each
   // one's request in flight, if any, as node:http does (`_httpMessage`, see clientError below).
   const sockets = new Set<Duplex>();
+  // Pipelined requests (HTTP/1.1: sent before the previous one was answered) get their handler at once and
+  // their answer queued behind, in node:http's own queue, which a drain cannot see: kept here, in order,
+  // until each one's turn on the connection comes. Only such requests land here (clients rarely pipeline).
+  const queuedOn = new WeakMap<Duplex, ServerResponse[]>();
+  const queueBehind = (socket: Duplex, res: ServerResponse): void => {
+    let queue = queuedOn.get(socket);
+    if (queue === undefined) queuedOn.set(socket, (queue = []));
+    queue.push(res);
+    // node:http answers them in order: its turn has come when it is given the connection.
+    res.once('socket', () => void queue.shift());
+  };
+  /** The last answer known on `socket` (the one that closes it during a drain), or null if none is due. */
+  const lastOn = (socket: Duplex): ServerResponse | null => {
+    const queue = queuedOn.get(socket);
+    return queue !== undefined && queue.length > 0 ? (queue[queue.length - 1] as ServerResponse) : headOf(socket);
+  };
   let draining = false;
+  // During a drain: every answer the drain waits for, and the answers it made close their connection.
+  const inFlight = new Set<ServerResponse>();
+  const closers = new WeakSet<ServerResponse>();
+  let settled: (() => void) | null = null;
+  let awaited = 0;
+  let refused = 0;
+  const awaitAnswer = (res: ServerResponse, socket: Duplex): void => {
+    if (inFlight.has(res) || res.writableFinished) return;
+    inFlight.add(res);
+    awaited++;
+    // A connection whose last answer still said keep-alive (written before the drain) stays open until the
+    // drain ends: a request on it meanwhile gets the 503. Not closeIdleConnections(): it takes a connection
+    // whose current answer is ended but not yet flushed (pipelined answers waiting their turn) for idle.
+    const done = (): void => {
+      if (inFlight.delete(res) && inFlight.size === 0) settled?.();
+    };
+    res.once('close', done);
+    // A queued answer whose connection goes before its turn never closes by itself.
+    socket.once('close', done);
+  };
+  /**
+   * During a drain, the connection closes after its last known answer: that one says `Connection: close`,
+   * and the one that said so before (answered later, a request arrived behind it) keeps the connection
+   * open for it, as long as its headers are not written yet. So no request the node read goes unanswered.
+   */
+  const closeAfter = (socket: Duplex, res: ServerResponse): void => {
+    // The answer due just before this one on the connection, if any is still due.
+    const queue = queuedOn.get(socket) ?? [];
+    const at = queue.indexOf(res);
+    const previous = res.socket !== null ? null : at > 0 ? (queue[at - 1] as ServerResponse) : headOf(socket);
+    if (previous !== null && closers.has(previous) && !previous.headersSent) {
+      previous.shouldKeepAlive = true;
+      closers.delete(previous);
+    }
+    markCloser(res);
+  };
+  const markCloser = (res: ServerResponse): void => {
+    // One whose client asked for the close itself (`Connection: close`) keeps it: never handed back.
+    if (res.headersSent || !res.shouldKeepAlive) return;
+    res.shouldKeepAlive = false;
+    closers.add(res);
+  };
+  /**
+   * A request read while draining: it still gets its answer (a 503 for anything but /healthz, whose
+   * client retries elsewhere), waited for by the drain, and its connection closes after it unless another
+   * request is already queued behind it.
+   */
+  const admitWhileDraining = (req: IncomingMessage, res: ServerResponse, path: string): boolean => {
+    const socket = req.socket;
+    closeAfter(socket, res);
+    awaitAnswer(res, socket);
+    if (path === '/healthz') return false;
+    refused++;
+    logger.debug({}, 'request read while draining: refused with 503 not_ready');
+    // Written once it is this answer's turn on the connection and node:http has read the rest of what
+    // arrived with it: a request pipelined behind it then keeps the connection open for its own answer.
+    const refuse = (): void => {
+      if (res.destroyed) return;
+      sendAnswer(res, errorAnswer(new GatewayError('not_ready', { message: 'this node is shutting down', headers: { 'retry-after': DRAINING_RETRY_AFTER } })));
+    };
+    if (res.socket !== null) setImmediate(refuse);
+    else res.once('socket', () => setImmediate(refuse));
+    return true;
+  };
 
   // node:http's own Host check answers a bare 400; `headerLinesProblem` makes it (and more) a typed one.
   const server = createServer({ requireHostHeader: false }, (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (draining && path !== '/healthz') {
-      // Not served here any more: the client retries (on another node, or this one's successor).
-      sendAnswer(res, errorAnswer(new GatewayError('not_ready', { message: 'this node is shutting down', headers: { connection: 'close' } })));
-      return;
-    }
+    // Queued behind an answer still due on its connection (pipelined): one property read on the hot path.
+    if (res.socket === null) queueBehind(req.socket, res);
+    // Not served here any more (but /healthz): the client retries on another node, or this one's successor.
+    if (draining && admitWhileDraining(req, res, path)) return;
     try {
       const problem = headerLinesProblem(req);
       if (problem !== null) {
@@ -181,31 +274,35 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const drain = async (deadlineMs: number): Promise<DrainResult> => {
     draining = true;
     // Stops listening (new connections are refused) and closes the connections with no request on them.
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    const inFlight = new Set<ServerResponse>();
+    // node:http (closeIdleConnections) takes one whose answer is ended but still being written (a large
+    // answer to a slow reader, pipelined answers going out) for idle and destroys it, cutting the answer:
+    // such answers are shown to it as unfinished for that call. The drain waits for them below.
+    const flushing = [...sockets].map(headOf).filter((res): res is ServerResponse => res !== null && res.finished && !res.writableFinished);
+    for (const res of flushing) res.finished = false;
+    let closed: Promise<void>;
+    try {
+      closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    } finally {
+      for (const res of flushing) res.finished = true;
+    }
     let streamsEnded = 0;
     for (const socket of sockets) {
-      const res = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+      const res = headOf(socket);
       if (!res || res.writableFinished) continue;
       if (longLived(res.req)) {
         streamsEnded++;
         res.destroy();
         continue;
       }
-      // Its connection closes once it is answered (no keep-alive into a node that is going).
-      if (!res.headersSent) res.shouldKeepAlive = false;
-      inFlight.add(res);
+      awaitAnswer(res, socket);
+      for (const queued of queuedOn.get(socket) ?? []) awaitAnswer(queued, socket);
+      // Its connection closes once its last answer is out (no keep-alive into a node that is going).
+      const last = lastOn(socket);
+      if (last !== null) markCloser(last);
     }
-    const waited = inFlight.size;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
-      const done = (res: ServerResponse): void => {
-        inFlight.delete(res);
-        // The connection just freed goes too, if keep-alive held it after all.
-        server.closeIdleConnections();
-        if (inFlight.size === 0) resolve();
-      };
-      for (const res of inFlight) res.once('close', () => done(res));
+      settled = resolve;
       if (inFlight.size === 0) resolve();
       timer = setTimeout(resolve, deadlineMs);
     });
@@ -217,11 +314,36 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     await closed;
     // A cut request's handler notices its caller went (its upstream call aborted) and answers into the
     // closed connection, recording the call then: waited for (bounded), so its audit event is flushed too.
-    const settleBy = Date.now() + CUT_SETTLE_MS;
-    while (cut.some((res) => !res.writableEnded) && Date.now() < settleBy) await new Promise((resolve) => setTimeout(resolve, 10));
-    return { finished: waited - cut.length, streamsEnded, cut: cut.length };
+    await answered(cut, CUT_SETTLE_MS);
+    return { finished: awaited - refused - cut.length, refused, streamsEnded, cut: cut.length };
   };
   return Object.assign(server, { drain: (deadlineMs: number) => (drained ??= drain(deadlineMs)) });
+}
+
+/**
+ * Resolves once each of `responses` has been ended by its handler (even into a connection already gone)
+ * or `ms` passed. Nothing is emitted when a response whose connection is gone is ended ('finish' needs a
+ * connection to flush to, 'close' came with the connection), so each one's `end` reports it, once.
+ */
+function answered(responses: readonly ServerResponse[], ms: number): Promise<void> {
+  const pending = responses.filter((res) => !res.writableEnded);
+  if (pending.length === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    let left = pending.length;
+    const timer = setTimeout(resolve, ms);
+    for (const res of pending) {
+      const end = res.end;
+      res.end = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+        res.end = end;
+        const ended = Reflect.apply(end, this, args) as ServerResponse;
+        if (--left === 0) {
+          clearTimeout(timer);
+          resolve();
+        }
+        return ended;
+      } as ServerResponse['end'];
+    }
+  });
 }
 
 /** The table's error for a request node:http refused before any route saw it (node's own status choices). */

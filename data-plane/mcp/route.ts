@@ -60,7 +60,7 @@ import { logDropped } from '../proxy/tools-list-filter.js';
 import { upstreamCall, type CredentialSource } from '../pipeline/credentials.js';
 import { credentialIsConfiguredHeaders, type ResolvedServer, type Runtime } from '../config/runtime.js';
 import { aggregatedToolName, checkToolCall, filterTools, parseToolName } from '../policy/tool-filter.js';
-import { escapedUnshowable, servableTools } from '../snapshot/tool-names.js';
+import { escapedUnshowable, servableServerMessage, servableTools } from '../snapshot/tool-names.js';
 import type { UpstreamPool } from '../upstream/pool.js';
 import type { CallOutcome } from '../upstream/failures.js';
 import { AGGREGATED_METHODS, createAggregate } from '../aggregate/resources-prompts.js';
@@ -334,7 +334,9 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     }
     if (outcome.kind === 'rpc_error') {
       record.outcome = 'upstream_rpc_error';
-      return ok(rpcError(id, outcome.code, outcome.message, outcome.data));
+      // The upstream's message and any URL elicitations it asks for are shown to a person, by the rule of
+      // every route (snapshot/tool-names.ts `servableServerMessage`).
+      return ok(servableServerMessage(rpcError(id, outcome.code, outcome.message, outcome.data)));
     }
     let result = outcome.result;
     if (guard) {
@@ -350,7 +352,8 @@ export function createMcpRoute(options: McpRouteOptions): Route<McpMessages> {
     }
     record.result = result;
     record.outcome = result.isError ? 'tool_error' : 'ok';
-    return ok({ jsonrpc: '2.0', id, result });
+    // A 2026-07-28 upstream may answer with the input it needs (`inputRequests`): display text, as on every route.
+    return ok(servableServerMessage({ jsonrpc: '2.0' as const, id, result }));
   }
 
   /** `{server}-gatehouse_connect_account`: the credentials stage answers auth-required for a caller not connected; the upstream is never called. */

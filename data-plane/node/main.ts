@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { tuneGarbageCollector } from './gc-tuning.js';
+import { InvalidSettingError, msFromEnv, nodeMsSettings } from './ms-settings.js';
 import { allowedOriginsFromEnv, defaultNodeId, defaultStateDir, StateDirLockedError, startNode, type DataPlaneNode } from './node.js';
 
 const USAGE = `usage: npm run node -- --control-plane URL [options]
@@ -44,6 +45,8 @@ Stopping (SIGTERM, SIGINT): the node drains. It takes no new connection, closes 
 long-lived event streams (their clients reconnect), lets calls in flight finish for up to
 GATEHOUSE_DRAIN_MS (default 10000 ms) and cuts the rest, then flushes its audit events and exits 0.
   GATEHOUSE_DRAIN_MS          how long a stopping node lets requests in flight finish (default 10000)
+Settings in milliseconds (GATEHOUSE_*_MS) take a number, 0 or more (GATEHOUSE_REPORT_INTERVAL_MS: 1 or
+more); the node does not start on anything else.
 Other: GATEHOUSE_ALLOWED_ORIGINS, GATEHOUSE_REPORT_INTERVAL_MS, LOG_LEVEL.
 `;
 
@@ -95,6 +98,17 @@ if (trustSource) {
 
 const workers = Number(values.workers ?? process.env.GATEHOUSE_NODE_WORKERS ?? 1);
 if (!Number.isInteger(workers) || workers < 1 || workers > 256) fail('--workers must be a whole number from 1 to 256');
+// startNode reads them too (and throws the same error); read here first so that a cluster's primary refuses
+// before it forks (a worker that cannot start would be restarted for ever) and the message is a usage error.
+let reportIntervalMs: number | undefined;
+try {
+  nodeMsSettings(process.env);
+  // The link reports on this interval: 0 (or, before, any value not a number) would be every millisecond.
+  reportIntervalMs = msFromEnv(process.env, 'GATEHOUSE_REPORT_INTERVAL_MS', undefined, 1);
+} catch (error) {
+  if (!(error instanceof InvalidSettingError)) throw error;
+  fail(error.message);
+}
 
 tuneGarbageCollector();
 
@@ -147,7 +161,7 @@ async function runNode(): Promise<void> {
       nodeId: workerId,
       stateDir,
       trustedJwks,
-      reportIntervalMs: process.env.GATEHOUSE_REPORT_INTERVAL_MS ? Number(process.env.GATEHOUSE_REPORT_INTERVAL_MS) : undefined,
+      reportIntervalMs,
       allowedOrigins: allowedOriginsFromEnv(process.env),
       redisUrl: process.env.REDIS_URL ?? null,
       onStateDirLost: stateDirLost,

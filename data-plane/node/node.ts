@@ -4,8 +4,7 @@
  * locked against a second process. `startNode` is used by `main.ts`, `bin/start.ts` and tests; it reads
  * no global state except what its options name.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import lockfile from 'proper-lockfile';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { hostname } from 'node:os';
@@ -13,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { JWK } from 'jose';
 import { applyDelta, buildRuntime, RuntimeHolder } from '../config/runtime.js';
 import { createDataPlaneServer } from './data-plane-server.js';
+import { lockStateDir, type StateDirLock } from './state-dir-lock.js';
 import type { HttpServer } from '../http/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { generateNodeIdentity, nodeIdentityFromPrivate, type NodeIdentityKey } from '../snapshot/node-credential.js';
@@ -34,6 +34,7 @@ import { AuditSettingsIndex, createContentGuard } from '../guardrail/policy.js';
 import { scanValue, SecretScanner } from '../guardrail/scanner.js';
 import { GuardrailPolicySchema } from '../snapshot/schema.js';
 import { createOtelSink } from '../tracing/otel.js';
+import { nodeMsSettings } from './ms-settings.js';
 
 export interface NodeOptions {
   controlPlaneUrl: string;
@@ -78,12 +79,6 @@ export interface NodeOptions {
    * default 10 s). Long-lived streams end at once whatever this is: their clients reconnect.
    */
   drainMs?: number;
-}
-
-/** `GATEHOUSE_DRAIN_MS`, else 10 s: a rolling deploy's tool calls finish on the node that took them. */
-export function drainMsFromEnv(env: Record<string, string | undefined>): number {
-  const value = Number(env.GATEHOUSE_DRAIN_MS);
-  return env.GATEHOUSE_DRAIN_MS !== undefined && env.GATEHOUSE_DRAIN_MS.trim() !== '' && Number.isFinite(value) && value >= 0 ? value : 10_000;
 }
 
 /** `GATEHOUSE_ALLOWED_ORIGINS`: comma-separated browser origins allowed on `/mcp`. */
@@ -146,127 +141,13 @@ function loadNodeId(explicit: string | undefined, stateDir: string | null, port:
   return id;
 }
 
-/** Thrown when another process holds the state dir. */
-export class StateDirLockedError extends Error {
-  constructor(readonly stateDir: string) {
-    super(
-      `state dir ${stateDir} is in use by another running node: two nodes must not share keys and snapshots. ` +
-        'Give this node its own --node-id (its state dir is derived from it) or its own --state-dir.',
-    );
-    this.name = 'StateDirLockedError';
-  }
-}
-
-/** Who holds a state dir's lock, kept beside it (proper-lockfile removes its lock dir with rmdir: nothing goes inside). */
-const LOCK_OWNER_FILE = '.lock-owner';
-
-interface LockOwner {
-  pid: number;
-  host: string;
-  /** Set when the holder starts closing: a node started meanwhile waits for it instead of giving up. */
-  closing: boolean;
-}
-
-export interface StateDirLock {
-  /** Says the holder is closing (a successor waits for its exit, however long its close takes). */
-  closing(): void;
-  release(): Promise<void>;
-}
-
-function readLockOwner(stateDir: string): LockOwner | null {
-  try {
-    const owner = JSON.parse(readFileSync(join(stateDir, LOCK_OWNER_FILE), 'utf8')) as Partial<LockOwner>;
-    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? { pid: owner.pid, host: owner.host, closing: owner.closing === true } : null;
-  } catch {
-    return null;
-  }
-}
-
-function writeLockOwner(stateDir: string, owner: LockOwner): void {
-  writeFileSync(join(stateDir, LOCK_OWNER_FILE), JSON.stringify(owner));
-}
-
-/** Whether process `pid` of this host runs (EPERM: it does, as another user). */
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as { code?: string }).code === 'EPERM';
-  }
-}
-
-/** How long a node waits for a holder that serves (it may be about to close), and for one that is closing. */
-const LOCK_WAIT_SERVING_MS = 5_000;
-const LOCK_WAIT_CLOSING_MS = 60_000;
-
-/**
- * Locks the state dir for this process (released on close, and by proper-lockfile on process exit). The
- * lock is proper-lockfile's (mtime kept fresh; a holder on another host that vanished goes stale in 10 s);
- * `.lock-owner` beside it names the holder's pid and host and whether it is closing, so that a node
- * restarted at once
- * - waits for a previous process that is still closing (flushing the audit outbox, closing upstreams),
- *   however long that takes up to a minute, instead of failing after a fixed few seconds,
- * - takes over at once the lock of a previous process of this host that is gone (killed: nothing released
- *   it), instead of failing until the lock went stale,
- * - and still refuses, after ~5 s, a state dir a running node serves from (StateDirLockedError).
- * The pid is trusted on the same host only: pids of another host (or container) say nothing here.
- */
-async function lockStateDir(stateDir: string, logger: Logger, onLost: (reason: string) => void): Promise<StateDirLock> {
-  const lockPath = join(stateDir, '.lock');
-  const started = Date.now();
-  let warned = false;
-  for (let attempt = 0; ; attempt++) {
-    let lost = false;
-    try {
-      const release = await lockfile.lock(stateDir, {
-        lockfilePath: lockPath,
-        realpath: false,
-        stale: 10_000,
-        update: 2_000,
-        onCompromised: (error) => {
-          lost = true;
-          onLost(error.message);
-        },
-      });
-      const owner: LockOwner = { pid: process.pid, host: hostname(), closing: false };
-      writeLockOwner(stateDir, owner);
-      // Once the lock is lost, the owner file is another holder's (or gone with the state dir): left alone.
-      const ours = (): boolean => !lost && readLockOwner(stateDir)?.pid === process.pid;
-      return {
-        closing: () => {
-          if (ours()) writeLockOwner(stateDir, { ...owner, closing: true });
-        },
-        async release() {
-          if (lost) return;
-          if (ours()) rmSync(join(stateDir, LOCK_OWNER_FILE), { force: true });
-          await release();
-        },
-      };
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ELOCKED') throw error;
-    }
-    const owner = readLockOwner(stateDir);
-    const local = owner !== null && owner.host === hostname();
-    const abandoned = local && owner.pid !== process.pid && !processAlive(owner.pid);
-    if (abandoned) {
-      // Aged past proper-lockfile's staleness, so the next attempt removes it and takes it.
-      if (!warned) logger.warn({ stateDir, pid: owner.pid }, 'the previous node on this state dir is gone without releasing it; taking its lock over');
-      warned = true;
-      try {
-        utimesSync(lockPath, new Date(0), new Date(0));
-      } catch {
-        // Released meanwhile (the next attempt takes it), or not ours to touch (the wait below ends it).
-      }
-    }
-    const waitingOnClose = local && owner.closing && !abandoned;
-    if (Date.now() - started >= (waitingOnClose ? LOCK_WAIT_CLOSING_MS : LOCK_WAIT_SERVING_MS)) throw new StateDirLockedError(stateDir);
-    await new Promise((resolve) => setTimeout(resolve, abandoned ? 10 : waitingOnClose ? 50 : Math.min(100 * 1.3 ** attempt, 800)));
-  }
-}
+/** Kept importable from here: main.ts and tests catch it by this module. */
+export { StateDirLockedError } from './state-dir-lock.js';
 
 export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const env = options.env ?? process.env;
+  // First, before anything is made or locked: a setting the node cannot use refuses the start (InvalidSettingError).
+  const msSettings = nodeMsSettings(env);
   const logger = options.logger ?? createLogger('gatehouse-node');
   // Absolute from the start: every later write names the directory itself, whatever becomes of the cwd.
   const stateDir = options.stateDir === null ? null : resolve(options.stateDir);
@@ -284,7 +165,6 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   let auditSettings = new AuditSettingsIndex([], guardrailDefault);
   const scanner = new SecretScanner();
   const guard = createContentGuard(() => auditSettings, scanner);
-  const probeFromEnv = Number(env.GATEHOUSE_UPSTREAM_PROBE_MS);
   // Shared OAuth tokens and per-user credentials come from the control plane on demand (never in snapshots).
   // Made before the pool (which probes shared OAUTH servers with their token) and the link (which the pool's
   // reports feed): `link` is only used once a snapshot has been applied, after it exists.
@@ -292,7 +172,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const pool: UpstreamPool = new UpstreamPool({
     holder,
     logger,
-    probeIntervalMs: options.upstreamProbeIntervalMs ?? (Number.isFinite(probeFromEnv) && env.GATEHOUSE_UPSTREAM_PROBE_MS !== '' ? probeFromEnv : undefined),
+    probeIntervalMs: options.upstreamProbeIntervalMs ?? msSettings.upstreamProbeMs,
     sharedOAuthCall: async (server): Promise<UpstreamCall | null> => {
       const resolved = await credentials.get(server, null);
       return resolved instanceof GatewayError ? null : upstreamCall(server, resolved, {}, '');
@@ -355,13 +235,12 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
   const recorder = createAuditRecorder(outbox, nodeId);
   // GATEHOUSE_AUDIT_LINGER_MS: how long a batch waits to fill (default 250 ms). Longer means fewer, larger
   // posts (less CPU per event on both planes) and events reaching the store later.
-  const lingerMs = Number(env.GATEHOUSE_AUDIT_LINGER_MS);
   const shipper = new AuditShipper({
     outbox,
     controlPlaneUrl: options.controlPlaneUrl,
     authHeaders: (method, path) => link.authHeaders(method, path),
     logger,
-    ...(Number.isFinite(lingerMs) && lingerMs >= 0 && env.GATEHOUSE_AUDIT_LINGER_MS !== '' ? { lingerMs } : {}),
+    ...(msSettings.auditLingerMs !== undefined ? { lingerMs: msSettings.auditLingerMs } : {}),
   });
   // OpenTelemetry only when an OTLP endpoint is configured (nothing is loaded otherwise).
   const otel = await createOtelSink(env, nodeId, logger);
@@ -423,7 +302,7 @@ export async function startNode(options: NodeOptions): Promise<DataPlaneNode> {
     logger.info({}, 'data-plane node draining');
     // First, while the link still serves credentials to the calls in flight: they finish (up to the drain
     // deadline) instead of failing for their callers in a rolling deploy. Idle, this takes no time.
-    const drained = await server.drain(options.drainMs ?? drainMsFromEnv(env));
+    const drained = await server.drain(options.drainMs ?? msSettings.drainMs);
     logger.info(drained, 'data-plane node drained');
     await link.stop();
     // After the server: the last requests' events are flushed to disk before the process goes.

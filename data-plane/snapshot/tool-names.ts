@@ -306,11 +306,11 @@ export function servableServerResult<T extends object>(result: T): T {
 const MAY_DECODE_UNSHOWABLE = /[\\\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 /**
  * What JSON text holds if it is a message `servableServerMessage` may change: a `method` (a request or a
- * notification), `inputRequests` or `elicitations` (`servableAnswer`), written plainly or with `\u`
+ * notification), `inputRequests`, `elicitations` or an `error` (`servableAnswer`), written plainly or with `\u`
  * escapes (the only way to spell a letter otherwise). A tool result's text has its quotes escaped
  * (`\"method\"`), so it does not match.
  */
-const SERVER_MESSAGE = /"method"|"inputRequests"|"elicitations"|\\u/;
+const SERVER_MESSAGE = /"method"|"inputRequests"|"elicitations"|"error"|\\u/;
 
 /**
  * Whether JSON text (an SSE event's data, a body) may be a message `servableServerMessage` changes: it may
@@ -341,9 +341,10 @@ function servableElicitation(params: Record<string, unknown>): Record<string, un
 }
 
 /**
- * A response that asks the client for input (see `servableServerMessage`): a 2026-07-28 result's
- * `inputRequests` (the same requests, asked in a result) and the URL elicitations of a
- * `URLElicitationRequiredError` (-32042, `error.data.elicitations`: a message and a URL the client shows).
+ * A response as it may be shown (see `servableServerMessage`): the requests it asks the client (a
+ * 2026-07-28 result's `inputRequests`: the same requests, asked in a result; the URL elicitations of a
+ * `URLElicitationRequiredError`, -32042, `error.data.elicitations`: a message and a URL the client shows),
+ * and an error's `message`, which a client prints as it came (prose: a stack trace keeps its lines).
  */
 function servableAnswer(record: Record<string, unknown>): Record<string, unknown> {
   const result = record.result;
@@ -357,16 +358,22 @@ function servableAnswer(record: Record<string, unknown>): Record<string, unknown
     return requests === null ? record : { ...record, result: { ...result, inputRequests: requests } };
   }
   const error = record.error;
-  if (isRecord(error) && isRecord(error.data) && Array.isArray(error.data.elicitations)) {
+  if (!isRecord(error)) return record;
+  let shown: Record<string, unknown> | null = null;
+  if (typeof error.message === 'string' && UNSHOWABLE.test(error.message)) {
+    const message = showableDescription(error.message);
+    if (message !== error.message) (shown ??= { ...error }).message = message;
+  }
+  if (isRecord(error.data) && Array.isArray(error.data.elicitations)) {
     let elicitations: unknown[] | null = null;
     for (const [i, elicitation] of error.data.elicitations.entries()) {
       if (!isRecord(elicitation)) continue;
       const servable = servableElicitation(elicitation);
       if (servable !== elicitation) (elicitations ??= [...error.data.elicitations])[i] = servable;
     }
-    return elicitations === null ? record : { ...record, error: { ...error, data: { ...error.data, elicitations } } };
+    if (elicitations !== null) (shown ??= { ...error }).data = { ...error.data, elicitations };
   }
-  return record;
+  return shown === null ? record : { ...record, error: shown };
 }
 
 /**
@@ -374,8 +381,8 @@ function servableAnswer(record: Record<string, unknown>): Record<string, unknown
  * text a client shows a person as it may be shown, by the rule of its lists (`servableList`): an
  * `elicitation/create`'s message (prose), URL and form (`requestedSchema`: every key and string, titles and
  * enum names included); a `notifications/progress` message (one line); a `notifications/message` (log)
- * whose `data` is a string (prose) and its `logger` (one line); the same requests asked in an answer
- * (`servableAnswer`). Everything else passes as it is: tool results, prompt messages and
+ * whose `data` is a string (prose) and its `logger` (one line); a `notifications/cancelled` reason (one
+ * line); the same requests asked in an answer and an error's message (`servableAnswer`). Everything else passes as it is: tool results, prompt messages and
  * sampling requests are the model's content, `_meta` and ids the protocol's. The message itself when nothing
  * needs changing; a string without an unshowable character costs one regex test.
  */
@@ -400,6 +407,10 @@ export function servableServerMessage<T extends object>(message: T): T {
         if (typeof params.logger === 'string' && hasUnshowable(params.logger)) (out ??= { ...params }).logger = showableLine(params.logger);
         shown = out;
       }
+      break;
+    case 'notifications/cancelled':
+      // The reason the upstream gives up on a request: a client may log or show it.
+      if (isRecord(params) && typeof params.reason === 'string' && hasUnshowable(params.reason)) shown = { ...params, reason: showableLine(params.reason) };
       break;
     case undefined:
       return servableAnswer(record) as T;

@@ -8,6 +8,7 @@ import { ErrorCode, McpError, type CallToolResult } from '@modelcontextprotocol/
 import { secretForms, type ResolvedServer } from '../config/runtime.js';
 import { ToolFailure, type GatewayError } from '../errors.js';
 import { echoForms, holdsAny, scrubText } from '../secrets/scrubber.js';
+import { showableLine } from '../snapshot/tool-names.js';
 import type { UpstreamCall } from '../pipeline/credentials.js';
 
 /**
@@ -87,13 +88,15 @@ export function transportFailure(server: string, reason: string): UpstreamFailur
 
 /**
  * A short, secret-free reason for an upstream failure. Known network and HTTP failures get fixed texts;
- * anything else keeps its message only after URLs and the server's secret values are removed from it.
+ * anything else keeps its message only after URLs and the server's secret values are removed from it, as
+ * one line of display text (the upstream wrote it, and the caller's client prints it inside a tool error:
+ * an ANSI escape or a bidi override there must not reach a terminal).
  */
 export function describeError(error: unknown, server: ResolvedServer): string {
   if (error instanceof ConnectTimeout) return error.message;
   if (error instanceof McpError) {
     if (error.code === ErrorCode.ConnectionClosed) return 'connection closed';
-    return scrub(stripMcpPrefix(error), server);
+    return showableLine(scrub(stripMcpPrefix(error), server));
   }
   for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as Error & { code?: unknown }).code;
@@ -109,7 +112,7 @@ export function describeError(error: unknown, server: ResolvedServer): string {
     const status = /\(HTTP (\d{3})\)|SSE error: Non-200 status code \((\d{3})\)/.exec(error.message);
     if (status) return `HTTP ${status[1] ?? status[2]}`;
     if (error.message === 'fetch failed') return 'connection failed';
-    return scrub(error.message, server).slice(0, 200) || 'connection failed';
+    return showableLine(scrub(error.message, server).slice(0, 200)) || 'connection failed';
   }
   return 'connection failed';
 }
@@ -120,11 +123,13 @@ export function describeError(error: unknown, server: ResolvedServer): string {
  * a refreshed OAuth token or a caller's own header), control characters flattened, and cut to `max`.
  */
 export function scrubReason(text: string, server: ResolvedServer, max = 200): string {
-  const out = scrub(text, server)
+  let out = scrub(text, server)
     .replace(/\b(bearer|basic|token)\s+[^\s,;'"]+/gi, '$1 [redacted]')
     .replace(/\b([a-z0-9_-]*(?:key|token|secret|password|authorization|cookie)[a-z0-9_-]*)(\s*[=:]\s*)[^\s,;&'"]+/gi, '$1$2[redacted]')
     .replace(/[\u0000-\u001f\u007f]+/g, ' ')
     .trim();
+  // Format characters (a bidi override, zero-width ones) as well: an admin reads this in GraphQL and the CLI.
+  out = showableLine(out);
   return out.length > max ? `${out.slice(0, max - 1)}…` : out;
 }
 

@@ -5,10 +5,17 @@
  * waited on it would take the whole deadline); past GATEHOUSE_DRAIN_MS the call is cut and the node still
  * exits at once. Before, the node closed every connection as soon as it was told to stop, so a call in
  * flight during a rolling deploy failed for its caller.
+ *
+ * On a connection the drain keeps (a request on it in flight or under way), every request the node reads
+ * gets an answer, in order: served if it arrived before the drain, else 503 `not_ready` with Retry-After;
+ * the last answer says `Connection: close` and the connection then closes. Before, a request pipelined
+ * behind one in flight was dropped unanswered (the first answer closed the connection) and the 503 had
+ * no Retry-After.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -19,6 +26,7 @@ import { openServerStream, postMcp, type RawResponse } from '../support/mcp-http
 import { spawnNode, type NodeProcess } from '../support/node-process.js';
 import { startHttpUpstream, type HttpUpstream } from '../support/upstreams.js';
 import { waitFor } from '../support/wait.js';
+import { parseResponses, rawRequest, type RawResponse as RawHttpResponse } from '../security/raw-http.js';
 
 /** An upstream whose `hold` tool answers only when the test releases it (or its caller goes). */
 interface HoldingUpstream {
@@ -77,6 +85,36 @@ function freshRequest(url: string): Promise<number | string> {
   });
 }
 
+/** One raw HTTP/1.1 connection (bytes written as given, pipelining included) and every answer it got. */
+interface RawConnection {
+  write(bytes: string): void;
+  responses(): RawHttpResponse[];
+  /** Settles when the node closes the connection (or resets it). */
+  closed: Promise<void>;
+  isClosed(): boolean;
+  destroy(): void;
+}
+
+async function rawConnection(url: string): Promise<RawConnection> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  await once(socket, 'connect');
+  let text = '';
+  let isClosed = false;
+  socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+  // A reset shows as answers missing, which the tests count.
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  void closed.then(() => (isClosed = true));
+  return {
+    write: (bytes) => void socket.write(bytes),
+    responses: () => parseResponses(text),
+    closed,
+    isClosed: () => isClosed,
+    destroy: () => socket.destroy(),
+  };
+}
+
 describe('a node stopped while a tool call is in flight', () => {
   let upstream: HoldingUpstream;
   /** A stateful upstream, for a session's long-lived GET stream on `/mcp/docs`. */
@@ -107,6 +145,12 @@ describe('a node stopped while a tool call is in flight', () => {
       },
       { timeoutMs: 20_000, what: `the audit event of ${tag}` },
     );
+  /** A JSON-RPC POST to /mcp as raw bytes, keep-alive. */
+  const mcpBytes = (message: Record<string, unknown>): string =>
+    rawRequest('POST', '/mcp', [`Authorization: Bearer ${key}`, 'Content-Type: application/json', 'Accept: application/json, text/event-stream'], JSON.stringify({ jsonrpc: '2.0', ...message }), false);
+  const holdBytes = (id: number, tag: string): string => mcpBytes({ id, method: 'tools/call', params: { name: 'slow-hold', arguments: { tag } } });
+  /** The drain has begun: the node takes no new connection. */
+  const draining = (node: NodeProcess) => waitFor(async () => (await freshRequest(node.url)) === 'ECONNREFUSED', { what: 'new connections refused' });
   const exited = (node: NodeProcess, timeoutMs: number) =>
     waitFor(() => node.proc.exitCode !== null || node.proc.signalCode !== null, { timeoutMs, what: 'the node to exit' });
 
@@ -200,5 +244,65 @@ describe('a node stopped while a tool call is in flight', () => {
     await exited(node, 20_000);
     expect(node.proc.exitCode).toBe(0);
     expect(node.logs.join('\n')).toMatch(/"streamsEnded":1/);
+  }, 90_000);
+
+  it('answers the next request on a kept-alive connection with a typed 503, Retry-After and Connection: close', async () => {
+    const node = await start();
+    const conn = await rawConnection(node.url);
+    conn.write(mcpBytes({ id: 1, method: 'tools/list' }));
+    await waitFor(() => conn.responses().length === 1, { what: 'the first answer on the kept-alive connection' });
+    expect(conn.responses()[0]?.headers.connection).toBe('keep-alive');
+    // The connection's next request is in flight when the node is told to stop, so the drain keeps the
+    // connection (an idle one it closes at once); the one after is sent once the drain has begun.
+    conn.write(holdBytes(2, 'drain-keepalive'));
+    await waitFor(() => upstream.arrived.includes('drain-keepalive'), { what: 'the call upstream' });
+
+    node.proc.kill('SIGTERM');
+    await draining(node);
+    conn.write(mcpBytes({ id: 3, method: 'tools/list' }));
+    // Released once the node has read it (else the answer before it may close the connection first).
+    await node.waitForLog(/request read while draining/);
+    upstream.release('drain-keepalive');
+    await conn.closed;
+    const answers = conn.responses();
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 503]);
+    expect(answers[1]?.body).toContain('released drain-keepalive');
+    const refused = answers[2] as RawHttpResponse;
+    expect(JSON.parse(refused.body)).toEqual({ type: 'not_ready', message: 'this node is shutting down' });
+    expect(refused.headers['content-type']).toBe('application/json');
+    expect(refused.headers.connection).toBe('close');
+    expect(refused.headers['retry-after']).toBe('1');
+    await exited(node, 20_000);
+    expect(node.proc.exitCode).toBe(0);
+  }, 90_000);
+
+  it('answers every request pipelined on a connection, in order, then closes it', async () => {
+    const node = await start();
+    const conn = await rawConnection(node.url);
+    // Three requests in one write, the first two held upstream: the third is answered at once but waits
+    // its turn behind them (HTTP/1.1 answers in order).
+    conn.write(holdBytes(1, 'pipe-1') + holdBytes(2, 'pipe-2') + mcpBytes({ id: 3, method: 'tools/list' }));
+    await waitFor(() => upstream.arrived.includes('pipe-1') && upstream.arrived.includes('pipe-2'), { what: 'both pipelined calls upstream' });
+
+    node.proc.kill('SIGTERM');
+    await draining(node);
+    // A fourth, sent once the drain has begun: refused, but answered.
+    conn.write(mcpBytes({ id: 4, method: 'tools/list' }));
+    await node.waitForLog(/request read while draining/);
+    upstream.release('pipe-2');
+    upstream.release('pipe-1');
+    await conn.closed;
+    const answers = conn.responses();
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 503]);
+    expect(answers[0]?.body).toContain('released pipe-1');
+    expect(answers[1]?.body).toContain('released pipe-2');
+    expect(answers[2]?.body).toContain('"tools"');
+    expect(JSON.parse(answers[3]?.body ?? '')).toMatchObject({ type: 'not_ready' });
+    // Only the last answer closes the connection.
+    expect(answers.map((a) => a.headers.connection)).toEqual(['keep-alive', 'keep-alive', 'keep-alive', 'close']);
+    await exited(node, 20_000);
+    expect(node.proc.exitCode).toBe(0);
+    expect(node.logs.join('\n')).toMatch(/"refused":1/);
+    expect(node.logs.join('\n')).not.toMatch(/drain deadline passed/);
   }, 90_000);
 });

@@ -44,7 +44,7 @@ describe('the state dir lock', () => {
 
   it('waits for a previous process that says it is closing, past the wait for a serving one', async () => {
     const { stateDir, release } = holdStateDir();
-    // What a closing node leaves beside its lock (node.ts LockOwner): this very process, so it is alive.
+    // What a closing node leaves beside its lock (state-dir-lock.ts LockOwner; no start time: judged by its pid alone): this very process, so it is alive.
     writeFileSync(join(stateDir, '.lock-owner'), JSON.stringify({ pid: process.pid, host: hostname(), closing: true }));
     const starting = start(stateDir);
     // Longer than a serving holder is waited for (5 s): a slow close (a large outbox to sync) is still awaited.

@@ -42,6 +42,23 @@ async function start(): Promise<{ output: () => string; cpUrl: string; mcpUrl: s
 }
 
 describe('npm start', () => {
+  it('refuses a node setting that is not a number of milliseconds before it starts anything, naming it', async () => {
+    const refusedDir = removeAtExit(mkdtempSync(join(tmpdir(), 'gatehouse-start-refused-')));
+    const owned = spawnOwned('npm', ['start'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', GATEHOUSE_DATA_DIR: refusedDir, GATEHOUSE_CP_PORT: '0', GATEHOUSE_NODE_PORT: '0', GATEHOUSE_DRAIN_MS: 'soon' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    owned.proc.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((done) => owned.proc.once('exit', done));
+    expect(code).not.toBe(0);
+    expect(err).toContain('GATEHOUSE_DRAIN_MS must be a number of milliseconds');
+    expect(err).not.toMatch(/\n\s+at /);
+    // Nothing was started: no database, no key material.
+    expect(existsSync(join(refusedDir, 'gatehouse.db'))).toBe(false);
+  }, 90_000);
+
   it('serves GraphiQL and /mcp, generating keys and printing the admin token once', async () => {
     const first = await start();
     const token = /Bootstrap admin token \(shown once, keep it safe\): (gha_\w+)/.exec(first.output())?.[1];

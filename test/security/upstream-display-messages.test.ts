@@ -8,6 +8,9 @@
  * rule: such characters as U+FFFD, tab and newline kept in prose (a message, log data), not in one line (a
  * title, a progress message). On `/mcp/{server}` from an HTTP upstream (the POST answer's SSE stream and the
  * standalone GET stream), answered over the pool (stdio: progress), and on `/mcp` during a tools/call.
+ * The same rule holds for what an answer shows: an error's message, a -32042 error's URL elicitations, a
+ * 2026-07-28 result's input requests (as `/mcp/{server}` relays them and as `/mcp` answers a call), and the
+ * reason a gateway's own tool error gives for an upstream that failed (the upstream's text, one line).
  * In-process node, the SDK's own server as the hostile upstream (HTTP and stdio) and its client, which
  * declares elicitation.
  */
@@ -18,7 +21,10 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { ElicitRequestSchema, LoggingMessageNotificationSchema, type ElicitRequest, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { createServer, type Server } from 'node:http';
 import { PassThrough } from 'node:stream';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { ResolvedServer } from '../../data-plane/config/runtime.js';
 import { displayRewrittenJson, responseRewriter } from '../../data-plane/proxy/tools-list-filter.js';
+import { describeError, scrubReason } from '../../data-plane/upstream/failures.js';
 import { servableServerMessage } from '../../data-plane/snapshot/tool-names.js';
 import { buildSnapshot, resultText, startTestNode, type BuiltSnapshot, type TestNode } from '../data-plane/helpers.js';
 import { closeServer, listen } from '../support/upstreams.js';
@@ -29,6 +35,11 @@ import { ANSI, offending } from './hostile-upstream.js';
 const UNSHOWABLE_IN_PROSE = /[^\P{Cc}\t\n]|[\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
 /** `ANSI` as shown. */
 const R = '\uFFFD[2J\uFFFD[31m';
+
+/** A -32042 error asking for a URL to be opened, its message, URL and elicitation message hostile. */
+const URL_ELICITATION_ERROR = { code: -32042, message: `connect${ANSI}`, data: { elicitations: [{ mode: 'url', elicitationId: 'e1', url: `https://a.example/\u202Egnp`, message: `Go${ANSI}` }] } };
+/** `URL_ELICITATION_ERROR` as shown. */
+const SHOWN_URL_ELICITATION_ERROR = { code: -32042, message: `connect${R}`, data: { elicitations: [{ elicitationId: 'e1', url: 'https://a.example/\uFFFDgnp', message: `Go${R}` }] } };
 
 let upstream: HostileDisplayUpstream;
 /** A bare HTTP upstream answering every POST with a JSON body that holds a log notification and a -32042 error. */
@@ -44,11 +55,26 @@ beforeAll(async () => {
     void (async () => {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: number };
-      const body = JSON.stringify([
+      const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: number; method?: string; params?: { name?: string } };
+      let body = JSON.stringify([
         { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', logger: LOG_LOGGER, data: LOG_DATA } },
-        { jsonrpc: '2.0', id: request.id, error: { code: -32042, message: 'connect', data: { elicitations: [{ mode: 'url', elicitationId: 'e1', url: `https://a.example/\u202Egnp`, message: `Go${ANSI}` }] } } },
+        { jsonrpc: '2.0', id: request.id, error: URL_ELICITATION_ERROR },
       ]);
+      // `?modern`: a 2026-07-28 answer asking for input; `?bidi`: an error whose message holds a raw U+202E
+      // (JSON writes it as is: no escape in the body), for every other method a plain answer.
+      if (req.url?.includes('modern') && request.method === 'tools/call') {
+        body = JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { resultType: 'input_required', inputRequests: { ask: { method: 'elicitation/create', params: HOSTILE_FORM } } } });
+      } else if (req.url?.includes('bidi') && request.method === 'tools/call') {
+        const error = request.params?.name === 'elicit' ? URL_ELICITATION_ERROR : { code: -32000, message: 'failed: \u202Eexe.txt' };
+        body = JSON.stringify({ jsonrpc: '2.0', id: request.id, error });
+      } else if (req.url?.includes('modern') || req.url?.includes('bidi')) {
+        if (request.id === undefined) return void res.writeHead(202).end();
+        const results: Record<string, unknown> = {
+          initialize: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'json', version: '1.0.0' } },
+          'tools/list': { tools: [{ name: 'any', inputSchema: { type: 'object' } }] },
+        };
+        body = JSON.stringify({ jsonrpc: '2.0', id: request.id, result: results[request.method ?? ''] ?? {} });
+      }
       // `?chunked`: no Content-Length, the body in two writes (the route's streamed JSON path).
       if (req.url?.includes('chunked')) {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -64,9 +90,11 @@ beforeAll(async () => {
       { name: 'docs', url: upstream.url },
       { name: 'jsonlen', url: jsonUrl },
       { name: 'jsonchunked', url: `${jsonUrl}?chunked` },
+      { name: 'jsonmodern', url: `${jsonUrl}?modern` },
+      { name: 'jsonbidi', url: `${jsonUrl}?bidi` },
       { name: 'local', connectionType: 'STDIO', stdio: { command: stdio.command, args: stdio.args, env: {} } },
     ],
-    keys: [{ name: 'all', servers: ['docs', 'local', 'jsonlen', 'jsonchunked'].map((server) => ({ server, tools: ['*'] })) }],
+    keys: [{ name: 'all', servers: ['docs', 'local', 'jsonlen', 'jsonchunked', 'jsonmodern', 'jsonbidi'].map((server) => ({ server, tools: ['*'] })) }],
     sessionSecrets: { current: { id: 's1', secret: randomBytes(32).toString('base64url') } },
   });
   node = await startTestNode();
@@ -177,8 +205,44 @@ describe('what an upstream sends the client, on every route', () => {
       expect(offending(body, UNSHOWABLE_IN_PROSE), server).toEqual([]);
       expect(body, server).toMatchObject([
         { method: 'notifications/message', params: SHOWN_LOG },
-        { id: 9, error: { code: -32042, data: { elicitations: [{ elicitationId: 'e1', url: 'https://a.example/\uFFFDgnp', message: `Go${R}` }] } } },
+        { id: 9, error: SHOWN_URL_ELICITATION_ERROR },
       ]);
+    }
+  });
+
+  /** POSTs one tools/call to `path` with the test key, answered as JSON; the parsed body. */
+  async function postCall(path: string, name: string): Promise<unknown> {
+    const res = await fetch(`${node.url}${path}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${snapshot.keyValues.all ?? ''}`, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: {} } }),
+    });
+    expect(res.status, `${path} ${name}`).toBe(200);
+    return res.json();
+  }
+
+  it('an upstream error’s message, raw or escaped, and a URL elicitation error, on /mcp/{server} and as /mcp’s answer to the call', async () => {
+    expect(await postCall('/mcp/jsonbidi', 'any')).toMatchObject({ id: 9, error: { code: -32000, message: 'failed: \uFFFDexe.txt' } });
+    expect(await postCall('/mcp', 'jsonbidi-any')).toMatchObject({ id: 9, error: { code: -32000, message: 'failed: \uFFFDexe.txt' } });
+    for (const [path, name] of [['/mcp', 'jsonbidi-elicit'], ['/mcp/jsonbidi', 'elicit']] as const) {
+      const body = await postCall(path, name);
+      expect(offending(body, UNSHOWABLE_IN_PROSE), path).toEqual([]);
+      expect(body, path).toMatchObject({ id: 9, error: SHOWN_URL_ELICITATION_ERROR });
+    }
+  });
+
+  it('an upstream that fails its initialize with a hostile message: /mcp’s tool error names it as shown', async () => {
+    // jsonlen answers initialize with the -32042 error too: /mcp cannot reach the tool, and says why.
+    const body = await postCall('/mcp', 'jsonlen-any');
+    expect(offending(body, UNSHOWABLE_IN_PROSE)).toEqual([]);
+    expect(body).toMatchObject({ id: 9, result: { isError: true, content: [{ type: 'text', text: `upstream server 'jsonlen' is unreachable: connect${R}` }] } });
+  });
+
+  it('a 2026-07-28 upstream’s input requests, as the answer to a call on /mcp and on /mcp/{server}', async () => {
+    for (const [path, name] of [['/mcp', 'jsonmodern-any'], ['/mcp/jsonmodern', 'any']] as const) {
+      const body = (await postCall(path, name)) as { result?: { inputRequests?: { ask?: { params?: ElicitRequest['params'] } } } };
+      expect(offending(body, UNSHOWABLE_IN_PROSE), path).toEqual([]);
+      expectShownForm(body.result?.inputRequests?.ask?.params);
     }
   });
 
@@ -203,6 +267,22 @@ describe('servableServerMessage and the relays (pure)', () => {
     expect(servableServerMessage(log)).toBe(log);
     const plain = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1, message: 'fine text' } };
     expect(servableServerMessage(plain)).toBe(plain);
+    const failed = { jsonrpc: '2.0', id: 5, error: { code: -32000, message: 'failed\nat line 2', data: { note: `d${ANSI}` } } };
+    expect(servableServerMessage(failed)).toBe(failed);
+  });
+
+  it('an upstream failure’s reason, as a tool error and an operator see it', () => {
+    const server = { secrets: [] } as unknown as ResolvedServer;
+    expect(describeError(new Error(`boom${ANSI}\u202Edne`), server)).toBe(`boom${R}\uFFFDdne`);
+    expect(describeError(new McpError(-32603, `no${ANSI}`), server)).toBe(`no${R}`);
+    expect(scrubReason(`down\u202E${ANSI}`, server)).toBe('down\uFFFD [2J [31m');
+  });
+
+  it('a cancellation’s reason and an error’s message', () => {
+    const cancelled = servableServerMessage({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1, reason: `gave up${ANSI}\n` } });
+    expect(cancelled.params).toEqual({ requestId: 1, reason: `gave up${R}\uFFFD` });
+    const failed = servableServerMessage({ jsonrpc: '2.0', id: 6, error: { code: -32000, message: `bad${ANSI}\n\u202Etrace` } });
+    expect(failed.error).toEqual({ code: -32000, message: `bad${R}\n\uFFFDtrace` });
   });
 
   it('a 2026-07-28 result’s input requests, a URL elicitation, and a form too deep to walk', () => {
