@@ -53,6 +53,9 @@ beforeAll(async () => {
   upstream = await startHostileDisplayUpstream();
   jsonUpstream = createServer((req, res) => {
     void (async () => {
+      // Only POSTs carry JSON-RPC: the node's client also opens a GET for a server stream, which gets a 405 (no
+      // stream here) rather than an empty body to parse, an unhandled rejection that failed the run.
+      if (req.method !== 'POST') return void res.writeHead(405).end();
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: number; method?: string; params?: { name?: string } };
