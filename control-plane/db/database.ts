@@ -176,16 +176,25 @@ export async function migrateToLatest(db: Kysely<Database>, schema?: string): Pr
     const failed = results?.find((r) => r.status === 'Error');
     if (!error && !failed) return;
     // Kysely looks for its migration table by introspecting every table of every schema, resolving each by
-    // name: another installation's schema dropped meanwhile (parallel test files, a bench) fails that
-    // lookup with 3F000 before any migration ran. Nothing was changed, so it is simply asked again.
-    if (!failed && attempt < 10 && isOtherSchemaGone(error, schema)) continue;
+    // name: another installation's schema, table or column dropped meanwhile (parallel test files, a bench)
+    // fails that lookup with 3F000, 42P01 or 42703 before any migration ran. Nothing was changed, so it is
+    // simply asked again.
+    if (!failed && attempt < 10 && isOtherObjectGone(error, schema)) continue;
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
-/** PostgreSQL's invalid_schema_name (3F000) for a schema other than `own`. */
-function isOtherSchemaGone(error: unknown, own: string | undefined): boolean {
-  if (typeof error !== 'object' || error === null || (error as { code?: unknown }).code !== '3F000') return false;
+/**
+ * PostgreSQL's invalid_schema_name (3F000) for a schema other than `own`, or undefined_table (42P01) or
+ * undefined_column (42703) while no migration ran (the caller checks): the introspection resolving another
+ * installation's table or column that was just dropped (its message names the relation, not always the
+ * schema; this installation's own tables are only made by its migrations, which would have failed instead).
+ */
+function isOtherObjectGone(error: unknown, own: string | undefined): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  if (code === '42P01' || code === '42703') return true;
+  if (code !== '3F000') return false;
   const message = error instanceof Error ? error.message : '';
   return own === undefined || !message.includes(`"${own}"`);
 }
