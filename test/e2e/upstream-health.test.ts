@@ -92,11 +92,12 @@ describe.each(testDialects)('upstream health reaches GraphQL on %s', (dialect) =
   });
 
   it('an upstream that stops listening shows as UNREACHABLE', async () => {
+    // The upstream going away may end the node's open connection to it first (closed) or refuse the next one.
     const port = upstream.port;
     await upstream.close();
     const s = await statusBecomes('UNREACHABLE');
     expect(s.upstreamStatus).toBe('UNREACHABLE');
-    expect(s.statusReason).toMatch(/unreachable: connection (refused|failed)/);
+    expect(s.statusReason).toMatch(/unreachable: connection (refused|failed|closed)/);
     expect(s.statusReason).not.toContain(String(port));
     // It comes back, still refusing that credential: refused again (up, credential wrong).
     upstream = await startHttpUpstream({ port, label: 'crm', requireHeader: { name: 'authorization', values: [GOOD] } });
